@@ -1,0 +1,235 @@
+"""Reading imaging stacks into ``(channel, z, y, x)`` arrays with their voxel size.
+
+Supported inputs: multi-page TIFF, OME-TIFF and ImageJ hyperstacks (any axis order the
+metadata states), and folders of single-plane TIFF/PNG slices sorted by name.  Header-only
+probing (:func:`probe_stack`) lets the pipeline reject bad files before reading pixels.
+"""
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+SLICE_SUFFIXES = (".tif", ".tiff", ".png")
+_UM_PER_UNIT = {"um": 1.0, "µm": 1.0, "\u00b5m": 1.0, "micron": 1.0, "microns": 1.0,
+                "micrometer": 1.0, "micrometre": 1.0, "nm": 1e-3, "mm": 1e3}
+
+
+class InputError(ValueError):
+    """Bad input data; the message names the file, row or column and how to fix it."""
+
+
+@dataclass(frozen=True)
+class StackInfo:
+    """What a stack's header says, without reading its pixels."""
+
+    path: Path
+    n_channels: int
+    n_planes: int
+    plane_shape: tuple[int, int]
+    dtype: str
+    voxel_um: tuple[float | None, float | None, float | None]
+
+
+# --------------------------------------------------------------------------- axes
+def _axes_plan(axes: str, shape: tuple[int, ...], path: Path) -> tuple[str, str]:
+    """Return (channel axis letter or '', z axis letter or '') for a tifffile series."""
+    chan = [a for a in axes if a in "CS" and shape[axes.index(a)] > 1]
+    if len(chan) > 1:
+        raise InputError(f"{path}: both a channel (C) and a sample (S) axis in {axes} {shape}; "
+                         "save the stack with one channel axis")
+    if "Y" not in axes or "X" not in axes:
+        raise InputError(f"{path}: no Y/X image axes in {axes}; is this an image stack?")
+    z = "Z" if "Z" in axes else next((a for a in "IQT" if a in axes), "")
+    return (chan[0] if chan else ""), z
+
+
+def _to_czyx(data: np.ndarray, axes: str, path: Path) -> np.ndarray:
+    c_ax, z_ax = _axes_plan(axes, data.shape, path)
+    order = [axes.index(a) for a in (c_ax, z_ax, "Y", "X") if a]
+    rest = [i for i in range(data.ndim) if i not in order]
+    arr = np.transpose(data, rest + order)
+    if rest:  # frames per slice (e.g. repeated acquisitions): average them
+        arr = arr.reshape((-1,) + arr.shape[len(rest):]).mean(axis=0, dtype=np.float32)
+    if not c_ax:
+        arr = arr[np.newaxis]
+    if not z_ax:
+        arr = arr[:, np.newaxis]
+    return arr
+
+
+def _series_layout(series, path: Path) -> tuple[int, int, tuple[int, int]]:
+    axes, shape = series.axes, tuple(series.shape)
+    c_ax, z_ax = _axes_plan(axes, shape, path)
+    n_c = shape[axes.index(c_ax)] if c_ax else 1
+    n_z = shape[axes.index(z_ax)] if z_ax else 1
+    return n_c, n_z, (shape[axes.index("Y")], shape[axes.index("X")])
+
+
+# --------------------------------------------------------------------------- metadata
+def _unit_scale(unit: str | None) -> float | None:
+    if unit is None:
+        return 1.0
+    return _UM_PER_UNIT.get(str(unit).strip().replace("\\u00B5", "µ").lower())
+
+
+def _ome_voxel(xml: str) -> tuple[float | None, float | None, float | None]:
+    root = ET.fromstring(xml)
+    pixels = next((el for el in root.iter() if el.tag.endswith("Pixels")), None)
+    if pixels is None:
+        return (None, None, None)
+    out = []
+    for ax in "ZYX":
+        val = pixels.get(f"PhysicalSize{ax}")
+        scale = _unit_scale(pixels.get(f"PhysicalSize{ax}Unit"))
+        out.append(float(val) * scale if val is not None and scale else None)
+    return tuple(out)
+
+
+def _imagej_voxel(tif: tifffile.TiffFile) -> tuple[float | None, float | None, float | None]:
+    meta = tif.imagej_metadata or {}
+    scale = _unit_scale(meta.get("unit"))
+    if not scale:  # 'pixel' or an unknown unit: the file does not know its size
+        return (None, None, None)
+    page = tif.pages[0]
+
+    def res(tag):
+        t = page.tags.get(tag)
+        if t is None:
+            return None
+        num, den = t.value
+        return den / num * scale if num else None
+
+    z = meta.get("spacing")
+    return (float(z) * scale if z else None, res("YResolution"), res("XResolution"))
+
+
+def voxel_from_tiff(tif: tifffile.TiffFile) -> tuple[float | None, float | None, float | None]:
+    """Voxel size (z, y, x) in um from OME or ImageJ metadata; None where not stated."""
+    if tif.is_ome and tif.ome_metadata:
+        vox = _ome_voxel(tif.ome_metadata)
+        if any(v is not None for v in vox):
+            return vox
+    if tif.is_imagej:
+        return _imagej_voxel(tif)
+    return (None, None, None)
+
+
+# --------------------------------------------------------------------------- public API
+def _slice_files(folder: Path) -> list[Path]:
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in SLICE_SUFFIXES)
+    if not files:
+        raise InputError(f"{folder}: folder holds no .tif/.tiff/.png slices; "
+                         "point 'path' at a stack file or a folder of slices")
+    return files
+
+
+def _read_plane(path: Path) -> np.ndarray:
+    if path.suffix.lower() == ".png":
+        import imageio.v3 as iio  # installed with scikit-image
+        return np.asarray(iio.imread(path))
+    return tifffile.imread(path)
+
+
+def probe_stack(path: str | Path) -> StackInfo:
+    """Read only the header of a stack (file or folder of slices)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: does not exist; check the 'path' column of the sessions sheet")
+    try:
+        if path.is_dir():
+            files = _slice_files(path)
+            first = _read_plane(files[0])
+            n_c = first.shape[-1] if first.ndim == 3 else 1
+            return StackInfo(path, n_c, len(files), first.shape[:2], str(first.dtype),
+                             (None, None, None))
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            n_c, n_z, yx = _series_layout(series, path)
+            return StackInfo(path, n_c, n_z, yx, str(series.dtype), voxel_from_tiff(tif))
+    except InputError:
+        raise
+    except Exception as exc:  # tifffile raises many types for broken files
+        raise InputError(f"{path}: cannot be read as an image stack ({type(exc).__name__}: {exc}); "
+                         "re-export it as a TIFF stack or a folder of slices") from exc
+
+
+def read_stack(path: str | Path, *, channels: list[int]) -> np.ndarray:
+    """Read the requested channels of a stack as float32 ``(len(channels), z, y, x)``.
+
+    Raises :class:`InputError` naming the file for unreadable files, channel indices out of
+    range, NaN/inf values, and stacks that hold no signal (all one value).
+    """
+    path = Path(path)
+    info = probe_stack(path)
+    for c in channels:
+        if not 0 <= c < info.n_channels:
+            raise InputError(f"{path}: channel {c} requested but the stack has {info.n_channels} "
+                             f"channel(s) (0..{info.n_channels - 1}); fix psd95_channel/"
+                             "morphology_channel in the sessions sheet")
+    try:
+        if path.is_dir():
+            planes = [_read_plane(f) for f in _slice_files(path)]
+            data = np.stack(planes)  # z, y, x[, s]
+            czyx = data[np.newaxis] if data.ndim == 3 else np.moveaxis(data, -1, 0)
+        else:
+            with tifffile.TiffFile(path) as tif:
+                series = tif.series[0]
+                czyx = _to_czyx(series.asarray(), series.axes, path)
+    except Exception as exc:
+        raise InputError(f"{path}: pixel data cannot be read ({type(exc).__name__}: {exc}); "
+                         "the file may be truncated or corrupt") from exc
+    out = czyx[channels].astype(np.float32, copy=False)
+    if not np.isfinite(out).all():
+        raise InputError(f"{path}: contains NaN or infinite values; replace them before running")
+    for i, c in enumerate(channels):
+        if out[i].min() == out[i].max():
+            raise InputError(f"{path}: channel {c} is constant ({out[i].min()}); "
+                             "the acquisition holds no image")
+    return out
+
+
+def resolve_voxel(sheet_voxel, file_voxel, config_voxel, *, path) -> tuple[float, float, float]:
+    """Voxel size (z, y, x) in um: the sheet first, then the file's metadata, then the config."""
+    for source in (sheet_voxel, file_voxel, config_voxel):
+        if source is not None and all(v is not None for v in source):
+            vox = tuple(float(v) for v in source)
+            if min(vox) <= 0:
+                raise InputError(f"{path}: voxel size {vox} must be positive")
+            return vox
+    raise InputError(f"{path}: voxel size unknown: not in the sheet's 'voxel_um' column, not "
+                     "(fully) in the file's metadata, and no 'voxel_um' in the config; add "
+                     "voxel_um as 'z,y,x' in micrometres to the sheet or the config")
+
+
+def write_stack(path: str | Path, stack: np.ndarray, *, voxel_um, metadata: dict) -> None:
+    """Write a ``(c, z, y, x)`` float32 stack as an ImageJ-readable TIFF plus a JSON sidecar."""
+    path = Path(path)
+    c, z, y, x = stack.shape
+    data = np.ascontiguousarray(stack.transpose(1, 0, 2, 3))
+    # integer-valued data (the usual 8/16-bit camera output) is stored losslessly at half size
+    if data.min() >= 0 and data.max() <= 65535 and np.array_equal(data, np.round(data)):
+        data = data.astype(np.uint16)
+    tifffile.imwrite(path, data, imagej=True,
+                     resolution=(1 / voxel_um[2], 1 / voxel_um[1]),
+                     metadata={"spacing": voxel_um[0], "unit": "um", "axes": "ZCYX"})
+    path.with_suffix(".json").write_text(json.dumps({**metadata, "voxel_um": list(voxel_um),
+                                                     "shape_czyx": [c, z, y, x]}, indent=1))
+
+
+def load_ingested(path: str | Path) -> tuple[np.ndarray, dict]:
+    """Read a stack written by :func:`write_stack`: ``(c, z, y, x)`` array and its sidecar."""
+    path = Path(path)
+    meta = json.loads(path.with_suffix(".json").read_text())
+    data = tifffile.imread(path).astype(np.float32, copy=False)
+    c, z, y, x = meta["shape_czyx"]
+    return data.reshape(z, c, y, x).transpose(1, 0, 2, 3), meta
+
+
+def safe_name(text: str) -> bool:
+    return bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", str(text)))

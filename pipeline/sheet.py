@@ -1,0 +1,167 @@
+"""The sessions sheet: read, validate, and report every problem at once.
+
+Validation happens before any image is read.  Each problem names the row (data row number
+and the line in the file), the column, and what to do.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import jsonschema
+import pandas as pd
+import yaml
+
+from .io import InputError
+
+SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas"
+REQUIRED = ["cell", "cell_type", "session", "day", "path"]
+
+
+class SheetError(InputError):
+    """One or more problems in the sessions sheet (all listed in the message)."""
+
+
+def load_schema(name: str) -> dict:
+    return yaml.safe_load((SCHEMA_DIR / name).read_text())
+
+
+def _typed_row(raw: dict) -> dict:
+    """Turn the sheet's strings into the types the schema describes (blank = not given)."""
+    row = {}
+    for key, val in raw.items():
+        val = str(val).strip()
+        if val == "":
+            continue
+        if key == "day":
+            try:
+                val = float(val)
+            except ValueError:
+                pass  # the schema reports it as not a number
+        elif key in ("psd95_channel", "morphology_channel"):
+            try:
+                f = float(val)
+                val = int(f) if f.is_integer() else f
+            except ValueError:
+                pass
+        row[key] = val
+    return row
+
+
+def parse_voxel(text: str | None) -> tuple[float, float, float] | None:
+    if text is None or str(text).strip() == "":
+        return None
+    return tuple(float(v) for v in str(text).split(","))
+
+
+def read_sessions(path: str | Path, *, check_files: bool = True) -> pd.DataFrame:
+    """Read and validate a sessions sheet.
+
+    Returns one row per session with typed columns and ``abs_path`` (the image path resolved
+    against the sheet's folder), sorted by cell and day.  Raises :class:`SheetError` listing
+    every problem found.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SheetError(f"sessions sheet {path} does not exist; pass sessions=PATH in the config")
+    try:
+        raw = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, comment=None)
+    except Exception as exc:
+        raise SheetError(f"{path}: cannot be read as a tab-separated table ({exc})") from exc
+    raw.columns = [c.strip() for c in raw.columns]
+    schema = load_schema("sessions.schema.yaml")
+    allowed = set(schema["properties"])
+    problems: list[str] = []
+
+    missing = [c for c in REQUIRED if c not in raw.columns]
+    if missing:
+        problems.append(f"missing required column(s) {', '.join(missing)}; the sheet needs "
+                        f"{', '.join(REQUIRED)} (tab-separated, header on the first line)")
+    extra = [c for c in raw.columns if c not in allowed]
+    if extra:
+        problems.append(f"unknown column(s) {', '.join(extra)}; allowed columns are "
+                        f"{', '.join(sorted(allowed))} (put free text in 'notes')")
+    if raw.empty:
+        problems.append("the sheet has no rows")
+    if problems:
+        raise SheetError(f"{path}:\n  - " + "\n  - ".join(problems))
+
+    validator = jsonschema.Draft202012Validator(schema)
+    rows = []
+    for i, rec in enumerate(raw.to_dict("records")):
+        where = f"row {i + 1} (line {i + 2})"
+        row = _typed_row(rec)
+        for err in validator.iter_errors(row):
+            col = err.path[0] if err.path else ", ".join(
+                c for c in REQUIRED if c not in row) or "?"
+            problems.append(f"{where}, column '{col}': {err.message}")
+        row["row"] = i + 1
+        if "voxel_um" in row:
+            try:
+                vox = parse_voxel(row["voxel_um"])
+                if min(vox) <= 0:
+                    raise ValueError
+            except ValueError:
+                problems.append(f"{where}, column 'voxel_um': '{row['voxel_um']}' must be three "
+                                "positive numbers 'z,y,x' in micrometres")
+        if {"psd95_channel", "morphology_channel"} <= row.keys() and \
+                row["psd95_channel"] == row["morphology_channel"]:
+            problems.append(f"{where}: psd95_channel and morphology_channel are both "
+                            f"{row['psd95_channel']}; they must differ")
+        if "path" in row:
+            img = (path.parent / row["path"]).resolve()
+            row["abs_path"] = str(img)
+            if check_files and not img.exists():
+                problems.append(f"{where}, column 'path': {img} does not exist (paths are "
+                                f"relative to the sheet's folder {path.parent.resolve()})")
+        rows.append(row)
+
+    df = pd.DataFrame(rows)
+    if {"cell", "session"} <= set(df.columns):
+        dup = df[df.duplicated(["cell", "session"], keep=False)]
+        for (cell, sess), grp in dup.groupby(["cell", "session"]):
+            problems.append(f"rows {', '.join(map(str, grp['row']))}: session '{sess}' appears "
+                            f"more than once for cell '{cell}'; session names must be unique "
+                            "within a cell")
+        if "cell_type" in df.columns:
+            for cell, grp in df.groupby("cell"):
+                types = grp["cell_type"].dropna().unique()
+                if len(types) > 1:
+                    problems.append(f"rows {', '.join(map(str, grp['row']))}: cell '{cell}' has "
+                                    f"several cell_type values ({', '.join(types)}); use one")
+        for cell, grp in df.groupby("cell"):
+            if len(grp) < 2:
+                problems.append(f"row {grp['row'].iloc[0]}: cell '{cell}' has only one session; "
+                                "tracking needs two or more (add its other sessions or remove it)")
+    if problems:
+        raise SheetError(f"{path}: {len(problems)} problem(s):\n  - " + "\n  - ".join(problems))
+
+    for col, default in (("animal", ""), ("psd95_channel", 0), ("morphology_channel", -1),
+                         ("voxel_um", ""), ("notes", "")):
+        if col not in df.columns:
+            df[col] = default
+    df["psd95_channel"] = df["psd95_channel"].fillna(0).astype(int)
+    df["morphology_channel"] = df["morphology_channel"].fillna(-1).astype(int)
+    df["animal"] = df["animal"].fillna("")
+    df["voxel_um"] = df["voxel_um"].fillna("")
+    return df.sort_values(["cell", "day", "session"], kind="stable").reset_index(drop=True)
+
+
+def check_images(sessions: pd.DataFrame, *, config_voxel=None) -> list[str]:
+    """Probe every image header (no pixels read); return one problem line per bad session."""
+    from .io import probe_stack, resolve_voxel
+
+    problems = []
+    for row in sessions.itertuples():
+        where = f"row {row.row} (cell {row.cell}, session {row.session})"
+        try:
+            info = probe_stack(row.abs_path)
+            for name in ("psd95_channel", "morphology_channel"):
+                c = getattr(row, name)
+                if c >= info.n_channels:
+                    raise InputError(f"{row.abs_path}: {name} {c} is out of range: the stack has "
+                                     f"{info.n_channels} channel(s)")
+            resolve_voxel(parse_voxel(row.voxel_um), info.voxel_um, config_voxel,
+                          path=row.abs_path)
+        except InputError as exc:
+            problems.append(f"{where}: {exc}")
+    return problems

@@ -1,0 +1,413 @@
+"""Synthetic longitudinal two-photon stacks with known synapses, weights and motion.
+
+Everything is generated in a tissue frame (micrometres, axes z, y, x) which is also the
+frame of the first session: session 0's transform is the identity, so the ground-truth
+positions in the reference frame are the tissue positions.  Each later session sees the
+tissue through a rigid transform (shift, rotation about z, tilt) about the field centre.
+
+Images are rendered from points: dendrite centre lines, spine necks and heads are splatted
+(trilinear) and blurred by the point-spread function; puncta are anisotropic Gaussians whose
+integral is ``weight * photons_per_weight * brightness``.  Photon noise is Poisson, then gain,
+read noise and offset are applied.
+
+Weights evolve every interval by the Kesten process
+``w' = w + a*w + c + sqrt(b*w**2 + d) * xi`` with xi ~ N(0, 1); a synapse is lost with a
+probability that falls with log weight (or when w' drops below ``min_weight``), and new
+synapses are born with small log-normal weights.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+
+FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+
+KESTEN_DEFAULTS = {  # a, c, b, d per 4-day interval (Melander et al. 2021 fits)
+    "pyr": (-0.05, 0.04, 0.07, 0.11),
+    "PV": (-0.17, 0.17, 0.04, 0.04),
+}
+WEIGHT_DEFAULTS = {"pyr": (0.0, 0.92), "PV": (0.0, 0.45)}  # ln-weight mu, sigma at day 0
+LOSS_DEFAULTS = {"pyr": (-2.6, -1.0), "PV": (-3.6, -1.0)}   # logit p_loss = alpha + beta ln w
+
+
+@dataclass(frozen=True)
+class SimulationParams:
+    """Parameters of one simulated cell (imaged field)."""
+
+    cell_type: str = "pyr"
+    shape: tuple[int, int, int] = (34, 512, 512)
+    spacing: tuple[float, float, float] = (0.8, 0.0887, 0.0887)
+    n_sessions: int = 8
+    interval_days: float = 4.0
+    # geometry
+    n_dendrites: int = 2
+    synapse_density_per_um: float = 1.0
+    dendrite_radius_um: tuple[float, float] = (0.3, 0.6)
+    spine_length_um: tuple[float, float] = (0.5, 1.5)
+    # synapses closer than this (um, z scaled down by z_anisotropy) are not generated: real
+    # spines and puncta do not overlap
+    min_separation_um: float = 0.8
+    z_anisotropy: float = 4.0
+    punctum_fwhm_um: tuple[float, float] = (0.2, 0.7)
+    # optics
+    psf_fwhm_um: tuple[float, float, float] = (2.0, 0.4, 0.4)
+    # signal (photons)
+    photons_per_weight: float = 1500.0
+    background_photons: float = 2.0
+    morphology_peak_photons: float = 40.0
+    diffuse_psd95: float = 0.03
+    bleedthrough: float = 0.02
+    gain: float = 1.0
+    read_noise: float = 1.0
+    offset: float = 10.0
+    brightness_sd: float = 0.1
+    bleach_per_session: float = 0.98
+    # motion (session 0 is the reference; others get a random rigid transform)
+    shift_sd_um: tuple[float, float, float] = (0.8, 2.0, 2.0)
+    rotation_deg: float = 0.0
+    tilt_deg: float = 0.0
+    # dynamics
+    kesten: tuple[float, float, float, float] | None = None
+    weight_lognormal: tuple[float, float] | None = None
+    loss_logit: tuple[float, float] | None = None
+    min_weight: float = 0.05
+    birth_rate: float | None = None
+    birth_lognormal: tuple[float, float] = (np.log(0.4), 0.5)
+    seed: int = 0
+
+    def resolved(self) -> "SimulationParams":
+        """Fill cell-type defaults for the dynamics left unset."""
+        ct = self.cell_type if self.cell_type in KESTEN_DEFAULTS else "pyr"
+        kesten = self.kesten or KESTEN_DEFAULTS[ct]
+        loss = self.loss_logit or LOSS_DEFAULTS[ct]
+        # births balance expected losses at w = 1 so the population stays roughly constant
+        birth = self.birth_rate if self.birth_rate is not None else 1 / (1 + np.exp(-loss[0]))
+        return replace(self, kesten=tuple(kesten), loss_logit=tuple(loss), birth_rate=birth,
+                       weight_lognormal=self.weight_lognormal or WEIGHT_DEFAULTS[ct])
+
+
+@dataclass
+class _Dendrite:
+    points: np.ndarray  # (n, 3) um, centre line
+    tangents: np.ndarray
+    radius: float
+    length: float
+
+
+@dataclass
+class SimulatedCell:
+    """Rendered sessions and the ground truth of one cell."""
+
+    images: list[np.ndarray]              # per session (2, z, y, x) uint16: psd95, morphology
+    truth: pd.DataFrame                   # one row per synapse per session
+    transforms: list[np.ndarray]          # per session 4x4, session um -> reference um
+    params: SimulationParams
+    days: list[float] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- geometry
+def rotation_matrix(rot_z_deg: float, tilt_y_deg: float = 0.0, tilt_x_deg: float = 0.0):
+    """Rotation acting on (z, y, x) vectors: about z (in the y-x plane), then tilts."""
+    a, b, g = np.deg2rad([rot_z_deg, tilt_y_deg, tilt_x_deg])
+    rz = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+    ry = np.array([[np.cos(b), 0, np.sin(b)], [0, 1, 0], [-np.sin(b), 0, np.cos(b)]])  # z-x
+    rx = np.array([[np.cos(g), -np.sin(g), 0], [np.sin(g), np.cos(g), 0], [0, 0, 1]])  # z-y
+    return rx @ ry @ rz
+
+
+def affine_about(rot: np.ndarray, shift, centre) -> np.ndarray:
+    """4x4 matrix of p -> rot @ (p - centre) + centre + shift on (z, y, x, 1)."""
+    m = np.eye(4)
+    m[:3, :3] = rot
+    m[:3, 3] = np.asarray(centre) + np.asarray(shift) - rot @ np.asarray(centre)
+    return m
+
+
+def apply_affine(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    pts = np.asarray(points, dtype=float).reshape(-1, 3)
+    return pts @ matrix[:3, :3].T + matrix[:3, 3]
+
+
+def _make_dendrites(p: SimulationParams, rng) -> list[_Dendrite]:
+    extent = np.array(p.shape) * np.array(p.spacing)
+    centre = (np.array(p.shape) - 1) / 2 * np.array(p.spacing)
+    lateral = extent[1:].min()
+    base_angle = rng.uniform(0, np.pi)
+    dendrites = []
+    for k in range(p.n_dendrites):
+        angle = base_angle + rng.normal(0, 0.25)
+        u = np.array([0.0, np.sin(angle), np.cos(angle)])
+        n = np.array([0.0, np.cos(angle), -np.sin(angle)])
+        # spread dendrites across the field, perpendicular to their direction
+        off = (k - (p.n_dendrites - 1) / 2) * lateral / (p.n_dendrites + 0.5) + rng.normal(0, 0.5)
+        length = np.linalg.norm(extent[1:]) * 1.1
+        s = np.arange(-length / 2, length / 2, 0.05)
+        bend = rng.uniform(0.5, 2.0) * np.sin(2 * np.pi * s / rng.uniform(15, 40) + rng.uniform(0, 6))
+        zc = rng.uniform(0.4, 0.6) * extent[0]
+        z = zc + rng.uniform(0.5, 2.0) * np.sin(2 * np.pi * s / rng.uniform(20, 50) + rng.uniform(0, 6))
+        pts = centre + s[:, None] * u + (off + bend)[:, None] * n
+        pts[:, 0] = z
+        tang = np.gradient(pts, axis=0)
+        tang /= np.linalg.norm(tang, axis=1, keepdims=True)
+        dendrites.append(_Dendrite(pts, tang, rng.uniform(*p.dendrite_radius_um), length))
+    return dendrites
+
+
+def _sample_sites(p: SimulationParams, dendrites, n: int, rng) -> pd.DataFrame:
+    """Synapse sites: spine heads (pyr) or shaft surface (other types)."""
+    lengths = np.array([d.length for d in dendrites])
+    which = rng.choice(len(dendrites), size=n, p=lengths / lengths.sum())
+    rows = []
+    for k in range(n):
+        d = dendrites[which[k]]
+        i = rng.integers(len(d.points))
+        c, t = d.points[i], d.tangents[i]
+        perp = np.cross(t, rng.normal(size=3))
+        perp /= np.linalg.norm(perp)
+        if p.cell_type == "pyr":
+            side = np.array([0.0, -t[2], t[1]]) * rng.choice([-1, 1])  # lateral, in y-x
+            side = side / np.linalg.norm(side) + 0.25 * perp
+            side /= np.linalg.norm(side)
+            dist = d.radius + rng.uniform(*p.spine_length_um)
+            head = c + dist * side
+            rows.append((*head, *c, d.radius, "spine"))
+        else:
+            pos = c + d.radius * perp
+            rows.append((*pos, *c, d.radius, "shaft"))
+    cols = ["z_um", "y_um", "x_um", "base_z", "base_y", "base_x", "radius", "kind"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+# --------------------------------------------------------------------------- rendering
+def splat(shape, points_vox: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Trilinear splatting of weighted points into a zero volume (mass and centroid exact)."""
+    vol = np.zeros(int(np.prod(shape)), dtype=np.float64)
+    pts = np.asarray(points_vox, dtype=float)
+    base = np.floor(pts).astype(np.int64)
+    frac = pts - base
+    for corner in np.ndindex(2, 2, 2):
+        idx = base + np.array(corner)
+        w = np.prod(np.where(np.array(corner), frac, 1 - frac), axis=1) * weights
+        ok = np.all((idx >= 0) & (idx < np.array(shape)), axis=1)
+        flat = np.ravel_multi_index(tuple(idx[ok].T), shape)
+        vol += np.bincount(flat, weights=w[ok], minlength=vol.size)
+    return vol.reshape(shape)
+
+
+def render_puncta(shape, spacing, centres_vox, integrals, sigmas_um) -> np.ndarray:
+    """Sum of anisotropic Gaussians, each integrating to its ``integrals`` value."""
+    vol = np.zeros(int(np.prod(shape)))
+    if len(centres_vox) == 0:
+        return vol.reshape(shape)
+    spacing = np.asarray(spacing)
+    sig_vox = np.asarray(sigmas_um) / spacing  # (n, 3)
+    half = np.ceil(3.5 * sig_vox.max(axis=0)).astype(int)
+    offs = np.stack(np.meshgrid(*[np.arange(-h, h + 1) for h in half], indexing="ij"), -1).reshape(-1, 3)
+    centre_int = np.round(centres_vox).astype(int)
+    idx = centre_int[:, None, :] + offs[None]                       # (n, k, 3)
+    d = (idx - centres_vox[:, None, :]) / sig_vox[:, None, :]
+    g = np.exp(-0.5 * np.sum(d * d, axis=2))
+    g *= (np.asarray(integrals) / g.sum(axis=1))[:, None]
+    ok = np.all((idx >= 0) & (idx < np.array(shape)), axis=2)
+    flat = np.ravel_multi_index(tuple(idx[ok].T), shape)
+    vol += np.bincount(flat, weights=g[ok], minlength=vol.size)
+    return vol.reshape(shape)
+
+
+def _morphology_points(dendrites, sites: pd.DataFrame):
+    """Points (um) and weights describing shafts, spine necks and heads."""
+    pts, wts = [], []
+    for d in dendrites:
+        pts.append(d.points)
+        wts.append(np.full(len(d.points), (d.radius / 0.45) ** 2))
+    for s in sites[sites["kind"] == "spine"].itertuples():
+        head = np.array([s.z_um, s.y_um, s.x_um])
+        base = np.array([s.base_z, s.base_y, s.base_x])
+        t = np.linspace(0, 1, max(int(np.linalg.norm(head - base) / 0.05), 2))[:, None]
+        pts.append(base + t * (head - base))
+        wts.append(np.full(len(t), 0.15))
+        pts.append(head[None])
+        wts.append(np.array([6.0]))  # a head ~0.6 um across
+    return np.concatenate(pts), np.concatenate(wts)
+
+
+def _render_session(p: SimulationParams, to_session: np.ndarray, morph_pts, morph_w,
+                    punct_um, weights, sizes_um, brightness, rng) -> np.ndarray:
+    spacing = np.array(p.spacing)
+    psf_sigma = np.array(p.psf_fwhm_um) * FWHM_TO_SIGMA
+    # morphology: splat centre lines, blur by the PSF widened by the tube cross-section
+    mvox = apply_affine(to_session, morph_pts) / spacing
+    morph = splat(p.shape, mvox, morph_w)
+    blur_um = np.sqrt(psf_sigma ** 2 + 0.2 ** 2)
+    morph = ndimage.gaussian_filter(morph, blur_um / spacing, mode="constant")
+    scale = p.morphology_peak_photons / max(np.percentile(morph, 99.95), 1e-12)
+    morph *= scale * brightness
+    # PSD-95: puncta + diffuse PSD-95 in the dendrite + bleed-through + background
+    pvox = apply_affine(to_session, punct_um) / spacing
+    sig = np.sqrt(psf_sigma[None] ** 2 + (sizes_um[:, None] * FWHM_TO_SIGMA) ** 2)
+    psd = render_puncta(p.shape, spacing, pvox, weights * p.photons_per_weight * brightness, sig)
+    psd += (p.diffuse_psd95 + p.bleedthrough) * morph + p.background_photons * brightness
+    morph += p.background_photons * brightness
+    out = np.empty((2,) + tuple(p.shape), dtype=np.uint16)
+    for c, lam in enumerate((psd, morph)):
+        counts = rng.poisson(lam).astype(np.float64)
+        val = counts * p.gain + rng.normal(0, p.read_noise, lam.shape) + p.offset
+        out[c] = np.clip(np.round(val), 0, 65535).astype(np.uint16)
+    return out
+
+
+# --------------------------------------------------------------------------- dynamics
+def kesten_step(w: np.ndarray, a, c, b, d, rng) -> np.ndarray:
+    """One interval of w' = w + a*w + c + sqrt(b*w^2 + d)*xi."""
+    return w + a * w + c + np.sqrt(b * w ** 2 + d) * rng.normal(size=w.shape)
+
+
+def simulate_cell(params: SimulationParams, *, cell: str = "cell01") -> SimulatedCell:
+    """Simulate one imaged field over ``n_sessions`` sessions with its ground truth."""
+    p = params.resolved()
+    rng = np.random.default_rng(p.seed)
+    spacing = np.array(p.spacing)
+    shape = np.array(p.shape)
+    centre = (shape - 1) / 2 * spacing
+    dendrites = _make_dendrites(p, rng)
+
+    # session transforms: tissue (= reference) um -> session um
+    to_session = [np.eye(4)]
+    for _ in range(1, p.n_sessions):
+        rot = rotation_matrix(rng.uniform(-1, 1) * p.rotation_deg,
+                              rng.uniform(-1, 1) * p.tilt_deg, rng.uniform(-1, 1) * p.tilt_deg)
+        to_session.append(affine_about(rot, rng.normal(0, p.shift_sd_um), centre))
+
+    def visible(pos_um):
+        """Sites that stay well inside the stack in every session."""
+        margin = np.array([1.5 * p.psf_fwhm_um[0], 1.0, 1.0])
+        ok = np.ones(len(pos_um), bool)
+        for m in to_session:
+            q = apply_affine(m, pos_um)
+            ok &= np.all((q >= margin) & (q <= (shape - 1) * spacing - margin), axis=1)
+        return ok
+
+    scale = np.array([1 / p.z_anisotropy, 1.0, 1.0])
+    taken = np.empty((0, 3))
+
+    def new_sites(n):
+        """n sites inside every session's view, none too close to an earlier site."""
+        nonlocal taken
+        out = [_sample_sites(p, dendrites, 0, rng)]
+        for _ in range(50):
+            if sum(len(o) for o in out) >= n:
+                break
+            cand = _sample_sites(p, dendrites, 2 * n + 10, rng)
+            xyz = cand[["z_um", "y_um", "x_um"]].to_numpy()
+            keep = np.flatnonzero(visible(xyz))
+            chosen = []
+            for i in keep:
+                if len(chosen) + sum(len(o) for o in out) >= n:
+                    break
+                q = xyz[i] * scale
+                if len(taken) == 0 or np.min(np.linalg.norm(taken - q, axis=1)) >= p.min_separation_um:
+                    taken = np.vstack([taken, q])
+                    chosen.append(i)
+            out.append(cand.iloc[chosen])
+        return pd.concat(out, ignore_index=True)
+
+    visible_len = sum(d.length for d in dendrites) * np.mean(
+        visible(np.concatenate([d.points for d in dendrites])))
+    n0 = rng.poisson(p.synapse_density_per_um * visible_len)
+    sites = new_sites(n0)
+    mu, sigma = p.weight_lognormal
+    sites["weight0"] = np.exp(rng.normal(mu, sigma, len(sites)))
+    sites["born"] = 0
+    a, c, b, d = p.kesten
+    alpha, beta = p.loss_logit
+
+    # weight trajectories: one column per session, NaN = absent; births append rows
+    cols = [sites["weight0"].to_numpy()]
+    for s in range(1, p.n_sessions):
+        prev = cols[-1]
+        alive = np.flatnonzero(~np.isnan(prev))
+        nxt = kesten_step(prev[alive], a, c, b, d, rng)
+        p_loss = 1 / (1 + np.exp(-(alpha + beta * np.log(prev[alive]))))
+        lost = (nxt < p.min_weight) | (rng.uniform(size=len(alive)) < p_loss)
+        col = np.full(len(prev), np.nan)
+        col[alive[~lost]] = nxt[~lost]
+        born = new_sites(rng.poisson(p.birth_rate * len(alive)))
+        born["weight0"] = np.exp(rng.normal(*p.birth_lognormal, len(born)))
+        born["born"] = s
+        sites = pd.concat([sites, born], ignore_index=True)
+        cols.append(np.concatenate([col, born["weight0"].to_numpy()]))
+    w = np.full((len(sites), p.n_sessions), np.nan)
+    for s, col in enumerate(cols):
+        w[:len(col), s] = col
+
+    sizes = rng.uniform(*p.punctum_fwhm_um, len(sites))
+    morph_pts, morph_w = _morphology_points(dendrites, sites)
+    pos_ref = sites[["z_um", "y_um", "x_um"]].to_numpy()
+    days = [s * p.interval_days for s in range(p.n_sessions)]
+    images, rows, to_ref = [], [], []
+    for s in range(p.n_sessions):
+        brightness = np.exp(rng.normal(0, p.brightness_sd)) * p.bleach_per_session ** s if s else 1.0
+        present = ~np.isnan(w[:, s])
+        images.append(_render_session(p, to_session[s], morph_pts, morph_w, pos_ref[present],
+                                      w[present, s], sizes[present], brightness, rng))
+        vox = apply_affine(to_session[s], pos_ref) / spacing
+        to_ref.append(np.linalg.inv(to_session[s]))
+        rows.append(pd.DataFrame({
+            "cell": cell, "cell_type": p.cell_type, "synapse_id": np.arange(1, len(sites) + 1),
+            "session": f"s{s:02d}", "day": days[s], "present": present.astype(int),
+            "weight": np.where(present, w[:, s], 0.0),
+            "z": vox[:, 0], "y": vox[:, 1], "x": vox[:, 2],
+            "z_um": pos_ref[:, 0], "y_um": pos_ref[:, 1], "x_um": pos_ref[:, 2],
+            "kind": sites["kind"].to_numpy(), "size_um": sizes, "brightness": brightness}))
+    truth = pd.concat(rows, ignore_index=True)
+    return SimulatedCell(images, truth, to_ref, p, days)
+
+
+# --------------------------------------------------------------------------- dataset on disk
+def write_dataset(out: str | Path, cells: list[tuple[str, SimulationParams]]) -> Path:
+    """Write an imaging directory (sessions.tsv, images/, truth/) for several cells."""
+    import tifffile
+
+    out = Path(out)
+    (out / "truth").mkdir(parents=True, exist_ok=True)
+    sheet, truths, transforms, params = [], [], {}, {}
+    for cell, prm in cells:
+        sim = simulate_cell(prm, cell=cell)
+        (out / "images" / cell).mkdir(parents=True, exist_ok=True)
+        transforms[cell] = {}
+        for s, img in enumerate(sim.images):
+            name = f"s{s:02d}"
+            rel = f"images/{cell}/{name}.tif"
+            tifffile.imwrite(out / rel, img.transpose(1, 0, 2, 3), imagej=True,
+                             resolution=(1 / prm.spacing[2], 1 / prm.spacing[1]),
+                             metadata={"spacing": prm.spacing[0], "unit": "um", "axes": "ZCYX"},
+                             compression="zlib")
+            sheet.append({"cell": cell, "cell_type": prm.cell_type, "session": name,
+                          "day": sim.days[s], "path": rel, "psd95_channel": 0,
+                          "morphology_channel": 1})
+            transforms[cell][name] = sim.transforms[s].tolist()
+        truths.append(sim.truth)
+        params[cell] = _jsonable(asdict(sim.params))
+    pd.DataFrame(sheet).to_csv(out / "sessions.tsv", sep="\t", index=False)
+    pd.concat(truths, ignore_index=True).to_csv(out / "truth" / "synapses.csv", index=False,
+                                                float_format="%.5f")
+    (out / "truth" / "transforms.json").write_text(json.dumps(
+        {"convention": "4x4 matrix on (z, y, x, 1) in um: session frame -> reference frame "
+                       "(the first session's frame)", "cells": transforms}, indent=1))
+    (out / "truth" / "params.json").write_text(json.dumps(params, indent=1))
+    return out
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
