@@ -388,7 +388,7 @@ def write_dataset(out: str | Path, cells: list[tuple[str, SimulationParams]]) ->
                              metadata={"spacing": prm.spacing[0], "unit": "um", "axes": "ZCYX"},
                              compression="zlib")
             sheet.append({"cell": cell, "cell_type": prm.cell_type, "session": name,
-                          "day": sim.days[s], "path": rel, "psd95_channel": 0,
+                          "day": _day(sim.days[s]), "path": rel, "psd95_channel": 0,
                           "morphology_channel": 1})
             transforms[cell][name] = sim.transforms[s].tolist()
         truths.append(sim.truth)
@@ -411,3 +411,7 @@ def _jsonable(obj):
     if isinstance(obj, np.generic):
         return obj.item()
     return obj
+
+
+def _day(d: float):
+    return int(d) if float(d).is_integer() else float(d)

@@ -54,6 +54,5 @@ def run_stats(table: pd.DataFrame, out_dir: str | Path, *, n_bins: int = 20) -> 
         df.to_csv(out / f"{name}.csv", index=False, float_format="%.6g")
     plots.weight_histograms(t, results["lognormal"], out / "weights_lognormal.png")
     plots.survival_curves(results["survival"], results["survival_by_quartile"], out / "survival.png")
-    if fits:
-        plots.kesten_moments(fits, out / "kesten.png")
+    plots.kesten_moments(fits, out / "kesten.png")
     return results

@@ -52,10 +52,14 @@ def kesten_moments(fits: dict, path):
         axes[0].plot(x, fit["a"] * x + fit["c"], "-", color=axes[0].lines[-1].get_color())
         axes[1].plot(b["mean_w"], b["var_dw"], "o", label=ct)
         axes[1].plot(x, fit["b"] * x ** 2 + fit["d"], "-", color=axes[1].lines[-1].get_color())
+    if not fits:
+        axes[0].text(0.5, 0.5, "too few pairs for a Kesten fit", ha="center",
+                     transform=axes[0].transAxes)
     axes[0].axhline(0, color="0.6", lw=0.5)
     axes[0].set(xlabel="w (bin mean)", ylabel="mean dw")
     axes[1].set(xlabel="w (bin mean)", ylabel="var dw")
-    axes[0].legend()
+    if fits:
+        axes[0].legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -6,10 +6,12 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from ..io import InputError
+
 REQUIRED = ["cell", "cell_type", "synapse_id", "session", "day", "present", "weight"]
 
 
-class TableError(ValueError):
+class TableError(InputError):
     """A problem in the per-synapse table; the message names the column and rows."""
 
 
@@ -42,8 +44,8 @@ def prepare_table(df: pd.DataFrame) -> pd.DataFrame:
     if bad.any():
         raise TableError(f"column 'weight' must be a positive number where present = 1; "
                          f"missing, zero or negative at {_rows(bad)}")
-    if (weight < 0).any():
-        raise TableError(f"column 'weight' is negative at {_rows(weight < 0)}")
+    # where absent, 'weight' is informational (the measurement at the predicted position,
+    # which noise can make negative); the statistics use 0 there
     out["weight"] = weight
     out["w"] = np.where(out["present"] == 1, weight, 0.0)
     for col in ("cell", "cell_type", "session"):

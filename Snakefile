@@ -1,0 +1,23 @@
+# Longitudinal in vivo synapse imaging: sessions sheet -> per-synapse tables -> statistics.
+# Usage: snakemake --cores 8 --config sessions=/data/exp1/sessions.tsv results=/data/exp1/results
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/ingest.smk"
+include: "rules/detect.smk"
+include: "rules/register.smk"
+include: "rules/track.smk"
+include: "rules/weights.smk"
+include: "rules/stats.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        f"{RESULTS}/synapses.csv",
+        STATS_FILES,
+        f"{RESULTS}/report.html",
+    default_target: True

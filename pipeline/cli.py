@@ -1,0 +1,365 @@
+"""Command layer: ``python -m pipeline <stage> ...``.
+
+The only module that knows both file paths and algorithms: each command reads files, calls
+the science modules (pure functions on arrays and tables) and writes files.  Outputs are
+written to a temporary name and renamed, so an interrupted command leaves nothing that looks
+complete.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .io import InputError
+
+SYNAPSE_COLUMNS = ["cell", "cell_type", "synapse_id", "session", "day", "present", "z", "y", "x",
+                   "z_um", "y_um", "x_um", "weight", "intensity", "snr", "background",
+                   "in_view", "detected", "link_distance_um", "animal"]
+
+
+@contextmanager
+def atomic_path(path: str | Path):
+    """Yield a temporary path next to ``path``; rename it to ``path`` on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _triple(text: str | None):
+    if text is None or str(text).strip().lower() in ("", "none", "null"):
+        return None
+    return tuple(float(v) for v in str(text).split(","))
+
+
+def _options(text: str | None) -> dict:
+    return json.loads(text) if text else {}
+
+
+# --------------------------------------------------------------------------- commands
+def cmd_simulate(args) -> None:
+    from .simulate import SimulationParams, write_dataset
+
+    cells = []
+    for k, ct in enumerate(args.cells.split(",")):
+        prm = SimulationParams(cell_type=ct, shape=tuple(int(v) for v in args.shape.split(",")),
+                               n_sessions=args.sessions, seed=args.seed + 1000 * k,
+                               photons_per_weight=args.photons_per_weight,
+                               shift_sd_um=_triple(args.shift_sd_um),
+                               n_dendrites=args.dendrites)
+        cells.append((f"{ct}{k + 1:02d}", prm))
+    out = write_dataset(args.out, cells)
+    print(f"wrote {out}/sessions.tsv, images/ and truth/")
+
+
+def cmd_check_sheet(args) -> None:
+    from .sheet import check_images, read_sessions
+
+    sessions = read_sessions(args.sheet)
+    problems = check_images(sessions, config_voxel=_triple(args.voxel_um)) if args.images else []
+    if problems:
+        raise InputError(f"{args.sheet}: {len(problems)} image problem(s):\n  - " +
+                         "\n  - ".join(problems))
+    print(f"{args.sheet}: {len(sessions)} sessions of {sessions['cell'].nunique()} cell(s) OK")
+
+
+def cmd_ingest(args) -> None:
+    from .io import read_stack, resolve_voxel, write_stack, probe_stack
+    from .sheet import parse_voxel, read_sessions
+
+    sessions = read_sessions(args.sheet)
+    sel = sessions[(sessions["cell"] == args.cell) & (sessions["session"] == args.session)]
+    if sel.empty:
+        raise InputError(f"{args.sheet}: no row for cell {args.cell} session {args.session}")
+    row = sel.iloc[0]
+    info = probe_stack(row["abs_path"])
+    voxel = resolve_voxel(parse_voxel(row["voxel_um"]), info.voxel_um, _triple(args.voxel_um),
+                          path=row["abs_path"])
+    channels = [int(row["psd95_channel"])]
+    if int(row["morphology_channel"]) >= 0:
+        channels.append(int(row["morphology_channel"]))
+    stack = read_stack(row["abs_path"], channels=channels)
+    meta = {"cell": row["cell"], "cell_type": row["cell_type"], "session": row["session"],
+            "day": float(row["day"]), "animal": row["animal"], "source": row["abs_path"],
+            "channels": ["psd95"] + (["morphology"] if len(channels) > 1 else []),
+            "source_channels": channels}
+    with atomic_path(args.out) as tmp:
+        write_stack(tmp, stack, voxel_um=voxel, metadata=meta)
+        os.replace(tmp.with_suffix(".json"), Path(args.out).with_suffix(".json"))
+    print(f"{row['abs_path']}: {stack.shape} voxel {voxel} um -> {args.out}")
+
+
+def cmd_detect(args) -> None:
+    from .detect import detect_puncta
+    from .io import load_ingested
+
+    stack, meta = load_ingested(args.stack)
+    opts = _options(args.options)
+    puncta = detect_puncta(stack[0], spacing=meta["voxel_um"], **opts)
+    spacing = np.asarray(meta["voxel_um"])
+    for ax, col in enumerate(("z", "y", "x")):
+        puncta[f"{col}_um"] = puncta[col] * spacing[ax]
+    with atomic_path(args.out) as tmp:
+        puncta.to_csv(tmp, index=False, float_format="%.5g")
+    print(f"{args.stack}: {len(puncta)} puncta")
+
+
+def cmd_register(args) -> None:
+    from .io import load_ingested
+    from .register import register_session
+
+    ref, ref_meta = load_ingested(args.reference)
+    mov, meta = load_ingested(args.stack)
+    opts = _options(args.options)
+    channel = 1 if (ref.shape[0] > 1 and mov.shape[0] > 1) else 0
+    if meta["session"] == ref_meta["session"]:
+        result = {"matrix": np.eye(4).tolist(), "shift_um": [0.0, 0.0, 0.0],
+                  "coarse_shift_um": [0.0, 0.0, 0.0], "peak": 1.0, "n_matches": 0,
+                  "residual_um": 0.0, "reliable": True}
+    else:
+        pts = {}
+        if opts.get("use_puncta", True):
+            pts = {"reference_points_um": pd.read_csv(args.reference_puncta)[["z_um", "y_um", "x_um"]].to_numpy(),
+                   "moving_points_um": pd.read_csv(args.puncta)[["z_um", "y_um", "x_um"]].to_numpy()}
+        result = register_session(ref[channel], mov[channel], spacing=meta["voxel_um"],
+                                  reference_spacing=ref_meta["voxel_um"], **pts)
+    result.update({"cell": meta["cell"], "session": meta["session"],
+                   "reference_session": ref_meta["session"], "channel": ["psd95", "morphology"][channel],
+                   "convention": "matrix maps (z, y, x, 1) in um of this session's stack to the "
+                                 "reference session's stack"})
+    from .qc import registration_figure
+    with atomic_path(args.qc) as tmp:
+        registration_figure(ref[channel], mov[channel], result, spacing=meta["voxel_um"],
+                            reference_spacing=ref_meta["voxel_um"], path=tmp)
+    with atomic_path(args.out) as tmp:
+        tmp.write_text(json.dumps(result, indent=1))
+    print(f"{meta['session']} -> {ref_meta['session']}: shift {np.round(result['shift_um'], 3)} um, "
+          f"{result['n_matches']} matched puncta, reliable={result['reliable']}")
+
+
+def cmd_track(args) -> None:
+    from .register import transform_points
+    from .track import link_sessions
+
+    metas = [json.loads(Path(m).read_text()) for m in args.meta]
+    order = np.argsort([m["day"] for m in metas], kind="stable")
+    frames = []
+    for k, i in enumerate(order):
+        tr = json.loads(Path(args.transforms[i]).read_text())
+        p = pd.read_csv(args.puncta[i])
+        ref_um = transform_points(tr["matrix"], p[["z_um", "y_um", "x_um"]].to_numpy())
+        frames.append(pd.DataFrame({
+            "session": metas[i]["session"], "day": metas[i]["day"], "session_index": k,
+            "z": p["z"], "y": p["y"], "x": p["x"], "z_um": ref_um[:, 0], "y_um": ref_um[:, 1],
+            "x_um": ref_um[:, 2], "snr": p["snr"], "intensity": p["intensity"],
+            "reliable_registration": bool(tr.get("reliable", True))}))
+    puncta = pd.concat(frames, ignore_index=True)
+    unreliable = puncta.loc[~puncta["reliable_registration"], "session"].unique()
+    if len(unreliable):
+        print(f"warning: registration unreliable for session(s) {', '.join(unreliable)}; "
+              "their puncta are not tracked", file=sys.stderr)
+        puncta = puncta[puncta["reliable_registration"]]
+    tracks = link_sessions(puncta, **_options(args.options))
+    with atomic_path(args.out) as tmp:
+        tracks.to_csv(tmp, index=False, float_format="%.5g")
+    print(f"{len(tracks)} puncta in {tracks['synapse_id'].nunique()} tracks")
+
+
+def cmd_weights(args) -> None:
+    from .io import load_ingested
+    from .register import transform_points
+    from .track import track_positions
+    from .weights import aperture_photometry, normalise_weights
+
+    opts = _options(args.options)
+    tracks = pd.read_csv(args.tracks)
+    centres = track_positions(tracks)
+    ids = centres.index.to_numpy()
+    rows = []
+    for stack_path, tf in zip(args.stacks, args.transforms):
+        stack, meta = load_ingested(stack_path)   # each stack read once
+        spacing = np.asarray(meta["voxel_um"])
+        matrix = np.asarray(json.loads(Path(tf).read_text())["matrix"])
+        det = tracks[tracks["session"].astype(str) == str(meta["session"])].set_index("synapse_id")
+        # where the synapse was detected use its own position, elsewhere the track's centre
+        ref_um = centres.to_numpy().copy()
+        session_um = transform_points(np.linalg.inv(matrix), ref_um)
+        vox = session_um / spacing
+        found = np.isin(ids, det.index)
+        vox[found] = det.loc[ids[found], ["z", "y", "x"]].to_numpy()
+        ref_um[found] = det.loc[ids[found], ["z_um", "y_um", "x_um"]].to_numpy()
+        psd = stack[0]
+        if stack.shape[0] > 1 and opts.get("bleedthrough", 0.0):
+            psd = psd - opts["bleedthrough"] * stack[1]
+        phot = aperture_photometry(psd, vox, spacing=spacing,
+                                   radius_um=opts.get("aperture_um", (1.6, 0.6, 0.6)))
+        link = det["link_distance_um"].reindex(ids).to_numpy()
+        rows.append(pd.DataFrame({
+            "cell": meta["cell"], "cell_type": meta["cell_type"], "synapse_id": ids,
+            "session": meta["session"], "day": meta["day"], "present": found.astype(int),
+            "z": vox[:, 0], "y": vox[:, 1], "x": vox[:, 2], "z_um": ref_um[:, 0],
+            "y_um": ref_um[:, 1], "x_um": ref_um[:, 2], "intensity": phot["intensity"],
+            "snr": phot["snr"], "background": phot["background"], "in_view": phot["in_view"],
+            "detected": found.astype(int), "link_distance_um": link,
+            "animal": meta.get("animal", "")}))
+    table = pd.concat(rows, ignore_index=True)
+    table["weight"] = normalise_weights(table["intensity"], table["present"],
+                                        groups=table["session"].astype(str),
+                                        method=opts.get("normalisation", "percentile_40_60"))
+    table["normalisation"] = opts.get("normalisation", "percentile_40_60")
+    table = table.sort_values(["synapse_id", "day"], ignore_index=True)
+    with atomic_path(args.out) as tmp:
+        table[SYNAPSE_COLUMNS + ["normalisation"]].to_csv(tmp, index=False, float_format="%.6g")
+    print(f"{meta['cell']}: {len(ids)} synapses x {len(args.stacks)} sessions")
+
+
+def cmd_collect(args) -> None:
+    table = pd.concat([pd.read_csv(p) for p in args.inputs], ignore_index=True)
+    with atomic_path(args.out) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
+    print(f"{args.out}: {len(table)} rows, {table['cell'].nunique()} cell(s)")
+
+
+def cmd_stats(args) -> None:
+    from .stats import run_stats
+
+    table = pd.read_csv(args.synapses)
+    out = Path(args.out)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent if out.parent.exists() else None,
+                                prefix=f".{out.name}."))
+    try:
+        run_stats(table, tmp, n_bins=args.kesten_bins)
+        if out.exists():
+            import shutil
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            import shutil
+            shutil.rmtree(tmp)
+    print(f"statistics written to {out}/")
+
+
+def cmd_report(args) -> None:
+    from .report import write_report
+
+    with atomic_path(args.out) as tmp:
+        write_report(Path(args.results), tmp, failures=args.failures)
+    print(f"report: {args.out}")
+
+
+def cmd_evaluate(args) -> None:
+    from .evaluate import evaluate_results
+
+    scores = evaluate_results(Path(args.truth), Path(args.results))
+    print(scores.to_string(index=False))
+    if args.out:
+        scores.to_csv(args.out, index=False)
+
+
+# --------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("simulate", help="write a simulated imaging directory with ground truth")
+    p.add_argument("--out", required=True)
+    p.add_argument("--cells", default="pyr,PV", help="cell types, one cell each (e.g. pyr,PV)")
+    p.add_argument("--sessions", type=int, default=6)
+    p.add_argument("--shape", default="34,512,512", help="z,y,x voxels")
+    p.add_argument("--dendrites", type=int, default=2)
+    p.add_argument("--photons-per-weight", type=float, default=1500.0)
+    p.add_argument("--shift-sd-um", default="0.8,2.0,2.0")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("check-sheet", help="validate a sessions sheet (and image headers)")
+    p.add_argument("sheet")
+    p.add_argument("--images", action="store_true", help="also probe every image header")
+    p.add_argument("--voxel-um", default=None)
+    p.set_defaults(func=cmd_check_sheet)
+
+    p = sub.add_parser("ingest", help="read one session's stack into a standard TIFF")
+    p.add_argument("--sheet", required=True)
+    p.add_argument("--cell", required=True)
+    p.add_argument("--session", required=True)
+    p.add_argument("--voxel-um", default=None, help="fallback z,y,x from the config")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("detect", help="detect PSD-95 puncta in one ingested stack")
+    p.add_argument("--stack", required=True)
+    p.add_argument("--options", default="{}")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_detect)
+
+    p = sub.add_parser("register", help="register one session to the reference session")
+    for name in ("--reference", "--reference-puncta", "--stack", "--puncta", "--out", "--qc"):
+        p.add_argument(name, required=True)
+    p.add_argument("--options", default="{}")
+    p.set_defaults(func=cmd_register)
+
+    p = sub.add_parser("track", help="link puncta of all sessions of a cell")
+    p.add_argument("--puncta", nargs="+", required=True)
+    p.add_argument("--transforms", nargs="+", required=True)
+    p.add_argument("--meta", nargs="+", required=True, help="ingest sidecar JSON per session")
+    p.add_argument("--options", default="{}")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_track)
+
+    p = sub.add_parser("weights", help="measure every synapse in every session of a cell")
+    p.add_argument("--tracks", required=True)
+    p.add_argument("--stacks", nargs="+", required=True)
+    p.add_argument("--transforms", nargs="+", required=True)
+    p.add_argument("--options", default="{}")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_weights)
+
+    p = sub.add_parser("collect", help="concatenate per-cell tables into synapses.csv")
+    p.add_argument("--inputs", nargs="+", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_collect)
+
+    p = sub.add_parser("stats", help="statistics from a long per-synapse table")
+    p.add_argument("synapses")
+    p.add_argument("--out", required=True)
+    p.add_argument("--kesten-bins", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0, help="seed for resampling (bootstrap)")
+    p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("report", help="write the HTML report")
+    p.add_argument("--results", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--failures", nargs="*", default=[])
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("evaluate", help="score results against simulator truth")
+    p.add_argument("--truth", required=True, help="the simulated dataset's folder")
+    p.add_argument("--results", required=True)
+    p.add_argument("--out", default=None)
+    p.set_defaults(func=cmd_evaluate)
+    return ap
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,61 @@
+"""The HTML report: one page linking the tables, plots and QC figures."""
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+
+import pandas as pd
+
+
+def _table_html(path: Path, max_rows: int = 40) -> str:
+    df = pd.read_csv(path)
+    note = f"<p>{len(df)} rows; first {max_rows} shown.</p>" if len(df) > max_rows else ""
+    return note + df.head(max_rows).to_html(index=False, float_format=lambda v: f"{v:.4g}",
+                                            border=0, classes="t")
+
+
+def write_report(results: Path, out: Path, *, failures=()) -> None:
+    """Write ``report.html`` for a results folder (links are relative to the folder)."""
+    results = Path(results)
+    rel = lambda p: os.path.relpath(p, results)  # noqa: E731
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>Synapse pipeline report"
+             "</title><style>body{font-family:sans-serif;margin:2em;max-width:1200px}"
+             "table.t{border-collapse:collapse;font-size:12px}table.t td,table.t th"
+             "{padding:2px 6px;border-bottom:1px solid #ddd}img{max-width:100%}</style></head>"
+             "<body><h1>Synapse pipeline report</h1>"]
+    if failures:
+        parts.append("<h2>Failures</h2><ul>" + "".join(
+            f"<li>{html.escape(f)}</li>" for f in failures) + "</ul>")
+    syn = results / "synapses.csv"
+    if syn.exists():
+        df = pd.read_csv(syn)
+        summary = df.groupby(["cell_type", "cell"]).agg(
+            sessions=("session", "nunique"), synapses=("synapse_id", "nunique"),
+            present_rows=("present", "sum")).reset_index()
+        parts.append(f"<h2>Per-synapse table</h2><p><a href='{rel(syn)}'>synapses.csv</a> "
+                     f"({len(df)} rows)</p>" + summary.to_html(index=False, border=0, classes="t"))
+    stats = results / "stats"
+    if stats.exists():
+        parts.append("<h2>Statistics</h2>")
+        for png in sorted(stats.glob("*.png")):
+            parts.append(f"<h3>{png.stem}</h3><img src='{rel(png)}'>")
+        for csv in sorted(stats.glob("*.csv")):
+            parts.append(f"<h3><a href='{rel(csv)}'>{csv.name}</a></h3>" + _table_html(csv))
+    reg = results / "register"
+    if reg.exists():
+        parts.append("<h2>Registration QC</h2>")
+        rows = []
+        for js in sorted(reg.glob("*/*.json")):
+            import json
+            r = json.loads(js.read_text())
+            rows.append({"cell": r["cell"], "session": r["session"],
+                         "shift_um (z,y,x)": ", ".join(f"{v:.2f}" for v in r["shift_um"]),
+                         "matched puncta": r["n_matches"], "residual_um": r["residual_um"],
+                         "reliable": r["reliable"],
+                         "figure": f"<a href='{rel(js.with_name(js.stem + '_qc.png'))}'>QC</a>"})
+        if rows:
+            parts.append(pd.DataFrame(rows).to_html(index=False, escape=False, border=0,
+                                                    classes="t"))
+    parts.append("</body></html>")
+    Path(out).write_text("\n".join(parts))

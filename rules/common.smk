@@ -1,0 +1,63 @@
+# Reads and validates the config and the sessions sheet; helpers shared by the rules.
+import json
+
+from snakemake.utils import validate
+
+from pipeline.sheet import SheetError, read_sessions
+
+validate(config, "../schemas/config.schema.yaml")
+
+RESULTS = config["results"].rstrip("/")
+SHEET = config["sessions"]
+
+try:
+    SESSIONS = read_sessions(SHEET)
+except SheetError as exc:
+    raise WorkflowError(str(exc)) from None
+
+CELLS = sorted(SESSIONS["cell"].unique())
+STATS_FILES = [
+    f"{RESULTS}/stats/{name}"
+    for name in (
+        "lognormal.csv",
+        "survival.csv",
+        "survival_by_quartile.csv",
+        "turnover.csv",
+        "kesten.csv",
+        "weights_lognormal.png",
+        "survival.png",
+        "kesten.png",
+    )
+]
+
+wildcard_constraints:
+    cell="[A-Za-z0-9][A-Za-z0-9_.-]*",
+    session="[A-Za-z0-9][A-Za-z0-9_.-]*",
+
+
+def sessions_of(cell):
+    """Session names of a cell in time order."""
+    return SESSIONS.loc[SESSIONS["cell"] == cell, "session"].tolist()
+
+
+def reference_session(cell):
+    choice = config["register"]["reference"]
+    names = sessions_of(cell)
+    if choice == "first":
+        return names[0]
+    if choice not in names:
+        raise WorkflowError(
+            f"register.reference is '{choice}' but cell {cell} has no such session "
+            f"(its sessions: {', '.join(names)})"
+        )
+    return choice
+
+
+def options(section):
+    """A config section as JSON for the command line (each stage sees only its section)."""
+    return json.dumps(config[section], sort_keys=True)
+
+
+def per_session(pattern):
+    """Input function: one path per session of the wildcard's cell, in time order."""
+    return lambda wc: [pattern.format(cell=wc.cell, session=s) for s in sessions_of(wc.cell)]

@@ -1,0 +1,16 @@
+rule detect:
+    """Detect PSD-95 puncta in one session."""
+    input:
+        stack=f"{RESULTS}/ingest/{{cell}}/{{session}}.tif",
+    output:
+        f"{RESULTS}/detect/{{cell}}/{{session}}.csv",
+    params:
+        options=options("detect"),
+    log:
+        f"{RESULTS}/logs/detect/{{cell}}/{{session}}.log",
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "python -m pipeline detect --stack {input.stack:q} --options {params.options:q} "
+        "--out {output:q} > {log:q} 2>&1"

@@ -1,0 +1,21 @@
+rule ingest:
+    """Read one session's stack (any supported format) into a standard (c, z, y, x) TIFF."""
+    input:
+        sheet=SHEET,
+        image=lambda wc: SESSIONS.loc[
+            (SESSIONS["cell"] == wc.cell) & (SESSIONS["session"] == wc.session), "abs_path"
+        ].iloc[0],
+    output:
+        stack=f"{RESULTS}/ingest/{{cell}}/{{session}}.tif",
+        meta=f"{RESULTS}/ingest/{{cell}}/{{session}}.json",
+    params:
+        voxel=config["voxel_um"] or "none",
+    log:
+        f"{RESULTS}/logs/ingest/{{cell}}/{{session}}.log",
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "python -m pipeline ingest --sheet {input.sheet:q} --cell {wildcards.cell} "
+        "--session {wildcards.session} --voxel-um {params.voxel:q} --out {output.stack:q} "
+        "> {log:q} 2>&1"

@@ -1,0 +1,19 @@
+rule report:
+    """One HTML page linking the tables, plots and registration QC."""
+    input:
+        synapses=f"{RESULTS}/synapses.csv",
+        stats=STATS_FILES,
+        qc=lambda wc: [
+            f"{RESULTS}/register/{c}/{s}_qc.png" for c in CELLS for s in sessions_of(c)
+        ],
+    output:
+        f"{RESULTS}/report.html",
+    params:
+        results=RESULTS,
+    log:
+        f"{RESULTS}/logs/report.log",
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    shell:
+        "python -m pipeline report --results {params.results:q} --out {output:q} > {log:q} 2>&1"

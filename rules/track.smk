@@ -1,0 +1,18 @@
+rule track:
+    """Link the puncta of all sessions of a cell into synapse tracks."""
+    input:
+        puncta=per_session(f"{RESULTS}/detect/{{cell}}/{{session}}.csv"),
+        transforms=per_session(f"{RESULTS}/register/{{cell}}/{{session}}.json"),
+        meta=per_session(f"{RESULTS}/ingest/{{cell}}/{{session}}.json"),
+    output:
+        f"{RESULTS}/track/{{cell}}/tracks.csv",
+    params:
+        options=options("track"),
+    log:
+        f"{RESULTS}/logs/track/{{cell}}.log",
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "python -m pipeline track --puncta {input.puncta:q} --transforms {input.transforms:q} "
+        "--meta {input.meta:q} --options {params.options:q} --out {output:q} > {log:q} 2>&1"

@@ -1,0 +1,34 @@
+rule weights:
+    """Measure every synapse of a cell in every session (also where it was not detected)."""
+    input:
+        tracks=f"{RESULTS}/track/{{cell}}/tracks.csv",
+        stacks=per_session(f"{RESULTS}/ingest/{{cell}}/{{session}}.tif"),
+        transforms=per_session(f"{RESULTS}/register/{{cell}}/{{session}}.json"),
+    output:
+        f"{RESULTS}/weights/{{cell}}/synapses.csv",
+    params:
+        options=options("weights"),
+    log:
+        f"{RESULTS}/logs/weights/{{cell}}.log",
+    resources:
+        mem_mb=3000,
+        runtime=15,
+    shell:
+        "python -m pipeline weights --tracks {input.tracks:q} --stacks {input.stacks:q} "
+        "--transforms {input.transforms:q} --options {params.options:q} --out {output:q} "
+        "> {log:q} 2>&1"
+
+
+rule collect:
+    """The per-synapse table of all cells: <results>/synapses.csv."""
+    input:
+        expand(f"{RESULTS}/weights/{{cell}}/synapses.csv", cell=CELLS),
+    output:
+        f"{RESULTS}/synapses.csv",
+    log:
+        f"{RESULTS}/logs/collect.log",
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    shell:
+        "python -m pipeline collect --inputs {input:q} --out {output:q} > {log:q} 2>&1"
