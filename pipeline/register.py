@@ -46,14 +46,14 @@ def phase_correlate(reference: np.ndarray, moving: np.ndarray, *, spacing,
     peak : height of the normalised correlation peak (0..1; low values mean unreliable).
     """
     shape = [int(max(a, b) * 1.5) for a, b in zip(reference.shape, moving.shape)]
-    fr = np.fft.rfftn(_prepare(reference, spacing), shape)
-    fm = np.fft.rfftn(_prepare(moving, spacing), shape)
+    fr = np.fft.rfftn(_prepare(reference, spacing), shape, axes=(0, 1, 2))
+    fm = np.fft.rfftn(_prepare(moving, spacing), shape, axes=(0, 1, 2))
     cross = fr * np.conj(fm)
     cross /= np.abs(cross) + 1e-12 * np.abs(cross).max()
     freqs = np.meshgrid(*[np.fft.fftfreq(n) for n in shape[:-1]], np.fft.rfftfreq(shape[-1]),
                         indexing="ij")
     cross *= np.exp(-2 * (np.pi * smooth_vox) ** 2 * sum(f * f for f in freqs))
-    corr = np.fft.irfftn(cross, shape)
+    corr = np.fft.irfftn(cross, shape, axes=(0, 1, 2))
     peak = np.array(np.unravel_index(np.argmax(corr), corr.shape))
     sub = np.zeros(3)
     for ax in range(3):

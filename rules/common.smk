@@ -1,7 +1,15 @@
 # Reads and validates the config and the sessions sheet; helpers shared by the rules.
 import json
+import os
+import sys
 
 from snakemake.utils import validate
+
+# the rules call `python -m pipeline`: make the package importable wherever snakemake runs
+sys.path.insert(0, workflow.basedir)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p
+)
 
 from pipeline.sheet import SheetError, read_sessions
 

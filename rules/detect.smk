@@ -6,6 +6,8 @@ rule detect:
         f"{RESULTS}/detect/{{cell}}/{{session}}.csv",
     params:
         options=options("detect"),
+    conda:
+        "../envs/pipeline.yaml"
     log:
         f"{RESULTS}/logs/detect/{{cell}}/{{session}}.log",
     resources:

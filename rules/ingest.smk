@@ -10,6 +10,8 @@ rule ingest:
         meta=f"{RESULTS}/ingest/{{cell}}/{{session}}.json",
     params:
         voxel=config["voxel_um"] or "none",
+    conda:
+        "../envs/pipeline.yaml"
     log:
         f"{RESULTS}/logs/ingest/{{cell}}/{{session}}.log",
     resources:

@@ -10,6 +10,8 @@ rule register:
         qc=f"{RESULTS}/register/{{cell}}/{{session}}_qc.png",
     params:
         options=options("register"),
+    conda:
+        "../envs/pipeline.yaml"
     log:
         f"{RESULTS}/logs/register/{{cell}}/{{session}}.log",
     resources:

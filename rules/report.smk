@@ -9,7 +9,9 @@ rule report:
     output:
         f"{RESULTS}/report.html",
     params:
-        results=RESULTS,
+        results=lambda wc, output: os.path.dirname(output[0]),
+    conda:
+        "../envs/pipeline.yaml"
     log:
         f"{RESULTS}/logs/report.log",
     resources:

@@ -5,8 +5,10 @@ rule stats:
     output:
         STATS_FILES,
     params:
-        outdir=f"{RESULTS}/stats",
+        outdir=lambda wc, output: os.path.dirname(output[0]),
         bins=config["stats"]["kesten_bins"],
+    conda:
+        "../envs/pipeline.yaml"
     log:
         f"{RESULTS}/logs/stats.log",
     resources:

@@ -8,6 +8,8 @@ rule track:
         f"{RESULTS}/track/{{cell}}/tracks.csv",
     params:
         options=options("track"),
+    conda:
+        "../envs/pipeline.yaml"
     log:
         f"{RESULTS}/logs/track/{{cell}}.log",
     resources:

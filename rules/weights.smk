@@ -8,6 +8,8 @@ rule weights:
         f"{RESULTS}/weights/{{cell}}/synapses.csv",
     params:
         options=options("weights"),
+    conda:
+        "../envs/pipeline.yaml"
     log:
         f"{RESULTS}/logs/weights/{{cell}}.log",
     resources:
@@ -25,6 +27,8 @@ rule collect:
         expand(f"{RESULTS}/weights/{{cell}}/synapses.csv", cell=CELLS),
     output:
         f"{RESULTS}/synapses.csv",
+    conda:
+        "../envs/pipeline.yaml"
     log:
         f"{RESULTS}/logs/collect.log",
     resources:

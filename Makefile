@@ -1,0 +1,42 @@
+# make run   : create the virtual environment (pinned dependencies) and run the pipeline on data_sample/
+# make test  : same environment, run the test suite
+# make lint  : snakemake --lint
+# make sample: regenerate data_sample/ with the simulator (the command is recorded in data_sample/README.md)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+CORES  ?= 2
+RESULTS ?= results/sample
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: venv run test lint sample clean
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) --config results=$(RESULTS)
+	@echo
+	@echo "Per-synapse table : $(RESULTS)/synapses.csv"
+	@echo "Statistics        : $(RESULTS)/stats/ (CSV tables and PNG plots)"
+	@echo "Registration QC   : $(RESULTS)/register/<cell>/<session>_qc.png"
+	@echo "Report            : $(RESULTS)/report.html"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/snakemake --lint
+
+sample: $(STAMP)
+	rm -rf data_sample
+	$(BIN)/python -m pipeline simulate --out data_sample --cells pyr,PV --sessions 6 --shape 20,256,256 --seed 1
+
+clean:
+	rm -rf results .snakemake

@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+
+from pipeline.detect import detect_puncta
+from pipeline.evaluate import registration_error_um
+from pipeline.register import phase_correlate, register_session, transform_points
+
+from conftest import spacing_of
+
+
+def test_phase_correlation_recovers_known_shift_within_half_a_voxel(sim_pyr):
+    sp = spacing_of(sim_pyr)
+    ref = sim_pyr.images[0][1].astype(np.float32)
+    for s in (1, 2):
+        shift_vox, peak = phase_correlate(ref, sim_pyr.images[s][1].astype(np.float32), spacing=sp)
+        true = np.asarray(sim_pyr.transforms[s])[:3, 3] / sp  # pure translation in this sim
+        assert np.all(np.abs(shift_vox - true) < 0.5), (shift_vox, true)
+        assert peak > 0.02
+
+
+def test_integer_shift_of_a_stack_is_recovered_exactly(sim_pv):
+    sp = spacing_of(sim_pv)
+    ref = sim_pv.images[0][1].astype(np.float32)
+    moved = np.roll(ref, (2, -17, 9), axis=(0, 1, 2))
+    shift_vox, _ = phase_correlate(ref, moved, spacing=sp)
+    np.testing.assert_allclose(shift_vox, [-2, 17, -9], atol=0.25)
+
+
+@pytest.mark.parametrize("which", ["sim_pyr", "sim_pv"])
+def test_puncta_refinement_reaches_sub_0_1_um(which, request):
+    sim = request.getfixturevalue(which)
+    sp = spacing_of(sim)
+    dets = [detect_puncta(im[0].astype(np.float32), spacing=sp) for im in sim.images]
+    for s in (1, 2):
+        res = register_session(sim.images[0][1].astype(np.float32),
+                               sim.images[s][1].astype(np.float32), spacing=sp,
+                               reference_points_um=dets[0][["z", "y", "x"]].to_numpy() * sp,
+                               moving_points_um=dets[s][["z", "y", "x"]].to_numpy() * sp)
+        tr = sim.truth[(sim.truth.session == f"s{s:02d}")]
+        err = registration_error_um(res["matrix"], sim.transforms[s],
+                                    tr[["z", "y", "x"]].to_numpy() * sp)
+        assert np.median(err) < 0.1, err
+        assert res["reliable"] and res["n_matches"] >= 5
+
+
+def test_transform_points_round_trip():
+    m = np.eye(4)
+    m[:3, 3] = [1.0, -2.0, 0.5]
+    pts = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])
+    back = transform_points(np.linalg.inv(m), transform_points(m, pts))
+    np.testing.assert_allclose(back, pts)
+
+
+def test_unrelated_stack_is_flagged_unreliable(sim_pyr):
+    sp = spacing_of(sim_pyr)
+    rng = np.random.default_rng(3)
+    noise = rng.poisson(12.0, size=sim_pyr.images[0][1].shape).astype(np.float32)
+    res = register_session(sim_pyr.images[0][1].astype(np.float32), noise, spacing=sp)
+    assert not res["reliable"]
