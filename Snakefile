@@ -1,8 +1,10 @@
 # Longitudinal in vivo synapse imaging: sessions sheet -> per-synapse tables -> statistics.
 # Usage: snakemake --cores 8 --config sessions=/data/exp1/sessions.tsv results=/data/exp1/results
+# (config.yaml beside this file holds the defaults; --configfile takes a copy of it)
+import os
 
 
-configfile: "config.yaml"
+configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 include: "rules/common.smk"

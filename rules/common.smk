@@ -5,11 +5,9 @@ import sys
 
 from snakemake.utils import validate
 
-# the rules call `python -m pipeline`: make the package importable wherever snakemake runs
+# the sheet is validated here with the package's own code, wherever snakemake was started;
+# the rules' `python -m pipeline` needs the package installed (`make venv` does `pip install -e .`)
 sys.path.insert(0, workflow.basedir)
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p
-)
 
 from pipeline.sheet import SheetError, read_sessions
 

@@ -1,0 +1,100 @@
+import numpy as np
+import pytest
+import tifffile
+
+from pipeline.io import InputError, probe_stack, read_stack, resolve_voxel
+
+VOX = (0.8, 0.0887, 0.0887)
+
+
+def _stack(rng, c=2, z=5, y=32, x=40):
+    return rng.integers(0, 4000, size=(c, z, y, x)).astype(np.uint16)
+
+
+def test_imagej_hyperstack_channels_and_voxel(tmp_path):
+    data = _stack(np.random.default_rng(0))
+    path = tmp_path / "hyper.tif"
+    tifffile.imwrite(path, data.transpose(1, 0, 2, 3), imagej=True,
+                     resolution=(1 / VOX[2], 1 / VOX[1]),
+                     metadata={"spacing": VOX[0], "unit": "um", "axes": "ZCYX"})
+    info = probe_stack(path)
+    assert (info.n_channels, info.n_planes, info.plane_shape) == (2, 5, (32, 40))
+    np.testing.assert_allclose(info.voxel_um, VOX, rtol=1e-4)
+    out = read_stack(path, channels=[1, 0])
+    np.testing.assert_array_equal(out[0], data[1])
+    np.testing.assert_array_equal(out[1], data[0])
+
+
+def test_ome_tiff_channel_first_with_physical_size(tmp_path):
+    data = _stack(np.random.default_rng(1))
+    path = tmp_path / "stack.ome.tif"
+    tifffile.imwrite(path, data, ome=True, metadata={
+        "axes": "CZYX", "PhysicalSizeZ": 0.75, "PhysicalSizeY": 0.1, "PhysicalSizeX": 0.1})
+    info = probe_stack(path)
+    np.testing.assert_allclose(info.voxel_um, (0.75, 0.1, 0.1))
+    np.testing.assert_array_equal(read_stack(path, channels=[0])[0], data[0])
+
+
+def test_plain_multipage_single_channel_has_no_voxel_size(tmp_path):
+    data = _stack(np.random.default_rng(2), c=1)[0]
+    path = tmp_path / "plain.tif"
+    tifffile.imwrite(path, data)
+    info = probe_stack(path)
+    assert info.n_channels == 1 and info.n_planes == 5
+    assert info.voxel_um == (None, None, None)
+    np.testing.assert_array_equal(read_stack(path, channels=[0])[0], data)
+
+
+def test_folder_of_slices_tiff_and_png(tmp_path):
+    import imageio.v3 as iio
+
+    data = _stack(np.random.default_rng(3), c=1)[0]
+    for fmt in ("tif", "png"):
+        folder = tmp_path / fmt
+        folder.mkdir()
+        for i, plane in enumerate(data):
+            (tifffile.imwrite if fmt == "tif" else iio.imwrite)(folder / f"z{i:03d}.{fmt}", plane)
+        np.testing.assert_array_equal(read_stack(folder, channels=[0])[0], data)
+
+
+def test_channel_out_of_range_names_the_file(tmp_path):
+    path = tmp_path / "one.tif"
+    tifffile.imwrite(path, _stack(np.random.default_rng(4), c=1)[0])
+    with pytest.raises(InputError, match=r"one\.tif.*channel 1"):
+        read_stack(path, channels=[0, 1])
+
+
+def test_corrupt_file_names_the_file(tmp_path):
+    path = tmp_path / "broken.tif"
+    good = tmp_path / "good.tif"
+    tifffile.imwrite(good, _stack(np.random.default_rng(5)))
+    path.write_bytes(good.read_bytes()[:200])
+    with pytest.raises(InputError, match="broken.tif"):
+        read_stack(path, channels=[0])
+    path.write_bytes(b"not a tiff at all")
+    with pytest.raises(InputError, match="broken.tif"):
+        probe_stack(path)
+
+
+def test_constant_stack_is_rejected(tmp_path):
+    path = tmp_path / "zeros.tif"
+    tifffile.imwrite(path, np.zeros((4, 16, 16), np.uint16), photometric="minisblack")
+    with pytest.raises(InputError, match="zeros.tif.*constant"):
+        read_stack(path, channels=[0])
+
+
+def test_nan_in_float_stack_is_rejected(tmp_path):
+    data = np.random.default_rng(6).random((4, 16, 16)).astype(np.float32)
+    data[2, 3, 3] = np.nan
+    path = tmp_path / "nan.tif"
+    tifffile.imwrite(path, data, photometric="minisblack")
+    with pytest.raises(InputError, match="nan.tif.*NaN"):
+        read_stack(path, channels=[0])
+
+
+def test_voxel_size_precedence_and_missing_error():
+    assert resolve_voxel((1, 2, 3), (4, 5, 6), (7, 8, 9), path="f") == (1, 2, 3)
+    assert resolve_voxel(None, (4, 5, 6), (7, 8, 9), path="f") == (4, 5, 6)
+    assert resolve_voxel(None, (None, 5, 6), (7, 8, 9), path="f") == (7, 8, 9)
+    with pytest.raises(InputError, match="voxel size unknown.*voxel_um"):
+        resolve_voxel(None, (None, None, None), None, path="f.tif")
