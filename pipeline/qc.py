@@ -23,14 +23,14 @@ def registration_figure(reference, moving, result, *, spacing, reference_spacing
         mov = ndimage.zoom(mov, (sy, sx), order=1)
     canvas = np.zeros((max(ref.shape[0], mov.shape[0]), max(ref.shape[1], mov.shape[1])))
     before = canvas.copy()
-    before[:mov.shape[0], :mov.shape[1]] = mov
+    before[:mov.shape[0], :mov.shape[1]] = _norm(mov)   # normalise before padding/shifting
     shift_px = np.asarray(result["shift_um"])[1:] / np.asarray(reference_spacing)[1:]
-    after = ndimage.shift(before, shift_px, order=1)
+    after = ndimage.shift(before, shift_px, order=1, cval=0.0)
     r = canvas.copy()
-    r[:ref.shape[0], :ref.shape[1]] = ref
+    r[:ref.shape[0], :ref.shape[1]] = _norm(ref)
     fig, axes = plt.subplots(1, 2, figsize=(10, 5))
     for ax, img, title in ((axes[0], before, "before"), (axes[1], after, "after")):
-        rgb = np.stack([_norm(r), _norm(img), _norm(r)], axis=-1)
+        rgb = np.stack([r, img, r], axis=-1)
         ax.imshow(rgb)
         ax.set_title(f"{title} (reference magenta, session green)")
         ax.axis("off")
