@@ -21,7 +21,7 @@ $(STAMP): requirements.txt pyproject.toml
 venv: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) --config results=$(RESULTS)
+	$(BIN)/snakemake --cores $(CORES) --show-failed-logs --config results=$(RESULTS)
 	@echo
 	@echo "Per-synapse table : $(RESULTS)/synapses.csv"
 	@echo "Statistics        : $(RESULTS)/stats/ (CSV tables and PNG plots)"
