@@ -51,19 +51,39 @@ def _options(text: str | None) -> dict:
 
 
 # --------------------------------------------------------------------------- commands
+def _simulation_fields():
+    """(name, default) of every SimulationParams field settable from the command line."""
+    from dataclasses import fields
+
+    from .simulate import SimulationParams
+
+    return [(f.name, f.default) for f in fields(SimulationParams)
+            if f.name not in ("cell_type", "seed")]
+
+
+def _parse_field(text: str, default):
+    if isinstance(default, tuple) or default is None and "," in text:
+        vals = [float(v) for v in text.split(",")]
+        return tuple(int(v) if isinstance(default, tuple) and isinstance(default[0], int)
+                     else v for v in vals)
+    if isinstance(default, bool):
+        return text.lower() in ("1", "true", "yes")
+    if isinstance(default, int):
+        return int(text)
+    return float(text)
+
+
 def cmd_simulate(args) -> None:
     from .simulate import SimulationParams, write_dataset
 
+    overrides = {name: _parse_field(getattr(args, name), default)
+                 for name, default in _simulation_fields() if getattr(args, name) is not None}
     cells = []
     for k, ct in enumerate(args.cells.split(",")):
-        prm = SimulationParams(cell_type=ct, shape=tuple(int(v) for v in args.shape.split(",")),
-                               n_sessions=args.sessions, seed=args.seed + 1000 * k,
-                               photons_per_weight=args.photons_per_weight,
-                               shift_sd_um=_triple(args.shift_sd_um),
-                               n_dendrites=args.dendrites)
+        prm = SimulationParams(cell_type=ct, seed=args.seed + 1000 * k, **overrides)
         cells.append((f"{ct}{k + 1:02d}", prm))
     out = write_dataset(args.out, cells)
-    print(f"wrote {out}/sessions.tsv, images/ and truth/")
+    print(f"wrote {out}/sessions.tsv, images/ and truth/ (parameters in truth/params.json)")
 
 
 def cmd_check_sheet(args) -> None:
@@ -276,15 +296,19 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("simulate", help="write a simulated imaging directory with ground truth")
+    p = sub.add_parser("simulate", help="write a simulated imaging directory with ground truth",
+                       description="Every parameter of pipeline.simulate.SimulationParams can be "
+                                   "set; tuples as comma-separated values (e.g. --shape 34,512,512)."
+                                   " Unset dynamics take the cell type's defaults.")
     p.add_argument("--out", required=True)
     p.add_argument("--cells", default="pyr,PV", help="cell types, one cell each (e.g. pyr,PV)")
-    p.add_argument("--sessions", type=int, default=6)
-    p.add_argument("--shape", default="34,512,512", help="z,y,x voxels")
-    p.add_argument("--dendrites", type=int, default=2)
-    p.add_argument("--photons-per-weight", type=float, default=1500.0)
-    p.add_argument("--shift-sd-um", default="0.8,2.0,2.0")
     p.add_argument("--seed", type=int, default=0)
+    aliases = {"n_sessions": ["--sessions"], "n_dendrites": ["--dendrites"]}
+    for name, default in _simulation_fields():
+        flag = "--" + name.replace("_", "-")
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        p.add_argument(flag, *aliases.get(name, []), dest=name, default=None,
+                       help=f"default: {shown if shown is not None else 'by cell type'}")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("check-sheet", help="validate a sessions sheet (and image headers)")

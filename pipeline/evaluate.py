@@ -47,11 +47,11 @@ def score_detection(det_vox: np.ndarray, true_vox: np.ndarray, spacing) -> dict:
             "n_detected": len(det_vox)}
 
 
-def registration_error_um(matrix, true_matrix, points_um) -> np.ndarray:
-    """Distance (um) between points mapped by the estimated and by the true transform."""
+def registration_error_um(matrix, session_um, reference_um) -> np.ndarray:
+    """Distance (um) between true session positions mapped by ``matrix`` and their true
+    reference-frame positions (exact also when the truth has rotation or a warp)."""
     from .register import transform_points
-    return np.linalg.norm(transform_points(matrix, points_um) -
-                          transform_points(true_matrix, points_um), axis=1)
+    return np.linalg.norm(transform_points(matrix, session_um) - np.asarray(reference_um), axis=1)
 
 
 def score_links(tracks: pd.DataFrame, truth_ids: np.ndarray, true_links: set) -> dict:
@@ -80,7 +80,6 @@ def evaluate_results(dataset: Path, results: Path) -> pd.DataFrame:
     import json
 
     truth = pd.read_csv(dataset / "truth" / "synapses.csv")
-    transforms = json.loads((dataset / "truth" / "transforms.json").read_text())["cells"]
     params = json.loads((dataset / "truth" / "params.json").read_text())
     synapses = pd.read_csv(results / "synapses.csv")
     rows = []
@@ -96,8 +95,8 @@ def evaluate_results(dataset: Path, results: Path) -> pd.DataFrame:
             det_scores.append(score_detection(det[["z", "y", "x"]].to_numpy(),
                                               tp[["z", "y", "x"]].to_numpy(), spacing))
             est = json.loads((results / "register" / cell / f"{sess}.json").read_text())["matrix"]
-            reg_err.append(registration_error_um(est, transforms[cell][sess],
-                                                 tp[["z", "y", "x"]].to_numpy() * spacing))
+            reg_err.append(registration_error_um(est, tp[["z", "y", "x"]].to_numpy() * spacing,
+                                                 tp[["z_um", "y_um", "x_um"]].to_numpy()))
             sel = tracks["session"].astype(str) == sess
             ia, ib = match_points(tracks.loc[sel, ["z", "y", "x"]].to_numpy() * spacing,
                                   tp[["z", "y", "x"]].to_numpy() * spacing)

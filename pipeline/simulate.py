@@ -71,6 +71,8 @@ class SimulationParams:
     shift_sd_um: tuple[float, float, float] = (0.8, 2.0, 2.0)
     rotation_deg: float = 0.0
     tilt_deg: float = 0.0
+    warp_um: float = 0.0          # RMS of a smooth non-rigid displacement per session
+    warp_wavelength_um: float = 30.0
     # dynamics
     kesten: tuple[float, float, float, float] | None = None
     weight_lognormal: tuple[float, float] | None = None
@@ -105,9 +107,10 @@ class SimulatedCell:
 
     images: list[np.ndarray]              # per session (2, z, y, x) uint16: psd95, morphology
     truth: pd.DataFrame                   # one row per synapse per session
-    transforms: list[np.ndarray]          # per session 4x4, session um -> reference um
+    transforms: list[np.ndarray]          # per session 4x4, session um -> reference um (rigid part)
     params: SimulationParams
     days: list[float] = field(default_factory=list)
+    warps: list = field(default_factory=list)  # per session: the warp's plane waves (after the rigid part)
 
 
 # --------------------------------------------------------------------------- geometry
@@ -131,6 +134,36 @@ def affine_about(rot: np.ndarray, shift, centre) -> np.ndarray:
 def apply_affine(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     pts = np.asarray(points, dtype=float).reshape(-1, 3)
     return pts @ matrix[:3, :3].T + matrix[:3, 3]
+
+
+def smooth_warp(rng, amplitude_um: float, wavelength_um: float, n_waves: int = 3):
+    """A smooth random displacement field (sum of plane waves), RMS ``amplitude_um``.
+
+    Returns ``(function, description)``; the function maps (n, 3) points (um) to displaced
+    points.  z displacements are kept at a third of the lateral ones (tissue is stiffer along
+    the optical axis over a field this thin).
+    """
+    if amplitude_um <= 0:
+        return (lambda pts: np.asarray(pts, float)), []
+    waves = []
+    for _ in range(n_waves):
+        k = rng.normal(size=3) * [0.3, 1, 1]
+        k /= np.linalg.norm(k) * wavelength_um
+        direction = rng.normal(size=3) * [0.33, 1, 1]
+        direction /= np.linalg.norm(direction)
+        waves.append((k, direction, rng.uniform(0, 2 * np.pi)))
+    amp = amplitude_um * np.sqrt(2.0 / n_waves)  # RMS of a sum of n sines of amplitude amp
+
+    def warp(pts):
+        pts = np.asarray(pts, float).reshape(-1, 3)
+        out = pts.copy()
+        for k, direction, phase in waves:
+            out += amp * np.sin(2 * np.pi * pts @ k + phase)[:, None] * direction
+        return out
+
+    desc = [{"k_per_um": k.tolist(), "direction": d.tolist(), "phase": ph, "amplitude_um": amp}
+            for k, d, ph in waves]
+    return warp, desc
 
 
 def _make_dendrites(p: SimulationParams, rng) -> list[_Dendrite]:
@@ -180,7 +213,7 @@ def _sample_sites(p: SimulationParams, dendrites, n: int, rng) -> pd.DataFrame:
             pos = c + d.radius * perp
             rows.append((*pos, *c, d.radius, "shaft"))
     cols = ["z_um", "y_um", "x_um", "base_z", "base_y", "base_x", "radius", "kind"]
-    return pd.DataFrame(rows, columns=cols)
+    return pd.DataFrame(rows, columns=cols).astype({c: float for c in cols[:-1]})
 
 
 # --------------------------------------------------------------------------- rendering
@@ -236,19 +269,19 @@ def _morphology_points(dendrites, sites: pd.DataFrame):
     return np.concatenate(pts), np.concatenate(wts)
 
 
-def _render_session(p: SimulationParams, to_session: np.ndarray, morph_pts, morph_w,
+def _render_session(p: SimulationParams, to_session, morph_pts, morph_w,
                     punct_um, weights, sizes_um, brightness, rng) -> np.ndarray:
     spacing = np.array(p.spacing)
     psf_sigma = np.array(p.psf_fwhm_um) * FWHM_TO_SIGMA
     # morphology: splat centre lines, blur by the PSF widened by the tube cross-section
-    mvox = apply_affine(to_session, morph_pts) / spacing
+    mvox = to_session(morph_pts) / spacing
     morph = splat(p.shape, mvox, morph_w)
     blur_um = np.sqrt(psf_sigma ** 2 + 0.2 ** 2)
     morph = ndimage.gaussian_filter(morph, blur_um / spacing, mode="constant")
     scale = p.morphology_peak_photons / max(np.percentile(morph, 99.95), 1e-12)
     morph *= scale * brightness
     # PSD-95: puncta + diffuse PSD-95 in the dendrite + bleed-through + background
-    pvox = apply_affine(to_session, punct_um) / spacing
+    pvox = to_session(punct_um) / spacing
     sig = np.sqrt(psf_sigma[None] ** 2 + (sizes_um[:, None] * FWHM_TO_SIGMA) ** 2)
     psd = render_puncta(p.shape, spacing, pvox, weights * p.photons_per_weight * brightness, sig)
     psd += (p.diffuse_psd95 + p.bleedthrough) * morph + p.background_photons * brightness
@@ -276,19 +309,25 @@ def simulate_cell(params: SimulationParams, *, cell: str = "cell01") -> Simulate
     centre = (shape - 1) / 2 * spacing
     dendrites = _make_dendrites(p, rng)
 
-    # session transforms: tissue (= reference) um -> session um
-    to_session = [np.eye(4)]
+    # session transforms: tissue (= reference) um -> session um: rigid, then a smooth warp
+    to_session, warps, warp_desc = [np.eye(4)], [lambda pts: np.asarray(pts, float)], [[]]
     for _ in range(1, p.n_sessions):
         rot = rotation_matrix(rng.uniform(-1, 1) * p.rotation_deg,
                               rng.uniform(-1, 1) * p.tilt_deg, rng.uniform(-1, 1) * p.tilt_deg)
         to_session.append(affine_about(rot, rng.normal(0, p.shift_sd_um), centre))
+        fn, desc = smooth_warp(rng, p.warp_um, p.warp_wavelength_um)
+        warps.append(fn)
+        warp_desc.append(desc)
+
+    def session_um(s, pts):
+        return warps[s](apply_affine(to_session[s], pts))
 
     def visible(pos_um):
         """Sites that stay well inside the stack in every session."""
         margin = np.array([1.5 * p.psf_fwhm_um[0], 1.0, 1.0])
         ok = np.ones(len(pos_um), bool)
-        for m in to_session:
-            q = apply_affine(m, pos_um)
+        for s in range(p.n_sessions):
+            q = session_um(s, pos_um)
             ok &= np.all((q >= margin) & (q <= (shape - 1) * spacing - margin), axis=1)
         return ok
 
@@ -353,9 +392,10 @@ def simulate_cell(params: SimulationParams, *, cell: str = "cell01") -> Simulate
     for s in range(p.n_sessions):
         brightness = np.exp(rng.normal(0, p.brightness_sd)) * p.bleach_per_session ** s if s else 1.0
         present = ~np.isnan(w[:, s])
-        images.append(_render_session(p, to_session[s], morph_pts, morph_w, pos_ref[present],
-                                      w[present, s], sizes[present], brightness, rng))
-        vox = apply_affine(to_session[s], pos_ref) / spacing
+        images.append(_render_session(p, lambda pts, s=s: session_um(s, pts), morph_pts, morph_w,
+                                      pos_ref[present], w[present, s], sizes[present],
+                                      brightness, rng))
+        vox = session_um(s, pos_ref) / spacing
         to_ref.append(np.linalg.inv(to_session[s]))
         rows.append(pd.DataFrame({
             "cell": cell, "cell_type": p.cell_type, "synapse_id": np.arange(1, len(sites) + 1),
@@ -365,7 +405,7 @@ def simulate_cell(params: SimulationParams, *, cell: str = "cell01") -> Simulate
             "z_um": pos_ref[:, 0], "y_um": pos_ref[:, 1], "x_um": pos_ref[:, 2],
             "kind": sites["kind"].to_numpy(), "size_um": sizes, "brightness": brightness}))
     truth = pd.concat(rows, ignore_index=True)
-    return SimulatedCell(images, truth, to_ref, p, days)
+    return SimulatedCell(images, truth, to_ref, p, days, warp_desc)
 
 
 # --------------------------------------------------------------------------- dataset on disk
@@ -390,15 +430,19 @@ def write_dataset(out: str | Path, cells: list[tuple[str, SimulationParams]]) ->
             sheet.append({"cell": cell, "cell_type": prm.cell_type, "session": name,
                           "day": _day(sim.days[s]), "path": rel, "psd95_channel": 0,
                           "morphology_channel": 1})
-            transforms[cell][name] = sim.transforms[s].tolist()
+            transforms[cell][name] = {"matrix": sim.transforms[s].tolist(),
+                                      "warp_after_rigid": sim.warps[s]}
         truths.append(sim.truth)
         params[cell] = _jsonable(asdict(sim.params))
     pd.DataFrame(sheet).to_csv(out / "sessions.tsv", sep="\t", index=False)
     pd.concat(truths, ignore_index=True).to_csv(out / "truth" / "synapses.csv", index=False,
                                                 float_format="%.5f")
     (out / "truth" / "transforms.json").write_text(json.dumps(
-        {"convention": "4x4 matrix on (z, y, x, 1) in um: session frame -> reference frame "
-                       "(the first session's frame)", "cells": transforms}, indent=1))
+        {"convention": "matrix: 4x4 on (z, y, x, 1) in um, session frame -> reference frame (the "
+                       "first session's frame), the inverse of the rigid part; each session's "
+                       "stack also carries a smooth warp applied after the rigid motion "
+                       "(warp_after_rigid, plane waves); truth/synapses.csv holds the exact "
+                       "positions", "cells": transforms}, indent=1))
     (out / "truth" / "params.json").write_text(json.dumps(params, indent=1))
     return out
 
