@@ -145,7 +145,8 @@ def cmd_register(args) -> None:
     ref, ref_meta = load_ingested(args.reference)
     mov, meta = load_ingested(args.stack)
     opts = _options(args.options)
-    channel = 1 if (ref.shape[0] > 1 and mov.shape[0] > 1) else 0
+    n_ch = min(ref.shape[0], mov.shape[0])           # correlate the channels both sessions have
+    channel = 1 if n_ch > 1 else 0                  # the QC figure shows the morphology
     if meta["session"] == ref_meta["session"]:
         result = {"matrix": np.eye(4).tolist(), "shift_um": [0.0, 0.0, 0.0],
                   "coarse_shift_um": [0.0, 0.0, 0.0], "peak": 1.0, "n_matches": 0,
@@ -155,10 +156,11 @@ def cmd_register(args) -> None:
         if opts.get("use_puncta", True):
             pts = {"reference_points_um": pd.read_csv(args.reference_puncta)[["z_um", "y_um", "x_um"]].to_numpy(),
                    "moving_points_um": pd.read_csv(args.puncta)[["z_um", "y_um", "x_um"]].to_numpy()}
-        result = register_session(ref[channel], mov[channel], spacing=meta["voxel_um"],
+        result = register_session(ref[:n_ch], mov[:n_ch], spacing=meta["voxel_um"],
                                   reference_spacing=ref_meta["voxel_um"], **pts)
     result.update({"cell": meta["cell"], "session": meta["session"],
-                   "reference_session": ref_meta["session"], "channel": ["psd95", "morphology"][channel],
+                   "reference_session": ref_meta["session"],
+                   "channels": ["psd95", "morphology"][:n_ch],
                    "convention": "matrix maps (z, y, x, 1) in um of this session's stack to the "
                                  "reference session's stack"})
     from .qc import registration_figure

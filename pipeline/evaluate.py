@@ -116,6 +116,10 @@ def evaluate_results(dataset: Path, results: Path) -> pd.DataFrame:
         both = both[(both["weight"] > 0) & (both["weight_true"] > 0)]
         r_w = np.corrcoef(np.log(both["weight"]), np.log(both["weight_true"]))[0, 1] \
             if len(both) > 2 else np.nan
+        # log weight change of synapses persisting in both truth and result
+        res_all = synapses[synapses["cell"] == cell].copy()
+        res_all["true_id"] = res_all["synapse_id"].map(id_map)
+        r_dw = _log_change_r(res_all, tcell, sessions)
         det_df = pd.DataFrame(det_scores)
         errs = np.concatenate(reg_err) if reg_err else np.array([np.nan])
         for metric, value in (
@@ -125,6 +129,72 @@ def evaluate_results(dataset: Path, results: Path) -> pd.DataFrame:
                 ("registration_error_um_median", float(np.median(errs))),
                 ("registration_error_um_p95", float(np.percentile(errs, 95))),
                 ("link_precision", links["precision"]), ("link_recall", links["recall"]),
-                ("link_f1", links["f1"]), ("log_weight_r", r_w)):
+                ("link_f1", links["f1"]), ("log_weight_r", r_w), ("log_change_r", r_dw)):
             rows.append({"cell": cell, "metric": metric, "value": value})
+    rows += _population_scores(truth, synapses, params)
     return pd.DataFrame(rows)
+
+
+def _log_change_r(res: pd.DataFrame, truth: pd.DataFrame, sessions) -> float:
+    """r of log(w_t+1 / w_t), ours vs truth, for synapses present in both sessions in both."""
+    ours = res[res["present"] == 1].dropna(subset=["true_id"])
+    ours = ours.assign(true_id=ours["true_id"].astype(int)).drop_duplicates(["true_id", "session"])
+    wo = ours.pivot(index="true_id", columns="session", values="weight")
+    wt = truth[truth["present"] == 1].pivot(index="synapse_id", columns="session", values="weight")
+    xs, ys = [], []
+    for a, b in zip(sessions[:-1], sessions[1:]):
+        if not {a, b} <= set(wo.columns) or not {a, b} <= set(wt.columns):
+            continue
+        ids = wo.index.intersection(wt.index)
+        o = np.log(wo.loc[ids, b] / wo.loc[ids, a])
+        t = np.log(wt.loc[ids, b] / wt.loc[ids, a])
+        ok = np.isfinite(o) & np.isfinite(t)
+        xs.append(o[ok])
+        ys.append(t[ok])
+    if not xs or sum(len(x) for x in xs) < 3:
+        return float("nan")
+    return float(np.corrcoef(np.concatenate(xs), np.concatenate(ys))[0, 1])
+
+
+def _population_scores(truth: pd.DataFrame, synapses: pd.DataFrame, params: dict) -> list[dict]:
+    """Turnover, log-normal sigma and Kesten fits: ours vs the truth table vs the generator."""
+    from .stats.distributions import fit_lognormal
+    from .stats.kesten import fit_kesten_binned
+    from .stats.survival import survival, turnover
+    from .stats.table import consecutive_pairs, prepare_table
+
+    rows = []
+    t_true = prepare_table(truth[["cell", "cell_type", "synapse_id", "session", "day", "present", "weight"]])
+    t_ours = prepare_table(synapses)
+    to_true, to_ours = turnover(t_true), turnover(t_ours)
+    s_true, s_ours = survival(t_true), survival(t_ours)
+    for ct in sorted(t_true["cell_type"].unique()):
+        key = f"type:{ct}"
+        a = to_true[to_true.cell_type == ct].set_index("day")
+        b = to_ours[to_ours.cell_type == ct].set_index("day").reindex(a.index)
+        for col in ("added", "lost"):
+            rows.append({"cell": key, "metric": f"{col}_true", "value": a[col].mean()})
+            rows.append({"cell": key, "metric": f"{col}_ours", "value": b[col].mean()})
+            rows.append({"cell": key, "metric": f"{col}_abs_error_pp",
+                         "value": 100 * float(np.nanmean(np.abs(b[col] - a[col])))})
+        last = s_true[s_true.cell_type == ct]["day"].max()
+        for name, s in (("true", s_true), ("ours", s_ours)):
+            v = s[(s.cell_type == ct) & (s.day == last)]["survival"]
+            rows.append({"cell": key, "metric": f"survival_last_{name}",
+                         "value": float(v.iloc[0]) if len(v) else np.nan})
+        gen = next(v for c, v in params.items() if v["cell_type"] == ct)
+        rows.append({"cell": key, "metric": "sigma_generating", "value": gen["weight_lognormal"][1]})
+        for name, tab in (("truth_table", t_true), ("ours", t_ours)):
+            d0 = tab[(tab.cell_type == ct) & (tab.day == tab.day.min()) & (tab.present == 1)]
+            rows.append({"cell": key, "metric": f"sigma_{name}", "value": fit_lognormal(d0["weight"])["sigma"]})
+        for coef, value in zip("acbd", gen["kesten"]):
+            rows.append({"cell": key, "metric": f"kesten_{coef}_generating", "value": value})
+        for name, tab in (("truth_table", t_true), ("ours", t_ours)):
+            pairs = consecutive_pairs(tab[tab.cell_type == ct])
+            try:
+                fit = fit_kesten_binned(pairs["w_t"], pairs["w_next"])
+            except ValueError:
+                fit = {c: np.nan for c in "acbd"}
+            for coef in "acbd":
+                rows.append({"cell": key, "metric": f"kesten_{coef}_{name}", "value": fit[coef]})
+    return rows

@@ -11,6 +11,7 @@ shrinking gate, median displacement), which reaches the puncta's sub-voxel preci
 from __future__ import annotations
 
 import numpy as np
+from scipy import fft as sfft
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
@@ -30,30 +31,37 @@ def _prepare(image: np.ndarray, spacing) -> np.ndarray:
     return img - img.mean()
 
 
-def phase_correlate(reference: np.ndarray, moving: np.ndarray, *, spacing,
-                    smooth_vox: float = 1.0) -> tuple[np.ndarray, float]:
-    """Translation (voxels) that maps ``moving`` onto ``reference``.
+def _bin_yx(image: np.ndarray, factor: int) -> np.ndarray:
+    """Block-average y and x of a (c, z, y, x) stack by ``factor`` (partial blocks dropped)."""
+    if factor <= 1:
+        return image.astype(np.float32, copy=False)
+    c, z, y, x = image.shape
+    y, x = y // factor * factor, x // factor * factor
+    v = image[..., :y, :x].astype(np.float32, copy=False)
+    return v.reshape(c, z, y // factor, factor, x // factor, factor).mean(axis=(3, 5))
 
-    Both stacks are zero-padded to a common size with room for shifts of half the stack, so
-    the correlation is linear, not circular.  The phase-only correlation is smoothed by a
-    Gaussian of ``smooth_vox`` voxels so that its peak can be located to sub-voxel precision
-    by a parabola on each axis.
 
-    Returns
-    -------
-    shift : (3,) array such that ``reference[p] ~ moving[p - shift]``, i.e. a point at ``q``
-        in the moving stack lies at ``q + shift`` in the reference stack.
-    peak : height of the normalised correlation peak (0..1; low values mean unreliable).
+def _correlate(reference, moving, spacing, smooth_vox):
+    """Phase correlation of (c, z, y, x) stacks: (shift in voxels, normalised peak height).
+
+    Each channel's cross-power spectrum is normalised to unit magnitude and the channels are
+    averaged, so sharp puncta and the morphology's outline vote together.
     """
-    shape = [int(max(a, b) * 1.5) for a, b in zip(reference.shape, moving.shape)]
-    fr = np.fft.rfftn(_prepare(reference, spacing), shape, axes=(0, 1, 2))
-    fm = np.fft.rfftn(_prepare(moving, spacing), shape, axes=(0, 1, 2))
-    cross = fr * np.conj(fm)
-    cross /= np.abs(cross) + 1e-12 * np.abs(cross).max()
+    shape = [int(max(a, b) * 1.5) for a, b in zip(reference.shape[1:], moving.shape[1:])]
+    axes = (0, 1, 2)
+    cross = None
+    for ref_c, mov_c in zip(reference, moving):
+        fr = sfft.rfftn(_prepare(ref_c, spacing), shape, axes=axes, workers=-1)
+        c = fr * np.conj(sfft.rfftn(_prepare(mov_c, spacing), shape, axes=axes, workers=-1))
+        del fr
+        c /= np.abs(c) + np.float32(1e-12) * np.abs(c).max()
+        cross = c if cross is None else cross + c
+    cross /= len(reference)
     freqs = np.meshgrid(*[np.fft.fftfreq(n) for n in shape[:-1]], np.fft.rfftfreq(shape[-1]),
-                        indexing="ij")
-    cross *= np.exp(-2 * (np.pi * smooth_vox) ** 2 * sum(f * f for f in freqs))
-    corr = np.fft.irfftn(cross, shape, axes=(0, 1, 2))
+                        indexing="ij", sparse=True)
+    cross *= np.exp(-2 * (np.pi * smooth_vox) ** 2 * sum(f * f for f in freqs)).astype(np.float32)
+    corr = sfft.irfftn(cross, shape, axes=axes, workers=-1)
+    del cross
     peak = np.array(np.unravel_index(np.argmax(corr), corr.shape))
     sub = np.zeros(3)
     for ax in range(3):
@@ -67,8 +75,54 @@ def phase_correlate(reference: np.ndarray, moving: np.ndarray, *, spacing,
     shift = peak + np.clip(sub, -0.5, 0.5)
     shape_arr = np.array(shape)
     shift = np.where(shift > shape_arr / 2, shift - shape_arr, shift)
-    height = float(corr.max() / (np.sqrt((corr ** 2).sum()) + 1e-12))
+    height = float(corr.max() / (np.sqrt(np.square(corr, dtype=np.float64).sum()) + 1e-12))
     return shift, height
+
+
+def phase_correlate(reference: np.ndarray, moving: np.ndarray, *, spacing,
+                    coarse_pixel_um: float = 0.3, smooth_vox: float = 1.0,
+                    refine_crop: int = 256) -> tuple[np.ndarray, float]:
+    """Translation (voxels) that maps ``moving`` onto ``reference``.
+
+    ``reference`` and ``moving`` are (z, y, x) stacks or (c, z, y, x) stacks whose channels
+    are correlated jointly.  Coarse: both stacks are block-averaged in y and x to pixels of about
+    ``coarse_pixel_um``, zero-padded with room for shifts of half the stack (so the
+    correlation is linear, not circular), and phase-correlated; the correlation is smoothed by
+    a Gaussian of ``smooth_vox`` voxels so that its peak can be located to sub-voxel precision
+    by a parabola on each axis.  Fine: the overlapping parts (at most ``refine_crop`` pixels
+    across, from the centre of the overlap) are correlated again at full resolution.
+
+    Returns
+    -------
+    shift : (3,) array such that ``reference[p] ~ moving[p - shift]``, i.e. a point at ``q``
+        in the moving stack lies at ``q + shift`` in the reference stack.
+    peak : height of the normalised coarse correlation peak (low values mean unreliable).
+    """
+    spacing = np.asarray(spacing, float)
+    if reference.ndim == 3:
+        reference, moving = reference[np.newaxis], moving[np.newaxis]
+    factor = max(1, int(round(coarse_pixel_um / spacing[1])))
+    coarse_spacing = spacing * [1, factor, factor]
+    shift, peak = _correlate(_bin_yx(reference, factor), _bin_yx(moving, factor),
+                             coarse_spacing, smooth_vox)
+    shift = shift * [1, factor, factor]
+    if factor > 1 and refine_crop:
+        s = np.round(shift).astype(int)
+        # reference window r and moving window r - s, both inside their stacks
+        lo = np.maximum(0, s)
+        hi = np.minimum(reference.shape[1:], np.array(moving.shape[1:]) + s)
+        if np.all(hi - lo >= [3, 32, 32]):
+            centre = (lo + hi) // 2
+            half = np.array([(hi[0] - lo[0]) // 2, refine_crop // 2, refine_crop // 2])
+            lo = np.maximum(lo, centre - half)
+            hi = np.minimum(hi, centre + half)
+            ref_win = reference[:, lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+            mov_win = moving[:, lo[0] - s[0]:hi[0] - s[0], lo[1] - s[1]:hi[1] - s[1],
+                             lo[2] - s[2]:hi[2] - s[2]]
+            residual, _ = _correlate(ref_win, mov_win, spacing, smooth_vox)
+            if np.all(np.abs(residual) <= [1.5, 1.5 * factor, 1.5 * factor]):
+                shift = s + residual
+    return shift, peak
 
 
 def refine_translation(reference_um: np.ndarray, moving_um: np.ndarray, shift_um, *,
@@ -109,12 +163,12 @@ def translation_matrix(shift_um) -> np.ndarray:
 
 def register_session(reference: np.ndarray, moving: np.ndarray, *, spacing,
                      reference_spacing=None, reference_points_um=None, moving_points_um=None,
-                     min_peak: float = 0.02) -> dict:
+                     min_peak: float = 0.03) -> dict:
     """Estimate the transform of one session into the reference session's frame.
 
     Parameters
     ----------
-    reference, moving : (z, y, x) stacks (the morphology channel, or PSD-95 without one)
+    reference, moving : (z, y, x) or (c, z, y, x) stacks (channels are correlated jointly)
     spacing : voxel size of ``moving`` (um); ``reference_spacing`` defaults to the same
     reference_points_um, moving_points_um : optional (n, 3) puncta positions in um, each in
         its own stack's frame, used to refine the translation
@@ -127,10 +181,12 @@ def register_session(reference: np.ndarray, moving: np.ndarray, *, spacing,
     """
     spacing = np.asarray(spacing, float)
     ref_spacing = np.asarray(spacing if reference_spacing is None else reference_spacing, float)
-    mov = moving
+    mov = moving if moving.ndim == 4 else moving[np.newaxis]
+    reference = reference if reference.ndim == 4 else reference[np.newaxis]
     if not np.allclose(spacing, ref_spacing, rtol=0.01):
         # resample the moving stack onto the reference voxel grid before correlating
-        mov = ndimage.zoom(moving.astype(np.float32), spacing / ref_spacing, order=1)
+        mov = np.stack([ndimage.zoom(m.astype(np.float32), spacing / ref_spacing, order=1)
+                        for m in mov])
     shift_vox, peak = phase_correlate(reference, mov, spacing=ref_spacing)
     coarse = shift_vox * ref_spacing
     shift, n, resid = coarse, 0, float("nan")

@@ -10,6 +10,8 @@ rule detect:
         "../envs/pipeline.yaml"
     log:
         f"{RESULTS}/logs/detect/{{cell}}/{{session}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/detect/{{cell}}/{{session}}.tsv"
     resources:
         mem_mb=2000,
         runtime=10,

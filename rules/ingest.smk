@@ -14,6 +14,8 @@ rule ingest:
         "../envs/pipeline.yaml"
     log:
         f"{RESULTS}/logs/ingest/{{cell}}/{{session}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/ingest/{{cell}}/{{session}}.tsv"
     resources:
         mem_mb=2000,
         runtime=10,

@@ -14,6 +14,8 @@ rule register:
         "../envs/pipeline.yaml"
     log:
         f"{RESULTS}/logs/register/{{cell}}/{{session}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/register/{{cell}}/{{session}}.tsv"
     resources:
         mem_mb=3000,
         runtime=10,

@@ -14,6 +14,8 @@ rule report:
         "../envs/pipeline.yaml"
     log:
         f"{RESULTS}/logs/report.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/report.tsv"
     resources:
         mem_mb=1000,
         runtime=5,

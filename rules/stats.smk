@@ -11,6 +11,8 @@ rule stats:
         "../envs/pipeline.yaml"
     log:
         f"{RESULTS}/logs/stats.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/stats.tsv"
     resources:
         mem_mb=2000,
         runtime=10,

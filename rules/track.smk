@@ -12,6 +12,8 @@ rule track:
         "../envs/pipeline.yaml"
     log:
         f"{RESULTS}/logs/track/{{cell}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/track/{{cell}}.tsv"
     resources:
         mem_mb=1000,
         runtime=10,

@@ -12,6 +12,8 @@ rule weights:
         "../envs/pipeline.yaml"
     log:
         f"{RESULTS}/logs/weights/{{cell}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/weights/{{cell}}.tsv"
     resources:
         mem_mb=3000,
         runtime=15,
@@ -31,6 +33,8 @@ rule collect:
         "../envs/pipeline.yaml"
     log:
         f"{RESULTS}/logs/collect.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/collect.tsv"
     resources:
         mem_mb=1000,
         runtime=5,

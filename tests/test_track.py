@@ -63,8 +63,8 @@ def test_links_on_simulated_sessions_are_correct(sim_pyr):
     frames = []
     dets = [detect_puncta(im[0].astype(np.float32), spacing=sp) for im in sim_pyr.images]
     for s, det in enumerate(dets):
-        reg = register_session(sim_pyr.images[0][1].astype(np.float32),
-                               sim_pyr.images[s][1].astype(np.float32), spacing=sp,
+        reg = register_session(sim_pyr.images[0].astype(np.float32),
+                               sim_pyr.images[s].astype(np.float32), spacing=sp,
                                reference_points_um=dets[0][["z", "y", "x"]].to_numpy() * sp,
                                moving_points_um=det[["z", "y", "x"]].to_numpy() * sp)
         ref = transform_points(reg["matrix"], det[["z", "y", "x"]].to_numpy() * sp)
