@@ -1,6 +1,7 @@
 # make run   : create the virtual environment (pinned dependencies) and run the pipeline on data_sample/
 # make test  : same environment, run the test suite
 # make lint  : snakemake --lint
+# make bench : accuracy/speed/memory benchmark vs peer tools -> BENCHMARKS.md (about 20 min on 2 cores)
 # make sample: regenerate data_sample/ with the simulator (the command is recorded in data_sample/README.md)
 PYTHON ?= python3
 VENV   ?= .venv
@@ -10,7 +11,7 @@ CORES  ?= 2
 RESULTS ?= results/sample
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: venv run test lint sample clean
+.PHONY: venv run test lint sample bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +34,13 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint
+
+$(VENV)/.peers: $(STAMP) benchmarks/requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r benchmarks/requirements.txt
+	touch $(VENV)/.peers
+
+bench: $(VENV)/.peers
+	$(BIN)/python benchmarks/run_benchmark.py --workdir results/bench --out BENCHMARKS.md --cores $(CORES)
 
 sample: $(STAMP)
 	rm -rf data_sample

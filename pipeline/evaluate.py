@@ -75,6 +75,46 @@ def score_links(tracks: pd.DataFrame, truth_ids: np.ndarray, true_links: set) ->
     return out
 
 
+def session_order(truth_cell: pd.DataFrame) -> list[str]:
+    return list(truth_cell.sort_values("day")["session"].drop_duplicates())
+
+
+def assign_true_ids(tracks: pd.DataFrame, truth_cell: pd.DataFrame, spacing) -> np.ndarray:
+    """Per row of ``tracks`` (session, z, y, x in that session's voxels) the id of the true
+    synapse it matches (one-to-one per session, scorer's gate), or -1."""
+    true_id = np.full(len(tracks), -1)
+    for sess in session_order(truth_cell):
+        tp = truth_cell[(truth_cell["session"] == sess) & (truth_cell["present"] == 1)]
+        idx = np.flatnonzero((tracks["session"].astype(str) == sess).to_numpy())
+        ia, ib = match_points(tracks.iloc[idx][["z", "y", "x"]].to_numpy() * spacing,
+                              tp[["z", "y", "x"]].to_numpy() * spacing)
+        true_id[idx[ia]] = tp["synapse_id"].to_numpy()[ib]
+    return true_id
+
+
+def true_links_of(tracks: pd.DataFrame, true_id: np.ndarray) -> set:
+    """(true id, session index) of true synapses detected at that session and the next."""
+    ok = true_id >= 0
+    seen = set(zip(true_id[ok], tracks["session_index"].to_numpy()[ok]))
+    return {(t, s) for t, s in seen if (t, s + 1) in seen}
+
+
+def turnover_error_pp(tracks: pd.DataFrame, truth_cell: pd.DataFrame) -> dict:
+    """Mean absolute error (percentage points) of the fractions added and lost per interval,
+    with presence = a punctum of the track detected in that session."""
+    sessions = session_order(truth_cell)
+    pred = pd.crosstab(tracks["synapse_id"], tracks["session"].astype(str)).reindex(
+        columns=sessions, fill_value=0).to_numpy() > 0
+    true = truth_cell.pivot(index="synapse_id", columns="session", values="present")[sessions].to_numpy() > 0
+    out = {}
+    for name, m in (("pred", pred), ("true", true)):
+        before, after = m[:, :-1], m[:, 1:]
+        out[f"added_{name}"] = ((after & ~before).sum(0) / np.maximum(after.sum(0), 1))
+        out[f"lost_{name}"] = ((before & ~after).sum(0) / np.maximum(before.sum(0), 1))
+    return {"added_abs_error_pp": 100 * float(np.mean(np.abs(out["added_pred"] - out["added_true"]))),
+            "lost_abs_error_pp": 100 * float(np.mean(np.abs(out["lost_pred"] - out["lost_true"])))}
+
+
 def evaluate_results(dataset: Path, results: Path) -> pd.DataFrame:
     """Score a pipeline run on a simulated dataset; one row per metric and cell."""
     import json
@@ -86,10 +126,9 @@ def evaluate_results(dataset: Path, results: Path) -> pd.DataFrame:
     for cell, tcell in truth.groupby("cell"):
         spacing = _spacing_of(params, cell)
         tracks = pd.read_csv(results / "track" / cell / "tracks.csv")
-        sessions = sorted(tcell["session"].unique(), key=lambda s: tcell.loc[tcell.session == s, "day"].iloc[0])
+        sessions = session_order(tcell)
         det_scores, reg_err = [], []
-        tracks["true_id"] = -1
-        for k, sess in enumerate(sessions):
+        for sess in sessions:
             tp = tcell[(tcell["session"] == sess) & (tcell["present"] == 1)]
             det = pd.read_csv(results / "detect" / cell / f"{sess}.csv")
             det_scores.append(score_detection(det[["z", "y", "x"]].to_numpy(),
@@ -97,15 +136,10 @@ def evaluate_results(dataset: Path, results: Path) -> pd.DataFrame:
             est = json.loads((results / "register" / cell / f"{sess}.json").read_text())["matrix"]
             reg_err.append(registration_error_um(est, tp[["z", "y", "x"]].to_numpy() * spacing,
                                                  tp[["z_um", "y_um", "x_um"]].to_numpy()))
-            sel = tracks["session"].astype(str) == sess
-            ia, ib = match_points(tracks.loc[sel, ["z", "y", "x"]].to_numpy() * spacing,
-                                  tp[["z", "y", "x"]].to_numpy() * spacing)
-            idx = np.flatnonzero(sel.to_numpy())
-            tracks.iloc[idx[ia], tracks.columns.get_loc("true_id")] = tp["synapse_id"].to_numpy()[ib]
+        tracks["true_id"] = assign_true_ids(tracks, tcell, spacing)
+        links = score_links(tracks, tracks["true_id"].to_numpy(),
+                            true_links_of(tracks, tracks["true_id"].to_numpy()))
         matched = tracks[tracks["true_id"] >= 0]
-        seen = set(zip(matched["true_id"], matched["session_index"]))
-        true_links = {(tid, s) for tid, s in seen if (tid, s + 1) in seen}
-        links = score_links(tracks, tracks["true_id"].to_numpy(), true_links)
         # weights: result synapse -> the true synapse most of its detections matched
         id_map = matched.groupby("synapse_id")["true_id"].agg(lambda v: v.value_counts().index[0])
         res = synapses[(synapses["cell"] == cell) & (synapses["present"] == 1)].copy()
@@ -129,7 +163,8 @@ def evaluate_results(dataset: Path, results: Path) -> pd.DataFrame:
                 ("registration_error_um_median", float(np.median(errs))),
                 ("registration_error_um_p95", float(np.percentile(errs, 95))),
                 ("link_precision", links["precision"]), ("link_recall", links["recall"]),
-                ("link_f1", links["f1"]), ("log_weight_r", r_w), ("log_change_r", r_dw)):
+                ("link_f1", links["f1"]), ("log_weight_r", r_w), ("log_change_r", r_dw),
+                *turnover_error_pp(tracks, tcell).items()):
             rows.append({"cell": cell, "metric": metric, "value": value})
     rows += _population_scores(truth, synapses, params)
     return pd.DataFrame(rows)
