@@ -230,9 +230,11 @@ def cmd_weights(args) -> None:
         phot = aperture_photometry(psd, vox, spacing=spacing,
                                    radius_um=opts.get("aperture_um", (1.6, 0.6, 0.6)))
         link = det["link_distance_um"].reindex(ids).to_numpy()
+        # a detection with no signal above its local background is not a credible punctum
+        present = found & (phot["intensity"].to_numpy() > 0)
         rows.append(pd.DataFrame({
             "cell": meta["cell"], "cell_type": meta["cell_type"], "synapse_id": ids,
-            "session": meta["session"], "day": meta["day"], "present": found.astype(int),
+            "session": meta["session"], "day": meta["day"], "present": present.astype(int),
             "z": vox[:, 0], "y": vox[:, 1], "x": vox[:, 2], "z_um": ref_um[:, 0],
             "y_um": ref_um[:, 1], "x_um": ref_um[:, 2], "intensity": phot["intensity"],
             "snr": phot["snr"], "background": phot["background"], "in_view": phot["in_view"],

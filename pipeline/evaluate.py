@@ -32,7 +32,10 @@ def match_points(a_um: np.ndarray, b_um: np.ndarray, *, gate_um: float = 0.6,
 def precision_recall(n_true: int, n_pred: int, n_match: int) -> dict:
     p = n_match / n_pred if n_pred else float("nan")
     r = n_match / n_true if n_true else float("nan")
-    f1 = 2 * p * r / (p + r) if n_pred and n_true and (p + r) > 0 else float("nan")
+    if not (n_pred and n_true):
+        f1 = float("nan")
+    else:
+        f1 = 2 * p * r / (p + r) if (p + r) > 0 else 0.0
     return {"precision": p, "recall": r, "f1": f1}
 
 
@@ -71,7 +74,7 @@ def score_links(tracks: pd.DataFrame, truth_ids: np.ndarray, true_links: set) ->
     out = precision_recall(len(true_links), len(pred), int(correct.sum()))
     out["recall"] = len(found & true_links) / len(true_links) if true_links else float("nan")
     p, r = out["precision"], out["recall"]
-    out["f1"] = 2 * p * r / (p + r) if (p + r) > 0 else float("nan")
+    out["f1"] = 2 * p * r / (p + r) if (p + r) > 0 else (0.0 if np.isfinite(p + r) else float("nan"))
     return out
 
 
