@@ -129,7 +129,8 @@ def cmd_detect(args) -> None:
 
     stack, meta = load_ingested(args.stack)
     opts = _options(args.options)
-    puncta = detect_puncta(stack[0], spacing=meta["voxel_um"], **opts)
+    morphology = stack[1] if opts.pop("subtract_morphology", True) and stack.shape[0] > 1 else None
+    puncta = detect_puncta(stack[0], spacing=meta["voxel_um"], morphology=morphology, **opts)
     spacing = np.asarray(meta["voxel_um"])
     for ax, col in enumerate(("z", "y", "x")):
         puncta[f"{col}_um"] = puncta[col] * spacing[ax]
@@ -224,9 +225,13 @@ def cmd_weights(args) -> None:
         found = np.isin(ids, det.index)
         vox[found] = det.loc[ids[found], ["z", "y", "x"]].to_numpy()
         ref_um[found] = det.loc[ids[found], ["z_um", "y_um", "x_um"]].to_numpy()
-        psd = stack[0]
-        if stack.shape[0] > 1 and opts.get("bleedthrough", 0.0):
-            psd = psd - opts["bleedthrough"] * stack[1]
+        psd, k_morph = stack[0], 0.0
+        if stack.shape[0] > 1 and opts.get("bleedthrough", "auto") != 0:
+            from .detect import morphology_coefficient
+            k_morph = opts.get("bleedthrough", "auto")
+            if k_morph == "auto":  # estimated per session from the data
+                k_morph = morphology_coefficient(stack[0], stack[1])
+            psd = psd - np.float32(k_morph) * (stack[1] - np.float32(np.median(stack[1])))
         phot = aperture_photometry(psd, vox, spacing=spacing,
                                    radius_um=opts.get("aperture_um", (1.6, 0.6, 0.6)))
         link = det["link_distance_um"].reindex(ids).to_numpy()
@@ -239,7 +244,7 @@ def cmd_weights(args) -> None:
             "y_um": ref_um[:, 1], "x_um": ref_um[:, 2], "intensity": phot["intensity"],
             "snr": phot["snr"], "background": phot["background"], "in_view": phot["in_view"],
             "detected": found.astype(int), "link_distance_um": link,
-            "animal": meta.get("animal", "")}))
+            "animal": meta.get("animal", ""), "bleedthrough": k_morph}))
     table = pd.concat(rows, ignore_index=True)
     table["weight"] = normalise_weights(table["intensity"], table["present"],
                                         groups=table["session"].astype(str),
@@ -247,7 +252,8 @@ def cmd_weights(args) -> None:
     table["normalisation"] = opts.get("normalisation", "percentile_40_60")
     table = table.sort_values(["synapse_id", "day"], ignore_index=True)
     with atomic_path(args.out) as tmp:
-        table[SYNAPSE_COLUMNS + ["normalisation"]].to_csv(tmp, index=False, float_format="%.6g")
+        table[SYNAPSE_COLUMNS + ["normalisation", "bleedthrough"]].to_csv(
+            tmp, index=False, float_format="%.6g")
     print(f"{meta['cell']}: {len(ids)} synapses x {len(args.stacks)} sessions")
 
 

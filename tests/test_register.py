@@ -40,7 +40,8 @@ def test_integer_shift_of_a_stack_is_recovered_exactly(sim_pv):
 def test_puncta_refinement_reaches_sub_0_1_um(which, request):
     sim = request.getfixturevalue(which)
     sp = spacing_of(sim)
-    dets = [detect_puncta(im[0].astype(np.float32), spacing=sp) for im in sim.images]
+    dets = [detect_puncta(im[0].astype(np.float32), spacing=sp, morphology=im[1])
+            for im in sim.images]
     for s in (1, 2):
         res = register_session(sim.images[0].astype(np.float32),
                                sim.images[s].astype(np.float32), spacing=sp,

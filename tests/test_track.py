@@ -61,7 +61,8 @@ def test_new_punctum_far_from_any_track_starts_a_new_synapse():
 def test_links_on_simulated_sessions_are_correct(sim_pyr):
     sp = spacing_of(sim_pyr)
     frames = []
-    dets = [detect_puncta(im[0].astype(np.float32), spacing=sp) for im in sim_pyr.images]
+    dets = [detect_puncta(im[0].astype(np.float32), spacing=sp, morphology=im[1])
+            for im in sim_pyr.images]
     for s, det in enumerate(dets):
         reg = register_session(sim_pyr.images[0].astype(np.float32),
                                sim_pyr.images[s].astype(np.float32), spacing=sp,

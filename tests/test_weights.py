@@ -62,7 +62,7 @@ def test_log_weights_correlate_with_truth(sim_pyr, sim_pv):
         img = sim.images[0][0].astype(np.float32)
         tr = truth_of(sim, 0)
         # measured at the detected positions, as the pipeline does
-        det = detect_puncta(img, spacing=sp)
+        det = detect_puncta(img, spacing=sp, morphology=sim.images[0][1])
         ia, ib = match_points(det[["z", "y", "x"]].to_numpy() * sp, tr[["z", "y", "x"]].to_numpy() * sp)
         phot = aperture_photometry(img, det[["z", "y", "x"]].to_numpy()[ia], spacing=sp)
         ok = phot["intensity"].to_numpy() > 0
