@@ -19,6 +19,7 @@ import multiprocessing as mp
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -53,8 +54,10 @@ def run(cmd, **kw):
 
 
 def simulate(out: Path, args) -> None:
-    if not (out / "sessions.tsv").exists():
-        run([sys.executable, "-m", "pipeline", "simulate", "--out", str(out), *COMMON, *args])
+    """Always simulate afresh: data left by an earlier run may come from another simulator."""
+    if out.exists():
+        shutil.rmtree(out)
+    run([sys.executable, "-m", "pipeline", "simulate", "--out", str(out), *COMMON, *args])
 
 
 # --------------------------------------------------------------------------- peers (children)
@@ -195,7 +198,9 @@ def main(argv=None):
     ap.add_argument("--cores", type=int, default=2)
     args = ap.parse_args(argv)
     work = Path(args.workdir).resolve()
-    work.mkdir(parents=True, exist_ok=True)
+    if work.exists():  # nothing from an earlier run may leak into this one's table
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
     t_start = time.perf_counter()
     from pipeline.evaluate import evaluate_results
 
