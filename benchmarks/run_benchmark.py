@@ -64,8 +64,12 @@ def simulate(out: Path, args) -> None:
 def _in_child(fn, *args):
     """Run ``fn(*args)`` in a fresh process; return (result, seconds, peak RSS in MB)."""
     ctx = mp.get_context("spawn")
-    with ctx.Pool(1) as pool:
+    pool = ctx.Pool(1)
+    try:
         return pool.apply(_measured, (fn, *args))
+    finally:  # let the worker exit on its own (terminate() interrupts it mid-write)
+        pool.close()
+        pool.join()
 
 
 def _measured(fn, *args):
