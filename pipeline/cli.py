@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 from contextlib import contextmanager
@@ -274,12 +275,10 @@ def cmd_stats(args) -> None:
     try:
         run_stats(table, tmp, n_bins=args.kesten_bins)
         if out.exists():
-            import shutil
             shutil.rmtree(out)
         os.replace(tmp, out)
     finally:
         if tmp.exists():
-            import shutil
             shutil.rmtree(tmp)
     print(f"statistics written to {out}/")
 

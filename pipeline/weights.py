@@ -5,6 +5,8 @@ median of a surrounding shell, and the shell's spread (MAD) gives the noise used
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -52,12 +54,10 @@ def aperture_photometry(image: np.ndarray, positions: np.ndarray, *, spacing,
     ap = (r <= 1.0) & inside
     sh = (r > shell[0]) & (r <= shell[1]) & inside
     shell_vals = np.where(sh, vals, np.nan)
-    with np.errstate(all="ignore"):
-        import warnings
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            bg = np.nanmedian(shell_vals, axis=1)
-            noise = MAD_TO_SD * np.nanmedian(np.abs(shell_vals - bg[:, None]), axis=1)
+    with warnings.catch_warnings():  # a position far outside the stack has an empty shell
+        warnings.simplefilter("ignore", RuntimeWarning)
+        bg = np.nanmedian(shell_vals, axis=1)
+        noise = MAD_TO_SD * np.nanmedian(np.abs(shell_vals - bg[:, None]), axis=1)
     n_ap = ap.sum(1)
     intensity = np.where(ap, vals, 0).sum(1) - n_ap * bg
     noise = np.maximum(noise, 1e-6 * np.maximum(np.abs(bg), 1))
