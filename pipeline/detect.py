@@ -54,14 +54,9 @@ def morphology_coefficient(psd95: np.ndarray, morphology: np.ndarray, *, bin_yx:
     median ratio PSD-95 / morphology is returned, which the puncta, a minority of those
     voxels, barely move.  Clipped to [0, 1].
     """
-    z, y, x = psd95.shape
-    y, x = y // bin_yx * bin_yx, x // bin_yx * bin_yx
+    from .register import bin_yx as block_average
 
-    def binned(a):
-        a = a[:, :y, :x].astype(np.float32, copy=False)
-        return a.reshape(z, y // bin_yx, bin_yx, x // bin_yx, bin_yx).mean(axis=(2, 4))
-
-    p, m = binned(psd95), binned(morphology)
+    p, m = block_average(psd95, bin_yx), block_average(morphology, bin_yx)
     p -= np.median(p)
     m -= np.median(m)
     top = np.percentile(m, 99.9)

@@ -31,14 +31,14 @@ def _prepare(image: np.ndarray, spacing) -> np.ndarray:
     return img - img.mean()
 
 
-def _bin_yx(image: np.ndarray, factor: int) -> np.ndarray:
-    """Block-average y and x of a (c, z, y, x) stack by ``factor`` (partial blocks dropped)."""
+def bin_yx(image: np.ndarray, factor: int) -> np.ndarray:
+    """Block-average the last two (y, x) axes by ``factor`` (partial blocks dropped), float32."""
     if factor <= 1:
         return image.astype(np.float32, copy=False)
-    c, z, y, x = image.shape
+    *lead, y, x = image.shape
     y, x = y // factor * factor, x // factor * factor
     v = image[..., :y, :x].astype(np.float32, copy=False)
-    return v.reshape(c, z, y // factor, factor, x // factor, factor).mean(axis=(3, 5))
+    return v.reshape(*lead, y // factor, factor, x // factor, factor).mean(axis=(-3, -1))
 
 
 def _correlate(reference, moving, spacing, smooth_vox):
@@ -103,7 +103,7 @@ def phase_correlate(reference: np.ndarray, moving: np.ndarray, *, spacing,
         reference, moving = reference[np.newaxis], moving[np.newaxis]
     factor = max(1, int(round(coarse_pixel_um / spacing[1])))
     coarse_spacing = spacing * [1, factor, factor]
-    shift, peak = _correlate(_bin_yx(reference, factor), _bin_yx(moving, factor),
+    shift, peak = _correlate(bin_yx(reference, factor), bin_yx(moving, factor),
                              coarse_spacing, smooth_vox)
     shift = shift * [1, factor, factor]
     if factor > 1 and refine_crop:
