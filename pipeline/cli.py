@@ -268,12 +268,13 @@ def cmd_collect(args) -> None:
 def cmd_stats(args) -> None:
     from .stats import run_stats
 
-    table = pd.read_csv(args.synapses)
+    table = _read_table_file(args.synapses)
     out = Path(args.out)
     tmp = Path(tempfile.mkdtemp(dir=out.parent if out.parent.exists() else None,
                                 prefix=f".{out.name}."))
     try:
-        run_stats(table, tmp, n_bins=args.kesten_bins)
+        run_stats(table, tmp, n_bins=args.kesten_bins, markov_bins=args.markov_bins,
+                  n_boot=args.n_boot, seed=args.seed)
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
@@ -281,6 +282,26 @@ def cmd_stats(args) -> None:
         if tmp.exists():
             shutil.rmtree(tmp)
     print(f"statistics written to {out}/")
+
+
+def cmd_import_matrix(args) -> None:
+    from .stats.table import long_from_matrix
+
+    wide = _read_table_file(args.matrix)
+    long = long_from_matrix(wide, cell_type=args.cell_type)
+    with atomic_path(args.out) as tmp:
+        long.to_csv(tmp, index=False)
+    print(f"{len(long)} rows ({long['cell'].nunique()} cells, {long['synapse_id'].nunique()} "
+          f"synapse ids, {long['session'].nunique()} sessions) written to {args.out}")
+
+
+def _read_table_file(path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not a readable CSV table ({exc})") from None
 
 
 def cmd_report(args) -> None:
@@ -370,9 +391,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("stats", help="statistics from a long per-synapse table")
     p.add_argument("synapses")
     p.add_argument("--out", required=True)
-    p.add_argument("--kesten-bins", type=int, default=20)
+    p.add_argument("--kesten-bins", type=int, default=20,
+                   help="bins of the published binned-moment Kesten fit (default 20)")
+    p.add_argument("--markov-bins", type=int, default=5,
+                   help="weight bins of the Markov chain, besides the absent state (default 5)")
+    p.add_argument("--n-boot", type=int, default=500, help="bootstrap resamples (default 500)")
     p.add_argument("--seed", type=int, default=0, help="seed for resampling (bootstrap)")
     p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("import-matrix",
+                       help="long per-synapse table from a wide synapse x session weight matrix")
+    p.add_argument("matrix", help="CSV: synapse_id, cell, [cell_type,] d0, d4, ... (0/empty = absent)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--cell-type", default=None, help="cell type when the matrix has no such column")
+    p.set_defaults(func=cmd_import_matrix)
 
     p = sub.add_parser("report", help="write the HTML report")
     p.add_argument("--results", required=True)

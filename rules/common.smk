@@ -22,6 +22,7 @@ except SheetError as exc:
     raise WorkflowError(str(exc)) from None
 
 CELLS = sorted(SESSIONS["cell"].unique())
+# the stats command's tables and plots (pipeline.stats.TABLES / PLOTS)
 STATS_FILES = [
     f"{RESULTS}/stats/{name}"
     for name in (
@@ -29,10 +30,17 @@ STATS_FILES = [
         "survival.csv",
         "survival_by_quartile.csv",
         "turnover.csv",
+        "hazard.csv",
+        "markov_transition.csv",
+        "markov_stationary.csv",
+        "markov_survival.csv",
         "kesten.csv",
+        "celltype_comparison.csv",
         "weights_lognormal.png",
         "survival.png",
         "kesten.png",
+        "markov_transition.png",
+        "markov_stationary.png",
     )
 ]
 

@@ -1,12 +1,13 @@
 rule stats:
-    """Log-normal fits, survival, turnover and the Kesten fit from synapses.csv alone."""
+    """Every statistic (pipeline.stats.run_stats) from synapses.csv alone."""
     input:
         f"{RESULTS}/synapses.csv",
     output:
         STATS_FILES,
     params:
         outdir=lambda wc, output: os.path.dirname(output[0]),
-        bins=config["stats"]["kesten_bins"],
+        opts=lambda wc: "--kesten-bins {kesten_bins} --markov-bins {markov_bins} "
+        "--n-boot {n_boot} --seed {seed}".format(**config["stats"]),
     conda:
         "../envs/pipeline.yaml"
     log:
@@ -18,4 +19,4 @@ rule stats:
         runtime=10,
     shell:
         "python -m pipeline stats {input:q} --out {params.outdir:q} "
-        "--kesten-bins {params.bins} > {log:q} 2>&1"
+        "{params.opts} > {log:q} 2>&1"

@@ -3,56 +3,85 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from . import plots
+from .compare import celltype_comparison
 from .distributions import fit_lognormal
-from .kesten import fit_kesten_binned
-from .survival import survival, survival_by_quartile, turnover
-from .table import TableError, consecutive_pairs, prepare_table
+from .hazard import hazard_table
+from .kesten import kesten_table, measurement_noise
+from .markov import markov_chain
+from .survival import survival, survival_by_quartile, turnover, turnover_per_cell
+from .table import TableError, consecutive_pairs, prepare_table, split_repeats
 
-__all__ = ["run_stats", "prepare_table", "TableError"]
+__all__ = ["run_stats", "prepare_table", "TableError", "TABLES", "PLOTS"]
+
+#: the tables ``run_stats`` writes (the output contract) and its plots
+TABLES = ("lognormal", "survival", "survival_by_quartile", "turnover", "hazard",
+          "markov_transition", "markov_stationary", "markov_survival", "kesten",
+          "celltype_comparison")
+PLOTS = ("weights_lognormal", "survival", "kesten", "markov_transition", "markov_stationary")
 
 
-def lognormal_table(table: pd.DataFrame) -> pd.DataFrame:
+def lognormal_table(table: pd.DataFrame, repeats: pd.DataFrame) -> pd.DataFrame:
+    """Per cell type and session (by day from each cell's first), with a noise-corrected
+    sigma where the cell type has repeat imaging."""
     rows = []
-    for (ct, sess), grp in table.groupby(["cell_type", "session"], sort=False):
-        rows.append({"cell_type": ct, "session": sess, "day": grp["day"].min(),
-                     **fit_lognormal(grp.loc[grp["present"] == 1, "weight"])})
-    return pd.DataFrame(rows).sort_values(["cell_type", "day"], ignore_index=True)
+    t = table.assign(rel_day=table["day"] - table.groupby("cell")["day"].transform("min"))
+    for (ct, day), grp in t.groupby(["cell_type", "rel_day"]):
+        fit = fit_lognormal(grp.loc[grp["present"] == 1, "w"])
+        rep = repeats[repeats["cell_type"] == ct]
+        corrected, how = np.nan, "none"
+        if len(rep) >= 10 and np.isfinite(fit["sigma"]):
+            log_var = measurement_noise(rep["w1"], rep["w2"])["log_var"]
+            corrected = np.sqrt(max(fit["sigma"] ** 2 - log_var, 0.0))
+            how = f"minus ln-weight noise variance {log_var:.3g} from {len(rep)} repeat pairs"
+        names = grp["session"].unique()
+        rows.append({"cell_type": ct, "day": day,
+                     "session": names[0] if len(names) == 1 else "/".join(sorted(names)),
+                     "n_cells": grp["cell"].nunique(), **fit,
+                     "sigma_noise_corrected": corrected, "noise_correction": how})
+    return pd.DataFrame(rows)
 
 
-def kesten_table(table: pd.DataFrame, *, n_bins: int = 20) -> tuple[pd.DataFrame, dict]:
-    pairs = consecutive_pairs(table)
-    rows, fits = [], {}
-    for ct, grp in pairs.groupby("cell_type"):
-        try:
-            fit = fit_kesten_binned(grp["w_t"], grp["w_next"], n_bins=n_bins)
-        except ValueError as exc:
-            rows.append({"cell_type": ct, "method": "binned_moments", "note": str(exc)})
-            continue
-        fits[ct] = fit
-        rows.append({"cell_type": ct, "method": "binned_moments",
-                     **{k: fit[k] for k in ("a", "c", "b", "d", "n_pairs", "n_bins", "bin_size")},
-                     "note": ""})
-    return pd.DataFrame(rows), fits
+def run_stats(table: pd.DataFrame, out_dir: str | Path, *, n_bins: int = 20,
+              markov_bins: int = 5, n_boot: int = 500, seed: int = 0) -> dict:
+    """Compute every statistic from a long table and write CSV tables and PNG plots.
 
-
-def run_stats(table: pd.DataFrame, out_dir: str | Path, *, n_bins: int = 20) -> dict:
-    """Compute every statistic from a long table and write CSV tables and PNG plots."""
+    Repeat sessions (a cell imaged twice on one day) serve only the measurement-noise
+    estimate; every other statistic uses the first-listed session of each day.  Bootstrap
+    resampling draws from ``numpy.random.default_rng(seed)``: same seed, same numbers.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    t = prepare_table(table)
+    rng = np.random.default_rng(seed)
+    t, repeats = split_repeats(prepare_table(table))
+    pairs = consecutive_pairs(t)
+    per_cell_turnover = turnover_per_cell(t)
     results = {
-        "lognormal": lognormal_table(t),
+        "lognormal": lognormal_table(t, repeats),
         "survival": survival(t),
         "survival_by_quartile": survival_by_quartile(t),
-        "turnover": turnover(t),
+        "turnover": turnover(t, per_cell_turnover),
+        "hazard": hazard_table(pairs),
     }
-    results["kesten"], fits = kesten_table(t, n_bins=n_bins)
-    for name, df in results.items():
-        df.to_csv(out / f"{name}.csv", index=False, float_format="%.6g")
+    chains = {}
+    for ct, grp in t.groupby("cell_type"):
+        chains[ct] = markov_chain(grp, n_bins=markov_bins, n_boot=n_boot, rng=rng)
+    for part in ("transition", "stationary", "survival"):
+        results[f"markov_{part}"] = pd.concat(
+            [c[part].assign(cell_type=ct) for ct, c in chains.items()], ignore_index=True)
+        cols = results[f"markov_{part}"].columns
+        results[f"markov_{part}"] = results[f"markov_{part}"][["cell_type", *cols.drop("cell_type")]]
+    results["kesten"], details = kesten_table(pairs, repeats, n_bins=n_bins, n_boot=n_boot, rng=rng)
+    results["celltype_comparison"] = celltype_comparison(t, per_cell_turnover, details)
+    for name in TABLES:
+        results[name].to_csv(out / f"{name}.csv", index=False, float_format="%.6g")
     plots.weight_histograms(t, results["lognormal"], out / "weights_lognormal.png")
     plots.survival_curves(results["survival"], results["survival_by_quartile"], out / "survival.png")
-    plots.kesten_moments(fits, out / "kesten.png")
+    plots.kesten_moments(pairs, details, out / "kesten.png")
+    plots.transition_matrices(results["markov_transition"], out / "markov_transition.png")
+    plots.stationary_vs_observed(results["markov_stationary"], results["markov_survival"],
+                                 out / "markov_stationary.png")
     return results

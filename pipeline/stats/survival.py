@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 
 def _mean_sem(values: pd.Series) -> tuple[float, float, int]:
@@ -13,9 +14,65 @@ def _mean_sem(values: pd.Series) -> tuple[float, float, int]:
 
 
 def presence_matrix(table: pd.DataFrame) -> pd.DataFrame:
-    """Synapse x day matrix of present (0/1) for one cell, columns sorted by day."""
-    return table.pivot_table(index="synapse_id", columns="day", values="present",
-                             aggfunc="max", fill_value=0).sort_index(axis=1)
+    """Synapse x day matrix of present (0/1) for one cell, columns sorted by day.
+
+    Days are counted from the cell's first session.
+    """
+    rel = table.assign(day=table["day"] - table["day"].min())
+    return rel.pivot_table(index="synapse_id", columns="day", values="present",
+                           aggfunc="max", fill_value=0).sort_index(axis=1)
+
+
+def spells(table: pd.DataFrame) -> pd.DataFrame:
+    """Time to first absence per synapse: cell_type, cell, synapse_id, entry, exit, event.
+
+    A synapse enters at the first session it is present (days from the cell's first session)
+    and exits at the first later session it is absent (``event`` 1) or, if it never is, at the
+    cell's last session (``event`` 0, censored).
+    """
+    rows = []
+    for (ctype, cell), grp in table.groupby(["cell_type", "cell"]):
+        m = presence_matrix(grp)
+        days = m.columns.to_numpy(float)
+        pres = m.to_numpy() == 1
+        ever = pres.any(axis=1)
+        pres, ids = pres[ever], m.index[ever]
+        first = pres.argmax(axis=1)
+        after = np.arange(len(days))[None, :] > first[:, None]
+        gone = after & ~pres
+        has_event = gone.any(axis=1)
+        exit_idx = np.where(has_event, gone.argmax(axis=1), len(days) - 1)
+        rows.append(pd.DataFrame({"cell_type": ctype, "cell": cell, "synapse_id": ids,
+                                  "entry": days[first], "exit": days[exit_idx],
+                                  "event": has_event.astype(int)}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def kaplan_meier(entry, exit, event, *, alpha: float = 0.05) -> pd.DataFrame:
+    """Kaplan-Meier survival with delayed entry (left truncation) and Greenwood bounds.
+
+    A spell is at risk at time t when ``entry < t <= exit``.  Bounds use the log(-log)
+    transform so that they stay within [0, 1].
+    """
+    entry, exit, event = (np.asarray(x, float) for x in (entry, exit, event))
+    times = np.unique(np.concatenate([[0.0], entry, exit]))
+    z = stats.norm.ppf(1 - alpha / 2)
+    s, gw = 1.0, 0.0
+    rows = []
+    for t in times:
+        at_risk = int(((entry < t) & (exit >= t)).sum())
+        d = int(((exit == t) & (event == 1)).sum())
+        if at_risk > 0 and t > 0:
+            s *= 1 - d / at_risk
+            gw += d / (at_risk * (at_risk - d)) if at_risk > d else np.inf
+        if 0 < s < 1 and np.isfinite(gw):
+            se = np.sqrt(gw) / abs(np.log(s))
+            lo, hi = np.exp(-np.exp(np.log(-np.log(s)) + np.array([z, -z]) * se))
+        else:
+            lo, hi = (s, s) if s == 1 else (0.0, s)
+        rows.append({"day": t, "km_survival": s, "km_ci_low": lo, "km_ci_high": hi,
+                     "km_at_risk": at_risk, "km_events": d})
+    return pd.DataFrame(rows)
 
 
 def survival_per_cell(table: pd.DataFrame) -> pd.DataFrame:
@@ -32,14 +89,23 @@ def survival_per_cell(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def survival(table: pd.DataFrame) -> pd.DataFrame:
-    """Per cell type and day: mean over cells of the surviving share, its SEM and n cells."""
+    """Per cell type and day (from each cell's first session).
+
+    ``survival``: mean over cells of the share of first-session synapses present that day,
+    with ``sem`` and ``n_cells`` (the published definition).  ``km_*``: Kaplan-Meier estimate
+    of time to first absence pooled over synapses, later-born synapses entering late.
+    """
     per_cell = survival_per_cell(table)
     rows = []
     for (ctype, day), grp in per_cell.groupby(["cell_type", "day"]):
         mean, sem, n = _mean_sem(grp["survival"])
         rows.append({"cell_type": ctype, "day": day, "survival": mean, "sem": sem,
                      "n_cells": n, "n_synapses": int(grp["n_synapses"].sum())})
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    sp = spells(table)
+    km = pd.concat([kaplan_meier(g["entry"], g["exit"], g["event"]).assign(cell_type=ct)
+                    for ct, g in sp.groupby("cell_type")], ignore_index=True)
+    return out.merge(km, on=["cell_type", "day"], how="left")
 
 
 def survival_by_quartile(table: pd.DataFrame) -> pd.DataFrame:
@@ -61,20 +127,26 @@ def survival_by_quartile(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def turnover(table: pd.DataFrame) -> pd.DataFrame:
-    """Per cell type and interval: fraction added, lost and their sum, mean and SEM over cells."""
+def turnover_per_cell(table: pd.DataFrame) -> pd.DataFrame:
+    """Per cell and interval: share added (of those present after) and lost (of those before)."""
     per_cell = []
     for (ctype, cell), grp in table.groupby(["cell_type", "cell"]):
-        m = presence_matrix(grp).to_numpy()
-        days = sorted(grp["day"].unique())
+        mat = presence_matrix(grp)
+        m, days = mat.to_numpy(), mat.columns.to_numpy()
         for i in range(len(days) - 1):
             before, after = m[:, i] == 1, m[:, i + 1] == 1
             per_cell.append({"cell_type": ctype, "cell": cell, "day": days[i],
                              "day_next": days[i + 1],
                              "added": (after & ~before).sum() / max(after.sum(), 1),
                              "lost": (before & ~after).sum() / max(before.sum(), 1)})
-    per_cell = pd.DataFrame(per_cell)
+    per_cell = pd.DataFrame(per_cell, columns=["cell_type", "cell", "day", "day_next", "added", "lost"])
     per_cell["dynamic"] = per_cell["added"] + per_cell["lost"]
+    return per_cell
+
+
+def turnover(table: pd.DataFrame, per_cell: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per cell type and interval: fraction added, lost and their sum, mean and SEM over cells."""
+    per_cell = turnover_per_cell(table) if per_cell is None else per_cell
     rows = []
     for (ctype, day, day_next), grp in per_cell.groupby(["cell_type", "day", "day_next"]):
         row = {"cell_type": ctype, "day": day, "day_next": day_next}

@@ -1,6 +1,7 @@
 """The long per-synapse table that every statistic reads."""
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -24,13 +25,14 @@ def _rows(mask) -> str:
 def prepare_table(df: pd.DataFrame) -> pd.DataFrame:
     """Validate a long table and return it with ``w`` (weight where present, else 0).
 
-    Cells with a single session are dropped with a warning.
+    Cells imaged on a single day are dropped with a warning.
     """
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
         raise TableError(f"missing column(s) {', '.join(missing)}; the table needs "
                          f"{', '.join(REQUIRED)}")
     out = df.copy()
+    out["_order"] = np.arange(len(out))
     day = pd.to_numeric(out["day"], errors="coerce")
     if day.isna().any():
         raise TableError(f"column 'day' is not numeric at {_rows(day.isna())}")
@@ -53,14 +55,38 @@ def prepare_table(df: pd.DataFrame) -> pd.DataFrame:
     dup = out.duplicated(["cell", "synapse_id", "session"], keep=False)
     if dup.any():
         raise TableError(f"synapse_id repeated within a cell and session at {_rows(dup)}")
-    n_sess = out.groupby("cell")["session"].nunique()
+    n_sess = out.groupby("cell")["day"].nunique()
     single = n_sess[n_sess < 2].index.tolist()
     if single:
         warnings.warn(f"cell(s) {', '.join(single)} have a single session and are excluded "
                       "from the statistics", stacklevel=2)
         out = out[~out["cell"].isin(single)]
-    return out.sort_values(["cell_type", "cell", "synapse_id", "day"], kind="stable",
-                           ignore_index=True)
+    # sessions of one day keep the order in which the table lists them (first = main session)
+    out = out.sort_values(["cell_type", "cell", "synapse_id", "day", "_order"], kind="stable",
+                          ignore_index=True)
+    return out.drop(columns="_order")
+
+
+def split_repeats(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Separate repeat imaging (two sessions of one cell on one day) from the time series.
+
+    Returns the table with one session per cell and day (the first listed) and a table of
+    repeat pairs ``cell_type, cell, synapse_id, day, w1, w2`` for synapses present in both.
+    """
+    sess = table[["cell", "day", "session"]].drop_duplicates()
+    rank = sess.groupby(["cell", "day"]).cumcount()
+    main_sessions = sess[rank == 0]
+    main = table.merge(main_sessions, on=["cell", "day", "session"])
+    repeats = sess[rank > 0]
+    if repeats.empty:
+        return main, pd.DataFrame(columns=["cell_type", "cell", "synapse_id", "day", "w1", "w2"])
+    second = table.merge(repeats, on=["cell", "day", "session"])
+    pairs = main.merge(second[["cell", "synapse_id", "day", "w"]], on=["cell", "synapse_id", "day"],
+                       suffixes=("", "_repeat"))
+    pairs = pairs[(pairs["w"] > 0) & (pairs["w_repeat"] > 0)]
+    return main, pd.DataFrame({"cell_type": pairs["cell_type"], "cell": pairs["cell"],
+                               "synapse_id": pairs["synapse_id"], "day": pairs["day"],
+                               "w1": pairs["w"], "w2": pairs["w_repeat"]}).reset_index(drop=True)
 
 
 def consecutive_pairs(table: pd.DataFrame) -> pd.DataFrame:
@@ -71,3 +97,47 @@ def consecutive_pairs(table: pd.DataFrame) -> pd.DataFrame:
                           "synapse_id": t["synapse_id"], "day": t["day"],
                           "day_next": nxt["day"], "w_t": t["w"], "w_next": nxt["w"]})
     return pairs.dropna(subset=["w_next"]).reset_index(drop=True)
+
+
+def long_from_matrix(wide: pd.DataFrame, *, cell_type: str | None = None) -> pd.DataFrame:
+    """Long table from a wide synapse x session weight matrix (0 or empty = absent).
+
+    ``wide`` has ``synapse_id``, ``cell`` (optional ``cell_type``) and one column per session
+    whose name ends in its day (``d0``, ``day4``, ``D12`` ...).  Without a ``cell_type``
+    column, ``cell_type`` must be given.
+    """
+    for col in ("synapse_id", "cell"):
+        if col not in wide.columns:
+            raise TableError(f"the weight matrix has no '{col}' column; it needs synapse_id, cell "
+                             "and one column per session named by its day (d0, d4, ...)")
+    if "cell_type" not in wide.columns and not cell_type:
+        raise TableError("the weight matrix has no 'cell_type' column; give --cell-type")
+    session_cols = [c for c in wide.columns if c not in ("synapse_id", "cell", "cell_type")]
+    days = {}
+    for col in session_cols:
+        m = re.search(r"(\d+(?:\.\d+)?)\s*$", str(col))
+        if not m:
+            raise TableError(f"column '{col}' does not end in a day number; name session "
+                             "columns by their day, e.g. d0, d4, day8")
+        days[col] = float(m.group(1))
+    if not session_cols:
+        raise TableError("the weight matrix has no session columns (d0, d4, ...)")
+    values = wide[session_cols].apply(pd.to_numeric, errors="coerce")
+    text = wide[session_cols].notna() & values.isna()
+    if text.any().any():
+        col = text.any().idxmax()
+        raise TableError(f"column '{col}' is not numeric at {_rows(text[col])}")
+    if (values < 0).any().any():
+        col = (values < 0).any().idxmax()
+        raise TableError(f"column '{col}' has negative weights at {_rows(values[col] < 0)}")
+    ids = wide[["cell", "synapse_id"]].copy()
+    ids["cell_type"] = wide["cell_type"] if "cell_type" in wide.columns else cell_type
+    long = values.assign(**ids).melt(id_vars=["cell", "cell_type", "synapse_id"],
+                                     value_vars=session_cols, var_name="session",
+                                     value_name="weight")
+    long["weight"] = long["weight"].fillna(0.0)
+    long["day"] = long["session"].map(days)
+    long["day"] = long["day"].astype(int) if (long["day"] % 1 == 0).all() else long["day"]
+    long["present"] = (long["weight"] > 0).astype(int)
+    long = long.sort_values(["cell", "synapse_id", "day"], kind="stable", ignore_index=True)
+    return long[REQUIRED]

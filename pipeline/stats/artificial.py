@@ -1,0 +1,79 @@
+"""Long per-synapse tables with known parameters, to test the statistics against.
+
+The generating model is the one the statistics fit: log-normal first-session weights, a
+logistic loss hazard on ln weight per interval, a Kesten step for persisting synapses
+(conditioned on the weight staying positive, i.e. a normal truncated at 0), Poisson births,
+and optionally measurement noise with a repeat session on the first day.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+
+from ..simulate import kesten_step
+
+
+def simulate_table(*, n_cells: int = 12, n_synapses: int = 80, n_sessions: int = 8,
+                   interval_days: float = 4.0, cell_type: str = "pyr", mu: float = 0.0,
+                   sigma: float = 0.8, kesten=(-0.05, 0.04, 0.07, 0.11),
+                   loss_logit=(-2.0, -1.0), birth_rate: float = 0.05,
+                   noise=(0.0, 0.0), repeat_first: bool = False, seed: int = 0,
+                   cell_prefix: str | None = None) -> pd.DataFrame:
+    """Simulate a long table (``cell, cell_type, synapse_id, session, day, present, weight``).
+
+    Parameters
+    ----------
+    kesten : (a, c, b, d)
+        ``w' = w + a*w + c + sqrt(b*w**2 + d) * xi`` for synapses that persist.
+    loss_logit : (alpha, beta)
+        Probability of loss over one interval ``expit(alpha + beta * ln w)``.
+    birth_rate : float
+        New synapses per interval, as a share of those present.
+    noise : (p, q)
+        Measurement noise: observed ``w + sqrt(p*w**2 + q) * eps`` (kept positive).
+    repeat_first : bool
+        Image the first session twice (independent noise), as session ``s00b``.
+    """
+    a, c, b, d = kesten
+    alpha, beta = loss_logit
+    p_noise, q_noise = noise
+    rng = np.random.default_rng(seed)
+    prefix = cell_prefix or cell_type
+    frames = []
+    for ci in range(n_cells):
+        weights = np.full((n_synapses, n_sessions), 0.0)
+        weights[:, 0] = np.exp(rng.normal(mu, sigma, n_synapses))
+        for s in range(1, n_sessions):
+            prev = weights[:, s - 1]
+            alive = prev > 0
+            lost = rng.random(alive.sum()) < expit(alpha + beta * np.log(prev[alive]))
+            nxt = np.zeros_like(prev)
+            idx = np.flatnonzero(alive)
+            keep = idx[~lost]
+            nxt[keep] = kesten_step(prev[keep], a, c, b, d, rng, floor=0.0)
+            n_new = rng.poisson(birth_rate * alive.sum())
+            born = np.zeros((n_new, n_sessions))
+            born[:, s] = np.exp(rng.normal(mu, sigma, n_new))
+            weights = np.vstack([weights, born])
+            weights[: len(nxt), s] = nxt
+        sessions = [f"s{i:02d}" for i in range(n_sessions)]
+        days = [i * interval_days for i in range(n_sessions)]
+        true = weights
+        columns = [true]
+        if repeat_first:
+            columns.append(true[:, :1])
+            sessions.append("s00b")
+            days.append(0.0)
+        obs = np.hstack(columns)
+        if p_noise > 0 or q_noise > 0:
+            sd = np.sqrt(p_noise * obs ** 2 + q_noise)
+            noisy = obs + sd * rng.normal(size=obs.shape)
+            obs = np.where(obs > 0, np.maximum(noisy, 1e-3 * np.maximum(obs, 1e-3)), 0.0)
+        n = obs.shape[0]
+        frames.append(pd.DataFrame({
+            "cell": f"{prefix}{ci:02d}", "cell_type": cell_type,
+            "synapse_id": np.repeat(np.arange(1, n + 1), len(sessions)),
+            "session": np.tile(sessions, n), "day": np.tile(days, n),
+            "present": (obs > 0).astype(int).ravel(), "weight": obs.ravel()}))
+    return pd.concat(frames, ignore_index=True)
