@@ -2,6 +2,8 @@
 # make test  : same environment, run the test suite
 # make lint  : snakemake --lint
 # make bench : accuracy/speed/memory benchmark vs peer tools -> BENCHMARKS.md (about 20 min on 2 cores)
+# make bench-stats: the statistics on the reference data, CI coverage over 200 simulated tables,
+#                   noise correction, LRT size -> BENCHMARKS_STATS.md (about 10 min on 2 cores)
 # make sample: regenerate data_sample/ with the simulator (the command is recorded in data_sample/README.md)
 PYTHON ?= python3
 VENV   ?= .venv
@@ -11,7 +13,7 @@ CORES  ?= 2
 RESULTS ?= results/sample
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: venv run test lint sample bench clean
+.PHONY: venv run test lint sample bench bench-stats clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +43,10 @@ $(VENV)/.peers: $(STAMP) benchmarks/requirements.txt
 
 bench: $(VENV)/.peers
 	$(BIN)/python benchmarks/run_benchmark.py --workdir results/bench --out BENCHMARKS.md --cores $(CORES)
+
+REFERENCE ?= ../shared/reference/melander2021_pyr
+bench-stats: $(STAMP)
+	$(BIN)/python benchmarks/stats_benchmark.py --reference $(REFERENCE) --workdir results/bench_stats --out BENCHMARKS_STATS.md --runs 200 --cores $(CORES)
 
 sample: $(STAMP)
 	rm -rf data_sample

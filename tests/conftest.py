@@ -34,6 +34,13 @@ def reference_table():
     return pd.read_csv(path)
 
 
+@pytest.fixture(scope="session")
+def reference_dir():
+    if not (REFERENCE / "synapses.csv").exists():
+        pytest.skip(f"reference data not found at {REFERENCE} (it sits in ../shared/ beside the repo)")
+    return REFERENCE
+
+
 def truth_of(sim, session: int):
     t = sim.truth
     return t[(t["session"] == f"s{session:02d}") & (t["present"] == 1)]

@@ -3,7 +3,8 @@ import pandas as pd
 import pytest
 
 from pipeline.simulate import kesten_step
-from pipeline.stats import TableError, prepare_table, run_stats
+from pipeline.cli import main as cli_main
+from pipeline.stats import PLOTS, TABLES, TableError, prepare_table, run_stats
 from pipeline.stats.distributions import fit_lognormal
 from pipeline.stats.kesten import fit_kesten_binned
 from pipeline.stats.survival import survival, survival_by_quartile, turnover
@@ -113,10 +114,60 @@ def test_single_session_cell_is_excluded_with_a_warning():
     assert "lonely" not in set(out["cell"])
 
 
-def test_run_stats_writes_every_table_and_plot(reference_table, tmp_path):
-    run_stats(reference_table, tmp_path)
-    for name in ("lognormal.csv", "survival.csv", "survival_by_quartile.csv", "turnover.csv",
-                 "kesten.csv", "weights_lognormal.png", "survival.png", "kesten.png"):
-        assert (tmp_path / name).stat().st_size > 0
-    k = pd.read_csv(tmp_path / "kesten.csv")
-    assert k.loc[0, ["a", "c", "b", "d"]].round(3).tolist() == [-0.053, 0.040, 0.068, 0.113]
+def test_negative_weight_of_a_present_synapse_names_the_rows():
+    t = _table([[1, 1], [1, 1]])
+    t.loc[3, "weight"] = -0.5
+    with pytest.raises(TableError, match="'weight'.*line\\(s\\) 5"):
+        prepare_table(t)
+
+
+def test_stats_command_on_the_reference_writes_every_table_and_plot(reference_dir, tmp_path):
+    out = tmp_path / "stats"
+    assert cli_main(["stats", str(reference_dir / "synapses.csv"), "--out", str(out),
+                     "--n-boot", "50", "--seed", "1"]) == 0
+    for name in TABLES:
+        assert len(pd.read_csv(out / f"{name}.csv").columns) > 3, name
+    for name in PLOTS:
+        assert (out / f"{name}.png").stat().st_size > 10_000, name
+    k = pd.read_csv(out / "kesten.csv")
+    binned = k[k["method"] == "binned_moments"].iloc[0]
+    assert binned[["a", "c", "b", "d"]].astype(float).round(3).tolist() == [-0.053, 0.040, 0.068, 0.113]
+    ml = k[(k["method"] == "maximum_likelihood") & (k["model"] == "both")].iloc[0]
+    assert ml["lrt_additive_p"] < 1e-3 and ml["n_cells"] == 14
+    assert ml["a_ci_low"] < ml["a"] < ml["a_ci_high"]
+    hz = pd.read_csv(out / "hazard.csv")
+    # large synapses persist longer: loss hazard falls with weight in every model
+    assert (hz.loc[hz["term"] == "ln_w", "ci_high"] < 0).all()
+    mk = pd.read_csv(out / "markov_survival.csv").set_index("day")
+    assert mk.loc[24, "predicted_ci_low"] - 0.05 < mk.loc[24, "observed"] < mk.loc[24, "predicted_ci_high"] + 0.05
+    assert pd.read_csv(out / "celltype_comparison.csv").empty  # one cell type
+
+
+def test_import_matrix_turns_the_reference_matrix_into_its_long_table(reference_dir, tmp_path):
+    out = tmp_path / "long.csv"
+    assert cli_main(["import-matrix", str(reference_dir / "weight_matrix.csv"), "--out", str(out),
+                     "--cell-type", "pyr"]) == 0
+    ours = pd.read_csv(out)
+    ref = pd.read_csv(reference_dir / "synapses.csv")
+    assert len(ours) == len(ref)
+    m = ours.merge(ref, on=["cell", "synapse_id", "day"], suffixes=("", "_ref"))
+    assert len(m) == len(ref)
+    assert (m["present"] == m["present_ref"]).all() and (m["cell_type"] == m["cell_type_ref"]).all()
+    assert np.allclose(m["weight"], m["weight_ref"].fillna(0))
+
+
+def test_import_matrix_errors_name_the_column(tmp_path, capsys):
+    bad = tmp_path / "wide.csv"
+    pd.DataFrame({"synapse_id": [1, 2], "cell": ["a", "a"], "d0": [1.0, 0.5],
+                  "later": [1.0, 2.0]}).to_csv(bad, index=False)
+    assert cli_main(["import-matrix", str(bad), "--out", str(tmp_path / "o.csv"),
+                     "--cell-type", "pyr"]) == 2
+    assert "'later'" in capsys.readouterr().err
+    pd.DataFrame({"synapse_id": [1, 2], "cell": ["a", "a"], "d0": [1.0, -0.5],
+                  "d4": [1.0, 2.0]}).to_csv(bad, index=False)
+    assert cli_main(["import-matrix", str(bad), "--out", str(tmp_path / "o.csv"),
+                     "--cell-type", "pyr"]) == 2
+    assert "negative" in capsys.readouterr().err
+    assert cli_main(["import-matrix", str(bad), "--out", str(tmp_path / "o.csv")]) == 2
+    assert "--cell-type" in capsys.readouterr().err
+    assert not (tmp_path / "o.csv").exists()

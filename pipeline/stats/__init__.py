@@ -10,7 +10,8 @@ from . import plots
 from .compare import celltype_comparison
 from .distributions import fit_lognormal
 from .hazard import hazard_table
-from .kesten import kesten_table, measurement_noise
+from .kesten import kesten_table
+from .noise import measurement_noise
 from .markov import markov_chain
 from .survival import survival, survival_by_quartile, turnover, turnover_per_cell
 from .table import TableError, consecutive_pairs, prepare_table, split_repeats

@@ -77,3 +77,40 @@ def simulate_table(*, n_cells: int = 12, n_synapses: int = 80, n_sessions: int =
             "session": np.tile(sessions, n), "day": np.tile(days, n),
             "present": (obs > 0).astype(int).ravel(), "weight": obs.ravel()}))
     return pd.concat(frames, ignore_index=True)
+
+
+#: the generating values ``recovery_run`` checks the CIs against
+TRUTH = {"sigma": 0.8, "a": -0.05, "c": 0.04, "b": 0.07, "d": 0.11,
+         "loss_intercept": -2.0, "loss_ln_w": -1.0}
+
+
+def recovery_run(seed: int, *, n_cells: int = 12, n_boot: int = 200) -> dict:
+    """Simulate one table with ``TRUTH`` and report each estimate, its 95 % CI and coverage.
+
+    Used by the tests and by ``benchmarks/stats_coverage.py`` to check that the CIs cover
+    the generating values at the promised rate.
+    """
+    from .distributions import fit_lognormal
+    from .hazard import at_risk_intervals, fit_loss_logistic
+    from .kesten import kesten_fits
+    from .table import consecutive_pairs, prepare_table, split_repeats
+
+    tr = TRUTH
+    t = simulate_table(n_cells=n_cells, sigma=tr["sigma"],
+                       kesten=(tr["a"], tr["c"], tr["b"], tr["d"]),
+                       loss_logit=(tr["loss_intercept"], tr["loss_ln_w"]), seed=seed)
+    t, repeats = split_repeats(prepare_table(t))
+    pairs = consecutive_pairs(t)
+    out = {}
+    first = t[(t["day"] == 0) & (t["present"] == 1)]
+    ln = fit_lognormal(first["w"])
+    out["sigma"] = (ln["sigma"], ln["sigma_ci_low"], ln["sigma_ci_high"])
+    fits, cis, _ = kesten_fits(pairs, repeats, n_boot=n_boot, rng=np.random.default_rng(seed),
+                               models=("both",))
+    for j, k in enumerate(("a", "c", "b", "d")):
+        out[k] = (fits["both"][k], cis["both"][0, j], cis["both"][1, j])
+    for row in fit_loss_logistic(at_risk_intervals(pairs)):
+        key = "loss_intercept" if row["term"] == "intercept" else "loss_ln_w"
+        out[key] = (row["coef"], row["ci_low"], row["ci_high"])
+    return {k: {"estimate": est, "ci_low": lo, "ci_high": hi, "truth": tr[k],
+                "covered": bool(lo <= tr[k] <= hi)} for k, (est, lo, hi) in out.items()}

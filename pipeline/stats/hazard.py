@@ -41,10 +41,13 @@ def fit_loss_logistic(r: pd.DataFrame, *, link: str = "logit", alpha: float = 0.
     fam = sm.families.Binomial(link=sm.families.links.CLogLog() if link == "cloglog" else None)
     model = sm.GLM(r["lost"].to_numpy(), X, family=fam)
     groups = pd.factorize(r["cell"])[0]
-    if r["cell"].nunique() >= MIN_CLUSTERS:
-        res, cov = model.fit(cov_type="cluster", cov_kwds={"groups": groups}), "cluster(cell)"
-    else:
-        res, cov = model.fit(), "model"
+    with warnings.catch_warnings():
+        # the cloglog inverse link overflows harmlessly during the first iterations
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if r["cell"].nunique() >= MIN_CLUSTERS:
+            res, cov = model.fit(cov_type="cluster", cov_kwds={"groups": groups}), "cluster(cell)"
+        else:
+            res, cov = model.fit(), "model"
     ci = res.conf_int(alpha)
     name = "logistic" if link == "logit" else "grouped_cox_cloglog"
     return [_row(name, term, res.params[i], res.bse[i], ci[i, 0], ci[i, 1], res.pvalues[i],
