@@ -58,14 +58,15 @@ def test_spells_use_the_first_run_of_presence():
 
 # ----------------------------------------------------------------- known parameters, with CIs
 def test_cis_cover_generating_values_at_the_promised_rate():
-    """95 % CIs of sigma, Kesten a, c, b, d and the loss hazard over 20 simulated tables.
+    """95 % CIs of sigma, Kesten a, c, b, d and the loss hazard over 100 simulated tables.
 
-    Measured over 200 tables by benchmarks/stats_coverage.py (see BENCHMARKS.md).
+    100 runs rather than 20: with 20, a CI of exactly 95 % coverage still falls below 18/20
+    in 8 % of seed sets, per parameter.  BENCHMARKS_STATS.md has 200 further runs.
     """
-    runs = [recovery_run(seed, n_boot=200) for seed in range(20)]
+    runs = [recovery_run(seed, n_boot=100) for seed in range(100)]
     for name in TRUTH:
         rate = np.mean([r[name]["covered"] for r in runs])
-        assert rate >= 0.9, f"{name}: 95 % CI covered the truth in {rate:.0%} of 20 runs"
+        assert rate >= 0.9, f"{name}: 95 % CI covered the truth in {rate:.0%} of 100 runs"
     # and the estimates are centred on the truth, not merely wide
     for name in ("a", "b", "c", "d", "sigma", "loss_ln_w"):
         mean = np.mean([r[name]["estimate"] for r in runs])
