@@ -10,7 +10,7 @@ from . import plots
 from .compare import celltype_comparison
 from .distributions import fit_lognormal
 from .hazard import hazard_table
-from .kesten import kesten_table
+from .kesten import MIN_REPEAT_PAIRS, kesten_table
 from .noise import measurement_noise
 from .markov import markov_chain
 from .survival import survival, survival_by_quartile, turnover, turnover_per_cell
@@ -34,7 +34,7 @@ def lognormal_table(table: pd.DataFrame, repeats: pd.DataFrame) -> pd.DataFrame:
         fit = fit_lognormal(grp.loc[grp["present"] == 1, "w"])
         rep = repeats[repeats["cell_type"] == ct]
         corrected, how = np.nan, "none"
-        if len(rep) >= 10 and np.isfinite(fit["sigma"]):
+        if len(rep) >= MIN_REPEAT_PAIRS and np.isfinite(fit["sigma"]):
             log_var = measurement_noise(rep["w1"], rep["w2"])["log_var"]
             corrected = np.sqrt(max(fit["sigma"] ** 2 - log_var, 0.0))
             how = f"minus ln-weight noise variance {log_var:.3g} from {len(rep)} repeat pairs"

@@ -127,8 +127,9 @@ MIN_BOOT_CELLS = 5
 MIN_REPEAT_PAIRS = 10
 
 
-def _groups(labels) -> list[np.ndarray]:
-    codes, _ = pd.factorize(pd.Series(list(labels)) if not isinstance(labels, pd.Series) else labels)
+def _groups(labels: pd.Series) -> list[np.ndarray]:
+    """Row indices of each group (cell or synapse), the bootstrap's resampling units."""
+    codes, _ = pd.factorize(labels)
     order = np.argsort(codes, kind="stable")
     return np.split(order, np.flatnonzero(np.diff(codes[order])) + 1)
 
