@@ -13,6 +13,7 @@ include: "rules/detect.smk"
 include: "rules/register.smk"
 include: "rules/track.smk"
 include: "rules/weights.smk"
+include: "rules/presence.smk"
 include: "rules/stats.smk"
 include: "rules/report.smk"
 

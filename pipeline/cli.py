@@ -24,6 +24,8 @@ from .io import InputError
 SYNAPSE_COLUMNS = ["cell", "cell_type", "synapse_id", "session", "day", "present", "z", "y", "x",
                    "z_um", "y_um", "x_um", "weight", "intensity", "snr", "background",
                    "in_view", "detected", "link_distance_um", "animal"]
+#: added by the presence stage
+PRESENCE_COLUMNS = ["p_present", "present_detected", "presence_uncertain", "track_id"]
 
 
 @contextmanager
@@ -258,6 +260,31 @@ def cmd_weights(args) -> None:
     print(f"{meta['cell']}: {len(ids)} synapses x {len(args.stacks)} sessions")
 
 
+def cmd_presence(args) -> None:
+    from .presence import call_presence
+    from .weights import normalise_weights
+
+    opts = _options(args.options)
+    table = pd.read_csv(args.table)
+    out, summary = call_presence(table, model=opts.get("model", "hmm"),
+                                 uncertain=tuple(opts.get("uncertain", (0.2, 0.8))),
+                                 gaps=opts.get("gaps", "keep"),
+                                 merge_distance_um=opts.get("merge_distance_um", 0.5))
+    # the per-session scale follows the synapses now called present
+    out["weight"] = normalise_weights(out["intensity"], out["present"],
+                                      groups=out["session"].astype(str),
+                                      method=str(out["normalisation"].iloc[0]))
+    summary["cell"] = str(out["cell"].iloc[0])
+    cols = SYNAPSE_COLUMNS + ["normalisation", "bleedthrough"] + PRESENCE_COLUMNS
+    with atomic_path(args.out) as tmp:
+        out[cols].to_csv(tmp, index=False, float_format="%.6g")
+    with atomic_path(args.summary) as tmp:
+        tmp.write_text(json.dumps(summary, indent=1))
+    print(f"{summary['cell']}: {summary['changed_to_present']} calls changed to present, "
+          f"{summary['changed_to_absent']} to absent, {summary['uncertain']} uncertain, "
+          f"{summary['fragments_merged']} track pieces merged")
+
+
 def cmd_collect(args) -> None:
     table = pd.concat([pd.read_csv(p) for p in args.inputs], ignore_index=True)
     with atomic_path(args.out) as tmp:
@@ -273,6 +300,11 @@ def cmd_stats(args) -> None:
     tmp = Path(tempfile.mkdtemp(dir=out.parent if out.parent.exists() else None,
                                 prefix=f".{out.name}."))
     try:
+        if args.drop_uncertain and "presence_uncertain" in table.columns:
+            unsure = table.loc[table["presence_uncertain"] == 1, ["cell", "synapse_id"]]
+            keys = pd.MultiIndex.from_frame(table[["cell", "synapse_id"]])
+            table = table[~keys.isin(pd.MultiIndex.from_frame(unsure))]
+            print(f"left out {len(unsure.drop_duplicates())} synapse(s) with an uncertain call")
         run_stats(table, tmp, n_bins=args.kesten_bins, markov_bins=args.markov_bins,
                   n_boot=args.n_boot, seed=args.seed)
         if out.exists():
@@ -388,6 +420,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_collect)
 
+    p = sub.add_parser("presence", help="joint presence calls for one cell (after weights)")
+    p.add_argument("table", help="the weights stage's per-cell synapses.csv")
+    p.add_argument("--options", default="{}", help="JSON of the config's presence section")
+    p.add_argument("--out", required=True)
+    p.add_argument("--summary", required=True, help="JSON: calls changed, fitted parameters")
+    p.set_defaults(func=cmd_presence)
+
     p = sub.add_parser("stats", help="statistics from a long per-synapse table")
     p.add_argument("synapses")
     p.add_argument("--out", required=True)
@@ -397,6 +436,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weight bins of the Markov chain, besides the absent state (default 5)")
     p.add_argument("--n-boot", type=int, default=500, help="bootstrap resamples (default 500)")
     p.add_argument("--seed", type=int, default=0, help="seed for resampling (bootstrap)")
+    p.add_argument("--drop-uncertain", action="store_true",
+                   help="leave out synapses with any presence_uncertain row")
     p.set_defaults(func=cmd_stats)
 
     p = sub.add_parser("import-matrix",

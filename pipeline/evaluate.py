@@ -194,6 +194,19 @@ def _log_change_r(res: pd.DataFrame, truth: pd.DataFrame, sessions) -> float:
     return float(np.corrcoef(np.concatenate(xs), np.concatenate(ys))[0, 1])
 
 
+def _hazard_rows(key: str, name: str, table: pd.DataFrame) -> list[dict]:
+    """Slope of the logistic loss hazard on ln weight, with its 95 % CI."""
+    from .stats.hazard import at_risk_intervals, fit_loss_logistic
+    from .stats.table import consecutive_pairs
+
+    r = at_risk_intervals(consecutive_pairs(table))
+    if r["lost"].sum() < 2:
+        return []
+    row = fit_loss_logistic(r)[1]
+    return [{"cell": key, "metric": f"hazard_slope_{name}{sfx}", "value": row[col]}
+            for sfx, col in (("", "coef"), ("_ci_low", "ci_low"), ("_ci_high", "ci_high"))]
+
+
 def _population_scores(truth: pd.DataFrame, synapses: pd.DataFrame, params: dict) -> list[dict]:
     """Turnover, log-normal sigma and Kesten fits: ours vs the truth table vs the generator."""
     from .stats.distributions import fit_lognormal
@@ -204,23 +217,34 @@ def _population_scores(truth: pd.DataFrame, synapses: pd.DataFrame, params: dict
     rows = []
     t_true = prepare_table(truth[["cell", "cell_type", "synapse_id", "session", "day", "present", "weight"]])
     t_ours = prepare_table(synapses)
-    to_true, to_ours = turnover(t_true), turnover(t_ours)
-    s_true, s_ours = survival(t_true), survival(t_ours)
+    versions = {"ours": t_ours}
+    if "present_detected" in synapses.columns:  # the per-session calls beside the joint ones
+        versions["ours_detection"] = prepare_table(synapses.assign(present=synapses["present_detected"]))
+    to_true, s_true = turnover(t_true), survival(t_true)
     for ct in sorted(t_true["cell_type"].unique()):
         key = f"type:{ct}"
         a = to_true[to_true.cell_type == ct].set_index("day")
-        b = to_ours[to_ours.cell_type == ct].set_index("day").reindex(a.index)
+        last = s_true[s_true.cell_type == ct]["day"].max()
         for col in ("added", "lost"):
             rows.append({"cell": key, "metric": f"{col}_true", "value": a[col].mean()})
-            rows.append({"cell": key, "metric": f"{col}_ours", "value": b[col].mean()})
-            rows.append({"cell": key, "metric": f"{col}_abs_error_pp",
-                         "value": 100 * float(np.nanmean(np.abs(b[col] - a[col])))})
-        last = s_true[s_true.cell_type == ct]["day"].max()
-        for name, s in (("true", s_true), ("ours", s_ours)):
-            v = s[(s.cell_type == ct) & (s.day == last)]["survival"]
+        v = s_true[(s_true.cell_type == ct) & (s_true.day == last)]["survival"]
+        rows.append({"cell": key, "metric": "survival_last_true",
+                     "value": float(v.iloc[0]) if len(v) else np.nan})
+        gen = next(v for c, v in params.items() if v["cell_type"] == ct)
+        rows.append({"cell": key, "metric": "hazard_slope_generating", "value": gen["loss_logit"][1]})
+        rows += _hazard_rows(key, "truth_table", t_true[t_true.cell_type == ct])
+        for name, tab in versions.items():
+            tab_ct = tab[tab.cell_type == ct]
+            b = turnover(tab_ct).set_index("day").reindex(a.index)
+            for col in ("added", "lost"):
+                rows.append({"cell": key, "metric": f"{col}_{name}", "value": b[col].mean()})
+                rows.append({"cell": key, "metric": f"{col}_abs_error_pp" + name[4:],
+                             "value": 100 * float(np.nanmean(np.abs(b[col] - a[col])))})
+            so = survival(tab_ct)
+            v = so[so.day == last]["survival"]
             rows.append({"cell": key, "metric": f"survival_last_{name}",
                          "value": float(v.iloc[0]) if len(v) else np.nan})
-        gen = next(v for c, v in params.items() if v["cell_type"] == ct)
+            rows += _hazard_rows(key, name, tab_ct)
         rows.append({"cell": key, "metric": "sigma_generating", "value": gen["weight_lognormal"][1]})
         for name, tab in (("truth_table", t_true), ("ours", t_ours)):
             d0 = tab[(tab.cell_type == ct) & (tab.day == tab.day.min()) & (tab.present == 1)]

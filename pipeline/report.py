@@ -35,6 +35,25 @@ def write_report(results: Path, out: Path, *, failures=()) -> None:
             present_rows=("present", "sum")).reset_index()
         parts.append(f"<h2>Per-synapse table</h2><p><a href='{rel(syn)}'>synapses.csv</a> "
                      f"({len(df)} rows)</p>" + summary.to_html(index=False, border=0, classes="t"))
+    summaries = sorted((results / "presence").glob("*/summary.json"))
+    if summaries:
+        import json
+
+        rows = []
+        for js in summaries:
+            sm = json.loads(js.read_text())
+            rows.append({"cell": sm.get("cell", js.parent.name), "model": sm["model"],
+                         "rows": sm["rows"],
+                         "absent -> present (vs per-session detection)": sm["changed_to_present"],
+                         "present -> absent": sm["changed_to_absent"],
+                         "uncertain calls": sm["uncertain"],
+                         "track pieces merged": sm["fragments_merged"],
+                         "synapses split at gaps": sm["synapses_split"],
+                         "tracks never present": sm["never_present"]})
+        parts.append("<h2>Presence calls</h2><p>How the joint calls (all sessions' evidence) "
+                     "differ from per-session detection; <code>p_present</code> and "
+                     "<code>present_detected</code> in synapses.csv hold both.</p>"
+                     + pd.DataFrame(rows).to_html(index=False, border=0, classes="t"))
     stats = results / "stats"
     if stats.exists():
         parts.append("<h2>Statistics</h2>")

@@ -3,6 +3,7 @@ rule report:
     input:
         synapses=f"{RESULTS}/synapses.csv",
         stats=STATS_FILES,
+        presence=expand(f"{RESULTS}/presence/{{cell}}/summary.json", cell=CELLS),
         qc=lambda wc: [
             f"{RESULTS}/register/{c}/{s}_qc.png" for c in CELLS for s in sessions_of(c)
         ],

@@ -26,7 +26,7 @@ rule weights:
 rule collect:
     """The per-synapse table of all cells: <results>/synapses.csv."""
     input:
-        expand(f"{RESULTS}/weights/{{cell}}/synapses.csv", cell=CELLS),
+        expand(f"{RESULTS}/presence/{{cell}}/synapses.csv", cell=CELLS),
     output:
         f"{RESULTS}/synapses.csv",
     conda:

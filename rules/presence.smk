@@ -1,0 +1,21 @@
+rule presence:
+    """Present/absent per synapse and session from all sessions' evidence (two-state HMM)."""
+    input:
+        f"{RESULTS}/weights/{{cell}}/synapses.csv",
+    output:
+        table=f"{RESULTS}/presence/{{cell}}/synapses.csv",
+        summary=f"{RESULTS}/presence/{{cell}}/summary.json",
+    params:
+        options=options("presence"),
+    conda:
+        "../envs/pipeline.yaml"
+    log:
+        f"{RESULTS}/logs/presence/{{cell}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/presence/{{cell}}.tsv"
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "python -m pipeline presence {input:q} --options {params.options:q} "
+        "--out {output.table:q} --summary {output.summary:q} > {log:q} 2>&1"
