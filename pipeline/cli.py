@@ -25,7 +25,8 @@ SYNAPSE_COLUMNS = ["cell", "cell_type", "synapse_id", "session", "day", "present
                    "z_um", "y_um", "x_um", "weight", "intensity", "snr", "background",
                    "in_view", "detected", "link_distance_um", "animal"]
 #: added by the presence stage
-PRESENCE_COLUMNS = ["p_present", "present_detected", "presence_uncertain", "track_id"]
+PRESENCE_COLUMNS = ["p_present", "present_detected", "presence_uncertain", "track_id",
+                    "weight_imputed"]
 
 
 @contextmanager

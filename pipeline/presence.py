@@ -61,6 +61,16 @@ def _forward_backward(log_e, observed, pi1, birth, loss):
     return post[:, :, 1], xi, float(loglik.sum())
 
 
+def posterior_signal(z, params) -> np.ndarray:
+    """E[true signal | z, present] in snr units: positive even where the measurement is not."""
+    z = np.asarray(z, float)
+    log_ds = np.log(np.gradient(_S_GRID))
+    log_w = (-0.5 * ((np.log(_S_GRID) - params["m1"]) / params["s1"]) ** 2 - np.log(_S_GRID)
+             + log_ds - 0.5 * ((z[:, None] - _S_GRID[None, :]) / params["tau0"]) ** 2)
+    w = np.exp(log_w - log_w.max(axis=1, keepdims=True))
+    return (w * _S_GRID).sum(axis=1) / w.sum(axis=1)
+
+
 def fit_presence(snr, observed, *, n_iter: int = 100, tol: float = 1e-6,
                  birth_prior: float = 1.0, loss_prior: float = 1.0) -> dict:
     """Fit the two-state HMM to tracks x sessions of snr and return posteriors and parameters.
@@ -204,8 +214,9 @@ def call_presence(table: pd.DataFrame, *, model: str = "hmm", uncertain=(0.2, 0.
     """Present/absent per synapse and session for one cell's table (from the weights stage).
 
     Adds ``p_present`` (posterior probability), ``present_detected`` (the per-session call:
-    detected with positive signal) and ``presence_uncertain`` (p between the ``uncertain``
-    bounds); ``present`` becomes the joint call (p >= 0.5) with ``model="hmm"`` or stays the
+    detected with positive signal), ``presence_uncertain`` (p between the ``uncertain``
+    bounds) and ``weight_imputed`` (1 where a present synapse measured <= 0 and ``intensity``
+    holds the model's estimate of its signal instead); ``present`` becomes the joint call (p >= 0.5) with ``model="hmm"`` or stays the
     per-session call with ``model="detection"``.  ``gaps="split"`` applies the published
     convention (see ``split_at_gaps``).  Returns the table and a summary of what changed.
     """
@@ -222,8 +233,18 @@ def call_presence(table: pd.DataFrame, *, model: str = "hmm", uncertain=(0.2, 0.
         t["p_present"] = p.stack().reindex(pd.MultiIndex.from_arrays([t["synapse_id"], t["day"]])).to_numpy()
         t["present"] = (t["p_present"] >= 0.5).astype(int)
         params = fit["params"]
+        # a synapse called present from its other sessions may measure <= 0 here; its weight is
+        # then the model's estimate of its signal (flagged), never a non-positive number
+        fill = (t["present"] == 1) & ~(t["intensity"] > 0)
+        t["weight_imputed"] = fill.astype(int)
+        if fill.any():
+            noise = (t["intensity"] / t["snr"]).where(t["snr"] != 0)
+            noise = noise.fillna(noise[noise > 0].median())
+            t.loc[fill, "intensity"] = (posterior_signal(t.loc[fill, "snr"], params)
+                                        * noise[fill].abs())
     elif model == "detection":
         t["p_present"] = np.nan
+        t["weight_imputed"] = 0
         t["present"] = t["present_detected"]
         params = {}
     else:
@@ -242,6 +263,7 @@ def call_presence(table: pd.DataFrame, *, model: str = "hmm", uncertain=(0.2, 0.
         "changed_to_present": int(((t["present"] == 1) & (t["present_detected"] == 0)).sum()),
         "changed_to_absent": int(((t["present"] == 0) & (t["present_detected"] == 1)).sum()),
         "uncertain": int(t["presence_uncertain"].sum()),
+        "weights_imputed": int(t["weight_imputed"].sum()),
         "fragments_merged": int(n_pieces), "synapses_split": int(t["synapse_id"].nunique() - n_before),
         "never_present": int((t.groupby("synapse_id")["present"].max() == 0).sum()),
         "params": params,

@@ -47,6 +47,7 @@ def write_report(results: Path, out: Path, *, failures=()) -> None:
                          "absent -> present (vs per-session detection)": sm["changed_to_present"],
                          "present -> absent": sm["changed_to_absent"],
                          "uncertain calls": sm["uncertain"],
+                         "weights imputed": sm.get("weights_imputed", 0),
                          "track pieces merged": sm["fragments_merged"],
                          "synapses split at gaps": sm["synapses_split"],
                          "tracks never present": sm["never_present"]})

@@ -159,3 +159,20 @@ def test_detection_model_keeps_the_per_session_calls():
     assert summary["changed_to_present"] == summary["changed_to_absent"] == 0
     with pytest.raises(ValueError, match="presence model"):
         call_presence(t, model="magic")
+
+
+def test_a_present_synapse_that_measures_nothing_gets_a_positive_flagged_weight():
+    # dim synapses (median snr 3.7 against noise SD 2): some present ones measure <= 0
+    rng = np.random.default_rng(6)
+    states = _background(rng, n=300, k=8)
+    t = _cell(states, rng, signal=np.exp(rng.normal(1.3, 0.6, (300, 8))))
+    out, summary = call_presence(t.drop(columns="truth"))
+    before = t.set_index(["synapse_id", "session"])["intensity"]
+    measured = before.reindex(pd.MultiIndex.from_frame(out[["synapse_id", "session"]])).to_numpy()
+    filled = out["weight_imputed"].to_numpy() == 1
+    assert summary["weights_imputed"] == filled.sum() > 0
+    assert (measured[filled] <= 0).all() and (out["present"].to_numpy()[filled] == 1).all()
+    assert (out.loc[out["present"] == 1, "intensity"] > 0).all()
+    # the estimate is a dim signal, and every other measurement is left as it was
+    assert (out["intensity"].to_numpy()[filled] < np.median(measured[measured > 0])).all()
+    assert (out["intensity"].to_numpy()[~filled] == measured[~filled]).all()
