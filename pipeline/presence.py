@@ -215,7 +215,7 @@ def call_presence(table: pd.DataFrame, *, model: str = "hmm", uncertain=(0.2, 0.
 
     Adds ``p_present`` (posterior probability), ``present_detected`` (the per-session call:
     detected with positive signal), ``presence_uncertain`` (p between the ``uncertain``
-    bounds) and ``weight_imputed`` (1 where a present synapse measured <= 0 and ``intensity``
+    bounds, in view) and ``weight_imputed`` (1 where a present synapse measured <= 0 and ``intensity``
     holds the model's estimate of its signal instead); ``present`` becomes the joint call (p >= 0.5) with ``model="hmm"`` or stays the
     per-session call with ``model="detection"``.  ``gaps="split"`` applies the published
     convention (see ``split_at_gaps``).  Returns the table and a summary of what changed.
@@ -231,7 +231,9 @@ def call_presence(table: pd.DataFrame, *, model: str = "hmm", uncertain=(0.2, 0.
         fit = fit_presence(snr.to_numpy(), view.fillna(0).to_numpy() == 1)
         p = pd.DataFrame(fit["p_present"], index=snr.index, columns=sessions)
         t["p_present"] = p.stack().reindex(pd.MultiIndex.from_arrays([t["synapse_id"], t["day"]])).to_numpy()
-        t["present"] = (t["p_present"] >= 0.5).astype(int)
+        # outside the stack there is nothing to call: p_present there is the model's guess
+        # from the other sessions, but the row is not counted present (as before this stage)
+        t["present"] = ((t["p_present"] >= 0.5) & (t["in_view"] == 1)).astype(int)
         params = fit["params"]
         # a synapse called present from its other sessions may measure <= 0 here; its weight is
         # then the model's estimate of its signal (flagged), never a non-positive number
@@ -250,7 +252,8 @@ def call_presence(table: pd.DataFrame, *, model: str = "hmm", uncertain=(0.2, 0.
     else:
         raise ValueError(f"unknown presence model {model!r}; use 'hmm' or 'detection'")
     lo, hi = uncertain
-    t["presence_uncertain"] = ((t["p_present"] > lo) & (t["p_present"] < hi)).astype(int)
+    t["presence_uncertain"] = ((t["p_present"] > lo) & (t["p_present"] < hi)
+                               & (t["in_view"] == 1)).astype(int)
     if "track_id" not in t.columns:
         t["track_id"] = t["synapse_id"]
     n_before = t["synapse_id"].nunique()

@@ -176,3 +176,15 @@ def test_a_present_synapse_that_measures_nothing_gets_a_positive_flagged_weight(
     # the estimate is a dim signal, and every other measurement is left as it was
     assert (out["intensity"].to_numpy()[filled] < np.median(measured[measured > 0])).all()
     assert (out["intensity"].to_numpy()[~filled] == measured[~filled]).all()
+
+
+def test_rows_outside_the_stack_are_not_called_present():
+    rng = np.random.default_rng(7)
+    t = _cell(_background(rng), rng).drop(columns="truth")
+    gone = t["synapse_id"].isin([3, 4]) & t["session"].isin(["s0", "s1"])
+    t.loc[gone, ["snr", "intensity"]] = np.nan
+    t.loc[gone, "in_view"] = 0
+    out, _ = call_presence(t)
+    off = out[out["in_view"] == 0]
+    assert len(off) == 4 and (off["present"] == 0).all() and off["p_present"].notna().all()
+    assert (out.loc[out["present"] == 1, "intensity"] > 0).all()
