@@ -19,14 +19,19 @@ _S_GRID = np.geomspace(0.05, 5000, 150)
 
 
 # --------------------------------------------------------------------------- emissions
+def _log_signal_prior(params):
+    """log P(true signal in each cell of _S_GRID | present): ln s ~ N(m1, s1^2)."""
+    m1, s1 = params["m1"], params["s1"]
+    return (-0.5 * ((np.log(_S_GRID) - m1) / s1) ** 2 - np.log(s1 * _S_GRID)
+            - 0.5 * np.log(2 * np.pi) + np.log(np.gradient(_S_GRID)))
+
+
 def _log_emissions(z, params):
     """log p(z | absent) and log p(z | present) for an array of snr values."""
-    mu0, tau0, m1, s1 = params["mu0"], params["tau0"], params["m1"], params["s1"]
+    mu0, tau0 = params["mu0"], params["tau0"]
     log_e0 = -0.5 * ((z - mu0) / tau0) ** 2 - np.log(tau0) - 0.5 * np.log(2 * np.pi)
-    # present: z = s + noise, ln s ~ N(m1, s1^2); integrate over s on a log grid
-    log_ds = np.log(np.gradient(_S_GRID))
-    log_prior = (-0.5 * ((np.log(_S_GRID) - m1) / s1) ** 2 - np.log(s1 * _S_GRID)
-                 - 0.5 * np.log(2 * np.pi) + log_ds)
+    # present: z = s + noise; integrate over s on a log grid
+    log_prior = _log_signal_prior(params)
     zf = z.ravel()
     log_noise = (-0.5 * ((zf[:, None] - _S_GRID[None, :]) / tau0) ** 2 - np.log(tau0)
                  - 0.5 * np.log(2 * np.pi))
@@ -64,9 +69,8 @@ def _forward_backward(log_e, observed, pi1, birth, loss):
 def posterior_signal(z, params) -> np.ndarray:
     """E[true signal | z, present] in snr units: positive even where the measurement is not."""
     z = np.asarray(z, float)
-    log_ds = np.log(np.gradient(_S_GRID))
-    log_w = (-0.5 * ((np.log(_S_GRID) - params["m1"]) / params["s1"]) ** 2 - np.log(_S_GRID)
-             + log_ds - 0.5 * ((z[:, None] - _S_GRID[None, :]) / params["tau0"]) ** 2)
+    log_w = (_log_signal_prior(params)[None, :]
+             - 0.5 * ((z[:, None] - _S_GRID[None, :]) / params["tau0"]) ** 2)
     w = np.exp(log_w - log_w.max(axis=1, keepdims=True))
     return (w * _S_GRID).sum(axis=1) / w.sum(axis=1)
 
