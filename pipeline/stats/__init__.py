@@ -10,8 +10,8 @@ from . import plots
 from .compare import celltype_comparison
 from .distributions import fit_lognormal
 from .hazard import hazard_table
-from .kesten import MIN_REPEAT_PAIRS, kesten_table
-from .noise import measurement_noise
+from .kesten import kesten_table
+from .noise import noise_estimate
 from .markov import markov_chain
 from .survival import survival, survival_by_quartile, turnover, turnover_per_cell
 from .table import TableError, consecutive_pairs, prepare_table, split_repeats
@@ -25,19 +25,19 @@ TABLES = ("lognormal", "survival", "survival_by_quartile", "turnover", "hazard",
 PLOTS = ("weights_lognormal", "survival", "kesten", "markov_transition", "markov_stationary")
 
 
-def lognormal_table(table: pd.DataFrame, repeats: pd.DataFrame) -> pd.DataFrame:
+def lognormal_table(table: pd.DataFrame, noise_by_type: dict) -> pd.DataFrame:
     """Per cell type and session (by day from each cell's first), with a noise-corrected
     sigma where the cell type has repeat imaging."""
     rows = []
     t = table.assign(rel_day=table["day"] - table.groupby("cell")["day"].transform("min"))
     for (ct, day), grp in t.groupby(["cell_type", "rel_day"]):
         fit = fit_lognormal(grp.loc[grp["present"] == 1, "w"])
-        rep = repeats[repeats["cell_type"] == ct]
+        noise = noise_by_type.get(ct)
         corrected, how = np.nan, "none"
-        if len(rep) >= MIN_REPEAT_PAIRS and np.isfinite(fit["sigma"]):
-            log_var = measurement_noise(rep["w1"], rep["w2"])["log_var"]
-            corrected = np.sqrt(max(fit["sigma"] ** 2 - log_var, 0.0))
-            how = f"minus ln-weight noise variance {log_var:.3g} from {len(rep)} repeat pairs"
+        if noise is not None and np.isfinite(fit["sigma"]):
+            corrected = np.sqrt(max(fit["sigma"] ** 2 - noise["log_var"], 0.0))
+            how = (f"minus ln-weight noise variance {noise['log_var']:.3g} from "
+                   f"{noise['n_repeat_pairs']} repeat pairs")
         names = grp["session"].unique()
         rows.append({"cell_type": ct, "day": day,
                      "session": names[0] if len(names) == 1 else "/".join(sorted(names)),
@@ -59,9 +59,11 @@ def run_stats(table: pd.DataFrame, out_dir: str | Path, *, n_bins: int = 20,
     rng = np.random.default_rng(seed)
     t, repeats = split_repeats(prepare_table(table))
     pairs = consecutive_pairs(t)
+    noise_by_type = {ct: noise_estimate(repeats[repeats["cell_type"] == ct])
+                     for ct in t["cell_type"].unique()}
     per_cell_turnover = turnover_per_cell(t)
     results = {
-        "lognormal": lognormal_table(t, repeats),
+        "lognormal": lognormal_table(t, noise_by_type),
         "survival": survival(t),
         "survival_by_quartile": survival_by_quartile(t),
         "turnover": turnover(t, per_cell_turnover),
@@ -75,7 +77,7 @@ def run_stats(table: pd.DataFrame, out_dir: str | Path, *, n_bins: int = 20,
             [c[part].assign(cell_type=ct) for ct, c in chains.items()], ignore_index=True)
         cols = results[f"markov_{part}"].columns
         results[f"markov_{part}"] = results[f"markov_{part}"][["cell_type", *cols.drop("cell_type")]]
-    results["kesten"], details = kesten_table(pairs, repeats, n_bins=n_bins, n_boot=n_boot, rng=rng)
+    results["kesten"], details = kesten_table(pairs, noise_by_type, n_bins=n_bins, n_boot=n_boot, rng=rng)
     results["celltype_comparison"] = celltype_comparison(t, per_cell_turnover, details)
     for name in TABLES:
         results[name].to_csv(out / f"{name}.csv", index=False, float_format="%.6g")

@@ -93,6 +93,7 @@ def recovery_run(seed: int, *, n_cells: int = 12, n_boot: int = 200) -> dict:
     from .distributions import fit_lognormal
     from .hazard import at_risk_intervals, fit_loss_logistic
     from .kesten import kesten_fits
+    from .noise import noise_estimate
     from .table import consecutive_pairs, prepare_table, split_repeats
 
     tr = TRUTH
@@ -105,7 +106,7 @@ def recovery_run(seed: int, *, n_cells: int = 12, n_boot: int = 200) -> dict:
     first = t[(t["day"] == 0) & (t["present"] == 1)]
     ln = fit_lognormal(first["w"])
     out["sigma"] = (ln["sigma"], ln["sigma_ci_low"], ln["sigma_ci_high"])
-    fits, cis, _ = kesten_fits(pairs, repeats, n_boot=n_boot, rng=np.random.default_rng(seed),
+    fits, cis, _ = kesten_fits(pairs, noise=noise_estimate(repeats), n_boot=n_boot, rng=np.random.default_rng(seed),
                                models=("both",))
     for j, k in enumerate(("a", "c", "b", "d")):
         out[k] = (fits["both"][k], cis["both"][0, j], cis["both"][1, j])

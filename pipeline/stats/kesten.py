@@ -124,7 +124,6 @@ def lrt_boundary(ll_full: float, ll_nested: float, *, n_free: int, n_boundary: i
 # --------------------------------------------------------------------------- the kesten table
 #: below this many cells the bootstrap resamples synapses instead of cells
 MIN_BOOT_CELLS = 5
-MIN_REPEAT_PAIRS = 10
 
 
 def _groups(labels: pd.Series) -> list[np.ndarray]:
@@ -134,21 +133,14 @@ def _groups(labels: pd.Series) -> list[np.ndarray]:
     return np.split(order, np.flatnonzero(np.diff(codes[order])) + 1)
 
 
-def _noise_for(repeats: pd.DataFrame):
-    from .noise import measurement_noise
-
-    if len(repeats) < MIN_REPEAT_PAIRS:
-        return None
-    return measurement_noise(repeats["w1"], repeats["w2"])
-
-
-def kesten_fits(pairs: pd.DataFrame, repeats: pd.DataFrame, *, n_boot: int,
+def kesten_fits(pairs: pd.DataFrame, *, noise: dict | None = None, n_boot: int,
                 rng: np.random.Generator, alpha: float = 0.05,
                 models=tuple(MODELS)) -> tuple[dict, dict, dict]:
     """ML fits of the nested models for one cell type, with bootstrap CIs.
 
     The bootstrap resamples cells when there are at least ``MIN_BOOT_CELLS``, otherwise
-    synapses.  With repeat pairs, ``both_corrected`` is the noise-corrected full model; its
+    synapses.  With a ``noise`` estimate (``noise.noise_estimate``), ``both_corrected`` is the
+    noise-corrected full model; its
     CI is the bootstrap CI of ``both`` shifted by the correction (refitting the slower
     errors-in-variables model per resample would take minutes).  Returns (fits, cis, info).
     """
@@ -182,7 +174,6 @@ def kesten_fits(pairs: pd.DataFrame, repeats: pd.DataFrame, *, n_boot: int,
         lo = np.where(free, est - half, 0.0)
         lo[2:] = np.maximum(lo[2:], 0.0)  # variance terms
         cis[m] = np.vstack([lo, np.where(free, est + half, 0.0)])
-    noise = _noise_for(repeats)
     if noise is not None and "both" in fits:
         fits["both_corrected"] = fit_kesten_ml_noisy(w, y, p=noise["p"], q=noise["q"],
                                                      log_var=noise["log_var"], start=fits["both"])
@@ -204,13 +195,12 @@ def _fit_note(fit: dict) -> str:
     return "; ".join(notes)
 
 
-def kesten_table(pairs: pd.DataFrame, repeats: pd.DataFrame, *, n_bins: int = 20,
+def kesten_table(pairs: pd.DataFrame, noise_by_type: dict, *, n_bins: int = 20,
                  n_boot: int = 500, rng: np.random.Generator) -> tuple[pd.DataFrame, dict]:
     """Per cell type: the published binned fit and the ML fits of nested models (see module)."""
     rows, plot_fits = [], {}
     for ct, grp in pairs.groupby("cell_type"):
-        rep = repeats[repeats["cell_type"] == ct]
-        noise = _noise_for(rep)
+        noise = noise_by_type.get(ct)
         note_noise = ("none" if noise is None else
                       f"errors-in-variables likelihood, noise var {noise['p']:.3g}*w^2 + "
                       f"{noise['q']:.3g} from {noise['n_repeat_pairs']} repeat pairs")
@@ -226,7 +216,7 @@ def kesten_table(pairs: pd.DataFrame, repeats: pd.DataFrame, *, n_bins: int = 20
                      **{k: binned[k] for k in PARAMS}, **bin_cols,
                      "noise_correction": "none", "note": ""})
         try:
-            fits, cis, info = kesten_fits(grp, rep, n_boot=n_boot, rng=rng)
+            fits, cis, info = kesten_fits(grp, noise=noise, n_boot=n_boot, rng=rng)
         except ValueError as exc:
             rows.append({**base, "method": "maximum_likelihood", "note": str(exc)})
             continue

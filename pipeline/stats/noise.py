@@ -10,9 +10,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 from scipy import optimize, special
 
 from .kesten import PARAMS, fit_kesten_ml
+
+#: fewer repeat pairs than this give no noise estimate (and no correction)
+MIN_REPEAT_PAIRS = 10
 
 #: grid of standardised offsets over which the true w_t is integrated
 _GRID = np.linspace(-4, 4, 17)
@@ -37,6 +41,13 @@ def measurement_noise(w1, w2) -> dict:
     p, q = res.x
     return {"p": p, "q": q, "log_var": np.var(np.log(w1) - np.log(w2), ddof=1) / 2,
             "n_repeat_pairs": len(w1)}
+
+
+def noise_estimate(repeats: pd.DataFrame) -> dict | None:
+    """``measurement_noise`` of a table of repeat pairs (``w1``, ``w2``), or None if too few."""
+    if len(repeats) < MIN_REPEAT_PAIRS:
+        return None
+    return measurement_noise(repeats["w1"], repeats["w2"])
 
 
 def _posterior_grid(x, p, q, log_var):
@@ -97,4 +108,4 @@ def fit_kesten_ml_noisy(w_t, w_next, *, p: float, q: float, log_var: float,
             "converged": bool(res.success)}
 
 
-__all__ = ["measurement_noise", "fit_kesten_ml_noisy"]
+__all__ = ["measurement_noise", "noise_estimate", "fit_kesten_ml_noisy"]

@@ -9,6 +9,12 @@ import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
 
+def _save(fig, path):
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def weight_histograms(table, lognormal, path):
     types = sorted(table["cell_type"].unique())
     fig, axes = plt.subplots(1, len(types), figsize=(4.5 * len(types), 3.5), squeeze=False)
@@ -21,9 +27,7 @@ def weight_histograms(table, lognormal, path):
         ax.plot(x, stats.norm.pdf(x, mu, sd), "k", label=f"log-normal, sigma = {sd:.2f}")
         ax.set(title=ct, xlabel="ln weight", ylabel="density")
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def survival_curves(surv, by_quartile, path):
@@ -44,9 +48,7 @@ def survival_curves(surv, by_quartile, path):
         axes[1].plot(s["day"], s["survival"], marker=".", label=f"{ct} Q{q}")
     axes[1].set(xlabel="day", ylabel="survival by first-session weight quartile", ylim=(0, 1.05))
     axes[1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def kesten_moments(pairs, details: dict, path):
@@ -79,9 +81,7 @@ def kesten_moments(pairs, details: dict, path):
     for ax in axes:
         if types:
             ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def transition_matrices(transition, path):
@@ -101,9 +101,7 @@ def transition_matrices(transition, path):
         ax.set_yticks(range(k), labels, fontsize=7)
         ax.set(title=f"{ct}: P(next state | state)", xlabel="next session", ylabel="this session")
         fig.colorbar(im, ax=ax, shrink=0.8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def stationary_vs_observed(stationary, survival, path):
@@ -132,6 +130,4 @@ def stationary_vs_observed(stationary, survival, path):
         axes[1].legend(fontsize=7)
     axes[0].set(ylabel="share of present synapses", title="weight bins")
     axes[1].set(xlabel="day", ylabel="share of first-session synapses present", ylim=(0, 1.05))
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
