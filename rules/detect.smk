@@ -12,9 +12,6 @@ rule detect:
         f"{RESULTS}/logs/detect/{{cell}}/{{session}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/detect/{{cell}}/{{session}}.tsv"
-    resources:
-        mem_mb=2000,
-        runtime=10,
     shell:
         "python -m pipeline detect --stack {input.stack:q} --options {params.options:q} "
         "--out {output:q} > {log:q} 2>&1"

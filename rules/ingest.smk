@@ -16,9 +16,6 @@ rule ingest:
         f"{RESULTS}/logs/ingest/{{cell}}/{{session}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/ingest/{{cell}}/{{session}}.tsv"
-    resources:
-        mem_mb=2000,
-        runtime=10,
     shell:
         "python -m pipeline ingest --sheet {input.sheet:q} --cell {wildcards.cell} "
         "--session {wildcards.session} --voxel-um {params.voxel:q} --out {output.stack:q} "

@@ -13,9 +13,6 @@ rule presence:
         f"{RESULTS}/logs/presence/{{cell}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/presence/{{cell}}.tsv"
-    resources:
-        mem_mb=1000,
-        runtime=10,
     shell:
         "python -m pipeline presence {input:q} --options {params.options:q} "
         "--out {output.table:q} --summary {output.summary:q} > {log:q} 2>&1"

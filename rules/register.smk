@@ -16,9 +16,6 @@ rule register:
         f"{RESULTS}/logs/register/{{cell}}/{{session}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/register/{{cell}}/{{session}}.tsv"
-    resources:
-        mem_mb=3000,
-        runtime=10,
     shell:
         "python -m pipeline register --reference {input.reference:q} "
         "--reference-puncta {input.reference_puncta:q} --stack {input.stack:q} "

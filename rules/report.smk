@@ -17,8 +17,5 @@ rule report:
         f"{RESULTS}/logs/report.log",
     benchmark:
         f"{RESULTS}/benchmarks/report.tsv"
-    resources:
-        mem_mb=1000,
-        runtime=5,
     shell:
         "python -m pipeline report --results {params.results:q} --out {output:q} > {log:q} 2>&1"

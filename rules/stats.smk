@@ -15,9 +15,6 @@ rule stats:
         f"{RESULTS}/logs/stats.log",
     benchmark:
         f"{RESULTS}/benchmarks/stats.tsv"
-    resources:
-        mem_mb=2000,
-        runtime=10,
     shell:
         "python -m pipeline stats {input:q} --out {params.outdir:q} "
         "{params.opts} > {log:q} 2>&1"

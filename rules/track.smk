@@ -14,9 +14,6 @@ rule track:
         f"{RESULTS}/logs/track/{{cell}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/track/{{cell}}.tsv"
-    resources:
-        mem_mb=1000,
-        runtime=10,
     shell:
         "python -m pipeline track --puncta {input.puncta:q} --transforms {input.transforms:q} "
         "--meta {input.meta:q} --options {params.options:q} --out {output:q} > {log:q} 2>&1"

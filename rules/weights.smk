@@ -14,9 +14,6 @@ rule weights:
         f"{RESULTS}/logs/weights/{{cell}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/weights/{{cell}}.tsv"
-    resources:
-        mem_mb=3000,
-        runtime=15,
     shell:
         "python -m pipeline weights --tracks {input.tracks:q} --stacks {input.stacks:q} "
         "--transforms {input.transforms:q} --options {params.options:q} --out {output:q} "
@@ -35,8 +32,5 @@ rule collect:
         f"{RESULTS}/logs/collect.log",
     benchmark:
         f"{RESULTS}/benchmarks/collect.tsv"
-    resources:
-        mem_mb=1000,
-        runtime=5,
     shell:
         "python -m pipeline collect --inputs {input:q} --out {output:q} > {log:q} 2>&1"

@@ -1,6 +1,10 @@
 """Shared fixtures: simulated cells with known answers (the trackpy `artificial` idea)."""
 from __future__ import annotations
 
+import hashlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +14,7 @@ from pipeline.simulate import SimulationParams, simulate_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT.parent / "shared" / "reference" / "melander2021_pyr"
+SAMPLE = ROOT / "data_sample"
 
 
 @pytest.fixture(scope="session")
@@ -48,3 +53,30 @@ def truth_of(sim, session: int):
 
 def spacing_of(sim):
     return np.asarray(sim.params.spacing)
+
+
+# --- end-to-end runs of the workflow (test_workflow.py, test_slurm.py) ---
+
+def snakemake(workdir: Path, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
+    """Run the workflow with `workdir` as Snakemake's working directory (its .snakemake/ lives there)."""
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    workdir.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
+           "--directory", str(workdir), "--cores", "2", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def fingerprint(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, hashlib.md5(p.read_bytes()).hexdigest())
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="session")
+def sample_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("e2e")
+    before = fingerprint(SAMPLE)
+    res = snakemake(tmp / "work", "--config", f"sessions={SAMPLE / 'sessions.tsv'}",
+                    f"results={tmp / 'results'}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    return tmp / "results", before

@@ -1,7 +1,6 @@
 """End-to-end: Snakemake on data_sample/ and on broken copies of it."""
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -11,37 +10,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, SAMPLE, fingerprint, snakemake
 
-SAMPLE = ROOT / "data_sample"
 CONTRACT = ["cell", "cell_type", "synapse_id", "session", "day", "present", "z", "y", "x",
             "z_um", "y_um", "x_um", "weight", "intensity", "snr"]
 STATS = ["lognormal.csv", "survival.csv", "survival_by_quartile.csv", "turnover.csv",
          "kesten.csv", "weights_lognormal.png", "survival.png", "kesten.png"]
-
-
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    workdir.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
-           "--directory", str(workdir), "--cores", "2", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
-
-
-def fingerprint(folder: Path) -> dict:
-    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, hashlib.md5(p.read_bytes()).hexdigest())
-            for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-@pytest.fixture(scope="module")
-def sample_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("e2e")
-    before = fingerprint(SAMPLE)
-    res = snakemake(tmp / "work", "--config", f"sessions={SAMPLE / 'sessions.tsv'}",
-                    f"results={tmp / 'results'}")
-    assert res.returncode == 0, res.stderr[-3000:]
-    return tmp / "results", before
 
 
 def test_output_contract(sample_run):
