@@ -1,7 +1,8 @@
 """Reading imaging stacks into ``(channel, z, y, x)`` arrays with their voxel size.
 
 Supported inputs: multi-page TIFF, OME-TIFF and ImageJ hyperstacks (any axis order the
-metadata states), and folders of single-plane TIFF/PNG slices sorted by name.  Header-only
+metadata states), ScanImage TIFFs (interleaved channels, several frames per slice averaged), and
+folders of single-plane TIFF/PNG slices sorted by name.  Header-only
 probing (:func:`probe_stack`) lets the pipeline reject bad files before reading pixels.
 """
 from __future__ import annotations
@@ -120,7 +121,94 @@ def voxel_from_tiff(tif: tifffile.TiffFile) -> tuple[float | None, float | None,
     return (None, None, None)
 
 
+# --------------------------------------------------------------------------- ScanImage
+@dataclass(frozen=True)
+class _ScanImageLayout:
+    n_channels: int
+    n_planes: int
+    frames_per_plane: int
+    voxel_um: tuple[float | None, float | None, float | None]
+
+
+def _numbers(text) -> list[float]:
+    return [float(v) for v in re.findall(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?", str(text))]
+
+
+def _scanimage_values(tif: tifffile.TiffFile) -> dict[str, str]:
+    """ScanImage's ``SI.*`` key = value metadata, keys without the ``SI.`` prefix.
+
+    ScanImage 2016 and later store it in the file header (read by tifffile) and in every frame's
+    Software tag; ScanImage 5 wrote ``scanimage.SI.*`` lines into the ImageDescription.
+    """
+    try:
+        frame_data = (tif.scanimage_metadata or {}).get("FrameData") or {}
+    except Exception:  # no ScanImage header: fall back to the tags
+        frame_data = {}
+    if frame_data:
+        return {re.sub(r"^(scanimage\.)?SI\d*\.", "", k): str(v) for k, v in frame_data.items()}
+    page = tif.pages[0]
+    out = {}
+    for line in f"{page.software or ''}\n{page.description or ''}".splitlines():
+        m = re.match(r"\s*(?:scanimage\.)?SI\d*\.([\w.]+)\s*=\s*(.*?)\s*$", line)
+        if m:
+            out[m.group(1)] = m.group(2)
+    return out
+
+
+def _scanimage_layout(tif: tifffile.TiffFile, path: Path) -> _ScanImageLayout:
+    """Pages are ordered slice, frame, channel (channels interleaved, fastest)."""
+    si = _scanimage_values(tif)
+
+    def first(*keys, default=None):
+        for key in keys:
+            vals = _numbers(si.get(key, ""))
+            if vals:
+                return vals[0]
+        return default
+
+    n_pages = len(tif.pages)
+    n_c = max(1, len(_numbers(si.get("hChannels.channelSave", "1"))))
+    frames = int(first("hStackManager.framesPerSlice", default=1)
+                 // max(1.0, first("hScan2D.logAverageFactor", default=1)))
+    frames = max(1, frames)
+    if n_pages % (n_c * frames):
+        raise InputError(f"{path}: ScanImage file has {n_pages} frames, not a multiple of {n_c} "
+                         f"channel(s) x {frames} frame(s) per slice (SI.hChannels.channelSave, "
+                         "SI.hStackManager.framesPerSlice / SI.hScan2D.logAverageFactor); the "
+                         "acquisition may have been stopped early: re-acquire or trim the file")
+    n_z = n_pages // (n_c * frames)
+    z_step = first("hStackManager.actualStackZStepSize", "hStackManager.stackZStepSize")
+    z_um = abs(z_step) if z_step and n_z > 1 else None
+    y_um = x_um = None
+    corners = _numbers(si.get("hRoiManager.imagingFovUm", ""))
+    if len(corners) >= 4 and len(corners) % 2 == 0:
+        xy = np.reshape(corners, (-1, 2))
+        height, width = tif.pages[0].shape[:2]
+        x_um = float(np.ptp(xy[:, 0])) / first("hRoiManager.pixelsPerLine", default=width)
+        y_um = float(np.ptp(xy[:, 1])) / first("hRoiManager.linesPerFrame", default=height)
+    return _ScanImageLayout(n_c, n_z, frames, (z_um, y_um or None, x_um or None))
+
+
+def _read_scanimage(tif: tifffile.TiffFile, layout: _ScanImageLayout,
+                    channels: list[int]) -> np.ndarray:
+    """``(len(channels), z, y, x)`` float32, frames of a slice averaged, one frame set at a time."""
+    n_c, n_z, n_f = layout.n_channels, layout.n_planes, layout.frames_per_plane
+    out = np.zeros((len(channels), n_z) + tuple(tif.pages[0].shape[:2]), np.float32)
+    for i, c in enumerate(channels):
+        for f in range(n_f):
+            pages = [(z * n_f + f) * n_c + c for z in range(n_z)]
+            out[i] += tif.asarray(key=pages).reshape(out.shape[1:])
+    if n_f > 1:
+        out /= n_f
+    return out
+
+
 # --------------------------------------------------------------------------- public API
+def _is_scanimage(tif: tifffile.TiffFile) -> bool:
+    # an ImageJ/OME file re-saved from ScanImage data keeps its own (reliable) axes
+    return tif.is_scanimage and not (tif.is_imagej or tif.is_ome)
+
+
 def _slice_files(folder: Path) -> list[Path]:
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in SLICE_SUFFIXES)
     if not files:
@@ -149,6 +237,11 @@ def probe_stack(path: str | Path) -> StackInfo:
             return StackInfo(path, n_c, len(files), first.shape[:2], str(first.dtype),
                              (None, None, None))
         with tifffile.TiffFile(path) as tif:
+            if _is_scanimage(tif):
+                si = _scanimage_layout(tif, path)
+                page = tif.pages[0]
+                return StackInfo(path, si.n_channels, si.n_planes, tuple(page.shape[:2]),
+                                 str(page.dtype), si.voxel_um)
             series = tif.series[0]
             n_c, n_z, yx = _series_layout(series, path)
             return StackInfo(path, n_c, n_z, yx, str(series.dtype), voxel_from_tiff(tif))
@@ -172,6 +265,7 @@ def read_stack(path: str | Path, *, channels: list[int]) -> np.ndarray:
             raise InputError(f"{path}: channel {c} requested but the stack has {info.n_channels} "
                              f"channel(s) (0..{info.n_channels - 1}); fix psd95_channel/"
                              "morphology_channel in the sessions sheet")
+    take = list(channels)
     try:
         if path.is_dir():
             planes = [_read_plane(f) for f in _slice_files(path)]
@@ -179,12 +273,18 @@ def read_stack(path: str | Path, *, channels: list[int]) -> np.ndarray:
             czyx = data[np.newaxis] if data.ndim == 3 else np.moveaxis(data, -1, 0)
         else:
             with tifffile.TiffFile(path) as tif:
-                series = tif.series[0]
-                czyx = _to_czyx(series.asarray(), series.axes, path)
+                if _is_scanimage(tif):
+                    czyx = _read_scanimage(tif, _scanimage_layout(tif, path), channels)
+                    take = list(range(len(channels)))  # already only the requested ones
+                else:
+                    series = tif.series[0]
+                    czyx = _to_czyx(series.asarray(), series.axes, path)
+    except InputError:
+        raise
     except Exception as exc:
         raise InputError(f"{path}: pixel data cannot be read ({type(exc).__name__}: {exc}); "
                          "the file may be truncated or corrupt") from exc
-    out = czyx[channels].astype(np.float32, copy=False)
+    out = czyx[take].astype(np.float32, copy=False)
     if not np.isfinite(out).all():
         raise InputError(f"{path}: contains NaN or infinite values; replace them before running")
     for i, c in enumerate(channels):

@@ -35,6 +35,69 @@ def test_ome_tiff_channel_first_with_physical_size(tmp_path):
     np.testing.assert_array_equal(read_stack(path, channels=[0])[0], data[0])
 
 
+@pytest.mark.parametrize("order", ["ZCYX", "CZYX"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_ome_tiff_axis_order_and_dtype_from_metadata(tmp_path, order, dtype):
+    data = (_stack(np.random.default_rng(4)) // 16).astype(dtype)  # (c, z, y, x), fits 8 bit
+    stored = data if order == "CZYX" else data.transpose(1, 0, 2, 3)
+    path = tmp_path / f"stack_{order}.ome.tif"
+    tifffile.imwrite(path, stored, ome=True, metadata={"axes": order, "PhysicalSizeZ": 0.8})
+    info = probe_stack(path)
+    assert (info.n_channels, info.n_planes) == (2, 5)
+    out = read_stack(path, channels=[0, 1])
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, data.astype(np.float32))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_imagej_hyperstack_in_every_bit_depth(tmp_path, dtype):
+    data = (_stack(np.random.default_rng(5)) // 16).astype(dtype)
+    path = tmp_path / "hyper.tif"
+    tifffile.imwrite(path, data.transpose(1, 0, 2, 3), imagej=True, metadata={"axes": "ZCYX"})
+    np.testing.assert_array_equal(read_stack(path, channels=[1])[0], data[1].astype(np.float32))
+
+
+SI_META = ("SI.VERSION_MAJOR = 2020\nSI.hChannels.channelSave = [1;2]\n"
+           "SI.hStackManager.actualNumSlices = {z}\nSI.hStackManager.framesPerSlice = {f}\n"
+           "SI.hScan2D.logAverageFactor = 1\nSI.hStackManager.actualStackZStepSize = 0.8\n"
+           "SI.hRoiManager.imagingFovUm = [-16 -12;16 -12;16 12;-16 12]\n"
+           "SI.hRoiManager.pixelsPerLine = 40\nSI.hRoiManager.linesPerFrame = 32\n")
+
+
+def _write_scanimage(path, frames):
+    """A ScanImage 2016+ style file: one page per frame, pages ordered slice, frame, channel, the
+    frame-invariant SI.* metadata in every page's Software tag."""
+    z, f, c = frames.shape[:3]
+    with tifffile.TiffWriter(path, bigtiff=True) as tif:
+        for i, page in enumerate(frames.reshape((-1,) + frames.shape[3:])):
+            tif.write(page, software=SI_META.format(z=z, f=f), contiguous=False,
+                      description=f"frameNumbers = {i + 1}\nframeTimestamps_sec = {i * 0.03:.3f}\n")
+
+
+def test_scanimage_interleaved_channels_frames_averaged_voxel_from_metadata(tmp_path):
+    rng = np.random.default_rng(6)
+    frames = rng.integers(0, 2000, size=(5, 3, 2, 32, 40)).astype(np.int16)  # z, frame, channel
+    path = tmp_path / "si_00001.tif"
+    _write_scanimage(path, frames)
+    info = probe_stack(path)
+    assert (info.n_channels, info.n_planes, info.plane_shape) == (2, 5, (32, 40))
+    # z from actualStackZStepSize; x, y from the field of view (32 x 24 um) over 40 x 32 pixels
+    np.testing.assert_allclose(info.voxel_um, (0.8, 0.75, 0.8))
+    out = read_stack(path, channels=[1, 0])
+    np.testing.assert_allclose(out[0], frames[:, :, 1].mean(axis=1), rtol=1e-6)
+    np.testing.assert_allclose(out[1], frames[:, :, 0].mean(axis=1), rtol=1e-6)
+
+
+def test_scanimage_stopped_early_is_named(tmp_path):
+    frames = np.random.default_rng(7).integers(0, 2000, size=(5, 3, 2, 16, 16)).astype(np.int16)
+    path = tmp_path / "si_stopped.tif"
+    with tifffile.TiffWriter(path, bigtiff=True) as tif:
+        for page in frames.reshape((-1, 16, 16))[:-1]:  # last frame of the last slice missing
+            tif.write(page, software=SI_META.format(z=5, f=3), contiguous=False)
+    with pytest.raises(InputError, match="si_stopped.tif.*not a multiple"):
+        probe_stack(path)
+
+
 def test_plain_multipage_single_channel_has_no_voxel_size(tmp_path):
     data = _stack(np.random.default_rng(2), c=1)[0]
     path = tmp_path / "plain.tif"
