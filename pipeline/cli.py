@@ -90,6 +90,76 @@ def cmd_simulate(args) -> None:
     print(f"wrote {out}/sessions.tsv, images/ and truth/ (parameters in truth/params.json)")
 
 
+def cmd_discover(args) -> None:
+    from .discover import acquisition_date, assign_days, day_from_name, sessions_from_paths
+    from .io import probe_stack
+
+    root, out = Path(args.root).resolve(), Path(args.out).resolve()
+    if not root.is_dir():
+        raise InputError(f"{root}: not a directory; pass the top folder of the imaging data")
+    if out == root or root in out.parents:
+        raise InputError(f"{out} is inside the imaging directory {root}; the pipeline never "
+                         "writes there: put the sheet elsewhere (e.g. beside the results)")
+    if out.exists() and not args.force:
+        raise InputError(f"{out} exists (it may hold your edits); choose another --out or pass "
+                         "--force to replace it")
+    paths = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()]
+    table, problems = sessions_from_paths(paths, args.pattern)
+    if table.empty:
+        raise InputError(f"{root}: no file matches the layout pattern '{args.pattern}' (paths "
+                         "relative to ROOT, e.g. '{animal}/{cell}/{session}/*.tif'); "
+                         + (f"{len(problems)} session(s) were ambiguous:\n  - "
+                            + "\n  - ".join(problems) if problems else "pass --pattern"))
+    rows = []
+    for rec in table.to_dict("records"):
+        image = root / rec["path"]
+        number, date = day_from_name(rec["session_name"])
+        source = "date in the session name" if date else ""
+        if number is None and date is None:
+            date = acquisition_date(image)
+            source = "acquisition date in the file's metadata" if date else ""
+        n_channels, note = None, ""
+        try:
+            info = probe_stack(image)
+            n_channels = info.n_channels
+            if rec["files"] > 1 and info.n_planes != rec["files"]:
+                note = f"{rec['files']} files but {info.n_planes} planes: check this folder"
+        except InputError as exc:
+            note = f"unreadable: {exc}"
+        rows.append({**rec, "day_number": number, "date": date, "date_source": source,
+                     "n_channels": n_channels, "notes": note})
+    found = assign_days(pd.DataFrame(rows))
+    single = found["n_channels"] == 1
+    sheet = pd.DataFrame({
+        "cell": found["cell"], "cell_type": args.cell_type or "", "session": found["session"],
+        "day": found["day"].map(lambda d: "" if pd.isna(d) else f"{d:g}"),
+        "path": [os.path.relpath(root / p, out.parent) for p in found["path"]],
+        "animal": found["animal"],
+        "psd95_channel": args.psd95_channel,
+        "morphology_channel": np.where(single, "", str(args.morphology_channel)),
+        "voxel_um": "",
+        "notes": [("; ".join(x for x in (n, f"day from {s}" if s else "") if x))
+                  for n, s in zip(found["notes"], found["day_source"])],
+    })
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        sheet.to_csv(tmp, sep="\t", index=False)
+    todo = []
+    if not args.cell_type:
+        todo.append("fill the cell_type column (or rerun with --cell-type)")
+    no_day = sorted(found.loc[found["day"].isna(), "cell"].unique())
+    if no_day:
+        todo.append(f"fill 'day' for cell(s) {', '.join(no_day)} (no day number or date in the "
+                    "session names, no acquisition date in the files)")
+    bad = found.loc[found["notes"].str.startswith("unreadable"), "path"].tolist()
+    if bad:
+        todo.append(f"check unreadable file(s): {', '.join(bad)}")
+    print(f"wrote {out}: {sheet['cell'].nunique()} cell(s), {len(sheet)} session(s)")
+    for line in problems + todo:
+        print(f"  - {line}")
+    print(f"then: python -m pipeline check-sheet {out} --images")
+
+
 def cmd_check_sheet(args) -> None:
     from .sheet import check_images, read_sessions
 
@@ -357,6 +427,8 @@ def cmd_evaluate(args) -> None:
 # --------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__.splitlines()[0])
+    from .discover import DEFAULT_PATTERN
+
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("simulate", help="write a simulated imaging directory with ground truth",
@@ -373,6 +445,24 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(flag, *aliases.get(name, []), dest=name, default=None,
                        help=f"default: {shown if shown is not None else 'by cell type'}")
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("discover", help="write a sessions sheet from an imaging directory tree",
+                       description="Walks ROOT, matches file paths (relative to ROOT) against "
+                                   "--pattern, reads each session's day from its name (day04, d4, "
+                                   "2026-01-30, 20260130) or else the file's acquisition date, and "
+                                   "writes a sheet for you to check and edit. Nothing is written "
+                                   "under ROOT.")
+    p.add_argument("root")
+    p.add_argument("--out", required=True, help="the sessions sheet to write (TSV)")
+    p.add_argument("--pattern", default=DEFAULT_PATTERN,
+                   help="layout below ROOT; fields {animal} (optional), {cell}, {session}; * "
+                        "matches within one folder level (default: %(default)s)")
+    p.add_argument("--cell-type", default=None, help="cell_type of every cell (else left to fill)")
+    p.add_argument("--psd95-channel", type=int, default=0)
+    p.add_argument("--morphology-channel", type=int, default=1,
+                   help="left empty for single-channel files")
+    p.add_argument("--force", action="store_true", help="replace an existing sheet")
+    p.set_defaults(func=cmd_discover)
 
     p = sub.add_parser("check-sheet", help="validate a sessions sheet (and image headers)")
     p.add_argument("sheet")

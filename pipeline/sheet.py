@@ -91,8 +91,11 @@ def read_sessions(path: str | Path, *, check_files: bool = True) -> pd.DataFrame
         where = f"row {i + 1} (line {i + 2})"
         row = _typed_row(rec)
         for err in validator.iter_errors(row):
-            col = err.path[0] if err.path else ", ".join(
-                c for c in REQUIRED if c not in row) or "?"
+            if err.validator == "required":  # a blank cell of a required column
+                col = next((c for c in REQUIRED if c not in row and f"'{c}'" in err.message), "?")
+                problems.append(f"{where}, column '{col}': empty; fill it in")
+                continue
+            col = err.path[0] if err.path else "?"
             problems.append(f"{where}, column '{col}': {err.message}")
         row["row"] = i + 1
         if "voxel_um" in row:

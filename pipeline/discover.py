@@ -1,0 +1,139 @@
+"""A first sessions sheet from an imaging directory tree, for a person to check and edit.
+
+``sessions_from_paths`` matches relative paths against a layout pattern such as
+``{animal}/{cell}/{session}/*.tif``; ``day_from_name`` and ``acquisition_date`` find each session's
+day; ``assign_days`` turns names and dates into days since a cell's first session.  The command
+``python -m pipeline discover`` (pipeline.cli) walks the tree and writes the sheet.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import pandas as pd
+import tifffile
+
+from .io import SLICE_SUFFIXES, InputError
+
+FIELDS = ("animal", "cell", "session")
+DEFAULT_PATTERN = "{animal}/{cell}/{session}/*.tif"
+
+
+def pattern_regex(pattern: str) -> re.Pattern:
+    """``{name}`` matches one path component, ``*`` any characters within one component."""
+    names = re.findall(r"{(\w+)}", pattern)
+    unknown = [n for n in names if n not in FIELDS]
+    if unknown or "cell" not in names or "session" not in names:
+        raise InputError(f"layout pattern '{pattern}': use the fields {{cell}} and {{session}} "
+                         f"(and optionally {{animal}}), not {', '.join(unknown) or 'only these'}; "
+                         "e.g. '{animal}/{cell}/{session}/*.tif'")
+    out = ""
+    for token in re.split(r"({\w+}|\*)", pattern.strip("/")):
+        if token == "*":
+            out += r"[^/]*"
+        elif token.startswith("{"):
+            out += rf"(?P<{token[1:-1]}>[^/]+)"
+        else:
+            out += re.escape(token)
+    return re.compile(out + "$")
+
+
+def safe_id(text: str) -> str:
+    """A cell or session id the sheet accepts: other characters become '_'."""
+    out = re.sub(r"[^A-Za-z0-9_.-]", "_", str(text)).strip("_.-")
+    return out if out and out[0].isalnum() else f"x{out}"
+
+
+def sessions_from_paths(paths: list[str], pattern: str) -> tuple[pd.DataFrame, list[str]]:
+    """One row per (animal, cell, session) from relative POSIX paths; returns (table, problems).
+
+    A session matched by several single-plane images is a folder of slices (its folder is the
+    path); several files of one session otherwise is a problem to resolve by hand.
+    """
+    rx = pattern_regex(pattern)
+    hits: dict[tuple[str, str, str], list[str]] = {}
+    for rel in sorted(paths):
+        m = rx.match(rel)
+        if m:
+            key = tuple(m.groupdict().get(f, "") for f in FIELDS)
+            hits.setdefault(key, []).append(rel)
+    rows, problems = [], []
+    for (animal, cell, session), files in sorted(hits.items()):
+        if len(files) == 1:
+            path = files[0]
+        elif len({str(Path(f).parent) for f in files}) == 1 and \
+                all(Path(f).suffix.lower() in SLICE_SUFFIXES for f in files):
+            path = str(Path(files[0]).parent)  # a folder of slices (checked by the caller)
+        else:
+            problems.append(f"{animal}/{cell}/{session}: {len(files)} files match ({', '.join(files[:4])}"
+                            f"{' ...' if len(files) > 4 else ''}); narrow the pattern or pick one")
+            continue
+        cell_id = safe_id(f"{animal}_{cell}" if animal else cell)
+        rows.append({"animal": animal, "cell": cell_id, "session": safe_id(session),
+                     "session_name": session, "path": path, "files": len(files)})
+    return pd.DataFrame(rows, columns=["animal", "cell", "session", "session_name", "path", "files"]), problems
+
+
+_DATE_PATTERNS = (r"(?<!\d)(\d{4})[-_.]?(\d{2})[-_.]?(\d{2})(?!\d)",)
+_DAY_PATTERNS = (r"(?:^|[^A-Za-z])(?:day|d)[-_ ]?(\d+(?:\.\d+)?)(?![\d])",)
+
+
+def day_from_name(name: str) -> tuple[float | None, dt.date | None]:
+    """(day number, date) stated in a session name such as 'day04', 'd12' or '2026-01-30'."""
+    for pat in _DATE_PATTERNS:
+        m = re.search(pat, name)
+        if m:
+            try:
+                return None, dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+            except ValueError:
+                pass
+    for pat in _DAY_PATTERNS:
+        m = re.search(pat, name, flags=re.I)
+        if m:
+            return float(m.group(1)), None
+    return None, None
+
+
+def acquisition_date(path: str | Path) -> dt.date | None:
+    """Acquisition date from a TIFF's metadata (OME AcquisitionDate, ScanImage epoch, DateTime tag)."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".tif", ".tiff"))
+        if not files:
+            return None
+        path = files[0]
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            texts = [tif.ome_metadata or "", page.description or "", page.software or ""]
+            m = re.search(r"AcquisitionDate>?\s*=?\s*\"?(\d{4})-(\d{2})-(\d{2})", texts[0])
+            if m is None:
+                m = re.search(r"epoch\s*=\s*\[\s*(\d{4})\s+(\d+)\s+(\d+)", "\n".join(texts[1:]))
+            if m is None:
+                tag = page.tags.get("DateTime")
+                m = re.match(r"(\d{4})[:-](\d{2})[:-](\d{2})", str(tag.value)) if tag else None
+            return dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
+    except Exception:
+        return None
+
+
+def assign_days(table: pd.DataFrame) -> pd.DataFrame:
+    """Days since each cell's first session from ``day_number`` or ``date`` columns.
+
+    Adds ``day`` (NaN where neither is known) and ``day_source``.  A cell mixing numbered and
+    dated sessions is left for the person to fill.
+    """
+    out = table.copy()
+    out["day"] = float("nan")
+    out["day_source"] = ""
+    for _, idx in out.groupby("cell").groups.items():
+        grp = out.loc[idx]
+        if grp["day_number"].notna().all():
+            out.loc[idx, "day"] = grp["day_number"] - grp["day_number"].min()
+            out.loc[idx, "day_source"] = "number in the session name"
+        elif grp["date"].notna().all():
+            first = min(grp["date"])
+            out.loc[idx, "day"] = [float((d - first).days) for d in grp["date"]]
+            out.loc[idx, "day_source"] = grp["date_source"]
+    return out
