@@ -1,9 +1,12 @@
 # make run   : create the virtual environment (pinned dependencies) and run the pipeline on data_sample/
+#              (or on another sheet: make run SESSIONS=/data/exp1/sessions.tsv RESULTS=/data/exp1/results)
 # make test  : same environment, run the test suite
 # make lint  : snakemake --lint
 # make bench : accuracy/speed/memory benchmark vs peer tools -> BENCHMARKS.md (about 20 min on 2 cores)
 # make bench-stats: the statistics on the reference data, CI coverage over 200 simulated tables,
 #                   noise correction, LRT size -> BENCHMARKS_STATS.md (about 10 min on 2 cores)
+# make bench-scale: peak memory and time per job on 1024x1024x100 two-channel 16-bit sessions
+#                   -> BENCHMARKS_SCALE.md
 # make sample: regenerate data_sample/ with the simulator (the command is recorded in data_sample/README.md)
 PYTHON ?= python3
 VENV   ?= .venv
@@ -11,9 +14,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CORES  ?= 2
 RESULTS ?= results/sample
+SESSIONS ?= data_sample/sessions.tsv
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: venv run test lint sample bench bench-stats clean
+.PHONY: venv run test lint sample bench bench-stats bench-scale clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +27,10 @@ $(STAMP): requirements.txt pyproject.toml
 
 venv: $(STAMP)
 
+# --keep-going: a cell with a bad file fails alone; the others reach the statistics and the
+# report lists the failure (make exits non-zero so that the failure is not missed)
 run: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) --show-failed-logs --config results=$(RESULTS)
+	$(BIN)/snakemake --cores $(CORES) --keep-going --show-failed-logs --config sessions=$(SESSIONS) results=$(RESULTS)
 	@echo
 	@echo "Per-synapse table : $(RESULTS)/synapses.csv"
 	@echo "Statistics        : $(RESULTS)/stats/ (CSV tables and PNG plots)"
@@ -43,6 +49,9 @@ $(VENV)/.peers: $(STAMP) benchmarks/requirements.txt
 
 bench: $(VENV)/.peers
 	$(BIN)/python benchmarks/run_benchmark.py --workdir results/bench --out BENCHMARKS.md --cores $(CORES)
+
+bench-scale: $(STAMP)
+	$(BIN)/python benchmarks/scale_benchmark.py --workdir results/bench_scale --out BENCHMARKS_SCALE.md --cores $(CORES)
 
 REFERENCE ?= ../shared/reference/melander2021_pyr
 bench-stats: $(STAMP)

@@ -8,6 +8,7 @@ configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 include: "rules/common.smk"
+include: "rules/check.smk"
 include: "rules/ingest.smk"
 include: "rules/detect.smk"
 include: "rules/register.smk"
@@ -23,4 +24,6 @@ rule all:
         f"{RESULTS}/synapses.csv",
         STATS_FILES,
         f"{RESULTS}/report.html",
+        # every cell, also one whose file is bad: its ingest job then fails naming the file
+        expand(f"{RESULTS}/presence/{{cell}}/summary.json", cell=CELLS),
     default_target: True

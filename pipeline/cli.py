@@ -38,6 +38,10 @@ def atomic_path(path: str | Path):
     os.close(fd)
     try:
         yield Path(tmp)
+        # mkstemp makes the file private (0600); results are shared like any file the user writes
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -171,22 +175,36 @@ def cmd_check_sheet(args) -> None:
     print(f"{args.sheet}: {len(sessions)} sessions of {sessions['cell'].nunique()} cell(s) OK")
 
 
-def cmd_ingest(args) -> None:
-    from .io import read_stack, resolve_voxel, write_stack, probe_stack
-    from .sheet import parse_voxel, read_sessions
-
-    sessions = read_sessions(args.sheet)
-    sel = sessions[(sessions["cell"] == args.cell) & (sessions["session"] == args.session)]
+def _session_row(sessions, sheet, cell, session):
+    sel = sessions[(sessions["cell"] == cell) & (sessions["session"] == session)]
     if sel.empty:
-        raise InputError(f"{args.sheet}: no row for cell {args.cell} session {args.session}")
-    row = sel.iloc[0]
+        raise InputError(f"{sheet}: no row for cell {cell} session {session}")
+    return sel.iloc[0]
+
+
+def _load_session(row, *, config_voxel, max_saturated):
+    """Every input check of one session (the ingest and check stages share it)."""
+    from .io import probe_stack, read_stack, resolve_voxel
+    from .sheet import parse_voxel
+
     info = probe_stack(row["abs_path"])
-    voxel = resolve_voxel(parse_voxel(row["voxel_um"]), info.voxel_um, _triple(args.voxel_um),
+    voxel = resolve_voxel(parse_voxel(row["voxel_um"]), info.voxel_um, config_voxel,
                           path=row["abs_path"])
     channels = [int(row["psd95_channel"])]
     if int(row["morphology_channel"]) >= 0:
         channels.append(int(row["morphology_channel"]))
-    stack = read_stack(row["abs_path"], channels=channels)
+    stack = read_stack(row["abs_path"], channels=channels,
+                       max_saturated_fraction={channels[0]: max_saturated})
+    return stack, voxel, channels
+
+
+def cmd_ingest(args) -> None:
+    from .io import write_stack
+    from .sheet import read_sessions
+
+    row = _session_row(read_sessions(args.sheet), args.sheet, args.cell, args.session)
+    stack, voxel, channels = _load_session(row, config_voxel=_triple(args.voxel_um),
+                                           max_saturated=args.max_saturated)
     meta = {"cell": row["cell"], "cell_type": row["cell_type"], "session": row["session"],
             "day": float(row["day"]), "animal": row["animal"], "source": row["abs_path"],
             "channels": ["psd95"] + (["morphology"] if len(channels) > 1 else []),
@@ -195,6 +213,27 @@ def cmd_ingest(args) -> None:
         write_stack(tmp, stack, voxel_um=voxel, metadata=meta)
         os.replace(tmp.with_suffix(".json"), Path(args.out).with_suffix(".json"))
     print(f"{row['abs_path']}: {stack.shape} voxel {voxel} um -> {args.out}")
+
+
+def cmd_check(args) -> None:
+    """Check every session of a cell as ingest would; record, never raise, what is wrong."""
+    from .sheet import read_sessions
+
+    sessions = read_sessions(args.sheet)
+    results = []
+    for session in sessions.loc[sessions["cell"] == args.cell, "session"]:
+        row = _session_row(sessions, args.sheet, args.cell, session)
+        try:
+            _load_session(row, config_voxel=_triple(args.voxel_um), max_saturated=args.max_saturated)
+            error = ""
+        except InputError as exc:
+            error = str(exc)
+        results.append({"session": session, "path": row["abs_path"], "ok": not error,
+                        "error": error})
+        print(f"{row['abs_path']}: {'ok' if not error else error}")
+    report = {"cell": args.cell, "ok": all(r["ok"] for r in results), "sessions": results}
+    with atomic_path(args.out) as tmp:
+        tmp.write_text(json.dumps(report, indent=1))
 
 
 def cmd_detect(args) -> None:
@@ -475,8 +514,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cell", required=True)
     p.add_argument("--session", required=True)
     p.add_argument("--voxel-um", default=None, help="fallback z,y,x from the config")
+    p.add_argument("--max-saturated", type=float, default=0.01,
+                   help="largest fraction of PSD-95 voxels at full scale (default 0.01)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("check", help="check every session of a cell as ingest would (JSON)")
+    p.add_argument("--sheet", required=True)
+    p.add_argument("--cell", required=True)
+    p.add_argument("--voxel-um", default=None, help="fallback z,y,x from the config")
+    p.add_argument("--max-saturated", type=float, default=0.01)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("detect", help="detect PSD-95 puncta in one ingested stack")
     p.add_argument("--stack", required=True)

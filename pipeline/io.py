@@ -252,11 +252,28 @@ def probe_stack(path: str | Path) -> StackInfo:
                          "re-export it as a TIFF stack or a folder of slices") from exc
 
 
-def read_stack(path: str | Path, *, channels: list[int]) -> np.ndarray:
+def saturated_fraction(channel: np.ndarray, dtype: str) -> tuple[float, float]:
+    """(fraction of voxels at the detector's full scale, that value); (0, nan) for float data.
+
+    Full scale is the channel's maximum when it is 2**k - 1 (8- to 16-bit detectors, and the
+    int16 that ScanImage writes); any other maximum means no voxel reached the top of the range.
+    """
+    if not np.issubdtype(np.dtype(dtype), np.integer):
+        return 0.0, float("nan")
+    top = float(channel.max())
+    if top < 255 or not float(top + 1).is_integer() or int(top + 1) & int(top):
+        return 0.0, top
+    return float(np.count_nonzero(channel == top)) / channel.size, top
+
+
+def read_stack(path: str | Path, *, channels: list[int],
+               max_saturated_fraction: dict[int, float] | None = None) -> np.ndarray:
     """Read the requested channels of a stack as float32 ``(len(channels), z, y, x)``.
 
     Raises :class:`InputError` naming the file for unreadable files, channel indices out of
-    range, NaN/inf values, and stacks that hold no signal (all one value).
+    range, NaN/inf values, stacks that hold no signal (all one value), and channels with more
+    of their voxels at the detector's full scale than ``max_saturated_fraction[channel]``
+    (e.g. ``{psd95_channel: 0.01}``: weights are read from that channel).
     """
     path = Path(path)
     info = probe_stack(path)
@@ -291,6 +308,15 @@ def read_stack(path: str | Path, *, channels: list[int]) -> np.ndarray:
         if out[i].min() == out[i].max():
             raise InputError(f"{path}: channel {c} is constant ({out[i].min()}); "
                              "the acquisition holds no image")
+        limit = (max_saturated_fraction or {}).get(c)
+        if limit is not None:
+            frac, top = saturated_fraction(out[i], info.dtype)
+            if frac > limit:
+                raise InputError(f"{path}: channel {c} is saturated: {100 * frac:.1f} % of its "
+                                 f"voxels are at the detector's full scale ({top:g}), more than "
+                                 f"ingest.max_saturated_fraction = {limit:g}; "
+                                 "weights would be clipped. Re-image at lower gain/power, or "
+                                 "raise the limit in the config if you accept it")
     return out
 
 

@@ -15,6 +15,18 @@ def _table_html(path: Path, max_rows: int = 40) -> str:
                                             border=0, classes="t")
 
 
+def input_failures(results: Path) -> list[str]:
+    """'cell / session: reason' for every session that failed the input checks (check/*.json)."""
+    out = []
+    for js in sorted(Path(results, "check").glob("*.json")):
+        import json
+
+        rec = json.loads(js.read_text())
+        out += [f"cell {rec['cell']}, session {s['session']}: {s['error']}"
+                for s in rec["sessions"] if not s["ok"]]
+    return out
+
+
 def write_report(results: Path, out: Path, *, failures=()) -> None:
     """Write ``report.html`` for a results folder (links are relative to the folder)."""
     results = Path(results)
@@ -24,9 +36,12 @@ def write_report(results: Path, out: Path, *, failures=()) -> None:
              "table.t{border-collapse:collapse;font-size:12px}table.t td,table.t th"
              "{padding:2px 6px;border-bottom:1px solid #ddd}img{max-width:100%}</style></head>"
              "<body><h1>Synapse pipeline report</h1>"]
+    failures = list(failures) + input_failures(results)
     if failures:
-        parts.append("<h2>Failures</h2><ul>" + "".join(
-            f"<li>{html.escape(f)}</li>" for f in failures) + "</ul>")
+        parts.append("<h2>Failures</h2><p>Cells left out of synapses.csv and the statistics "
+                     "(their jobs failed with the same message; fix the file or remove the "
+                     "rows from the sessions sheet, then rerun):</p><ul>" + "".join(
+                         f"<li>{html.escape(f)}</li>" for f in failures) + "</ul>")
     syn = results / "synapses.csv"
     if syn.exists():
         df = pd.read_csv(syn)

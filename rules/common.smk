@@ -72,6 +72,17 @@ def options(section):
     return json.dumps(config[section], sort_keys=True)
 
 
+def cell_passed_checks(cell):
+    """After the cell's `check` checkpoint: True when every session's file passed ingest's checks."""
+    with open(checkpoints.check.get(cell=cell).output[0]) as fh:
+        return json.load(fh)["ok"]
+
+
+def checked_cells():
+    """Cells whose files all passed the checks (the others fail in ingest, naming the file)."""
+    return [c for c in CELLS if cell_passed_checks(c)]
+
+
 def per_session(pattern):
     """Input function: one path per session of the wildcard's cell, in time order."""
     return lambda wc: [pattern.format(cell=wc.cell, session=s) for s in sessions_of(wc.cell)]

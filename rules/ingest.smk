@@ -2,6 +2,7 @@ rule ingest:
     """Read one session's stack (any supported format) into a standard (c, z, y, x) TIFF."""
     input:
         sheet=SHEET,
+        check=f"{RESULTS}/check/{{cell}}.json",
         image=lambda wc: SESSIONS.loc[
             (SESSIONS["cell"] == wc.cell) & (SESSIONS["session"] == wc.session), "abs_path"
         ].iloc[0],
@@ -10,6 +11,7 @@ rule ingest:
         meta=f"{RESULTS}/ingest/{{cell}}/{{session}}.json",
     params:
         voxel=config["voxel_um"] or "none",
+        max_saturated=config["ingest"]["max_saturated_fraction"],
     conda:
         "../envs/pipeline.yaml"
     log:
@@ -18,5 +20,6 @@ rule ingest:
         f"{RESULTS}/benchmarks/ingest/{{cell}}/{{session}}.tsv"
     shell:
         "python -m pipeline ingest --sheet {input.sheet:q} --cell {wildcards.cell} "
-        "--session {wildcards.session} --voxel-um {params.voxel:q} --out {output.stack:q} "
+        "--session {wildcards.session} --voxel-um {params.voxel:q} "
+        "--max-saturated {params.max_saturated} --out {output.stack:q} "
         "> {log:q} 2>&1"

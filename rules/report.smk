@@ -3,9 +3,10 @@ rule report:
     input:
         synapses=f"{RESULTS}/synapses.csv",
         stats=STATS_FILES,
-        presence=expand(f"{RESULTS}/presence/{{cell}}/summary.json", cell=CELLS),
+        checks=expand(f"{RESULTS}/check/{{cell}}.json", cell=CELLS),
+        presence=lambda wc: [f"{RESULTS}/presence/{c}/summary.json" for c in checked_cells()],
         qc=lambda wc: [
-            f"{RESULTS}/register/{c}/{s}_qc.png" for c in CELLS for s in sessions_of(c)
+            f"{RESULTS}/register/{c}/{s}_qc.png" for c in checked_cells() for s in sessions_of(c)
         ],
     output:
         f"{RESULTS}/report.html",

@@ -23,7 +23,7 @@ rule weights:
 rule collect:
     """The per-synapse table of all cells: <results>/synapses.csv."""
     input:
-        expand(f"{RESULTS}/presence/{{cell}}/synapses.csv", cell=CELLS),
+        lambda wc: [f"{RESULTS}/presence/{c}/synapses.csv" for c in checked_cells()],
     output:
         f"{RESULTS}/synapses.csv",
     conda:

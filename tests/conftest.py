@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -72,11 +74,55 @@ def fingerprint(folder: Path) -> dict:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+@dataclass
+class SampleRun:
+    results: Path      # the results folder of a complete local run on data_sample/
+    work: Path         # Snakemake's working directory of that run (its .snakemake/)
+    sheet: Path        # the sessions sheet it ran on, in a read-only view of a copy of data_sample/
+    imaging: Path      # that read-only view
+    read_only: str     # how the view is protected ('' when it could not be made read-only)
+    before: dict       # fingerprint of the imaging copy before the run
+
+
+def _make_read_only(src: Path, tmp: Path):
+    """(view, how, undo): a copy of ``src`` nobody can write to. Root ignores file modes, so as
+    root the view is a read-only bind mount of the copy; otherwise the copy loses write
+    permission."""
+    copy = tmp / "imaging"
+    shutil.copytree(src, copy)
+    if os.geteuid() == 0:
+        view = tmp / "imaging_ro"
+        view.mkdir()
+        run = lambda *a: subprocess.run(list(a), capture_output=True).returncode == 0  # noqa: E731
+        if run("mount", "--bind", str(copy), str(view)):
+            if run("mount", "-o", "remount,ro,bind", str(view)):
+                return view, "read-only bind mount", lambda: run("umount", str(view))
+            run("umount", str(view))
+        return copy, "", lambda: None
+    paths = [copy, *copy.rglob("*")]
+    for p in paths:
+        p.chmod(p.stat().st_mode & ~0o222)
+    return copy, "no write permission", lambda: [p.chmod(p.stat().st_mode | 0o200) for p in paths]
+
+
 @pytest.fixture(scope="session")
 def sample_run(tmp_path_factory):
+    """One local run of the whole workflow on a read-only copy of data_sample/."""
     tmp = tmp_path_factory.mktemp("e2e")
-    before = fingerprint(SAMPLE)
-    res = snakemake(tmp / "work", "--config", f"sessions={SAMPLE / 'sessions.tsv'}",
-                    f"results={tmp / 'results'}")
-    assert res.returncode == 0, res.stderr[-3000:]
-    return tmp / "results", before
+    imaging, how, undo = _make_read_only(SAMPLE, tmp)
+    try:
+        before = fingerprint(imaging)
+        res = snakemake(tmp / "work", "--config", f"sessions={imaging / 'sessions.tsv'}",
+                        f"results={tmp / 'results'}")
+        assert res.returncode == 0, res.stderr[-3000:]
+        yield SampleRun(tmp / "results", tmp / "work", imaging / "sessions.tsv", imaging, how,
+                        before)
+    finally:
+        undo()
+
+
+def same_tables(a: Path, b: Path) -> tuple[int, list[str]]:
+    """(number of CSV/JSON tables under ``a``, those that are missing or differ under ``b``)."""
+    tables = sorted(p.relative_to(a) for p in a.rglob("*") if p.suffix in (".csv", ".json"))
+    return len(tables), [str(rel) for rel in tables
+                         if not (b / rel).exists() or (b / rel).read_bytes() != (a / rel).read_bytes()]

@@ -155,6 +155,23 @@ def test_nan_in_float_stack_is_rejected(tmp_path):
         read_stack(path, channels=[0])
 
 
+@pytest.mark.parametrize("dtype,top", [(np.uint16, 4095), (np.uint16, 65535), (np.uint8, 255)])
+def test_saturated_channel_is_named_and_a_few_saturated_voxels_pass(tmp_path, dtype, top):
+    rng = np.random.default_rng(8)
+    data = rng.integers(10, top // 2, size=(2, 4, 32, 32)).astype(dtype)
+    data[0, :, :8, :] = top  # 25 % of the PSD-95 channel at full scale
+    data[1, 0, 0, :3] = top  # three voxels of the morphology channel: fine
+    path = tmp_path / "bright.tif"
+    tifffile.imwrite(path, data.transpose(1, 0, 2, 3), imagej=True, metadata={"axes": "ZCYX"})
+    with pytest.raises(InputError, match=rf"bright.tif: channel 0 is saturated: 25.0 %.*\({top}\)"):
+        read_stack(path, channels=[0, 1], max_saturated_fraction={0: 0.01})
+    out = read_stack(path, channels=[1, 0], max_saturated_fraction={1: 0.01})  # channel 1 passes
+    assert out.shape == (2, 4, 32, 32)
+    data[0, :, :8, :] = top - 1  # highest value not a detector's full scale: not saturation
+    tifffile.imwrite(path, data.transpose(1, 0, 2, 3), imagej=True, metadata={"axes": "ZCYX"})
+    read_stack(path, channels=[0], max_saturated_fraction={0: 0.01})
+
+
 def test_voxel_size_precedence_and_missing_error():
     assert resolve_voxel((1, 2, 3), (4, 5, 6), (7, 8, 9), path="f") == (1, 2, 3)
     assert resolve_voxel(None, (4, 5, 6), (7, 8, 9), path="f") == (4, 5, 6)

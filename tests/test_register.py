@@ -68,3 +68,14 @@ def test_unrelated_stack_is_flagged_unreliable(sim_pyr):
     noise = rng.poisson(12.0, size=sim_pyr.images[0].shape).astype(np.float32)
     res = register_session(sim_pyr.images[0].astype(np.float32), noise, spacing=sp)
     assert not res["reliable"]
+
+
+def test_session_of_different_depth_and_size_is_registered(sim_pyr):
+    # sessions of one cell need not share a stack shape: a shallower, smaller second session
+    sp = spacing_of(sim_pyr)
+    offset = np.array([3, 20, 10])  # first plane, row and column kept from the full stack
+    moving = sim_pyr.images[1][:, 3:17, 20:220, 10:240].astype(np.float32)
+    res = register_session(sim_pyr.images[0].astype(np.float32), moving, spacing=sp)
+    true = np.asarray(sim_pyr.transforms[1])[:3, 3] + offset * sp
+    assert np.all(np.abs(np.asarray(res["shift_um"]) - true) < 0.5 * sp), (res["shift_um"], true)
+    assert res["reliable"]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, SAMPLE, snakemake
+from conftest import ROOT, SAMPLE, same_tables, snakemake
 
 # Job steps started inside the batch jobs did not find a configuration named by SLURM_CONF
 # (executor plugin 2.8.0), so the file goes where SLURM looks by default; one written by this test
@@ -165,16 +165,15 @@ def _wait_for(ready, what: str, state: Path, timeout: float = 90) -> None:
 
 def _rules_in(log_text: str) -> list[str]:
     """Rules a SLURM job's log shows executing (the job step runs each as a local rule)."""
-    return re.findall(r"^localrule (\w+):", log_text, flags=re.M)
+    return re.findall(r"^local(?:rule|checkpoint) (\w+):", log_text, flags=re.M)
 
 
 def test_pipeline_runs_through_slurm_and_its_tables_equal_a_local_run(slurm_cluster, sample_run,
                                                                        tmp_path):
-    local, _ = sample_run
     results = tmp_path / "results"
     work = tmp_path / "work"
     res = snakemake(work, "--profile", str(ROOT / "profiles" / "slurm"), *TEST_FLAGS,
-                    "--config", f"sessions={SAMPLE / 'sessions.tsv'}", f"results={results}",
+                    "--config", f"sessions={sample_run.sheet}", f"results={results}",
                     timeout=1500)
     log = res.stdout + res.stderr
     assert res.returncode == 0, log[-4000:]
@@ -191,7 +190,7 @@ def test_pipeline_runs_through_slurm_and_its_tables_equal_a_local_run(slurm_clus
     for jid in job_ids:
         assert f"_slurm_rpc_submit_batch_job: JobId={jid} " in ctld
         assert f"_job_complete: JobId={jid} done" in ctld
-    local_rules = re.findall(r"^localrule (\w+):", log, flags=re.M)
+    local_rules = re.findall(r"^local(?:rule|checkpoint) (\w+):", log, flags=re.M)
     assert local_rules == ["all"], local_rules
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", log.split("Job stats:")[1].split("\n\n")[0],
                              flags=re.M))
@@ -204,8 +203,6 @@ def test_pipeline_runs_through_slurm_and_its_tables_equal_a_local_run(slurm_clus
 
     # same tables, byte for byte: every CSV and JSON the local run wrote (per-stage tables, the
     # transforms, synapses.csv and the statistics)
-    tables = sorted(p.relative_to(local) for p in local.rglob("*") if p.suffix in (".csv", ".json"))
-    assert len(tables) > 40
-    different = [str(rel) for rel in tables
-                 if not (results / rel).exists() or (results / rel).read_bytes() != (local / rel).read_bytes()]
+    n_tables, different = same_tables(sample_run.results, results)
+    assert n_tables > 40
     assert different == [], f"tables that differ between the SLURM and the local run: {different}"

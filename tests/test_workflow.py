@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import os
+import re
+import signal
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from conftest import ROOT, SAMPLE, fingerprint, snakemake
+from conftest import ROOT, SAMPLE, fingerprint, same_tables, snakemake
 
 CONTRACT = ["cell", "cell_type", "synapse_id", "session", "day", "present", "z", "y", "x",
             "z_um", "y_um", "x_um", "weight", "intensity", "snr"]
@@ -19,7 +22,7 @@ STATS = ["lognormal.csv", "survival.csv", "survival_by_quartile.csv", "turnover.
 
 
 def test_output_contract(sample_run):
-    results, _ = sample_run
+    results = sample_run.results
     syn = pd.read_csv(results / "synapses.csv")
     assert set(CONTRACT) <= set(syn.columns)
     sheet = pd.read_csv(SAMPLE / "sessions.tsv", sep="\t")
@@ -45,7 +48,7 @@ def test_output_contract(sample_run):
 def test_results_agree_with_the_sample_truth(sample_run):
     from pipeline.evaluate import evaluate_results
 
-    results, _ = sample_run
+    results = sample_run.results
     scores = evaluate_results(SAMPLE, results)
     pop = scores[scores["cell"].str.startswith("type:")].pivot(index="cell", columns="metric",
                                                                  values="value")
@@ -62,9 +65,71 @@ def test_results_agree_with_the_sample_truth(sample_run):
     assert (scores["log_weight_r"] > 0.9).all(), scores
 
 
-def test_imaging_directory_is_never_written(sample_run):
-    _, before = sample_run
-    assert fingerprint(SAMPLE) == before
+def test_imaging_directory_is_read_only_and_untouched(sample_run):
+    # the whole run above read its images from a view nobody can write to
+    if not sample_run.read_only:
+        pytest.skip("could not make a read-only view of the sample (bind mount refused); "
+                    "the run's imaging copy was only fingerprinted")
+    with pytest.raises(OSError):
+        (sample_run.imaging / "probe.txt").write_text("x")
+    assert fingerprint(sample_run.imaging) == sample_run.before
+
+
+def test_killed_run_resumes_to_the_same_tables(sample_run, tmp_path):
+    """kill -9 of the whole run mid-stage, `snakemake --unlock`, the same command again: the
+    rerun redoes what was cut off, keeps what was complete, and ends with the same tables."""
+    results, work = tmp_path / "results", tmp_path / "work"
+    args = ("--config", f"sessions={sample_run.sheet}", f"results={results}")
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    work.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
+                             "--directory", str(work), "--cores", "2", *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while len(list(results.glob("detect/*/*.csv"))) < 3 and proc.poll() is None:
+            assert time.monotonic() < deadline, "the run did not reach the detect stage"
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not (results / "synapses.csv").exists()
+    kept = {p: p.stat().st_mtime_ns for p in results.glob("ingest/*/*.tif")}
+    assert snakemake(work, "--unlock", *args).returncode == 0
+    res = snakemake(work, *args)
+    assert res.returncode == 0, res.stderr[-3000:]
+    n, different = same_tables(sample_run.results, results)
+    assert n > 40 and different == [], different
+    # complete outputs of the killed run were kept, not recomputed
+    unchanged = [p for p, t in kept.items() if p.stat().st_mtime_ns == t]
+    assert len(unchanged) >= 1
+
+
+def _dry_run_jobs(sample_run, tmp_path, section: str, key: str, value) -> dict:
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    cfg[section][key] = value
+    (tmp_path / "changed.yaml").write_text(yaml.safe_dump(cfg))
+    res = snakemake(sample_run.work, "--dry-run", "--configfile", str(tmp_path / "changed.yaml"),
+                    "--config", f"sessions={sample_run.sheet}", f"results={sample_run.results}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    if "Job stats:" not in res.stdout:
+        return {}
+    block = res.stdout.split("Job stats:")[1].split("\n\n")[0]
+    return {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", block, flags=re.M)
+            if rule != "total"}
+
+
+def test_changed_parameter_reruns_its_stage_and_what_depends_on_it_only(sample_run, tmp_path):
+    assert _dry_run_jobs(sample_run, tmp_path, "detect", "threshold", 6.0) == {}  # unchanged
+    jobs = _dry_run_jobs(sample_run, tmp_path, "detect", "threshold", 5.0)
+    assert jobs == {"detect": 12, "register": 12, "track": 2, "weights": 2, "presence": 2,
+                    "collect": 1, "stats": 1, "report": 1, "all": 1}
+    jobs = _dry_run_jobs(sample_run, tmp_path, "stats", "n_boot", 200)
+    assert jobs == {"stats": 1, "report": 1, "all": 1}
 
 
 def test_lint_is_clean():
@@ -102,9 +167,15 @@ def test_unreadable_file_fails_its_cell_only_with_keep_going(tmp_path):
     assert res.returncode != 0
     log = (results / "logs" / "ingest" / "PV02" / "s03.log").read_text()
     assert "s03.tif" in log and ("cannot be read" in log or "corrupt" in log)
-    # the healthy cell went all the way through
-    assert (results / "weights" / "pyr01" / "synapses.csv").exists()
+    # the healthy cell went all the way through to the statistics; the report names the bad file
     assert not (results / "ingest" / "PV02" / "s03.tif").exists()
+    syn = pd.read_csv(results / "synapses.csv")
+    assert set(syn["cell"]) == {"pyr01"}
+    for name in STATS:
+        assert (results / "stats" / name).exists(), name
+    assert pd.read_csv(results / "stats" / "survival.csv")["cell_type"].eq("pyr").any()
+    report = (results / "report.html").read_text()
+    assert "Failures" in report and "PV02" in report and "s03.tif" in report
 
 
 def test_channel_out_of_range_names_the_file(tmp_path):
@@ -113,9 +184,8 @@ def test_channel_out_of_range_names_the_file(tmp_path):
     sheet.loc[sheet.cell == "PV02", "morphology_channel"] = 5
     sheet.to_csv(data / "sessions.tsv", sep="\t", index=False)
     results = tmp_path / "results"
-    res = snakemake(tmp_path / "work", "--keep-going", "--config",
-                    f"sessions={data / 'sessions.tsv'}", f"results={results}",
-                    "--until", "ingest")
+    res = snakemake(tmp_path / "work", "--keep-going", str(results / "ingest" / "PV02" / "s00.tif"),
+                    "--config", f"sessions={data / 'sessions.tsv'}", f"results={results}")
     assert res.returncode != 0
     log = (results / "logs" / "ingest" / "PV02" / "s00.log").read_text()
     assert "s00.tif" in log and "channel 5" in log

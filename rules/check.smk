@@ -1,0 +1,21 @@
+checkpoint check:
+    """Every input check of ingest on all sessions of a cell, recorded (never raised) in JSON:
+    with --keep-going, cells with a bad file are left out of collect/stats and named in the report."""
+    input:
+        sheet=SHEET,
+        images=lambda wc: SESSIONS.loc[SESSIONS["cell"] == wc.cell, "abs_path"].tolist(),
+    output:
+        f"{RESULTS}/check/{{cell}}.json",
+    params:
+        voxel=config["voxel_um"] or "none",
+        max_saturated=config["ingest"]["max_saturated_fraction"],
+    conda:
+        "../envs/pipeline.yaml"
+    log:
+        f"{RESULTS}/logs/check/{{cell}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/check/{{cell}}.tsv"
+    shell:
+        "python -m pipeline check --sheet {input.sheet:q} --cell {wildcards.cell} "
+        "--voxel-um {params.voxel:q} --max-saturated {params.max_saturated} --out {output:q} "
+        "> {log:q} 2>&1"
