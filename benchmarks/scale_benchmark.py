@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,13 +37,16 @@ def main() -> None:
     env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
 
     t0 = time.perf_counter()
-    if not (data / "sessions.tsv").exists():
+    reused = (data / "sessions.tsv").exists()
+    if not reused:
         subprocess.run([sys.executable, "-m", "pipeline", "simulate", "--out", str(data),
                         "--cells", "pyr", "--sessions", str(args.sessions), "--shape", args.shape,
                         "--seed", "404"], check=True, env=env)
     sim_s = time.perf_counter() - t0
     stack_files = sorted((data / "images").rglob("*.tif"))
-    stack_mb = max(p.stat().st_size for p in stack_files) / 1e6
+    file_mb = max(p.stat().st_size for p in stack_files) / 1e6
+    # in memory a session is two 16-bit channels, whatever the file's compression
+    stack_mb = 2 * 2 * np.prod([int(v) for v in args.shape.split(",")]) / 1e6
 
     t0 = time.perf_counter()
     res = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
@@ -72,10 +76,12 @@ def main() -> None:
         f"({os.cpu_count()} cores). Every number below was written by that run.",
         "",
         f"One simulated pyramidal cell, {args.sessions} sessions of {shape} (z x y x x) voxels, two "
-        f"channels, 16-bit: {stack_mb:.0f} MB per session file. Simulation {sim_s:.0f} s (not part "
-        f"of the pipeline); whole workflow {wall:.0f} s on {args.cores} cores.",
+        f"channels, 16-bit: {stack_mb:.0f} MB per session in memory ({file_mb:.0f} MB compressed "
+        f"file). " + ("Simulated data reused from an earlier run of this command"
+                      if reused else f"Simulation {sim_s:.0f} s (not part of the pipeline)")
+        + f"; whole workflow {wall:.0f} s on {args.cores} cores.",
         "",
-        "| rule | jobs | longest job (s) | peak memory of a job (MB) | peak / session file size |",
+        "| rule | jobs | longest job (s) | peak memory of a job (MB) | peak / session size in memory |",
         "|---|---|---|---|---|",
     ]
     for r in jobs.itertuples():
