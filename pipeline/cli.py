@@ -182,14 +182,14 @@ def _session_row(sessions, sheet, cell, session):
     return sel.iloc[0]
 
 
-def _load_session(row, *, config_voxel, max_saturated):
+def _load_session(row, *, config_voxel, max_saturated, config_voxel_first=False):
     """Every input check of one session (the ingest and check stages share it)."""
     from .io import probe_stack, read_stack, resolve_voxel
     from .sheet import parse_voxel
 
     info = probe_stack(row["abs_path"])
     voxel = resolve_voxel(parse_voxel(row["voxel_um"]), info.voxel_um, config_voxel,
-                          path=row["abs_path"])
+                          path=row["abs_path"], config_first=config_voxel_first)
     channels = [int(row["psd95_channel"])]
     if int(row["morphology_channel"]) >= 0:
         channels.append(int(row["morphology_channel"]))
@@ -204,7 +204,8 @@ def cmd_ingest(args) -> None:
 
     row = _session_row(read_sessions(args.sheet), args.sheet, args.cell, args.session)
     stack, voxel, channels = _load_session(row, config_voxel=_triple(args.voxel_um),
-                                           max_saturated=args.max_saturated)
+                                           max_saturated=args.max_saturated,
+                                           config_voxel_first=args.config_voxel_first)
     meta = {"cell": row["cell"], "cell_type": row["cell_type"], "session": row["session"],
             "day": float(row["day"]), "animal": row["animal"], "source": row["abs_path"],
             "channels": ["psd95"] + (["morphology"] if len(channels) > 1 else []),
@@ -224,7 +225,8 @@ def cmd_check(args) -> None:
     for session in sessions.loc[sessions["cell"] == args.cell, "session"]:
         row = _session_row(sessions, args.sheet, args.cell, session)
         try:
-            _load_session(row, config_voxel=_triple(args.voxel_um), max_saturated=args.max_saturated)
+            _load_session(row, config_voxel=_triple(args.voxel_um), max_saturated=args.max_saturated,
+                          config_voxel_first=args.config_voxel_first)
             error = ""
         except InputError as exc:
             error = str(exc)
@@ -514,6 +516,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cell", required=True)
     p.add_argument("--session", required=True)
     p.add_argument("--voxel-um", default=None, help="fallback z,y,x from the config")
+    p.add_argument("--config-voxel-first", action="store_true",
+                   help="--voxel-um wins over the file's metadata (the sheet's column still first)")
     p.add_argument("--max-saturated", type=float, default=0.01,
                    help="largest fraction of PSD-95 voxels at full scale (default 0.01)")
     p.add_argument("--out", required=True)
@@ -523,6 +527,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sheet", required=True)
     p.add_argument("--cell", required=True)
     p.add_argument("--voxel-um", default=None, help="fallback z,y,x from the config")
+    p.add_argument("--config-voxel-first", action="store_true",
+                   help="--voxel-um wins over the file's metadata (the sheet's column still first)")
     p.add_argument("--max-saturated", type=float, default=0.01)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_check)

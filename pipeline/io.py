@@ -320,9 +320,14 @@ def read_stack(path: str | Path, *, channels: list[int],
     return out
 
 
-def resolve_voxel(sheet_voxel, file_voxel, config_voxel, *, path) -> tuple[float, float, float]:
-    """Voxel size (z, y, x) in um: the sheet first, then the file's metadata, then the config."""
-    for source in (sheet_voxel, file_voxel, config_voxel):
+def resolve_voxel(sheet_voxel, file_voxel, config_voxel, *, path,
+                  config_first: bool = False) -> tuple[float, float, float]:
+    """Voxel size (z, y, x) in um: the sheet first, then the file's metadata, then the config;
+    with ``config_first`` the config comes before the file (a microscope whose files state a
+    wrong calibration)."""
+    order = (sheet_voxel, config_voxel, file_voxel) if config_first else \
+        (sheet_voxel, file_voxel, config_voxel)
+    for source in order:
         if source is not None and all(v is not None for v in source):
             vox = tuple(float(v) for v in source)
             if min(vox) <= 0:

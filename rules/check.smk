@@ -8,6 +8,7 @@ checkpoint check:
         f"{RESULTS}/check/{{cell}}.json",
     params:
         voxel=config["voxel_um"] or "none",
+        voxel_first="--config-voxel-first" if config["voxel_um_overrides_files"] else "",
         max_saturated=config["ingest"]["max_saturated_fraction"],
     conda:
         "../envs/pipeline.yaml"
@@ -17,5 +18,5 @@ checkpoint check:
         f"{RESULTS}/benchmarks/check/{{cell}}.tsv"
     shell:
         "python -m pipeline check --sheet {input.sheet:q} --cell {wildcards.cell} "
-        "--voxel-um {params.voxel:q} --max-saturated {params.max_saturated} --out {output:q} "
-        "> {log:q} 2>&1"
+        "--voxel-um {params.voxel:q} {params.voxel_first} --max-saturated {params.max_saturated} "
+        "--out {output:q} > {log:q} 2>&1"

@@ -11,6 +11,7 @@ rule ingest:
         meta=f"{RESULTS}/ingest/{{cell}}/{{session}}.json",
     params:
         voxel=config["voxel_um"] or "none",
+        voxel_first="--config-voxel-first" if config["voxel_um_overrides_files"] else "",
         max_saturated=config["ingest"]["max_saturated_fraction"],
     conda:
         "../envs/pipeline.yaml"
@@ -20,6 +21,6 @@ rule ingest:
         f"{RESULTS}/benchmarks/ingest/{{cell}}/{{session}}.tsv"
     shell:
         "python -m pipeline ingest --sheet {input.sheet:q} --cell {wildcards.cell} "
-        "--session {wildcards.session} --voxel-um {params.voxel:q} "
+        "--session {wildcards.session} --voxel-um {params.voxel:q} {params.voxel_first} "
         "--max-saturated {params.max_saturated} --out {output.stack:q} "
         "> {log:q} 2>&1"

@@ -176,5 +176,9 @@ def test_voxel_size_precedence_and_missing_error():
     assert resolve_voxel((1, 2, 3), (4, 5, 6), (7, 8, 9), path="f") == (1, 2, 3)
     assert resolve_voxel(None, (4, 5, 6), (7, 8, 9), path="f") == (4, 5, 6)
     assert resolve_voxel(None, (None, 5, 6), (7, 8, 9), path="f") == (7, 8, 9)
+    # config override of the files' metadata (voxel_um_overrides_files); the sheet still wins
+    assert resolve_voxel(None, (4, 5, 6), (7, 8, 9), path="f", config_first=True) == (7, 8, 9)
+    assert resolve_voxel((1, 2, 3), (4, 5, 6), (7, 8, 9), path="f", config_first=True) == (1, 2, 3)
+    assert resolve_voxel(None, (4, 5, 6), None, path="f", config_first=True) == (4, 5, 6)
     with pytest.raises(InputError, match="voxel size unknown.*voxel_um"):
         resolve_voxel(None, (None, None, None), None, path="f.tif")
