@@ -27,6 +27,9 @@ SYNAPSE_COLUMNS = ["cell", "cell_type", "synapse_id", "session", "day", "present
 #: added by the presence stage
 PRESENCE_COLUMNS = ["p_present", "present_detected", "presence_uncertain", "track_id",
                     "weight_imputed"]
+#: 1 on every row of a synapse that a curation row changed (pipeline.curate)
+CURATION_COLUMNS = ["curated"]
+CURATION_FIELDS = ["action", "cell", "synapse_id", "session", "other_synapse_id", "note", "row"]
 
 
 @contextmanager
@@ -317,6 +320,19 @@ def cmd_track(args) -> None:
     print(f"{len(tracks)} puncta in {tracks['synapse_id'].nunique()} tracks")
 
 
+def cmd_curate(args) -> None:
+    from .curate import curate_tracks
+
+    tracks = pd.read_csv(args.tracks)
+    actions = pd.DataFrame(json.loads(args.curation or "[]"), columns=CURATION_FIELDS)
+    sessions = [json.loads(Path(m).read_text())["session"] for m in args.meta]
+    out = curate_tracks(tracks, actions, sessions=sessions)
+    with atomic_path(args.out) as tmp:
+        out.to_csv(tmp, index=False, float_format="%.5g")  # as the track stage wrote it
+    print(f"{len(actions)} curation row(s) applied to the tracks; "
+          f"{out.loc[out['curated'] == 1, 'synapse_id'].nunique()} synapse(s) changed")
+
+
 def cmd_weights(args) -> None:
     from .io import load_ingested
     from .register import transform_points
@@ -327,6 +343,8 @@ def cmd_weights(args) -> None:
     tracks = pd.read_csv(args.tracks)
     centres = track_positions(tracks)
     ids = centres.index.to_numpy()
+    curated = (tracks.groupby("synapse_id")["curated"].max() if "curated" in tracks.columns
+               else pd.Series(0, index=ids))
     rows = []
     for stack_path, tf in zip(args.stacks, args.transforms):
         stack, meta = load_ingested(stack_path)   # each stack read once
@@ -359,7 +377,8 @@ def cmd_weights(args) -> None:
             "y_um": ref_um[:, 1], "x_um": ref_um[:, 2], "intensity": phot["intensity"],
             "snr": phot["snr"], "background": phot["background"], "in_view": phot["in_view"],
             "detected": found.astype(int), "link_distance_um": link,
-            "animal": meta.get("animal", ""), "bleedthrough": k_morph}))
+            "animal": meta.get("animal", ""), "bleedthrough": k_morph,
+            "curated": curated.reindex(ids).to_numpy()}))
     table = pd.concat(rows, ignore_index=True)
     table["weight"] = normalise_weights(table["intensity"], table["present"],
                                         groups=table["session"].astype(str),
@@ -367,7 +386,7 @@ def cmd_weights(args) -> None:
     table["normalisation"] = opts.get("normalisation", "percentile_40_60")
     table = table.sort_values(["synapse_id", "day"], ignore_index=True)
     with atomic_path(args.out) as tmp:
-        table[SYNAPSE_COLUMNS + ["normalisation", "bleedthrough"]].to_csv(
+        table[SYNAPSE_COLUMNS + ["normalisation", "bleedthrough"] + CURATION_COLUMNS].to_csv(
             tmp, index=False, float_format="%.6g")
     print(f"{meta['cell']}: {len(ids)} synapses x {len(args.stacks)} sessions")
 
@@ -382,12 +401,20 @@ def cmd_presence(args) -> None:
                                  uncertain=tuple(opts.get("uncertain", (0.2, 0.8))),
                                  gaps=opts.get("gaps", "keep"),
                                  merge_distance_um=opts.get("merge_distance_um", 0.5))
+    actions = pd.DataFrame(json.loads(args.curation or "[]"), columns=CURATION_FIELDS)
+    if len(actions):
+        from .curate import curate_calls
+
+        out = curate_calls(out, actions)
+    summary["curated_calls"] = int(actions["action"].isin(["present", "absent"]).sum())
     # the per-session scale follows the synapses now called present
     out["weight"] = normalise_weights(out["intensity"], out["present"],
                                       groups=out["session"].astype(str),
                                       method=str(out["normalisation"].iloc[0]))
     summary["cell"] = str(out["cell"].iloc[0])
-    cols = SYNAPSE_COLUMNS + ["normalisation", "bleedthrough"] + PRESENCE_COLUMNS
+    if "curated" not in out.columns:
+        out["curated"] = 0
+    cols = SYNAPSE_COLUMNS + ["normalisation", "bleedthrough"] + PRESENCE_COLUMNS + CURATION_COLUMNS
     with atomic_path(args.out) as tmp:
         out[cols].to_csv(tmp, index=False, float_format="%.6g")
     with atomic_path(args.summary) as tmp:
@@ -553,6 +580,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_track)
 
+    p = sub.add_parser("curate", help="apply a cell's reject/merge/split curation rows to its tracks")
+    p.add_argument("--tracks", required=True)
+    p.add_argument("--meta", nargs="+", required=True, help="ingest sidecar JSON per session, in order")
+    p.add_argument("--curation", default="[]", help="JSON list of the cell's curation rows")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_curate)
+
     p = sub.add_parser("weights", help="measure every synapse in every session of a cell")
     p.add_argument("--tracks", required=True)
     p.add_argument("--stacks", nargs="+", required=True)
@@ -571,6 +605,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--options", default="{}", help="JSON of the config's presence section")
     p.add_argument("--out", required=True)
     p.add_argument("--summary", required=True, help="JSON: calls changed, fitted parameters")
+    p.add_argument("--curation", default="[]", help="JSON list of the cell's curation rows")
     p.set_defaults(func=cmd_presence)
 
     p = sub.add_parser("stats", help="statistics from a long per-synapse table")

@@ -143,11 +143,14 @@ def merge_fragments(table: pd.DataFrame, *, max_distance_um: float = 0.5,
 
     Two tracks whose detected positions (reference frame, mean over detections; z scaled by
     ``z_scale``) lie within ``max_distance_um`` and were never detected in the same session
-    are one synapse: measuring both at every session would count it twice.  Per session the
+    are one synapse: measuring both at every session would count it twice (tracks a curation
+    row changed, ``curated`` = 1, are never merged).  Per session the
     merged synapse keeps the row of the piece detected there (else of the longest piece).
     Returns the table and the number of pieces merged away.
     """
     det = table[table["detected"] == 1]
+    if "curated" in table.columns:  # a person decided what these tracks are: leave them be
+        det = det[~det["synapse_id"].isin(table.loc[table["curated"] == 1, "synapse_id"])]
     pos = det.groupby("synapse_id")[["z_um", "y_um", "x_um"]].mean()
     sessions = det.groupby("synapse_id")["session"].agg(frozenset)
     ids = pos.index.to_numpy()

@@ -22,6 +22,8 @@ except SheetError as exc:
     raise WorkflowError(str(exc)) from None
 
 CELLS = sorted(SESSIONS["cell"].unique())
+
+
 # the stats command's tables and plots (pipeline.stats.TABLES / PLOTS)
 STATS_FILES = [
     f"{RESULTS}/stats/{name}"
@@ -86,3 +88,34 @@ def checked_cells():
 def per_session(pattern):
     """Input function: one path per session of the wildcard's cell, in time order."""
     return lambda wc: [pattern.format(cell=wc.cell, session=s) for s in sessions_of(wc.cell)]
+
+
+# Curation (pipeline.curate): config `curation`, else curation.tsv beside the sessions sheet.
+# Only read, never written. Each cell's rows reach its jobs as a parameter, so editing one cell's
+# rows reruns that cell's curate/weights/presence and what follows, nothing else.
+from pipeline.curate import read_curation
+from pipeline.io import InputError
+
+CURATION = config.get("curation") or os.path.join(os.path.dirname(SHEET), "curation.tsv")
+if config.get("curation") and not os.path.exists(CURATION):
+    raise WorkflowError(f"curation file {CURATION} (config 'curation') does not exist")
+try:
+    _CURATION = read_curation(CURATION) if os.path.exists(CURATION) else None
+except InputError as exc:
+    raise WorkflowError(str(exc)) from None
+if _CURATION is not None:
+    _unknown = sorted(set(_CURATION["cell"]) - set(CELLS))
+    if _unknown:
+        _rows = _CURATION.loc[_CURATION["cell"].isin(_unknown), "row"].tolist()
+        raise WorkflowError(
+            f"{CURATION}: row(s) {', '.join(map(str, _rows))} name cell(s) "
+            f"{', '.join(_unknown)} that the sessions sheet does not have"
+        )
+
+
+def curation_of(cell):
+    """The cell's curation rows as JSON, passed to its jobs as a parameter
+    (so that an edit reruns this cell only)."""
+    if _CURATION is None:
+        return "[]"
+    return json.dumps(_CURATION[_CURATION["cell"] == cell].to_dict("records"))

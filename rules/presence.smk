@@ -7,6 +7,7 @@ rule presence:
         summary=f"{RESULTS}/presence/{{cell}}/summary.json",
     params:
         options=options("presence"),
+        curation=lambda wc: curation_of(wc.cell),
     conda:
         "../envs/pipeline.yaml"
     log:
@@ -15,4 +16,5 @@ rule presence:
         f"{RESULTS}/benchmarks/presence/{{cell}}.tsv"
     shell:
         "python -m pipeline presence {input:q} --options {params.options:q} "
-        "--out {output.table:q} --summary {output.summary:q} > {log:q} 2>&1"
+        "--out {output.table:q} --summary {output.summary:q} --curation {params.curation:q} "
+        "> {log:q} 2>&1"

@@ -17,3 +17,23 @@ rule track:
     shell:
         "python -m pipeline track --puncta {input.puncta:q} --transforms {input.transforms:q} "
         "--meta {input.meta:q} --options {params.options:q} --out {output:q} > {log:q} 2>&1"
+
+
+rule curate:
+    """A person's reject/merge/split rows for this cell (curation.tsv) applied to its tracks."""
+    input:
+        tracks=f"{RESULTS}/track/{{cell}}/tracks.csv",
+        meta=per_session(f"{RESULTS}/ingest/{{cell}}/{{session}}.json"),
+    output:
+        f"{RESULTS}/curate/{{cell}}/tracks.csv",
+    params:
+        curation=lambda wc: curation_of(wc.cell),
+    conda:
+        "../envs/pipeline.yaml"
+    log:
+        f"{RESULTS}/logs/curate/{{cell}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/curate/{{cell}}.tsv"
+    shell:
+        "python -m pipeline curate --tracks {input.tracks:q} --meta {input.meta:q} "
+        "--curation {params.curation:q} --out {output:q} > {log:q} 2>&1"

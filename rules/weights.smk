@@ -1,7 +1,7 @@
 rule weights:
     """Measure every synapse of a cell in every session (also where it was not detected)."""
     input:
-        tracks=f"{RESULTS}/track/{{cell}}/tracks.csv",
+        tracks=f"{RESULTS}/curate/{{cell}}/tracks.csv",
         stacks=per_session(f"{RESULTS}/ingest/{{cell}}/{{session}}.tif"),
         transforms=per_session(f"{RESULTS}/register/{{cell}}/{{session}}.json"),
     output:

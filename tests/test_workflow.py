@@ -113,20 +113,16 @@ def _dry_run_jobs(sample_run, tmp_path, section: str, key: str, value) -> dict:
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
     cfg[section][key] = value
     (tmp_path / "changed.yaml").write_text(yaml.safe_dump(cfg))
-    res = snakemake(sample_run.work, "--dry-run", "--configfile", str(tmp_path / "changed.yaml"),
-                    "--config", f"sessions={sample_run.sheet}", f"results={sample_run.results}")
-    assert res.returncode == 0, res.stderr[-3000:]
-    if "Job stats:" not in res.stdout:
-        return {}
-    block = res.stdout.split("Job stats:")[1].split("\n\n")[0]
-    return {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", block, flags=re.M)
-            if rule != "total"}
+    return _dry_run_jobs_with(sample_run.work, "--configfile", str(tmp_path / "changed.yaml"),
+                              "--config", f"sessions={sample_run.sheet}",
+                              f"results={sample_run.results}")
 
 
 def test_changed_parameter_reruns_its_stage_and_what_depends_on_it_only(sample_run, tmp_path):
     assert _dry_run_jobs(sample_run, tmp_path, "detect", "threshold", 6.0) == {}  # unchanged
     jobs = _dry_run_jobs(sample_run, tmp_path, "detect", "threshold", 5.0)
-    assert jobs == {"detect": 12, "register": 12, "track": 2, "weights": 2, "presence": 2,
+    assert jobs == {"detect": 12, "register": 12, "track": 2, "curate": 2, "weights": 2,
+                    "presence": 2,
                     "collect": 1, "stats": 1, "report": 1, "all": 1}
     jobs = _dry_run_jobs(sample_run, tmp_path, "stats", "n_boot", 200)
     assert jobs == {"stats": 1, "report": 1, "all": 1}
@@ -189,3 +185,52 @@ def test_channel_out_of_range_names_the_file(tmp_path):
     assert res.returncode != 0
     log = (results / "logs" / "ingest" / "PV02" / "s00.log").read_text()
     assert "s00.tif" in log and "channel 5" in log
+
+
+def test_curating_one_synapse_changes_its_tables_and_nothing_upstream(sample_run, tmp_path):
+    results, work = tmp_path / "results", tmp_path / "work"
+    curation = tmp_path / "curation.tsv"  # kept beside the person's sheet; here: config 'curation'
+    header = "action\tcell\tsynapse_id\tsession\tother_synapse_id\tnote\n"
+    curation.write_text(header)
+    args = ("--config", f"sessions={sample_run.sheet}", f"results={results}", f"curation={curation}")
+    res = snakemake(work, *args)
+    assert res.returncode == 0, res.stderr[-3000:]
+    n, different = same_tables(sample_run.results, results)  # an empty curation changes nothing
+    assert different == [], different
+
+    before = pd.read_csv(results / "synapses.csv")
+    pyr = before[(before.cell == "pyr01") & (before.track_id == before.synapse_id)]
+    victim = int(pyr.groupby("synapse_id")["present"].sum().idxmax())
+    upstream = {p: p.stat().st_mtime_ns for p in results.glob("*/pyr01/*") if p.parts[-3] in
+                ("check", "ingest", "detect", "register", "track")}
+    curation.write_text(header + f"reject\tpyr01\t{victim}\t\t\tshaft crossing, not a punctum\n")
+    jobs = _dry_run_jobs_with(work, *args)
+    assert jobs == {"curate": 1, "weights": 1, "presence": 1, "collect": 1, "stats": 1,
+                    "report": 1, "all": 1}, jobs
+    res = snakemake(work, *args)
+    assert res.returncode == 0, res.stderr[-3000:]
+    after = pd.read_csv(results / "synapses.csv")
+    assert victim not in set(after.loc[after.cell == "pyr01", "synapse_id"])
+    pd.testing.assert_frame_equal(after[after.cell == "PV02"].reset_index(drop=True),
+                                  before[before.cell == "PV02"].reset_index(drop=True))
+    n_before = pd.read_csv(sample_run.results / "stats" / "lognormal.csv")
+    n_after = pd.read_csv(results / "stats" / "lognormal.csv")
+    assert not n_before.equals(n_after)  # the statistics follow the curation
+    assert all(p.stat().st_mtime_ns == t for p, t in upstream.items())
+    assert curation.read_text().endswith("not a punctum\n")  # never rewritten
+
+    curation.write_text(header + "reject\tpyr01\t99999\t\t\t\n")
+    res = snakemake(work, *args)
+    assert res.returncode != 0
+    log = (results / "logs" / "curate" / "pyr01.log").read_text()
+    assert "curation row 1" in log and "no such synapse" in log
+
+
+def _dry_run_jobs_with(work, *args) -> dict:
+    res = snakemake(work, "--dry-run", *args)
+    assert res.returncode == 0, res.stderr[-3000:]
+    if "Job stats:" not in res.stdout:
+        return {}
+    block = res.stdout.split("Job stats:")[1].split("\n\n")[0]
+    return {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", block, flags=re.M)
+            if rule != "total"}
