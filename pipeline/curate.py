@@ -46,7 +46,7 @@ def read_curation(path: str | Path) -> pd.DataFrame:
     raw["row"] = range(1, len(raw) + 1)
     problems = []
     for r in raw.itertuples():
-        where = f"{path}, row {r.row} (line {r.row + 1})"
+        where = f"{path}, row {r.row}"  # rows count the actions, not comment lines
         if r.action not in IDENTITY + CALLS:
             problems.append(f"{where}: action '{r.action}' is not one of "
                             f"{', '.join(IDENTITY + CALLS)}")
