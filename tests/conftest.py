@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -126,3 +127,12 @@ def same_tables(a: Path, b: Path) -> tuple[int, list[str]]:
     tables = sorted(p.relative_to(a) for p in a.rglob("*") if p.suffix in (".csv", ".json"))
     return len(tables), [str(rel) for rel in tables
                          if not (b / rel).exists() or (b / rel).read_bytes() != (a / rel).read_bytes()]
+
+
+def job_stats(log: str) -> dict[str, int]:
+    """Jobs per rule from the "Job stats:" table of a Snakemake log ({} when nothing is to run)."""
+    if "Job stats:" not in log:
+        return {}
+    block = log.split("Job stats:")[1].split("\n\n")[0]
+    return {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", block, flags=re.M)
+            if rule != "total"}

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, SAMPLE, same_tables, snakemake
+from conftest import ROOT, SAMPLE, job_stats, same_tables, snakemake
 
 # Job steps started inside the batch jobs did not find a configuration named by SLURM_CONF
 # (executor plugin 2.8.0), so the file goes where SLURM looks by default; one written by this test
@@ -192,10 +192,9 @@ def test_pipeline_runs_through_slurm_and_its_tables_equal_a_local_run(slurm_clus
         assert f"_job_complete: JobId={jid} done" in ctld
     local_rules = re.findall(r"^local(?:rule|checkpoint) (\w+):", log, flags=re.M)
     assert local_rules == ["all"], local_rules
-    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", log.split("Job stats:")[1].split("\n\n")[0],
-                             flags=re.M))
-    expected = sorted(rule for rule, n in counts.items() if rule not in ("all", "total")
-                      for _ in range(int(n)))
+    counts = job_stats(log)
+    assert counts.get("ingest") == 12, counts
+    expected = sorted(rule for rule, n in counts.items() if rule != "all" for _ in range(n))
     slurm_logs = list((work / ".snakemake" / "slurm_logs").rglob("*.log"))
     assert {p.stem for p in slurm_logs} == set(job_ids)
     ran_in_slurm = sorted(rule for p in slurm_logs for rule in _rules_in(p.read_text(errors="replace")))

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import shutil
 import subprocess
@@ -13,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import ROOT, SAMPLE, fingerprint, same_tables, snakemake
+from conftest import ROOT, SAMPLE, fingerprint, job_stats, same_tables, snakemake
 
 CONTRACT = ["cell", "cell_type", "synapse_id", "session", "day", "present", "z", "y", "x",
             "z_um", "y_um", "x_um", "weight", "intensity", "snr"]
@@ -229,8 +228,4 @@ def test_curating_one_synapse_changes_its_tables_and_nothing_upstream(sample_run
 def _dry_run_jobs_with(work, *args) -> dict:
     res = snakemake(work, "--dry-run", *args)
     assert res.returncode == 0, res.stderr[-3000:]
-    if "Job stats:" not in res.stdout:
-        return {}
-    block = res.stdout.split("Job stats:")[1].split("\n\n")[0]
-    return {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", block, flags=re.M)
-            if rule != "total"}
+    return job_stats(res.stdout)
