@@ -36,6 +36,7 @@ run: $(STAMP)
 	@echo "Statistics        : $(RESULTS)/stats/ (CSV tables and PNG plots)"
 	@echo "Registration QC   : $(RESULTS)/register/<cell>/<session>_qc.png"
 	@echo "Report            : $(RESULTS)/report.html"
+	@echo "Review pages      : $(RESULTS)/review/index.html (every synapse, least certain first)"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -15,6 +15,7 @@ include: "rules/register.smk"
 include: "rules/track.smk"
 include: "rules/weights.smk"
 include: "rules/presence.smk"
+include: "rules/review.smk"
 include: "rules/stats.smk"
 include: "rules/report.smk"
 
@@ -24,6 +25,7 @@ rule all:
         f"{RESULTS}/synapses.csv",
         STATS_FILES,
         f"{RESULTS}/report.html",
+        f"{RESULTS}/review/index.html",
         # every cell, also one whose file is bad: its ingest job then fails naming the file
         expand(f"{RESULTS}/presence/{{cell}}/summary.json", cell=CELLS),
     default_target: True

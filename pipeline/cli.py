@@ -27,6 +27,8 @@ SYNAPSE_COLUMNS = ["cell", "cell_type", "synapse_id", "session", "day", "present
 #: added by the presence stage
 PRESENCE_COLUMNS = ["p_present", "present_detected", "presence_uncertain", "track_id",
                     "weight_imputed"]
+#: added by the track stage: how sure each link is (pipeline.track.link_confidence)
+LINK_COLUMNS = ["link_confidence"]
 #: 1 on every row of a synapse that a curation row changed (pipeline.curate)
 CURATION_COLUMNS = ["curated"]
 CURATION_FIELDS = ["action", "cell", "synapse_id", "session", "other_synapse_id", "note", "row"]
@@ -368,6 +370,8 @@ def cmd_weights(args) -> None:
         phot = aperture_photometry(psd, vox, spacing=spacing,
                                    radius_um=opts.get("aperture_um", (1.6, 0.6, 0.6)))
         link = det["link_distance_um"].reindex(ids).to_numpy()
+        confidence = (det["link_confidence"].reindex(ids).to_numpy()
+                      if "link_confidence" in det.columns else np.full(len(ids), np.nan))
         # a detection with no signal above its local background is not a credible punctum
         present = found & (phot["intensity"].to_numpy() > 0)
         rows.append(pd.DataFrame({
@@ -377,6 +381,7 @@ def cmd_weights(args) -> None:
             "y_um": ref_um[:, 1], "x_um": ref_um[:, 2], "intensity": phot["intensity"],
             "snr": phot["snr"], "background": phot["background"], "in_view": phot["in_view"],
             "detected": found.astype(int), "link_distance_um": link,
+            "link_confidence": confidence,
             "animal": meta.get("animal", ""), "bleedthrough": k_morph,
             "curated": curated.reindex(ids).to_numpy()}))
     table = pd.concat(rows, ignore_index=True)
@@ -386,7 +391,8 @@ def cmd_weights(args) -> None:
     table["normalisation"] = opts.get("normalisation", "percentile_40_60")
     table = table.sort_values(["synapse_id", "day"], ignore_index=True)
     with atomic_path(args.out) as tmp:
-        table[SYNAPSE_COLUMNS + ["normalisation", "bleedthrough"] + CURATION_COLUMNS].to_csv(
+        table[SYNAPSE_COLUMNS + ["normalisation", "bleedthrough"] + CURATION_COLUMNS
+              + LINK_COLUMNS].to_csv(
             tmp, index=False, float_format="%.6g")
     print(f"{meta['cell']}: {len(ids)} synapses x {len(args.stacks)} sessions")
 
@@ -414,7 +420,8 @@ def cmd_presence(args) -> None:
     summary["cell"] = str(out["cell"].iloc[0])
     if "curated" not in out.columns:
         out["curated"] = 0
-    cols = SYNAPSE_COLUMNS + ["normalisation", "bleedthrough"] + PRESENCE_COLUMNS + CURATION_COLUMNS
+    cols = (SYNAPSE_COLUMNS + ["normalisation", "bleedthrough"] + PRESENCE_COLUMNS
+            + CURATION_COLUMNS + [c for c in LINK_COLUMNS if c in out.columns])
     with atomic_path(args.out) as tmp:
         out[cols].to_csv(tmp, index=False, float_format="%.6g")
     with atomic_path(args.summary) as tmp:
@@ -422,6 +429,95 @@ def cmd_presence(args) -> None:
     print(f"{summary['cell']}: {summary['changed_to_present']} calls changed to present, "
           f"{summary['changed_to_absent']} to absent, {summary['uncertain']} uncertain, "
           f"{summary['fragments_merged']} track pieces merged")
+
+
+@contextmanager
+def atomic_dir(path: str | Path):
+    """Yield a temporary folder next to ``path``; it replaces ``path`` on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    try:
+        yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def cmd_review(args) -> None:
+    import matplotlib.image
+    from scipy import ndimage
+
+    from . import review as rv
+    from .io import load_ingested
+    from .review_page import cell_page
+
+    table = pd.read_csv(args.table)
+    metas = [json.loads(Path(p).read_text()) for p in args.meta]
+    qc = [json.loads(Path(p).read_text()) for p in args.transforms]
+    ref_name = qc[0]["reference_session"]
+    ref_meta = next(m for m in metas if m["session"] == ref_name)
+    ref_spacing = np.asarray(ref_meta["voxel_um"], float)
+    ref_shape = ref_meta["shape_czyx"][1:]
+    summary = rv.summarise_synapses(table)
+    px = float(ref_spacing[2])
+    sessions, days, tiles = [], [], {}
+    ids = np.sort(table["synapse_id"].unique())
+    with atomic_dir(args.out_dir) as out:
+        for stack_path, q, tf in zip(args.stacks, qc, args.transforms):
+            stack, meta = load_ingested(stack_path)     # each stack read once
+            spacing = np.asarray(meta["voxel_um"], float)
+            name = str(meta["session"])
+            sessions.append(name)
+            days.append(float(meta["day"]))
+            q["has_morphology"] = stack.shape[0] > 1
+            q["qc_href"] = os.path.relpath(Path(tf).with_name(f"{Path(tf).stem}_qc.png"),
+                                           args.out_dir)
+            for ch, rgb in ((0, rv.GREEN), (1, rv.MAGENTA))[:stack.shape[0]]:
+                proj = rv.reference_projection(stack[ch], q["matrix"], spacing=spacing,
+                                               reference_spacing=ref_spacing,
+                                               reference_shape=ref_shape)
+                label = "psd95" if ch == 0 else "morphology"
+                matplotlib.image.imsave(out / f"proj_{name}_{label}.png",
+                                        rv.to_uint8(rv.colour(proj, rgb,
+                                                              levels=rv.display_range(proj))))
+            rows = table[table["session"].astype(str) == name].set_index("synapse_id").loc[ids]
+            pos = rows[["z", "y", "x"]].to_numpy(float)
+            half_z = max(int(round(args.crop_depth_um / spacing[0])), 1)
+            half = max(int(round(args.crop_um / spacing[2])), 3)
+            xy_rgb = xz_rgb = np.float32(0)
+            # PSD-95 at full strength, the morphology dimmer so that puncta stay visible on it
+            for ch, rgb, levels, gain in ((0, rv.GREEN, (50, 99.95), 1.0),
+                                          (1, rv.MAGENTA, (50, 99.5), 0.6))[:stack.shape[0]]:
+                xy, xz = rv.synapse_crops(stack[ch], pos, half_xy=half, half_z=half_z)
+                lv = rv.display_range(stack[ch], low=levels[0], high=levels[1])
+                xy_rgb = xy_rgb + gain * rv.colour(xy, rgb, levels=lv)
+                xz_rgb = xz_rgb + gain * rv.colour(xz, rgb, levels=lv)
+            ratio = spacing[2] / px
+            if not np.isclose(ratio, 1, rtol=0.01):   # crops shown at the reference's pixel size
+                xy_rgb = ndimage.zoom(xy_rgb, (1, ratio, ratio, 1), order=1)
+                xz_rgb = ndimage.zoom(xz_rgb, (1, 1, ratio, 1), order=1)
+            for k, sid in enumerate(ids):
+                tiles.setdefault(sid, {})[name] = rv.session_tile(
+                    np.clip(xy_rgb[k], 0, 1), np.clip(xz_rgb[k], 0, 1), z_stretch=spacing[0] / px)
+            del stack
+        width = tile_w = 0
+        for sid in ids:
+            strip = rv.strip_image([tiles[sid][s] for s in sessions])
+            tile_w = max(tiles[sid][s].shape[1] for s in sessions)
+            width = strip.shape[1]
+            matplotlib.image.imsave(out / f"syn_{sid}.png", rv.to_uint8(strip))
+        (out / "index.html").write_text(cell_page(
+            table, summary, cell=str(metas[0]["cell"]), sessions=sessions, days=days,
+            spacing=ref_spacing, shape_yx=ref_shape[1:], qc=qc, strip_width=width,
+            tile_width=tile_w, gap=3))
+    print(f"{args.out_dir}: {len(ids)} synapses x {len(sessions)} sessions")
 
 
 def cmd_collect(args) -> None:
@@ -481,6 +577,15 @@ def cmd_report(args) -> None:
     with atomic_path(args.out) as tmp:
         write_report(Path(args.results), tmp, failures=args.failures)
     print(f"report: {args.out}")
+    if args.review_index:
+        from .review import summarise_synapses
+        from .review_page import index_page
+
+        table = pd.read_csv(Path(args.results) / "synapses.csv")
+        cells = sorted(table["cell"].astype(str).unique())
+        with atomic_path(args.review_index) as tmp:
+            tmp.write_text(index_page(summarise_synapses(table), cells=cells))
+        print(f"review index: {args.review_index}")
 
 
 def cmd_evaluate(args) -> None:
@@ -595,6 +700,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_weights)
 
+    p = sub.add_parser("review", help="review pages of one cell (projections, crops, table)")
+    p.add_argument("--table", required=True, help="the cell's presence table")
+    p.add_argument("--stacks", nargs="+", required=True)
+    p.add_argument("--meta", nargs="+", required=True)
+    p.add_argument("--transforms", nargs="+", required=True)
+    p.add_argument("--crop-um", type=float, default=1.5, help="half-width of the crops (um)")
+    p.add_argument("--crop-depth-um", type=float, default=2.4, help="half-depth of the x-z crops (um)")
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=cmd_review)
+
     p = sub.add_parser("collect", help="concatenate per-cell tables into synapses.csv")
     p.add_argument("--inputs", nargs="+", required=True)
     p.add_argument("--out", required=True)
@@ -632,6 +747,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--failures", nargs="*", default=[])
+    p.add_argument("--review-index", default=None,
+                   help="also write the review index (every synapse) here")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("evaluate", help="score results against simulator truth")

@@ -42,6 +42,14 @@ def write_report(results: Path, out: Path, *, failures=()) -> None:
                      "(their jobs failed with the same message; fix the file or remove the "
                      "rows from the sessions sheet, then rerun):</p><ul>" + "".join(
                          f"<li>{html.escape(f)}</li>" for f in failures) + "</ul>")
+    review = sorted(p.parent.name for p in (results / "review").glob("*/index.html"))
+    if review:
+        parts.append("<h2>Review</h2><p><a href='review/index.html'>Every synapse</a> (sortable, "
+                     "least certain first) · cells: " + " · ".join(
+                         f"<a href='review/{html.escape(c)}/index.html'>{html.escape(c)}</a>"
+                         for c in review) + "</p><p>Each cell's page shows its sessions in the "
+                     "reference frame with every synapse marked, the registration QC, and each "
+                     "synapse's crops across sessions with the curation rows to copy.</p>")
     syn = results / "synapses.csv"
     if syn.exists():
         df = pd.read_csv(syn)

@@ -5,6 +5,12 @@ position of its puncta so far; a session's puncta are assigned to open tracks by
 assignment (Hungarian) on distance with a gate, so no punctum is claimed by two tracks.
 A track stays open for ``max_gap`` sessions without a punctum, so a synapse missed once
 keeps its id.  Unassigned puncta start new tracks.
+
+Each link gets a confidence: the posterior probability that it is right against its nearest
+competitor (the punctum's next-nearest open track or the track's next-nearest punctum) and
+against "no link" at the gate, under a Gaussian model of the link distance whose width is
+estimated from all the cell's links (median link distance / 1.538, the median of a 3D
+Gaussian's radius in units of its per-axis SD).
 """
 from __future__ import annotations
 
@@ -30,12 +36,14 @@ def link_sessions(puncta: pd.DataFrame, *, max_distance_um: float = 1.0,
 
     Returns
     -------
-    Copy of ``puncta`` with ``synapse_id`` and ``link_distance_um`` (distance to the track it
-    joined; NaN for a track's first punctum).
+    Copy of ``puncta`` with ``synapse_id``, ``link_distance_um`` (distance to the track it
+    joined; NaN for a track's first punctum), ``link_competitor_um`` (distance of the nearest
+    competing candidate; NaN when there is none) and ``link_confidence`` (0-1, see above).
     """
     out = puncta.copy()
     out["synapse_id"] = 0
     out["link_distance_um"] = np.nan
+    out["link_competitor_um"] = np.nan
     scale = np.array([z_scale, 1.0, 1.0])
     sums: list[np.ndarray] = []     # per track: sum of positions
     counts: list[int] = []
@@ -46,6 +54,7 @@ def link_sessions(puncta: pd.DataFrame, *, max_distance_um: float = 1.0,
         open_tracks = [t for t in range(len(sums)) if s - last_seen[t] - 1 <= max_gap]
         assigned = np.full(len(rows), -1)
         dist = np.full(len(rows), np.nan)
+        rival = np.full(len(rows), np.nan)
         if open_tracks and len(rows):
             centres = np.array([sums[t] / counts[t] for t in open_tracks])
             d = cdist(pos * scale, centres * scale)
@@ -54,6 +63,7 @@ def link_sessions(puncta: pd.DataFrame, *, max_distance_um: float = 1.0,
             ok = d[ri, ci] <= max_distance_um
             assigned[ri[ok]] = np.array(open_tracks)[ci[ok]]
             dist[ri[ok]] = d[ri[ok], ci[ok]]
+            rival[ri[ok]] = _nearest_rival(d, ri[ok], ci[ok])
         for k, t in enumerate(assigned):
             if t < 0:
                 sums.append(pos[k].copy())
@@ -66,7 +76,58 @@ def link_sessions(puncta: pd.DataFrame, *, max_distance_um: float = 1.0,
                 last_seen[t] = s
         out.iloc[rows, out.columns.get_loc("synapse_id")] = assigned + 1
         out.iloc[rows, out.columns.get_loc("link_distance_um")] = dist
+        out.iloc[rows, out.columns.get_loc("link_competitor_um")] = rival
+    out["link_confidence"] = link_confidence(out["link_distance_um"], out["link_competitor_um"],
+                                             gate_um=max_distance_um)
     return out
+
+
+def _nearest_rival(d: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """For links (rows[k], cols[k]) of distance matrix ``d``: the smallest distance of another
+    track to the punctum or of another punctum to the track (inf when there is none)."""
+    out = np.full(len(rows), np.inf)
+    for k, (i, j) in enumerate(zip(rows, cols)):
+        others = np.concatenate([np.delete(d[i], j), np.delete(d[:, j], i)])
+        if len(others):
+            out[k] = others.min()
+    return out
+
+
+def link_confidence(distance, competitor, *, gate_um: float, sigma_um: float | None = None,
+                    p_outlier: float = 0.05):
+    """Posterior probability of each link against its nearest competitor and against no link.
+
+    A right link's distance follows a 3D Gaussian of per-axis SD ``sigma_um``; a wrong one
+    (a different synapse, prior ``p_outlier``) is uniform within the gate.  The competitor is
+    scored as another right link at its distance.
+
+    Parameters
+    ----------
+    distance : link distances (NaN: no link, gives NaN)
+    competitor : distance of the nearest competing candidate (NaN or inf: none)
+    gate_um : the linking gate (radius of the uniform "wrong link" density)
+    sigma_um : per-axis SD of a right link's distance; default from ``distance`` (median / 1.538)
+    p_outlier : prior probability that a link within the gate is wrong
+
+    Returns
+    -------
+    array of confidences in [0, 1]
+    """
+    d = np.asarray(distance, float)
+    c = np.nan_to_num(np.asarray(competitor, float), nan=np.inf)
+    if sigma_um is None:
+        linked = d[np.isfinite(d)]
+        sigma_um = np.median(linked) / 1.538 if len(linked) else gate_um / 3
+    sigma_um = max(float(sigma_um), 0.05)    # below the localisation precision of puncta
+    log_norm = -1.5 * np.log(2 * np.pi * sigma_um ** 2)
+    log_uniform = np.log(p_outlier) - np.log(4 / 3 * np.pi * gate_um ** 3) - np.log1p(-p_outlier)
+    with np.errstate(over="ignore", invalid="ignore"):
+        own = log_norm - d ** 2 / (2 * sigma_um ** 2)
+        rival = log_norm - c ** 2 / (2 * sigma_um ** 2)
+        top = np.maximum(np.maximum(own, rival), log_uniform)
+        conf = np.exp(own - top) / (np.exp(own - top) + np.exp(rival - top)
+                                    + np.exp(log_uniform - top))
+    return np.where(np.isfinite(d), conf, np.nan)
 
 
 def track_positions(tracks: pd.DataFrame) -> pd.DataFrame:

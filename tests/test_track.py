@@ -82,3 +82,40 @@ def test_links_on_simulated_sessions_are_correct(sim_pyr):
     score = score_links(tracks, tracks["true_id"].to_numpy(), true_links)
     assert len(true_links) > 40
     assert score["precision"] > 0.9 and score["recall"] > 0.9, score
+
+
+def test_link_confidence_is_lower_for_an_ambiguous_pair_than_for_an_isolated_one():
+    rng = np.random.default_rng(3)
+    isolated = np.column_stack([np.full(20, 5.0), np.arange(20) * 3.0, np.full(20, 10.0)])
+    pair = np.array([[5.0, 70.0, 10.0], [5.0, 70.4, 10.0]])      # two tracks 0.4 um apart
+    s0 = np.vstack([isolated, pair])
+    # session 1: the isolated ones jittered, one punctum half-way between the pair
+    s1 = np.vstack([isolated + rng.normal(0, 0.08, isolated.shape), [[5.0, 70.2, 10.0]]])
+    out = link_sessions(_puncta_table([s0, s1]))
+    s1_rows = out[out.session_index == 1]
+    ambiguous = s1_rows[s1_rows.y_um == 70.2]["link_confidence"].item()
+    iso = s1_rows[s1_rows.y_um != 70.2]["link_confidence"]
+    assert ambiguous < 0.6
+    assert iso.min() > 0.9 and ambiguous < iso.min()
+    # a track's first punctum has no link and no confidence
+    assert out[out.session_index == 0]["link_confidence"].isna().all()
+
+
+def test_wrong_links_concentrate_at_low_confidence_in_a_dense_field():
+    rng = np.random.default_rng(1)
+    n = 1500                                          # ~0.4 synapses per um^3, 0.15 um jitter
+    pts = rng.uniform([0, 0, 0], [10, 20, 20], (n, 3))
+    s1 = pts + rng.normal(0, 0.15, pts.shape)
+    table = pd.concat([pd.DataFrame(p, columns=["z_um", "y_um", "x_um"])
+                       .assign(session_index=k, truth=np.arange(n))
+                       for k, p in enumerate((pts, s1))], ignore_index=True)
+    out = link_sessions(table, z_scale=1.0)
+    first = out[out.session_index == 0].set_index("synapse_id")["truth"]
+    links = out[(out.session_index == 1) & out["link_confidence"].notna()]
+    right = first.reindex(links["synapse_id"]).to_numpy() == links["truth"].to_numpy()
+    conf = links["link_confidence"].to_numpy()
+    assert 0.95 < right.mean() < 1.0                 # some links are wrong: the test has teeth
+    high, low = conf >= 0.9, conf < 0.6
+    assert right[high].mean() >= 0.99
+    assert (1 - right[low].mean()) >= 5 * (1 - right[high].mean() + 1e-3)
+    assert conf.mean() <= right.mean() + 0.01       # not over-confident on average

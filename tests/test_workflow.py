@@ -121,7 +121,7 @@ def test_changed_parameter_reruns_its_stage_and_what_depends_on_it_only(sample_r
     assert _dry_run_jobs(sample_run, tmp_path, "detect", "threshold", 6.0) == {}  # unchanged
     jobs = _dry_run_jobs(sample_run, tmp_path, "detect", "threshold", 5.0)
     assert jobs == {"detect": 12, "register": 12, "track": 2, "curate": 2, "weights": 2,
-                    "presence": 2,
+                    "presence": 2, "review": 2,
                     "collect": 1, "stats": 1, "report": 1, "all": 1}
     jobs = _dry_run_jobs(sample_run, tmp_path, "stats", "n_boot", 200)
     assert jobs == {"stats": 1, "report": 1, "all": 1}
@@ -204,8 +204,8 @@ def test_curating_one_synapse_changes_its_tables_and_nothing_upstream(sample_run
                 ("check", "ingest", "detect", "register", "track")}
     curation.write_text(header + f"reject\tpyr01\t{victim}\t\t\tshaft crossing, not a punctum\n")
     jobs = _dry_run_jobs_with(work, *args)
-    assert jobs == {"curate": 1, "weights": 1, "presence": 1, "collect": 1, "stats": 1,
-                    "report": 1, "all": 1}, jobs
+    assert jobs == {"curate": 1, "weights": 1, "presence": 1, "review": 1, "collect": 1,
+                    "stats": 1, "report": 1, "all": 1}, jobs
     res = snakemake(work, *args)
     assert res.returncode == 0, res.stderr[-3000:]
     after = pd.read_csv(results / "synapses.csv")
