@@ -269,21 +269,24 @@ def cmd_register(args) -> None:
     n_ch = min(ref.shape[0], mov.shape[0])           # correlate the channels both sessions have
     channel = 1 if n_ch > 1 else 0                  # the QC figure shows the morphology
     if meta["session"] == ref_meta["session"]:
-        result = {"matrix": np.eye(4).tolist(), "shift_um": [0.0, 0.0, 0.0],
-                  "coarse_shift_um": [0.0, 0.0, 0.0], "peak": 1.0, "n_matches": 0,
-                  "residual_um": 0.0, "reliable": True}
+        result = {"matrix": np.eye(4).tolist(), "warp": None, "shift_um": [0.0, 0.0, 0.0],
+                  "rotation_deg": 0.0, "coarse_shift_um": [0.0, 0.0, 0.0], "peak": 1.0,
+                  "n_matches": 0, "residual_um": 0.0, "overlap": 1.0, "reliable": True}
     else:
         pts = {}
         if opts.get("use_puncta", True):
             pts = {"reference_points_um": pd.read_csv(args.reference_puncta)[["z_um", "y_um", "x_um"]].to_numpy(),
                    "moving_points_um": pd.read_csv(args.puncta)[["z_um", "y_um", "x_um"]].to_numpy()}
+        fine = {k: opts[k] for k in ("model", "max_rotation_deg", "min_matches",
+                                     "warp_length_um") if k in opts}
         result = register_session(ref[:n_ch], mov[:n_ch], spacing=meta["voxel_um"],
-                                  reference_spacing=ref_meta["voxel_um"], **pts)
+                                  reference_spacing=ref_meta["voxel_um"], **pts, **fine)
     result.update({"cell": meta["cell"], "session": meta["session"],
                    "reference_session": ref_meta["session"],
                    "channels": ["psd95", "morphology"][:n_ch],
                    "convention": "matrix maps (z, y, x, 1) in um of this session's stack to the "
-                                 "reference session's stack"})
+                                 "reference session's stack; then warp (if any) adds a smooth "
+                                 "displacement (pipeline.register.to_reference)"})
     from .qc import registration_figure
     with atomic_path(args.qc) as tmp:
         registration_figure(ref[channel], mov[channel], result, spacing=meta["voxel_um"],
@@ -295,7 +298,7 @@ def cmd_register(args) -> None:
 
 
 def cmd_track(args) -> None:
-    from .register import transform_points
+    from .register import to_reference
     from .track import link_sessions
 
     metas = [json.loads(Path(m).read_text()) for m in args.meta]
@@ -304,7 +307,7 @@ def cmd_track(args) -> None:
     for k, i in enumerate(order):
         tr = json.loads(Path(args.transforms[i]).read_text())
         p = pd.read_csv(args.puncta[i])
-        ref_um = transform_points(tr["matrix"], p[["z_um", "y_um", "x_um"]].to_numpy())
+        ref_um = to_reference(tr, p[["z_um", "y_um", "x_um"]].to_numpy())
         frames.append(pd.DataFrame({
             "session": metas[i]["session"], "day": metas[i]["day"], "session_index": k,
             "z": p["z"], "y": p["y"], "x": p["x"], "z_um": ref_um[:, 0], "y_um": ref_um[:, 1],
@@ -337,7 +340,7 @@ def cmd_curate(args) -> None:
 
 def cmd_weights(args) -> None:
     from .io import load_ingested
-    from .register import transform_points
+    from .register import to_session
     from .track import track_positions
     from .weights import aperture_photometry, normalise_weights
 
@@ -351,11 +354,11 @@ def cmd_weights(args) -> None:
     for stack_path, tf in zip(args.stacks, args.transforms):
         stack, meta = load_ingested(stack_path)   # each stack read once
         spacing = np.asarray(meta["voxel_um"])
-        matrix = np.asarray(json.loads(Path(tf).read_text())["matrix"])
+        transform = json.loads(Path(tf).read_text())
         det = tracks[tracks["session"].astype(str) == str(meta["session"])].set_index("synapse_id")
         # where the synapse was detected use its own position, elsewhere the track's centre
         ref_um = centres.to_numpy().copy()
-        session_um = transform_points(np.linalg.inv(matrix), ref_um)
+        session_um = to_session(transform, ref_um)
         vox = session_um / spacing
         found = np.isin(ids, det.index)
         vox[found] = det.loc[ids[found], ["z", "y", "x"]].to_numpy()

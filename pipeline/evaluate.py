@@ -50,11 +50,12 @@ def score_detection(det_vox: np.ndarray, true_vox: np.ndarray, spacing) -> dict:
             "n_detected": len(det_vox)}
 
 
-def registration_error_um(matrix, session_um, reference_um) -> np.ndarray:
-    """Distance (um) between true session positions mapped by ``matrix`` and their true
-    reference-frame positions (exact also when the truth has rotation or a warp)."""
-    from .register import transform_points
-    return np.linalg.norm(transform_points(matrix, session_um) - np.asarray(reference_um), axis=1)
+def registration_error_um(transform, session_um, reference_um) -> np.ndarray:
+    """Distance (um) between true session positions mapped by ``transform`` (a 4x4 matrix or
+    a register stage JSON dict, with its warp) and their true reference-frame positions
+    (exact also when the truth has rotation or a warp)."""
+    from .register import to_reference
+    return np.linalg.norm(to_reference(transform, session_um) - np.asarray(reference_um), axis=1)
 
 
 def score_links(tracks: pd.DataFrame, truth_ids: np.ndarray, true_links: set) -> dict:
@@ -136,7 +137,7 @@ def evaluate_results(dataset: Path, results: Path) -> pd.DataFrame:
             det = pd.read_csv(results / "detect" / cell / f"{sess}.csv")
             det_scores.append(score_detection(det[["z", "y", "x"]].to_numpy(),
                                               tp[["z", "y", "x"]].to_numpy(), spacing))
-            est = json.loads((results / "register" / cell / f"{sess}.json").read_text())["matrix"]
+            est = json.loads((results / "register" / cell / f"{sess}.json").read_text())
             reg_err.append(registration_error_um(est, tp[["z", "y", "x"]].to_numpy() * spacing,
                                                  tp[["z_um", "y_um", "x_um"]].to_numpy()))
         tracks["true_id"] = assign_true_ids(tracks, tcell, spacing)

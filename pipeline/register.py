@@ -4,9 +4,14 @@ Coordinates are micrometres on (z, y, x) with the origin at the centre of voxel 
 a transform is a 4x4 matrix acting on (z, y, x, 1) that maps a point of the session's own
 frame to the reference session's frame.
 
-Translation is estimated in two steps: phase correlation of the whole stacks (coarse, robust
-to large shifts), then refinement on matched puncta (mutual nearest neighbours within a
-shrinking gate, median displacement), which reaches the puncta's sub-voxel precision.
+Coarse: the rotation about z whose rotated max projection phase-correlates best, then the 3D
+translation by phase correlation of the whole stacks (robust to large shifts and partial
+overlap).  Fine: iterative closest points on the detected puncta (mutual nearest neighbours
+within a shrinking gate), then the simplest of translation / rotation about z / regularised
+affine / affine plus a smooth warp that predicts left-out puncta as well as the best.  A
+transform is the JSON dict the register stage writes: ``matrix`` and an optional ``warp``
+(:func:`to_reference`, :func:`to_session`).  Each result says how far to trust it: matched
+puncta against those expected in the common field, their residual, the field overlap.
 """
 from __future__ import annotations
 
@@ -125,45 +130,229 @@ def phase_correlate(reference: np.ndarray, moving: np.ndarray, *, spacing,
     return shift, peak
 
 
-def refine_translation(reference_um: np.ndarray, moving_um: np.ndarray, shift_um, *,
-                       gates_um=(2.0, 1.0, 0.6), z_scale: float = 0.5, min_matches: int = 3):
-    """Refine a translation on matched points (mutual nearest neighbours within a gate).
-
-    Distances are computed after multiplying z by ``z_scale`` (z is localised less precisely).
-    Returns ``(shift_um, n_matches, median_residual_um)``; the shift is left unchanged when
-    fewer than ``min_matches`` pairs are found.
-    """
-    shift = np.asarray(shift_um, float).copy()
-    ref = np.asarray(reference_um, float).reshape(-1, 3)
-    mov = np.asarray(moving_um, float).reshape(-1, 3)
-    scale = np.array([z_scale, 1.0, 1.0])
-    n, resid = 0, float("nan")
-    if len(ref) < min_matches or len(mov) < min_matches:
-        return shift, n, resid
-    tree = cKDTree(ref * scale)
-    for gate in gates_um:
-        mapped = mov + shift
-        d, j = tree.query(mapped * scale, distance_upper_bound=gate)
-        ok = np.isfinite(d)
-        back = cKDTree(mapped * scale).query(ref[j[ok]] * scale)[1]
-        mutual = np.flatnonzero(ok)[back == np.flatnonzero(ok)]
-        if len(mutual) < min_matches:
-            break
-        shift = shift + np.median(ref[j[mutual]] - mapped[mutual], axis=0)
-        n = len(mutual)
-        resid = float(np.median(np.linalg.norm((ref[j[mutual]] - mov[mutual] - shift), axis=1)))
-    return shift, n, resid
-
-
 def translation_matrix(shift_um) -> np.ndarray:
     m = np.eye(4)
     m[:3, 3] = shift_um
     return m
 
 
+def rotation_z_matrix(deg: float, centre_um) -> np.ndarray:
+    """4x4 rotation by ``deg`` in the y-x plane (about z) about ``centre_um`` (z, y, x)."""
+    a = np.deg2rad(deg)
+    rot = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+    m = np.eye(4)
+    m[:3, :3] = rot
+    m[:3, 3] = np.asarray(centre_um, float) - rot @ np.asarray(centre_um, float)
+    return m
+
+
+def _taper(img: np.ndarray) -> np.ndarray:
+    """Cosine ramps over the outer eighth of each axis (no edges for the correlation to find)."""
+    for ax, n in enumerate(img.shape):
+        w = np.ones(n, np.float32)
+        edge = max(n // 8, 1)
+        ramp = 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, edge + 2, dtype=np.float32)[1:-1])
+        w[:edge], w[n - edge:] = ramp, ramp[::-1]
+        img = img * w.reshape([-1 if i == ax else 1 for i in range(img.ndim)])
+    return img
+
+
+def _projection(stack: np.ndarray, spacing) -> np.ndarray:
+    """Max projection of a (c, z, y, x) stack without its smooth background, channels summed
+    after scaling each to unit SD, bright outliers clipped."""
+    out = np.float32(0)
+    for ch in stack:
+        p = ch.max(axis=0).astype(np.float32)
+        p = p - ndimage.gaussian_filter(p, 3.0 / np.asarray(spacing)[1:], mode="nearest")
+        p = np.clip(p, 0, np.percentile(p, 99.9))
+        out = out + p / (p.std() + 1e-9)
+    return out
+
+
+def _peak_2d(reference: np.ndarray, moving: np.ndarray) -> float:
+    """Height of the normalised phase-correlation peak of two tapered 2D images."""
+    shape = [int(n * 1.5) for n in reference.shape]
+    a = sfft.rfft2(_taper(reference - reference.mean()), shape)
+    c = a * np.conj(sfft.rfft2(_taper(moving - moving.mean()), shape))
+    c /= np.abs(c) + 1e-12 * np.abs(c).max() + 1e-30
+    fy = np.fft.fftfreq(shape[0])[:, None]
+    fx = np.fft.rfftfreq(shape[1])[None, :]
+    c *= np.exp(-2 * np.pi ** 2 * (fy ** 2 + fx ** 2))        # 1-pixel Gaussian smoothing
+    corr = sfft.irfft2(c, shape)
+    return float(corr.max() / (np.sqrt(np.square(corr, dtype=np.float64).sum()) + 1e-12))
+
+
+def estimate_rotation_z(reference: np.ndarray, moving: np.ndarray, *, spacing,
+                        max_deg: float = 6.0, step_deg: float = 1.0,
+                        coarse_pixel_um: float = 0.35) -> tuple[float, float]:
+    """Rotation about z (degrees, about the moving stack's centre) that best aligns
+    ``moving`` with ``reference``: the angle whose rotated max projection phase-correlates best
+    (a parabola through the best three angles gives the fraction of a step).
+
+    Both are (c, z, y, x) stacks on the same voxel grid.  Returns ``(angle_deg, peak)``.
+    """
+    factor = max(1, int(round(coarse_pixel_um / spacing[1])))
+    sp = np.asarray(spacing) * [1, factor, factor]
+    ref = _projection(bin_yx(reference, factor), sp)
+    mov = _projection(bin_yx(moving, factor), sp)
+    angles = np.arange(-max_deg, max_deg + step_deg / 2, step_deg)
+    # ndimage.rotate(img, a) moves the picture's points as rotation_z_matrix(a) moves points
+    heights = np.array([_peak_2d(ref, ndimage.rotate(mov, a, reshape=False, order=1)
+                                 if a else mov) for a in angles])
+    k = int(np.argmax(heights))
+    best = float(angles[k])
+    if 0 < k < len(angles) - 1:
+        fm, f0, fp = heights[k - 1:k + 2]
+        denom = fm - 2 * f0 + fp
+        if denom < 0:
+            best += step_deg * float(np.clip(0.5 * (fm - fp) / denom, -0.5, 0.5))
+    return best, float(heights[k])
+
+
+def fit_rigid(source: np.ndarray, target: np.ndarray, *, affine: bool = False,
+              tilt: bool = True, strain_sd: float = 0.01, noise_um: float = 0.2) -> np.ndarray:
+    """Least-squares 4x4 transform with ``target ~ M source``.
+
+    Rigid: Kabsch in 3D, or with ``tilt=False`` a rotation about z only (Kabsch on y, x; the
+    z offset is the mean).  Affine: the rotation about z, then a linear correction with a
+    Gaussian prior of SD ``strain_sd`` on each element's departure from the identity (ridge
+    regression with penalty (noise_um / strain_sd)^2): tilt, shear and scale are fitted only
+    as far as the puncta support them, and a few puncta along a dendrite cannot produce a wild
+    shear where there are none (z, localised worst, decides the tilt terms).
+    """
+    src, dst = np.asarray(source, float), np.asarray(target, float)
+    cs, cd = src.mean(0), dst.mean(0)
+    h = (src - cs).T @ (dst - cd)
+    if tilt and not affine:
+        u, _, vt = np.linalg.svd(h)
+        rot = vt.T @ np.diag([1, 1, np.sign(np.linalg.det(vt.T @ u.T))]) @ u.T
+    else:   # rotation in the y-x plane only
+        u, _, vt = np.linalg.svd(h[1:, 1:])
+        rot = np.eye(3)
+        rot[1:, 1:] = vt.T @ np.diag([1, np.sign(np.linalg.det(vt.T @ u.T))]) @ u.T
+    m = np.eye(4)
+    m[:3, :3], m[:3, 3] = rot, cd - rot @ cs
+    if not affine:
+        return m
+    x = src @ rot.T + m[:3, 3]          # after the rotation about z
+    cx = x.mean(0)
+    xc, yc = x - cx, dst - cd
+    lam = (noise_um / strain_sd) ** 2
+    a_t = np.linalg.solve(xc.T @ xc + lam * np.eye(3), xc.T @ yc + lam * np.eye(3))
+    corr = np.eye(4)
+    corr[:3, :3], corr[:3, 3] = a_t.T, cd - a_t.T @ cx
+    return corr @ m
+
+
+def _mutual_pairs(tree_ref, ref_scaled, mapped_scaled, gate):
+    d, j = tree_ref.query(mapped_scaled, distance_upper_bound=gate)
+    ok = np.flatnonzero(np.isfinite(d))
+    if not len(ok):
+        return ok, ok
+    back = cKDTree(mapped_scaled).query(ref_scaled[j[ok]])[1]
+    keep = ok[back == ok]
+    return keep, j[keep]
+
+
+def refine_on_puncta(reference_um: np.ndarray, moving_um: np.ndarray, matrix, *,
+                     model: str = "rigid", gates_um=(2.0, 1.2, 0.8, 0.6),
+                     z_scale: float = 0.5, iterations: int = 3, min_matches: int = 8,
+                     max_rotation_deg: float = 10.0):
+    """Refine an initial transform on matched puncta (iterative closest points).
+
+    Pairs are mutual nearest neighbours within a shrinking gate (z distances times
+    ``z_scale``); each round refits the transform on pairs within 3 robust SDs of the median
+    residual.  ``model`` is ``translation`` (median displacement), ``rotation`` (about z, +
+    translation), ``rigid`` (3D rotation + translation) or ``affine`` (:func:`fit_rigid`).  A rigid or affine fit on too few pairs, or one that turns by
+    more than ``max_rotation_deg``, falls back to translation.
+
+    Returns ``(matrix, n_matches, median_residual_um, pairs)`` with ``pairs`` the
+    (moving index, reference index) of the final matches.
+    """
+    m = np.asarray(matrix, float).copy()
+    ref = np.asarray(reference_um, float).reshape(-1, 3)
+    mov = np.asarray(moving_um, float).reshape(-1, 3)
+    scale = np.array([z_scale, 1.0, 1.0])
+    empty = (np.zeros(0, int), np.zeros(0, int))
+    if len(ref) < 3 or len(mov) < 3:
+        return m, 0, float("nan"), empty
+    tree = cKDTree(ref * scale)
+    pairs = empty
+    for gate in gates_um:
+        for _ in range(iterations):
+            mapped = transform_points(m, mov)
+            i, j = _mutual_pairs(tree, ref * scale, mapped * scale, gate)
+            if len(i) < 3:
+                break
+            resid = np.linalg.norm(ref[j] - mapped[i], axis=1)
+            med = np.median(resid)
+            keep = resid <= med + 3 * 1.4826 * np.median(np.abs(resid - med)) + 1e-9
+            i, j = i[keep], j[keep]
+            pairs = (i, j)
+            fitted = None
+            if model in ("rigid", "rotation", "affine") and len(i) >= min_matches:
+                fitted = fit_rigid(mov[i], ref[j], affine=model == "affine",
+                                   tilt=model == "rigid")
+                lin = fitted[:3, :3]
+                turn = np.degrees(np.arccos(np.clip((np.trace(lin / np.cbrt(max(
+                    abs(np.linalg.det(lin)), 1e-9))) - 1) / 2, -1, 1)))
+                if turn > max_rotation_deg:
+                    fitted = None
+            if fitted is None:   # translation: the median displacement on top of m
+                fitted = translation_matrix(np.median(ref[j] - mapped[i], axis=0)) @ m
+            m = fitted
+    if not len(pairs[0]):
+        return m, 0, float("nan"), empty
+    i, j = pairs
+    resid = float(np.median(np.linalg.norm(ref[j] - transform_points(m, mov[i]), axis=1)))
+    return m, int(len(i)), resid, pairs
+
+
+def _fit_model(name: str, src, dst, warp_length_um: float):
+    """(matrix, warp) of one candidate model fitted to pairs ``dst ~ model(src)``."""
+    if name == "translation":
+        return translation_matrix(np.median(dst - src, axis=0)), None
+    m = fit_rigid(src, dst, affine=name.startswith("affine"), tilt=name == "rigid")
+    if name == "affine+warp":
+        mapped = transform_points(m, src)
+        return m, fit_warp(mapped, dst - mapped, length_um=warp_length_um)
+    return m, None
+
+
+def select_model(src: np.ndarray, dst: np.ndarray, *, candidates,
+                 warp_length_um: float = 8.0, tolerance: float = 0.05, z_scale: float = 0.5):
+    """Choose among fine models by leave-one-out error on matched pairs.
+
+    Each candidate (``translation``, ``rotation``, ``rigid``, ``affine``, ``affine+warp``) is
+    fitted without
+    one pair and scored on it, for every pair; the simplest candidate whose mean left-out
+    error is within ``tolerance`` (relative) of the best wins, so that a rotation or a warp is
+    fitted only when the puncta show one.  Errors weigh z by ``z_scale``: puncta are localised
+    worse in z, and a tilt fitted to that noise would look like an improvement.  Returns ``(name, matrix, warp, errors)`` with
+    ``errors`` the mean left-out error (um) of each candidate.
+    """
+    src, dst = np.asarray(src, float), np.asarray(dst, float)
+    n = len(src)
+    errors = {}
+    for name in candidates:
+        e = np.empty(n)
+        for k in range(n):
+            keep = np.arange(n) != k
+            m, w = _fit_model(name, src[keep], dst[keep], warp_length_um)
+            d = to_reference({"matrix": m, "warp": w}, src[k:k + 1])[0] - dst[k]
+            e[k] = np.linalg.norm(d * [z_scale, 1.0, 1.0])
+        errors[name] = float(e.mean())
+    best = min(errors.values())
+    name = next(c for c in candidates if errors[c] <= best * (1 + tolerance))
+    m, w = _fit_model(name, src, dst, warp_length_um)
+    return name, m, w, errors
+
+
 def register_session(reference: np.ndarray, moving: np.ndarray, *, spacing,
                      reference_spacing=None, reference_points_um=None, moving_points_um=None,
-                     min_peak: float = 0.03) -> dict:
+                     min_peak: float = 0.03, model: str = "auto",
+                     max_rotation_deg: float = 6.0, min_matches: int = 8,
+                     warp_length_um: float = 0.0) -> dict:
     """Estimate the transform of one session into the reference session's frame.
 
     Parameters
@@ -171,13 +360,29 @@ def register_session(reference: np.ndarray, moving: np.ndarray, *, spacing,
     reference, moving : (z, y, x) or (c, z, y, x) stacks (channels are correlated jointly)
     spacing : voxel size of ``moving`` (um); ``reference_spacing`` defaults to the same
     reference_points_um, moving_points_um : optional (n, 3) puncta positions in um, each in
-        its own stack's frame, used to refine the translation
+        its own stack's frame, used to refine the transform
+    model : the fine fit on matched puncta: ``auto`` (default: the simplest of translation,
+        rotation about z, affine and affine + warp that predicts left-out puncta as well as the
+        best, :func:`select_model`), or one of ``translation``, ``rotation``, ``rigid``,
+        ``affine``
+    max_rotation_deg : largest rotation about z searched for on the images (0: none)
+    min_matches : fewer matched puncta and the session is flagged unreliable unless the
+        correlation peak is high
+    warp_length_um : when > 0, a smooth non-rigid correction (:func:`fit_warp`) of this
+        length scale is a candidate (``auto``) or fitted after the chosen model
 
     Returns
     -------
-    dict with ``matrix`` (4x4, moving um -> reference um), ``shift_um``, ``coarse_shift_um``,
-    ``peak`` (phase-correlation peak height), ``n_matches``, ``residual_um`` and
-    ``reliable`` (False when the correlation peak is weak and no puncta confirm it).
+    dict with ``matrix`` (4x4, moving um -> reference um), ``warp`` (None or the non-rigid
+    correction applied after the matrix; use :func:`to_reference` / :func:`to_session`),
+    ``shift_um`` (the matrix's translation),
+    ``rotation_deg`` (the image search's angle about z), ``coarse_shift_um``, ``peak``
+    (phase-correlation peak height), ``n_matches``, ``residual_um`` (median distance of matched
+    puncta after the fit), ``expected_matches`` (puncta of the sparser set inside the common
+    field), ``overlap`` (fraction of the moving stack's field that lands inside the
+    reference's) and ``reliable`` (False when the fields hardly overlap, or when fewer than a
+    quarter of the expected puncta found a partner, or, without puncta, when the correlation
+    peak is weak).
     """
     spacing = np.asarray(spacing, float)
     ref_spacing = np.asarray(spacing if reference_spacing is None else reference_spacing, float)
@@ -187,15 +392,76 @@ def register_session(reference: np.ndarray, moving: np.ndarray, *, spacing,
         # resample the moving stack onto the reference voxel grid before correlating
         mov = np.stack([ndimage.zoom(m.astype(np.float32), spacing / ref_spacing, order=1)
                         for m in mov])
-    shift_vox, peak = phase_correlate(reference, mov, spacing=ref_spacing)
-    coarse = shift_vox * ref_spacing
-    shift, n, resid = coarse, 0, float("nan")
+    angle = 0.0
+    if max_rotation_deg > 0:
+        angle, _ = estimate_rotation_z(reference, mov, spacing=ref_spacing,
+                                       max_deg=max_rotation_deg)
+    centre = (np.array(mov.shape[1:]) - 1) / 2 * ref_spacing
+    if abs(angle) >= 0.25:
+        # correlate with the moving stack turned by the angle (on the coarse grid: the puncta
+        # or the fine correlation refine it)
+        turned = np.stack([ndimage.rotate(m, angle, axes=(1, 2), reshape=False, order=1)
+                           for m in mov])
+    else:
+        angle, turned = 0.0, mov
+    shift_vox, peak = phase_correlate(reference, turned, spacing=ref_spacing)
+    matrix = translation_matrix(shift_vox * ref_spacing) @ rotation_z_matrix(angle, centre)
+    coarse = matrix[:3, 3].copy()
+    n, resid, warp, chosen, loo = 0, float("nan"), None, "translation", {}
     if reference_points_um is not None and moving_points_um is not None:
-        shift, n, resid = refine_translation(reference_points_um, moving_points_um, coarse)
-    reliable = bool(peak >= min_peak or n >= 10)
-    return {"matrix": translation_matrix(shift).tolist(), "shift_um": list(map(float, shift)),
-            "coarse_shift_um": list(map(float, coarse)), "peak": peak, "n_matches": int(n),
-            "residual_um": resid, "reliable": reliable}
+        matrix, n, resid, (i, j) = refine_on_puncta(
+            reference_points_um, moving_points_um, matrix,
+            model="affine" if model == "auto" else model,
+            min_matches=min_matches, max_rotation_deg=max_rotation_deg + 4)
+        chosen = model if model != "auto" else "translation"
+        if n >= min_matches:
+            src = np.asarray(moving_points_um, float)[i]
+            dst = np.asarray(reference_points_um, float)[j]
+            if model == "auto":
+                # a 3D rigid fit is not a candidate: it tilts to fit z localisation noise;
+                # the regularised affine carries the tilt as far as the puncta support it
+                candidates = ["translation", "rotation", "affine"] + (
+                    ["affine+warp"] if warp_length_um > 0 else [])
+                chosen, matrix, warp, loo = select_model(src, dst, candidates=candidates,
+                                                         warp_length_um=warp_length_um)
+            elif warp_length_um > 0:
+                mapped = transform_points(matrix, src)
+                warp = fit_warp(mapped, dst - mapped, length_um=warp_length_um)
+                chosen = f"{model}+warp"
+            resid = float(np.median(np.linalg.norm(
+                to_reference({"matrix": matrix, "warp": warp}, src) - dst, axis=1)))
+    overlap = field_overlap(matrix, mov.shape[1:], reference.shape[1:], ref_spacing)
+    expected = 0
+    if reference_points_um is not None and moving_points_um is not None:
+        # puncta that should find a partner: the fewer of the two sets inside the common field
+        hi = (np.asarray(reference.shape[1:]) - 1) * ref_spacing
+        inside = lambda p: np.all((p >= 0) & (p <= hi), axis=1)  # noqa: E731
+        mapped = transform_points(matrix, np.asarray(moving_points_um, float).reshape(-1, 3))
+        back = transform_points(np.linalg.inv(matrix),
+                                np.asarray(reference_points_um, float).reshape(-1, 3))
+        mov_hi = (np.asarray(mov.shape[1:]) - 1) * ref_spacing
+        expected = int(min(inside(mapped).sum(),
+                           np.all((back >= 0) & (back <= mov_hi), axis=1).sum()))
+    if expected >= 4:   # the puncta decide: a real alignment pairs a good part of them
+        reliable = bool(n >= max(3, 0.25 * expected) and overlap >= 0.2)
+    else:
+        reliable = bool(peak >= min_peak and overlap >= 0.2)
+    return {"matrix": matrix.tolist(), "warp": warp, "shift_um": list(map(float, matrix[:3, 3])),
+            "rotation_deg": angle, "coarse_shift_um": list(map(float, coarse)), "peak": peak,
+            "model": chosen, "loo_error_um": loo,
+            "n_matches": int(n), "expected_matches": expected, "residual_um": resid,
+            "overlap": overlap, "reliable": reliable}
+
+
+def field_overlap(matrix, moving_shape, reference_shape, spacing, n: int = 9) -> float:
+    """Fraction of the moving stack's volume that the transform puts inside the reference's
+    (sampled on an n^3 grid of points)."""
+    axes = [np.linspace(0, (s - 1) * sp, n) for s, sp in zip(moving_shape, spacing)]
+    pts = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+    mapped = transform_points(matrix, pts)
+    hi = (np.asarray(reference_shape) - 1) * np.asarray(spacing)
+    tol = np.asarray(spacing) * 0.5
+    return float(np.mean(np.all((mapped >= -tol) & (mapped <= hi + tol), axis=1)))
 
 
 def transform_points(matrix, points_um: np.ndarray) -> np.ndarray:
@@ -203,3 +469,51 @@ def transform_points(matrix, points_um: np.ndarray) -> np.ndarray:
     m = np.asarray(matrix, float)
     pts = np.asarray(points_um, float).reshape(-1, 3)
     return pts @ m[:3, :3].T + m[:3, 3]
+
+
+def fit_warp(points_um: np.ndarray, residuals_um: np.ndarray, *, length_um: float,
+             shrink: float = 1.0) -> dict:
+    """A smooth displacement field from residuals at matched points (Gaussian kernel
+    regression): d(p) = sum_i K(p, x_i) r_i / (sum_i K(p, x_i) + shrink).  ``shrink`` (in
+    units of one point's kernel weight) pulls the field to zero where there are few points."""
+    return {"points_um": np.asarray(points_um, float).tolist(),
+            "residuals_um": np.asarray(residuals_um, float).tolist(),
+            "length_um": float(length_um), "shrink": float(shrink)}
+
+
+def warp_displacement(warp: dict | None, points_um: np.ndarray) -> np.ndarray:
+    pts = np.asarray(points_um, float).reshape(-1, 3)
+    if not warp or not warp["points_um"]:
+        return np.zeros_like(pts)
+    xs, rs = np.asarray(warp["points_um"]), np.asarray(warp["residuals_um"])
+    out = np.empty_like(pts)
+    for lo in range(0, len(pts), 4096):      # bounded memory for many points
+        d2 = ((pts[lo:lo + 4096, None, :] - xs[None]) ** 2).sum(-1)
+        k = np.exp(-d2 / (2 * warp["length_um"] ** 2))
+        out[lo:lo + 4096] = (k @ rs) / (k.sum(1)[:, None] + warp["shrink"])
+    return out
+
+
+def _parts(transform):
+    if isinstance(transform, dict):
+        return np.asarray(transform["matrix"], float), transform.get("warp")
+    return np.asarray(transform, float), None
+
+
+def to_reference(transform, points_um: np.ndarray) -> np.ndarray:
+    """Session um -> reference um with a transform (a register stage JSON dict or a 4x4)."""
+    matrix, warp = _parts(transform)
+    mapped = transform_points(matrix, points_um)
+    return mapped + warp_displacement(warp, mapped)
+
+
+def to_session(transform, points_um: np.ndarray, iterations: int = 8) -> np.ndarray:
+    """Reference um -> session um: the inverse of :func:`to_reference` (the warp inverted by
+    fixed-point iteration; it converges because the field is smooth and small)."""
+    matrix, warp = _parts(transform)
+    pts = np.asarray(points_um, float).reshape(-1, 3)
+    q = pts.copy()
+    if warp and warp["points_um"]:
+        for _ in range(iterations):
+            q = pts - warp_displacement(warp, q)
+    return transform_points(np.linalg.inv(matrix), q)

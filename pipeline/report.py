@@ -94,7 +94,10 @@ def write_report(results: Path, out: Path, *, failures=()) -> None:
             r = json.loads(js.read_text())
             rows.append({"cell": r["cell"], "session": r["session"],
                          "shift_um (z,y,x)": ", ".join(f"{v:.2f}" for v in r["shift_um"]),
-                         "matched puncta": r["n_matches"], "residual_um": r["residual_um"],
+                         "rotation_deg": r.get("rotation_deg", 0.0),
+                         "matched puncta": r["n_matches"],
+                         "expected": r.get("expected_matches", ""),
+                         "residual_um": r["residual_um"],
                          "reliable": r["reliable"],
                          "figure": f"<a href='{rel(js.with_name(js.stem + '_qc.png'))}'>QC</a>"})
         if rows:

@@ -221,14 +221,22 @@ def _markers(rows: pd.DataFrame, *, spacing, radius_um=0.6) -> str:
 def _qc_table(qc: list[dict]) -> str:
     rows = []
     for q in qc:
-        rel = "yes" if q["reliable"] else "<span class='bad'>NO: not to be trusted</span>"
+        rel = "yes" if q["reliable"] else "<span class='bad'>NO: not tracked</span>"
+        matches = f"{q['n_matches']}" + (f" of {q['expected_matches']}"
+                                         if q.get("expected_matches") else "")
         rows.append(f"<tr><td>{_esc(q['session'])}</td><td>"
-                    + ", ".join(f"{v:.2f}" for v in q["shift_um"]) + f"</td><td>{q['n_matches']}"
-                    f"</td><td>{_num(q.get('residual_um'))[0]}</td><td>{_num(q.get('peak'))[0]}"
-                    f"</td><td>{rel}</td><td><a href='{_esc(q['qc_href'])}'>figure</a></td></tr>")
+                    + ", ".join(f"{v:.2f}" for v in q["shift_um"])
+                    + f"</td><td>{_num(q.get('rotation_deg', 0.0), '{:.2f}')[0]}</td>"
+                    f"<td>{matches}</td><td>{_num(q.get('residual_um'))[0]}</td>"
+                    f"<td>{_num(q.get('overlap'), '{:.2f}')[0]}</td><td>{_num(q.get('peak'))[0]}"
+                    f"</td><td>{'yes' if q.get('warp') else ''}</td><td>{rel}</td>"
+                    f"<td><a href='{_esc(q['qc_href'])}'>figure</a></td></tr>")
     return ("<table class='t'><thead><tr><th>session</th><th>shift (z, y, x) um</th>"
-            "<th>matched puncta</th><th>residual um</th><th>correlation peak</th><th>reliable</th>"
-            "<th>QC</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+            "<th>rotation (deg)</th><th>matched puncta</th><th>residual um</th>"
+            "<th>field overlap</th><th>correlation peak</th><th>warp</th><th>reliable</th>"
+            "<th>QC</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+            "<p>Projections show the matrix part of each transform (the smooth warp, when "
+            "fitted, moves points by a few tenths of a micrometre more).</p>")
 
 
 def curation_rows(cell: str, g: pd.DataFrame) -> list[tuple[str, str]]:

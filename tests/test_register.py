@@ -79,3 +79,82 @@ def test_session_of_different_depth_and_size_is_registered(sim_pyr):
     true = np.asarray(sim_pyr.transforms[1])[:3, 3] + offset * sp
     assert np.all(np.abs(np.asarray(res["shift_um"]) - true) < 0.5 * sp), (res["shift_um"], true)
     assert res["reliable"]
+
+
+@pytest.fixture(scope="module")
+def sim_rotated():
+    from pipeline.simulate import SimulationParams, simulate_cell
+
+    return simulate_cell(SimulationParams(cell_type="pyr", shape=(24, 320, 320), n_sessions=3,
+                                          seed=32, shift_sd_um=(1.0, 4.0, 4.0), rotation_deg=5.0,
+                                          tilt_deg=1.0), cell="rot01")
+
+
+def _register_with_puncta(sim, s, **options):
+    sp = spacing_of(sim)
+    dets = [detect_puncta(sim.images[k][0].astype(np.float32), spacing=sp,
+                          morphology=sim.images[k][1]) for k in (0, s)]
+    return register_session(sim.images[0].astype(np.float32), sim.images[s].astype(np.float32),
+                            spacing=sp, reference_points_um=dets[0][["z", "y", "x"]].to_numpy() * sp,
+                            moving_points_um=dets[1][["z", "y", "x"]].to_numpy() * sp, **options)
+
+
+def test_known_rotation_and_tilt_are_recovered(sim_rotated):
+    sp = spacing_of(sim_rotated)
+    for s in (1, 2):
+        true = np.asarray(sim_rotated.transforms[s])
+        true_deg = np.degrees(np.arctan2(true[2, 1], true[1, 1]))   # about z, session -> ref
+        assert abs(true_deg) > 2.5                                   # the test has a rotation
+        tr = sim_rotated.truth[sim_rotated.truth.session == f"s{s:02d}"]
+        src, dst = tr[["z", "y", "x"]].to_numpy() * sp, tr[["z_um", "y_um", "x_um"]].to_numpy()
+        rigid = _register_with_puncta(sim_rotated, s, model="rigid", warp_length_um=0)
+        assert abs(rigid["rotation_deg"] - true_deg) < 1.0, (rigid["rotation_deg"], true_deg)
+        err = registration_error_um(rigid, src, dst)
+        assert np.median(err) < 0.1 and np.percentile(err, 95) < 0.25, np.percentile(err, [50, 95])
+        # a translation alone cannot do this: the field's edges are a micrometre off
+        shift_only = _register_with_puncta(sim_rotated, s, model="translation", warp_length_um=0,
+                                           max_rotation_deg=0)
+        assert np.percentile(registration_error_um(shift_only, src, dst), 95) > 0.5
+
+
+def test_warp_round_trip_and_shrinks_to_zero_far_from_the_puncta():
+    from pipeline.register import fit_warp, to_reference, to_session, warp_displacement
+
+    rng = np.random.default_rng(0)
+    pts = rng.uniform(0, 40, (30, 3))
+    res = 0.3 * np.sin(pts[:, [1]] / 8.0) * np.array([[0.2, 1.0, 0.5]])
+    warp = fit_warp(pts, res, length_um=8.0)
+    m = np.eye(4)
+    m[:3, 3] = [1.0, -2.0, 3.0]
+    transform = {"matrix": m.tolist(), "warp": warp}
+    q = rng.uniform(5, 35, (50, 3))
+    np.testing.assert_allclose(to_session(transform, to_reference(transform, q)), q, atol=1e-4)
+    assert np.abs(warp_displacement(warp, [[500.0, 500.0, 500.0]])).max() < 1e-9
+    near = warp_displacement(warp, pts)
+    assert np.corrcoef(near[:, 1], res[:, 1])[0, 1] > 0.8          # follows the residuals
+
+
+def test_session_without_overlap_is_flagged_not_trusted(sim_pyr):
+    # the reference is the left third of the field, the session the right third: no overlap
+    sp = spacing_of(sim_pyr)
+    ref = sim_pyr.images[0][:, :, :, :85].astype(np.float32)
+    mov = sim_pyr.images[0][:, :, :, 170:].astype(np.float32)
+    dets = [detect_puncta(im[0], spacing=sp, morphology=im[1]) for im in (ref, mov)]
+    res = register_session(ref, mov, spacing=sp,
+                           reference_points_um=dets[0][["z", "y", "x"]].to_numpy() * sp,
+                           moving_points_um=dets[1][["z", "y", "x"]].to_numpy() * sp)
+    assert not res["reliable"], res
+
+
+def test_auto_model_fits_a_rotation_only_where_the_puncta_show_one(sim_pyr, sim_pv, sim_rotated):
+    for sim in (sim_pyr, sim_pv):                 # translation only
+        for s in (1, 2):
+            assert _register_with_puncta(sim, s)["model"] == "translation"
+    sp = spacing_of(sim_rotated)
+    for s in (1, 2):
+        res = _register_with_puncta(sim_rotated, s)
+        assert res["model"] != "translation", res["loo_error_um"]
+        tr = sim_rotated.truth[sim_rotated.truth.session == f"s{s:02d}"]
+        err = registration_error_um(res, tr[["z", "y", "x"]].to_numpy() * sp,
+                                    tr[["z_um", "y_um", "x_um"]].to_numpy())
+        assert np.median(err) < 0.1 and np.percentile(err, 95) < 0.25

@@ -119,7 +119,7 @@ def test_pages_link_every_synapse_and_sort_least_certain_first():
         assert f"id='syn-{sid}'" in page and f"src='syn_{sid}.png'" in page
     # every session's markers: synapse 1 absent (dashed) in s1, present elsewhere
     assert page.count("class='m absent'") == 1 and page.count("class='m present'") == 5
-    assert "NO: not to be trusted" in page                       # the unreliable session
+    assert "NO: not tracked" in page                       # the unreliable session
     # a marker sits at the synapse's reference position (x_um / 0.1, y_um / 0.1, pixel centres)
     assert "cx='20.5' cy='10.5'" in page
 
