@@ -27,5 +27,8 @@ rule all:
         f"{RESULTS}/report.html",
         f"{RESULTS}/review/index.html",
         # every cell, also one whose file is bad: its ingest job then fails naming the file
+        # (named here, not only through the report's checkpoint-dependent inputs, so that each
+        # cell's jobs are in the first DAG and form one group job on a cluster)
         expand(f"{RESULTS}/presence/{{cell}}/summary.json", cell=CELLS),
+        expand(f"{RESULTS}/review/{{cell}}", cell=CELLS),
     default_target: True
