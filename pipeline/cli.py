@@ -535,22 +535,14 @@ def cmd_stats(args) -> None:
 
     table = _read_table_file(args.synapses)
     out = Path(args.out)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent if out.parent.exists() else None,
-                                prefix=f".{out.name}."))
-    try:
-        if args.drop_uncertain and "presence_uncertain" in table.columns:
-            unsure = table.loc[table["presence_uncertain"] == 1, ["cell", "synapse_id"]]
-            keys = pd.MultiIndex.from_frame(table[["cell", "synapse_id"]])
-            table = table[~keys.isin(pd.MultiIndex.from_frame(unsure))]
-            print(f"left out {len(unsure.drop_duplicates())} synapse(s) with an uncertain call")
+    if args.drop_uncertain and "presence_uncertain" in table.columns:
+        unsure = table.loc[table["presence_uncertain"] == 1, ["cell", "synapse_id"]]
+        keys = pd.MultiIndex.from_frame(table[["cell", "synapse_id"]])
+        table = table[~keys.isin(pd.MultiIndex.from_frame(unsure))]
+        print(f"left out {len(unsure.drop_duplicates())} synapse(s) with an uncertain call")
+    with atomic_dir(out) as tmp:
         run_stats(table, tmp, n_bins=args.kesten_bins, markov_bins=args.markov_bins,
                   n_boot=args.n_boot, seed=args.seed)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     print(f"statistics written to {out}/")
 
 
