@@ -263,8 +263,9 @@ def refine_on_puncta(reference_um: np.ndarray, moving_um: np.ndarray, matrix, *,
     Pairs are mutual nearest neighbours within a shrinking gate (z distances times
     ``z_scale``); each round refits the transform on pairs within 3 robust SDs of the median
     residual.  ``model`` is ``translation`` (median displacement), ``rotation`` (about z, +
-    translation), ``rigid`` (3D rotation + translation) or ``affine`` (:func:`fit_rigid`).  A rigid or affine fit on too few pairs, or one that turns by
-    more than ``max_rotation_deg``, falls back to translation.
+    translation), ``rigid`` (3D rotation + translation) or ``affine`` (:func:`fit_rigid`).
+    A fit on too few pairs, or one that turns by more than ``max_rotation_deg``, falls back to
+    translation.
 
     Returns ``(matrix, n_matches, median_residual_um, pairs)`` with ``pairs`` the
     (moving index, reference index) of the final matches.
@@ -324,12 +325,12 @@ def select_model(src: np.ndarray, dst: np.ndarray, *, candidates,
     """Choose among fine models by leave-one-out error on matched pairs.
 
     Each candidate (``translation``, ``rotation``, ``rigid``, ``affine``, ``affine+warp``) is
-    fitted without
-    one pair and scored on it, for every pair; the simplest candidate whose mean left-out
-    error is within ``tolerance`` (relative) of the best wins, so that a rotation or a warp is
-    fitted only when the puncta show one.  Errors weigh z by ``z_scale``: puncta are localised
-    worse in z, and a tilt fitted to that noise would look like an improvement.  Returns ``(name, matrix, warp, errors)`` with
-    ``errors`` the mean left-out error (um) of each candidate.
+    fitted without one pair and scored on it, for every pair; the simplest candidate whose mean
+    left-out error is within ``tolerance`` (relative) of the best wins, so that a rotation or a
+    warp is fitted only when the puncta show one.  Errors weigh z by ``z_scale``: puncta are
+    localised worse in z, and a tilt fitted to that noise would look like an improvement.
+    Returns ``(name, matrix, warp, errors)`` with ``errors`` the mean left-out error (um) of
+    each candidate.
     """
     src, dst = np.asarray(src, float), np.asarray(dst, float)
     n = len(src)
@@ -434,14 +435,10 @@ def register_session(reference: np.ndarray, moving: np.ndarray, *, spacing,
     expected = 0
     if reference_points_um is not None and moving_points_um is not None:
         # puncta that should find a partner: the fewer of the two sets inside the common field
-        hi = (np.asarray(reference.shape[1:]) - 1) * ref_spacing
-        inside = lambda p: np.all((p >= 0) & (p <= hi), axis=1)  # noqa: E731
-        mapped = transform_points(matrix, np.asarray(moving_points_um, float).reshape(-1, 3))
-        back = transform_points(np.linalg.inv(matrix),
-                                np.asarray(reference_points_um, float).reshape(-1, 3))
-        mov_hi = (np.asarray(mov.shape[1:]) - 1) * ref_spacing
-        expected = int(min(inside(mapped).sum(),
-                           np.all((back >= 0) & (back <= mov_hi), axis=1).sum()))
+        mapped = transform_points(matrix, moving_points_um)
+        back = transform_points(np.linalg.inv(matrix), reference_points_um)
+        expected = int(min(_inside(mapped, reference.shape[1:], ref_spacing).sum(),
+                           _inside(back, mov.shape[1:], ref_spacing).sum()))
     if expected >= 4:   # the puncta decide: a real alignment pairs a good part of them
         reliable = bool(n >= max(3, 0.25 * expected) and overlap >= 0.2)
     else:
@@ -459,9 +456,14 @@ def field_overlap(matrix, moving_shape, reference_shape, spacing, n: int = 9) ->
     axes = [np.linspace(0, (s - 1) * sp, n) for s, sp in zip(moving_shape, spacing)]
     pts = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
     mapped = transform_points(matrix, pts)
-    hi = (np.asarray(reference_shape) - 1) * np.asarray(spacing)
-    tol = np.asarray(spacing) * 0.5
-    return float(np.mean(np.all((mapped >= -tol) & (mapped <= hi + tol), axis=1)))
+    return float(np.mean(_inside(mapped, reference_shape, spacing,
+                                 margin=np.asarray(spacing) * 0.5)))
+
+
+def _inside(points_um: np.ndarray, shape, spacing, margin=0.0) -> np.ndarray:
+    """Which points (um) lie within a stack of ``shape`` voxels (z, y, x), plus ``margin``."""
+    hi = (np.asarray(shape) - 1) * np.asarray(spacing)
+    return np.all((points_um >= -margin) & (points_um <= hi + margin), axis=1)
 
 
 def transform_points(matrix, points_um: np.ndarray) -> np.ndarray:

@@ -32,20 +32,17 @@ def reference_projection(image: np.ndarray, matrix, *, spacing, reference_spacin
     # reference voxel -> reference um -> session um -> session voxel
     lin = np.diag(1 / np.asarray(spacing, float)) @ inv[:3, :3] @ np.diag(reference_spacing)
     offset = inv[:3, 3] / np.asarray(spacing, float)
-    if np.allclose(lin, np.eye(3), atol=1e-6):
-        # a translation on the same grid (the usual case): project the planes that land inside
-        # the reference's depth, then shift in y and x -- 30x less work than resampling in 3D
+    if (np.allclose(lin, np.eye(3), atol=1e-6)
+            and all(a <= b for a, b in zip(image.shape[1:], reference_shape[1:]))):
+        # a translation on the same grid, session no wider than the reference (the usual case):
+        # project the planes that land inside the reference's depth, then shift in y and x --
+        # 30x less work than resampling in 3D
         z = np.arange(image.shape[0]) - offset[0]
         keep = (z > -0.5) & (z < reference_shape[0] - 0.5)
-        proj = (image[keep].max(axis=0) if keep.any()
-                else np.zeros(image.shape[1:], np.float32)).astype(np.float32)
         out = np.zeros(tuple(reference_shape[1:]), np.float32)
-        ny, nx = min(proj.shape[0], out.shape[0]), min(proj.shape[1], out.shape[1])
-        out[:ny, :nx] = proj[:ny, :nx]
-        if proj.shape[0] > ny or proj.shape[1] > nx:   # a larger session: resample it instead
-            out = None
-        if out is not None:
-            return ndimage.shift(out, -offset[1:], order=1, cval=0.0)
+        if keep.any():
+            out[:image.shape[1], :image.shape[2]] = image[keep].max(axis=0)
+        return ndimage.shift(out, -offset[1:], order=1, cval=0.0)
     if np.allclose(lin, np.diag(np.diag(lin))):
         lin = np.diag(lin)          # axis-aligned: scipy's faster separable path
     moved = ndimage.affine_transform(image.astype(np.float32, copy=False), lin, offset=offset,
