@@ -249,8 +249,11 @@ def cmd_detect(args) -> None:
 
     stack, meta = load_ingested(args.stack)
     opts = _options(args.options)
-    morphology = stack[1] if opts.pop("subtract_morphology", True) and stack.shape[0] > 1 else None
-    puncta = detect_puncta(stack[0], spacing=meta["voxel_um"], morphology=morphology, **opts)
+    morphology = stack[1] if stack.shape[0] > 1 else None
+    if not opts.pop("subtract_morphology", True):
+        opts["morphology_coefficient_value"] = 0.0   # the channel still gives the cell mask
+    puncta = detect_puncta(stack[0], spacing=meta["voxel_um"], morphology=morphology,
+                           workers=args.threads, **opts)
     spacing = np.asarray(meta["voxel_um"])
     for ax, col in enumerate(("z", "y", "x")):
         puncta[f"{col}_um"] = puncta[col] * spacing[ax]
@@ -663,6 +666,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("detect", help="detect PSD-95 puncta in one ingested stack")
     p.add_argument("--stack", required=True)
     p.add_argument("--options", default="{}")
+    p.add_argument("--threads", type=int, default=1, help="threads for the image filters")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_detect)
 

@@ -36,11 +36,52 @@ def dog_response(image: np.ndarray, *, spacing, sigma_um, ratio: float = 1.6) ->
     return small
 
 
+def noise_gain(shape, *, sigma_vox, ratio: float = 1.6, mode: str = "nearest"):
+    """Per-axis factors of the DoG's noise variance relative to the stack's interior.
+
+    Near a face of the stack the filter's padding (``mode``) reuses the edge voxels, so the
+    response to white noise varies more there and the edge would be full of false maxima at
+    an interior threshold.  The DoG is a difference of two separable Gaussians, so its
+    noise variance at a voxel, ``sum_j (a_j - b_j)**2``, is a sum of three products of
+    per-axis sums.  Returns ``(aa, ab, bb)``: three lists of 1D arrays (one per axis) such
+    that the variance at (z, y, x) over the interior's is
+    ``prod aa[k][i_k] - 2 prod ab[k][i_k] + prod bb[k][i_k]``.
+    """
+    from scipy.ndimage import gaussian_filter1d
+
+    aa, ab, bb = [], [], []
+    for n, s in zip(shape, np.asarray(sigma_vox, float)):
+        eye = np.eye(n)
+        a = gaussian_filter1d(eye, s, axis=0, mode=mode)          # a[i, j]: weight of j in i
+        b = gaussian_filter1d(eye, s * ratio, axis=0, mode=mode)
+        aa.append((a * a).sum(1))
+        ab.append((a * b).sum(1))
+        bb.append((b * b).sum(1))
+    centre = [n // 2 for n in shape]
+    ref = (np.prod([v[c] for v, c in zip(aa, centre)]) - 2 * np.prod([v[c] for v, c in zip(ab, centre)])
+           + np.prod([v[c] for v, c in zip(bb, centre)]))
+    scale = ref ** (1 / 3)
+    return [v / scale for v in aa], [v / scale for v in ab], [v / scale for v in bb]
+
+
+def noise_gain_at(gain, points: np.ndarray) -> np.ndarray:
+    """Relative noise SD of the DoG response at integer (z, y, x) ``points`` (see
+    :func:`noise_gain`)."""
+    aa, ab, bb = gain
+    pts = np.asarray(points, int).reshape(-1, 3)
+    term = [np.prod([v[k][pts[:, k]] for k in range(3)], axis=0) for v in (aa, ab, bb)]
+    return np.sqrt(np.maximum(term[0] - 2 * term[1] + term[2], 1e-12))
+
+
+def _subsample(values: np.ndarray) -> np.ndarray:
+    """A regular subsample of about a million values: plenty for a median."""
+    v = values.ravel()
+    return v[:: v.size // 1_000_000] if v.size > 2_000_000 else v
+
+
 def robust_noise(values: np.ndarray) -> float:
     """SD of the noise from the median absolute deviation (puncta are a small minority)."""
-    v = values.ravel()
-    if v.size > 2_000_000:  # a regular subsample is plenty for a median
-        v = v[:: v.size // 1_000_000]
+    v = _subsample(values)
     med = np.median(v)
     return float(MAD_TO_SD * np.median(np.abs(v - med)))
 
@@ -57,13 +98,38 @@ def morphology_coefficient(psd95: np.ndarray, morphology: np.ndarray, *, bin_yx:
     from .register import bin_yx as block_average
 
     p, m = block_average(psd95, bin_yx), block_average(morphology, bin_yx)
-    p -= np.median(p)
-    m -= np.median(m)
+    p -= np.median(_subsample(p))
+    m -= np.median(_subsample(m))
     top = np.percentile(m, 99.9)
     sel = m > 0.3 * top
     if top <= 0 or sel.sum() < 100:
         return 0.0
     return float(np.clip(np.median(p[sel] / m[sel]), 0.0, 1.0))
+
+
+def cell_mask(morphology: np.ndarray, *, spacing, threshold: float = 5.0,
+              smooth_um=(0.4, 0.15, 0.15)) -> np.ndarray:
+    """Voxels of the labelled cell (dendrite shaft and spines) in the morphology channel.
+
+    The channel is smoothed a little (``smooth_um``, Gaussian SD per axis) and thresholded at
+    its median plus ``threshold`` robust noise SDs; the median is the background because the
+    cell fills a few percent of the stack.
+    """
+    sm = ndimage.gaussian_filter(morphology.astype(np.float32),
+                                 np.asarray(smooth_um) / np.asarray(spacing, float))
+    return sm > np.median(_subsample(sm)) + threshold * robust_noise(sm)
+
+
+def distance_to_mask(mask: np.ndarray, points_vox: np.ndarray, *, spacing) -> np.ndarray:
+    """Distance (um) from each (z, y, x) voxel position to the nearest voxel of ``mask``
+    (about half a voxel or less when inside it; inf when the mask is empty)."""
+    from scipy.spatial import cKDTree
+
+    pts = np.asarray(points_vox, float).reshape(-1, 3) * spacing
+    if not mask.any() or len(pts) == 0:
+        return np.full(len(pts), np.inf)
+    tree = cKDTree(np.argwhere(mask) * np.asarray(spacing, float))
+    return tree.query(pts)[0]
 
 
 def _subvoxel(resp: np.ndarray, peaks: np.ndarray):
@@ -92,12 +158,178 @@ def _subvoxel(resp: np.ndarray, peaks: np.ndarray):
     return offsets, sigmas
 
 
+def fit_pair(patch: np.ndarray, *, sigma_px: float):
+    """Is a bright spot in a (y, x) patch one punctum or two?
+
+    Fits (least squares) one Gaussian of free size, elongation and orientation, and two
+    Gaussians of the point-spread width ``sigma_px`` (pixels), each on a background plane.
+    One elongated punctum is fitted as well by the first model as by the second; two
+    points closer than the resolution are not, because their profile is flatter-topped
+    than any Gaussian.
+
+    Returns
+    -------
+    (centres, amplitudes, f) : centres (2, 2) of the two-point fit in patch pixels, their
+    amplitudes, and ``f = (rss_one - rss_two) / noise**2`` with the noise from the two-point
+    fit's residuals: large when two points explain the patch much better.
+    """
+    from scipy.optimize import least_squares
+
+    h, w = patch.shape
+    yy, xx = (v.ravel() for v in np.mgrid[0:h, 0:w].astype(float))
+    data = patch.ravel()
+    bg = float(np.median(np.concatenate([patch[0], patch[-1], patch[:, 0], patch[:, -1]])))
+    amp = max(float(patch.max() - bg), 0.0)
+    s2 = sigma_px ** 2
+
+    # one Gaussian, shape by its inverse covariance (a, b, c): exp(-(a dy² + 2b dy dx + c dx²)/2)
+    # both models sit on a background plane p[0] + p[-2] (y - yc) + p[-1] (x - xc): a punctum
+    # on the flank of a dendrite is lopsided, and two points must not be the only way to say so
+    ty, tx = yy - (h - 1) / 2, xx - (w - 1) / 2
+    free = [-np.inf, np.inf]
+
+    def one(p):
+        dy, dx = yy - p[2], xx - p[3]
+        return (p[0] + p[7] * ty + p[8] * tx - data
+                + p[1] * np.exp(-0.5 * (p[4] * dy * dy + 2 * p[5] * dy * dx + p[6] * dx * dx)))
+
+    def one_jac(p):
+        dy, dx = yy - p[2], xx - p[3]
+        g = np.exp(-0.5 * (p[4] * dy * dy + 2 * p[5] * dy * dx + p[6] * dx * dx))
+        ag = p[1] * g
+        return np.column_stack([np.ones_like(g), g, ag * (p[4] * dy + p[5] * dx),
+                                ag * (p[5] * dy + p[6] * dx), -0.5 * ag * dy * dy,
+                                -ag * dy * dx, -0.5 * ag * dx * dx, ty, tx])
+
+    lo = [-np.inf, 0, 0, 0, 1 / (16 * s2), -2 / s2, 1 / (16 * s2), free[0], free[0]]
+    hi = [np.inf, np.inf, h - 1, w - 1, 4 / s2, 2 / s2, 4 / s2, free[1], free[1]]
+    r1 = least_squares(one, np.clip([bg, amp, (h - 1) / 2, (w - 1) / 2, 1 / s2, 0, 1 / s2, 0, 0],
+                                    lo, hi), jac=one_jac, bounds=(lo, hi), max_nfev=60)
+    b, a, y0, x0 = r1.x[:4]
+    evals, evecs = np.linalg.eigh(np.array([[r1.x[4], r1.x[5]], [r1.x[5], r1.x[6]]]))
+    major, axis = 1 / np.sqrt(max(evals[0], 1e-12)), evecs[:, 0]   # least curvature = long axis
+    half = np.sqrt(max(major ** 2 - s2, 0.25 * s2))
+
+    def two(p):
+        g1 = np.exp(-0.5 * ((yy - p[2]) ** 2 + (xx - p[3]) ** 2) / s2)
+        g2 = np.exp(-0.5 * ((yy - p[5]) ** 2 + (xx - p[6]) ** 2) / s2)
+        return p[0] + p[7] * ty + p[8] * tx + p[1] * g1 + p[4] * g2 - data
+
+    def two_jac(p):
+        g1 = np.exp(-0.5 * ((yy - p[2]) ** 2 + (xx - p[3]) ** 2) / s2)
+        g2 = np.exp(-0.5 * ((yy - p[5]) ** 2 + (xx - p[6]) ** 2) / s2)
+        return np.column_stack([np.ones_like(g1), g1, p[1] * g1 * (yy - p[2]) / s2,
+                                p[1] * g1 * (xx - p[3]) / s2, g2, p[4] * g2 * (yy - p[5]) / s2,
+                                p[4] * g2 * (xx - p[6]) / s2, ty, tx])
+
+    start = [b, a / 2, y0 + half * axis[0], x0 + half * axis[1],
+             a / 2, y0 - half * axis[0], x0 - half * axis[1], r1.x[7], r1.x[8]]
+    lo = [-np.inf, 0, 0, 0, 0, 0, 0, free[0], free[0]]
+    hi = [np.inf, np.inf, h - 1, w - 1, np.inf, h - 1, w - 1, free[1], free[1]]
+    r2 = least_squares(two, np.clip(start, lo, hi), jac=two_jac, bounds=(lo, hi), max_nfev=60)
+    rss1, rss2 = 2 * r1.cost, 2 * r2.cost
+    noise2 = rss2 / max(data.size - 9, 1)
+    centres = np.array([[r2.x[2], r2.x[3]], [r2.x[5], r2.x[6]]])
+    return centres, np.array([r2.x[1], r2.x[4]]), (rss1 - rss2) / max(noise2, 1e-12)
+
+
+def elongation(patch: np.ndarray, *, sigma_px: float) -> float:
+    """Ratio of the major to the minor axis of a spot centred in a (y, x) patch, from the
+    second moments of its background-subtracted, Gaussian-windowed intensity."""
+    h, w = patch.shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(float)
+    yy -= (h - 1) / 2
+    xx -= (w - 1) / 2
+    bg = np.median(np.concatenate([patch[0], patch[-1], patch[:, 0], patch[:, -1]]))
+    wgt = np.clip(patch - bg, 0, None) * np.exp(-(yy ** 2 + xx ** 2) / (8 * sigma_px ** 2))
+    tot = wgt.sum()
+    if tot <= 0:
+        return 1.0
+    my, mx = (wgt * yy).sum() / tot, (wgt * xx).sum() / tot
+    cov = np.array([[(wgt * (yy - my) ** 2).sum(), (wgt * (yy - my) * (xx - mx)).sum()],
+                    [0.0, (wgt * (xx - mx) ** 2).sum()]]) / tot
+    cov[1, 0] = cov[0, 1]
+    lo, hi = np.linalg.eigvalsh(cov)
+    return float(np.sqrt(hi / max(lo, 1e-12)))
+
+
+def split_pairs(signal: np.ndarray, pos: np.ndarray, snr: np.ndarray, *, spacing, sigma_um,
+                min_snr: float = 15.0, min_f: float = 30.0, min_separation_um: float = 0.25):
+    """Split detections that are two puncta closer than the filters resolve.
+
+    For each detection with ``snr >= min_snr`` whose spot is elongated (major over minor axis
+    1.2 or more, :func:`elongation`) the sum of three planes around it is tested with
+    :func:`fit_pair`; it becomes two when the two-point model is better by ``min_f``
+    (in noise units), its points are ``min_separation_um`` or more apart, and each keeps
+    at least a quarter of the pair's brightness.  Returns the new (n, 3) positions and, per
+    row, the index of the detection it came from.
+    """
+    spacing = np.asarray(spacing, float)
+    sigma_px = float(sigma_um[1] / spacing[1])
+    psf_z_um = 2.5 * sigma_um[0] / FWHM_TO_SIGMA / 2.0   # 2.5 half-widths in z
+    r = int(np.ceil(4 * sigma_px))
+    shape = np.array(signal.shape)
+    out, origin = [], []
+    for i, p in enumerate(pos):
+        out.append(p), origin.append(i)
+        c = np.round(p).astype(int)
+        if snr[i] < min_snr or np.any(c[1:] - r < 0) or np.any(c[1:] + r >= shape[1:]):
+            continue
+        z0, z1 = max(c[0] - 1, 0), min(c[0] + 2, shape[0])
+        patch = signal[z0:z1, c[1] - r:c[1] + r + 1, c[2] - r:c[2] + r + 1].sum(0, dtype=np.float64)
+        if elongation(patch, sigma_px=sigma_px) < 1.2:
+            continue
+        centres, amps, f = fit_pair(patch, sigma_px=sigma_px)
+        yx = centres - r + c[1:]
+        sep_um = np.linalg.norm((yx[0] - yx[1]) * spacing[1:])
+        if f < min_f or sep_um < min_separation_um or amps.min() < 0.25 * amps.sum():
+            continue
+        others = np.delete(pos, i, axis=0)
+        new = [np.r_[p[0], q] for q in yx]
+        # the planes summed see puncta a PSF length above and below: a point that another
+        # detection there already explains is not a new punctum
+        near = others[np.abs(others[:, 0] - p[0]) * spacing[0] < psf_z_um]
+        if len(near) and any(np.min(np.linalg.norm((near[:, 1:] - q[1:]) * spacing[1:], axis=1))
+                             < 2 * sigma_um[1] for q in new):
+            continue
+        out[-1] = new[0]
+        out.append(new[1]), origin.append(i)
+    return np.array(out).reshape(-1, 3), np.array(origin, int)
+
+
+def _local_maxima(resp: np.ndarray, half, floor: float) -> np.ndarray:
+    """(n, 3) voxels above ``floor`` that are the maximum of their (2*half+1) box (the box
+    clipped at the stack's faces).  Only voxels above the floor are examined, so this costs
+    a small fraction of a full maximum filter."""
+    cand = np.argwhere(resp > floor)
+    if len(cand) == 0:
+        return cand
+    shape = np.array(resp.shape)
+    vals = resp[tuple(cand.T)]
+    is_max = np.ones(len(cand), bool)
+    for off in np.argwhere(np.ones(tuple(2 * np.asarray(half) + 1), bool)) - half:
+        if not off.any():
+            continue
+        nb = np.clip(cand + off, 0, shape - 1)
+        is_max &= vals >= resp[tuple(nb.T)]
+    return cand[is_max]
+
+
 def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=(2.0, 0.4, 0.4),
-                  punctum_fwhm_um: float = 0.0, threshold: float = 6.0,
+                  punctum_fwhm_um: float = 0.0, threshold: float = 4.5,
+                  surround_ratios=(1.6, 3.0),
                   min_separation_um=(0.8, 0.25, 0.25), aperture_um=(1.6, 0.6, 0.6),
                   mask: np.ndarray | None = None, morphology: np.ndarray | None = None,
-                  morphology_coefficient_value: float | None = None) -> pd.DataFrame:
+                  morphology_coefficient_value: float | None = None,
+                  cell_distance_um: float | None = 0.5, cell_threshold: float = 5.0,
+                  split_snr: float | None = 15.0, workers: int = 1) -> pd.DataFrame:
     """Find PSD-95 puncta in one (z, y, x) stack.
+
+    The matched filter (a Gaussian of the punctum's size) minus a wider Gaussian
+    (``surround_ratios`` times wider) is run once per ratio and the detections are pooled:
+    the narrow surround keeps a dim punctum beside a bright one a separate peak, the wide
+    one loses less of an isolated dim punctum's signal.  A detection of a later ratio within
+    1.5 punctum SDs of an earlier one is the same punctum and is dropped.
 
     Parameters
     ----------
@@ -105,7 +337,11 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=(2.0, 0.4, 0.4),
     spacing : voxel size (z, y, x) in um
     psf_fwhm_um : FWHM of the point-spread function (z, y, x) in um
     punctum_fwhm_um : typical punctum diameter (FWHM) before blurring, um
-    threshold : minimum peak response in units of the response's robust noise SD
+    threshold : minimum peak response in units of the response's noise SD (robust, from the
+        stack's interior, and scaled up near the faces where the filter's padding makes
+        the response noisier, :func:`noise_gain`)
+    surround_ratios : widths of the background Gaussians over the matched one, in order of
+        precedence
     min_separation_um : half-size (z, y, x) of the neighbourhood in which a peak must be
         the maximum
     aperture_um : semi-axes of the photometry aperture (see :func:`aperture_photometry`)
@@ -115,44 +351,91 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=(2.0, 0.4, 0.4),
         :func:`morphology_coefficient`) is subtracted before detection, so empty spine heads
         and bright shafts are not taken for puncta
     morphology_coefficient_value : use this coefficient instead of estimating it
+    cell_distance_um : with ``morphology``, keep only puncta within this distance (um) of
+        the labelled cell (:func:`cell_mask`), which drops puncta of unlabelled neighbouring
+        cells and noise in the empty neuropil; None keeps all
+    cell_threshold : threshold of :func:`cell_mask`, in noise SDs of the smoothed channel
+    split_snr : detections this bright or brighter are tested for being two puncta closer
+        than the filters resolve (:func:`split_pairs`; the two then share the peak and SNR
+        of the detection they came from); None: no test
+    workers : threads for the Gaussian filters (scipy releases the GIL in them)
 
     Returns
     -------
-    DataFrame, one row per punctum: ``z, y, x`` (sub-voxel, voxel units), ``peak`` (response),
-    ``snr`` (peak over the response's noise SD), ``morphology_coefficient`` (subtracted share of
-    the morphology channel), ``intensity``, ``background`` (aperture
-    photometry), ``size_um`` (lateral FWHM estimated from the peak's curvature).
+    DataFrame, one row per punctum, brightest first: ``z, y, x`` (sub-voxel, voxel units),
+    ``peak`` (response), ``snr`` (peak over the response's noise SD there),
+    ``morphology_coefficient`` (subtracted share of the morphology channel), ``intensity``,
+    ``background`` (aperture photometry), ``size_um`` (lateral FWHM estimated from the
+    peak's curvature), ``cell_distance_um`` (to the labelled cell; NaN without
+    ``morphology``).
     """
     spacing = np.asarray(spacing, float)
     sigma_um = punctum_sigma_um(psf_fwhm_um, punctum_fwhm_um)
-    signal = image
+    sigma_vox = sigma_um / spacing
+    signal = image.astype(np.float32)
     k_morph = 0.0
     if morphology is not None:
         k_morph = (morphology_coefficient(image, morphology)
                    if morphology_coefficient_value is None else morphology_coefficient_value)
-        signal = image.astype(np.float32) - np.float32(k_morph) * (
-            morphology.astype(np.float32) - np.float32(np.median(morphology)))
-    resp = dog_response(signal, spacing=spacing, sigma_um=sigma_um)
-    noise = robust_noise(resp)
+        signal -= np.float32(k_morph) * (morphology.astype(np.float32)
+                                         - np.float32(np.median(_subsample(morphology))))
     half = np.maximum(np.round(np.asarray(min_separation_um) / spacing).astype(int), 1)
-    local_max = ndimage.maximum_filter(resp, size=tuple(2 * half + 1), mode="nearest")
-    cand = (resp == local_max) & (resp > threshold * noise)
-    if mask is not None:
-        cand &= mask
-    peaks = np.argwhere(cand)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max(int(workers), 1)) as pool:
+        on_cell = (pool.submit(cell_mask, morphology, spacing=spacing, threshold=cell_threshold)
+                   if morphology is not None and cell_distance_um is not None else None)
+        blurred = list(pool.map(lambda r: ndimage.gaussian_filter(signal, sigma_vox * r, mode="nearest"),
+                                (1.0, *surround_ratios)))
+        cell = on_cell.result() if on_cell is not None else None
+    matched = blurred.pop(0)
+    found = []
+    for ratio in surround_ratios:
+        resp = blurred.pop(0)
+        np.subtract(matched, resp, out=resp)
+        # the noise SD of the interior, where the padding does not reach
+        margin = np.ceil(3 * ratio * sigma_vox).astype(int)
+        margin = np.where(np.array(resp.shape) > 4 * margin, margin, 0)
+        noise = robust_noise(resp[tuple(slice(m, n - m) for m, n in zip(margin, resp.shape))])
+        # the gain dips just below 1 one voxel in from a face
+        peaks = _local_maxima(resp, half, 0.95 * threshold * noise)
+        local_noise = noise * noise_gain_at(noise_gain(resp.shape, sigma_vox=sigma_vox,
+                                                       ratio=ratio), peaks)
+        keep = resp[tuple(peaks.T)] > threshold * local_noise
+        if mask is not None:
+            keep &= mask[tuple(peaks.T)]
+        peaks, local_noise = peaks[keep], local_noise[keep]
+        offsets, sig_vox = _subvoxel(resp, peaks)
+        peak = resp[tuple(peaks.T)]
+        found.append((peaks + offsets, peak, peak / local_noise, sig_vox))
+        del resp
+    pos, peak, snr, sig_vox = found[0]
+    for more in found[1:]:
+        if len(pos) and len(more[0]):
+            from scipy.spatial import cKDTree
+            d, _ = cKDTree(pos * spacing / sigma_um).query(more[0] * spacing / sigma_um)
+            more = tuple(v[d > 1.5] for v in more)
+        pos, peak, snr, sig_vox = (np.concatenate([a, b]) for a, b in zip((pos, peak, snr, sig_vox), more))
+    if split_snr is not None and len(pos):
+        pos, origin = split_pairs(signal, pos, snr, spacing=spacing, sigma_um=sigma_um,
+                                  min_snr=split_snr)
+        peak, snr, sig_vox = peak[origin], snr[origin], sig_vox[origin]
+    to_cell = np.full(len(pos), np.nan)
+    if cell is not None and len(pos):
+        to_cell = distance_to_mask(cell, pos, spacing=spacing)
+        keep = to_cell <= cell_distance_um
+        pos, peak, snr, sig_vox, to_cell = pos[keep], peak[keep], snr[keep], sig_vox[keep], to_cell[keep]
     cols = ["z", "y", "x", "peak", "morphology_coefficient", "snr", "intensity", "background",
-            "size_um"]
-    if len(peaks) == 0:
+            "size_um", "cell_distance_um"]
+    if len(pos) == 0:
         return pd.DataFrame(columns=cols)
-    offsets, sig_vox = _subvoxel(resp, peaks)
-    pos = peaks + offsets
     phot = aperture_photometry(signal, pos, spacing=spacing, radius_um=aperture_um)
-    peak = resp[tuple(peaks.T)]
     # the DoG of a Gaussian blob is narrower than the blob; report the lateral FWHM in um
     with np.errstate(all="ignore"):
         lateral = np.sqrt(sig_vox[:, 1] * sig_vox[:, 2]) * np.sqrt(spacing[1] * spacing[2]) / FWHM_TO_SIGMA
     out = pd.DataFrame({"z": pos[:, 0], "y": pos[:, 1], "x": pos[:, 2], "peak": peak,
-                        "morphology_coefficient": k_morph,
-                        "snr": peak / noise, "intensity": phot["intensity"].to_numpy(),
-                        "background": phot["background"].to_numpy(), "size_um": lateral})
+                        "morphology_coefficient": k_morph, "snr": snr,
+                        "intensity": phot["intensity"].to_numpy(),
+                        "background": phot["background"].to_numpy(), "size_um": lateral,
+                        "cell_distance_um": to_cell})
     return out.sort_values("snr", ascending=False, ignore_index=True)

@@ -6,6 +6,7 @@ rule detect:
         f"{RESULTS}/detect/{{cell}}/{{session}}.csv",
     params:
         options=options("detect"),
+    threads: 2
     conda:
         "../envs/pipeline.yaml"
     log:
@@ -14,4 +15,4 @@ rule detect:
         f"{RESULTS}/benchmarks/detect/{{cell}}/{{session}}.tsv"
     shell:
         "python -m pipeline detect --stack {input.stack:q} --options {params.options:q} "
-        "--out {output:q} > {log:q} 2>&1"
+        "--threads {threads} --out {output:q} > {log:q} 2>&1"

@@ -62,9 +62,78 @@ def test_subvoxel_localisation_error_below_0_1_um_lateral():
 
 
 def test_noise_only_stack_gives_no_detections():
+    """Without a morphology channel there is no cell mask to confine the search, and a
+    threshold of 6 noise SDs is needed to keep noise out of a whole stack."""
     rng = np.random.default_rng(1)
     img = rng.poisson(5.0, size=(20, 128, 128)).astype(np.float32)
-    assert len(detect_puncta(img, spacing=SPACING)) == 0
+    assert len(detect_puncta(img, spacing=SPACING, threshold=6.0)) == 0
+
+
+def _dendrite(shape, y_vox, *, peak=40.0, radius_um=0.4):
+    """A morphology channel with one dendrite along x at row ``y_vox``."""
+    from scipy import ndimage
+
+    line = np.zeros(shape, np.float32)
+    line[shape[0] // 2, y_vox, :] = 1.0
+    img = ndimage.gaussian_filter(line, np.array([1.0, radius_um, radius_um]) / SPACING)
+    return peak * img / img.max()
+
+
+def test_noise_on_a_labelled_cell_gives_no_detections_at_the_default_threshold():
+    rng = np.random.default_rng(5)
+    shape = (20, 128, 128)
+    morph = rng.poisson(_dendrite(shape, 64) + 2.0).astype(np.float32)
+    for seed in range(3):
+        psd = np.random.default_rng(seed).poisson(3.0, size=shape).astype(np.float32)
+        assert len(detect_puncta(psd, spacing=SPACING, morphology=morph)) == 0
+
+
+def test_punctum_on_an_unlabelled_neighbour_is_excluded():
+    rng = np.random.default_rng(6)
+    shape = (20, 128, 128)
+    morph = rng.poisson(_dendrite(shape, 40) + 2.0).astype(np.float32)
+    on_cell = np.array([[10.0, 40.0, 30.0], [10.0, 41.0, 90.0]])
+    off_cell = np.array([[10.0, 100.0, 60.0]])          # 5.3 um from the labelled dendrite
+    centres = np.vstack([on_cell, off_cell])
+    img = render_puncta(shape, SPACING, centres, np.full(3, 3000.0), np.tile([0.85, 0.17, 0.17], (3, 1)))
+    img = rng.poisson(img + 3.0).astype(np.float32)
+    det = detect_puncta(img, spacing=SPACING, morphology=morph)
+    ia, ib = match_points(det[["z", "y", "x"]].to_numpy() * SPACING, centres * SPACING)
+    assert len(det) == 2 and sorted(ib) == [0, 1], det
+    assert (det["cell_distance_um"] < 0.5).all()
+    everywhere = detect_puncta(img, spacing=SPACING, morphology=morph, cell_distance_um=None)
+    _, ib = match_points(everywhere[["z", "y", "x"]].to_numpy() * SPACING, centres * SPACING)
+    assert sorted(ib) == [0, 1, 2]
+
+
+def _spots(centres, sigmas_um, integral, seed, shape=(20, 96, 96)):
+    rng = np.random.default_rng(seed)
+    centres = np.asarray(centres, float)
+    img = render_puncta(shape, SPACING, centres, np.full(len(centres), integral),
+                        np.asarray(sigmas_um, float).reshape(-1, 3))
+    return rng.poisson(img + 3.0).astype(np.float32)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_two_puncta_0_4_um_apart_are_two_detections(seed):
+    """Two point-like puncta 0.4 um apart (the PSF's FWHM) merge in the filtered image; the
+    pair test finds both, each within 0.05 um of the truth."""
+    half = 0.2 / SPACING[2]
+    centres = np.array([[10.0, 48.0, 48.0 - half], [10.0, 48.0, 48.0 + half]])
+    img = _spots(centres, [[0.85, 0.17, 0.17]] * 2, 1500.0, seed)
+    det = detect_puncta(img, spacing=SPACING, threshold=6.0)
+    assert len(det) == 2, det
+    ia, ib = match_points(det[["z", "y", "x"]].to_numpy() * SPACING, centres * SPACING)
+    lateral = np.linalg.norm((det[["y", "x"]].to_numpy()[ia] - centres[ib, 1:]) * SPACING[1:], axis=1)
+    assert len(ia) == 2 and lateral.max() < 0.05, lateral
+    # without the pair test they are one detection between the two
+    assert len(detect_puncta(img, spacing=SPACING, threshold=6.0, split_snr=None)) == 1
+
+
+@pytest.mark.parametrize("sigma_yx", [(0.17, 0.17), (0.3, 0.3), (0.17, 0.3)])
+def test_one_large_or_elongated_punctum_is_not_split(sigma_yx):
+    img = _spots([[10.0, 48.0, 48.0]], [[0.85, *sigma_yx]], 3000.0, seed=3)
+    assert len(detect_puncta(img, spacing=SPACING, threshold=6.0)) == 1
 
 
 def test_threshold_is_in_noise_units_so_brightness_does_not_matter():
