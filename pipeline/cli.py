@@ -31,6 +31,8 @@ PRESENCE_COLUMNS = ["p_present", "present_detected", "presence_uncertain", "trac
 LINK_COLUMNS = ["link_confidence"]
 #: 1 on every row of a synapse that a curation row changed (pipeline.curate)
 CURATION_COLUMNS = ["curated"]
+#: added by the weights stage: why a weight may be off (pipeline.weights.quality_flags)
+QUALITY_COLUMNS = ["quality_flags"]
 CURATION_FIELDS = ["action", "cell", "synapse_id", "session", "other_synapse_id", "note", "row"]
 
 
@@ -211,10 +213,15 @@ def cmd_ingest(args) -> None:
     stack, voxel, channels = _load_session(row, config_voxel=_triple(args.voxel_um),
                                            max_saturated=args.max_saturated,
                                            config_voxel_first=args.config_voxel_first)
+    from .io import probe_stack, saturated_fraction
+
+    frac, top = saturated_fraction(stack[0], probe_stack(row["abs_path"]).dtype)
     meta = {"cell": row["cell"], "cell_type": row["cell_type"], "session": row["session"],
             "day": float(row["day"]), "animal": row["animal"], "source": row["abs_path"],
             "channels": ["psd95"] + (["morphology"] if len(channels) > 1 else []),
-            "source_channels": channels}
+            "source_channels": channels,
+            # the detector's full scale when some PSD-95 voxels reach it (weights flag them)
+            "psd95_saturation_level": top if frac > 0 else None}
     with atomic_path(args.out) as tmp:
         write_stack(tmp, stack, voxel_um=voxel, metadata=meta)
         os.replace(tmp.with_suffix(".json"), Path(args.out).with_suffix(".json"))
@@ -345,7 +352,7 @@ def cmd_weights(args) -> None:
     from .io import load_ingested
     from .register import to_session
     from .track import track_positions
-    from .weights import aperture_photometry, normalise_weights
+    from .weights import aperture_photometry, quality_flags, remove_bleedthrough
 
     opts = _options(args.options)
     tracks = pd.read_csv(args.tracks)
@@ -372,14 +379,17 @@ def cmd_weights(args) -> None:
             k_morph = opts.get("bleedthrough", "auto")
             if k_morph == "auto":  # estimated per session from the data
                 k_morph = morphology_coefficient(stack[0], stack[1])
-            psd = psd - np.float32(k_morph) * (stack[1] - np.float32(np.median(stack[1])))
-        phot = aperture_photometry(psd, vox, spacing=spacing,
-                                   radius_um=opts.get("aperture_um", (1.6, 0.6, 0.6)))
+            psd = remove_bleedthrough(stack[0], stack[1], k_morph)
+        aperture = opts.get("aperture_um", (1.6, 0.6, 0.6))
+        phot = aperture_photometry(psd, vox, spacing=spacing, radius_um=aperture,
+                                   saturation=meta.get("psd95_saturation_level"), raw=stack[0])
         link = det["link_distance_um"].reindex(ids).to_numpy()
         confidence = (det["link_confidence"].reindex(ids).to_numpy()
                       if "link_confidence" in det.columns else np.full(len(ids), np.nan))
         # a detection with no signal above its local background is not a credible punctum
         present = found & (phot["intensity"].to_numpy() > 0)
+        flags = quality_flags(phot, vox, present, spacing=spacing, radius_um=aperture,
+                              min_snr=opts.get("min_snr", 3.0))
         rows.append(pd.DataFrame({
             "cell": meta["cell"], "cell_type": meta["cell_type"], "synapse_id": ids,
             "session": meta["session"], "day": meta["day"], "present": present.astype(int),
@@ -389,23 +399,31 @@ def cmd_weights(args) -> None:
             "detected": found.astype(int), "link_distance_um": link,
             "link_confidence": confidence,
             "animal": meta.get("animal", ""), "bleedthrough": k_morph,
-            "curated": curated.reindex(ids).to_numpy()}))
+            "curated": curated.reindex(ids).to_numpy(), "quality_flags": flags.to_numpy()}))
     table = pd.concat(rows, ignore_index=True)
-    table["weight"] = normalise_weights(table["intensity"], table["present"],
-                                        groups=table["session"].astype(str),
-                                        method=opts.get("normalisation", "percentile_40_60"))
+    table["weight"] = _normalised(table, opts.get("normalisation", "percentile_40_60"))
     table["normalisation"] = opts.get("normalisation", "percentile_40_60")
     table = table.sort_values(["synapse_id", "day"], ignore_index=True)
     with atomic_path(args.out) as tmp:
         table[SYNAPSE_COLUMNS + ["normalisation", "bleedthrough"] + CURATION_COLUMNS
-              + LINK_COLUMNS].to_csv(
+              + LINK_COLUMNS + QUALITY_COLUMNS].to_csv(
             tmp, index=False, float_format="%.6g")
     print(f"{meta['cell']}: {len(ids)} synapses x {len(args.stacks)} sessions")
 
 
+def _normalised(table: pd.DataFrame, method: str) -> pd.Series:
+    """One cell's weights: intensities over each session's scale (the earliest session is
+    the reference of the median_ratio method)."""
+    from .weights import normalise_weights
+
+    first = str(table.loc[table["day"].idxmin(), "session"])
+    return normalise_weights(table["intensity"], table["present"],
+                             groups=table["session"].astype(str), method=method,
+                             synapse_ids=table["synapse_id"], reference=first)
+
+
 def cmd_presence(args) -> None:
     from .presence import call_presence
-    from .weights import normalise_weights
 
     opts = _options(args.options)
     table = pd.read_csv(args.table)
@@ -420,14 +438,12 @@ def cmd_presence(args) -> None:
         out = curate_calls(out, actions)
     summary["curated_calls"] = int(actions["action"].isin(["present", "absent"]).sum())
     # the per-session scale follows the synapses now called present
-    out["weight"] = normalise_weights(out["intensity"], out["present"],
-                                      groups=out["session"].astype(str),
-                                      method=str(out["normalisation"].iloc[0]))
+    out["weight"] = _normalised(out, str(out["normalisation"].iloc[0]))
     summary["cell"] = str(out["cell"].iloc[0])
     if "curated" not in out.columns:
         out["curated"] = 0
     cols = (SYNAPSE_COLUMNS + ["normalisation", "bleedthrough"] + PRESENCE_COLUMNS
-            + CURATION_COLUMNS + [c for c in LINK_COLUMNS if c in out.columns])
+            + CURATION_COLUMNS + [c for c in LINK_COLUMNS + QUALITY_COLUMNS if c in out.columns])
     with atomic_path(args.out) as tmp:
         out[cols].to_csv(tmp, index=False, float_format="%.6g")
     with atomic_path(args.summary) as tmp:

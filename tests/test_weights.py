@@ -1,10 +1,11 @@
 import numpy as np
 import pandas as pd
+import pytest
 
 from pipeline.detect import detect_puncta
 from pipeline.evaluate import match_points
 from pipeline.simulate import render_puncta
-from pipeline.weights import aperture_photometry, normalise_weights
+from pipeline.weights import aperture_photometry, normalise_weights, quality_flags, remove_bleedthrough
 
 from conftest import spacing_of, truth_of
 
@@ -45,12 +46,15 @@ def test_position_outside_the_stack_is_flagged():
     assert phot["in_view"].item() == 0
 
 
-def test_uniformly_brighter_session_gives_the_same_normalised_weights():
+@pytest.mark.parametrize("method", ["percentile_40_60", "median_ratio"])
+def test_uniformly_brighter_session_gives_the_same_normalised_weights(method):
     rng = np.random.default_rng(1)
     intens = rng.lognormal(0, 0.9, 50)
     table = pd.DataFrame({"intensity": np.concatenate([intens, 2.5 * intens]),
-                          "present": 1, "session": ["a"] * 50 + ["b"] * 50})
-    w = normalise_weights(table["intensity"], table["present"], groups=table["session"])
+                          "present": 1, "session": ["a"] * 50 + ["b"] * 50,
+                          "synapse_id": np.r_[np.arange(50), np.arange(50)]})
+    w = normalise_weights(table["intensity"], table["present"], groups=table["session"],
+                          method=method, synapse_ids=table["synapse_id"])
     np.testing.assert_allclose(w[:50].to_numpy(), w[50:].to_numpy())
     lo, hi = np.percentile(intens, [40, 60])
     assert np.isclose(np.mean(w[:50][(intens >= lo) & (intens <= hi)]), 1.0)
@@ -69,3 +73,64 @@ def test_log_weights_correlate_with_truth(sim_pyr, sim_pv):
         r = np.corrcoef(np.log(phot["intensity"].to_numpy()[ok]),
                         np.log(tr["weight"].to_numpy()[ib][ok]))[0, 1]
         assert r > 0.9, (sim.params.cell_type, r)
+
+
+def test_brighter_session_with_many_new_small_synapses_median_ratio_recovers_the_scale():
+    """The published percentile scale moves when many small synapses appear; the median
+    ratio over synapses present in both sessions does not."""
+    rng = np.random.default_rng(2)
+    old = rng.lognormal(0, 0.9, 60)
+    new = rng.lognormal(np.log(0.2), 0.3, 40)           # births: small
+    ids = np.r_[np.arange(60), np.arange(60), np.arange(60, 100)]
+    intens = np.r_[old, 1.7 * old, 1.7 * new]
+    table = pd.DataFrame({"intensity": intens, "present": 1, "synapse_id": ids,
+                          "session": ["a"] * 60 + ["b"] * 100})
+    kw = dict(groups=table["session"], synapse_ids=table["synapse_id"])
+    robust = normalise_weights(table["intensity"], table["present"], method="median_ratio", **kw)
+    published = normalise_weights(table["intensity"], table["present"], **kw)
+    np.testing.assert_allclose(robust[60:120].to_numpy(), robust[:60].to_numpy(), rtol=1e-9)
+    ratio = np.median(published[60:120].to_numpy() / published[:60].to_numpy())
+    assert ratio > 1.2, ratio                           # the percentile scale fell with the births
+    # the reference session is the same under both
+    np.testing.assert_allclose(robust[:60], published[:60])
+
+
+def test_bleedthrough_is_removed_from_the_weights():
+    rng = np.random.default_rng(3)
+    integrals = np.array([800.0, 1600.0, 3200.0])
+    centres, img = _field(rng, integrals)
+    # a bright dendrite through the puncta, 6 % of which shows in the PSD-95 channel
+    morph = np.zeros_like(img)
+    morph[6:11, 10:85, 44:53] = 400.0
+    morph += 10.0
+    from scipy import ndimage
+    morph = ndimage.gaussian_filter(morph, (1, 2, 2))
+    leaky = img + 0.06 * (morph - 10.0)
+    clean = aperture_photometry(img, centres, spacing=SPACING)["intensity"].to_numpy()
+    raw = aperture_photometry(leaky, centres, spacing=SPACING)["intensity"].to_numpy()
+    fixed = aperture_photometry(remove_bleedthrough(leaky, morph, 0.06), centres,
+                                spacing=SPACING)["intensity"].to_numpy()
+    assert np.all(np.abs(raw - clean) > 0.05 * clean)   # the dendrite's light was counted
+    np.testing.assert_allclose(fixed, clean, rtol=0.01)
+
+
+def test_saturated_edge_and_crowded_synapses_are_flagged():
+    rng = np.random.default_rng(4)
+    shape = (16, 96, 96)
+    centres = np.array([[8.0, 20.0, 20.0],     # bright: clipped by the detector
+                        [8.0, 60.0, 20.0],     # isolated, fine
+                        [8.0, 48.0, 70.0],     # with a neighbour 0.6 um away
+                        [8.0, 48.0, 76.8],
+                        [8.0, 2.0, 50.0]])     # at the stack's face
+    integrals = np.array([40000.0, 2000.0, 2000.0, 2000.0, 2000.0])
+    img = render_puncta(shape, SPACING, centres, integrals, np.tile([0.85, 0.2, 0.2], (5, 1))) + 4.0
+    img = rng.poisson(img).astype(np.float32)
+    top = np.float32(np.percentile(img[7:10, 15:26, 15:26], 99))  # below the bright one's peak
+    img = np.minimum(img, top)
+    phot = aperture_photometry(img, centres, spacing=SPACING, saturation=top)
+    flags = quality_flags(phot, centres, np.ones(5), spacing=SPACING)
+    assert flags.tolist() == ["saturated", "", "neighbour", "neighbour", "edge"], flags.tolist()
+    # an SNR below the bound is flagged only where the synapse is called present
+    weak = phot.assign(snr=[10, 1.0, 10, 10, 10])
+    assert "low_snr" in quality_flags(weak, centres, np.ones(5), spacing=SPACING)[1]
+    assert "low_snr" not in quality_flags(weak, centres, [1, 0, 1, 1, 1], spacing=SPACING)[1]
