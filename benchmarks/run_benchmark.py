@@ -97,6 +97,28 @@ def _detect_all(tool: str, results: str, cell: str, setting: dict):
             for sess, stack, sp in _session_stacks(Path(results), cell)}
 
 
+def _time_detection(results: str, cell: str, workers: int):
+    """detect_puncta on every session of a cell, as the detect stage calls it: seconds and
+    the peak of memory allocated during the call (tracemalloc; numpy reports its arrays
+    to it), beside the size of the two-channel float32 stack it is given."""
+    import tracemalloc
+
+    from pipeline.detect import detect_puncta
+
+    rows = []
+    for sess, stack, sp in _session_stacks(Path(results), cell):
+        detect_puncta(stack[0][:4, :64, :64], spacing=sp)     # imports and first calls out of the timing
+        tracemalloc.start()
+        t0 = time.perf_counter()
+        detect_puncta(stack[0], spacing=sp, morphology=stack[1], workers=workers)
+        secs = time.perf_counter() - t0
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        rows.append({"session": sess, "seconds": secs, "peak_mb": peak / 2 ** 20,
+                     "stack_mb": stack.nbytes / 2 ** 20})
+    return rows
+
+
 def _register_all(results: str, cell: str):
     import peers
 
@@ -227,7 +249,7 @@ def main(argv=None):
                                        "minmass": float(best["trackpy.locate"]["minmass"])}}
 
     # 2. regimes
-    table, model_rows, speed = [], [], {}
+    table, model_rows, speed, det_speed = [], [], {}, []
     for regime, sim_args in REGIMES.items():
         data, results = work / regime / "data", work / regime / "results"
         simulate(data, sim_args)
@@ -246,6 +268,9 @@ def main(argv=None):
             dets, secs, mb = _in_child(_detect_all, tool, str(results), cell, best_setting[tool])
             table.append({"regime": regime, "tool": f"{tool} (detection)",
                           **score_detections(dets, tcell, spacing), "time_s": secs, "peak_mb": mb})
+        for workers in (1, 2):
+            rows, _, _ = _in_child(_time_detection, str(results), cell, workers)
+            det_speed.append(pd.DataFrame(rows).assign(regime=regime, workers=workers))
         mats, secs, mb = _in_child(_register_all, str(results), cell)
         table.append({"regime": regime, "tool": "phase_cross_correlation (registration)",
                       **score_registration(mats, tcell, spacing), "time_s": secs, "peak_mb": mb})
@@ -258,11 +283,14 @@ def main(argv=None):
 
     results_df = pd.DataFrame(table)
     models = pd.concat(model_rows, ignore_index=True)
+    det_speed = pd.concat(det_speed, ignore_index=True)
+    det_speed.to_csv(work / "detection_speed.csv", index=False)
     results_df.to_csv(work / "scores.csv", index=False)
     models.to_csv(work / "models.csv", index=False)
     cal_df.to_csv(work / "calibration.csv", index=False)
     total = time.perf_counter() - t_start
-    write_markdown(Path(args.out), results_df, models, cal_df, best_setting, speed, total, args)
+    write_markdown(Path(args.out), results_df, models, cal_df, best_setting, speed, total, args,
+                   det_speed)
     print(f"wrote {args.out} ({total / 60:.1f} min)")
 
 
@@ -272,7 +300,7 @@ def _fmt(v, nd=3):
     return f"{v:.{nd}f}" if isinstance(v, (float, np.floating)) else str(v)
 
 
-def write_markdown(path, scores, models, cal, best, speed, total, args):
+def write_markdown(path, scores, models, cal, best, speed, total, args, det_speed):
     cols = [("detection_precision", "det P"), ("detection_recall", "det R"), ("detection_f1", "det F1"),
             ("registration_error_um_median", "reg err med (um)"),
             ("registration_error_um_p95", "reg err p95 (um)"),
@@ -305,6 +333,34 @@ def write_markdown(path, scores, models, cal, best, speed, total, args):
         lines.append(f"| {r['regime']} | {r['tool']} | " + " | ".join(
             _fmt(r.get(c), 1 if c in ("time_s", "peak_mb", "added_abs_error_pp", "lost_abs_error_pp") else 3)
             for c, _ in cols) + " |")
+    lines += ["", "## Detection and weights", "",
+              "Detection F1 against the simulator's truth (ours and the peers, from the table "
+              "above); r of log weight and of log weight change vs the truth; the cross-session "
+              "normalisation error of both methods, applied to the same measured intensities "
+              "(per session, the median of our weight / true weight over synapses present in "
+              "both; the error is the mean absolute deviation of those session scales from their "
+              "median); `detect_puncta` alone on each full-size session (in-process, after a "
+              "warm-up call: seconds with 1 and 2 threads, and the peak memory it allocates, "
+              "tracemalloc, over the two-channel float32 stack it is given).", "",
+              "| regime | det F1 ours | det F1 blob_log | det F1 trackpy | r log w | r log Δw | "
+              "norm. error percentile_40_60 (%) | norm. error median_ratio (%) | "
+              "detect s/session, 1 thread (median / max) | 2 threads (median / max) | "
+              "detect peak memory / stack (max) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for regime in REGIMES:
+        sc = scores[scores.regime == regime].set_index("tool")
+        ours = sc.loc["ours (pipeline)"]
+        sp = det_speed[det_speed.regime == regime]
+        one, two = sp[sp.workers == 1]["seconds"], sp[sp.workers == 2]["seconds"]
+        ratio = (sp["peak_mb"] / sp["stack_mb"]).max()
+        lines.append(
+            f"| {regime} | {_fmt(ours.get('detection_f1'))} | "
+            f"{_fmt(sc.loc['blob_log (detection)'].get('detection_f1'))} | "
+            f"{_fmt(sc.loc['trackpy.locate (detection)'].get('detection_f1'))} | "
+            f"{_fmt(ours.get('log_weight_r'))} | {_fmt(ours.get('log_change_r'))} | "
+            f"{_fmt(ours.get('normalisation_error_pct_percentile_40_60'), 1)} | "
+            f"{_fmt(ours.get('normalisation_error_pct_median_ratio'), 1)} | "
+            f"{one.median():.2f} / {one.max():.2f} | {two.median():.2f} / {two.max():.2f} | "
+            f"{ratio:.1f}x ({sp['peak_mb'].max():.0f} MB over {sp['stack_mb'].iloc[0]:.0f} MB) |")
     lines += ["", "## Our per-stage time and memory (Snakemake `benchmark:` files)", "",
               "| regime | end-to-end wall (s) | " + " | ".join(f"{s} s / MB" for s in STAGES) + " |",
               "|---|---|" + "---|" * len(STAGES)]

@@ -158,6 +158,7 @@ def evaluate_results(dataset: Path, results: Path) -> pd.DataFrame:
         res_all = synapses[synapses["cell"] == cell].copy()
         res_all["true_id"] = res_all["synapse_id"].map(id_map)
         r_dw = _log_change_r(res_all, tcell, sessions)
+        norm = normalisation_error_pct(res_all, tcell)
         det_df = pd.DataFrame(det_scores)
         errs = np.concatenate(reg_err) if reg_err else np.array([np.nan])
         for metric, value in (
@@ -168,10 +169,39 @@ def evaluate_results(dataset: Path, results: Path) -> pd.DataFrame:
                 ("registration_error_um_p95", float(np.percentile(errs, 95))),
                 ("link_precision", links["precision"]), ("link_recall", links["recall"]),
                 ("link_f1", links["f1"]), ("log_weight_r", r_w), ("log_change_r", r_dw),
+                *((f"normalisation_error_pct_{k}", v) for k, v in norm.items()),
                 *turnover_error_pp(tracks, tcell).items()):
             rows.append({"cell": cell, "metric": metric, "value": value})
     rows += _population_scores(truth, synapses, params)
     return pd.DataFrame(rows)
+
+
+def normalisation_error_pct(res: pd.DataFrame, truth: pd.DataFrame) -> dict:
+    """Cross-session error of each normalisation method, in percent.
+
+    Both methods are applied to the result's raw intensities.  For each session, the median
+    over synapses present there in both the result and the truth of (our weight / true
+    weight) is that session's scale; with perfect normalisation it is the same in every
+    session.  The error is the mean absolute deviation of the sessions' scales from their
+    median, relative to it.  ``res`` needs ``true_id`` (the true synapse of each row).
+    """
+    from .weights import NORMALISATIONS, normalise_weights
+
+    first = str(res.loc[res["day"].idxmin(), "session"])
+    out = {}
+    for method in NORMALISATIONS:
+        w = normalise_weights(res["intensity"], res["present"], groups=res["session"].astype(str),
+                              method=method, synapse_ids=res["synapse_id"], reference=first)
+        ours = res.assign(w=w)
+        ours = ours[(ours["present"] == 1) & (ours["w"] > 0)].dropna(subset=["true_id"])
+        ours = ours.assign(true_id=ours["true_id"].astype(int))
+        both = ours.merge(truth[truth["present"] == 1][["synapse_id", "session", "weight"]],
+                          left_on=["true_id", "session"], right_on=["synapse_id", "session"],
+                          suffixes=("", "_true"))
+        scale = (both["w"] / both["weight_true"]).groupby(both["session"]).median()
+        out[method] = float(100 * np.mean(np.abs(scale / scale.median() - 1))) if len(scale) > 1 \
+            else float("nan")
+    return out
 
 
 def _log_change_r(res: pd.DataFrame, truth: pd.DataFrame, sessions) -> float:

@@ -43,7 +43,13 @@ def bin_yx(image: np.ndarray, factor: int) -> np.ndarray:
     *lead, y, x = image.shape
     y, x = y // factor * factor, x // factor * factor
     v = image[..., :y, :x].astype(np.float32, copy=False)
-    return v.reshape(*lead, y // factor, factor, x // factor, factor).mean(axis=(-3, -1))
+    # a sum of strided views: several times faster than reshape(...).mean()
+    out = np.zeros((*lead, y // factor, x // factor), np.float32)
+    for i in range(factor):
+        for j in range(factor):
+            out += v[..., i::factor, j::factor]
+    out *= np.float32(1.0 / factor ** 2)
+    return out
 
 
 def _correlate(reference, moving, spacing, smooth_vox):
