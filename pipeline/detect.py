@@ -1,12 +1,14 @@
 """3D detection of PSD-95 puncta.
 
-A difference of Gaussians matched to the expected punctum (point-spread function convolved
-with a typical punctum size, per axis in voxels) enhances puncta and removes the smooth
-background.  When a morphology channel exists, the share of it that shows in the PSD-95
-channel (bleed-through and diffuse PSD-95 in the shaft, estimated from the data) is first
-subtracted, so bright shafts and empty spine heads are not taken for puncta.  The filtered
-image's noise is estimated robustly (MAD over the stack), so one threshold, in units of noise,
-works across sessions of different brightness.  Local maxima above the threshold
+The share of the morphology channel that shows in the PSD-95 channel (bleed-through and diffuse
+PSD-95 in the shaft, estimated from the data with the puncta left out) is subtracted, so bright
+shafts and empty spine heads are not taken for puncta.  A Gaussian matched to the punctum
+(point-spread function convolved with a typical punctum size, per axis in voxels) minus a wider
+Gaussian enhances puncta and removes the smooth background; two surround widths are run and
+their detections pooled.  Each response's noise is estimated robustly (MAD over the interior,
+scaled exactly at the faces), so one threshold, in units of noise, works across sessions of
+different brightness.  With a morphology channel, only peaks near the labelled cell are kept.
+Bright elongated peaks are tested for being two puncta closer than the filters resolve.  Peaks
 are localised to sub-voxel precision by a parabola through the log response on each axis.
 """
 from __future__ import annotations

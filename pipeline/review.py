@@ -167,7 +167,7 @@ def summarise_synapses(table: pd.DataFrame) -> pd.DataFrame:
             "min_link_confidence": float(g["link_confidence"].min())
             if "link_confidence" in g.columns and g["link_confidence"].notna().any() else np.nan,
             "max_snr": float(g["snr"].max()),
-            "flags": " ".join(flags),
+            "flags": " ".join(dict.fromkeys(flags)),   # once each, in order
         })
     cols = ["cell", "cell_type", "synapse_id", "track_ids", "present", "pattern", "certainty",
             "max_link_um", "min_link_confidence", "median_weight", "max_snr", "flags"]

@@ -298,7 +298,7 @@ def cell_page(table: pd.DataFrame, summary: pd.DataFrame, *, cell: str, sessions
     for sid, g in t.groupby("synapse_id", sort=True):
         r = info.loc[sid]
         cols = ["session", "day", "present", "p_present", "detected", "weight", "snr",
-                "link_distance_um", "link_confidence", "in_view", "curated"]
+                "link_distance_um", "link_confidence", "in_view", "curated", "quality_flags"]
         cols = [c for c in cols if c in g.columns]
         trs = "".join("<tr>" + "".join(
             f"<td>{_num(v)[0] if isinstance(v, float) else _esc(v)}</td>" for v in vals)

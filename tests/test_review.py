@@ -86,6 +86,17 @@ def test_summary_of_a_synapse():
     assert s.loc[1, "max_link_um"] == pytest.approx(0.2)
 
 
+def test_weight_quality_flags_reach_the_summary_once_each():
+    t = _table()
+    t["quality_flags"] = pd.Series([np.nan] * len(t), dtype=object)
+    t.loc[(t.synapse_id == 2) & (t.session == "s0"), "quality_flags"] = "neighbour;edge"
+    t.loc[(t.synapse_id == 2) & (t.session == "s2"), "quality_flags"] = "saturated;neighbour"
+    t.loc[(t.synapse_id == 2) & (t.session == "s1"), "in_view"] = 0          # also 'edge'
+    s = summarise_synapses(t).set_index("synapse_id")
+    assert s.loc[2, "flags"] == "edge neighbour saturated"
+    assert s.loc[1, "flags"] == "uncertain gap"
+
+
 def test_offered_curation_rows_are_accepted_and_do_what_they_say(tmp_path):
     table = _table()
     g = table[table.synapse_id == 1].sort_values("day")
