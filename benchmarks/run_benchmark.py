@@ -98,24 +98,28 @@ def _detect_all(tool: str, results: str, cell: str, setting: dict):
 
 
 def _time_detection(results: str, cell: str, workers: int):
-    """detect_puncta on every session of a cell, as the detect stage calls it: seconds and
-    the peak of memory allocated during the call (tracemalloc; numpy reports its arrays
-    to it), beside the size of the two-channel float32 stack it is given."""
+    """detect_puncta on every session of a cell, as the detect stage calls it: seconds (after
+    one untimed call on the first session, so that imports and first-call costs are out),
+    and, in a separate call on the first session, the peak of memory allocated during the
+    call (tracemalloc, which numpy reports its arrays to, and which slows the call down),
+    beside the size of the two-channel float32 stack it is given."""
     import tracemalloc
 
     from pipeline.detect import detect_puncta
 
-    rows = []
+    rows, warm = [], False
     for sess, stack, sp in _session_stacks(Path(results), cell):
-        detect_puncta(stack[0][:4, :64, :64], spacing=sp)     # imports and first calls out of the timing
-        tracemalloc.start()
+        if not warm:
+            detect_puncta(stack[0], spacing=sp, morphology=stack[1], workers=workers)
+            tracemalloc.start()
+            detect_puncta(stack[0], spacing=sp, morphology=stack[1], workers=workers)
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            warm = True
         t0 = time.perf_counter()
         detect_puncta(stack[0], spacing=sp, morphology=stack[1], workers=workers)
-        secs = time.perf_counter() - t0
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-        rows.append({"session": sess, "seconds": secs, "peak_mb": peak / 2 ** 20,
-                     "stack_mb": stack.nbytes / 2 ** 20})
+        rows.append({"session": sess, "seconds": time.perf_counter() - t0,
+                     "peak_mb": peak / 2 ** 20, "stack_mb": stack.nbytes / 2 ** 20})
     return rows
 
 
@@ -340,8 +344,9 @@ def write_markdown(path, scores, models, cal, best, speed, total, args, det_spee
               "(per session, the median of our weight / true weight over synapses present in "
               "both; the error is the mean absolute deviation of those session scales from their "
               "median); `detect_puncta` alone on each full-size session (in-process, after a "
-              "warm-up call: seconds with 1 and 2 threads, and the peak memory it allocates, "
-              "tracemalloc, over the two-channel float32 stack it is given).", "",
+              "warm-up call; seconds with 1 and 2 threads), and the peak memory it allocates "
+              "(tracemalloc, a separate call on the first session) over the two-channel float32 "
+              "stack it is given.", "",
               "| regime | det F1 ours | det F1 blob_log | det F1 trackpy | r log w | r log Δw | "
               "norm. error percentile_40_60 (%) | norm. error median_ratio (%) | "
               "detect s/session, 1 thread (median / max) | 2 threads (median / max) | "
