@@ -187,6 +187,8 @@ def normalisation_error_pct(res: pd.DataFrame, truth: pd.DataFrame) -> dict:
     """
     from .weights import NORMALISATIONS, normalise_weights
 
+    if "intensity" not in res.columns or res["intensity"].isna().all():
+        return {m: float("nan") for m in NORMALISATIONS}   # e.g. an imported weight matrix
     first = str(res.loc[res["day"].idxmin(), "session"])
     out = {}
     for method in NORMALISATIONS:
@@ -195,9 +197,9 @@ def normalisation_error_pct(res: pd.DataFrame, truth: pd.DataFrame) -> dict:
         ours = res.assign(w=w)
         ours = ours[(ours["present"] == 1) & (ours["w"] > 0)].dropna(subset=["true_id"])
         ours = ours.assign(true_id=ours["true_id"].astype(int))
-        both = ours.merge(truth[truth["present"] == 1][["synapse_id", "session", "weight"]],
-                          left_on=["true_id", "session"], right_on=["synapse_id", "session"],
-                          suffixes=("", "_true"))
+        true_w = truth[truth["present"] == 1][["synapse_id", "session", "weight"]]
+        both = ours.merge(true_w.rename(columns={"synapse_id": "true_id", "weight": "weight_true"}),
+                          on=["true_id", "session"])
         scale = (both["w"] / both["weight_true"]).groupby(both["session"]).median()
         out[method] = float(100 * np.mean(np.abs(scale / scale.median() - 1))) if len(scale) > 1 \
             else float("nan")

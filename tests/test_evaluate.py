@@ -135,3 +135,22 @@ def test_turnover_error_counts_false_losses():
     assert turnover_error_pp(perfect, truth) == {"added_abs_error_pp": 0.0, "lost_abs_error_pp": 0.0}
     missed = _tracks([[1, 2], [1]])
     assert turnover_error_pp(missed, truth)["lost_abs_error_pp"] == pytest.approx(50.0)
+
+
+def test_normalisation_error_sees_a_population_shift_that_median_ratio_ignores():
+    from pipeline.evaluate import normalisation_error_pct
+
+    rng = np.random.default_rng(0)
+    w = rng.lognormal(0, 0.8, 80)
+    rows = []
+    for k, (sess, bright) in enumerate((("s0", 1.0), ("s1", 1.6), ("s2", 0.7))):
+        ids = np.arange(80) if sess != "s2" else np.arange(120)   # s2: 40 small newcomers
+        ww = np.r_[w, rng.lognormal(np.log(0.2), 0.2, 40)][: len(ids)]
+        rows.append(pd.DataFrame({"synapse_id": ids, "true_id": ids, "session": sess,
+                                  "day": 4.0 * k, "present": 1, "intensity": 500 * bright * ww,
+                                  "weight_true": ww}))
+    res = pd.concat(rows, ignore_index=True)
+    truth = res.rename(columns={"weight_true": "weight"})[["synapse_id", "session", "present", "weight"]]
+    err = normalisation_error_pct(res.drop(columns="weight_true"), truth)
+    assert err["median_ratio"] < 0.5, err              # brightness alone: recovered exactly
+    assert err["percentile_40_60"] > 5, err            # the newcomers moved the percentile scale
