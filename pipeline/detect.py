@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from .weights import MAD_TO_SD, aperture_photometry
+from .weights import MAD_TO_SD, aperture_photometry, remove_bleedthrough
 
 FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 
@@ -26,16 +26,6 @@ def punctum_sigma_um(psf_fwhm_um, punctum_fwhm_um: float) -> np.ndarray:
     """Per-axis SD (um) of a punctum of FWHM ``punctum_fwhm_um`` seen through the PSF."""
     psf = np.asarray(psf_fwhm_um, float) * FWHM_TO_SIGMA
     return np.sqrt(psf ** 2 + (punctum_fwhm_um * FWHM_TO_SIGMA) ** 2)
-
-
-def dog_response(image: np.ndarray, *, spacing, sigma_um, ratio: float = 1.6) -> np.ndarray:
-    """Difference of Gaussians at the matched scale (float32, same shape as ``image``)."""
-    sig = np.asarray(sigma_um) / np.asarray(spacing)
-    img = image.astype(np.float32, copy=False)
-    small = ndimage.gaussian_filter(img, sig, mode="nearest")
-    large = ndimage.gaussian_filter(img, sig * ratio, mode="nearest")
-    small -= large
-    return small
 
 
 def noise_gain(shape, *, sigma_vox, ratio: float = 1.6, mode: str = "nearest"):
@@ -402,8 +392,7 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=(2.0, 0.4, 0.4),
     if morphology is not None:
         k_morph = (morphology_coefficient(image, morphology)
                    if morphology_coefficient_value is None else morphology_coefficient_value)
-        signal -= np.float32(k_morph) * (morphology.astype(np.float32)
-                                         - np.float32(np.median(_subsample(morphology))))
+        signal = remove_bleedthrough(image, morphology, k_morph)
     half = np.maximum(np.round(np.asarray(min_separation_um) / spacing).astype(int), 1)
     from concurrent.futures import ThreadPoolExecutor
 
