@@ -352,7 +352,8 @@ def cmd_weights(args) -> None:
     from .io import load_ingested
     from .register import to_session
     from .track import track_positions
-    from .weights import aperture_photometry, quality_flags, remove_bleedthrough
+    from .weights import (aperture_photometry, normalise_cell_weights, quality_flags,
+                          remove_bleedthrough)
 
     opts = _options(args.options)
     tracks = pd.read_csv(args.tracks)
@@ -401,7 +402,7 @@ def cmd_weights(args) -> None:
             "animal": meta.get("animal", ""), "bleedthrough": k_morph,
             "curated": curated.reindex(ids).to_numpy(), "quality_flags": flags.to_numpy()}))
     table = pd.concat(rows, ignore_index=True)
-    table["weight"] = _normalised(table, opts.get("normalisation", "percentile_40_60"))
+    table["weight"] = normalise_cell_weights(table, opts.get("normalisation", "percentile_40_60"))
     table["normalisation"] = opts.get("normalisation", "percentile_40_60")
     table = table.sort_values(["synapse_id", "day"], ignore_index=True)
     with atomic_path(args.out) as tmp:
@@ -411,19 +412,9 @@ def cmd_weights(args) -> None:
     print(f"{meta['cell']}: {len(ids)} synapses x {len(args.stacks)} sessions")
 
 
-def _normalised(table: pd.DataFrame, method: str) -> pd.Series:
-    """One cell's weights: intensities over each session's scale (the earliest session is
-    the reference of the median_ratio method)."""
-    from .weights import normalise_weights
-
-    first = str(table.loc[table["day"].idxmin(), "session"])
-    return normalise_weights(table["intensity"], table["present"],
-                             groups=table["session"].astype(str), method=method,
-                             synapse_ids=table["synapse_id"], reference=first)
-
-
 def cmd_presence(args) -> None:
     from .presence import call_presence
+    from .weights import normalise_cell_weights
 
     opts = _options(args.options)
     table = pd.read_csv(args.table)
@@ -438,7 +429,7 @@ def cmd_presence(args) -> None:
         out = curate_calls(out, actions)
     summary["curated_calls"] = int(actions["action"].isin(["present", "absent"]).sum())
     # the per-session scale follows the synapses now called present
-    out["weight"] = _normalised(out, str(out["normalisation"].iloc[0]))
+    out["weight"] = normalise_cell_weights(out, str(out["normalisation"].iloc[0]))
     summary["cell"] = str(out["cell"].iloc[0])
     if "curated" not in out.columns:
         out["curated"] = 0

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from .weights import MAD_TO_SD, aperture_photometry, remove_bleedthrough
+from .weights import MAD_TO_SD, aperture_photometry, remove_bleedthrough, subsample
 
 FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 
@@ -65,15 +65,9 @@ def noise_gain_at(gain, points: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(term[0] - 2 * term[1] + term[2], 1e-12))
 
 
-def _subsample(values: np.ndarray) -> np.ndarray:
-    """A regular subsample of about a million values: plenty for a median."""
-    v = values.ravel()
-    return v[:: v.size // 1_000_000] if v.size > 2_000_000 else v
-
-
 def robust_noise(values: np.ndarray) -> float:
     """SD of the noise from the median absolute deviation (puncta are a small minority)."""
-    v = _subsample(values)
+    v = subsample(values)
     med = np.median(v)
     return float(MAD_TO_SD * np.median(np.abs(v - med)))
 
@@ -96,9 +90,9 @@ def morphology_coefficient(psd95: np.ndarray, morphology: np.ndarray, *, bin_yx:
     from .register import bin_yx as block_average
 
     p, m = block_average(psd95, bin_yx), block_average(morphology, bin_yx)
-    p -= np.median(_subsample(p))
-    m -= np.median(_subsample(m))
-    top = np.percentile(_subsample(m), 99.9)
+    p -= np.median(subsample(p))
+    m -= np.median(subsample(m))
+    top = np.percentile(subsample(m), 99.9)
     sel = m > 0.3 * top
     if top <= 0 or sel.sum() < 100:
         return 0.0
@@ -128,7 +122,7 @@ def cell_mask(morphology: np.ndarray, *, spacing, threshold: float = 5.0,
     small = block_average(morphology, b)
     step = np.asarray(spacing, float) * [1, b, b]
     sm = ndimage.gaussian_filter(small, np.asarray(smooth_um) / step)
-    mask = sm > np.median(_subsample(sm)) + threshold * robust_noise(sm)
+    mask = sm > np.median(subsample(sm)) + threshold * robust_noise(sm)
     full = np.zeros(morphology.shape, bool)
     up = mask.repeat(b, axis=1).repeat(b, axis=2)
     full[:, :up.shape[1], :up.shape[2]] = up
@@ -173,6 +167,11 @@ def _subvoxel(resp: np.ndarray, peaks: np.ndarray):
     return offsets, sigmas
 
 
+def _border_median(patch: np.ndarray) -> float:
+    """Median of a (y, x) patch's outermost rows and columns: its background."""
+    return float(np.median(np.concatenate([patch[0], patch[-1], patch[:, 0], patch[:, -1]])))
+
+
 def fit_pair(patch: np.ndarray, *, sigma_px: float):
     """Is a bright spot in a (y, x) patch one punctum or two?
 
@@ -193,7 +192,7 @@ def fit_pair(patch: np.ndarray, *, sigma_px: float):
     h, w = patch.shape
     yy, xx = (v.ravel() for v in np.mgrid[0:h, 0:w].astype(float))
     data = patch.ravel()
-    bg = float(np.median(np.concatenate([patch[0], patch[-1], patch[:, 0], patch[:, -1]])))
+    bg = _border_median(patch)
     amp = max(float(patch.max() - bg), 0.0)
     s2 = sigma_px ** 2
 
@@ -255,7 +254,7 @@ def elongation(patch: np.ndarray, *, sigma_px: float) -> float:
     yy, xx = np.mgrid[0:h, 0:w].astype(float)
     yy -= (h - 1) / 2
     xx -= (w - 1) / 2
-    bg = np.median(np.concatenate([patch[0], patch[-1], patch[:, 0], patch[:, -1]]))
+    bg = _border_median(patch)
     wgt = np.clip(patch - bg, 0, None) * np.exp(-(yy ** 2 + xx ** 2) / (8 * sigma_px ** 2))
     tot = wgt.sum()
     if tot <= 0:

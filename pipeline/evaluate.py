@@ -185,15 +185,13 @@ def normalisation_error_pct(res: pd.DataFrame, truth: pd.DataFrame) -> dict:
     session.  The error is the mean absolute deviation of the sessions' scales from their
     median, relative to it.  ``res`` needs ``true_id`` (the true synapse of each row).
     """
-    from .weights import NORMALISATIONS, normalise_weights
+    from .weights import NORMALISATIONS, normalise_cell_weights
 
     if "intensity" not in res.columns or res["intensity"].isna().all():
         return {m: float("nan") for m in NORMALISATIONS}   # e.g. an imported weight matrix
-    first = str(res.loc[res["day"].idxmin(), "session"])
     out = {}
     for method in NORMALISATIONS:
-        w = normalise_weights(res["intensity"], res["present"], groups=res["session"].astype(str),
-                              method=method, synapse_ids=res["synapse_id"], reference=first)
+        w = normalise_cell_weights(res, method)
         ours = res.assign(w=w)
         ours = ours[(ours["present"] == 1) & (ours["w"] > 0)].dropna(subset=["true_id"])
         ours = ours.assign(true_id=ours["true_id"].astype(int))

@@ -81,13 +81,19 @@ def aperture_photometry(image: np.ndarray, positions: np.ndarray, *, spacing,
                          "n_saturated": n_sat})
 
 
+def subsample(values: np.ndarray) -> np.ndarray:
+    """A regular subsample of about a million values: plenty for a median."""
+    v = values.ravel()
+    return v[:: v.size // 1_000_000] if v.size > 2_000_000 else v
+
+
 def remove_bleedthrough(psd95: np.ndarray, morphology: np.ndarray, coefficient: float) -> np.ndarray:
     """PSD-95 minus ``coefficient`` times the morphology channel above its median (float32).
 
     The median is the channels' common dark level, which must not be subtracted twice;
     :func:`pipeline.detect.morphology_coefficient` estimates the coefficient from the data.
     """
-    base = np.float32(np.median(morphology.ravel()[:: max(morphology.size // 1_000_000, 1)]))
+    base = np.float32(np.median(subsample(morphology)))
     return psd95.astype(np.float32) - np.float32(coefficient) * (morphology.astype(np.float32) - base)
 
 
@@ -133,6 +139,16 @@ def _percentile_scale(w: np.ndarray) -> float:
     lo, hi = np.percentile(w, [40, 60])
     sel = w[(w >= lo) & (w <= hi)]
     return sel.mean() if len(sel) else np.median(w)
+
+
+def normalise_cell_weights(table: pd.DataFrame, method: str) -> pd.Series:
+    """:func:`normalise_weights` of one cell's per-synapse-session table (columns
+    ``intensity, present, session, day, synapse_id``), the earliest session being the
+    reference of the median_ratio method."""
+    first = str(table.loc[table["day"].idxmin(), "session"])
+    return normalise_weights(table["intensity"], table["present"],
+                             groups=table["session"].astype(str), method=method,
+                             synapse_ids=table["synapse_id"], reference=first)
 
 
 def normalise_weights(intensity: pd.Series, present: pd.Series, *, groups: pd.Series,
