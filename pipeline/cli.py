@@ -274,7 +274,8 @@ def cmd_register(args) -> None:
     from .register import register_session
 
     ref, ref_meta = load_ingested(args.reference)
-    mov, meta = load_ingested(args.stack)
+    same_file = Path(args.stack).resolve() == Path(args.reference).resolve()
+    mov, meta = (ref, ref_meta) if same_file else load_ingested(args.stack)
     opts = _options(args.options)
     n_ch = min(ref.shape[0], mov.shape[0])           # correlate the channels both sessions have
     channel = 1 if n_ch > 1 else 0                  # the QC figure shows the morphology

@@ -1,12 +1,9 @@
 """Quality-control figures (PNG)."""
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from scipy import ndimage  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure    # not pyplot: its import alone takes ~1 s per job
+from scipy import ndimage
 
 
 def _norm(img):
@@ -14,11 +11,21 @@ def _norm(img):
     return np.clip((img - lo) / max(hi - lo, 1e-9), 0, 1)
 
 
+def _projected_into_reference(moving, matrix, *, spacing, reference_spacing, reference_shape):
+    """Max projection of ``moving`` brought into the reference's (y, x) grid in 2D: the
+    transform's y-x part, taken at mid-depth.  For a picture: a tilt's share is ignored."""
+    inv = np.linalg.inv(np.asarray(matrix, float))
+    lin = np.diag(1 / np.asarray(spacing, float)) @ inv[:3, :3] @ np.diag(reference_spacing)
+    offset = inv[:3, 3] / np.asarray(spacing, float)
+    offset_yx = offset[1:] + lin[1:, 0] * (reference_shape[0] - 1) / 2
+    return ndimage.affine_transform(moving.max(axis=0).astype(np.float32), lin[1:, 1:],
+                                    offset=offset_yx, output_shape=tuple(reference_shape[1:]),
+                                    order=1, cval=0.0)
+
+
 def registration_figure(reference, moving, result, *, spacing, reference_spacing, path):
     """Max projections of the reference (magenta) and the session (green), before and after
     (the session resampled into the reference frame by the full transform)."""
-    from .review import reference_projection
-
     ref = reference.max(axis=0)
     sy, sx = np.asarray(spacing)[1:] / np.asarray(reference_spacing)[1:]
     mov = moving.max(axis=0)
@@ -27,11 +34,12 @@ def registration_figure(reference, moving, result, *, spacing, reference_spacing
     before = np.zeros(ref.shape)
     ny, nx = min(mov.shape[0], ref.shape[0]), min(mov.shape[1], ref.shape[1])
     before[:ny, :nx] = _norm(mov)[:ny, :nx]
-    after = _norm(reference_projection(moving, result["matrix"], spacing=spacing,
-                                       reference_spacing=reference_spacing,
-                                       reference_shape=reference.shape))
+    after = _norm(_projected_into_reference(moving, result["matrix"], spacing=spacing,
+                                            reference_spacing=reference_spacing,
+                                            reference_shape=reference.shape))
     r = _norm(ref)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 5))
+    fig = Figure(figsize=(10, 5))
+    axes = fig.subplots(1, 2)
     for ax, img, title in ((axes[0], before, "before"), (axes[1], after, "after")):
         ax.imshow(np.stack([r, img, r], axis=-1))
         ax.set_title(f"{title} (reference magenta, session green)")
@@ -42,4 +50,3 @@ def registration_figure(reference, moving, result, *, spacing, reference_spacing
                  f"residual {result['residual_um']:.2f} um, reliable={result['reliable']}")
     fig.tight_layout()
     fig.savefig(path, dpi=80, format="png")
-    plt.close(fig)

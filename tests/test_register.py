@@ -54,6 +54,23 @@ def test_puncta_refinement_reaches_sub_0_1_um(which, request):
         assert res["reliable"] and res["n_matches"] >= 5
 
 
+def test_puncta_that_pair_up_nowhere_leave_the_full_resolution_image_transform(sim_pyr):
+    # the binned correlation is only a start for the puncta; when none pair up, the transform
+    # must be the full-resolution image registration, as without puncta
+    sp = spacing_of(sim_pyr)
+    ref, mov = (sim_pyr.images[k].astype(np.float32) for k in (0, 1))
+    far = np.random.default_rng(0).uniform(500, 600, (20, 3))
+    with_far = register_session(ref, mov, spacing=sp, reference_points_um=far,
+                                moving_points_um=far + [0, 300, 0])
+    without = register_session(ref, mov, spacing=sp)
+    assert with_far["n_matches"] == 0
+    np.testing.assert_allclose(with_far["matrix"], without["matrix"], atol=1e-9)
+    tr = sim_pyr.truth[sim_pyr.truth.session == "s01"]
+    err = registration_error_um(without["matrix"], tr[["z", "y", "x"]].to_numpy() * sp,
+                                tr[["z_um", "y_um", "x_um"]].to_numpy())
+    assert np.median(err) < 0.15, np.median(err)
+
+
 def test_transform_points_round_trip():
     m = np.eye(4)
     m[:3, 3] = [1.0, -2.0, 0.5]
