@@ -353,8 +353,8 @@ def cmd_weights(args) -> None:
     from .io import load_ingested
     from .register import to_session
     from .track import track_positions
-    from .weights import (aperture_photometry, normalise_cell_weights, quality_flags,
-                          remove_bleedthrough)
+    from .weights import (aperture_photometry, distinct_puncta, normalise_cell_weights,
+                          null_positions, quality_flags, remove_bleedthrough)
 
     opts = _options(args.options)
     tracks = pd.read_csv(args.tracks)
@@ -362,7 +362,7 @@ def cmd_weights(args) -> None:
     ids = centres.index.to_numpy()
     curated = (tracks.groupby("synapse_id")["curated"].max() if "curated" in tracks.columns
                else pd.Series(0, index=ids))
-    rows = []
+    rows, nulls = [], []
     for stack_path, tf in zip(args.stacks, args.transforms):
         stack, meta = load_ingested(stack_path)   # each stack read once
         spacing = np.asarray(meta["voxel_um"])
@@ -383,8 +383,19 @@ def cmd_weights(args) -> None:
                 k_morph = morphology_coefficient(stack[0], stack[1])
             psd = remove_bleedthrough(stack[0], stack[1], k_morph)
         aperture = opts.get("aperture_um", (1.6, 0.6, 0.6))
-        phot = aperture_photometry(psd, vox, spacing=spacing, radius_um=aperture,
-                                   saturation=meta.get("psd95_saturation_level"), raw=stack[0])
+        null = np.zeros((0, 3))
+        if stack.shape[0] > 1:   # places on the cell without a synapse: the absent state
+            from .detect import cell_mask
+            null = null_positions(cell_mask(stack[1], spacing=spacing), vox, spacing=spacing)
+        both = np.vstack([vox, null])
+        sources = np.r_[distinct_puncta(vox, found, spacing=spacing), np.zeros(len(null), bool)]
+        phot = aperture_photometry(psd, both, spacing=spacing, radius_um=aperture,
+                                   saturation=meta.get("psd95_saturation_level"), raw=stack[0],
+                                   sources=sources, template_fwhm_um=opts.get("deblend_fwhm_um"))
+        nulls.append(pd.DataFrame({"session": meta["session"], "day": meta["day"],
+                                   "z": null[:, 0], "y": null[:, 1], "x": null[:, 2],
+                                   "snr": phot["snr"].to_numpy()[len(vox):]}))
+        phot = phot.iloc[:len(vox)]
         link = det["link_distance_um"].reindex(ids).to_numpy()
         confidence = (det["link_confidence"].reindex(ids).to_numpy()
                       if "link_confidence" in det.columns else np.full(len(ids), np.nan))
@@ -410,6 +421,9 @@ def cmd_weights(args) -> None:
         table[SYNAPSE_COLUMNS + ["normalisation", "bleedthrough"] + CURATION_COLUMNS
               + LINK_COLUMNS + QUALITY_COLUMNS].to_csv(
             tmp, index=False, float_format="%.6g")
+    if args.null_out:
+        with atomic_path(args.null_out) as tmp:
+            pd.concat(nulls, ignore_index=True).to_csv(tmp, index=False, float_format="%.6g")
     print(f"{meta['cell']}: {len(ids)} synapses x {len(args.stacks)} sessions")
 
 
@@ -419,7 +433,8 @@ def cmd_presence(args) -> None:
 
     opts = _options(args.options)
     table = pd.read_csv(args.table)
-    out, summary = call_presence(table, model=opts.get("model", "hmm"),
+    null = pd.read_csv(args.null)["snr"].to_numpy() if args.null else None
+    out, summary = call_presence(table, model=opts.get("model", "hmm"), null_snr=null,
                                  uncertain=tuple(opts.get("uncertain", (0.2, 0.8))),
                                  gaps=opts.get("gaps", "keep"),
                                  merge_distance_um=opts.get("merge_distance_um", 0.5))
@@ -696,6 +711,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracks", required=True)
     p.add_argument("--meta", nargs="+", required=True, help="ingest sidecar JSON per session, in order")
     p.add_argument("--curation", default="[]", help="JSON list of the cell's curation rows")
+    p.add_argument("--null", default=None,
+                   help="the weights stage's null_snr.csv: signal where no synapse is")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_curate)
 
@@ -705,6 +722,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--transforms", nargs="+", required=True)
     p.add_argument("--options", default="{}")
     p.add_argument("--out", required=True)
+    p.add_argument("--null-out", default=None,
+                   help="CSV of the signal at places on the cell without a synapse")
     p.set_defaults(func=cmd_weights)
 
     p = sub.add_parser("review", help="review pages of one cell (projections, crops, table)")
@@ -728,6 +747,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--summary", required=True, help="JSON: calls changed, fitted parameters")
     p.add_argument("--curation", default="[]", help="JSON list of the cell's curation rows")
+    p.add_argument("--null", default=None,
+                   help="the weights stage's null_snr.csv: signal where no synapse is")
     p.set_defaults(func=cmd_presence)
 
     p = sub.add_parser("stats", help="statistics from a long per-synapse table")

@@ -33,7 +33,7 @@ def _log_emissions(z, params):
     # present: z = s + noise; integrate over s on a log grid
     log_prior = _log_signal_prior(params)
     zf = z.ravel()
-    log_noise = (-0.5 * ((zf[:, None] - _S_GRID[None, :]) / tau0) ** 2 - np.log(tau0)
+    log_noise = (-0.5 * ((zf[:, None] - mu0 - _S_GRID[None, :]) / tau0) ** 2 - np.log(tau0)
                  - 0.5 * np.log(2 * np.pi))
     log_e1 = special.logsumexp(log_noise + log_prior[None, :], axis=1).reshape(z.shape)
     return log_e0, log_e1
@@ -70,13 +70,13 @@ def posterior_signal(z, params) -> np.ndarray:
     """E[true signal | z, present] in snr units: positive even where the measurement is not."""
     z = np.asarray(z, float)
     log_w = (_log_signal_prior(params)[None, :]
-             - 0.5 * ((z[:, None] - _S_GRID[None, :]) / params["tau0"]) ** 2)
+             - 0.5 * ((z[:, None] - params["mu0"] - _S_GRID[None, :]) / params["tau0"]) ** 2)
     w = np.exp(log_w - log_w.max(axis=1, keepdims=True))
     return (w * _S_GRID).sum(axis=1) / w.sum(axis=1)
 
 
-def fit_presence(snr, observed, *, n_iter: int = 100, tol: float = 1e-6,
-                 birth_prior: float = 1.0, loss_prior: float = 1.0) -> dict:
+def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float = 1e-6,
+                 birth_prior: float = 1.0, loss_prior: float = 1.0, min_null: int = 30) -> dict:
     """Fit the two-state HMM to tracks x sessions of snr and return posteriors and parameters.
 
     Parameters
@@ -85,6 +85,11 @@ def fit_presence(snr, observed, *, n_iter: int = 100, tol: float = 1e-6,
         Signal at each track's position in each session over its noise.
     observed : (n_tracks, n_sessions) bool array
         False where there is no evidence (position outside the stack).
+    null_snr : array, optional
+        The same measurement at places on the cell without a synapse.  With at least
+        ``min_null`` values, the absent state is their median and robust SD (fixed): what
+        an absent synapse measures is then taken from the data, offset included.  Without,
+        it is centred on 0 with the spread of the negative values.
     birth_prior, loss_prior : float
         Pseudo-counts added to the expected births and losses (and 10x as many to the
         expected non-events), a weak prior that keeps rates away from 0 and 1.
@@ -101,10 +106,17 @@ def fit_presence(snr, observed, *, n_iter: int = 100, tol: float = 1e-6,
     # from the negative values, which mostly absent positions produce.  Fitted from all values
     # (centre free, or fixed at 0) it widened over dim present synapses: tau0 4.5-10 instead
     # of ~2.9 on data_sample's PV cell, and calls got worse.
-    neg = zo[zo < 0]
-    tau0 = float(np.sqrt(np.mean(neg ** 2))) if len(neg) >= 5 else 1.0
-    hi = zo[zo > 3 * tau0]
-    params = {"pi1": 0.8, "birth": 0.05, "loss": 0.05, "mu0": 0.0, "tau0": max(tau0, 0.3),
+    null = np.asarray([] if null_snr is None else null_snr, float)
+    null = null[np.isfinite(null)]
+    fixed_null = len(null) >= min_null
+    if fixed_null:
+        mu0 = float(np.median(null))
+        tau0 = float(1.4826 * np.median(np.abs(null - mu0)))
+    else:
+        neg = zo[zo < 0]
+        mu0, tau0 = 0.0, float(np.sqrt(np.mean(neg ** 2))) if len(neg) >= 5 else 1.0
+    hi = zo[zo > mu0 + 3 * tau0]
+    params = {"pi1": 0.8, "birth": 0.05, "loss": 0.05, "mu0": mu0, "tau0": max(tau0, 0.3),
               "m1": float(np.log(np.median(hi))) if len(hi) else 2.0, "s1": 1.0}
     prev = -np.inf
     for it in range(n_iter):
@@ -116,7 +128,7 @@ def fit_presence(snr, observed, *, n_iter: int = 100, tol: float = 1e-6,
         params["birth"] = float((xi[0, 1] + birth_prior) / (xi[0].sum() + 11 * birth_prior))
         params["loss"] = float((xi[1, 0] + loss_prior) / (xi[1].sum() + 11 * loss_prior))
         w0, w1 = (1 - p1)[obs], p1[obs]
-        if (zo < 0).sum() >= 5:  # half-normal on the negative side, weighted by P(absent)
+        if not fixed_null and (zo < 0).sum() >= 5:  # half-normal on the negative side, weighted by P(absent)
             neg = zo < 0
             params["tau0"] = float(max(np.sqrt((w0[neg] * zo[neg] ** 2).sum() / w0[neg].sum()), 0.3))
 
@@ -217,7 +229,8 @@ def split_at_gaps(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def call_presence(table: pd.DataFrame, *, model: str = "hmm", uncertain=(0.2, 0.8),
-                  gaps: str = "keep", merge_distance_um: float = 0.5) -> tuple[pd.DataFrame, dict]:
+                  gaps: str = "keep", merge_distance_um: float = 0.5,
+                  null_snr=None) -> tuple[pd.DataFrame, dict]:
     """Present/absent per synapse and session for one cell's table (from the weights stage).
 
     Adds ``p_present`` (posterior probability), ``present_detected`` (the per-session call:
@@ -225,7 +238,8 @@ def call_presence(table: pd.DataFrame, *, model: str = "hmm", uncertain=(0.2, 0.
     bounds, in view) and ``weight_imputed`` (1 where a present synapse measured <= 0 and ``intensity``
     holds the model's estimate of its signal instead); ``present`` becomes the joint call (p >= 0.5) with ``model="hmm"`` or stays the
     per-session call with ``model="detection"``.  ``gaps="split"`` applies the published
-    convention (see ``split_at_gaps``).  Returns the table and a summary of what changed.
+    convention (see ``split_at_gaps``).  ``null_snr``: the signal measured where no synapse is
+    (:func:`fit_presence`).  Returns the table and a summary of what changed.
     """
     t = table.copy()
     t["present_detected"] = ((t["detected"] == 1) & (t["intensity"] > 0)).astype(int)
@@ -235,7 +249,7 @@ def call_presence(table: pd.DataFrame, *, model: str = "hmm", uncertain=(0.2, 0.
         sessions = sorted(t["day"].unique())
         snr = t.pivot(index="synapse_id", columns="day", values="snr").reindex(columns=sessions)
         view = t.pivot(index="synapse_id", columns="day", values="in_view").reindex(columns=sessions)
-        fit = fit_presence(snr.to_numpy(), view.fillna(0).to_numpy() == 1)
+        fit = fit_presence(snr.to_numpy(), view.fillna(0).to_numpy() == 1, null_snr=null_snr)
         p = pd.DataFrame(fit["p_present"], index=snr.index, columns=sessions)
         t["p_present"] = p.stack().reindex(pd.MultiIndex.from_arrays([t["synapse_id"], t["day"]])).to_numpy()
         # outside the stack there is nothing to call: p_present there is the model's guess

@@ -1,7 +1,8 @@
 rule presence:
     """Present/absent per synapse and session from all sessions' evidence (two-state HMM)."""
     input:
-        f"{RESULTS}/weights/{{cell}}/synapses.csv",
+        table=f"{RESULTS}/weights/{{cell}}/synapses.csv",
+        null=f"{RESULTS}/weights/{{cell}}/null_snr.csv",
     output:
         table=f"{RESULTS}/presence/{{cell}}/synapses.csv",
         summary=f"{RESULTS}/presence/{{cell}}/summary.json",
@@ -15,6 +16,6 @@ rule presence:
     benchmark:
         f"{RESULTS}/benchmarks/presence/{{cell}}.tsv"
     shell:
-        "python -m pipeline presence {input:q} --options {params.options:q} "
+        "python -m pipeline presence {input.table:q} --null {input.null:q} --options {params.options:q} "
         "--out {output.table:q} --summary {output.summary:q} --curation {params.curation:q} "
         "> {log:q} 2>&1"

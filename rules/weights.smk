@@ -5,7 +5,8 @@ rule weights:
         stacks=per_session(f"{RESULTS}/ingest/{{cell}}/{{session}}.tif"),
         transforms=per_session(f"{RESULTS}/register/{{cell}}/{{session}}.json"),
     output:
-        f"{RESULTS}/weights/{{cell}}/synapses.csv",
+        table=f"{RESULTS}/weights/{{cell}}/synapses.csv",
+        null=f"{RESULTS}/weights/{{cell}}/null_snr.csv",
     params:
         options=options("weights"),
     conda:
@@ -16,7 +17,8 @@ rule weights:
         f"{RESULTS}/benchmarks/weights/{{cell}}.tsv"
     shell:
         "python -m pipeline weights --tracks {input.tracks:q} --stacks {input.stacks:q} "
-        "--transforms {input.transforms:q} --options {params.options:q} --out {output:q} "
+        "--transforms {input.transforms:q} --options {params.options:q} --out {output.table:q} "
+        "--null-out {output.null:q} "
         "> {log:q} 2>&1"
 
 

@@ -134,3 +134,72 @@ def test_saturated_edge_and_crowded_synapses_are_flagged():
     weak = phot.assign(snr=[10, 1.0, 10, 10, 10])
     assert "low_snr" in quality_flags(weak, centres, np.ones(5), spacing=SPACING)[1]
     assert "low_snr" not in quality_flags(weak, centres, [1, 0, 1, 1, 1], spacing=SPACING)[1]
+
+
+def _pair_field(rng, offset_um, integrals, shape=(16, 96, 96), noise=1.0):
+    """Two puncta (sigma 0.85, 0.26, 0.26 um: FWHM 2.0, 0.6, 0.6), the second ``offset_um``
+    away in x, on a flat background with Gaussian noise."""
+    centres = np.array([[8.0, 48.0, 40.0], [8.0, 48.0, 40.0 + offset_um / SPACING[2]]])
+    sig = np.tile([0.85, 0.255, 0.255], (2, 1))
+    clean = render_puncta(shape, SPACING, centres, np.asarray(integrals, float), sig) + 10.0
+    return centres, clean + rng.normal(0, noise, shape)
+
+
+def test_deblending_takes_a_bright_neighbours_light_out_of_a_dim_punctum():
+    rng = np.random.default_rng(3)
+    centres, img = _pair_field(rng, 0.9, [300.0, 3000.0])
+    alone = aperture_photometry(_pair_field(rng, 0.9, [300.0, 0.0])[1], centres[:1], spacing=SPACING)
+    raw = aperture_photometry(img, centres, spacing=SPACING)
+    clean = aperture_photometry(img, centres, spacing=SPACING, sources=[True, True],
+                                template_fwhm_um=(2.0, 0.6, 0.6))
+    target = alone["intensity"].item()
+    assert raw["intensity"].iloc[0] > 1.2 * target          # the neighbour inflates the sum
+    assert clean["aperture_intensity"].iloc[0] > 1.2 * target   # kept: the sum before deblending
+    assert abs(clean["intensity"].iloc[0] / target - 1) < 0.1, (clean["intensity"].iloc[0], target)
+
+
+def test_deblending_leaves_an_absent_synapse_beside_a_bright_one_near_zero():
+    rng = np.random.default_rng(4)
+    snr_raw, snr_clean = [], []
+    for _ in range(20):
+        centres, img = _pair_field(rng, 0.9, [0.0, 3000.0])
+        raw = aperture_photometry(img, centres, spacing=SPACING)
+        # the absent synapse's position is measured, not detected: not a source of light
+        clean = aperture_photometry(img, centres, spacing=SPACING, sources=[False, True],
+                                    template_fwhm_um=(2.0, 0.6, 0.6))
+        snr_raw.append(raw["snr"].iloc[0])
+        snr_clean.append(clean["snr"].iloc[0])
+    assert np.mean(snr_raw) > 5                              # the aperture alone sees a punctum
+    # unbiased within 1 noise unit, spread about one noise unit
+    assert abs(np.mean(snr_clean)) < 1.0 and np.std(snr_clean) < 2.0, (np.mean(snr_clean), np.std(snr_clean))
+
+
+def test_deblending_does_not_split_one_punctum_between_two_pieces_of_its_track():
+    from pipeline.weights import distinct_puncta
+
+    rng = np.random.default_rng(5)
+    centres, img = _pair_field(rng, 0.0, [2000.0, 0.0])
+    pieces = centres + [[0, 0, 0], [0.1, 1.0, 0.5]]          # 0.1 um apart: one synapse
+    sources = distinct_puncta(pieces, [True, False], spacing=SPACING)
+    assert sources.tolist() == [True, False]
+    raw = aperture_photometry(img, pieces, spacing=SPACING)
+    clean = aperture_photometry(img, pieces, spacing=SPACING, sources=sources,
+                                template_fwhm_um=(2.05, 0.6, 0.6))
+    assert abs(clean["intensity"].iloc[0] / raw["intensity"].iloc[0] - 1) < 0.01
+    assert abs(clean["snr"].iloc[1]) < 3                       # the other piece: nothing left
+
+
+def test_null_positions_lie_on_the_cell_away_from_every_synapse():
+    from pipeline.weights import null_positions
+
+    mask = np.zeros((16, 96, 96), bool)
+    mask[6:10, 40:56, :] = True                               # a dendrite along x
+    synapses = np.array([[8.0, 48.0, 20.0], [8.0, 48.0, 60.0]])
+    null = null_positions(mask, synapses, spacing=SPACING, n=50, min_distance_um=1.5)
+    assert len(null) >= 3
+    assert mask[tuple(null.astype(int).T)].all()
+    d = np.linalg.norm((null[:, None] - synapses[None]) * SPACING, axis=2)
+    assert d.min() >= 1.5
+    pair = np.linalg.norm((null[:, None] - null[None]) * SPACING, axis=2)
+    assert pair[np.triu_indices(len(null), 1)].min() >= 1.5
+    assert len(null_positions(np.zeros_like(mask), synapses, spacing=SPACING)) == 0
