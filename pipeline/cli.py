@@ -362,6 +362,7 @@ def cmd_weights(args) -> None:
     ids = centres.index.to_numpy()
     curated = (tracks.groupby("synapse_id")["curated"].max() if "curated" in tracks.columns
                else pd.Series(0, index=ids))
+    n_detected = tracks.groupby("synapse_id").size().reindex(ids).to_numpy()
     rows, nulls = [], []
     for stack_path, tf in zip(args.stacks, args.transforms):
         stack, meta = load_ingested(stack_path)   # each stack read once
@@ -388,7 +389,8 @@ def cmd_weights(args) -> None:
             from .detect import cell_mask
             null = null_positions(cell_mask(stack[1], spacing=spacing), vox, spacing=spacing)
         both = np.vstack([vox, null])
-        sources = np.r_[distinct_puncta(vox, found, spacing=spacing), np.zeros(len(null), bool)]
+        sources = np.r_[distinct_puncta(vox, found, spacing=spacing, priority=n_detected),
+                        np.zeros(len(null), bool)]
         phot = aperture_photometry(psd, both, spacing=spacing, radius_um=aperture,
                                    saturation=meta.get("psd95_saturation_level"), raw=stack[0],
                                    sources=sources, template_fwhm_um=opts.get("deblend_fwhm_um"))

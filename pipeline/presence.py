@@ -156,8 +156,8 @@ def merge_fragments(table: pd.DataFrame, *, max_distance_um: float = 0.5,
     Two tracks whose detected positions (reference frame, mean over detections; z scaled by
     ``z_scale``) lie within ``max_distance_um`` and were never detected in the same session
     are one synapse: measuring both at every session would count it twice (tracks a curation
-    row changed, ``curated`` = 1, are never merged).  Per session the
-    merged synapse keeps the row of the piece detected there (else of the longest piece).
+    row changed, ``curated`` = 1, are never merged).  Per session the merged synapse keeps
+    the row of the piece detected there, else of the piece with the most detections.
     Returns the table and the number of pieces merged away.
     """
     det = table[table["detected"] == 1]
@@ -192,10 +192,14 @@ def merge_fragments(table: pd.DataFrame, *, max_distance_um: float = 0.5,
     t = table.copy()
     t["track_id"] = t["synapse_id"]
     t["synapse_id"] = t["synapse_id"].map(lambda i: group.get(i, i))
-    # per (synapse, session): the detected piece's row, else the merged group's own id's row
-    t["_rank"] = np.where(t["detected"] == 1, 0, np.where(t["track_id"] == t["synapse_id"], 1, 2))
-    t = t.sort_values(["synapse_id", "session", "_rank"], kind="stable")
-    t = t.drop_duplicates(["synapse_id", "session"]).drop(columns="_rank")
+    # per (synapse, session): the detected piece's row, else the piece with the most detections
+    # (ties: the lowest id), the one the weights stage measured as the punctum (the others
+    # hold the residual beside it, see weights.distinct_puncta)
+    n_det = t.groupby("track_id")["detected"].transform("sum")
+    t["_rank"] = np.where(t["detected"] == 1, 0, 1)
+    t["_n"] = -n_det
+    t = t.sort_values(["synapse_id", "session", "_rank", "_n", "track_id"], kind="stable")
+    t = t.drop_duplicates(["synapse_id", "session"]).drop(columns=["_rank", "_n"])
     return t.sort_values(["synapse_id", "day"], ignore_index=True), merged
 
 

@@ -221,12 +221,15 @@ def deblend(intensity: np.ndarray, noise_of_sum: np.ndarray, fractions,
 
 
 def distinct_puncta(positions: np.ndarray, detected, *, spacing, same_um: float = 0.5,
-                    z_scale: float = 0.5) -> np.ndarray:
+                    z_scale: float = 0.5, priority=None) -> np.ndarray:
     """Which positions stand for a punctum of their own: all but those within ``same_um``
-    (z distances times ``z_scale``) of one already taken, detected positions taken first.
+    (z distances times ``z_scale``) of one already taken, detected positions taken first,
+    then by decreasing ``priority`` (e.g. the track's number of detections; ties in order).
 
     Two tracks this close that were not both detected are pieces of one synapse (the presence
-    stage merges them): as two sources they would split its light between them.
+    stage merges them): as two sources they would split its light between them.  The piece
+    taken is the one the merge keeps (the most detections), so the merged synapse's row in a
+    session without detection carries the light, not the residual beside it.
     """
     from scipy.spatial import cKDTree
 
@@ -235,7 +238,8 @@ def distinct_puncta(positions: np.ndarray, detected, *, spacing, same_um: float 
     keep = np.ones(len(pos), bool)
     if len(pos) < 2:
         return keep
-    order = np.r_[np.flatnonzero(detected), np.flatnonzero(~detected)]
+    prio = np.zeros(len(pos)) if priority is None else np.asarray(priority, float)
+    order = np.lexsort((np.arange(len(pos)), -prio, ~detected))
     rank = np.empty(len(pos), int)
     rank[order] = np.arange(len(pos))
     pairs = cKDTree(pos).query_pairs(same_um, output_type="ndarray")

@@ -140,6 +140,25 @@ def test_track_pieces_of_one_synapse_are_merged_but_neighbours_are_not():
     assert one["detected"].tolist() == [1, 1, 1, 1] and one["track_id"].tolist() == [1, 1, 2, 2]
 
 
+def test_a_merged_synapse_keeps_the_row_of_its_most_detected_piece_where_none_was_detected():
+    # three pieces of one synapse; in s6 and s7 none was detected, and the weights stage
+    # measured piece 3 (three detections, the most) as the punctum there: the other pieces'
+    # rows hold the residual beside it (weights.distinct_puncta)
+    det = {1: [1, 1, 0, 0, 0, 0, 0, 0], 2: [0, 0, 1, 0, 0, 0, 0, 0], 3: [0, 0, 0, 1, 1, 1, 0, 0]}
+    snr = {1: [30, 31, 0, 0, 0, 0, 0.1, 0.2], 2: [0, 0, 29, 0, 0, 0, 0.3, 0.1],
+           3: [0, 0, 0, 28, 27, 30, 25.0, 26.0]}
+    t = pd.DataFrame({
+        "synapse_id": np.repeat([1, 2, 3], 8), "session": [f"s{i}" for i in range(8)] * 3,
+        "day": list(range(0, 32, 4)) * 3, "detected": det[1] + det[2] + det[3],
+        "z_um": 5.0, "y_um": [10.0] * 8 + [10.1] * 8 + [10.3] * 8, "x_um": 3.0,
+        "snr": snr[1] + snr[2] + snr[3]})
+    merged, n = merge_fragments(t, max_distance_um=0.5)
+    assert n == 2
+    one = merged.sort_values("day")
+    assert one["track_id"].tolist() == [1, 1, 2, 3, 3, 3, 3, 3]
+    assert (one["snr"] > 20).all()
+
+
 def test_split_at_gaps_is_the_published_convention():
     t = pd.DataFrame({"synapse_id": np.repeat([1, 2], 4), "day": [0, 4, 8, 12] * 2,
                       "present": [1, 1, 0, 1, 1, 0, 0, 0]})

@@ -189,6 +189,23 @@ def test_deblending_does_not_split_one_punctum_between_two_pieces_of_its_track()
     assert abs(clean["snr"].iloc[1]) < 3                       # the other piece: nothing left
 
 
+def test_of_two_undetected_pieces_the_one_with_more_detections_carries_the_light():
+    from pipeline.weights import distinct_puncta
+
+    rng = np.random.default_rng(6)
+    centres, img = _pair_field(rng, 0.0, [2000.0, 0.0])
+    pieces = centres + [[0, 0, 0], [0.1, 1.0, 0.5]]          # one synapse, two track pieces
+    # in a session where neither was detected, the piece detected more often elsewhere (the
+    # one the presence stage keeps when it merges them) is the source, whatever the order
+    assert distinct_puncta(pieces, [False, False], spacing=SPACING, priority=[2, 5]).tolist() == [False, True]
+    assert distinct_puncta(pieces, [False, False], spacing=SPACING).tolist() == [True, False]
+    assert distinct_puncta(pieces, [True, False], spacing=SPACING, priority=[2, 5]).tolist() == [True, False]
+    sources = distinct_puncta(pieces, [False, False], spacing=SPACING, priority=[2, 5])
+    clean = aperture_photometry(img, pieces, spacing=SPACING, sources=sources,
+                                template_fwhm_um=(2.05, 0.6, 0.6))
+    assert clean["snr"].iloc[1] > 20 and abs(clean["snr"].iloc[0]) < 3
+
+
 def test_null_positions_lie_on_the_cell_away_from_every_synapse():
     from pipeline.weights import null_positions
 
