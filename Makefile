@@ -7,6 +7,8 @@
 #                   noise correction, LRT size -> BENCHMARKS_STATS.md (about 10 min on 2 cores)
 # make bench-scale: peak memory and time per job on 1024x1024x100 two-channel 16-bit sessions
 #                   -> BENCHMARKS_SCALE.md
+# make bench-presence: turnover and survival over 3 more full-size cells per regime, detection vs
+#                   joint calls -> BENCHMARKS_PRESENCE.md (about 20 min on 2 cores)
 # make sample: regenerate data_sample/ with the simulator (the command is recorded in data_sample/README.md)
 PYTHON ?= python3
 VENV   ?= .venv
@@ -17,7 +19,7 @@ RESULTS ?= results/sample
 SESSIONS ?= data_sample/sessions.tsv
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: venv run test lint sample bench bench-stats bench-scale clean
+.PHONY: venv run test lint sample bench bench-stats bench-scale bench-presence clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +55,9 @@ bench: $(VENV)/.peers
 
 bench-scale: $(STAMP)
 	$(BIN)/python benchmarks/scale_benchmark.py --workdir results/bench_scale --out BENCHMARKS_SCALE.md --cores $(CORES)
+
+bench-presence: $(STAMP)
+	$(BIN)/python benchmarks/presence_benchmark.py --workdir results/bench_presence --out BENCHMARKS_PRESENCE.md --cores $(CORES)
 
 REFERENCE ?= ../shared/reference/melander2021_pyr
 bench-stats: $(STAMP)
