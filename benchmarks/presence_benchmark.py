@@ -44,34 +44,24 @@ def regime_args(sim_args: list[str], n_cells: int) -> list[str]:
     return args
 
 
-def last_survival(table: pd.DataFrame) -> float:
-    from pipeline.stats.survival import survival
-
-    s = survival(table)
-    return float(s.loc[s["day"].idxmax(), "survival"])
-
-
 def cell_scores(truth: pd.DataFrame, synapses: pd.DataFrame) -> list[dict]:
     """Per cell and call (detection / joint): turnover error and bias (pp), survival to the last session."""
-    from pipeline.stats.survival import turnover
+    from pipeline.evaluate import turnover_vs_truth
     from pipeline.stats.table import prepare_table
 
     cols = ["cell", "cell_type", "synapse_id", "session", "day", "present", "weight"]
     rows = []
     for cell, tc in truth.groupby("cell"):
         t_true = prepare_table(tc[cols])
-        a = turnover(t_true).set_index("day")
-        s_true = last_survival(t_true)
         ours = synapses[synapses["cell"] == cell]
         for call, column in (("detection", "present_detected"), ("joint", "present")):
-            t = prepare_table(ours.assign(present=ours[column]))
-            b = turnover(t).set_index("day").reindex(a.index)
+            sc = turnover_vs_truth(t_true, prepare_table(ours.assign(present=ours[column])))
             row = {"cell": cell, "cell_type": tc["cell_type"].iloc[0], "call": call,
-                   "survival_true": s_true, "survival": last_survival(t)}
+                   "survival_true": sc["survival_true"], "survival": sc["survival_ours"]}
             for col in ("added", "lost"):
-                row[f"{col}_true"] = 100 * a[col].mean()
-                row[f"{col}_error_pp"] = 100 * float(np.nanmean(np.abs(b[col] - a[col])))
-                row[f"{col}_bias_pp"] = 100 * float(b[col].mean() - a[col].mean())
+                row[f"{col}_true"] = 100 * sc[f"{col}_true"]
+                row[f"{col}_error_pp"] = sc[f"{col}_error_pp"]
+                row[f"{col}_bias_pp"] = 100 * float(sc[f"{col}_ours"] - sc[f"{col}_true"])
             rows.append(row)
     return rows
 

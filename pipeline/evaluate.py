@@ -238,11 +238,36 @@ def _hazard_rows(key: str, name: str, table: pd.DataFrame) -> list[dict]:
             for sfx, col in (("", "coef"), ("_ci_low", "ci_low"), ("_ci_high", "ci_high"))]
 
 
+def turnover_vs_truth(t_true: pd.DataFrame, t_ours: pd.DataFrame) -> dict:
+    """Turnover and survival of one group (a cell type or a cell), ours against the truth.
+
+    Both tables as from :func:`pipeline.stats.table.prepare_table`.  Returns the mean
+    fractions added and lost per interval (``added_true``, ``added_ours``, ...), the mean
+    absolute error of the per-interval fractions in percentage points (``added_error_pp``,
+    ``lost_error_pp``) and survival to the truth's last day (``survival_true``,
+    ``survival_ours``).
+    """
+    from .stats.survival import survival, turnover
+
+    a = turnover(t_true).set_index("day")
+    b = turnover(t_ours).set_index("day").reindex(a.index)
+    s_true, s_ours = survival(t_true), survival(t_ours)
+    last = s_true["day"].max()
+    out = {}
+    for col in ("added", "lost"):
+        out[f"{col}_true"] = a[col].mean()
+        out[f"{col}_ours"] = b[col].mean()
+        out[f"{col}_error_pp"] = 100 * float(np.nanmean(np.abs(b[col] - a[col])))
+    for name, table in (("true", s_true), ("ours", s_ours)):
+        v = table[table["day"] == last]["survival"]
+        out[f"survival_{name}"] = float(v.iloc[0]) if len(v) else np.nan
+    return out
+
+
 def _population_scores(truth: pd.DataFrame, synapses: pd.DataFrame, params: dict) -> list[dict]:
     """Turnover, log-normal sigma and Kesten fits: ours vs the truth table vs the generator."""
     from .stats.distributions import fit_lognormal
     from .stats.kesten import fit_kesten_binned
-    from .stats.survival import survival, turnover
     from .stats.table import consecutive_pairs, prepare_table
 
     rows = []
@@ -251,31 +276,26 @@ def _population_scores(truth: pd.DataFrame, synapses: pd.DataFrame, params: dict
     versions = {"ours": t_ours}
     if "present_detected" in synapses.columns:  # the per-session calls beside the joint ones
         versions["ours_detection"] = prepare_table(synapses.assign(present=synapses["present_detected"]))
-    to_true, s_true = turnover(t_true), survival(t_true)
     for ct in sorted(t_true["cell_type"].unique()):
         key = f"type:{ct}"
-        a = to_true[to_true.cell_type == ct].set_index("day")
-        last = s_true[s_true.cell_type == ct]["day"].max()
+        true_ct = t_true[t_true.cell_type == ct]
+        scores = {name: turnover_vs_truth(true_ct, tab[tab.cell_type == ct])
+                  for name, tab in versions.items()}
+        first = scores["ours"]
         for col in ("added", "lost"):
-            rows.append({"cell": key, "metric": f"{col}_true", "value": a[col].mean()})
-        v = s_true[(s_true.cell_type == ct) & (s_true.day == last)]["survival"]
-        rows.append({"cell": key, "metric": "survival_last_true",
-                     "value": float(v.iloc[0]) if len(v) else np.nan})
+            rows.append({"cell": key, "metric": f"{col}_true", "value": first[f"{col}_true"]})
+        rows.append({"cell": key, "metric": "survival_last_true", "value": first["survival_true"]})
         gen = next(v for c, v in params.items() if v["cell_type"] == ct)
         rows.append({"cell": key, "metric": "hazard_slope_generating", "value": gen["loss_logit"][1]})
-        rows += _hazard_rows(key, "truth_table", t_true[t_true.cell_type == ct])
+        rows += _hazard_rows(key, "truth_table", true_ct)
         for name, tab in versions.items():
-            tab_ct = tab[tab.cell_type == ct]
-            b = turnover(tab_ct).set_index("day").reindex(a.index)
             for col in ("added", "lost"):
-                rows.append({"cell": key, "metric": f"{col}_{name}", "value": b[col].mean()})
+                rows.append({"cell": key, "metric": f"{col}_{name}", "value": scores[name][f"{col}_ours"]})
                 rows.append({"cell": key, "metric": f"{col}_abs_error_pp" + name[4:],
-                             "value": 100 * float(np.nanmean(np.abs(b[col] - a[col])))})
-            so = survival(tab_ct)
-            v = so[so.day == last]["survival"]
+                             "value": scores[name][f"{col}_error_pp"]})
             rows.append({"cell": key, "metric": f"survival_last_{name}",
-                         "value": float(v.iloc[0]) if len(v) else np.nan})
-            rows += _hazard_rows(key, name, tab_ct)
+                         "value": scores[name]["survival_ours"]})
+            rows += _hazard_rows(key, name, tab[tab.cell_type == ct])
         rows.append({"cell": key, "metric": "sigma_generating", "value": gen["weight_lognormal"][1]})
         for name, tab in (("truth_table", t_true), ("ours", t_ours)):
             d0 = tab[(tab.cell_type == ct) & (tab.day == tab.day.min()) & (tab.present == 1)]
