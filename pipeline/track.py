@@ -58,9 +58,8 @@ def link_sessions(puncta: pd.DataFrame, *, max_distance_um: float = 1.0,
         if open_tracks and len(rows):
             centres = np.array([sums[t] / counts[t] for t in open_tracks])
             d = cdist(pos * scale, centres * scale)
-            cost = np.where(d <= max_distance_um, d, 1e6)
-            ri, ci = linear_sum_assignment(cost)
-            ok = d[ri, ci] <= max_distance_um
+            ri, ci = _assign(d, max_distance_um)
+            ok = ci >= 0
             assigned[ri[ok]] = np.array(open_tracks)[ci[ok]]
             dist[ri[ok]] = d[ri[ok], ci[ok]]
             rival[ri[ok]] = _nearest_rival(d, ri[ok], ci[ok])
@@ -80,6 +79,23 @@ def link_sessions(puncta: pd.DataFrame, *, max_distance_um: float = 1.0,
     out["link_confidence"] = link_confidence(out["link_distance_um"], out["link_competitor_um"],
                                              gate_um=max_distance_um)
     return out
+
+
+def _assign(d: np.ndarray, gate: float) -> tuple[np.ndarray, np.ndarray]:
+    """Minimum-cost links between puncta (rows of ``d``) and tracks (columns) within ``gate``.
+
+    Each punctum may instead start a new track at the cost of the gate.  Without that option
+    a rectangular assignment links as many pairs as it can and then minimises their sum, so a
+    new punctum near a track whose own punctum is present pushes that punctum onto a
+    neighbour's track (a chain of long links instead of one short link and a birth).
+    Returns row indices and the linked column per row (-1: new track).
+    """
+    n, m = d.shape
+    cost = np.full((n, m + n), 1e6)
+    cost[:, :m] = np.where(d <= gate, d, 1e6)
+    cost[np.arange(n), m + np.arange(n)] = gate
+    ri, ci = linear_sum_assignment(cost)
+    return ri, np.where(ci < m, ci, -1)    # a pair beyond the gate never beats the new track
 
 
 def _nearest_rival(d: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:

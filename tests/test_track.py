@@ -119,3 +119,18 @@ def test_wrong_links_concentrate_at_low_confidence_in_a_dense_field():
     assert right[high].mean() >= 0.99
     assert (1 - right[low].mean()) >= 5 * (1 - right[high].mean() + 1e-3)
     assert conf.mean() <= right.mean() + 0.01       # not over-confident on average
+
+
+def test_a_new_punctum_does_not_push_a_neighbour_onto_another_track():
+    # tracks A (y=0) and B (y=0.9); next session A is missing, B's punctum is in place and a
+    # new punctum appears 0.9 um beyond B.  Linking as many pairs as possible would give
+    # A <- B's punctum and B <- the new one (two 0.9 um links); the right answer is B <- its
+    # own punctum (0 um) and a new track.
+    s0 = np.array([[5.0, 0.0, 0.0], [5.0, 0.9, 0.0]])
+    s1 = np.array([[5.0, 0.9, 0.0], [5.0, 1.8, 0.0]])
+    out = link_sessions(_puncta_table([s0, s1]), max_distance_um=1.0)
+    b0 = out[(out.session_index == 0) & (out.y_um == 0.9)]["synapse_id"].item()
+    b1 = out[(out.session_index == 1) & (out.y_um == 0.9)]["synapse_id"].item()
+    new = out[(out.session_index == 1) & (out.y_um == 1.8)]["synapse_id"].item()
+    assert b1 == b0
+    assert new not in set(out[out.session_index == 0]["synapse_id"])
