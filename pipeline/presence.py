@@ -150,14 +150,22 @@ def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float 
 
 # --------------------------------------------------------------------------- tracks
 def merge_fragments(table: pd.DataFrame, *, max_distance_um: float = 0.5,
-                    z_scale: float = 0.5) -> tuple[pd.DataFrame, int]:
+                    z_scale: float = 0.5, max_shared: int = 1) -> tuple[pd.DataFrame, int]:
     """Join tracks of one synapse that tracking left in pieces.
 
     Two tracks whose detected positions (reference frame, mean over detections; z scaled by
-    ``z_scale``) lie within ``max_distance_um`` and were never detected in the same session
-    are one synapse: measuring both at every session would count it twice (tracks a curation
-    row changed, ``curated`` = 1, are never merged).  Per session the merged synapse keeps
-    the row of the piece detected there, else of the piece with the most detections.
+    ``z_scale``) lie within ``max_distance_um`` and were detected together in at most
+    ``max_shared`` sessions are one synapse: measuring both at every session would count it
+    twice (tracks a curation row changed, ``curated`` = 1, are never merged).  A shared
+    session is one where the synapse was detected as two puncta (its blob split by noise, or
+    a noise peak beside it): the next session links to either piece, so the one synapse
+    became a loss plus a birth.  Two synapses this close that both exist are detected
+    together in most sessions and stay apart.
+
+    Per session the merged synapse keeps the row of the piece detected there, else of the
+    piece with the most detections; where several pieces were detected, that row's
+    ``intensity`` and ``snr`` become their sums (the weights stage shared the synapse's light
+    between them), the noise taken from the kept row.
     Returns the table and the number of pieces merged away.
     """
     det = table[table["detected"] == 1]
@@ -179,7 +187,7 @@ def merge_fragments(table: pd.DataFrame, *, max_distance_um: float = 0.5,
         if d[iu[0][k], iu[1][k]] > max_distance_um:
             break
         ga, gb = group[a], group[b]
-        if ga == gb or seen[ga] & seen[gb]:
+        if ga == gb or len(seen[ga] & seen[gb]) > max_shared:
             continue
         keep, drop = (ga, gb) if len(seen[ga]) >= len(seen[gb]) else (gb, ga)
         for m in members.pop(drop):
@@ -199,7 +207,16 @@ def merge_fragments(table: pd.DataFrame, *, max_distance_um: float = 0.5,
     t["_rank"] = np.where(t["detected"] == 1, 0, 1)
     t["_n"] = -n_det
     t = t.sort_values(["synapse_id", "session", "_rank", "_n", "track_id"], kind="stable")
+    both = t[t["detected"] == 1].groupby(["synapse_id", "session"])
+    several = both["intensity"].sum()[both.size() > 1] if "intensity" in t.columns else []
     t = t.drop_duplicates(["synapse_id", "session"]).drop(columns=["_rank", "_n"])
+    if len(several):
+        key = pd.MultiIndex.from_arrays([t["synapse_id"], t["session"]])
+        total = several.reindex(key).to_numpy()
+        hit = np.isfinite(total)
+        noise = (t.loc[hit, "intensity"] / t.loc[hit, "snr"]).where(t.loc[hit, "snr"] != 0)
+        t.loc[hit, "intensity"] = total[hit]
+        t.loc[hit, "snr"] = total[hit] / noise
     return t.sort_values(["synapse_id", "day"], ignore_index=True), merged
 
 

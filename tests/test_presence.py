@@ -230,3 +230,25 @@ def test_an_offset_absent_state_is_learnt_from_null_measurements():
     assert false_present["null"] < 0.5 * false_present["none"], false_present
     births = ((states[:, 1:] == 1) & (states[:, :-1] == 0)).sum() / (states[:, :-1] == 0).sum()
     assert abs(with_null["params"]["birth"] - births) < abs(without["params"]["birth"] - births)
+
+
+def test_a_synapse_detected_twice_in_one_session_is_merged_but_two_neighbours_are_not():
+    # piece 1 (s0-s2) and piece 2 (s2-s5) are one synapse, split into two puncta in s2, where
+    # the weights stage shared its light between them; pieces 3 and 4 are two synapses 0.3 um
+    # apart, detected together in every session
+    det = {1: [1, 1, 1, 0, 0, 0], 2: [0, 0, 1, 1, 1, 1], 3: [1] * 6, 4: [1] * 6}
+    inten = {1: [300, 310, 140, 0, 0, 0], 2: [0, 0, 170, 320, 290, 305], 3: [200] * 6, 4: [250] * 6}
+    t = pd.DataFrame({
+        "synapse_id": np.repeat([1, 2, 3, 4], 6), "session": [f"s{i}" for i in range(6)] * 4,
+        "day": list(range(0, 24, 4)) * 4, "detected": sum(det.values(), []),
+        "z_um": 5.0, "y_um": [10.0] * 6 + [10.2] * 6 + [20.0] * 6 + [20.3] * 6, "x_um": 3.0,
+        "intensity": np.array(sum(inten.values(), []), float)})
+    t["snr"] = t["intensity"] / 10.0
+    merged, n = merge_fragments(t, max_distance_um=0.5)
+    assert n == 1
+    assert sorted(merged["synapse_id"].unique()) == [2, 3, 4]     # the id of the longer piece
+    one = merged[merged["synapse_id"] == 2].sort_values("day")
+    assert one["detected"].tolist() == [1] * 6
+    # the split session carries the synapse's whole light, in units of the same noise
+    assert one["intensity"].tolist() == [300, 310, 310, 320, 290, 305]
+    assert one["snr"].tolist() == pytest.approx([30, 31, 31, 32, 29, 30.5])
