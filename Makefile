@@ -9,6 +9,8 @@
 #                   -> BENCHMARKS_SCALE.md
 # make bench-presence: turnover and survival over 3 more full-size cells per regime, detection vs
 #                   joint calls -> BENCHMARKS_PRESENCE.md (about 20 min on 2 cores)
+# make bench-floor: the ideal observer's turnover errors beside ours on bench-presence's cells
+#                   -> BENCHMARKS_FLOOR.md (under 1 min; run bench-presence first)
 # make sample: regenerate data_sample/ with the simulator (the command is recorded in data_sample/README.md)
 PYTHON ?= python3
 VENV   ?= .venv
@@ -19,7 +21,7 @@ RESULTS ?= results/sample
 SESSIONS ?= data_sample/sessions.tsv
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: venv run test lint sample bench bench-stats bench-scale bench-presence clean
+.PHONY: venv run test lint sample bench bench-stats bench-scale bench-presence bench-floor clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +60,9 @@ bench-scale: $(STAMP)
 
 bench-presence: $(STAMP)
 	$(BIN)/python benchmarks/presence_benchmark.py --workdir results/bench_presence --out BENCHMARKS_PRESENCE.md --cores $(CORES)
+
+bench-floor: $(STAMP)
+	$(BIN)/python benchmarks/presence_floor.py --workdir results/bench_presence --out BENCHMARKS_FLOOR.md
 
 REFERENCE ?= ../shared/reference/melander2021_pyr
 bench-stats: $(STAMP)

@@ -1,0 +1,121 @@
+"""The ideal observer's turnover and survival errors beside ours, on the presence benchmark's cells.
+
+    python benchmarks/presence_floor.py --workdir results/bench_presence --out BENCHMARKS_FLOOR.md
+
+Reads what ``make bench-presence`` left in ``--workdir`` (each regime's simulated data and
+results).  Per cell, the pipeline's own measurement model is estimated from its rows matched
+to the truth (snr per unit true weight per session, its relative spread, the null
+measurements' centre and spread; ``pipeline.bayes_floor.measurement_noise``), measurements
+are drawn from it at the true weights ``--repeats`` times, and the ideal observer (the
+simulator's own dynamics, perfect tracking) calls each row.  Its errors are a floor for
+per-row presence calls at that cell's signal level; ours are the joint calls of that run.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pipeline.bayes_floor import ideal_calls, measurement_noise  # noqa: E402
+from pipeline.evaluate import _spacing_of, assign_true_ids, turnover_vs_truth  # noqa: E402
+from pipeline.stats.table import prepare_table  # noqa: E402
+
+COLS = ["cell", "cell_type", "synapse_id", "session", "day", "present", "weight"]
+
+
+def rows_with_true_weight(results: Path, cell: str, truth_cell: pd.DataFrame, params: dict) -> pd.DataFrame:
+    """Our rows of one cell with the weight of the true synapse their track stands for."""
+    tracks = pd.read_csv(results / "track" / cell / "tracks.csv")
+    tracks["true_id"] = assign_true_ids(tracks, truth_cell, np.asarray(_spacing_of(params, cell)))
+    matched = tracks[tracks["true_id"] >= 0]
+    id_map = matched.groupby("synapse_id")["true_id"].agg(lambda v: v.value_counts().index[0])
+    rows = pd.read_csv(results / "synapses.csv")
+    rows = rows[rows["cell"] == cell].copy()
+    key = rows["synapse_id"].map(id_map)
+    w = truth_cell.set_index(["synapse_id", "session"])["weight"]
+    rows["true_weight"] = [w.get((int(i), s), np.nan) if pd.notna(i) else np.nan
+                           for i, s in zip(key, rows["session"])]
+    return rows
+
+
+def cell_floor(data: Path, results: Path, repeats: int, rng) -> list[dict]:
+    truth = pd.read_csv(data / "truth" / "synapses.csv")
+    params = json.loads((data / "truth" / "params.json").read_text())
+    ours_all = pd.read_csv(results / "synapses.csv")
+    out = []
+    for cell, tc in truth.groupby("cell"):
+        t_true = prepare_table(tc[COLS])
+        rows = rows_with_true_weight(results, cell, tc, params)
+        noise = measurement_noise(rows, pd.read_csv(results / "weights" / cell / "null_snr.csv")["snr"])
+        ours = turnover_vs_truth(t_true, prepare_table(ours_all[ours_all["cell"] == cell]))
+        ideal = [turnover_vs_truth(t_true, prepare_table(ideal_calls(tc[COLS], params[cell], noise, rng)))
+                 for _ in range(repeats)]
+        row = {"cell": cell, "snr_per_weight": float(np.mean(noise["signal_per_weight"])),
+               "relative_sd": noise["relative_sd"], "null_sd": noise["null_sd"]}
+        for name, sc in (("ours", [ours]), ("ideal", ideal)):
+            row[f"added_{name}"] = np.mean([s["added_error_pp"] for s in sc])
+            row[f"lost_{name}"] = np.mean([s["lost_error_pp"] for s in sc])
+            row[f"survival_{name}"] = np.mean([s["survival_ours"] - s["survival_true"] for s in sc])
+        out.append(row)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workdir", default="results/bench_presence")
+    ap.add_argument("--out", default="BENCHMARKS_FLOOR.md")
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    work = Path(args.workdir)
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(args.seed)
+    regimes = sorted(p.parent.parent.name for p in work.glob("*/results/synapses.csv"))
+    if not regimes:
+        sys.exit(f"no results under {work}: run `make bench-presence` first")
+    table = pd.concat([pd.DataFrame(cell_floor(work / r / "data", work / r / "results", args.repeats, rng))
+                       .assign(regime=r) for r in regimes], ignore_index=True)
+    lines = [
+        "# Presence: our errors beside the ideal observer's", "",
+        f"`python benchmarks/presence_floor.py --workdir {args.workdir} --repeats {args.repeats} "
+        f"--seed {args.seed}` (`make bench-floor`, after `make bench-presence`), {dt.date.today()}, "
+        f"{(time.perf_counter() - t0) / 60:.1f} min.", "",
+        "Per cell of the presence benchmark: our measurement model (snr per unit true weight, "
+        "mean over sessions; relative SD; SD of the null measurements), the mean absolute error "
+        "of the per-interval fractions added and lost (pp) and the survival error, for our joint "
+        "calls and for the ideal observer (`pipeline/bayes_floor.py`: the simulator's own "
+        f"dynamics, perfect tracking, measurements drawn from our measurement model; mean of "
+        f"{args.repeats} draws).", "",
+        "| regime | cell | snr per unit weight | relative SD | null SD | added error: ours / ideal | lost error: ours / ideal | survival error: ours / ideal |",
+        "|---|---|---|---|---|---|---|---|"]
+    for _, r in table.iterrows():
+        lines.append(f"| {r['regime']} | {r['cell']} | {r['snr_per_weight']:.1f} | {r['relative_sd']:.2f} | "
+                     f"{r['null_sd']:.2f} | {r['added_ours']:.2f} / {r['added_ideal']:.2f} | "
+                     f"{r['lost_ours']:.2f} / {r['lost_ideal']:.2f} | "
+                     f"{r['survival_ours']:+.3f} / {r['survival_ideal']:+.3f} |")
+    lines += ["", "## Mean over the cells of each regime", "",
+              "| regime | added error: ours / ideal | lost error: ours / ideal | survival error, mean abs: ours / ideal |",
+              "|---|---|---|---|"]
+    for regime, g in table.groupby("regime"):
+        lines.append(f"| {regime} | {g['added_ours'].mean():.2f} / {g['added_ideal'].mean():.2f} | "
+                     f"{g['lost_ours'].mean():.2f} / {g['lost_ideal'].mean():.2f} | "
+                     f"{g['survival_ours'].abs().mean():.3f} / {g['survival_ideal'].abs().mean():.3f} |")
+    lines += ["", "The ideal observer knows what no method can (the true dynamics' parameters, every "
+              "synapse's place); where its error exceeds a target, no per-row call at that signal "
+              "level meets it.", ""]
+    Path(args.out).write_text("\n".join(lines))
+    table.to_csv(work / "floor.csv", index=False)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
