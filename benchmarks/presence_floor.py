@@ -26,21 +26,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline.bayes_floor import ideal_calls, measurement_noise  # noqa: E402
-from pipeline.evaluate import _spacing_of, assign_true_ids, turnover_vs_truth  # noqa: E402
+from pipeline.evaluate import (_spacing_of, assign_true_ids, track_true_ids,  # noqa: E402
+                               turnover_vs_truth)
 from pipeline.stats.table import prepare_table  # noqa: E402
 
 COLS = ["cell", "cell_type", "synapse_id", "session", "day", "present", "weight"]
 
 
-def rows_with_true_weight(results: Path, cell: str, truth_cell: pd.DataFrame, params: dict) -> pd.DataFrame:
+def rows_with_true_weight(rows: pd.DataFrame, tracks: pd.DataFrame, truth_cell: pd.DataFrame,
+                          spacing) -> pd.DataFrame:
     """Our rows of one cell with the weight of the true synapse their track stands for."""
-    tracks = pd.read_csv(results / "track" / cell / "tracks.csv")
-    tracks["true_id"] = assign_true_ids(tracks, truth_cell, np.asarray(_spacing_of(params, cell)))
-    matched = tracks[tracks["true_id"] >= 0]
-    id_map = matched.groupby("synapse_id")["true_id"].agg(lambda v: v.value_counts().index[0])
-    rows = pd.read_csv(results / "synapses.csv")
-    rows = rows[rows["cell"] == cell].copy()
-    key = rows["synapse_id"].map(id_map)
+    tracks = tracks.assign(true_id=assign_true_ids(tracks, truth_cell, spacing))
+    rows = rows.copy()
+    key = rows["synapse_id"].map(track_true_ids(tracks))
     w = truth_cell.set_index(["synapse_id", "session"])["weight"]
     rows["true_weight"] = [w.get((int(i), s), np.nan) if pd.notna(i) else np.nan
                            for i, s in zip(key, rows["session"])]
@@ -54,9 +52,11 @@ def cell_floor(data: Path, results: Path, repeats: int, rng) -> list[dict]:
     out = []
     for cell, tc in truth.groupby("cell"):
         t_true = prepare_table(tc[COLS])
-        rows = rows_with_true_weight(results, cell, tc, params)
+        ours_cell = ours_all[ours_all["cell"] == cell]
+        rows = rows_with_true_weight(ours_cell, pd.read_csv(results / "track" / cell / "tracks.csv"),
+                                     tc, np.asarray(_spacing_of(params, cell)))
         noise = measurement_noise(rows, pd.read_csv(results / "weights" / cell / "null_snr.csv")["snr"])
-        ours = turnover_vs_truth(t_true, prepare_table(ours_all[ours_all["cell"] == cell]))
+        ours = turnover_vs_truth(t_true, prepare_table(ours_cell))
         ideal = [turnover_vs_truth(t_true, prepare_table(ideal_calls(tc[COLS], params[cell], noise, rng)))
                  for _ in range(repeats)]
         row = {"cell": cell, "snr_per_weight": float(np.mean(noise["signal_per_weight"])),

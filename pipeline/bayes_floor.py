@@ -19,6 +19,9 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
+from .presence import absent_state
+from .weights import MAD_TO_SD
+
 
 def ideal_presence_posterior(snr, observed, *, signal_per_weight, null_centre, null_sd,
                              relative_sd, kesten, loss_logit, min_weight,
@@ -111,13 +114,10 @@ def measurement_noise(rows: pd.DataFrame, null_snr, *, min_weight: float = 0.3) 
     per_day = ratio.groupby(rows.loc[ok, "day"]).median().reindex(days)
     per_day = per_day.fillna(ratio.median())
     log_dev = np.log(ratio) - np.log(per_day.reindex(rows.loc[ok, "day"]).to_numpy())
-    null = np.asarray(null_snr, float)
-    null = null[np.isfinite(null)]
-    centre = float(np.median(null))
+    centre, sd = absent_state(null_snr)    # as the presence stage fixes its absent state
     return {"signal_per_weight": per_day.to_numpy(),
-            "relative_sd": float(1.4826 * np.median(np.abs(log_dev - np.median(log_dev)))),
-            "null_centre": centre,
-            "null_sd": float(1.4826 * np.median(np.abs(null - centre)))}
+            "relative_sd": float(MAD_TO_SD * np.median(np.abs(log_dev - np.median(log_dev)))),
+            "null_centre": centre, "null_sd": sd}
 
 
 def simulate_measurements(weights, present, noise: dict, rng) -> np.ndarray:

@@ -96,6 +96,13 @@ def assign_true_ids(tracks: pd.DataFrame, truth_cell: pd.DataFrame, spacing) -> 
     return true_id
 
 
+def track_true_ids(tracks: pd.DataFrame) -> pd.Series:
+    """Per track (``synapse_id``) the true synapse most of its detections matched
+    (``tracks["true_id"]`` from :func:`assign_true_ids`); tracks matching none are absent."""
+    matched = tracks[tracks["true_id"] >= 0]
+    return matched.groupby("synapse_id")["true_id"].agg(lambda v: v.value_counts().index[0])
+
+
 def true_links_of(tracks: pd.DataFrame, true_id: np.ndarray) -> set:
     """(true id, session index) of true synapses detected at that session and the next."""
     ok = true_id >= 0
@@ -143,9 +150,7 @@ def evaluate_results(dataset: Path, results: Path) -> pd.DataFrame:
         tracks["true_id"] = assign_true_ids(tracks, tcell, spacing)
         links = score_links(tracks, tracks["true_id"].to_numpy(),
                             true_links_of(tracks, tracks["true_id"].to_numpy()))
-        matched = tracks[tracks["true_id"] >= 0]
-        # weights: result synapse -> the true synapse most of its detections matched
-        id_map = matched.groupby("synapse_id")["true_id"].agg(lambda v: v.value_counts().index[0])
+        id_map = track_true_ids(tracks)
         res = synapses[(synapses["cell"] == cell) & (synapses["present"] == 1)].copy()
         res["true_id"] = res["synapse_id"].map(id_map)
         both = res.merge(tcell[tcell["present"] == 1][["synapse_id", "session", "weight"]],

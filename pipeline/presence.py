@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special
 
+from .weights import MAD_TO_SD
+
 #: grid of true signal (snr units) over which the log-normal of present synapses is integrated
 _S_GRID = np.geomspace(0.05, 5000, 150)
 
@@ -75,6 +77,15 @@ def posterior_signal(z, params) -> np.ndarray:
     return (w * _S_GRID).sum(axis=1) / w.sum(axis=1)
 
 
+def absent_state(null_snr) -> tuple[float, float]:
+    """Centre (median) and robust SD (scaled MAD) of measurements where no synapse is: what
+    an absent synapse measures."""
+    null = np.asarray(null_snr, float)
+    null = null[np.isfinite(null)]
+    centre = float(np.median(null))
+    return centre, float(MAD_TO_SD * np.median(np.abs(null - centre)))
+
+
 def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float = 1e-6,
                  birth_prior: float = 1.0, loss_prior: float = 1.0, min_null: int = 30) -> dict:
     """Fit the two-state HMM to tracks x sessions of snr and return posteriors and parameters.
@@ -110,8 +121,7 @@ def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float 
     null = null[np.isfinite(null)]
     fixed_null = len(null) >= min_null
     if fixed_null:
-        mu0 = float(np.median(null))
-        tau0 = float(1.4826 * np.median(np.abs(null - mu0)))
+        mu0, tau0 = absent_state(null)
     else:
         neg = zo[zo < 0]
         mu0, tau0 = 0.0, float(np.sqrt(np.mean(neg ** 2))) if len(neg) >= 5 else 1.0

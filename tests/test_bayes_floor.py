@@ -2,6 +2,7 @@
 per-session threshold with it, and the measurement model recovered from known measurements."""
 import numpy as np
 import pandas as pd
+from scipy import special
 
 from pipeline.bayes_floor import (ideal_calls, ideal_presence_posterior, measurement_noise,
                                   simulate_measurements)
@@ -23,7 +24,8 @@ def _truth(rng, n=300, T=8):
     for t in range(1, T):
         alive = np.flatnonzero(~np.isnan(w[:, t - 1]))
         nxt = kesten_step(w[alive, t - 1], a, c, b, d, rng, floor=DYNAMICS["min_weight"])
-        lost = rng.uniform(size=len(alive)) < 1 / (1 + np.exp(3.3 + np.log(w[alive, t - 1])))
+        alpha, beta = DYNAMICS["loss_logit"]
+        lost = rng.uniform(size=len(alive)) < special.expit(alpha + beta * np.log(w[alive, t - 1]))
         w[alive[~lost], t] = nxt[~lost]
     present = ~np.isnan(w)
     return pd.DataFrame({
