@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from pipeline.detect import punctum_sigma_um
+from pipeline.stages.detect import punctum_sigma_um
 
 PSF_FWHM_UM = (2.0, 0.4, 0.4)
 

@@ -46,7 +46,7 @@ def regime_args(sim_args: list[str], n_cells: int) -> list[str]:
 
 def cell_scores(truth: pd.DataFrame, synapses: pd.DataFrame) -> list[dict]:
     """Per cell and call (detection / joint): turnover error and bias (pp), survival to the last session."""
-    from pipeline.evaluate import turnover_vs_truth
+    from pipeline.truth.evaluate import turnover_vs_truth
     from pipeline.stats.table import prepare_table
 
     cols = ["cell", "cell_type", "synapse_id", "session", "day", "present", "weight"]

@@ -5,7 +5,7 @@
 Reads what ``make bench-presence`` left in ``--workdir`` (each regime's simulated data and
 results).  Per cell, the pipeline's own measurement model is estimated from its rows matched
 to the truth (snr per unit true weight per session, its relative spread, the null
-measurements' centre and spread; ``pipeline.bayes_floor.measurement_noise``), measurements
+measurements' centre and spread; ``pipeline.truth.ideal_observer.measurement_noise``), measurements
 are drawn from it at the true weights ``--repeats`` times, and the ideal observer (the
 simulator's own dynamics, perfect tracking) calls each row.  Its errors are a floor for
 per-row presence calls at that cell's signal level; ours are the joint calls of that run.
@@ -25,8 +25,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.bayes_floor import ideal_calls, measurement_noise  # noqa: E402
-from pipeline.evaluate import (_spacing_of, assign_true_ids, track_true_ids,  # noqa: E402
+from pipeline.truth.ideal_observer import ideal_calls, measurement_noise  # noqa: E402
+from pipeline.truth.evaluate import (_spacing_of, assign_true_ids, track_true_ids,  # noqa: E402
                                turnover_vs_truth)
 from pipeline.stats.table import prepare_table  # noqa: E402
 

@@ -80,7 +80,7 @@ def _measured(fn, *args):
 
 
 def _session_stacks(results: Path, cell: str):
-    from pipeline.io import load_ingested
+    from pipeline.inputs.stacks import load_ingested
 
     metas = sorted((json.loads(p.read_text()) for p in (results / "ingest" / cell).glob("*.json")),
                    key=lambda m: m["day"])
@@ -105,7 +105,7 @@ def _time_detection(results: str, cell: str, workers: int):
     beside the size of the two-channel float32 stack it is given."""
     import tracemalloc
 
-    from pipeline.detect import detect_puncta
+    from pipeline.stages.detect import detect_puncta
 
     rows, warm = [], False
     for sess, stack, sp in _session_stacks(Path(results), cell):
@@ -142,7 +142,7 @@ def _link(tool: str, tracks_csv: str):
 
 
 def _calibrate_one(tool: str, results: str, cell: str, settings: list, truth_csv: str, spacing):
-    from pipeline.evaluate import score_detection
+    from pipeline.truth.evaluate import score_detection
 
     truth = pd.read_csv(truth_csv)
     t0 = truth[(truth.session == "s00") & (truth.present == 1)][["z", "y", "x"]].to_numpy()
@@ -186,7 +186,7 @@ def run_ours(data: Path, results: Path, cores: int) -> dict:
 
 # --------------------------------------------------------------------------- scoring helpers
 def score_detections(dets: dict, truth: pd.DataFrame, spacing) -> dict:
-    from pipeline.evaluate import score_detection
+    from pipeline.truth.evaluate import score_detection
 
     rows = [score_detection(d[["z", "y", "x"]].to_numpy(),
                             truth[(truth.session == s) & (truth.present == 1)][["z", "y", "x"]].to_numpy(),
@@ -197,7 +197,7 @@ def score_detections(dets: dict, truth: pd.DataFrame, spacing) -> dict:
 
 
 def score_registration(mats: dict, truth: pd.DataFrame, spacing) -> dict:
-    from pipeline.evaluate import registration_error_um
+    from pipeline.truth.evaluate import registration_error_um
 
     errs = np.concatenate([
         registration_error_um(m, truth[(truth.session == s) & (truth.present == 1)][["z", "y", "x"]].to_numpy() * spacing,
@@ -208,7 +208,7 @@ def score_registration(mats: dict, truth: pd.DataFrame, spacing) -> dict:
 
 
 def score_tracks(tracks: pd.DataFrame, truth: pd.DataFrame, spacing) -> dict:
-    from pipeline.evaluate import assign_true_ids, score_links, true_links_of, turnover_error_pp
+    from pipeline.truth.evaluate import assign_true_ids, score_links, true_links_of, turnover_error_pp
 
     true_id = assign_true_ids(tracks, truth, spacing)
     links = score_links(tracks, true_id, true_links_of(tracks, true_id))
@@ -242,7 +242,7 @@ def main(argv=None):
         shutil.rmtree(work)
     work.mkdir(parents=True)
     t_start = time.perf_counter()
-    from pipeline.evaluate import evaluate_results
+    from pipeline.truth.evaluate import evaluate_results
 
     # 1. calibrate the peers' detection settings on a separate simulated stack
     cal = work / "calibration"

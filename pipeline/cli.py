@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .io import InputError
+from .inputs.stacks import InputError
 
 SYNAPSE_COLUMNS = ["cell", "cell_type", "synapse_id", "session", "day", "present", "z", "y", "x",
                    "z_um", "y_um", "x_um", "weight", "intensity", "snr", "background",
@@ -70,7 +70,7 @@ def _simulation_fields():
     """(name, default) of every SimulationParams field settable from the command line."""
     from dataclasses import fields
 
-    from .simulate import SimulationParams
+    from .truth.simulate import SimulationParams
 
     return [(f.name, f.default) for f in fields(SimulationParams)
             if f.name not in ("cell_type", "seed")]
@@ -89,7 +89,7 @@ def _parse_field(text: str, default):
 
 
 def cmd_simulate(args) -> None:
-    from .simulate import SimulationParams, write_dataset
+    from .truth.simulate import SimulationParams, write_dataset
 
     overrides = {name: _parse_field(getattr(args, name), default)
                  for name, default in _simulation_fields() if getattr(args, name) is not None}
@@ -102,8 +102,8 @@ def cmd_simulate(args) -> None:
 
 
 def cmd_discover(args) -> None:
-    from .discover import acquisition_date, assign_days, day_from_name, sessions_from_paths
-    from .io import probe_stack
+    from .inputs.discover import acquisition_date, assign_days, day_from_name, sessions_from_paths
+    from .inputs.stacks import probe_stack
 
     root, out = Path(args.root).resolve(), Path(args.out).resolve()
     if not root.is_dir():
@@ -172,7 +172,7 @@ def cmd_discover(args) -> None:
 
 
 def cmd_check_sheet(args) -> None:
-    from .sheet import check_images, read_sessions
+    from .inputs.sheet import check_images, read_sessions
 
     sessions = read_sessions(args.sheet)
     problems = check_images(sessions, config_voxel=_triple(args.voxel_um)) if args.images else []
@@ -191,8 +191,8 @@ def _session_row(sessions, sheet, cell, session):
 
 def _load_session(row, *, config_voxel, max_saturated, config_voxel_first=False):
     """Every input check of one session (the ingest and check stages share it)."""
-    from .io import probe_stack, read_stack, resolve_voxel
-    from .sheet import parse_voxel
+    from .inputs.stacks import probe_stack, read_stack, resolve_voxel
+    from .inputs.sheet import parse_voxel
 
     info = probe_stack(row["abs_path"])
     voxel = resolve_voxel(parse_voxel(row["voxel_um"]), info.voxel_um, config_voxel,
@@ -206,14 +206,14 @@ def _load_session(row, *, config_voxel, max_saturated, config_voxel_first=False)
 
 
 def cmd_ingest(args) -> None:
-    from .io import write_stack
-    from .sheet import read_sessions
+    from .inputs.stacks import write_stack
+    from .inputs.sheet import read_sessions
 
     row = _session_row(read_sessions(args.sheet), args.sheet, args.cell, args.session)
     stack, voxel, channels = _load_session(row, config_voxel=_triple(args.voxel_um),
                                            max_saturated=args.max_saturated,
                                            config_voxel_first=args.config_voxel_first)
-    from .io import probe_stack, saturated_fraction
+    from .inputs.stacks import probe_stack, saturated_fraction
 
     frac, top = saturated_fraction(stack[0], probe_stack(row["abs_path"]).dtype)
     meta = {"cell": row["cell"], "cell_type": row["cell_type"], "session": row["session"],
@@ -230,7 +230,7 @@ def cmd_ingest(args) -> None:
 
 def cmd_check(args) -> None:
     """Check every session of a cell as ingest would; record, never raise, what is wrong."""
-    from .sheet import read_sessions
+    from .inputs.sheet import read_sessions
 
     sessions = read_sessions(args.sheet)
     results = []
@@ -251,8 +251,8 @@ def cmd_check(args) -> None:
 
 
 def cmd_detect(args) -> None:
-    from .detect import detect_puncta
-    from .io import load_ingested
+    from .stages.detect import detect_puncta
+    from .inputs.stacks import load_ingested
 
     stack, meta = load_ingested(args.stack)
     opts = _options(args.options)
@@ -270,8 +270,8 @@ def cmd_detect(args) -> None:
 
 
 def cmd_register(args) -> None:
-    from .io import load_ingested
-    from .register import register_session
+    from .inputs.stacks import load_ingested
+    from .stages.register import register_session
 
     ref, ref_meta = load_ingested(args.reference)
     same_file = Path(args.stack).resolve() == Path(args.reference).resolve()
@@ -298,7 +298,7 @@ def cmd_register(args) -> None:
                    "convention": "matrix maps (z, y, x, 1) in um of this session's stack to the "
                                  "reference session's stack; then warp (if any) adds a smooth "
                                  "displacement (pipeline.register.to_reference)"})
-    from .qc import registration_figure
+    from .review.qc import registration_figure
     with atomic_path(args.qc) as tmp:
         registration_figure(ref[channel], mov[channel], result, spacing=meta["voxel_um"],
                             reference_spacing=ref_meta["voxel_um"], path=tmp)
@@ -309,8 +309,8 @@ def cmd_register(args) -> None:
 
 
 def cmd_track(args) -> None:
-    from .register import to_reference
-    from .track import link_sessions
+    from .stages.register import to_reference
+    from .stages.track import link_sessions
 
     metas = [json.loads(Path(m).read_text()) for m in args.meta]
     order = np.argsort([m["day"] for m in metas], kind="stable")
@@ -337,7 +337,7 @@ def cmd_track(args) -> None:
 
 
 def cmd_curate(args) -> None:
-    from .curate import curate_tracks
+    from .stages.curate import curate_tracks
 
     tracks = pd.read_csv(args.tracks)
     actions = pd.DataFrame(json.loads(args.curation or "[]"), columns=CURATION_FIELDS)
@@ -350,10 +350,10 @@ def cmd_curate(args) -> None:
 
 
 def cmd_weights(args) -> None:
-    from .io import load_ingested
-    from .register import to_session
-    from .track import track_positions
-    from .weights import (aperture_photometry, distinct_puncta, normalise_cell_weights,
+    from .inputs.stacks import load_ingested
+    from .stages.register import to_session
+    from .stages.track import track_positions
+    from .stages.weights import (aperture_photometry, distinct_puncta, normalise_cell_weights,
                           null_positions, quality_flags, remove_bleedthrough)
 
     opts = _options(args.options)
@@ -378,7 +378,7 @@ def cmd_weights(args) -> None:
         ref_um[found] = det.loc[ids[found], ["z_um", "y_um", "x_um"]].to_numpy()
         psd, k_morph = stack[0], 0.0
         if stack.shape[0] > 1 and opts.get("bleedthrough", "auto") != 0:
-            from .detect import morphology_coefficient
+            from .stages.detect import morphology_coefficient
             k_morph = opts.get("bleedthrough", "auto")
             if k_morph == "auto":  # estimated per session from the data
                 k_morph = morphology_coefficient(stack[0], stack[1])
@@ -386,7 +386,7 @@ def cmd_weights(args) -> None:
         aperture = opts.get("aperture_um", (1.6, 0.6, 0.6))
         null = np.zeros((0, 3))
         if stack.shape[0] > 1:   # places on the cell without a synapse: the absent state
-            from .detect import cell_mask
+            from .stages.detect import cell_mask
             null = null_positions(cell_mask(stack[1], spacing=spacing), vox, spacing=spacing)
         both = np.vstack([vox, null])
         sources = np.r_[distinct_puncta(vox, found, spacing=spacing, priority=n_detected),
@@ -430,8 +430,8 @@ def cmd_weights(args) -> None:
 
 
 def cmd_presence(args) -> None:
-    from .presence import call_presence
-    from .weights import normalise_cell_weights
+    from .stages.presence import call_presence
+    from .stages.weights import normalise_cell_weights
 
     opts = _options(args.options)
     table = pd.read_csv(args.table)
@@ -442,7 +442,7 @@ def cmd_presence(args) -> None:
                                  merge_distance_um=opts.get("merge_distance_um", 0.5))
     actions = pd.DataFrame(json.loads(args.curation or "[]"), columns=CURATION_FIELDS)
     if len(actions):
-        from .curate import curate_calls
+        from .stages.curate import curate_calls
 
         out = curate_calls(out, actions)
     summary["curated_calls"] = int(actions["action"].isin(["present", "absent"]).sum())
@@ -485,9 +485,9 @@ def cmd_review(args) -> None:
     import matplotlib.image
     from scipy import ndimage
 
-    from . import review as rv
-    from .io import load_ingested
-    from .review_page import cell_page
+    from .review import pictures as rv
+    from .inputs.stacks import load_ingested
+    from .review.pages import cell_page
 
     table = pd.read_csv(args.table)
     metas = [json.loads(Path(p).read_text()) for p in args.meta]
@@ -595,14 +595,14 @@ def _read_table_file(path) -> pd.DataFrame:
 
 
 def cmd_report(args) -> None:
-    from .report import write_report
+    from .review.report import write_report
 
     with atomic_path(args.out) as tmp:
         write_report(Path(args.results), tmp, failures=args.failures)
     print(f"report: {args.out}")
     if args.review_index:
-        from .review import summarise_synapses
-        from .review_page import index_page
+        from .review.pictures import summarise_synapses
+        from .review.pages import index_page
 
         table = pd.read_csv(Path(args.results) / "synapses.csv")
         cells = sorted(table["cell"].astype(str).unique())
@@ -612,7 +612,7 @@ def cmd_report(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    from .evaluate import evaluate_results
+    from .truth.evaluate import evaluate_results
 
     scores = evaluate_results(Path(args.truth), Path(args.results))
     print(scores.to_string(index=False))
@@ -623,7 +623,7 @@ def cmd_evaluate(args) -> None:
 # --------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__.splitlines()[0])
-    from .discover import DEFAULT_PATTERN
+    from .inputs.discover import DEFAULT_PATTERN
 
     sub = ap.add_subparsers(dest="command", required=True)
 

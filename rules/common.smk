@@ -9,7 +9,7 @@ from snakemake.utils import validate
 # the rules' `python -m pipeline` needs the package installed (`make venv` does `pip install -e .`)
 sys.path.insert(0, workflow.basedir)
 
-from pipeline.sheet import SheetError, read_sessions
+from pipeline.inputs.sheet import SheetError, read_sessions
 
 validate(config, "../schemas/config.schema.yaml")
 
@@ -90,11 +90,11 @@ def per_session(pattern):
     return lambda wc: [pattern.format(cell=wc.cell, session=s) for s in sessions_of(wc.cell)]
 
 
-# Curation (pipeline.curate): config `curation`, else curation.tsv beside the sessions sheet.
+# Curation (pipeline.stages.curate): config `curation`, else curation.tsv beside the sessions sheet.
 # Only read, never written. Each cell's rows reach its jobs as a parameter, so editing one cell's
 # rows reruns that cell's curate/weights/presence and what follows, nothing else.
-from pipeline.curate import read_curation
-from pipeline.io import InputError
+from pipeline.stages.curate import read_curation
+from pipeline.inputs.stacks import InputError
 
 CURATION = config.get("curation") or os.path.join(os.path.dirname(SHEET), "curation.tsv")
 if config.get("curation") and not os.path.exists(CURATION):

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.simulate import SimulationParams, simulate_cell
+from pipeline.truth.simulate import SimulationParams, simulate_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT.parent / "shared" / "reference" / "melander2021_pyr"

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from pipeline.bayes_floor import (ideal_calls, ideal_presence_posterior, measurement_noise,
+from pipeline.truth.ideal_observer import (ideal_calls, ideal_presence_posterior, measurement_noise,
                                   simulate_measurements)
-from pipeline.simulate import kesten_step
+from pipeline.truth.simulate import kesten_step
 
 DYNAMICS = {"kesten": (-0.05, 0.04, 0.07, 0.11), "loss_logit": (-3.3, -1.0), "min_weight": 0.05,
             "weight_lognormal": (0.0, 0.92), "birth_lognormal": (np.log(0.4), 0.5),

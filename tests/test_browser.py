@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.curate import read_curation
-from pipeline.review_page import CURATION_HEADER
+from pipeline.stages.curate import read_curation
+from pipeline.review.pages import CURATION_HEADER
 
 # without the networking flags chromium keeps trying to reach Google, which a closed network refuses
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -1,11 +1,11 @@
-"""Curation rows change the tracks and the calls exactly as stated (pipeline.curate)."""
+"""Curation rows change the tracks and the calls exactly as stated (pipeline.stages.curate)."""
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from pipeline.curate import curate_calls, curate_tracks, read_curation
-from pipeline.io import InputError
+from pipeline.stages.curate import curate_calls, curate_tracks, read_curation
+from pipeline.inputs.stacks import InputError
 
 SESSIONS = ["s0", "s1", "s2", "s3"]
 

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from pipeline.detect import detect_puncta, morphology_coefficient
-from pipeline.evaluate import match_points, precision_recall
-from pipeline.simulate import render_puncta
+from pipeline.stages.detect import detect_puncta, morphology_coefficient
+from pipeline.truth.evaluate import match_points, precision_recall
+from pipeline.truth.simulate import render_puncta
 
 from conftest import spacing_of, truth_of
 

@@ -9,8 +9,8 @@ import pytest
 import tifffile
 
 from pipeline.cli import main
-from pipeline.discover import assign_days, day_from_name, sessions_from_paths
-from pipeline.sheet import SheetError, read_sessions
+from pipeline.inputs.discover import assign_days, day_from_name, sessions_from_paths
+from pipeline.inputs.sheet import SheetError, read_sessions
 
 
 def _stack(path, seed, *, channels=2, date=None):

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.evaluate import (evaluate_results, match_points, registration_error_um,
+from pipeline.truth.evaluate import (evaluate_results, match_points, registration_error_um,
                                score_detection, score_links, turnover_error_pp)
 
 from conftest import ROOT
@@ -138,7 +138,7 @@ def test_turnover_error_counts_false_losses():
 
 
 def test_normalisation_error_sees_a_population_shift_that_median_ratio_ignores():
-    from pipeline.evaluate import normalisation_error_pct
+    from pipeline.truth.evaluate import normalisation_error_pct
 
     rng = np.random.default_rng(0)
     w = rng.lognormal(0, 0.8, 80)

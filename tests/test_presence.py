@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.presence import call_presence, fit_presence, merge_fragments, split_at_gaps
+from pipeline.stages.presence import call_presence, fit_presence, merge_fragments, split_at_gaps
 
 TAU = 2.0  # spread of the signal at positions without a synapse (snr units)
 

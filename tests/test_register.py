@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from pipeline.detect import detect_puncta
-from pipeline.evaluate import registration_error_um
-from pipeline.register import phase_correlate, register_session, transform_points
+from pipeline.stages.detect import detect_puncta
+from pipeline.truth.evaluate import registration_error_um
+from pipeline.stages.register import phase_correlate, register_session, transform_points
 
 from conftest import spacing_of
 
@@ -100,7 +100,7 @@ def test_session_of_different_depth_and_size_is_registered(sim_pyr):
 
 @pytest.fixture(scope="module")
 def sim_rotated():
-    from pipeline.simulate import SimulationParams, simulate_cell
+    from pipeline.truth.simulate import SimulationParams, simulate_cell
 
     return simulate_cell(SimulationParams(cell_type="pyr", shape=(24, 320, 320), n_sessions=3,
                                           seed=32, shift_sd_um=(1.0, 4.0, 4.0), rotation_deg=5.0,
@@ -135,7 +135,7 @@ def test_known_rotation_and_tilt_are_recovered(sim_rotated):
 
 
 def test_warp_round_trip_and_shrinks_to_zero_far_from_the_puncta():
-    from pipeline.register import fit_warp, to_reference, to_session, warp_displacement
+    from pipeline.stages.register import fit_warp, to_reference, to_session, warp_displacement
 
     rng = np.random.default_rng(0)
     pts = rng.uniform(0, 40, (30, 3))

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.curate import curate_calls, curate_tracks, read_curation
-from pipeline.review import (reference_projection, summarise_synapses, synapse_crops)
-from pipeline.review_page import CURATION_HEADER, cell_page, curation_rows, index_page
+from pipeline.stages.curate import curate_calls, curate_tracks, read_curation
+from pipeline.review.pictures import (reference_projection, summarise_synapses, synapse_crops)
+from pipeline.review.pages import CURATION_HEADER, cell_page, curation_rows, index_page
 
 
 def test_projection_lands_in_the_reference_frame():

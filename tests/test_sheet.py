@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from pipeline.sheet import SheetError, check_images, read_sessions
+from pipeline.inputs.sheet import SheetError, check_images, read_sessions
 
 HEADER = "cell\tcell_type\tsession\tday\tpath\n"
 

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.simulate import kesten_step
+from pipeline.truth.simulate import kesten_step
 from pipeline.cli import main as cli_main
 from pipeline.stats import PLOTS, TABLES, TableError, prepare_table, run_stats
 from pipeline.stats.distributions import fit_lognormal

@@ -4,9 +4,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from pipeline.simulate import kesten_step
+from pipeline.truth.simulate import kesten_step
 from pipeline.stats import TABLES, run_stats
-from pipeline.stats.artificial import TRUTH, recovery_run, simulate_table
+from pipeline.truth.artificial import TRUTH, recovery_run, simulate_table
 from pipeline.stats.hazard import at_risk_intervals, fit_loss_cox, fit_loss_logistic
 from pipeline.stats.kesten import MODELS, fit_kesten_ml, lrt_boundary
 from pipeline.stats.markov import markov_chain, stationary

@@ -1,10 +1,10 @@
 import numpy as np
 import pandas as pd
 
-from pipeline.detect import detect_puncta
-from pipeline.evaluate import match_points, score_links
-from pipeline.register import register_session, transform_points
-from pipeline.track import link_sessions
+from pipeline.stages.detect import detect_puncta
+from pipeline.truth.evaluate import match_points, score_links
+from pipeline.stages.register import register_session, transform_points
+from pipeline.stages.track import link_sessions
 
 from conftest import spacing_of, truth_of
 

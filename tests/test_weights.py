@@ -2,10 +2,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.detect import detect_puncta
-from pipeline.evaluate import match_points
-from pipeline.simulate import render_puncta
-from pipeline.weights import aperture_photometry, normalise_weights, quality_flags, remove_bleedthrough
+from pipeline.stages.detect import detect_puncta
+from pipeline.truth.evaluate import match_points
+from pipeline.truth.simulate import render_puncta
+from pipeline.stages.weights import aperture_photometry, normalise_weights, quality_flags, remove_bleedthrough
 
 from conftest import spacing_of, truth_of
 
@@ -175,7 +175,7 @@ def test_deblending_leaves_an_absent_synapse_beside_a_bright_one_near_zero():
 
 
 def test_deblending_does_not_split_one_punctum_between_two_pieces_of_its_track():
-    from pipeline.weights import distinct_puncta
+    from pipeline.stages.weights import distinct_puncta
 
     rng = np.random.default_rng(5)
     centres, img = _pair_field(rng, 0.0, [2000.0, 0.0])
@@ -190,7 +190,7 @@ def test_deblending_does_not_split_one_punctum_between_two_pieces_of_its_track()
 
 
 def test_of_two_undetected_pieces_the_one_with_more_detections_carries_the_light():
-    from pipeline.weights import distinct_puncta
+    from pipeline.stages.weights import distinct_puncta
 
     rng = np.random.default_rng(6)
     centres, img = _pair_field(rng, 0.0, [2000.0, 0.0])
@@ -207,7 +207,7 @@ def test_of_two_undetected_pieces_the_one_with_more_detections_carries_the_light
 
 
 def test_null_positions_lie_on_the_cell_away_from_every_synapse():
-    from pipeline.weights import null_positions
+    from pipeline.stages.weights import null_positions
 
     mask = np.zeros((16, 96, 96), bool)
     mask[6:10, 40:56, :] = True                               # a dendrite along x

@@ -45,7 +45,7 @@ def test_output_contract(sample_run):
 
 
 def test_results_agree_with_the_sample_truth(sample_run):
-    from pipeline.evaluate import evaluate_results
+    from pipeline.truth.evaluate import evaluate_results
 
     results = sample_run.results
     scores = evaluate_results(SAMPLE, results)

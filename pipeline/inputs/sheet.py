@@ -11,9 +11,9 @@ import jsonschema
 import pandas as pd
 import yaml
 
-from .io import InputError
+from .stacks import InputError
 
-SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas"
+SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas"   # package data (pyproject)
 REQUIRED = ["cell", "cell_type", "session", "day", "path"]
 
 
@@ -151,7 +151,7 @@ def read_sessions(path: str | Path, *, check_files: bool = True) -> pd.DataFrame
 
 def check_images(sessions: pd.DataFrame, *, config_voxel=None) -> list[str]:
     """Probe every image header (no pixels read); return one problem line per bad session."""
-    from .io import probe_stack, resolve_voxel
+    from .stacks import probe_stack, resolve_voxel
 
     problems = []
     for row in sessions.itertuples():

@@ -54,7 +54,7 @@ def registration_error_um(transform, session_um, reference_um) -> np.ndarray:
     """Distance (um) between true session positions mapped by ``transform`` (a 4x4 matrix or
     a register stage JSON dict, with its warp) and their true reference-frame positions
     (exact also when the truth has rotation or a warp)."""
-    from .register import to_reference
+    from ..stages.register import to_reference
     return np.linalg.norm(to_reference(transform, session_um) - np.asarray(reference_um), axis=1)
 
 
@@ -190,7 +190,7 @@ def normalisation_error_pct(res: pd.DataFrame, truth: pd.DataFrame) -> dict:
     session.  The error is the mean absolute deviation of the sessions' scales from their
     median, relative to it.  ``res`` needs ``true_id`` (the true synapse of each row).
     """
-    from .weights import NORMALISATIONS, normalise_cell_weights
+    from ..stages.weights import NORMALISATIONS, normalise_cell_weights
 
     if "intensity" not in res.columns or res["intensity"].isna().all():
         return {m: float("nan") for m in NORMALISATIONS}   # e.g. an imported weight matrix
@@ -232,8 +232,8 @@ def _log_change_r(res: pd.DataFrame, truth: pd.DataFrame, sessions) -> float:
 
 def _hazard_rows(key: str, name: str, table: pd.DataFrame) -> list[dict]:
     """Slope of the logistic loss hazard on ln weight, with its 95 % CI."""
-    from .stats.hazard import at_risk_intervals, fit_loss_logistic
-    from .stats.table import consecutive_pairs
+    from ..stats.hazard import at_risk_intervals, fit_loss_logistic
+    from ..stats.table import consecutive_pairs
 
     r = at_risk_intervals(consecutive_pairs(table))
     if r["lost"].sum() < 2:
@@ -252,7 +252,7 @@ def turnover_vs_truth(t_true: pd.DataFrame, t_ours: pd.DataFrame) -> dict:
     ``lost_error_pp``) and survival to the truth's last day (``survival_true``,
     ``survival_ours``).
     """
-    from .stats.survival import survival, turnover
+    from ..stats.survival import survival, turnover
 
     a = turnover(t_true).set_index("day")
     b = turnover(t_ours).set_index("day").reindex(a.index)
@@ -271,9 +271,9 @@ def turnover_vs_truth(t_true: pd.DataFrame, t_ours: pd.DataFrame) -> dict:
 
 def _population_scores(truth: pd.DataFrame, synapses: pd.DataFrame, params: dict) -> list[dict]:
     """Turnover, log-normal sigma and Kesten fits: ours vs the truth table vs the generator."""
-    from .stats.distributions import fit_lognormal
-    from .stats.kesten import fit_kesten_binned
-    from .stats.table import consecutive_pairs, prepare_table
+    from ..stats.distributions import fit_lognormal
+    from ..stats.kesten import fit_kesten_binned
+    from ..stats.table import consecutive_pairs, prepare_table
 
     rows = []
     t_true = prepare_table(truth[["cell", "cell_type", "synapse_id", "session", "day", "present", "weight"]])

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import tifffile
 
-from .io import SLICE_SUFFIXES, InputError
+from .stacks import SLICE_SUFFIXES, InputError
 
 FIELDS = ("animal", "cell", "session")
 DEFAULT_PATTERN = "{animal}/{cell}/{session}/*.tif"

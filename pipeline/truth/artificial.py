@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from ..simulate import kesten_step
+from .simulate import kesten_step
 
 
 def simulate_table(*, n_cells: int = 12, n_synapses: int = 80, n_sessions: int = 8,
@@ -90,11 +90,11 @@ def recovery_run(seed: int, *, n_cells: int = 12, n_boot: int = 200) -> dict:
     Used by the tests and by ``benchmarks/stats_coverage.py`` to check that the CIs cover
     the generating values at the promised rate.
     """
-    from .distributions import fit_lognormal
-    from .hazard import at_risk_intervals, fit_loss_logistic
-    from .kesten import kesten_fits
-    from .noise import noise_estimate
-    from .table import consecutive_pairs, prepare_table, split_repeats
+    from ..stats.distributions import fit_lognormal
+    from ..stats.hazard import at_risk_intervals, fit_loss_logistic
+    from ..stats.kesten import kesten_fits
+    from ..stats.noise import noise_estimate
+    from ..stats.table import consecutive_pairs, prepare_table, split_repeats
 
     tr = TRUTH
     t = simulate_table(n_cells=n_cells, sigma=tr["sigma"],

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from .presence import absent_state
-from .weights import MAD_TO_SD
+from ..stages.presence import absent_state
+from ..stages.weights import MAD_TO_SD
 
 
 def ideal_presence_posterior(snr, observed, *, signal_per_weight, null_centre, null_sd,

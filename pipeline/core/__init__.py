@@ -1,0 +1,1 @@
+"""Shared primitives: robust noise, channel arithmetic, frames and transforms, optics."""

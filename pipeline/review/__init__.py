@@ -1,0 +1,1 @@
+"""What a person looks at: the QC figure, review pictures and pages, the report."""

@@ -1,0 +1,1 @@
+"""The image stages: arrays and tables in, arrays and tables out; no file I/O."""

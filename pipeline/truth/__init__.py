@@ -1,0 +1,1 @@
+"""Ground truth that proves the rest: the simulator, evaluation, the ideal observer."""
