@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.truth.simulate import kesten_step  # noqa: E402
 from pipeline.truth.artificial import TRUTH, recovery_run, simulate_table  # noqa: E402
-from pipeline.stats.kesten import fit_kesten_ml, lrt_boundary  # noqa: E402
+from pipeline.stats.kesten_models import fit_kesten_ml, lrt_boundary  # noqa: E402
 from pipeline.stats.noise import fit_kesten_ml_noisy, measurement_noise  # noqa: E402
 from pipeline.stats.table import consecutive_pairs, prepare_table, split_repeats  # noqa: E402
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .inputs.stacks import InputError
+from .core.errors import InputError
 
 SYNAPSE_COLUMNS = ["cell", "cell_type", "synapse_id", "session", "day", "present", "z", "y", "x",
                    "z_um", "y_um", "x_um", "weight", "intensity", "snr", "background",
@@ -309,7 +309,7 @@ def cmd_register(args) -> None:
 
 
 def cmd_track(args) -> None:
-    from .stages.register import to_reference
+    from .core.frames import to_reference
     from .stages.track import link_sessions
 
     metas = [json.loads(Path(m).read_text()) for m in args.meta]
@@ -351,10 +351,12 @@ def cmd_curate(args) -> None:
 
 def cmd_weights(args) -> None:
     from .inputs.stacks import load_ingested
-    from .stages.register import to_session
+    from .core.frames import to_session
     from .stages.track import track_positions
-    from .stages.weights import (aperture_photometry, distinct_puncta, normalise_cell_weights,
-                          null_positions, quality_flags, remove_bleedthrough)
+    from .core.channels import remove_bleedthrough
+    from .core.photometry import aperture_photometry
+    from .stages.weights import (distinct_puncta, normalise_cell_weights,
+                          null_positions, quality_flags)
 
     opts = _options(args.options)
     tracks = pd.read_csv(args.tracks)
@@ -378,7 +380,7 @@ def cmd_weights(args) -> None:
         ref_um[found] = det.loc[ids[found], ["z_um", "y_um", "x_um"]].to_numpy()
         psd, k_morph = stack[0], 0.0
         if stack.shape[0] > 1 and opts.get("bleedthrough", "auto") != 0:
-            from .stages.detect import morphology_coefficient
+            from .core.channels import morphology_coefficient
             k_morph = opts.get("bleedthrough", "auto")
             if k_morph == "auto":  # estimated per session from the data
                 k_morph = morphology_coefficient(stack[0], stack[1])
@@ -386,7 +388,7 @@ def cmd_weights(args) -> None:
         aperture = opts.get("aperture_um", (1.6, 0.6, 0.6))
         null = np.zeros((0, 3))
         if stack.shape[0] > 1:   # places on the cell without a synapse: the absent state
-            from .stages.detect import cell_mask
+            from .core.channels import cell_mask
             null = null_positions(cell_mask(stack[1], spacing=spacing), vox, spacing=spacing)
         both = np.vstack([vox, null])
         sources = np.r_[distinct_puncta(vox, found, spacing=spacing, priority=n_detected),

@@ -94,7 +94,7 @@ def per_session(pattern):
 # Only read, never written. Each cell's rows reach its jobs as a parameter, so editing one cell's
 # rows reruns that cell's curate/weights/presence and what follows, nothing else.
 from pipeline.stages.curate import read_curation
-from pipeline.inputs.stacks import InputError
+from pipeline.core.errors import InputError
 
 CURATION = config.get("curation") or os.path.join(os.path.dirname(SHEET), "curation.tsv")
 if config.get("curation") and not os.path.exists(CURATION):

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from pipeline.stages.curate import curate_calls, curate_tracks, read_curation
-from pipeline.inputs.stacks import InputError
+from pipeline.core.errors import InputError
 
 SESSIONS = ["s0", "s1", "s2", "s3"]
 

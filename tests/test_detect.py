@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from pipeline.stages.detect import detect_puncta, morphology_coefficient
+from pipeline.core.channels import morphology_coefficient
+from pipeline.stages.detect import detect_puncta
 from pipeline.truth.evaluate import match_points, precision_recall
 from pipeline.truth.simulate import render_puncta
 

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from pipeline.inputs.stacks import InputError, probe_stack, read_stack, resolve_voxel
+from pipeline.core.errors import InputError
+from pipeline.inputs.stacks import probe_stack, read_stack, resolve_voxel
 
 VOX = (0.8, 0.0887, 0.0887)
 

@@ -3,7 +3,8 @@ import pytest
 
 from pipeline.stages.detect import detect_puncta
 from pipeline.truth.evaluate import registration_error_um
-from pipeline.stages.register import phase_correlate, register_session, transform_points
+from pipeline.core.frames import transform_points
+from pipeline.stages.register import phase_correlate, register_session
 
 from conftest import spacing_of
 
@@ -135,7 +136,8 @@ def test_known_rotation_and_tilt_are_recovered(sim_rotated):
 
 
 def test_warp_round_trip_and_shrinks_to_zero_far_from_the_puncta():
-    from pipeline.stages.register import fit_warp, to_reference, to_session, warp_displacement
+    from pipeline.core.frames import to_reference, to_session, warp_displacement
+    from pipeline.stages.register import fit_warp
 
     rng = np.random.default_rng(0)
     pts = rng.uniform(0, 40, (30, 3))

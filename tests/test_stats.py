@@ -6,7 +6,7 @@ from pipeline.truth.simulate import kesten_step
 from pipeline.cli import main as cli_main
 from pipeline.stats import PLOTS, TABLES, TableError, prepare_table, run_stats
 from pipeline.stats.distributions import fit_lognormal
-from pipeline.stats.kesten import fit_kesten_binned
+from pipeline.stats.kesten_models import fit_kesten_binned
 from pipeline.stats.survival import survival, survival_by_quartile, turnover
 from pipeline.stats.table import consecutive_pairs
 

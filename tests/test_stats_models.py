@@ -8,7 +8,7 @@ from pipeline.truth.simulate import kesten_step
 from pipeline.stats import TABLES, run_stats
 from pipeline.truth.artificial import TRUTH, recovery_run, simulate_table
 from pipeline.stats.hazard import at_risk_intervals, fit_loss_cox, fit_loss_logistic
-from pipeline.stats.kesten import MODELS, fit_kesten_ml, lrt_boundary
+from pipeline.stats.kesten_models import MODELS, fit_kesten_ml, lrt_boundary
 from pipeline.stats.markov import markov_chain, stationary
 from pipeline.stats.noise import fit_kesten_ml_noisy, measurement_noise
 from pipeline.stats.survival import kaplan_meier, spells, survival

@@ -3,7 +3,8 @@ import pandas as pd
 
 from pipeline.stages.detect import detect_puncta
 from pipeline.truth.evaluate import match_points, score_links
-from pipeline.stages.register import register_session, transform_points
+from pipeline.core.frames import transform_points
+from pipeline.stages.register import register_session
 from pipeline.stages.track import link_sessions
 
 from conftest import spacing_of, truth_of

@@ -5,7 +5,9 @@ import pytest
 from pipeline.stages.detect import detect_puncta
 from pipeline.truth.evaluate import match_points
 from pipeline.truth.simulate import render_puncta
-from pipeline.stages.weights import aperture_photometry, normalise_weights, quality_flags, remove_bleedthrough
+from pipeline.core.channels import remove_bleedthrough
+from pipeline.core.photometry import aperture_photometry
+from pipeline.stages.weights import normalise_weights, quality_flags
 
 from conftest import spacing_of, truth_of
 

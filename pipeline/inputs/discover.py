@@ -14,7 +14,8 @@ from pathlib import Path
 import pandas as pd
 import tifffile
 
-from .stacks import SLICE_SUFFIXES, InputError
+from ..core.errors import InputError
+from .stacks import SLICE_SUFFIXES
 
 FIELDS = ("animal", "cell", "session")
 DEFAULT_PATTERN = "{animal}/{cell}/{session}/*.tif"

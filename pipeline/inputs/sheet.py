@@ -11,7 +11,7 @@ import jsonschema
 import pandas as pd
 import yaml
 
-from .stacks import InputError
+from ..core.errors import InputError
 
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas"   # package data (pyproject)
 REQUIRED = ["cell", "cell_type", "session", "day", "path"]

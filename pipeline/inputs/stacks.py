@@ -16,13 +16,11 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
+from ..core.errors import InputError
+
 SLICE_SUFFIXES = (".tif", ".tiff", ".png")
 _UM_PER_UNIT = {"um": 1.0, "µm": 1.0, "\u00b5m": 1.0, "micron": 1.0, "microns": 1.0,
                 "micrometer": 1.0, "micrometre": 1.0, "nm": 1e-3, "mm": 1e3}
-
-
-class InputError(ValueError):
-    """Bad input data; the message names the file, row or column and how to fix it."""
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..inputs.stacks import InputError
+from ..core.errors import InputError
 
 COLUMNS = ["action", "cell", "synapse_id", "session", "other_synapse_id", "note"]
 IDENTITY = ("reject", "merge", "split")

@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from .weights import MAD_TO_SD, aperture_photometry, remove_bleedthrough, subsample
-
-FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
-
+from ..core.channels import cell_mask, morphology_coefficient, remove_bleedthrough
+from ..core.noise import robust_noise
+from ..core.optics import FWHM_TO_SIGMA
+from ..core.photometry import aperture_photometry
 
 def punctum_sigma_um(psf_fwhm_um, punctum_fwhm_um: float) -> np.ndarray:
     """Per-axis SD (um) of a punctum of FWHM ``punctum_fwhm_um`` seen through the PSF."""
@@ -63,70 +63,6 @@ def noise_gain_at(gain, points: np.ndarray) -> np.ndarray:
     pts = np.asarray(points, int).reshape(-1, 3)
     term = [np.prod([v[k][pts[:, k]] for k in range(3)], axis=0) for v in (aa, ab, bb)]
     return np.sqrt(np.maximum(term[0] - 2 * term[1] + term[2], 1e-12))
-
-
-def robust_noise(values: np.ndarray) -> float:
-    """SD of the noise from the median absolute deviation (puncta are a small minority)."""
-    v = subsample(values)
-    med = np.median(v)
-    return float(MAD_TO_SD * np.median(np.abs(v - med)))
-
-
-def morphology_coefficient(psd95: np.ndarray, morphology: np.ndarray, *, bin_yx: int = 2,
-                           iterations: int = 3) -> float:
-    """How much of the morphology channel shows in the PSD-95 channel (bleed-through plus
-    diffuse, non-synaptic PSD-95 in the dendrite), estimated from the data.
-
-    Both channels are block-averaged in y and x (to tame the photon noise cheaply) and
-    background-subtracted (their medians).  On bright morphology voxels (the dendrite) the
-    median ratio PSD-95 / morphology is a first estimate; then, ``iterations`` times, voxels
-    whose PSD-95 exceeds that share by more than 2 noise SDs (puncta), and their neighbours,
-    are left out and the median is taken again.  Without that, puncta sitting on the shaft
-    (most synapses of an interneuron) inflate the estimate and the subtraction eats their
-    weights.  Clipped to [0, 1].
-    """
-    from scipy import ndimage as ndi
-
-    from .register import bin_yx as block_average
-
-    p, m = block_average(psd95, bin_yx), block_average(morphology, bin_yx)
-    p -= np.median(subsample(p))
-    m -= np.median(subsample(m))
-    top = np.percentile(subsample(m), 99.9)
-    sel = m > 0.3 * top
-    if top <= 0 or sel.sum() < 100:
-        return 0.0
-    k = float(np.median(p[sel] / m[sel]))
-    for _ in range(iterations):
-        resid = p - np.float32(k) * m
-        puncta = ndi.binary_dilation(resid > 2.0 * robust_noise(resid[sel]), iterations=2)
-        keep = sel & ~puncta
-        if keep.sum() < 100:
-            break
-        k = float(np.median(p[keep] / m[keep]))
-    return float(np.clip(k, 0.0, 1.0))
-
-
-def cell_mask(morphology: np.ndarray, *, spacing, threshold: float = 5.0,
-              smooth_um=(0.4, 0.15, 0.15), bin_yx: int = 2) -> np.ndarray:
-    """Voxels of the labelled cell (dendrite shaft and spines) in the morphology channel.
-
-    The channel is block-averaged by ``bin_yx`` in y and x (the mask needs no finer grain,
-    and it is four times cheaper), smoothed a little (``smooth_um``, Gaussian SD per axis)
-    and thresholded at its median plus ``threshold`` robust noise SDs; the median is the
-    background because the cell fills a few percent of the stack.  Returned at full size.
-    """
-    from .register import bin_yx as block_average
-
-    b = max(int(bin_yx), 1)
-    small = block_average(morphology, b)
-    step = np.asarray(spacing, float) * [1, b, b]
-    sm = ndimage.gaussian_filter(small, np.asarray(smooth_um) / step)
-    mask = sm > np.median(subsample(sm)) + threshold * robust_noise(sm)
-    full = np.zeros(morphology.shape, bool)
-    up = mask.repeat(b, axis=1).repeat(b, axis=2)
-    full[:, :up.shape[1], :up.shape[2]] = up
-    return full
 
 
 def distance_to_mask(mask: np.ndarray, points_vox: np.ndarray, *, spacing) -> np.ndarray:

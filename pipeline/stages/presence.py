@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special
 
-from .weights import MAD_TO_SD
+from ..core.noise import MAD_TO_SD
 
 #: grid of true signal (snr units) over which the log-normal of present synapses is integrated
 _S_GRID = np.geomspace(0.05, 5000, 150)

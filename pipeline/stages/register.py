@@ -20,6 +20,9 @@ from scipy import fft as sfft
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from ..core.channels import block_average_yx
+from ..core.frames import to_reference, transform_points
+
 
 def _prepare(image: np.ndarray, spacing) -> np.ndarray:
     """Remove the smooth background, compress bright outliers and taper the edges."""
@@ -34,22 +37,6 @@ def _prepare(image: np.ndarray, spacing) -> np.ndarray:
         w[:edge], w[n - edge:] = ramp, ramp[::-1]
         img = img * w.reshape([-1 if i == ax else 1 for i in range(img.ndim)])
     return img - img.mean()
-
-
-def bin_yx(image: np.ndarray, factor: int) -> np.ndarray:
-    """Block-average the last two (y, x) axes by ``factor`` (partial blocks dropped), float32."""
-    if factor <= 1:
-        return image.astype(np.float32, copy=False)
-    *lead, y, x = image.shape
-    y, x = y // factor * factor, x // factor * factor
-    v = image[..., :y, :x].astype(np.float32, copy=False)
-    # a sum of strided views: several times faster than reshape(...).mean()
-    out = np.zeros((*lead, y // factor, x // factor), np.float32)
-    for i in range(factor):
-        for j in range(factor):
-            out += v[..., i::factor, j::factor]
-    out *= np.float32(1.0 / factor ** 2)
-    return out
 
 
 def _correlate(reference, moving, spacing, smooth_vox):
@@ -114,7 +101,7 @@ def phase_correlate(reference: np.ndarray, moving: np.ndarray, *, spacing,
         reference, moving = reference[np.newaxis], moving[np.newaxis]
     factor = max(1, int(round(coarse_pixel_um / spacing[1])))
     coarse_spacing = spacing * [1, factor, factor]
-    shift, peak = _correlate(bin_yx(reference, factor), bin_yx(moving, factor),
+    shift, peak = _correlate(block_average_yx(reference, factor), block_average_yx(moving, factor),
                              coarse_spacing, smooth_vox)
     shift = shift * [1, factor, factor]
     if factor > 1 and refine_crop:
@@ -199,8 +186,8 @@ def estimate_rotation_z(reference: np.ndarray, moving: np.ndarray, *, spacing,
     """
     factor = max(1, int(round(coarse_pixel_um / spacing[1])))
     sp = np.asarray(spacing) * [1, factor, factor]
-    ref = _projection(bin_yx(reference, factor), sp)
-    mov = _projection(bin_yx(moving, factor), sp)
+    ref = _projection(block_average_yx(reference, factor), sp)
+    mov = _projection(block_average_yx(moving, factor), sp)
     angles = np.arange(-max_deg, max_deg + step_deg / 2, step_deg)
     # ndimage.rotate(img, a) moves the picture's points as rotation_z_matrix(a) moves points
     heights = np.array([_peak_2d(ref, ndimage.rotate(mov, a, reshape=False, order=1)
@@ -365,7 +352,7 @@ def _image_transform(reference, moving, *, spacing, angle, centre_um,
         ref, mov, sp = reference, moving, spacing
     else:
         factor = max(1, int(round(coarse_pixel_um / spacing[1])))
-        ref, mov = bin_yx(reference, factor), bin_yx(moving, factor)
+        ref, mov = block_average_yx(reference, factor), block_average_yx(moving, factor)
         sp = spacing * [1, factor, factor]
     if angle:
         # turning the binned stack about its own centre instead of the full stack's moves the
@@ -499,13 +486,6 @@ def _inside(points_um: np.ndarray, shape, spacing, margin=0.0) -> np.ndarray:
     return np.all((points_um >= -margin) & (points_um <= hi + margin), axis=1)
 
 
-def transform_points(matrix, points_um: np.ndarray) -> np.ndarray:
-    """Apply a 4x4 transform to (n, 3) points in um."""
-    m = np.asarray(matrix, float)
-    pts = np.asarray(points_um, float).reshape(-1, 3)
-    return pts @ m[:3, :3].T + m[:3, 3]
-
-
 def fit_warp(points_um: np.ndarray, residuals_um: np.ndarray, *, length_um: float,
              shrink: float = 1.0) -> dict:
     """A smooth displacement field from residuals at matched points (Gaussian kernel
@@ -516,39 +496,3 @@ def fit_warp(points_um: np.ndarray, residuals_um: np.ndarray, *, length_um: floa
             "length_um": float(length_um), "shrink": float(shrink)}
 
 
-def warp_displacement(warp: dict | None, points_um: np.ndarray) -> np.ndarray:
-    pts = np.asarray(points_um, float).reshape(-1, 3)
-    if not warp or not warp["points_um"]:
-        return np.zeros_like(pts)
-    xs, rs = np.asarray(warp["points_um"]), np.asarray(warp["residuals_um"])
-    out = np.empty_like(pts)
-    for lo in range(0, len(pts), 4096):      # bounded memory for many points
-        d2 = ((pts[lo:lo + 4096, None, :] - xs[None]) ** 2).sum(-1)
-        k = np.exp(-d2 / (2 * warp["length_um"] ** 2))
-        out[lo:lo + 4096] = (k @ rs) / (k.sum(1)[:, None] + warp["shrink"])
-    return out
-
-
-def _parts(transform):
-    if isinstance(transform, dict):
-        return np.asarray(transform["matrix"], float), transform.get("warp")
-    return np.asarray(transform, float), None
-
-
-def to_reference(transform, points_um: np.ndarray) -> np.ndarray:
-    """Session um -> reference um with a transform (a register stage JSON dict or a 4x4)."""
-    matrix, warp = _parts(transform)
-    mapped = transform_points(matrix, points_um)
-    return mapped + warp_displacement(warp, mapped)
-
-
-def to_session(transform, points_um: np.ndarray, iterations: int = 8) -> np.ndarray:
-    """Reference um -> session um: the inverse of :func:`to_reference` (the warp inverted by
-    fixed-point iteration; it converges because the field is smooth and small)."""
-    matrix, warp = _parts(transform)
-    pts = np.asarray(points_um, float).reshape(-1, 3)
-    q = pts.copy()
-    if warp and warp["points_um"]:
-        for _ in range(iterations):
-            q = pts - warp_displacement(warp, q)
-    return transform_points(np.linalg.inv(matrix), q)

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .kesten import PARAMS
+from .kesten_models import PARAMS
 from .survival import survival_per_cell
 
 

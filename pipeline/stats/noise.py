@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special
 
-from .kesten import PARAMS, fit_kesten_ml
+from .kesten_models import PARAMS, fit_kesten_ml
 
 #: fewer repeat pairs than this give no noise estimate (and no correction)
 MIN_REPEAT_PAIRS = 10

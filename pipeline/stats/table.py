@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from ..inputs.stacks import InputError
+from ..core.errors import InputError
 
 REQUIRED = ["cell", "cell_type", "synapse_id", "session", "day", "present", "weight"]
 

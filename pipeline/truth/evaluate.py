@@ -54,7 +54,7 @@ def registration_error_um(transform, session_um, reference_um) -> np.ndarray:
     """Distance (um) between true session positions mapped by ``transform`` (a 4x4 matrix or
     a register stage JSON dict, with its warp) and their true reference-frame positions
     (exact also when the truth has rotation or a warp)."""
-    from ..stages.register import to_reference
+    from ..core.frames import to_reference
     return np.linalg.norm(to_reference(transform, session_um) - np.asarray(reference_um), axis=1)
 
 
@@ -272,7 +272,7 @@ def turnover_vs_truth(t_true: pd.DataFrame, t_ours: pd.DataFrame) -> dict:
 def _population_scores(truth: pd.DataFrame, synapses: pd.DataFrame, params: dict) -> list[dict]:
     """Turnover, log-normal sigma and Kesten fits: ours vs the truth table vs the generator."""
     from ..stats.distributions import fit_lognormal
-    from ..stats.kesten import fit_kesten_binned
+    from ..stats.kesten_models import fit_kesten_binned
     from ..stats.table import consecutive_pairs, prepare_table
 
     rows = []

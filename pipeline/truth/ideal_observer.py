@@ -20,7 +20,7 @@ import pandas as pd
 from scipy import special, stats
 
 from ..stages.presence import absent_state
-from ..stages.weights import MAD_TO_SD
+from ..core.noise import MAD_TO_SD
 
 
 def ideal_presence_posterior(snr, observed, *, signal_per_weight, null_centre, null_sd,

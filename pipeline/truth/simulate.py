@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+from ..core.optics import FWHM_TO_SIGMA
 
 KESTEN_DEFAULTS = {  # a, c, b, d per 4-day interval (Melander et al. 2021 fits)
     "pyr": (-0.05, 0.04, 0.07, 0.11),

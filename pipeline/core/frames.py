@@ -1,0 +1,53 @@
+"""Frames and transforms: a session's stack (um) <-> its cell's reference session (um).
+
+A transform is the register stage's JSON dict (a 4x4 ``matrix`` on (z, y, x, 1) in um, then an
+optional smooth ``warp``) or a bare 4x4 matrix.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def transform_points(matrix, points_um: np.ndarray) -> np.ndarray:
+    """Apply a 4x4 transform to (n, 3) points in um."""
+    m = np.asarray(matrix, float)
+    pts = np.asarray(points_um, float).reshape(-1, 3)
+    return pts @ m[:3, :3].T + m[:3, 3]
+
+
+def warp_displacement(warp: dict | None, points_um: np.ndarray) -> np.ndarray:
+    pts = np.asarray(points_um, float).reshape(-1, 3)
+    if not warp or not warp["points_um"]:
+        return np.zeros_like(pts)
+    xs, rs = np.asarray(warp["points_um"]), np.asarray(warp["residuals_um"])
+    out = np.empty_like(pts)
+    for lo in range(0, len(pts), 4096):      # bounded memory for many points
+        d2 = ((pts[lo:lo + 4096, None, :] - xs[None]) ** 2).sum(-1)
+        k = np.exp(-d2 / (2 * warp["length_um"] ** 2))
+        out[lo:lo + 4096] = (k @ rs) / (k.sum(1)[:, None] + warp["shrink"])
+    return out
+
+
+def _parts(transform):
+    if isinstance(transform, dict):
+        return np.asarray(transform["matrix"], float), transform.get("warp")
+    return np.asarray(transform, float), None
+
+
+def to_reference(transform, points_um: np.ndarray) -> np.ndarray:
+    """Session um -> reference um with a transform (a register stage JSON dict or a 4x4)."""
+    matrix, warp = _parts(transform)
+    mapped = transform_points(matrix, points_um)
+    return mapped + warp_displacement(warp, mapped)
+
+
+def to_session(transform, points_um: np.ndarray, iterations: int = 8) -> np.ndarray:
+    """Reference um -> session um: the inverse of :func:`to_reference` (the warp inverted by
+    fixed-point iteration; it converges because the field is smooth and small)."""
+    matrix, warp = _parts(transform)
+    pts = np.asarray(points_um, float).reshape(-1, 3)
+    q = pts.copy()
+    if warp and warp["points_um"]:
+        for _ in range(iterations):
+            q = pts - warp_displacement(warp, q)
+    return transform_points(np.linalg.inv(matrix), q)
