@@ -22,13 +22,13 @@ include: "rules/report.smk"
 
 rule all:
     input:
-        f"{RESULTS}/synapses.csv",
+        LAYOUT.pattern("synapses"),
         STATS_FILES,
-        f"{RESULTS}/report.html",
-        f"{RESULTS}/review/index.html",
+        LAYOUT.pattern("report"),
+        LAYOUT.pattern("review_index"),
         # every cell, also one whose file is bad: its ingest job then fails naming the file
         # (named here, not only through the report's checkpoint-dependent inputs, so that each
         # cell's jobs are in the first DAG and form one group job on a cluster)
-        expand(f"{RESULTS}/presence/{{cell}}/summary.json", cell=CELLS),
-        expand(f"{RESULTS}/review/{{cell}}", cell=CELLS),
+        expand(LAYOUT.pattern("presence_summary"), cell=CELLS),
+        expand(LAYOUT.pattern("review_cell"), cell=CELLS),
     default_target: True

@@ -79,7 +79,9 @@ def run_regime(name: str, sim_args: list[str], work: Path, n_cells: int, cores: 
                     f"sessions={data / 'sessions.tsv'}", f"results={results}"],
                    check=True, capture_output=True, env=env)
     truth = pd.read_csv(data / "truth" / "synapses.csv")
-    synapses = pd.read_csv(results / "synapses.csv")
+    from pipeline.contract import Layout
+
+    synapses = pd.read_csv(Layout(results).synapses)
     return pd.DataFrame(cell_scores(truth, synapses)).assign(regime=name)
 
 

@@ -29,6 +29,7 @@ from pipeline.truth.ideal_observer import ideal_calls, measurement_noise  # noqa
 from pipeline.truth.evaluate import (_spacing_of, assign_true_ids, track_true_ids,  # noqa: E402
                                turnover_vs_truth)
 from pipeline.stats.table import prepare_table  # noqa: E402
+from pipeline.contract import Layout  # noqa: E402
 
 COLS = ["cell", "cell_type", "synapse_id", "session", "day", "present", "weight"]
 
@@ -48,14 +49,14 @@ def rows_with_true_weight(rows: pd.DataFrame, tracks: pd.DataFrame, truth_cell: 
 def cell_floor(data: Path, results: Path, repeats: int, rng) -> list[dict]:
     truth = pd.read_csv(data / "truth" / "synapses.csv")
     params = json.loads((data / "truth" / "params.json").read_text())
-    ours_all = pd.read_csv(results / "synapses.csv")
+    ours_all = pd.read_csv(Layout(results).synapses)
     out = []
     for cell, tc in truth.groupby("cell"):
         t_true = prepare_table(tc[COLS])
         ours_cell = ours_all[ours_all["cell"] == cell]
-        rows = rows_with_true_weight(ours_cell, pd.read_csv(results / "track" / cell / "tracks.csv"),
+        rows = rows_with_true_weight(ours_cell, pd.read_csv(Layout(results).path("track", cell=cell)),
                                      tc, np.asarray(_spacing_of(params, cell)))
-        noise = measurement_noise(rows, pd.read_csv(results / "weights" / cell / "null_snr.csv")["snr"])
+        noise = measurement_noise(rows, pd.read_csv(Layout(results).path("null", cell=cell))["snr"])
         ours = turnover_vs_truth(t_true, prepare_table(ours_cell))
         ideal = [turnover_vs_truth(t_true, prepare_table(ideal_calls(tc[COLS], params[cell], noise, rng)))
                  for _ in range(repeats)]

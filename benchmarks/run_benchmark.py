@@ -80,12 +80,15 @@ def _measured(fn, *args):
 
 
 def _session_stacks(results: Path, cell: str):
+    from pipeline.contract import Layout
     from pipeline.inputs.stacks import load_ingested
 
-    metas = sorted((json.loads(p.read_text()) for p in (results / "ingest" / cell).glob("*.json")),
+    layout = Layout(results)
+    metas = sorted((json.loads(p.read_text())
+                    for p in layout.path("ingest_meta", cell=cell).parent.glob("*.json")),
                    key=lambda m: m["day"])
     for m in metas:
-        stack, meta = load_ingested(results / "ingest" / cell / f"{m['session']}.tif")
+        stack, meta = load_ingested(layout.path("ingest", cell=cell, session=m["session"]))
         yield m["session"], stack, np.asarray(meta["voxel_um"])
 
 
@@ -242,6 +245,7 @@ def main(argv=None):
         shutil.rmtree(work)
     work.mkdir(parents=True)
     t_start = time.perf_counter()
+    from pipeline.contract import Layout
     from pipeline.truth.evaluate import evaluate_results
 
     # 1. calibrate the peers' detection settings on a separate simulated stack
@@ -288,9 +292,10 @@ def main(argv=None):
         mats, secs, mb = _in_child(_register_all, str(results), cell)
         table.append({"regime": regime, "tool": "phase_cross_correlation (registration)",
                       **score_registration(mats, tcell, spacing), "time_s": secs, "peak_mb": mb})
-        ours_tracks = pd.read_csv(results / "track" / cell / "tracks.csv")
+        tracks_csv = Layout(results).path("track", cell=cell)
+        ours_tracks = pd.read_csv(tracks_csv)
         for tool in ("trackpy.link", "laptrack"):
-            ids, secs, mb = _in_child(_link, tool, str(results / "track" / cell / "tracks.csv"))
+            ids, secs, mb = _in_child(_link, tool, str(tracks_csv))
             table.append({"regime": regime, "tool": f"{tool} (tracking, our detections)",
                           **score_tracks(ours_tracks.assign(synapse_id=ids), tcell, spacing),
                           "time_s": secs, "peak_mb": mb})

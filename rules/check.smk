@@ -5,7 +5,7 @@ checkpoint check:
         sheet=SHEET,
         images=lambda wc: SESSIONS.loc[SESSIONS["cell"] == wc.cell, "abs_path"].tolist(),
     output:
-        f"{RESULTS}/check/{{cell}}.json",
+        LAYOUT.pattern("check"),
     params:
         voxel=config["voxel_um"] or "none",
         voxel_first="--config-voxel-first" if config["voxel_um_overrides_files"] else "",

@@ -9,6 +9,7 @@ from snakemake.utils import validate
 # the rules' `python -m pipeline` needs the package installed (`make venv` does `pip install -e .`)
 sys.path.insert(0, workflow.basedir)
 
+from pipeline.contract import Layout, stats_files
 from pipeline.inputs.sheet import SheetError, read_sessions
 
 validate(config, "../schemas/config.schema.yaml")
@@ -24,27 +25,9 @@ except SheetError as exc:
 CELLS = sorted(SESSIONS["cell"].unique())
 
 
-# the stats command's tables and plots (pipeline.stats.TABLES / PLOTS)
-STATS_FILES = [
-    f"{RESULTS}/stats/{name}"
-    for name in (
-        "lognormal.csv",
-        "survival.csv",
-        "survival_by_quartile.csv",
-        "turnover.csv",
-        "hazard.csv",
-        "markov_transition.csv",
-        "markov_stationary.csv",
-        "markov_survival.csv",
-        "kesten.csv",
-        "celltype_comparison.csv",
-        "weights_lognormal.png",
-        "survival.png",
-        "kesten.png",
-        "markov_transition.png",
-        "markov_stationary.png",
-    )
-]
+# the results layout and the stats command's files (pipeline.contract)
+LAYOUT = Layout(RESULTS)
+STATS_FILES = [f"{LAYOUT.pattern('stats')}/{name}" for name in stats_files()]
 
 wildcard_constraints:
     cell="[A-Za-z0-9][A-Za-z0-9_.-]*",
@@ -93,7 +76,7 @@ def per_session(pattern):
 # Curation (pipeline.stages.curate): config `curation`, else curation.tsv beside the sessions sheet.
 # Only read, never written. Each cell's rows reach its jobs as a parameter, so editing one cell's
 # rows reruns that cell's curate/weights/presence and what follows, nothing else.
-from pipeline.stages.curate import read_curation
+from pipeline.inputs.curation import read_curation
 from pipeline.core.errors import InputError
 
 CURATION = config.get("curation") or os.path.join(os.path.dirname(SHEET), "curation.tsv")

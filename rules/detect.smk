@@ -1,9 +1,9 @@
 rule detect:
     """Detect PSD-95 puncta in one session."""
     input:
-        stack=f"{RESULTS}/ingest/{{cell}}/{{session}}.tif",
+        stack=LAYOUT.pattern("ingest"),
     output:
-        f"{RESULTS}/detect/{{cell}}/{{session}}.csv",
+        LAYOUT.pattern("detect"),
     params:
         options=options("detect"),
     threads: 2

@@ -2,13 +2,13 @@ rule ingest:
     """Read one session's stack (any supported format) into a standard (c, z, y, x) TIFF."""
     input:
         sheet=SHEET,
-        check=f"{RESULTS}/check/{{cell}}.json",
+        check=LAYOUT.pattern("check"),
         image=lambda wc: SESSIONS.loc[
             (SESSIONS["cell"] == wc.cell) & (SESSIONS["session"] == wc.session), "abs_path"
         ].iloc[0],
     output:
-        stack=f"{RESULTS}/ingest/{{cell}}/{{session}}.tif",
-        meta=f"{RESULTS}/ingest/{{cell}}/{{session}}.json",
+        stack=LAYOUT.pattern("ingest"),
+        meta=LAYOUT.pattern("ingest_meta"),
     params:
         voxel=config["voxel_um"] or "none",
         voxel_first="--config-voxel-first" if config["voxel_um_overrides_files"] else "",

@@ -1,11 +1,11 @@
 rule presence:
     """Present/absent per synapse and session from all sessions' evidence (two-state HMM)."""
     input:
-        table=f"{RESULTS}/weights/{{cell}}/synapses.csv",
-        null=f"{RESULTS}/weights/{{cell}}/null_snr.csv",
+        table=LAYOUT.pattern("weights"),
+        null=LAYOUT.pattern("null"),
     output:
-        table=f"{RESULTS}/presence/{{cell}}/synapses.csv",
-        summary=f"{RESULTS}/presence/{{cell}}/summary.json",
+        table=LAYOUT.pattern("presence"),
+        summary=LAYOUT.pattern("presence_summary"),
     params:
         options=options("presence"),
         curation=lambda wc: curation_of(wc.cell),

@@ -1,13 +1,13 @@
 rule register:
     """Transform of one session into its cell's reference session, with a QC figure."""
     input:
-        reference=lambda wc: f"{RESULTS}/ingest/{wc.cell}/{reference_session(wc.cell)}.tif",
-        reference_puncta=lambda wc: f"{RESULTS}/detect/{wc.cell}/{reference_session(wc.cell)}.csv",
-        stack=f"{RESULTS}/ingest/{{cell}}/{{session}}.tif",
-        puncta=f"{RESULTS}/detect/{{cell}}/{{session}}.csv",
+        reference=lambda wc: LAYOUT.pattern("ingest").format(cell=wc.cell, session=reference_session(wc.cell)),
+        reference_puncta=lambda wc: LAYOUT.pattern("detect").format(cell=wc.cell, session=reference_session(wc.cell)),
+        stack=LAYOUT.pattern("ingest"),
+        puncta=LAYOUT.pattern("detect"),
     output:
-        transform=f"{RESULTS}/register/{{cell}}/{{session}}.json",
-        qc=f"{RESULTS}/register/{{cell}}/{{session}}_qc.png",
+        transform=LAYOUT.pattern("register"),
+        qc=LAYOUT.pattern("register_qc"),
     params:
         options=options("register"),
     conda:

@@ -2,17 +2,17 @@ rule report:
     """One HTML page linking the tables, plots, registration QC and the review pages
     (review/index.html: every synapse, least certain first)."""
     input:
-        synapses=f"{RESULTS}/synapses.csv",
+        synapses=LAYOUT.pattern("synapses"),
         stats=STATS_FILES,
-        checks=expand(f"{RESULTS}/check/{{cell}}.json", cell=CELLS),
-        presence=lambda wc: [f"{RESULTS}/presence/{c}/summary.json" for c in checked_cells()],
-        review=lambda wc: [f"{RESULTS}/review/{c}" for c in checked_cells()],
+        checks=expand(LAYOUT.pattern("check"), cell=CELLS),
+        presence=lambda wc: [LAYOUT.pattern("presence_summary").format(cell=c) for c in checked_cells()],
+        review=lambda wc: [LAYOUT.pattern("review_cell").format(cell=c) for c in checked_cells()],
         qc=lambda wc: [
-            f"{RESULTS}/register/{c}/{s}_qc.png" for c in checked_cells() for s in sessions_of(c)
+            LAYOUT.pattern("register_qc").format(cell=c, session=s) for c in checked_cells() for s in sessions_of(c)
         ],
     output:
-        report=f"{RESULTS}/report.html",
-        review=f"{RESULTS}/review/index.html",
+        report=LAYOUT.pattern("report"),
+        review=LAYOUT.pattern("review_index"),
     params:
         results=lambda wc, output: os.path.dirname(output.report),
     conda:

@@ -5,13 +5,13 @@ ruleorder: report > review
 rule review:
     """Review page of one cell: projections with every synapse marked, QC, crops across sessions."""
     input:
-        table=f"{RESULTS}/presence/{{cell}}/synapses.csv",
-        stacks=per_session(f"{RESULTS}/ingest/{{cell}}/{{session}}.tif"),
-        meta=per_session(f"{RESULTS}/ingest/{{cell}}/{{session}}.json"),
-        transforms=per_session(f"{RESULTS}/register/{{cell}}/{{session}}.json"),
-        qc=per_session(f"{RESULTS}/register/{{cell}}/{{session}}_qc.png"),
+        table=LAYOUT.pattern("presence"),
+        stacks=per_session(LAYOUT.pattern("ingest")),
+        meta=per_session(LAYOUT.pattern("ingest_meta")),
+        transforms=per_session(LAYOUT.pattern("register")),
+        qc=per_session(LAYOUT.pattern("register_qc")),
     output:
-        directory(f"{RESULTS}/review/{{cell}}"),
+        directory(LAYOUT.pattern("review_cell")),
     conda:
         "../envs/pipeline.yaml"
     log:

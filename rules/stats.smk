@@ -1,7 +1,7 @@
 rule stats:
     """Every statistic (pipeline.stats.run_stats) from synapses.csv alone."""
     input:
-        f"{RESULTS}/synapses.csv",
+        LAYOUT.pattern("synapses"),
     output:
         STATS_FILES,
     params:

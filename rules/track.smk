@@ -1,11 +1,11 @@
 rule track:
     """Link the puncta of all sessions of a cell into synapse tracks."""
     input:
-        puncta=per_session(f"{RESULTS}/detect/{{cell}}/{{session}}.csv"),
-        transforms=per_session(f"{RESULTS}/register/{{cell}}/{{session}}.json"),
-        meta=per_session(f"{RESULTS}/ingest/{{cell}}/{{session}}.json"),
+        puncta=per_session(LAYOUT.pattern("detect")),
+        transforms=per_session(LAYOUT.pattern("register")),
+        meta=per_session(LAYOUT.pattern("ingest_meta")),
     output:
-        f"{RESULTS}/track/{{cell}}/tracks.csv",
+        LAYOUT.pattern("track"),
     params:
         options=options("track"),
     conda:
@@ -22,10 +22,10 @@ rule track:
 rule curate:
     """A person's reject/merge/split rows for this cell (curation.tsv) applied to its tracks."""
     input:
-        tracks=f"{RESULTS}/track/{{cell}}/tracks.csv",
-        meta=per_session(f"{RESULTS}/ingest/{{cell}}/{{session}}.json"),
+        tracks=LAYOUT.pattern("track"),
+        meta=per_session(LAYOUT.pattern("ingest_meta")),
     output:
-        f"{RESULTS}/curate/{{cell}}/tracks.csv",
+        LAYOUT.pattern("curate"),
     params:
         curation=lambda wc: curation_of(wc.cell),
     conda:

@@ -1,12 +1,12 @@
 rule weights:
     """Measure every synapse of a cell in every session (also where it was not detected)."""
     input:
-        tracks=f"{RESULTS}/curate/{{cell}}/tracks.csv",
-        stacks=per_session(f"{RESULTS}/ingest/{{cell}}/{{session}}.tif"),
-        transforms=per_session(f"{RESULTS}/register/{{cell}}/{{session}}.json"),
+        tracks=LAYOUT.pattern("curate"),
+        stacks=per_session(LAYOUT.pattern("ingest")),
+        transforms=per_session(LAYOUT.pattern("register")),
     output:
-        table=f"{RESULTS}/weights/{{cell}}/synapses.csv",
-        null=f"{RESULTS}/weights/{{cell}}/null_snr.csv",
+        table=LAYOUT.pattern("weights"),
+        null=LAYOUT.pattern("null"),
     params:
         options=options("weights"),
     conda:
@@ -25,9 +25,9 @@ rule weights:
 rule collect:
     """The per-synapse table of all cells: <results>/synapses.csv."""
     input:
-        lambda wc: [f"{RESULTS}/presence/{c}/synapses.csv" for c in checked_cells()],
+        lambda wc: [LAYOUT.pattern("presence").format(cell=c) for c in checked_cells()],
     output:
-        f"{RESULTS}/synapses.csv",
+        LAYOUT.pattern("synapses"),
     conda:
         "../envs/pipeline.yaml"
     log:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.stages.curate import read_curation
+from pipeline.inputs.curation import read_curation
 from pipeline.review.pages import CURATION_HEADER
 
 # without the networking flags chromium keeps trying to reach Google, which a closed network refuses

@@ -4,7 +4,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from pipeline.stages.curate import curate_calls, curate_tracks, read_curation
+from pipeline.inputs.curation import read_curation
+from pipeline.stages.curate import curate_tracks
+from pipeline.stages.presence import curate_calls
 from pipeline.core.errors import InputError
 
 SESSIONS = ["s0", "s1", "s2", "s3"]

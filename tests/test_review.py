@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.stages.curate import curate_calls, curate_tracks, read_curation
+from pipeline.inputs.curation import read_curation
+from pipeline.stages.curate import curate_tracks
+from pipeline.stages.presence import curate_calls
 from pipeline.review.pictures import (reference_projection, summarise_synapses, synapse_crops)
 from pipeline.review.pages import CURATION_HEADER, cell_page, curation_rows, index_page
 

@@ -4,7 +4,9 @@ import pytest
 
 from pipeline.truth.simulate import kesten_step
 from pipeline.cli import main as cli_main
-from pipeline.stats import PLOTS, TABLES, TableError, prepare_table, run_stats
+from pipeline.contract import STATS_PLOTS as PLOTS
+from pipeline.contract import STATS_TABLES as TABLES
+from pipeline.stats import TableError, prepare_table, run_stats
 from pipeline.stats.distributions import fit_lognormal
 from pipeline.stats.kesten_models import fit_kesten_binned
 from pipeline.stats.survival import survival, survival_by_quartile, turnover

@@ -5,7 +5,8 @@ import pytest
 from scipy import stats
 
 from pipeline.truth.simulate import kesten_step
-from pipeline.stats import TABLES, run_stats
+from pipeline.contract import STATS_TABLES as TABLES
+from pipeline.stats import run_stats
 from pipeline.truth.artificial import TRUTH, recovery_run, simulate_table
 from pipeline.stats.hazard import at_risk_intervals, fit_loss_cox, fit_loss_logistic
 from pipeline.stats.kesten_models import MODELS, fit_kesten_ml, lrt_boundary

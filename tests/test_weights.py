@@ -7,7 +7,8 @@ from pipeline.truth.evaluate import match_points
 from pipeline.truth.simulate import render_puncta
 from pipeline.core.channels import remove_bleedthrough
 from pipeline.core.photometry import aperture_photometry
-from pipeline.stages.weights import normalise_weights, quality_flags
+from pipeline.core.normalise import normalise_weights
+from pipeline.stages.weights import quality_flags
 
 from conftest import spacing_of, truth_of
 

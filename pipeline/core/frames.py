@@ -6,6 +6,12 @@ optional smooth ``warp``) or a bare 4x4 matrix.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+
+#: recorded in every transform the register stage writes
+FRAME_CONVENTION = ("matrix maps (z, y, x, 1) in um of this session's stack to the reference "
+                    "session's stack; then warp (if any) adds a smooth displacement "
+                    "(pipeline.register.to_reference)")
 
 
 def transform_points(matrix, points_um: np.ndarray) -> np.ndarray:
@@ -51,3 +57,8 @@ def to_session(transform, points_um: np.ndarray, iterations: int = 8) -> np.ndar
         for _ in range(iterations):
             q = pts - warp_displacement(warp, q)
     return transform_points(np.linalg.inv(matrix), q)
+
+
+def track_positions(tracks: pd.DataFrame) -> pd.DataFrame:
+    """Mean reference-frame position of each synapse (index ``synapse_id``)."""
+    return tracks.groupby("synapse_id")[["z_um", "y_um", "x_um"]].mean()

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .noise import MAD_TO_SD
-from .optics import FWHM_TO_SIGMA
+from .optics import APERTURE_UM, FWHM_TO_SIGMA
 
 
 def _half_widths(spacing, outer_um):
@@ -60,7 +60,7 @@ def _subtract_shell(vals, ap, sh, n_ap):
 
 
 def aperture_photometry(image: np.ndarray, positions: np.ndarray, *, spacing,
-                        radius_um=(1.6, 0.6, 0.6), shell=(1.5, 2.5),
+                        radius_um=APERTURE_UM, shell=(1.5, 2.5),
                         saturation: float | None = None, raw: np.ndarray | None = None,
                         sources=None, template_fwhm_um=None, mask_snr: float = 10.0
                         ) -> pd.DataFrame:

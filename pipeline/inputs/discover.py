@@ -2,20 +2,22 @@
 
 ``sessions_from_paths`` matches relative paths against a layout pattern such as
 ``{animal}/{cell}/{session}/*.tif``; ``day_from_name`` and ``acquisition_date`` find each session's
-day; ``assign_days`` turns names and dates into days since a cell's first session.  The command
-``python -m pipeline discover`` (pipeline.cli) walks the tree and writes the sheet.
+day; ``assign_days`` turns names and dates into days since a cell's first session.  ``discover_sessions``
+walks the tree (file headers only) and builds the sheet that ``python -m pipeline discover`` writes.
 """
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import tifffile
 
 from ..core.errors import InputError
-from .stacks import SLICE_SUFFIXES
+from .stacks import SLICE_SUFFIXES, probe_stack
 
 FIELDS = ("animal", "cell", "session")
 DEFAULT_PATTERN = "{animal}/{cell}/{session}/*.tif"
@@ -138,3 +140,72 @@ def assign_days(table: pd.DataFrame) -> pd.DataFrame:
             out.loc[idx, "day"] = [float((d - first).days) for d in grp["date"]]
             out.loc[idx, "day_source"] = grp["date_source"]
     return out
+
+
+def check_discover_paths(root: Path, out: Path, *, force: bool) -> None:
+    """The sheet goes outside the imaging directory and replaces nothing unless ``force``."""
+    if not root.is_dir():
+        raise InputError(f"{root}: not a directory; pass the top folder of the imaging data")
+    if out == root or root in out.parents:
+        raise InputError(f"{out} is inside the imaging directory {root}; the pipeline never "
+                         "writes there: put the sheet elsewhere (e.g. beside the results)")
+    if out.exists() and not force:
+        raise InputError(f"{out} exists (it may hold your edits); choose another --out or pass "
+                         "--force to replace it")
+
+
+def discover_sessions(root: Path, *, sheet_folder: Path, pattern: str = DEFAULT_PATTERN,
+                      cell_type: str | None = None, psd95_channel: int = 0,
+                      morphology_channel: int = 1) -> tuple[pd.DataFrame, list[str]]:
+    """A sessions sheet for the files under ``root`` that match ``pattern`` (paths relative to
+    ``sheet_folder``, where the sheet will be), and what is left for the user to check or fill.
+    Reads file headers only."""
+    paths = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()]
+    table, problems = sessions_from_paths(paths, pattern)
+    if table.empty:
+        raise InputError(f"{root}: no file matches the layout pattern '{pattern}' (paths "
+                         "relative to ROOT, e.g. '{animal}/{cell}/{session}/*.tif'); "
+                         + (f"{len(problems)} session(s) were ambiguous:\n  - "
+                            + "\n  - ".join(problems) if problems else "pass --pattern"))
+    rows = []
+    for rec in table.to_dict("records"):
+        image = root / rec["path"]
+        number, date = day_from_name(rec["session_name"])
+        source = "date in the session name" if date else ""
+        if number is None and date is None:
+            date = acquisition_date(image)
+            source = "acquisition date in the file's metadata" if date else ""
+        n_channels, note = None, ""
+        try:
+            info = probe_stack(image)
+            n_channels = info.n_channels
+            if rec["files"] > 1 and info.n_planes != rec["files"]:
+                note = f"{rec['files']} files but {info.n_planes} planes: check this folder"
+        except InputError as exc:
+            note = f"unreadable: {exc}"
+        rows.append({**rec, "day_number": number, "date": date, "date_source": source,
+                     "n_channels": n_channels, "notes": note})
+    found = assign_days(pd.DataFrame(rows))
+    single = found["n_channels"] == 1
+    sheet = pd.DataFrame({
+        "cell": found["cell"], "cell_type": cell_type or "", "session": found["session"],
+        "day": found["day"].map(lambda d: "" if pd.isna(d) else f"{d:g}"),
+        "path": [os.path.relpath(root / p, sheet_folder) for p in found["path"]],
+        "animal": found["animal"],
+        "psd95_channel": psd95_channel,
+        "morphology_channel": np.where(single, "", str(morphology_channel)),
+        "voxel_um": "",
+        "notes": [("; ".join(x for x in (n, f"day from {s}" if s else "") if x))
+                  for n, s in zip(found["notes"], found["day_source"])],
+    })
+    todo = []
+    if not cell_type:
+        todo.append("fill the cell_type column (or rerun with --cell-type)")
+    no_day = sorted(found.loc[found["day"].isna(), "cell"].unique())
+    if no_day:
+        todo.append(f"fill 'day' for cell(s) {', '.join(no_day)} (no day number or date in the "
+                    "session names, no acquisition date in the files)")
+    bad = found.loc[found["notes"].str.startswith("unreadable"), "path"].tolist()
+    if bad:
+        todo.append(f"check unreadable file(s): {', '.join(bad)}")
+    return sheet, problems + todo

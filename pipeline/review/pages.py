@@ -3,7 +3,7 @@
 Static files only (no server, no network): the pages embed their own CSS and JavaScript and link
 PNG files beside them.  The JavaScript sorts and filters tables, switches sessions, adjusts the
 contrast of each channel (CSS filters, so it also works on file:// pages) and copies curation
-rows.  Ids in curation rows are track ids (``track_id``), as `pipeline.curate` expects.
+rows.  Ids in curation rows are track ids (``track_id``), as `pipeline.stages.curate` expects.
 """
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ import math
 import numpy as np
 import pandas as pd
 
-CURATION_HEADER = "action\tcell\tsynapse_id\tsession\tother_synapse_id\tnote"
+from ..contract import CURATION_FILE_COLUMNS
+
+CURATION_HEADER = "\t".join(CURATION_FILE_COLUMNS)
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:1.2em;color:#222;max-width:1400px}

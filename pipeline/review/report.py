@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import html
+import json
 import os
 from pathlib import Path
 
 import pandas as pd
+
+from ..contract import Layout
 
 
 def _table_html(path: Path, max_rows: int = 40) -> str:
@@ -18,9 +21,7 @@ def _table_html(path: Path, max_rows: int = 40) -> str:
 def input_failures(results: Path) -> list[str]:
     """'cell / session: reason' for every session that failed the input checks (check/*.json)."""
     out = []
-    for js in sorted(Path(results, "check").glob("*.json")):
-        import json
-
+    for js in sorted(Layout(results).stage_folder("check").glob("*.json")):
         rec = json.loads(js.read_text())
         out += [f"cell {rec['cell']}, session {s['session']}: {s['error']}"
                 for s in rec["sessions"] if not s["ok"]]
@@ -30,6 +31,7 @@ def input_failures(results: Path) -> list[str]:
 def write_report(results: Path, out: Path, *, failures=()) -> None:
     """Write ``report.html`` for a results folder (links are relative to the folder)."""
     results = Path(results)
+    layout = Layout(results)
     rel = lambda p: os.path.relpath(p, results)  # noqa: E731
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>Synapse pipeline report"
              "</title><style>body{font-family:sans-serif;margin:2em;max-width:1200px}"
@@ -42,7 +44,7 @@ def write_report(results: Path, out: Path, *, failures=()) -> None:
                      "(their jobs failed with the same message; fix the file or remove the "
                      "rows from the sessions sheet, then rerun):</p><ul>" + "".join(
                          f"<li>{html.escape(f)}</li>" for f in failures) + "</ul>")
-    review = sorted(p.parent.name for p in (results / "review").glob("*/index.html"))
+    review = sorted(p.parent.name for p in layout.review.glob("*/index.html"))
     if review:
         parts.append("<h2>Review</h2><p><a href='review/index.html'>Every synapse</a> (sortable, "
                      "least certain first) · cells: " + " · ".join(
@@ -50,7 +52,7 @@ def write_report(results: Path, out: Path, *, failures=()) -> None:
                          for c in review) + "</p><p>Each cell's page shows its sessions in the "
                      "reference frame with every synapse marked, the registration QC, and each "
                      "synapse's crops across sessions with the curation rows to copy.</p>")
-    syn = results / "synapses.csv"
+    syn = layout.synapses
     if syn.exists():
         df = pd.read_csv(syn)
         summary = df.groupby(["cell_type", "cell"]).agg(
@@ -58,10 +60,9 @@ def write_report(results: Path, out: Path, *, failures=()) -> None:
             present_rows=("present", "sum")).reset_index()
         parts.append(f"<h2>Per-synapse table</h2><p><a href='{rel(syn)}'>synapses.csv</a> "
                      f"({len(df)} rows)</p>" + summary.to_html(index=False, border=0, classes="t"))
-    summaries = sorted((results / "presence").glob("*/summary.json"))
+    summaries = [p for p in (f / "summary.json" for f in layout.cell_folders("presence_summary"))
+                 if p.exists()]
     if summaries:
-        import json
-
         rows = []
         for js in summaries:
             sm = json.loads(js.read_text())
@@ -78,19 +79,18 @@ def write_report(results: Path, out: Path, *, failures=()) -> None:
                      "differ from per-session detection; <code>p_present</code> and "
                      "<code>present_detected</code> in synapses.csv hold both.</p>"
                      + pd.DataFrame(rows).to_html(index=False, border=0, classes="t"))
-    stats = results / "stats"
+    stats = layout.stats
     if stats.exists():
         parts.append("<h2>Statistics</h2>")
         for png in sorted(stats.glob("*.png")):
             parts.append(f"<h3>{png.stem}</h3><img src='{rel(png)}'>")
         for csv in sorted(stats.glob("*.csv")):
             parts.append(f"<h3><a href='{rel(csv)}'>{csv.name}</a></h3>" + _table_html(csv))
-    reg = results / "register"
-    if reg.exists():
+    registered = [js for f in layout.cell_folders("register") for js in sorted(f.glob("*.json"))]
+    if layout.stage_folder("register").exists():
         parts.append("<h2>Registration QC</h2>")
         rows = []
-        for js in sorted(reg.glob("*/*.json")):
-            import json
+        for js in registered:
             r = json.loads(js.read_text())
             rows.append({"cell": r["cell"], "session": r["session"],
                          "shift_um (z,y,x)": ", ".join(f"{v:.2f}" for v in r["shift_um"]),

@@ -21,6 +21,7 @@ from ..core.channels import cell_mask, morphology_coefficient, remove_bleedthrou
 from ..core.noise import robust_noise
 from ..core.optics import FWHM_TO_SIGMA
 from ..core.photometry import aperture_photometry
+from ..params import DetectParams, as_options
 
 def punctum_sigma_um(psf_fwhm_um, punctum_fwhm_um: float) -> np.ndarray:
     """Per-axis SD (um) of a punctum of FWHM ``punctum_fwhm_um`` seen through the PSF."""
@@ -265,13 +266,17 @@ def _local_maxima(resp: np.ndarray, half, floor: float) -> np.ndarray:
     return cand[is_max]
 
 
-def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=(2.0, 0.4, 0.4),
-                  punctum_fwhm_um: float = 0.0, threshold: float = 4.5,
-                  surround_ratios=(1.6, 3.0),
-                  min_separation_um=(0.8, 0.25, 0.25), aperture_um=(1.6, 0.6, 0.6),
+_D = DetectParams   # the defaults
+
+
+def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
+                  punctum_fwhm_um: float = _D.punctum_fwhm_um, threshold: float = _D.threshold,
+                  surround_ratios=_D.surround_ratios,
+                  min_separation_um=_D.min_separation_um, aperture_um=_D.aperture_um,
                   mask: np.ndarray | None = None, morphology: np.ndarray | None = None,
                   morphology_coefficient_value: float | None = None,
-                  cell_distance_um: float | None = 0.5, cell_threshold: float = 5.0,
+                  cell_distance_um: float | None = _D.cell_distance_um,
+                  cell_threshold: float = _D.cell_threshold,
                   split_snr: float | None = 15.0, workers: int = 1) -> pd.DataFrame:
     """Find PSD-95 puncta in one (z, y, x) stack.
 
@@ -388,3 +393,19 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=(2.0, 0.4, 0.4),
                         "background": phot["background"].to_numpy(), "size_um": lateral,
                         "cell_distance_um": to_cell})
     return out.sort_values("snr", ascending=False, ignore_index=True)
+
+
+def detect_session(stack: np.ndarray, *, spacing, params: DetectParams = DetectParams(),
+                   workers: int = 1) -> pd.DataFrame:
+    """The detect stage on one ingested (c, z, y, x) stack: :func:`detect_puncta` on channel 0
+    with channel 1, if any, as the morphology; adds positions in um (``z_um, y_um, x_um``)."""
+    opts = as_options(params)
+    morphology = stack[1] if stack.shape[0] > 1 else None
+    if not opts.pop("subtract_morphology"):
+        opts["morphology_coefficient_value"] = 0.0   # the channel still gives the cell mask
+    puncta = detect_puncta(stack[0], spacing=spacing, morphology=morphology, workers=workers,
+                           **opts)
+    spacing = np.asarray(spacing)
+    for ax, col in enumerate(("z", "y", "x")):
+        puncta[f"{col}_um"] = puncta[col] * spacing[ax]
+    return puncta

@@ -14,7 +14,11 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special
 
+from ..contract import CURATION_CALLS
 from ..core.noise import MAD_TO_SD
+from ..core.normalise import normalise_cell_weights
+from ..inputs.curation import row_error
+from ..params import PresenceParams
 
 #: grid of true signal (snr units) over which the log-normal of present synapses is integrated
 _S_GRID = np.geomspace(0.05, 5000, 150)
@@ -159,7 +163,8 @@ def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float 
 
 
 # --------------------------------------------------------------------------- tracks
-def merge_fragments(table: pd.DataFrame, *, max_distance_um: float = 0.5,
+def merge_fragments(table: pd.DataFrame, *,
+                    max_distance_um: float = PresenceParams.merge_distance_um,
                     z_scale: float = 0.5, max_shared: int = 1) -> tuple[pd.DataFrame, int]:
     """Join tracks of one synapse that tracking left in pieces.
 
@@ -259,8 +264,9 @@ def split_at_gaps(table: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(pieces).sort_values(["synapse_id", "day"], ignore_index=True)
 
 
-def call_presence(table: pd.DataFrame, *, model: str = "hmm", uncertain=(0.2, 0.8),
-                  gaps: str = "keep", merge_distance_um: float = 0.5,
+def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
+                  uncertain=PresenceParams.uncertain, gaps: str = PresenceParams.gaps,
+                  merge_distance_um: float = PresenceParams.merge_distance_um,
                   null_snr=None) -> tuple[pd.DataFrame, dict]:
     """Present/absent per synapse and session for one cell's table (from the weights stage).
 
@@ -324,3 +330,49 @@ def call_presence(table: pd.DataFrame, *, model: str = "hmm", uncertain=(0.2, 0.
         "params": params,
     }
     return t, summary
+
+
+def curate_calls(table: pd.DataFrame, actions: pd.DataFrame) -> pd.DataFrame:
+    """Apply one cell's present/absent rows to the presence stage's table (``present``,
+    ``p_present``, ``curated``).  A forced call keeps the measured weight as it is."""
+    out = table.copy()
+    if "curated" not in out.columns:
+        out["curated"] = 0
+    # ids of the curation file are track ids: the presence stage keeps them in `track_id`
+    key = out["track_id"] if "track_id" in out.columns else out["synapse_id"]
+    for row in actions[actions["action"].isin(CURATION_CALLS)].itertuples():
+        sel = key == int(row.synapse_id)
+        if not sel.any():
+            raise row_error(row, "no such synapse after the identity actions")
+        sel &= out["session"].astype(str) == row.session
+        if not sel.any():
+            raise row_error(row, f"no session '{row.session}' for this synapse")
+        call = int(row.action == "present")
+        out.loc[sel, "present"] = call
+        if "p_present" in out.columns:
+            out.loc[sel, "p_present"] = float(call)
+        if "presence_uncertain" in out.columns:
+            out.loc[sel, "presence_uncertain"] = 0
+        out.loc[sel, "curated"] = 1
+    return out
+
+
+def presence_cell(table: pd.DataFrame, *, null_snr=None, curation: pd.DataFrame | None = None,
+                  params: PresenceParams = PresenceParams()) -> tuple[pd.DataFrame, dict]:
+    """The presence stage on one cell's weights table: joint calls (:func:`call_presence`),
+    then a person's present/absent rows (``curation``, :func:`curate_calls`), then the
+    per-session normalisation again, since the synapses called present changed.  Returns the
+    table and a summary (calls changed, fitted parameters)."""
+    out, summary = call_presence(table, model=params.model, null_snr=null_snr,
+                                 uncertain=tuple(params.uncertain), gaps=params.gaps,
+                                 merge_distance_um=params.merge_distance_um)
+    if curation is not None and len(curation):
+        out = curate_calls(out, curation)
+    n_calls = 0 if curation is None else int(curation["action"].isin(CURATION_CALLS).sum())
+    summary["curated_calls"] = n_calls
+    # the per-session scale follows the synapses now called present
+    out["weight"] = normalise_cell_weights(out, str(out["normalisation"].iloc[0]))
+    summary["cell"] = str(out["cell"].iloc[0])
+    if "curated" not in out.columns:
+        out["curated"] = 0
+    return out, summary

@@ -21,7 +21,8 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from ..core.channels import block_average_yx
-from ..core.frames import to_reference, transform_points
+from ..core.frames import FRAME_CONVENTION, to_reference, transform_points
+from ..params import RegisterParams
 
 
 def _prepare(image: np.ndarray, spacing) -> np.ndarray:
@@ -366,8 +367,9 @@ def _image_transform(reference, moving, *, spacing, angle, centre_um,
 
 def register_session(reference: np.ndarray, moving: np.ndarray, *, spacing,
                      reference_spacing=None, reference_points_um=None, moving_points_um=None,
-                     min_peak: float = 0.03, model: str = "auto",
-                     max_rotation_deg: float = 6.0, min_matches: int = 8,
+                     min_peak: float = 0.03, model: str = RegisterParams.model,
+                     max_rotation_deg: float = RegisterParams.max_rotation_deg,
+                     min_matches: int = RegisterParams.min_matches,
                      warp_length_um: float = 0.0) -> dict:
     """Estimate the transform of one session into the reference session's frame.
 
@@ -496,3 +498,30 @@ def fit_warp(points_um: np.ndarray, residuals_um: np.ndarray, *, length_um: floa
             "length_um": float(length_um), "shrink": float(shrink)}
 
 
+def register_to_reference(reference: np.ndarray, moving: np.ndarray, *, spacing,
+                          reference_spacing, cell: str, session: str, reference_session: str,
+                          reference_points_um=None, moving_points_um=None,
+                          params: RegisterParams = RegisterParams()) -> dict:
+    """The register stage on one session of a cell: (c, z, y, x) stacks of the session and of
+    its cell's reference session (the channels both have are correlated), and, with
+    ``params.use_puncta``, their detected puncta (um).  The reference session itself gets the
+    identity.  Returns :func:`register_session`'s dict with the names of the cell, the session
+    and the reference, the channels used and the transform's convention."""
+    n_ch = min(reference.shape[0], moving.shape[0])
+    if session == reference_session:
+        result = {"matrix": np.eye(4).tolist(), "warp": None, "shift_um": [0.0, 0.0, 0.0],
+                  "rotation_deg": 0.0, "coarse_shift_um": [0.0, 0.0, 0.0], "peak": 1.0,
+                  "n_matches": 0, "residual_um": 0.0, "overlap": 1.0, "reliable": True}
+    else:
+        points = {}
+        if params.use_puncta:
+            points = {"reference_points_um": reference_points_um,
+                      "moving_points_um": moving_points_um}
+        result = register_session(reference[:n_ch], moving[:n_ch], spacing=spacing,
+                                  reference_spacing=reference_spacing, **points,
+                                  model=params.model, max_rotation_deg=params.max_rotation_deg,
+                                  min_matches=params.min_matches,
+                                  warp_length_um=params.warp_length_um)
+    result.update({"cell": cell, "session": session, "reference_session": reference_session,
+                   "channels": ["psd95", "morphology"][:n_ch], "convention": FRAME_CONVENTION})
+    return result

@@ -19,11 +19,15 @@ import pandas as pd
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
+from ..core.frames import to_reference
+from ..params import TrackParams, as_options
+
 COORDS = ["z_um", "y_um", "x_um"]
 
 
-def link_sessions(puncta: pd.DataFrame, *, max_distance_um: float = 1.0,
-                  z_scale: float = 0.5, max_gap: int = 1) -> pd.DataFrame:
+def link_sessions(puncta: pd.DataFrame, *, max_distance_um: float = TrackParams.max_distance_um,
+                  z_scale: float = TrackParams.z_scale,
+                  max_gap: int = TrackParams.max_gap) -> pd.DataFrame:
     """Add a ``synapse_id`` column (1, 2, ...) linking puncta across sessions.
 
     Parameters
@@ -146,6 +150,24 @@ def link_confidence(distance, competitor, *, gate_um: float, sigma_um: float | N
     return np.where(np.isfinite(d), conf, np.nan)
 
 
-def track_positions(tracks: pd.DataFrame) -> pd.DataFrame:
-    """Mean reference-frame position of each synapse (index ``synapse_id``)."""
-    return tracks.groupby("synapse_id")[COORDS].mean()
+def track_cell(puncta: list[pd.DataFrame], transforms: list[dict], metas: list[dict], *,
+               params: TrackParams = TrackParams()) -> tuple[pd.DataFrame, list[str]]:
+    """The track stage on one cell: each session's puncta (the detect stage's tables), its
+    transform into the reference (the register stage's dicts) and its ingest metadata
+    (``session``, ``day``), in any order.  Sessions whose registration is unreliable are left
+    out.  Returns the tracks and the names of the sessions left out."""
+    order = np.argsort([m["day"] for m in metas], kind="stable")
+    frames = []
+    for k, i in enumerate(order):
+        tr, p = transforms[i], puncta[i]
+        ref_um = to_reference(tr, p[["z_um", "y_um", "x_um"]].to_numpy())
+        frames.append(pd.DataFrame({
+            "session": metas[i]["session"], "day": metas[i]["day"], "session_index": k,
+            "z": p["z"], "y": p["y"], "x": p["x"], "z_um": ref_um[:, 0], "y_um": ref_um[:, 1],
+            "x_um": ref_um[:, 2], "snr": p["snr"], "intensity": p["intensity"],
+            "reliable_registration": bool(tr.get("reliable", True))}))
+    found = pd.concat(frames, ignore_index=True)
+    unreliable = list(found.loc[~found["reliable_registration"], "session"].unique())
+    if unreliable:
+        found = found[found["reliable_registration"]]
+    return link_sessions(found, **as_options(params)), unreliable

@@ -6,8 +6,17 @@ which positions are sources of light of their own, the quality flags and the nor
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import pandas as pd
+
+from ..contract import WEIGHTS_TABLE
+from ..core.channels import cell_mask, morphology_coefficient, remove_bleedthrough
+from ..core.frames import to_session, track_positions
+from ..core.normalise import normalise_cell_weights
+from ..core.photometry import aperture_photometry
+from ..params import WeightsParams
 
 
 def distinct_puncta(positions: np.ndarray, detected, *, spacing, same_um: float = 0.5,
@@ -79,7 +88,7 @@ QUALITY_FLAGS = ("saturated", "edge", "neighbour", "low_snr")
 
 
 def quality_flags(phot: pd.DataFrame, positions: np.ndarray, present, *, spacing,
-                  radius_um=(1.6, 0.6, 0.6), min_snr: float = 3.0,
+                  radius_um=WeightsParams.aperture_um, min_snr: float = WeightsParams.min_snr,
                   spread_um=(1.3, 0.3, 0.3)) -> pd.Series:
     """Why a synapse-session's weight may be off: ';'-joined flags, '' when none.
 
@@ -108,58 +117,89 @@ def quality_flags(phot: pd.DataFrame, positions: np.ndarray, present, *, spacing
     return pd.Series([";".join(f for f in r if f) for r in rows], index=phot.index, dtype=object)
 
 
-NORMALISATIONS = ("percentile_40_60", "median_ratio")
+def _per_synapse(tracks: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, np.ndarray]:
+    """(mean reference position, curated flag, number of detections) of each synapse."""
+    centres = track_positions(tracks)
+    ids = centres.index.to_numpy()
+    curated = (tracks.groupby("synapse_id")["curated"].max() if "curated" in tracks.columns
+               else pd.Series(0, index=ids))
+    return centres, curated, tracks.groupby("synapse_id").size().reindex(ids).to_numpy()
 
 
-def _percentile_scale(w: np.ndarray) -> float:
-    if len(w) == 0:
-        return np.nan
-    lo, hi = np.percentile(w, [40, 60])
-    sel = w[(w >= lo) & (w <= hi)]
-    return sel.mean() if len(sel) else np.median(w)
+def measure_session(stack: np.ndarray, meta: dict, transform: dict, tracks: pd.DataFrame, *,
+                    params: WeightsParams = WeightsParams(),
+                    per_synapse=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every synapse of a cell measured in one session's (c, z, y, x) ``stack`` (``meta``: its
+    ingest metadata; ``transform``: its register dict), where it was detected at its own
+    position, elsewhere at its track's centre; and the null places on the cell.  Returns the
+    session's rows (unnormalised) and the null measurements.  ``per_synapse``: what
+    ``_per_synapse(tracks)`` gives, when the caller measures several sessions."""
+    centres, curated, n_detected = per_synapse or _per_synapse(tracks)
+    ids = centres.index.to_numpy()
+    spacing = np.asarray(meta["voxel_um"])
+    det = tracks[tracks["session"].astype(str) == str(meta["session"])].set_index("synapse_id")
+    # where the synapse was detected use its own position, elsewhere the track's centre
+    ref_um = centres.to_numpy().copy()
+    vox = to_session(transform, ref_um) / spacing
+    found = np.isin(ids, det.index)
+    vox[found] = det.loc[ids[found], ["z", "y", "x"]].to_numpy()
+    ref_um[found] = det.loc[ids[found], ["z_um", "y_um", "x_um"]].to_numpy()
+    psd, k_morph = stack[0], 0.0
+    if stack.shape[0] > 1 and params.bleedthrough != 0:
+        k_morph = params.bleedthrough
+        if k_morph == "auto":  # estimated per session from the data
+            k_morph = morphology_coefficient(stack[0], stack[1])
+        psd = remove_bleedthrough(stack[0], stack[1], k_morph)
+    aperture = list(params.aperture_um)
+    null = np.zeros((0, 3))
+    if stack.shape[0] > 1:   # places on the cell without a synapse: the absent state
+        null = null_positions(cell_mask(stack[1], spacing=spacing), vox, spacing=spacing)
+    both = np.vstack([vox, null])
+    sources = np.r_[distinct_puncta(vox, found, spacing=spacing, priority=n_detected),
+                    np.zeros(len(null), bool)]
+    template = None if params.deblend_fwhm_um is None else list(params.deblend_fwhm_um)
+    phot = aperture_photometry(psd, both, spacing=spacing, radius_um=aperture,
+                               saturation=meta.get("psd95_saturation_level"), raw=stack[0],
+                               sources=sources, template_fwhm_um=template)
+    nulls = pd.DataFrame({"session": meta["session"], "day": meta["day"],
+                          "z": null[:, 0], "y": null[:, 1], "x": null[:, 2],
+                          "snr": phot["snr"].to_numpy()[len(vox):]})
+    phot = phot.iloc[:len(vox)]
+    link = det["link_distance_um"].reindex(ids).to_numpy()
+    confidence = (det["link_confidence"].reindex(ids).to_numpy()
+                  if "link_confidence" in det.columns else np.full(len(ids), np.nan))
+    # a detection with no signal above its local background is not a credible punctum
+    present = found & (phot["intensity"].to_numpy() > 0)
+    flags = quality_flags(phot, vox, present, spacing=spacing, radius_um=aperture,
+                          min_snr=params.min_snr)
+    rows = pd.DataFrame({
+        "cell": meta["cell"], "cell_type": meta["cell_type"], "synapse_id": ids,
+        "session": meta["session"], "day": meta["day"], "present": present.astype(int),
+        "z": vox[:, 0], "y": vox[:, 1], "x": vox[:, 2], "z_um": ref_um[:, 0],
+        "y_um": ref_um[:, 1], "x_um": ref_um[:, 2], "intensity": phot["intensity"],
+        "snr": phot["snr"], "background": phot["background"], "in_view": phot["in_view"],
+        "detected": found.astype(int), "link_distance_um": link,
+        "link_confidence": confidence,
+        "animal": meta.get("animal", ""), "bleedthrough": k_morph,
+        "curated": curated.reindex(ids).to_numpy(), "quality_flags": flags.to_numpy()})
+    return rows, nulls
 
 
-def normalise_cell_weights(table: pd.DataFrame, method: str) -> pd.Series:
-    """:func:`normalise_weights` of one cell's per-synapse-session table (columns
-    ``intensity, present, session, day, synapse_id``), the earliest session being the
-    reference of the median_ratio method."""
-    first = str(table.loc[table["day"].idxmin(), "session"])
-    return normalise_weights(table["intensity"], table["present"],
-                             groups=table["session"].astype(str), method=method,
-                             synapse_ids=table["synapse_id"], reference=first)
-
-
-def normalise_weights(intensity: pd.Series, present: pd.Series, *, groups: pd.Series,
-                      method: str = "percentile_40_60", synapse_ids: pd.Series | None = None,
-                      reference=None, min_shared: int = 5) -> pd.Series:
-    """Divide intensities by a per-group (one cell's session) scale.
-
-    ``percentile_40_60`` (the published definition): the mean of the present synapses'
-    intensities between the 40th and 60th percentile of that session.  It moves when the
-    population does (many new small synapses lower it).
-
-    ``median_ratio``: each session's brightness relative to the ``reference`` group (default:
-    the first), as the median ratio of intensities over the synapses present (with positive
-    intensity) in both; the reference's scale is its percentile_40_60 scale, so the two
-    methods agree there.  Births and losses do not move it.  A group sharing fewer than
-    ``min_shared`` synapses with the reference keeps its own percentile scale.  Needs
-    ``synapse_ids``.
-    """
-    if method not in NORMALISATIONS:
-        raise ValueError(f"unknown normalisation method {method!r}; use one of {NORMALISATIONS}")
-    df = pd.DataFrame({"intensity": intensity, "present": present, "g": groups})
-    ok = df[(df["present"] == 1)]
-    scales = ok.groupby("g", sort=False)["intensity"].apply(lambda w: _percentile_scale(w.to_numpy()))
-    scales = scales.reindex(pd.unique(df["g"]))
-    if method == "median_ratio":
-        if synapse_ids is None:
-            raise ValueError("median_ratio normalisation needs synapse_ids")
-        df["id"] = synapse_ids
-        pos = df[(df["present"] == 1) & (df["intensity"] > 0)]
-        wide = pos.pivot_table(index="id", columns="g", values="intensity", aggfunc="first")
-        first = scales.index[0] if reference is None else reference
-        for g in scales.index.drop(first):
-            both = wide[[first, g]].dropna() if first in wide and g in wide else wide.iloc[:0]
-            if len(both) >= min_shared:
-                scales[g] = scales[first] * float(np.exp(np.median(np.log(both[g] / both[first]))))
-    return intensity / groups.map(scales)
+def measure_cell(sessions: Iterable[tuple[np.ndarray, dict, dict]], tracks: pd.DataFrame, *,
+                 params: WeightsParams = WeightsParams()) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The weights stage on one cell: ``sessions`` yields each session's ``(stack, meta,
+    transform)`` (a generator keeps one stack in memory at a time).  Returns the cell's table
+    (every synapse in every session, normalised per session; columns
+    :data:`pipeline.contract.WEIGHTS_TABLE`) and the null measurements."""
+    rows, nulls = [], []
+    per_synapse = _per_synapse(tracks)
+    for stack, meta, transform in sessions:
+        r, n = measure_session(stack, meta, transform, tracks, params=params,
+                               per_synapse=per_synapse)
+        rows.append(r)
+        nulls.append(n)
+    table = pd.concat(rows, ignore_index=True)
+    table["weight"] = normalise_cell_weights(table, params.normalisation)
+    table["normalisation"] = params.normalisation
+    table = table.sort_values(["synapse_id", "day"], ignore_index=True)
+    return table[WEIGHTS_TABLE], pd.concat(nulls, ignore_index=True)

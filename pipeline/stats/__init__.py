@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..contract import STATS_TABLES
 from . import plots
 from .compare import celltype_comparison
 from .distributions import fit_lognormal
@@ -16,13 +17,8 @@ from .markov import markov_chain
 from .survival import survival, survival_by_quartile, turnover, turnover_per_cell
 from .table import TableError, consecutive_pairs, prepare_table, split_repeats
 
-__all__ = ["run_stats", "prepare_table", "TableError", "TABLES", "PLOTS"]
+__all__ = ["run_stats", "prepare_table", "TableError"]
 
-#: the tables ``run_stats`` writes (the output contract) and its plots
-TABLES = ("lognormal", "survival", "survival_by_quartile", "turnover", "hazard",
-          "markov_transition", "markov_stationary", "markov_survival", "kesten",
-          "celltype_comparison")
-PLOTS = ("weights_lognormal", "survival", "kesten", "markov_transition", "markov_stationary")
 
 
 def lognormal_table(table: pd.DataFrame, noise_by_type: dict) -> pd.DataFrame:
@@ -79,7 +75,7 @@ def run_stats(table: pd.DataFrame, out_dir: str | Path, *, n_bins: int = 20,
         results[f"markov_{part}"] = results[f"markov_{part}"][["cell_type", *cols.drop("cell_type")]]
     results["kesten"], details = kesten_table(pairs, noise_by_type, n_bins=n_bins, n_boot=n_boot, rng=rng)
     results["celltype_comparison"] = celltype_comparison(t, per_cell_turnover, details)
-    for name in TABLES:
+    for name in STATS_TABLES:
         results[name].to_csv(out / f"{name}.csv", index=False, float_format="%.6g")
     plots.weight_histograms(t, results["lognormal"], out / "weights_lognormal.png")
     plots.survival_curves(results["survival"], results["survival_by_quartile"], out / "survival.png")

@@ -141,3 +141,14 @@ def long_from_matrix(wide: pd.DataFrame, *, cell_type: str | None = None) -> pd.
     long["present"] = (long["weight"] > 0).astype(int)
     long = long.sort_values(["cell", "synapse_id", "day"], kind="stable", ignore_index=True)
     return long[REQUIRED]
+
+
+def drop_uncertain_synapses(table: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The table without every synapse that has a ``presence_uncertain`` row, and how many
+    synapses that left out (none when the table has no such column)."""
+    if "presence_uncertain" not in table.columns:
+        return table, 0
+    unsure = table.loc[table["presence_uncertain"] == 1, ["cell", "synapse_id"]]
+    keys = pd.MultiIndex.from_frame(table[["cell", "synapse_id"]])
+    return (table[~keys.isin(pd.MultiIndex.from_frame(unsure))],
+            len(unsure.drop_duplicates()))

@@ -7,6 +7,8 @@ from pathlib import Path
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
+from ..contract import Layout
+
 # axial/lateral FWHM of the two-photon PSF: z errors are scaled down by this before gating
 PSF_ANISOTROPY = 5.0
 
@@ -132,19 +134,20 @@ def evaluate_results(dataset: Path, results: Path) -> pd.DataFrame:
 
     truth = pd.read_csv(dataset / "truth" / "synapses.csv")
     params = json.loads((dataset / "truth" / "params.json").read_text())
-    synapses = pd.read_csv(results / "synapses.csv")
+    layout = Layout(results)
+    synapses = pd.read_csv(layout.synapses)
     rows = []
     for cell, tcell in truth.groupby("cell"):
         spacing = _spacing_of(params, cell)
-        tracks = pd.read_csv(results / "track" / cell / "tracks.csv")
+        tracks = pd.read_csv(layout.path("track", cell=cell))
         sessions = session_order(tcell)
         det_scores, reg_err = [], []
         for sess in sessions:
             tp = tcell[(tcell["session"] == sess) & (tcell["present"] == 1)]
-            det = pd.read_csv(results / "detect" / cell / f"{sess}.csv")
+            det = pd.read_csv(layout.path("detect", cell=cell, session=sess))
             det_scores.append(score_detection(det[["z", "y", "x"]].to_numpy(),
                                               tp[["z", "y", "x"]].to_numpy(), spacing))
-            est = json.loads((results / "register" / cell / f"{sess}.json").read_text())
+            est = json.loads(layout.path("register", cell=cell, session=sess).read_text())
             reg_err.append(registration_error_um(est, tp[["z", "y", "x"]].to_numpy() * spacing,
                                                  tp[["z_um", "y_um", "x_um"]].to_numpy()))
         tracks["true_id"] = assign_true_ids(tracks, tcell, spacing)
@@ -190,7 +193,7 @@ def normalisation_error_pct(res: pd.DataFrame, truth: pd.DataFrame) -> dict:
     session.  The error is the mean absolute deviation of the sessions' scales from their
     median, relative to it.  ``res`` needs ``true_id`` (the true synapse of each row).
     """
-    from ..stages.weights import NORMALISATIONS, normalise_cell_weights
+    from ..core.normalise import NORMALISATIONS, normalise_cell_weights
 
     if "intensity" not in res.columns or res["intensity"].isna().all():
         return {m: float("nan") for m in NORMALISATIONS}   # e.g. an imported weight matrix

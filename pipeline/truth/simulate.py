@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from ..core.optics import FWHM_TO_SIGMA
+from ..core.optics import FWHM_TO_SIGMA, PSF_FWHM_UM
 
 KESTEN_DEFAULTS = {  # a, c, b, d per 4-day interval (Melander et al. 2021 fits)
     "pyr": (-0.05, 0.04, 0.07, 0.11),
@@ -59,7 +59,7 @@ class SimulationParams:
     z_anisotropy: float = 4.0
     punctum_fwhm_um: tuple[float, float] = (0.2, 0.7)
     # optics
-    psf_fwhm_um: tuple[float, float, float] = (2.0, 0.4, 0.4)
+    psf_fwhm_um: tuple[float, float, float] = PSF_FWHM_UM
     # signal (photons)
     photons_per_weight: float = 1500.0
     background_photons: float = 2.0

@@ -1,0 +1,286 @@
+"""The commands: read files -> call one function -> write files.  The only place that knows
+paths; the science is in ``pipeline.stages``, ``pipeline.stats`` and ``pipeline.review``."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..core.errors import InputError
+from ..inputs.curation import FIELDS as CURATION_FIELDS
+from ..params import (DetectParams, PresenceParams, RegisterParams, ReviewParams,
+                      TrackParams, WeightsParams, from_options)
+from .files import atomic_dir, atomic_path, read_json, read_table, write_json, write_table
+
+
+def _triple(text: str | None):
+    if text is None or str(text).strip().lower() in ("", "none", "null"):
+        return None
+    return tuple(float(v) for v in str(text).split(","))
+
+
+def _curation_rows(text: str | None) -> pd.DataFrame:
+    """The cell's curation rows, passed by the rules as JSON (see rules/common.smk)."""
+    return pd.DataFrame(json.loads(text or "[]"), columns=CURATION_FIELDS)
+
+
+def _ingested(paths):
+    """Each ingested stack with its metadata, one at a time (each stack read once)."""
+    from ..inputs.stacks import load_ingested
+
+    for path in paths:
+        yield load_ingested(path)
+
+
+# --------------------------------------------------------------------------- set-up
+def cmd_simulate(args) -> None:
+    from ..truth.simulate import SimulationParams, write_dataset
+    from .parser import simulation_overrides
+
+    overrides = simulation_overrides(args)
+    cells = [(f"{ct}{k + 1:02d}", SimulationParams(cell_type=ct, seed=args.seed + 1000 * k,
+                                                   **overrides))
+             for k, ct in enumerate(args.cells.split(","))]
+    out = write_dataset(args.out, cells)
+    print(f"wrote {out}/sessions.tsv, images/ and truth/ (parameters in truth/params.json)")
+
+
+def cmd_discover(args) -> None:
+    from ..inputs.discover import check_discover_paths, discover_sessions
+
+    root, out = Path(args.root).resolve(), Path(args.out).resolve()
+    check_discover_paths(root, out, force=args.force)
+    sheet, notes = discover_sessions(root, sheet_folder=out.parent, pattern=args.pattern,
+                                     cell_type=args.cell_type,
+                                     psd95_channel=args.psd95_channel,
+                                     morphology_channel=args.morphology_channel)
+    with atomic_path(out) as tmp:
+        sheet.to_csv(tmp, sep="\t", index=False)
+    print(f"wrote {out}: {sheet['cell'].nunique()} cell(s), {len(sheet)} session(s)")
+    for line in notes:
+        print(f"  - {line}")
+    print(f"then: python -m pipeline check-sheet {out} --images")
+
+
+def cmd_check_sheet(args) -> None:
+    from ..inputs.sheet import check_images, read_sessions
+
+    sessions = read_sessions(args.sheet)
+    problems = check_images(sessions, config_voxel=_triple(args.voxel_um)) if args.images else []
+    if problems:
+        raise InputError(f"{args.sheet}: {len(problems)} image problem(s):\n  - " +
+                         "\n  - ".join(problems))
+    print(f"{args.sheet}: {len(sessions)} sessions of {sessions['cell'].nunique()} cell(s) OK")
+
+
+# --------------------------------------------------------------------------- per session
+def cmd_ingest(args) -> None:
+    from ..inputs.session import load_session, session_metadata, session_row
+    from ..inputs.sheet import read_sessions
+    from ..inputs.stacks import write_stack
+
+    row = session_row(read_sessions(args.sheet), args.sheet, args.cell, args.session)
+    stack, voxel, channels = load_session(row, config_voxel=_triple(args.voxel_um),
+                                          max_saturated=args.max_saturated,
+                                          config_voxel_first=args.config_voxel_first)
+    with atomic_path(args.out) as tmp:
+        write_stack(tmp, stack, voxel_um=voxel, metadata=session_metadata(row, stack, channels))
+        os.replace(tmp.with_suffix(".json"), Path(args.out).with_suffix(".json"))
+    print(f"{row['abs_path']}: {stack.shape} voxel {voxel} um -> {args.out}")
+
+
+def cmd_check(args) -> None:
+    """Check every session of a cell as ingest would; record, never raise, what is wrong."""
+    from ..inputs.session import load_session, session_row
+    from ..inputs.sheet import read_sessions
+
+    sessions = read_sessions(args.sheet)
+    results = []
+    for session in sessions.loc[sessions["cell"] == args.cell, "session"]:
+        row = session_row(sessions, args.sheet, args.cell, session)
+        try:
+            load_session(row, config_voxel=_triple(args.voxel_um),
+                         max_saturated=args.max_saturated,
+                         config_voxel_first=args.config_voxel_first)
+            error = ""
+        except InputError as exc:
+            error = str(exc)
+        results.append({"session": session, "path": row["abs_path"], "ok": not error,
+                        "error": error})
+        print(f"{row['abs_path']}: {'ok' if not error else error}")
+    write_json({"cell": args.cell, "ok": all(r["ok"] for r in results), "sessions": results},
+               args.out)
+
+
+def cmd_detect(args) -> None:
+    from ..inputs.stacks import load_ingested
+    from ..stages.detect import detect_session
+
+    stack, meta = load_ingested(args.stack)
+    puncta = detect_session(stack, spacing=meta["voxel_um"], workers=args.threads,
+                            params=from_options(DetectParams, args.options))
+    write_table(puncta, args.out, float_format="%.5g")
+    print(f"{args.stack}: {len(puncta)} puncta")
+
+
+def cmd_register(args) -> None:
+    from ..inputs.stacks import load_ingested
+    from ..review.qc import registration_figure
+    from ..stages.register import register_to_reference
+
+    ref, ref_meta = load_ingested(args.reference)
+    same_file = Path(args.stack).resolve() == Path(args.reference).resolve()
+    mov, meta = (ref, ref_meta) if same_file else load_ingested(args.stack)
+    points = [pd.read_csv(p)[["z_um", "y_um", "x_um"]].to_numpy()
+              for p in (args.reference_puncta, args.puncta)]
+    result = register_to_reference(
+        ref, mov, spacing=meta["voxel_um"], reference_spacing=ref_meta["voxel_um"],
+        cell=meta["cell"], session=meta["session"], reference_session=ref_meta["session"],
+        reference_points_um=points[0], moving_points_um=points[1],
+        params=from_options(RegisterParams, args.options))
+    channel = 1 if len(result["channels"]) > 1 else 0   # the QC figure shows the morphology
+    with atomic_path(args.qc) as tmp:
+        registration_figure(ref[channel], mov[channel], result, spacing=meta["voxel_um"],
+                            reference_spacing=ref_meta["voxel_um"], path=tmp)
+    write_json(result, args.out)
+    print(f"{meta['session']} -> {ref_meta['session']}: shift {np.round(result['shift_um'], 3)} "
+          f"um, {result['n_matches']} matched puncta, reliable={result['reliable']}")
+
+
+# --------------------------------------------------------------------------- per cell
+def cmd_track(args) -> None:
+    from ..stages.track import track_cell
+
+    tracks, unreliable = track_cell([pd.read_csv(p) for p in args.puncta],
+                                    [read_json(t) for t in args.transforms],
+                                    [read_json(m) for m in args.meta],
+                                    params=from_options(TrackParams, args.options))
+    if unreliable:
+        print(f"warning: registration unreliable for session(s) {', '.join(unreliable)}; "
+              "their puncta are not tracked", file=sys.stderr)
+    write_table(tracks, args.out, float_format="%.5g")
+    print(f"{len(tracks)} puncta in {tracks['synapse_id'].nunique()} tracks")
+
+
+def cmd_curate(args) -> None:
+    from ..stages.curate import curate_tracks
+
+    actions = _curation_rows(args.curation)
+    out = curate_tracks(pd.read_csv(args.tracks), actions,
+                        sessions=[read_json(m)["session"] for m in args.meta])
+    write_table(out, args.out, float_format="%.5g")   # as the track stage wrote it
+    print(f"{len(actions)} curation row(s) applied to the tracks; "
+          f"{out.loc[out['curated'] == 1, 'synapse_id'].nunique()} synapse(s) changed")
+
+
+def cmd_weights(args) -> None:
+    from ..stages.weights import measure_cell
+
+    sessions = ((stack, meta, read_json(tf))
+                for (stack, meta), tf in zip(_ingested(args.stacks), args.transforms))
+    table, nulls = measure_cell(sessions, pd.read_csv(args.tracks),
+                                params=from_options(WeightsParams, args.options))
+    write_table(table, args.out)
+    if args.null_out:
+        write_table(nulls, args.null_out)
+    print(f"{table['cell'].iloc[0]}: {table['synapse_id'].nunique()} synapses x "
+          f"{len(args.stacks)} sessions")
+
+
+def cmd_presence(args) -> None:
+    from ..contract import PRESENCE_TABLE
+    from ..stages.presence import presence_cell
+
+    null = pd.read_csv(args.null)["snr"].to_numpy() if args.null else None
+    out, summary = presence_cell(pd.read_csv(args.table), null_snr=null,
+                                 curation=_curation_rows(args.curation),
+                                 params=from_options(PresenceParams, args.options))
+    write_table(out, args.out, columns=[c for c in PRESENCE_TABLE if c in out.columns])
+    write_json(summary, args.summary)
+    print(f"{summary['cell']}: {summary['changed_to_present']} calls changed to present, "
+          f"{summary['changed_to_absent']} to absent, {summary['uncertain']} uncertain, "
+          f"{summary['fragments_merged']} track pieces merged")
+
+
+def cmd_review(args) -> None:
+    import matplotlib.image
+
+    from ..review.cell_review import cell_review
+
+    metas = [read_json(p) for p in args.meta]
+    transforms = [read_json(p) for p in args.transforms]
+    reference = next(m for m in metas if m["session"] == transforms[0]["reference_session"])
+    hrefs = [os.path.relpath(Path(tf).with_name(f"{Path(tf).stem}_qc.png"), args.out_dir)
+             for tf in args.transforms]
+    sessions = ((stack, meta, tf, href) for (stack, meta), tf, href
+                in zip(_ingested(args.stacks), transforms, hrefs))
+    images, html = cell_review(pd.read_csv(args.table), sessions, reference=reference,
+                               params=ReviewParams(crop_um=args.crop_um,
+                                                   crop_depth_um=args.crop_depth_um))
+    with atomic_dir(args.out_dir) as out:
+        for name, rgb in images.items():
+            matplotlib.image.imsave(out / name, rgb)
+        (out / "index.html").write_text(html)
+    print(f"{args.out_dir}: {pd.read_csv(args.table)['synapse_id'].nunique()} synapses x {len(metas)} sessions")
+
+
+# --------------------------------------------------------------------------- all cells
+def cmd_collect(args) -> None:
+    table = pd.concat([pd.read_csv(p) for p in args.inputs], ignore_index=True)
+    write_table(table, args.out)
+    print(f"{args.out}: {len(table)} rows, {table['cell'].nunique()} cell(s)")
+
+
+def cmd_stats(args) -> None:
+    from ..stats import run_stats
+    from ..stats.table import drop_uncertain_synapses
+
+    table = read_table(args.synapses)
+    if args.drop_uncertain:
+        table, n_left_out = drop_uncertain_synapses(table)
+        print(f"left out {n_left_out} synapse(s) with an uncertain call")
+    with atomic_dir(args.out) as tmp:
+        run_stats(table, tmp, n_bins=args.kesten_bins, markov_bins=args.markov_bins,
+                  n_boot=args.n_boot, seed=args.seed)
+    print(f"statistics written to {args.out}/")
+
+
+def cmd_import_matrix(args) -> None:
+    from ..stats.table import long_from_matrix
+
+    long = long_from_matrix(read_table(args.matrix), cell_type=args.cell_type)
+    with atomic_path(args.out) as tmp:
+        long.to_csv(tmp, index=False)
+    print(f"{len(long)} rows ({long['cell'].nunique()} cells, {long['synapse_id'].nunique()} "
+          f"synapse ids, {long['session'].nunique()} sessions) written to {args.out}")
+
+
+def cmd_report(args) -> None:
+    from ..contract import Layout
+    from ..review.pages import index_page
+    from ..review.pictures import summarise_synapses
+    from ..review.report import write_report
+
+    with atomic_path(args.out) as tmp:
+        write_report(Path(args.results), tmp, failures=args.failures)
+    print(f"report: {args.out}")
+    if args.review_index:
+        table = pd.read_csv(Layout(args.results).synapses)
+        cells = sorted(table["cell"].astype(str).unique())
+        with atomic_path(args.review_index) as tmp:
+            tmp.write_text(index_page(summarise_synapses(table), cells=cells))
+        print(f"review index: {args.review_index}")
+
+
+def cmd_evaluate(args) -> None:
+    from ..truth.evaluate import evaluate_results
+
+    scores = evaluate_results(Path(args.truth), Path(args.results))
+    print(scores.to_string(index=False))
+    if args.out:
+        scores.to_csv(args.out, index=False)
+

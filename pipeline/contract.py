@@ -1,0 +1,117 @@
+"""The output contract: every table's columns, the statistics' files and the results layout.
+
+Users' scripts read these names; extend them, never rename.  The rules, the commands, the
+report, the evaluation and the benchmarks all take the names from here.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+# --------------------------------------------------------------------------- synapses.csv
+#: one row per synapse per session (the published table's columns come first)
+SYNAPSE_COLUMNS = ["cell", "cell_type", "synapse_id", "session", "day", "present", "z", "y", "x",
+                   "z_um", "y_um", "x_um", "weight", "intensity", "snr", "background",
+                   "in_view", "detected", "link_distance_um", "animal"]
+#: added by the weights stage: how the weights were scaled and the morphology share removed
+WEIGHTS_COLUMNS = ["normalisation", "bleedthrough"]
+#: added by the presence stage
+PRESENCE_COLUMNS = ["p_present", "present_detected", "presence_uncertain", "track_id",
+                    "weight_imputed"]
+#: added by the track stage: how sure each link is (pipeline.stages.track.link_confidence)
+LINK_COLUMNS = ["link_confidence"]
+#: 1 on every row of a synapse that a curation row changed (pipeline.stages.curate)
+CURATED_COLUMNS = ["curated"]
+#: added by the weights stage: why a weight may be off (pipeline.stages.weights.quality_flags)
+QUALITY_COLUMNS = ["quality_flags"]
+
+#: the weights stage's per-cell table, in this column order
+WEIGHTS_TABLE = (SYNAPSE_COLUMNS + WEIGHTS_COLUMNS + CURATED_COLUMNS + LINK_COLUMNS
+                 + QUALITY_COLUMNS)
+#: the presence stage's per-cell table (and so synapses.csv), in this column order
+PRESENCE_TABLE = (SYNAPSE_COLUMNS + WEIGHTS_COLUMNS + PRESENCE_COLUMNS + CURATED_COLUMNS
+                  + LINK_COLUMNS + QUALITY_COLUMNS)
+
+# --------------------------------------------------------------------------- curation.tsv
+#: the curation file's columns, tab-separated, one action a row
+CURATION_FILE_COLUMNS = ["action", "cell", "synapse_id", "session", "other_synapse_id", "note"]
+#: actions on a synapse's identity (applied to the tracks, before weights are measured)
+CURATION_IDENTITY = ("reject", "merge", "split")
+#: a person's present/absent call for one session (applied after the presence stage)
+CURATION_CALLS = ("present", "absent")
+
+# --------------------------------------------------------------------------- stats/
+#: the tables ``pipeline.stats.run_stats`` writes (``stats/<name>.csv``) and its plots (PNG)
+STATS_TABLES = ("lognormal", "survival", "survival_by_quartile", "turnover", "hazard",
+                "markov_transition", "markov_stationary", "markov_survival", "kesten",
+                "celltype_comparison")
+STATS_PLOTS = ("weights_lognormal", "survival", "kesten", "markov_transition",
+               "markov_stationary")
+
+
+def stats_files() -> list[str]:
+    """File names under ``stats/``: every table, then every plot."""
+    return [f"{n}.csv" for n in STATS_TABLES] + [f"{n}.png" for n in STATS_PLOTS]
+
+
+# --------------------------------------------------------------------------- results/
+class Layout:
+    """Where each stage writes under a results folder (a path each; all under ``root``).
+
+    The Snakemake rules use the same names as patterns with ``{cell}`` and ``{session}``
+    (:meth:`pattern`); everything else (report, evaluation, benchmarks) calls the methods.
+    """
+
+    PATTERNS = {
+        "synapses": "synapses.csv",
+        "report": "report.html",
+        "stats": "stats",
+        "review": "review",
+        "review_index": "review/index.html",
+        "check": "check/{cell}.json",
+        "ingest": "ingest/{cell}/{session}.tif",
+        "ingest_meta": "ingest/{cell}/{session}.json",
+        "detect": "detect/{cell}/{session}.csv",
+        "register": "register/{cell}/{session}.json",
+        "register_qc": "register/{cell}/{session}_qc.png",
+        "track": "track/{cell}/tracks.csv",
+        "curate": "curate/{cell}/tracks.csv",
+        "weights": "weights/{cell}/synapses.csv",
+        "null": "weights/{cell}/null_snr.csv",
+        "presence": "presence/{cell}/synapses.csv",
+        "presence_summary": "presence/{cell}/summary.json",
+        "review_cell": "review/{cell}",
+    }
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def pattern(self, name: str) -> str:
+        """``<root>/<pattern>`` as a string with ``{cell}``/``{session}`` left to fill."""
+        return f"{self.root.as_posix().rstrip('/')}/{self.PATTERNS[name]}"
+
+    def path(self, name: str, cell: str = "", session: str = "") -> Path:
+        return self.root / self.PATTERNS[name].format(cell=cell, session=session)
+
+    @property
+    def synapses(self) -> Path:
+        return self.path("synapses")
+
+    @property
+    def report(self) -> Path:
+        return self.path("report")
+
+    @property
+    def stats(self) -> Path:
+        return self.path("stats")
+
+    @property
+    def review(self) -> Path:
+        return self.path("review")
+
+    def stage_folder(self, name: str) -> Path:
+        """The top folder of a stage's outputs (e.g. ``<root>/register``)."""
+        return self.root / self.PATTERNS[name].split("/")[0]
+
+    def cell_folders(self, name: str) -> list[Path]:
+        """Existing per-cell folders of a stage (e.g. every ``presence/<cell>``), sorted."""
+        return sorted(p for p in self.stage_folder(name).glob("*") if p.is_dir())

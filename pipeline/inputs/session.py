@@ -1,0 +1,43 @@
+"""One session of the sessions sheet read as the ingest stage stores it: the PSD-95 channel (and
+the morphology channel, if any) as a (c, z, y, x) array, its voxel size and its metadata."""
+from __future__ import annotations
+
+import pandas as pd
+
+from ..core.errors import InputError
+from .sheet import parse_voxel
+from .stacks import probe_stack, read_stack, resolve_voxel, saturated_fraction
+
+
+def session_row(sessions: pd.DataFrame, sheet, cell: str, session: str) -> pd.Series:
+    """The sheet's row of one session (an error naming the sheet when it has none)."""
+    sel = sessions[(sessions["cell"] == cell) & (sessions["session"] == session)]
+    if sel.empty:
+        raise InputError(f"{sheet}: no row for cell {cell} session {session}")
+    return sel.iloc[0]
+
+
+def load_session(row: pd.Series, *, config_voxel, max_saturated: float,
+                 config_voxel_first: bool = False):
+    """Every input check of one session (the ingest and check stages share it): returns
+    ``(stack, voxel_um, source_channels)``."""
+    info = probe_stack(row["abs_path"])
+    voxel = resolve_voxel(parse_voxel(row["voxel_um"]), info.voxel_um, config_voxel,
+                          path=row["abs_path"], config_first=config_voxel_first)
+    channels = [int(row["psd95_channel"])]
+    if int(row["morphology_channel"]) >= 0:
+        channels.append(int(row["morphology_channel"]))
+    stack = read_stack(row["abs_path"], channels=channels,
+                       max_saturated_fraction={channels[0]: max_saturated})
+    return stack, voxel, channels
+
+
+def session_metadata(row: pd.Series, stack, channels: list[int]) -> dict:
+    """What the ingest stage records beside the stack (the stages downstream read it)."""
+    frac, top = saturated_fraction(stack[0], probe_stack(row["abs_path"]).dtype)
+    return {"cell": row["cell"], "cell_type": row["cell_type"], "session": row["session"],
+            "day": float(row["day"]), "animal": row["animal"], "source": row["abs_path"],
+            "channels": ["psd95"] + (["morphology"] if len(channels) > 1 else []),
+            "source_channels": channels,
+            # the detector's full scale when some PSD-95 voxels reach it (weights flag them)
+            "psd95_saturation_level": top if frac > 0 else None}

@@ -1,0 +1,149 @@
+"""Every parameter of the pipeline: one frozen dataclass per section of ``config.yaml``.
+
+This module is the only home of defaults.  ``config.yaml`` repeats them for the user to read and
+edit, the JSON schema (``pipeline/schemas/config.schema.yaml``) validates them; a test checks
+that both agree with the dataclasses here.  Science functions with a keyword of the same meaning
+take their default from the field (``threshold: float = DetectParams.threshold``).
+
+A stage receives its section as one object, built from the config's JSON with
+:func:`from_options`; unknown keys are an error that names the section and the known keys.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from typing import Any
+
+from .core.errors import InputError
+from .core.optics import APERTURE_UM, PSF_FWHM_UM
+
+
+def _p(default, doc: str):
+    """A field with its description (``metadata['doc']``): what it is, its unit, its effect."""
+    return field(default=default, metadata={"doc": doc})
+
+
+@dataclass(frozen=True)
+class IngestParams:
+    max_saturated_fraction: float = _p(
+        0.01, "a PSD-95 channel with more voxels at full scale fails (weights would be clipped)")
+
+
+@dataclass(frozen=True)
+class DetectParams:
+    psf_fwhm_um: tuple[float, float, float] = _p(
+        PSF_FWHM_UM, "two-photon point-spread function FWHM (z, y, x), um")
+    punctum_fwhm_um: float = _p(
+        0.0, "typical punctum size (FWHM, um) added to the PSF for the matched filter")
+    threshold: float = _p(4.5, "peak response in units of the filtered image's noise SD")
+    surround_ratios: tuple[float, ...] = _p(
+        (1.6, 3.0), "background Gaussians, times the matched one; detections pooled")
+    subtract_morphology: bool = _p(
+        True, "remove the morphology channel's share of PSD-95 (estimated per session)")
+    cell_distance_um: float | None = _p(
+        0.5, "keep puncta this close to the labelled cell (morphology channel); None: anywhere")
+    cell_threshold: float = _p(
+        5.0, "cell mask: smoothed morphology above its median plus this many noise SDs")
+    min_separation_um: tuple[float, float, float] = _p(
+        (0.8, 0.25, 0.25), "smallest distance (z, y, x) between two peaks, um")
+    aperture_um: tuple[float, float, float] = _p(
+        APERTURE_UM, "semi-axes (z, y, x) of the photometry aperture, um")
+
+
+@dataclass(frozen=True)
+class RegisterParams:
+    reference: str = _p("first", "'first' (earliest day) or a session name")
+    use_puncta: bool = _p(True, "refine the image registration on matched puncta")
+    model: str = _p("auto", "fit on matched puncta: auto | translation | rotation | rigid | "
+                            "affine (auto: the simplest that predicts left-out puncta as well)")
+    max_rotation_deg: float = _p(6.0, "rotation about z searched on the images (0: none)")
+    min_matches: int = _p(8, "fewer matched puncta: translation only, maybe unreliable")
+    warp_length_um: float = _p(8.0, "length scale of the smooth non-rigid correction (0: off)")
+
+
+@dataclass(frozen=True)
+class TrackParams:
+    max_distance_um: float = _p(1.0, "gate on the z-scaled distance to a track's mean position")
+    z_scale: float = _p(0.5, "factor on z differences (z is localised less precisely)")
+    max_gap: int = _p(1, "sessions a synapse may be missed and keep its id")
+
+
+@dataclass(frozen=True)
+class WeightsParams:
+    aperture_um: tuple[float, float, float] = _p(
+        APERTURE_UM, "semi-axes (z, y, x) of the integration ellipsoid, um")
+    bleedthrough: float | str = _p(
+        "auto", "share of the morphology channel subtracted from PSD-95: 'auto' estimates it "
+                "per session, a number fixes it, 0 = off")
+    normalisation: str = _p(
+        "percentile_40_60", "per-session scale: percentile_40_60 (published) or median_ratio")
+    min_snr: float = _p(3.0, "present at a lower SNR: quality flag low_snr")
+    deblend_fwhm_um: tuple[float, float, float] | None = _p(
+        (2.05, 0.6, 0.6), "FWHM (z, y, x) of a typical punctum in the image, um, used to take "
+                          "neighbours' light out of each aperture; None: plain aperture sums")
+
+
+@dataclass(frozen=True)
+class PresenceParams:
+    model: str = _p("hmm", "'hmm': joint call over all sessions of a track; 'detection': "
+                           "present = detected in that session")
+    uncertain: tuple[float, float] = _p(
+        (0.2, 0.8), "p_present between these bounds is flagged presence_uncertain")
+    gaps: str = _p("keep", "'keep': one synapse with a gap; 'split': the published rule")
+    merge_distance_um: float = _p(
+        0.5, "join track pieces this close that were detected together in at most one session")
+
+
+@dataclass(frozen=True)
+class StatsParams:
+    drop_uncertain: bool = _p(False, "leave out synapses with any presence_uncertain row")
+    kesten_bins: int = _p(20, "bins of the published binned-moment Kesten fit")
+    markov_bins: int = _p(5, "weight bins of the Markov chain (plus the absent state)")
+    n_boot: int = _p(500, "bootstrap resamples for the CIs")
+    seed: int = _p(0, "seed for resampling: same seed, same CIs")
+
+
+@dataclass(frozen=True)
+class ReviewParams:
+    crop_um: float = _p(1.5, "half-width of the review crops, um")
+    crop_depth_um: float = _p(2.4, "half-depth of the x-z review crops, um")
+
+
+#: config section -> its parameters
+SECTIONS: dict[str, type] = {
+    "ingest": IngestParams, "detect": DetectParams, "register": RegisterParams,
+    "track": TrackParams, "weights": WeightsParams, "presence": PresenceParams,
+    "stats": StatsParams,
+}
+
+
+def _coerce(value: Any) -> Any:
+    # JSON and YAML give lists; the dataclasses hold tuples (hashable, immutable)
+    return tuple(value) if isinstance(value, list) else value
+
+
+def from_options(cls, options: dict | str | None = None):
+    """``cls`` from a config section (a dict, or its JSON), defaults for what it leaves out."""
+    if isinstance(options, str):
+        options = json.loads(options) if options.strip() else {}
+    options = dict(options or {})
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise InputError(f"{cls.__name__}: unknown option(s) {', '.join(unknown)}; known: "
+                         f"{', '.join(known)}")
+    return cls(**{k: _coerce(v) for k, v in options.items()})
+
+
+def defaults(cls) -> dict:
+    """The defaults of ``cls`` as plain JSON values (tuples as lists)."""
+    out = {}
+    for f in fields(cls):
+        value = f.default if f.default is not MISSING else f.default_factory()
+        out[f.name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def as_options(params) -> dict:
+    """The dataclass as the JSON-able dict a config section would be."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(params).items()}
