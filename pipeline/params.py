@@ -15,7 +15,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
 from .core.errors import InputError
-from .core.optics import APERTURE_UM, PSF_FWHM_UM
+from .core.optics import APERTURE_UM, PSF_FWHM_UM, Z_SCALE
 
 
 def _p(default, doc: str):
@@ -64,7 +64,7 @@ class RegisterParams:
 @dataclass(frozen=True)
 class TrackParams:
     max_distance_um: float = _p(1.0, "gate on the z-scaled distance to a track's mean position")
-    z_scale: float = _p(0.5, "factor on z differences (z is localised less precisely)")
+    z_scale: float = _p(Z_SCALE, "factor on z differences (z is localised less precisely)")
     max_gap: int = _p(1, "sessions a synapse may be missed and keep its id")
 
 

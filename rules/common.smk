@@ -1,12 +1,12 @@
 # Reads and validates the config and the sessions sheet; helpers shared by the rules.
 import json
 import os
+import shlex
 import sys
 
 from snakemake.utils import validate
 
-# the sheet is validated here with the package's own code, wherever snakemake was started;
-# the rules' `python -m pipeline` needs the package installed (`make venv` does `pip install -e .`)
+# the sheet is validated here with the package's own code, wherever snakemake was started
 sys.path.insert(0, workflow.basedir)
 
 from pipeline.contract import Layout, stats_files
@@ -23,6 +23,19 @@ except SheetError as exc:
     raise WorkflowError(str(exc)) from None
 
 CELLS = sorted(SESSIONS["cell"].unique())
+
+# How the jobs run `python -m pipeline`: with --use-conda (or a container) the environment's
+# python, otherwise the interpreter that runs Snakemake (its folder first on PATH), so that
+# `.venv/bin/snakemake` works without activating the venv.  Either way this workflow's own package
+# comes first on PYTHONPATH: Snakemake copies envs/pipeline.yaml into .snakemake/conda/, where a
+# relative `pip install` of the repository cannot find it, so the environment provides the
+# dependencies and the package comes from here.
+_ISOLATED = bool(workflow.deployment_settings.deployment_method)
+# (the prefix is formatted like a shell command: its braces are doubled)
+shell.prefix(
+    f"export PYTHONPATH={shlex.quote(workflow.basedir)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
+    + ("" if _ISOLATED else f"export PATH={shlex.quote(os.path.dirname(sys.executable))}:$PATH; ")
+)
 
 
 # the results layout and the stats command's files (pipeline.contract)

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.errors import InputError
-from ..inputs.curation import FIELDS as CURATION_FIELDS
+from ..inputs.curation import ROW_FIELDS as CURATION_FIELDS
 from ..params import (DetectParams, PresenceParams, RegisterParams, ReviewParams,
                       TrackParams, WeightsParams, from_options)
 from .files import atomic_dir, atomic_path, read_json, read_table, write_json, write_table

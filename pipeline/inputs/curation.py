@@ -15,7 +15,7 @@ from ..contract import CURATION_IDENTITY as IDENTITY
 from ..core.errors import InputError
 
 #: the columns of the table :func:`read_curation` returns (the file's, and its row number)
-FIELDS = COLUMNS + ["row"]
+ROW_FIELDS = COLUMNS + ["row"]
 
 
 def read_curation(path: str | Path) -> pd.DataFrame:

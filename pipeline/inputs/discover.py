@@ -19,14 +19,14 @@ import tifffile
 from ..core.errors import InputError
 from .stacks import SLICE_SUFFIXES, probe_stack
 
-FIELDS = ("animal", "cell", "session")
+PATTERN_FIELDS = ("animal", "cell", "session")
 DEFAULT_PATTERN = "{animal}/{cell}/{session}/*.tif"
 
 
 def pattern_regex(pattern: str) -> re.Pattern:
     """``{name}`` matches one path component, ``*`` any characters within one component."""
     names = re.findall(r"{(\w+)}", pattern)
-    unknown = [n for n in names if n not in FIELDS]
+    unknown = [n for n in names if n not in PATTERN_FIELDS]
     if unknown or "cell" not in names or "session" not in names:
         raise InputError(f"layout pattern '{pattern}': use the fields {{cell}} and {{session}} "
                          f"(and optionally {{animal}}), not {', '.join(unknown) or 'only these'}; "
@@ -59,7 +59,7 @@ def sessions_from_paths(paths: list[str], pattern: str) -> tuple[pd.DataFrame, l
     for rel in sorted(paths):
         m = rx.match(rel)
         if m:
-            key = tuple(m.groupdict().get(f, "") for f in FIELDS)
+            key = tuple(m.groupdict().get(f, "") for f in PATTERN_FIELDS)
             hits.setdefault(key, []).append(rel)
     rows, problems = [], []
     for (animal, cell, session), files in sorted(hits.items()):

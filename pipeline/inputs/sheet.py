@@ -14,7 +14,7 @@ import yaml
 from ..core.errors import InputError
 
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas"   # package data (pyproject)
-REQUIRED = ["cell", "cell_type", "session", "day", "path"]
+SHEET_COLUMNS = ["cell", "cell_type", "session", "day", "path"]
 
 
 class SheetError(InputError):
@@ -72,10 +72,10 @@ def read_sessions(path: str | Path, *, check_files: bool = True) -> pd.DataFrame
     allowed = set(schema["properties"])
     problems: list[str] = []
 
-    missing = [c for c in REQUIRED if c not in raw.columns]
+    missing = [c for c in SHEET_COLUMNS if c not in raw.columns]
     if missing:
         problems.append(f"missing required column(s) {', '.join(missing)}; the sheet needs "
-                        f"{', '.join(REQUIRED)} (tab-separated, header on the first line)")
+                        f"{', '.join(SHEET_COLUMNS)} (tab-separated, header on the first line)")
     extra = [c for c in raw.columns if c not in allowed]
     if extra:
         problems.append(f"unknown column(s) {', '.join(extra)}; allowed columns are "
@@ -92,7 +92,7 @@ def read_sessions(path: str | Path, *, check_files: bool = True) -> pd.DataFrame
         row = _typed_row(rec)
         for err in validator.iter_errors(row):
             if err.validator == "required":  # a blank cell of a required column
-                col = next((c for c in REQUIRED if c not in row and f"'{c}'" in err.message), "?")
+                col = next((c for c in SHEET_COLUMNS if c not in row and f"'{c}'" in err.message), "?")
                 problems.append(f"{where}, column '{col}': empty; fill it in")
                 continue
             col = err.path[0] if err.path else "?"

@@ -99,7 +99,7 @@ document.addEventListener('DOMContentLoaded',()=>{
  setContrast();});
 """
 
-COLUMNS = [("cell", "cell"), ("cell_type", "type"), ("synapse_id", "synapse"),
+INDEX_COLUMNS = [("cell", "cell"), ("cell_type", "type"), ("synapse_id", "synapse"),
            ("track_ids", "track ids"), ("present", "present"), ("pattern", "sessions"),
            ("certainty", "certainty"), ("max_link_um", "max link (um)"),
            ("min_link_confidence", "link confidence"),
@@ -131,11 +131,11 @@ def synapse_table(summary: pd.DataFrame, *, table_id: str, href) -> str:
     if len(cells) > 1:
         pick = (f"<label>cell <select id='{table_id}-cell'><option value=''>all</option>"
                 + "".join(f"<option>{_esc(c)}</option>" for c in cells) + "</select></label>")
-    head = "".join(f"<th>{_esc(label)}</th>" for _, label in COLUMNS)
+    head = "".join(f"<th>{_esc(label)}</th>" for _, label in INDEX_COLUMNS)
     rows = []
     for r in summary.itertuples(index=False):
         tds = []
-        for col, _ in COLUMNS:
+        for col, _ in INDEX_COLUMNS:
             v = getattr(r, col)
             if col == "synapse_id":
                 tds.append(f"<td data-v='{v}'><a href='{_esc(href(r))}'>{v}</a></td>")

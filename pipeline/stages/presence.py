@@ -16,6 +16,7 @@ from scipy import optimize, special
 
 from ..contract import CURATION_CALLS
 from ..core.noise import MAD_TO_SD
+from ..core.optics import Z_SCALE
 from ..core.normalise import normalise_cell_weights
 from ..inputs.curation import row_error
 from ..params import PresenceParams
@@ -165,7 +166,7 @@ def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float 
 # --------------------------------------------------------------------------- tracks
 def merge_fragments(table: pd.DataFrame, *,
                     max_distance_um: float = PresenceParams.merge_distance_um,
-                    z_scale: float = 0.5, max_shared: int = 1) -> tuple[pd.DataFrame, int]:
+                    z_scale: float = Z_SCALE, max_shared: int = 1) -> tuple[pd.DataFrame, int]:
     """Join tracks of one synapse that tracking left in pieces.
 
     Two tracks whose detected positions (reference frame, mean over detections; z scaled by

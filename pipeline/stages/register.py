@@ -22,6 +22,7 @@ from scipy.spatial import cKDTree
 
 from ..core.channels import block_average_yx
 from ..core.frames import FRAME_CONVENTION, to_reference, transform_points
+from ..core.optics import Z_SCALE
 from ..params import RegisterParams
 
 
@@ -250,7 +251,8 @@ def _mutual_pairs(tree_ref, ref_scaled, mapped_scaled, gate):
 
 def refine_on_puncta(reference_um: np.ndarray, moving_um: np.ndarray, matrix, *,
                      model: str = "rigid", gates_um=(2.0, 1.2, 0.8, 0.6),
-                     z_scale: float = 0.5, iterations: int = 3, min_matches: int = 8,
+                     z_scale: float = Z_SCALE, iterations: int = 3,
+                     min_matches: int = RegisterParams.min_matches,
                      max_rotation_deg: float = 10.0):
     """Refine an initial transform on matched puncta (iterative closest points).
 
@@ -315,7 +317,8 @@ def _fit_model(name: str, src, dst, warp_length_um: float):
 
 
 def select_model(src: np.ndarray, dst: np.ndarray, *, candidates,
-                 warp_length_um: float = 8.0, tolerance: float = 0.05, z_scale: float = 0.5):
+                 warp_length_um: float = RegisterParams.warp_length_um, tolerance: float = 0.05,
+                 z_scale: float = Z_SCALE):
     """Choose among fine models by leave-one-out error on matched pairs.
 
     Each candidate (``translation``, ``rotation``, ``rigid``, ``affine``, ``affine+warp``) is

@@ -15,12 +15,13 @@ from ..contract import WEIGHTS_TABLE
 from ..core.channels import cell_mask, morphology_coefficient, remove_bleedthrough
 from ..core.frames import to_session, track_positions
 from ..core.normalise import normalise_cell_weights
+from ..core.optics import Z_SCALE
 from ..core.photometry import aperture_photometry
 from ..params import WeightsParams
 
 
 def distinct_puncta(positions: np.ndarray, detected, *, spacing, same_um: float = 0.5,
-                    z_scale: float = 0.5, priority=None) -> np.ndarray:
+                    z_scale: float = Z_SCALE, priority=None) -> np.ndarray:
     """Which positions stand for a punctum of their own: all but those within ``same_um``
     (z distances times ``z_scale``) of one already taken, detected positions taken first,
     then by decreasing ``priority`` (e.g. the track's number of detections; ties in order).

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ..contract import STATS_TABLES
+from ..params import StatsParams
 from . import plots
 from .compare import celltype_comparison
 from .distributions import fit_lognormal
@@ -42,8 +43,9 @@ def lognormal_table(table: pd.DataFrame, noise_by_type: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def run_stats(table: pd.DataFrame, out_dir: str | Path, *, n_bins: int = 20,
-              markov_bins: int = 5, n_boot: int = 500, seed: int = 0) -> dict:
+def run_stats(table: pd.DataFrame, out_dir: str | Path, *, n_bins: int = StatsParams.kesten_bins,
+              markov_bins: int = StatsParams.markov_bins, n_boot: int = StatsParams.n_boot,
+              seed: int = StatsParams.seed) -> dict:
     """Compute every statistic from a long table and write CSV tables and PNG plots.
 
     Repeat sessions (a cell imaged twice on one day) serve only the measurement-noise

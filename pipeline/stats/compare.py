@@ -11,7 +11,7 @@ from .kesten_models import PARAMS
 from .survival import survival_per_cell
 
 
-COLUMNS = ["quantity", "cell_type_a", "cell_type_b", "value_a", "value_b", "difference", "ci_low",
+COMPARISON_COLUMNS = ["quantity", "cell_type_a", "cell_type_b", "value_a", "value_b", "difference", "ci_low",
            "ci_high", "test", "statistic", "p", "p_mann_whitney", "n_a", "n_b"]
 
 
@@ -82,4 +82,4 @@ def celltype_comparison(table: pd.DataFrame, turnover_per_cell: pd.DataFrame,
                              "test": "bootstrap of the ML fits", "statistic": np.nan, "p": p,
                              "p_mann_whitney": np.nan, "n_a": da["ml"]["n_pairs"],
                              "n_b": db["ml"]["n_pairs"]})
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)

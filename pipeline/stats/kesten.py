@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..params import StatsParams
 from .kesten_models import MODELS, PARAMS, fit_kesten_binned, fit_kesten_ml, lrt_boundary
 from .noise import fit_kesten_ml_noisy
 
@@ -82,8 +83,8 @@ def _fit_note(fit: dict) -> str:
     return "; ".join(notes)
 
 
-def kesten_table(pairs: pd.DataFrame, noise_by_type: dict, *, n_bins: int = 20,
-                 n_boot: int = 500, rng: np.random.Generator) -> tuple[pd.DataFrame, dict]:
+def kesten_table(pairs: pd.DataFrame, noise_by_type: dict, *,
+                 n_bins: int = StatsParams.kesten_bins, n_boot: int = StatsParams.n_boot, rng: np.random.Generator) -> tuple[pd.DataFrame, dict]:
     """Per cell type: the published binned fit and the ML fits of nested models (see module)."""
     rows, plot_fits = [], {}
     for ct, grp in pairs.groupby("cell_type"):

@@ -8,8 +8,11 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special, stats
 
+from ..params import StatsParams
 
-def fit_kesten_binned(w_t: np.ndarray, w_next: np.ndarray, *, n_bins: int = 20) -> dict:
+
+def fit_kesten_binned(w_t: np.ndarray, w_next: np.ndarray, *,
+                      n_bins: int = StatsParams.kesten_bins) -> dict:
     """Binned-moment fit of the Kesten process (the published procedure).
 
     Pairs with ``w_t > 0`` are sorted by ``w_t`` and cut into bins of ``ceil(n / n_bins)``

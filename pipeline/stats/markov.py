@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..params import StatsParams
+
 
 def weight_states(table: pd.DataFrame, *, n_bins: int = 5) -> tuple[pd.DataFrame, np.ndarray]:
     """State per synapse and session: 0 absent, 1..n_bins quantile bins of ln weight.
@@ -64,7 +66,8 @@ def _chain(syn, state, step, n_states, n_steps, weights):
     return counts, P, pi, np.array(predicted), np.array(observed)
 
 
-def markov_chain(table: pd.DataFrame, *, n_bins: int = 5, n_boot: int = 500,
+def markov_chain(table: pd.DataFrame, *, n_bins: int = StatsParams.markov_bins,
+                 n_boot: int = StatsParams.n_boot,
                  rng: np.random.Generator, alpha: float = 0.05) -> dict:
     """Fit the chain for one cell type with percentile CIs from a bootstrap over synapses.
 

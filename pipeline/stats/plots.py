@@ -8,6 +8,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
+#: y limits of every panel that shows a share (0-1) of synapses
+FRACTION_LIMITS = (0, 1.05)
+
 
 def _save(fig, path):
     fig.tight_layout()
@@ -42,11 +45,11 @@ def survival_curves(surv, by_quartile, path):
                      label=f"{ct}: Kaplan-Meier, 95 % CI")
         axes[0].fill_between(s["day"], s["km_ci_low"], s["km_ci_high"], step="post",
                              color=colour, alpha=0.15)
-    axes[0].set(xlabel="day", ylabel="surviving share", ylim=(0, 1.05))
+    axes[0].set(xlabel="day", ylabel="surviving share", ylim=FRACTION_LIMITS)
     axes[0].legend(fontsize=7)
     for (ct, q), s in by_quartile.groupby(["cell_type", "quartile"]):
         axes[1].plot(s["day"], s["survival"], marker=".", label=f"{ct} Q{q}")
-    axes[1].set(xlabel="day", ylabel="survival by first-session weight quartile", ylim=(0, 1.05))
+    axes[1].set(xlabel="day", ylabel="survival by first-session weight quartile", ylim=FRACTION_LIMITS)
     axes[1].legend(fontsize=7)
     _save(fig, path)
 
@@ -129,5 +132,5 @@ def stationary_vs_observed(stationary, survival, path):
         axes[0].legend(fontsize=7)
         axes[1].legend(fontsize=7)
     axes[0].set(ylabel="share of present synapses", title="weight bins")
-    axes[1].set(xlabel="day", ylabel="share of first-session synapses present", ylim=(0, 1.05))
+    axes[1].set(xlabel="day", ylabel="share of first-session synapses present", ylim=FRACTION_LIMITS)
     _save(fig, path)

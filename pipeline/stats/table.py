@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..core.errors import InputError
 
-REQUIRED = ["cell", "cell_type", "synapse_id", "session", "day", "present", "weight"]
+TABLE_COLUMNS = ["cell", "cell_type", "synapse_id", "session", "day", "present", "weight"]
 
 
 class TableError(InputError):
@@ -27,10 +27,10 @@ def prepare_table(df: pd.DataFrame) -> pd.DataFrame:
 
     Cells imaged on a single day are dropped with a warning.
     """
-    missing = [c for c in REQUIRED if c not in df.columns]
+    missing = [c for c in TABLE_COLUMNS if c not in df.columns]
     if missing:
         raise TableError(f"missing column(s) {', '.join(missing)}; the table needs "
-                         f"{', '.join(REQUIRED)}")
+                         f"{', '.join(TABLE_COLUMNS)}")
     out = df.copy()
     out["_order"] = np.arange(len(out))
     day = pd.to_numeric(out["day"], errors="coerce")
@@ -140,7 +140,7 @@ def long_from_matrix(wide: pd.DataFrame, *, cell_type: str | None = None) -> pd.
     long["day"] = long["day"].astype(int) if (long["day"] % 1 == 0).all() else long["day"]
     long["present"] = (long["weight"] > 0).astype(int)
     long = long.sort_values(["cell", "synapse_id", "day"], kind="stable", ignore_index=True)
-    return long[REQUIRED]
+    return long[TABLE_COLUMNS]
 
 
 def drop_uncertain_synapses(table: pd.DataFrame) -> tuple[pd.DataFrame, int]:
