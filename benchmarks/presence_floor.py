@@ -93,7 +93,7 @@ def main() -> None:
         "Per cell of the presence benchmark: our measurement model (snr per unit true weight, "
         "mean over sessions; relative SD; SD of the null measurements), the mean absolute error "
         "of the per-interval fractions added and lost (pp) and the survival error, for our joint "
-        "calls and for the ideal observer (`pipeline/bayes_floor.py`: the simulator's own "
+        "calls and for the ideal observer (`pipeline/truth/ideal_observer.py`: the simulator's own "
         f"dynamics, perfect tracking, measurements drawn from our measurement model; mean of "
         f"{args.repeats} draws).", "",
         "| regime | cell | snr per unit weight | relative SD | null SD | added error: ours / ideal | lost error: ours / ideal | survival error: ours / ideal |",

@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("simulate", help="write a simulated imaging directory with ground truth",
-                       description="Every parameter of pipeline.simulate.SimulationParams can be "
+                       description="Every parameter of pipeline.truth.simulate.SimulationParams can be "
                                    "set; tuples as comma-separated values (e.g. --shape 34,512,512)."
                                    " Unset dynamics take the cell type's defaults.")
     p.add_argument("--out", required=True)

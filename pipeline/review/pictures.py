@@ -1,6 +1,6 @@
 """Pictures for the review pages: max projections in the reference frame and per-synapse crops.
 
-Pure array functions (no file I/O); `pipeline.review_page` turns them and the per-synapse table
+Pure array functions (no file I/O); `pipeline.review.pages` turns them and the per-synapse table
 into HTML.  Images are 8-bit RGB: PSD-95 green, morphology magenta.
 """
 from __future__ import annotations
@@ -129,7 +129,7 @@ def summarise_synapses(table: pd.DataFrame) -> pd.DataFrame:
 
     ``certainty`` is the least sure presence call of the synapse, min over sessions of
     max(p_present, 1 - p_present): sorting on it puts the synapses a person should look at
-    first on top.  ``min_link_confidence`` is its least sure link (pipeline.track).  ``flags`` lists: uncertain (a call between the presence stage's bounds),
+    first on top.  ``min_link_confidence`` is its least sure link (pipeline.stages.track).  ``flags`` lists: uncertain (a call between the presence stage's bounds),
     imputed (a weight not measured), edge (outside the stack in a session), gap (absent between
     two present sessions), curated, and any ``quality_flags`` of the table.
     """

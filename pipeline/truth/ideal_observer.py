@@ -1,6 +1,6 @@
 """How well could any presence call do?  An ideal observer on simulated data.
 
-The joint presence calls (``pipeline.presence``) are scored against the simulator's truth.
+The joint presence calls (``pipeline.stages.presence``) are scored against the simulator's truth.
 Part of their error is not the method's: a synapse whose weight has fallen to the simulator's
 floor (0.05) just before it is lost, or one born small, measures like an empty place.  Here
 the same truth is decoded by the *ideal observer*: a hidden Markov model with the simulator's
