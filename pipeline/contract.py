@@ -11,7 +11,7 @@ from pathlib import Path
 #: one row per synapse per session (the published table's columns come first)
 SYNAPSE_COLUMNS = ["cell", "cell_type", "synapse_id", "session", "day", "present", "z", "y", "x",
                    "z_um", "y_um", "x_um", "weight", "intensity", "snr", "background",
-                   "in_view", "detected", "link_distance_um", "animal"]
+                   "in_view", "detected", "link_distance_um", "animal", "observed"]
 #: added by the weights stage: how the weights were scaled and the morphology share removed
 WEIGHTS_COLUMNS = ["normalisation", "bleedthrough"]
 #: added by the presence stage

@@ -78,6 +78,9 @@ class WeightsParams:
     normalisation: str = _p(
         "percentile_40_60", "per-session scale: percentile_40_60 (published) or median_ratio")
     min_snr: float = _p(3.0, "present at a lower SNR: quality flag low_snr")
+    min_aperture_inside: float = _p(
+        0.75, "a synapse-session is observed only when this share of its aperture lies inside "
+              "the stack (nearer the stack's faces the measurement is cut off: not observed)")
     deblend_fwhm_um: tuple[float, float, float] | None = _p(
         (2.05, 0.6, 0.6), "FWHM (z, y, x) of a typical punctum in the image, um, used to take "
                           "neighbours' light out of each aperture; None: plain aperture sums")
@@ -92,6 +95,9 @@ class PresenceParams:
     gaps: str = _p("keep", "'keep': one synapse with a gap; 'split': the published rule")
     merge_distance_um: float = _p(
         0.5, "join track pieces this close that were detected together in at most one session")
+    warn_not_observed: float = _p(
+        0.2, "warn about a session whose stack leaves this share of its cell's synapses "
+             "unobserved (censored)")
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,10 @@ class StatsParams:
     markov_bins: int = _p(5, "weight bins of the Markov chain (plus the absent state)")
     n_boot: int = _p(500, "bootstrap resamples for the CIs")
     seed: int = _p(0, "seed for resampling: same seed, same CIs")
+    min_cells_per_type: int = _p(
+        3, "cell-type comparisons report p-values only with at least this many cells per type")
+    min_animals_per_type: int = _p(
+        2, "where cells share animals, at least this many animals per type")
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ rule stats:
     params:
         outdir=lambda wc, output: os.path.dirname(output[0]),
         opts=lambda wc: "--kesten-bins {kesten_bins} --markov-bins {markov_bins} "
-        "--n-boot {n_boot} --seed {seed}".format(**config["stats"])
+        "--n-boot {n_boot} --seed {seed} --min-cells-per-type {min_cells_per_type} "
+        "--min-animals-per-type {min_animals_per_type}".format(**config["stats"])
         + (" --drop-uncertain" if config["stats"].get("drop_uncertain") else ""),
     conda:
         "../envs/pipeline.yaml"

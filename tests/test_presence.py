@@ -197,16 +197,22 @@ def test_a_present_synapse_that_measures_nothing_gets_a_positive_flagged_weight(
     assert (out["intensity"].to_numpy()[~filled] == measured[~filled]).all()
 
 
-def test_rows_outside_the_stack_are_not_called_present():
+def test_rows_outside_the_stack_get_no_call():
+    """Not observed: `present` (and the per-session call) empty, never 0; p_present is the
+    model's guess from the other sessions; the summary counts them per session."""
     rng = np.random.default_rng(7)
     t = _cell(_background(rng), rng).drop(columns="truth")
     gone = t["synapse_id"].isin([3, 4]) & t["session"].isin(["s0", "s1"])
     t.loc[gone, ["snr", "intensity"]] = np.nan
     t.loc[gone, "in_view"] = 0
-    out, _ = call_presence(t)
-    off = out[out["in_view"] == 0]
-    assert len(off) == 4 and (off["present"] == 0).all() and off["p_present"].notna().all()
+    t["observed"] = t["in_view"]
+    out, summary = call_presence(t)
+    off = out[out["observed"] == 0]
+    assert len(off) == 4 and off["present"].isna().all() and off["p_present"].notna().all()
+    assert off["present_detected"].isna().all() and (off["presence_uncertain"] == 0).all()
+    assert out.loc[out["observed"] == 1, "present"].notna().all()
     assert (out.loc[out["present"] == 1, "intensity"] > 0).all()
+    assert summary["not_observed"]["s0"] == 2 and summary["not_observed"]["s1"] == 2
 
 
 def test_an_offset_absent_state_is_learnt_from_null_measurements():

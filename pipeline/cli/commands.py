@@ -201,6 +201,8 @@ def cmd_presence(args) -> None:
                                  params=from_options(PresenceParams, args.options))
     write_table(out, args.out, columns=[c for c in PRESENCE_TABLE if c in out.columns])
     write_json(summary, args.summary)
+    for warning in summary["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"{summary['cell']}: {summary['changed_to_present']} calls changed to present, "
           f"{summary['changed_to_absent']} to absent, {summary['uncertain']} uncertain, "
           f"{summary['fragments_merged']} track pieces merged")
@@ -245,7 +247,9 @@ def cmd_stats(args) -> None:
         print(f"left out {n_left_out} synapse(s) with an uncertain call")
     with atomic_dir(args.out) as tmp:
         run_stats(table, tmp, n_bins=args.kesten_bins, markov_bins=args.markov_bins,
-                  n_boot=args.n_boot, seed=args.seed)
+                  n_boot=args.n_boot, seed=args.seed,
+                  min_cells_per_type=args.min_cells_per_type,
+                  min_animals_per_type=args.min_animals_per_type)
     print(f"statistics written to {args.out}/")
 
 

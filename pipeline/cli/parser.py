@@ -21,9 +21,10 @@ def _simulation_fields():
 
 def _parse_field(text: str, default):
     if isinstance(default, tuple) or default is None and "," in text:
-        vals = [float(v) for v in text.split(",")]
-        return tuple(int(v) if isinstance(default, tuple) and isinstance(default[0], int)
-                     else v for v in vals)
+        vals = [float(v) for v in text.split(",") if v.strip()]
+        # an empty default tuple holds session indices (crop_sessions)
+        whole = isinstance(default, tuple) and (not default or isinstance(default[0], int))
+        return tuple(int(v) if whole else v for v in vals)
     if isinstance(default, bool):
         return text.lower() in ("1", "true", "yes")
     if isinstance(default, int):
@@ -182,6 +183,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bootstrap resamples (default %(default)s)")
     p.add_argument("--seed", type=int, default=StatsParams.seed,
                    help="seed for resampling (bootstrap)")
+    p.add_argument("--min-cells-per-type", type=int, default=StatsParams.min_cells_per_type,
+                   help="cell-type comparisons give p-values only with this many cells per type "
+                        "(default %(default)s)")
+    p.add_argument("--min-animals-per-type", type=int,
+                   default=StatsParams.min_animals_per_type,
+                   help="where cells share animals, this many animals per type "
+                        "(default %(default)s)")
     p.add_argument("--drop-uncertain", action="store_true",
                    help="leave out synapses with any presence_uncertain row")
     p.set_defaults(func=commands.cmd_stats)

@@ -11,7 +11,7 @@ import pandas as pd
 #: recorded in every transform the register stage writes
 FRAME_CONVENTION = ("matrix maps (z, y, x, 1) in um of this session's stack to the reference "
                     "session's stack; then warp (if any) adds a smooth displacement "
-                    "(pipeline.register.to_reference)")
+                    "(pipeline.core.frames.to_reference)")
 
 
 def transform_points(matrix, points_um: np.ndarray) -> np.ndarray:

@@ -209,9 +209,10 @@ def _markers(rows: pd.DataFrame, *, spacing, radius_um=0.6) -> str:
     for s in rows.itertuples(index=False):
         x, y = s.x_um / spacing[2] + 0.5, s.y_um / spacing[1] + 0.5
         uncertain = int(getattr(s, "presence_uncertain", 0) or 0)
-        colour = "#ff9d00" if uncertain else ("#ffd400" if s.present else "#66ccff")
-        dash = "" if s.present else " stroke-dasharray='3 2'"
-        state = "present" if s.present else "absent"
+        on = s.present == 1                     # NaN: not observed, drawn as absent
+        colour = "#ff9d00" if uncertain else ("#ffd400" if on else "#66ccff")
+        dash = "" if on else " stroke-dasharray='3 2'"
+        state = "present" if on else "absent" if s.present == 0 else "not observed"
         out.append(f"<a href='#syn-{s.synapse_id}'><g class='m {state}'><circle cx='{x:.1f}' "
                    f"cy='{y:.1f}' r='{r:.1f}' fill='none' stroke='{colour}' stroke-width='1.2'"
                    f"{dash}/><text x='{x + r + 1:.1f}' y='{y - r:.1f}' fill='{colour}' "
@@ -250,7 +251,7 @@ def curation_rows(cell: str, g: pd.DataFrame) -> list[tuple[str, str]]:
     out.append(("merge with another track (fill in its id)", f"merge\t{cell}\t{first}\t\tOTHER_ID\t"))
     tid = g["track_id"] if "track_id" in g.columns else g["synapse_id"]
     for (s, p), t in zip(g[["session", "present"]].itertuples(index=False), tid):
-        flip = "absent" if p else "present"
+        flip = "absent" if p == 1 else "present"
         out.append((f"mark {flip} in {s}", f"{flip}\t{cell}\t{int(t)}\t{s}\t\t"))
     for s, t in list(zip(g["session"], tid))[1:]:
         out.append((f"split from {s} on", f"split\t{cell}\t{int(t)}\t{s}\t\t"))
@@ -315,7 +316,7 @@ def cell_page(table: pd.DataFrame, summary: pd.DataFrame, *, cell: str, sessions
             f"<div class='row'><div class='strip'><img src='syn_{sid}.png' "
             f"width='{strip_width * scale}' alt='synapse {sid} across sessions'>"
             f"<div class='labels'>{labels}</div></div>"
-            f"{weight_plot(g['day'], g['weight'], g['present'].astype(int), y_max=_top(g['weight']))}"
+            f"{weight_plot(g['day'], g['weight'], g['present'] == 1, y_max=_top(g['weight']))}"
             "</div>"
             f"<div class='row'><table class='t'><thead><tr>"
             + "".join(f"<th>{c}</th>" for c in cols) + f"</tr></thead><tbody>{trs}</tbody>"

@@ -129,17 +129,22 @@ def summarise_synapses(table: pd.DataFrame) -> pd.DataFrame:
 
     ``certainty`` is the least sure presence call of the synapse, min over sessions of
     max(p_present, 1 - p_present): sorting on it puts the synapses a person should look at
-    first on top.  ``min_link_confidence`` is its least sure link (pipeline.stages.track).  ``flags`` lists: uncertain (a call between the presence stage's bounds),
-    imputed (a weight not measured), edge (outside the stack in a session), gap (absent between
-    two present sessions), curated, and any ``quality_flags`` of the table.
+    first on top.  ``min_link_confidence`` is its least sure link (pipeline.stages.track).
+    ``flags`` lists: uncertain (a call between the presence stage's bounds), imputed (a weight
+    not measured), edge (outside the stack in a session), not_observed (no call in a session:
+    outside the stack or badly registered), gap (absent between two present sessions), curated,
+    and any ``quality_flags`` of the table.  ``pattern``: one mark per session, present
+    (filled), absent (hollow) or not observed (a dot); ``present``: sessions present of those
+    observed.
     """
     t = table.sort_values(["cell", "synapse_id", "day"])
     p = t["p_present"] if "p_present" in t.columns else t["present"].astype(float)
     t = t.assign(_sure=np.maximum(p, 1 - p), _wp=t["weight"].where(t["present"] == 1))
     rows = []
     for (cell, sid), g in t.groupby(["cell", "synapse_id"], sort=True):
-        pattern = g["present"].astype(int).to_numpy()
-        on = np.flatnonzero(pattern)
+        calls = g["present"].to_numpy(float)                 # NaN: not observed
+        pattern = np.nan_to_num(calls, nan=-1).astype(int)
+        on = np.flatnonzero(pattern == 1)
         flags = []
         if g.get("presence_uncertain", pd.Series(0)).astype(int).any():
             flags.append("uncertain")
@@ -147,6 +152,8 @@ def summarise_synapses(table: pd.DataFrame) -> pd.DataFrame:
             flags.append("imputed")
         if (g.get("in_view", pd.Series(1)).astype(int) == 0).any():
             flags.append("edge")
+        if np.isnan(calls).any():
+            flags.append("not_observed")
         if len(on) and (pattern[on[0]:on[-1] + 1] == 0).any():
             flags.append("gap")
         if g.get("curated", pd.Series(0)).astype(int).any():
@@ -158,8 +165,8 @@ def summarise_synapses(table: pd.DataFrame) -> pd.DataFrame:
             "cell": cell, "cell_type": g["cell_type"].iloc[0], "synapse_id": int(sid),
             "track_ids": "+".join(str(int(v)) for v in
                                   pd.unique(g.get("track_id", g["synapse_id"]))),
-            "present": f"{int(pattern.sum())}/{len(pattern)}",
-            "pattern": "".join("\u25cf" if v else "\u25cb" for v in pattern),
+            "present": f"{int((pattern == 1).sum())}/{int((pattern >= 0).sum())}",
+            "pattern": "".join({1: "\u25cf", 0: "\u25cb"}.get(v, "\u00b7") for v in pattern),
             "certainty": float(g["_sure"].min()),
             "max_link_um": float(g["link_distance_um"].max()) if g["link_distance_um"].notna().any()
             else np.nan,

@@ -39,6 +39,13 @@ def write_report(results: Path, out: Path, *, failures=()) -> None:
              "{padding:2px 6px;border-bottom:1px solid #ddd}img{max-width:100%}</style></head>"
              "<body><h1>Synapse pipeline report</h1>"]
     failures = list(failures) + input_failures(results)
+    summaries = [p for p in (f / "summary.json" for f in layout.cell_folders("presence_summary"))
+                 if p.exists()]
+    presence = [json.loads(js.read_text()) for js in summaries]
+    warnings = [w for sm in presence for w in sm.get("warnings", [])]
+    if warnings:
+        parts.append("<h2>Warnings</h2><ul>" + "".join(
+            f"<li>{html.escape(w)}</li>" for w in warnings) + "</ul>")
     if failures:
         parts.append("<h2>Failures</h2><p>Cells left out of synapses.csv and the statistics "
                      "(their jobs failed with the same message; fix the file or remove the "
@@ -60,12 +67,9 @@ def write_report(results: Path, out: Path, *, failures=()) -> None:
             present_rows=("present", "sum")).reset_index()
         parts.append(f"<h2>Per-synapse table</h2><p><a href='{rel(syn)}'>synapses.csv</a> "
                      f"({len(df)} rows)</p>" + summary.to_html(index=False, border=0, classes="t"))
-    summaries = [p for p in (f / "summary.json" for f in layout.cell_folders("presence_summary"))
-                 if p.exists()]
-    if summaries:
+    if presence:
         rows = []
-        for js in summaries:
-            sm = json.loads(js.read_text())
+        for js, sm in zip(summaries, presence):
             rows.append({"cell": sm.get("cell", js.parent.name), "model": sm["model"],
                          "rows": sm["rows"],
                          "absent -> present (vs per-session detection)": sm["changed_to_present"],
@@ -79,6 +83,15 @@ def write_report(results: Path, out: Path, *, failures=()) -> None:
                      "differ from per-session detection; <code>p_present</code> and "
                      "<code>present_detected</code> in synapses.csv hold both.</p>"
                      + pd.DataFrame(rows).to_html(index=False, border=0, classes="t"))
+        censored = pd.DataFrame([{"cell": sm.get("cell", ""), "synapses": sm["synapses"],
+                                  **sm["not_observed"]} for sm in presence if "not_observed" in sm])
+        if len(censored):
+            parts.append("<h3>Not observed (censored)</h3><p>Synapses of each cell outside a "
+                         "session's stack or in a session not reliably registered: "
+                         "<code>present</code> is empty there and every statistic leaves those "
+                         "synapse-sessions out (a synapse is not counted lost because it was "
+                         "not imaged).</p>"
+                         + censored.fillna("").to_html(index=False, border=0, classes="t"))
     stats = layout.stats
     if stats.exists():
         parts.append("<h2>Statistics</h2>")

@@ -246,8 +246,10 @@ def split_at_gaps(table: pd.DataFrame) -> pd.DataFrame:
     if "track_id" not in t.columns:
         t["track_id"] = t["synapse_id"]
     pres = t["present"].to_numpy() == 1
+    # a session where the synapse was not observed is no absence: the run goes on through it
+    seen = t["present"].groupby(t["synapse_id"]).ffill().to_numpy() == 1
     same = t["synapse_id"].to_numpy()
-    start = pres & ~np.r_[False, pres[:-1] & (same[1:] == same[:-1])]
+    start = pres & ~np.r_[False, seen[:-1] & (same[1:] == same[:-1])]
     run = t.assign(_start=start).groupby("synapse_id")["_start"].cumsum().to_numpy()
     n_runs = pd.Series(run).groupby(t["synapse_id"]).transform("max").to_numpy()
     if (n_runs <= 1).all():
@@ -258,7 +260,8 @@ def split_at_gaps(table: pd.DataFrame) -> pd.DataFrame:
         r = run[g.index]
         for k in range(1, r.max() + 1):
             piece = g.copy()
-            piece["present"] = ((r == k) & (g["present"] == 1)).astype(int)
+            piece["present"] = ((r == k) & (g["present"] == 1)).astype(float).where(
+                g["present"].notna())
             piece["synapse_id"] = sid if k == 1 else next_id
             next_id += k > 1
             pieces.append(piece)
@@ -268,6 +271,7 @@ def split_at_gaps(table: pd.DataFrame) -> pd.DataFrame:
 def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
                   uncertain=PresenceParams.uncertain, gaps: str = PresenceParams.gaps,
                   merge_distance_um: float = PresenceParams.merge_distance_um,
+                  warn_not_observed: float = PresenceParams.warn_not_observed,
                   null_snr=None) -> tuple[pd.DataFrame, dict]:
     """Present/absent per synapse and session for one cell's table (from the weights stage).
 
@@ -280,19 +284,25 @@ def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
     (:func:`fit_presence`).  Returns the table and a summary of what changed.
     """
     t = table.copy()
-    t["present_detected"] = ((t["detected"] == 1) & (t["intensity"] > 0)).astype(int)
+    if "observed" not in t.columns:      # a table from before the column existed
+        t["observed"] = t["in_view"]
+    observed = t["observed"] == 1
+    # not observed (outside the stack, or a session not reliably registered): no call at all
+    t["present_detected"] = ((t["detected"] == 1) & (t["intensity"] > 0)).astype(float).where(
+        observed)
     n_pieces = 0
     if model == "hmm":
         t, n_pieces = merge_fragments(t, max_distance_um=merge_distance_um)
+        observed = t["observed"] == 1
         sessions = sorted(t["day"].unique())
         snr = t.pivot(index="synapse_id", columns="day", values="snr").reindex(columns=sessions)
-        view = t.pivot(index="synapse_id", columns="day", values="in_view").reindex(columns=sessions)
-        fit = fit_presence(snr.to_numpy(), view.fillna(0).to_numpy() == 1, null_snr=null_snr)
+        seen = t.pivot(index="synapse_id", columns="day", values="observed").reindex(columns=sessions)
+        fit = fit_presence(snr.to_numpy(), seen.fillna(0).to_numpy() == 1, null_snr=null_snr)
         p = pd.DataFrame(fit["p_present"], index=snr.index, columns=sessions)
         t["p_present"] = p.stack().reindex(pd.MultiIndex.from_arrays([t["synapse_id"], t["day"]])).to_numpy()
-        # outside the stack there is nothing to call: p_present there is the model's guess
-        # from the other sessions, but the row is not counted present (as before this stage)
-        t["present"] = ((t["p_present"] >= 0.5) & (t["in_view"] == 1)).astype(int)
+        # where not observed there is nothing to call: p_present there is the model's guess
+        # from the other sessions, and `present` is left empty (the statistics skip the row)
+        t["present"] = (t["p_present"] >= 0.5).astype(float).where(observed)
         params = fit["params"]
         # a synapse called present from its other sessions may measure <= 0 here; its weight is
         # then the model's estimate of its signal (flagged), never a non-positive number
@@ -312,7 +322,7 @@ def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
         raise ValueError(f"unknown presence model {model!r}; use 'hmm' or 'detection'")
     lo, hi = uncertain
     t["presence_uncertain"] = ((t["p_present"] > lo) & (t["p_present"] < hi)
-                               & (t["in_view"] == 1)).astype(int)
+                               & (t["observed"] == 1)).astype(int)
     if "track_id" not in t.columns:
         t["track_id"] = t["synapse_id"]
     n_before = t["synapse_id"].nunique()
@@ -329,8 +339,25 @@ def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
         "fragments_merged": int(n_pieces), "synapses_split": int(t["synapse_id"].nunique() - n_before),
         "never_present": int((t.groupby("synapse_id")["present"].max() == 0).sum()),
         "params": params,
+        **not_observed_summary(t, warn_fraction=warn_not_observed),
     }
     return t, summary
+
+
+def not_observed_summary(table: pd.DataFrame, *,
+                         warn_fraction: float = PresenceParams.warn_not_observed) -> dict:
+    """Per session, how many of the cell's synapses were not observed (outside the stack or
+    in a session not reliably registered: censored in every statistic), and a warning for each
+    session that leaves out more than ``warn_fraction`` of them."""
+    t = table.sort_values("day", kind="stable")
+    missing = (t["observed"] != 1).groupby(t["session"].astype(str), sort=False).sum()
+    n = int(t["synapse_id"].nunique())
+    warnings = [f"cell {t['cell'].iloc[0]}, session {s}: {int(k)} of {n} synapses "
+                f"({k / n:.0%}) not observed (outside its stack or badly registered), censored "
+                "in the statistics; check the stack's depth and registration"
+                for s, k in missing.items() if n and k / n > warn_fraction]
+    return {"not_observed": {s: int(k) for s, k in missing.items()}, "synapses": n,
+            "warnings": warnings}
 
 
 def curate_calls(table: pd.DataFrame, actions: pd.DataFrame) -> pd.DataFrame:
@@ -350,6 +377,8 @@ def curate_calls(table: pd.DataFrame, actions: pd.DataFrame) -> pd.DataFrame:
             raise row_error(row, f"no session '{row.session}' for this synapse")
         call = int(row.action == "present")
         out.loc[sel, "present"] = call
+        if "observed" in out.columns:     # the person saw it there
+            out.loc[sel, "observed"] = 1
         if "p_present" in out.columns:
             out.loc[sel, "p_present"] = float(call)
         if "presence_uncertain" in out.columns:
@@ -366,7 +395,8 @@ def presence_cell(table: pd.DataFrame, *, null_snr=None, curation: pd.DataFrame 
     table and a summary (calls changed, fitted parameters)."""
     out, summary = call_presence(table, model=params.model, null_snr=null_snr,
                                  uncertain=tuple(params.uncertain), gaps=params.gaps,
-                                 merge_distance_um=params.merge_distance_um)
+                                 merge_distance_um=params.merge_distance_um,
+                                 warn_not_observed=params.warn_not_observed)
     if curation is not None and len(curation):
         out = curate_calls(out, curation)
     n_calls = 0 if curation is None else int(curation["action"].isin(CURATION_CALLS).sum())

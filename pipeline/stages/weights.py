@@ -169,19 +169,25 @@ def measure_session(stack: np.ndarray, meta: dict, transform: dict, tracks: pd.D
     link = det["link_distance_um"].reindex(ids).to_numpy()
     confidence = (det["link_confidence"].reindex(ids).to_numpy()
                   if "link_confidence" in det.columns else np.full(len(ids), np.nan))
+    # observed: inside the stack with most of its aperture, in a session registered reliably;
+    # elsewhere no call is made (a synapse at the stack's face measures cut off, not absent)
+    observed = ((phot["in_view"].to_numpy() == 1)
+                & (phot["aperture_inside"].to_numpy() >= params.min_aperture_inside)
+                & bool(transform.get("reliable", True)))
     # a detection with no signal above its local background is not a credible punctum
-    present = found & (phot["intensity"].to_numpy() > 0)
+    present = np.where(observed, found & (phot["intensity"].to_numpy() > 0), np.nan)
     flags = quality_flags(phot, vox, present, spacing=spacing, radius_um=aperture,
                           min_snr=params.min_snr)
     rows = pd.DataFrame({
         "cell": meta["cell"], "cell_type": meta["cell_type"], "synapse_id": ids,
-        "session": meta["session"], "day": meta["day"], "present": present.astype(int),
+        "session": meta["session"], "day": meta["day"], "present": present,
         "z": vox[:, 0], "y": vox[:, 1], "x": vox[:, 2], "z_um": ref_um[:, 0],
         "y_um": ref_um[:, 1], "x_um": ref_um[:, 2], "intensity": phot["intensity"],
         "snr": phot["snr"], "background": phot["background"], "in_view": phot["in_view"],
         "detected": found.astype(int), "link_distance_um": link,
         "link_confidence": confidence,
-        "animal": meta.get("animal", ""), "bleedthrough": k_morph,
+        "animal": meta.get("animal", ""), "observed": observed.astype(int),
+        "bleedthrough": k_morph,
         "curated": curated.reindex(ids).to_numpy(), "quality_flags": flags.to_numpy()})
     return rows, nulls
 

@@ -45,7 +45,9 @@ def lognormal_table(table: pd.DataFrame, noise_by_type: dict) -> pd.DataFrame:
 
 def run_stats(table: pd.DataFrame, out_dir: str | Path, *, n_bins: int = StatsParams.kesten_bins,
               markov_bins: int = StatsParams.markov_bins, n_boot: int = StatsParams.n_boot,
-              seed: int = StatsParams.seed) -> dict:
+              seed: int = StatsParams.seed,
+              min_cells_per_type: int = StatsParams.min_cells_per_type,
+              min_animals_per_type: int = StatsParams.min_animals_per_type) -> dict:
     """Compute every statistic from a long table and write CSV tables and PNG plots.
 
     Repeat sessions (a cell imaged twice on one day) serve only the measurement-noise
@@ -76,7 +78,9 @@ def run_stats(table: pd.DataFrame, out_dir: str | Path, *, n_bins: int = StatsPa
         cols = results[f"markov_{part}"].columns
         results[f"markov_{part}"] = results[f"markov_{part}"][["cell_type", *cols.drop("cell_type")]]
     results["kesten"], details = kesten_table(pairs, noise_by_type, n_bins=n_bins, n_boot=n_boot, rng=rng)
-    results["celltype_comparison"] = celltype_comparison(t, per_cell_turnover, details)
+    results["celltype_comparison"] = celltype_comparison(
+        t, per_cell_turnover, details, min_cells=min_cells_per_type,
+        min_animals=min_animals_per_type, n_boot=n_boot, rng=rng)
     for name in STATS_TABLES:
         results[name].to_csv(out / f"{name}.csv", index=False, float_format="%.6g")
     plots.weight_histograms(t, results["lognormal"], out / "weights_lognormal.png")

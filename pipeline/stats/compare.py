@@ -7,16 +7,23 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..params import StatsParams
+from .kesten import MIN_BOOT_CELLS
 from .kesten_models import PARAMS
+from .replication import (cells_by_animal, counts, hierarchical_sample, replication_note,
+                          shares_animals)
 from .survival import survival_per_cell
 
 
-COMPARISON_COLUMNS = ["quantity", "cell_type_a", "cell_type_b", "value_a", "value_b", "difference", "ci_low",
-           "ci_high", "test", "statistic", "p", "p_mann_whitney", "n_a", "n_b"]
+COMPARISON_COLUMNS = ["quantity", "cell_type_a", "cell_type_b", "value_a", "value_b",
+                      "difference", "ci_low", "ci_high", "test", "statistic", "p",
+                      "p_mann_whitney", "n_a", "n_b", "n_animals_a", "n_animals_b",
+                      "n_synapses_a", "n_synapses_b", "note"]
 
 
 def per_cell_values(table: pd.DataFrame, turnover_per_cell: pd.DataFrame) -> pd.DataFrame:
-    """One row per cell: survival at each day, mean dynamic turnover, SD of first-session ln w."""
+    """Survival per cell and day; one row per cell: mean dynamic turnover, SD of first-session
+    ln w."""
     surv = survival_per_cell(table)
     first_day = table.groupby("cell")["day"].transform("min")
     first = table[(table["day"] == first_day) & (table["present"] == 1)]
@@ -38,48 +45,103 @@ def _welch(x, y, alpha=0.05):
     return diff, lo, hi, t.statistic, t.pvalue, mw.pvalue
 
 
+def _hierarchical(xa: pd.Series, xb: pd.Series, animals_a: dict, animals_b: dict, *,
+                  n_boot: int, rng: np.random.Generator, alpha: float):
+    """Difference of means (b - a) of per-cell values, its percentile CI and two-sided p over
+    hierarchical bootstrap draws (animals, then cells within them) of each type."""
+    diffs = []
+    for _ in range(n_boot):
+        ma = np.nanmean(xa.reindex(hierarchical_sample(rng, animals_a)).to_numpy(float))
+        mb = np.nanmean(xb.reindex(hierarchical_sample(rng, animals_b)).to_numpy(float))
+        diffs.append(mb - ma)
+    diffs = np.asarray(diffs)
+    diffs = diffs[np.isfinite(diffs)]
+    diff = np.nanmean(xb) - np.nanmean(xa)
+    if len(diffs) < 2:
+        return diff, np.nan, np.nan, np.nan
+    lo, hi = np.percentile(diffs, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+    return diff, lo, hi, min(1.0, 2 * min(np.mean(diffs <= 0), np.mean(diffs >= 0)))
+
+
 def celltype_comparison(table: pd.DataFrame, turnover_per_cell: pd.DataFrame,
-                        kesten_details: dict, *, alpha: float = 0.05) -> pd.DataFrame:
+                        kesten_details: dict, *, alpha: float = 0.05,
+                        min_cells: int = StatsParams.min_cells_per_type,
+                        min_animals: int = StatsParams.min_animals_per_type,
+                        n_boot: int = StatsParams.n_boot,
+                        rng: np.random.Generator | None = None) -> pd.DataFrame:
     """Pairwise tests between cell types (difference = second minus first type).
 
-    Survival at the last day both types were imaged, mean turnover per interval and the SD
-    of ln weight are compared over cells (Welch t-test with CI, Mann-Whitney p); the ML Kesten
-    terms by their bootstrap distributions (percentile CI of the difference, two-sided p).
+    Survival at the last day both types were imaged, mean turnover per interval and the SD of
+    ln weight are compared over cells: Welch t-test with CI and Mann-Whitney p, or, where cells
+    share animals, a hierarchical bootstrap (animals, then cells within them).  The ML Kesten
+    terms are compared by their bootstrap distributions (over cells or animals; percentile CI
+    of the difference, two-sided p).  With fewer than ``min_cells`` cells of a type (or, where
+    cells share animals, fewer than ``min_animals`` animals) the p-values and CIs are left empty
+    and ``note`` says why: synapses of one cell, or cells of one animal, are not independent.
+    ``n_animals_*`` counts named animals.
     """
+    rng = np.random.default_rng(0) if rng is None else rng
     types = sorted(table["cell_type"].unique())
     surv, cells = per_cell_values(table, turnover_per_cell)
+    cells = cells.set_index("cell")
+    by_type = {t: table[table["cell_type"] == t] for t in types}
     rows = []
     for ta, tb in combinations(types, 2):
-        def add(quantity, xa, xb, **extra):
-            diff, lo, hi, stat, p, p_mw = _welch(xa, xb, alpha)
-            rows.append({"quantity": quantity, "cell_type_a": ta, "cell_type_b": tb,
+        ca, cb = counts(by_type[ta]), counts(by_type[tb])
+        note = "; ".join(n for n in (replication_note(by_type[t], t, min_cells=min_cells,
+                                                      min_animals=min_animals)
+                                     for t in (ta, tb)) if n)
+        shared = shares_animals(by_type[ta]) or shares_animals(by_type[tb])
+        base = {"cell_type_a": ta, "cell_type_b": tb, "n_animals_a": ca["n_animals"],
+                "n_animals_b": cb["n_animals"], "n_synapses_a": ca["n_synapses"],
+                "n_synapses_b": cb["n_synapses"], "note": note}
+
+        def add(quantity, xa: pd.Series, xb: pd.Series):
+            if shared:
+                diff, lo, hi, p = _hierarchical(xa, xb, cells_by_animal(by_type[ta]),
+                                                cells_by_animal(by_type[tb]), n_boot=n_boot,
+                                                rng=rng, alpha=alpha)
+                stat, p_mw, test = np.nan, np.nan, "hierarchical bootstrap (animals, then cells)"
+            else:
+                diff, lo, hi, stat, p, p_mw = _welch(xa, xb, alpha)
+                test = "Welch t over cells"
+            if note:
+                lo = hi = stat = p = p_mw = np.nan
+            rows.append({**base, "quantity": quantity,
                          "value_a": np.nanmean(xa) if len(xa) else np.nan,
                          "value_b": np.nanmean(xb) if len(xb) else np.nan, "difference": diff,
-                         "ci_low": lo, "ci_high": hi, "test": "Welch t over cells",
+                         "ci_low": lo, "ci_high": hi, "test": test,
                          "statistic": stat, "p": p, "p_mann_whitney": p_mw,
                          "n_a": int(np.sum(~np.isnan(np.asarray(xa, float)))),
-                         "n_b": int(np.sum(~np.isnan(np.asarray(xb, float)))), **extra})
+                         "n_b": int(np.sum(~np.isnan(np.asarray(xb, float))))})
         days_a = set(surv.loc[surv["cell_type"] == ta, "day"])
         days_b = set(surv.loc[surv["cell_type"] == tb, "day"])
         common = sorted(days_a & days_b)
         if len(common) > 1:
             day = common[-1]
-            sel = surv[surv["day"] == day]
+            sel = surv[surv["day"] == day].set_index("cell")
             add(f"survival_day_{day:g}", sel.loc[sel["cell_type"] == ta, "survival"],
                 sel.loc[sel["cell_type"] == tb, "survival"])
         for q, name in (("dynamic", "turnover_dynamic_per_interval"), ("sigma", "sigma_ln_w_first_session")):
             add(name, cells.loc[cells["cell_type"] == ta, q], cells.loc[cells["cell_type"] == tb, q])
         da, db = (kesten_details.get(t, {}) for t in (ta, tb))
         if "ml" in da and "ml" in db:
+            k_note = note or "; ".join(
+                f"{t}: the Kesten bootstrap resampled synapses (fewer than {MIN_BOOT_CELLS} "
+                "cells), which are not independent" for t, d in ((ta, da), (tb, db))
+                if d.get("resampled") == "synapses")
             n = min(len(da["draws"]), len(db["draws"]))
             for j, k in enumerate(PARAMS):
                 diffs = db["draws"][:n, j] - da["draws"][:n, j]
                 lo, hi = np.percentile(diffs, [100 * alpha / 2, 100 * (1 - alpha / 2)]) if n else (np.nan,) * 2
                 p = min(1.0, 2 * min(np.mean(diffs <= 0), np.mean(diffs >= 0))) if n else np.nan
-                rows.append({"quantity": f"kesten_{k}", "cell_type_a": ta, "cell_type_b": tb,
+                if k_note:
+                    lo = hi = p = np.nan
+                rows.append({**base, "quantity": f"kesten_{k}",
                              "value_a": da["ml"][k], "value_b": db["ml"][k],
                              "difference": db["ml"][k] - da["ml"][k], "ci_low": lo, "ci_high": hi,
-                             "test": "bootstrap of the ML fits", "statistic": np.nan, "p": p,
+                             "test": f"bootstrap of the ML fits over {da.get('resampled', 'cells')}",
+                             "statistic": np.nan, "p": p,
                              "p_mann_whitney": np.nan, "n_a": da["ml"]["n_pairs"],
-                             "n_b": db["ml"]["n_pairs"]})
+                             "n_b": db["ml"]["n_pairs"], "note": k_note})
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)

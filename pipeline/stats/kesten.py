@@ -9,6 +9,7 @@ from scipy import stats
 from ..params import StatsParams
 from .kesten_models import MODELS, PARAMS, fit_kesten_binned, fit_kesten_ml, lrt_boundary
 from .noise import fit_kesten_ml_noisy
+from .replication import cells_by_animal, hierarchical_sample, shares_animals
 
 
 # --------------------------------------------------------------------------- the kesten table
@@ -29,7 +30,8 @@ def kesten_fits(pairs: pd.DataFrame, *, noise: dict | None = None, n_boot: int,
     """ML fits of the nested models for one cell type, with bootstrap CIs.
 
     The bootstrap resamples cells when there are at least ``MIN_BOOT_CELLS``, otherwise
-    synapses.  With a ``noise`` estimate (``noise.noise_estimate``), ``both_corrected`` is the
+    synapses; where cells share animals (column ``animal_unit``, see :mod:`.replication`), it
+    resamples animals and then cells within each drawn animal.  With a ``noise`` estimate (``noise.noise_estimate``), ``both_corrected`` is the
     noise-corrected full model; its
     CI is the bootstrap CI of ``both`` shifted by the correction (refitting the slower
     errors-in-variables model per resample would take minutes).  Returns (fits, cis, info).
@@ -37,11 +39,20 @@ def kesten_fits(pairs: pd.DataFrame, *, noise: dict | None = None, n_boot: int,
     w, y = pairs["w_t"].to_numpy(float), pairs["w_next"].to_numpy(float)
     fits = {m: fit_kesten_ml(w, y, model=m) for m in models}
     by_cell = pairs["cell"].nunique() >= MIN_BOOT_CELLS
-    units = pairs["cell"] if by_cell else pairs["cell"] + "/" + pairs["synapse_id"].astype(str)
+    by_animal = ("animal_unit" in pairs.columns and shares_animals(pairs)
+                 and pairs["animal_unit"].nunique() > 1)
+    units = pairs["cell"] if by_cell or by_animal else (
+        pairs["cell"] + "/" + pairs["synapse_id"].astype(str))
     groups = _groups(units.reset_index(drop=True))
+    if by_animal:
+        animals = cells_by_animal(pairs)
+        rows_of = dict(zip(pd.unique(units), groups))     # _groups numbers units as they come
     draws = {m: [] for m in models}
     for _ in range(n_boot):
-        idx = np.concatenate([groups[i] for i in rng.integers(0, len(groups), len(groups))])
+        if by_animal:
+            idx = np.concatenate([rows_of[c] for c in hierarchical_sample(rng, animals)])
+        else:
+            idx = np.concatenate([groups[i] for i in rng.integers(0, len(groups), len(groups))])
         for m in models:
             try:
                 f = fit_kesten_ml(w[idx], y[idx], model=m,
@@ -52,7 +63,7 @@ def kesten_fits(pairs: pd.DataFrame, *, noise: dict | None = None, n_boot: int,
     # percentile intervals from a dozen cells are too narrow (measured coverage 0.85-0.89 for
     # nominal 0.95 over 200 simulated tables); the bootstrap SE with the small-sample factor
     # G/(G-1) and a t quantile on G-1 degrees of freedom restores it
-    g = len(groups)
+    g = pairs["animal_unit"].nunique() if by_animal else len(groups)
     t_q = stats.t.ppf(1 - alpha / 2, g - 1) * np.sqrt(g / (g - 1))
     cis = {}
     for m, d in draws.items():
@@ -67,10 +78,10 @@ def kesten_fits(pairs: pd.DataFrame, *, noise: dict | None = None, n_boot: int,
                                                      log_var=noise["log_var"], start=fits["both"])
         shift = np.array([fits["both_corrected"][k] - fits["both"][k] for k in PARAMS])
         cis["both_corrected"] = cis["both"] + shift
-    unit = "cells" if by_cell else "synapses"
+    unit = "animals, then cells" if by_animal else "cells" if by_cell else "synapses"
     info = {"ci_method": f"bootstrap SE over {g} {unit} ({n_boot} resamples), t on {g - 1} df",
             "noise": noise,
-            "n_cells": pairs["cell"].nunique(),
+            "n_cells": pairs["cell"].nunique(), "resampled": unit,
             "draws": {m: np.array(d).reshape(-1, 4) for m, d in draws.items()}}
     return fits, cis, info
 
@@ -108,7 +119,8 @@ def kesten_table(pairs: pd.DataFrame, noise_by_type: dict, *,
         except ValueError as exc:
             rows.append({**base, "method": "maximum_likelihood", "note": str(exc)})
             continue
-        plot_fits[ct].update(ml=fits["both"], draws=info["draws"]["both"])
+        plot_fits[ct].update(ml=fits["both"], draws=info["draws"]["both"],
+                             resampled=info["resampled"])
         best_aic = min(fits[m]["aic"] for m in MODELS)
         lr_add = lrt_boundary(fits["both"]["loglik"], fits["multiplicative"]["loglik"],
                               n_free=1, n_boundary=1)

@@ -8,7 +8,8 @@ from ..params import StatsParams
 
 
 def weight_states(table: pd.DataFrame, *, n_bins: int = 5) -> tuple[pd.DataFrame, np.ndarray]:
-    """State per synapse and session: 0 absent, 1..n_bins quantile bins of ln weight.
+    """State per synapse and session: 0 absent, 1..n_bins quantile bins of ln weight, -1 not
+    observed (no transition into or out of such a session is counted).
 
     Bin edges are quantiles of ln w over all present observations of the table.  Returns the
     table with ``state`` and the bin edges in ln w (outer edges -inf, inf).
@@ -16,7 +17,7 @@ def weight_states(table: pd.DataFrame, *, n_bins: int = 5) -> tuple[pd.DataFrame
     lw = np.log(table.loc[table["present"] == 1, "w"])
     inner = np.quantile(lw, np.linspace(0, 1, n_bins + 1)[1:-1])
     edges = np.concatenate([[-np.inf], inner, [np.inf]])
-    state = np.zeros(len(table), int)
+    state = np.where(table["present"].isna(), -1, 0)
     pres = (table["present"] == 1).to_numpy()
     state[pres] = np.searchsorted(inner, np.log(table.loc[pres, "w"]), side="right") + 1
     return table.assign(state=state), edges
@@ -41,7 +42,7 @@ def stationary(P: np.ndarray) -> np.ndarray:
 
 def _chain(syn, state, step, n_states, n_steps, weights):
     """Transition matrix, stationary law and predicted/observed survival for synapse weights."""
-    same = syn[1:] == syn[:-1]
+    same = (syn[1:] == syn[:-1]) & (state[:-1] >= 0) & (state[1:] >= 0)
     frm, to, s_idx = state[:-1][same], state[1:][same], syn[:-1][same]
     counts = np.bincount(frm * n_states + to, weights=weights[s_idx],
                          minlength=n_states ** 2).reshape(n_states, n_states)
@@ -58,7 +59,7 @@ def _chain(syn, state, step, n_states, n_steps, weights):
     v = v / n0
     predicted, observed = [], []
     for k in range(n_steps):
-        sel = first_syn[syn] & (step == k)
+        sel = first_syn[syn] & (step == k) & (state >= 0)     # observed that session
         wk = weights[syn[sel]]
         observed.append((wk * (state[sel] > 0)).sum() / wk.sum() if wk.sum() > 0 else np.nan)
         predicted.append(1 - v[0])

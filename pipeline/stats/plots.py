@@ -114,8 +114,9 @@ def stationary_vs_observed(stationary, survival, path):
     for n, ct in enumerate(types):
         s = stationary[(stationary["cell_type"] == ct) & (stationary["state"] > 0)]
         x = s["state"].to_numpy() + (2 * n - len(types)) * width
-        err = [s["stationary_present"] - s["stationary_present_ci_low"],
-               s["stationary_present_ci_high"] - s["stationary_present"]]
+        # a percentile interval need not contain the estimate (e.g. a state hardly visited)
+        err = np.clip([s["stationary_present"] - s["stationary_present_ci_low"],
+                       s["stationary_present_ci_high"] - s["stationary_present"]], 0, None)
         axes[0].bar(x, s["stationary_present"], width, yerr=err, capsize=2,
                     label=f"{ct} stationary (95 % CI)")
         axes[0].bar(x + width, s["observed_present_last_session"], width,

@@ -1,4 +1,10 @@
-"""Survival and turnover of synapses (the published definitions)."""
+"""Survival and turnover of synapses (the published definitions).
+
+A synapse-session that was not observed (``present`` NaN: outside the imaged volume or badly
+registered) is censored, never counted as a loss: survival's denominator on a day holds only the
+first-session synapses observed that day, a turnover interval only the synapses observed at both
+ends, and a Kaplan-Meier spell ends at the last session the synapse was observed.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -14,34 +20,36 @@ def _mean_sem(values: pd.Series) -> tuple[float, float, int]:
 
 
 def presence_matrix(table: pd.DataFrame) -> pd.DataFrame:
-    """Synapse x day matrix of present (0/1) for one cell, columns sorted by day.
-
-    Days are counted from the cell's first session.
-    """
-    rel = table.assign(day=table["day"] - table["day"].min())
-    return rel.pivot_table(index="synapse_id", columns="day", values="present",
-                           aggfunc="max", fill_value=0).sort_index(axis=1)
+    """Synapse x day matrix of present (1), absent (0) and not observed (NaN) for one cell,
+    columns sorted by day (days counted from the cell's first session).  A synapse with no row
+    for a session counts as absent there (tables that list only present synapses)."""
+    rel = table.assign(day=table["day"] - table["day"].min(),
+                       _p=table["present"].fillna(-1))   # pivot_table would drop NaN
+    m = rel.pivot_table(index="synapse_id", columns="day", values="_p", aggfunc="max",
+                        fill_value=0).sort_index(axis=1)
+    return m.where(m >= 0).astype(float)
 
 
 def spells(table: pd.DataFrame) -> pd.DataFrame:
     """Time to first absence per synapse: cell_type, cell, synapse_id, entry, exit, event.
 
     A synapse enters at the first session it is present (days from the cell's first session)
-    and exits at the first later session it is absent (``event`` 1) or, if it never is, at the
-    cell's last session (``event`` 0, censored).
+    and exits at the first later session it is observed absent (``event`` 1) or, if it never
+    is, at the last session it was observed (``event`` 0, censored).
     """
     rows = []
     for (ctype, cell), grp in table.groupby(["cell_type", "cell"]):
-        m = presence_matrix(grp)
-        days = m.columns.to_numpy(float)
-        pres = m.to_numpy() == 1
+        mat = presence_matrix(grp)
+        m, days, ids = mat.to_numpy(), mat.columns.to_numpy(float), mat.index
+        pres, seen = m == 1, ~np.isnan(m)
         ever = pres.any(axis=1)
-        pres, ids = pres[ever], m.index[ever]
+        pres, seen, ids = pres[ever], seen[ever], ids[ever]
         first = pres.argmax(axis=1)
         after = np.arange(len(days))[None, :] > first[:, None]
-        gone = after & ~pres
+        gone = after & seen & ~pres
         has_event = gone.any(axis=1)
-        exit_idx = np.where(has_event, gone.argmax(axis=1), len(days) - 1)
+        last_seen = len(days) - 1 - np.argmax(seen[:, ::-1], axis=1)
+        exit_idx = np.where(has_event, gone.argmax(axis=1), last_seen)
         rows.append(pd.DataFrame({"cell_type": ctype, "cell": cell, "synapse_id": ids,
                                   "entry": days[first], "exit": days[exit_idx],
                                   "event": has_event.astype(int)}))
@@ -76,15 +84,18 @@ def kaplan_meier(entry, exit, event, *, alpha: float = 0.05) -> pd.DataFrame:
 
 
 def survival_per_cell(table: pd.DataFrame) -> pd.DataFrame:
-    """Share of each cell's first-session synapses present on each later day."""
+    """Share of each cell's first-session synapses present on each later day, among those
+    observed that day (``n_synapses``; ``n_not_observed`` left out)."""
     rows = []
     for (ctype, cell), grp in table.groupby(["cell_type", "cell"]):
         m = presence_matrix(grp)
         first = m.iloc[:, 0] == 1
         for day in m.columns:
-            frac = m.loc[first, day].mean() if first.any() else np.nan
-            rows.append({"cell_type": ctype, "cell": cell, "day": day, "survival": frac,
-                         "n_synapses": int(first.sum())})
+            vals = m.loc[first, day]
+            seen = int(vals.notna().sum())
+            rows.append({"cell_type": ctype, "cell": cell, "day": day,
+                         "survival": vals.mean() if seen else np.nan, "n_synapses": seen,
+                         "n_not_observed": int(first.sum()) - seen})
     return pd.DataFrame(rows)
 
 
@@ -100,7 +111,8 @@ def survival(table: pd.DataFrame) -> pd.DataFrame:
     for (ctype, day), grp in per_cell.groupby(["cell_type", "day"]):
         mean, sem, n = _mean_sem(grp["survival"])
         rows.append({"cell_type": ctype, "day": day, "survival": mean, "sem": sem,
-                     "n_cells": n, "n_synapses": int(grp["n_synapses"].sum())})
+                     "n_cells": n, "n_synapses": int(grp["n_synapses"].sum()),
+                     "n_not_observed": int(grp["n_not_observed"].sum())})
     out = pd.DataFrame(rows)
     sp = spells(table)
     km = pd.concat([kaplan_meier(g["entry"], g["exit"], g["event"]).assign(cell_type=ct)
@@ -122,19 +134,21 @@ def survival_by_quartile(table: pd.DataFrame) -> pd.DataFrame:
         merged = grp.merge(key, on=["cell", "synapse_id"])
         merged["rel_day"] = merged["day"] - merged.groupby("cell")["day"].transform("min")
         for (q, day), g in merged.groupby(["quartile", "rel_day"]):
-            rows.append({"cell_type": ctype, "quartile": q, "day": day,
-                         "survival": g["present"].mean(), "n_synapses": len(g)})
+            rows.append({"cell_type": ctype, "quartile": q, "day": day,     # observed only
+                         "survival": g["present"].mean(), "n_synapses": int(g["present"].count())})
     return pd.DataFrame(rows)
 
 
 def turnover_per_cell(table: pd.DataFrame) -> pd.DataFrame:
-    """Per cell and interval: share added (of those present after) and lost (of those before)."""
+    """Per cell and interval: share added (of those present after) and lost (of those before),
+    over the synapses observed at both ends of the interval."""
     per_cell = []
     for (ctype, cell), grp in table.groupby(["cell_type", "cell"]):
         mat = presence_matrix(grp)
         m, days = mat.to_numpy(), mat.columns.to_numpy()
         for i in range(len(days) - 1):
-            before, after = m[:, i] == 1, m[:, i + 1] == 1
+            both = ~np.isnan(m[:, i]) & ~np.isnan(m[:, i + 1])
+            before, after = both & (m[:, i] == 1), both & (m[:, i + 1] == 1)
             per_cell.append({"cell_type": ctype, "cell": cell, "day": days[i],
                              "day_next": days[i + 1],
                              "added": (after & ~before).sum() / max(after.sum(), 1),

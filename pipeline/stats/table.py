@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.errors import InputError
+from .replication import animal_units
 
 TABLE_COLUMNS = ["cell", "cell_type", "synapse_id", "session", "day", "present", "weight"]
 
@@ -23,9 +24,13 @@ def _rows(mask) -> str:
 
 
 def prepare_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Validate a long table and return it with ``w`` (weight where present, else 0).
+    """Validate a long table and return it with ``observed`` and ``w`` (weight where present,
+    0 where absent, NaN where not observed).
 
-    Cells imaged on a single day are dropped with a warning.
+    A synapse-session is not observed where ``present`` is empty or the optional column
+    ``observed`` is 0 (outside the imaged volume, or a badly registered region): every
+    statistic leaves such rows out instead of counting them absent.  Cells imaged on a single
+    day are dropped with a warning.
     """
     missing = [c for c in TABLE_COLUMNS if c not in df.columns]
     if missing:
@@ -38,9 +43,19 @@ def prepare_table(df: pd.DataFrame) -> pd.DataFrame:
         raise TableError(f"column 'day' is not numeric at {_rows(day.isna())}")
     out["day"] = day
     present = pd.to_numeric(out["present"], errors="coerce")
-    if present.isna().any() or not present.isin([0, 1]).all():
-        raise TableError(f"column 'present' must be 0 or 1; bad at {_rows(~present.isin([0, 1]))}")
-    out["present"] = present.astype(int)
+    given = out["present"].notna() & (out["present"].astype(str).str.strip() != "")
+    bad = given & ~present.isin([0, 1])
+    if bad.any():
+        raise TableError(f"column 'present' must be 0, 1 or empty (not observed); bad at "
+                         f"{_rows(bad)}")
+    observed = given.copy()
+    if "observed" in out.columns:
+        flag = pd.to_numeric(out["observed"], errors="coerce")
+        if not flag.isin([0, 1]).all():
+            raise TableError(f"column 'observed' must be 0 or 1; bad at {_rows(~flag.isin([0, 1]))}")
+        observed &= flag == 1
+    out["observed"] = observed.astype(int)
+    out["present"] = present.where(observed)
     weight = pd.to_numeric(out["weight"], errors="coerce")
     bad = (out["present"] == 1) & ~(weight > 0)
     if bad.any():
@@ -50,8 +65,10 @@ def prepare_table(df: pd.DataFrame) -> pd.DataFrame:
     # which noise can make negative); the statistics use 0 there
     out["weight"] = weight
     out["w"] = np.where(out["present"] == 1, weight, 0.0)
+    out.loc[~observed, "w"] = np.nan
     for col in ("cell", "cell_type", "session"):
         out[col] = out[col].astype(str)
+    out["animal_unit"] = animal_units(out)      # the independent unit above the cell
     dup = out.duplicated(["cell", "synapse_id", "session"], keep=False)
     if dup.any():
         raise TableError(f"synapse_id repeated within a cell and session at {_rows(dup)}")
@@ -90,13 +107,15 @@ def split_repeats(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def consecutive_pairs(table: pd.DataFrame) -> pd.DataFrame:
-    """Pairs of consecutive sessions per synapse: cell_type, cell, day, w_t, w_next."""
+    """Pairs of consecutive sessions per synapse: cell_type, cell, day, w_t, w_next; an
+    interval counts only where the synapse was observed at both ends."""
     t = table.sort_values(["cell", "synapse_id", "day"], kind="stable")
     nxt = t.groupby(["cell", "synapse_id"])[["w", "day"]].shift(-1)
     pairs = pd.DataFrame({"cell_type": t["cell_type"], "cell": t["cell"],
+                          "animal_unit": t["animal_unit"] if "animal_unit" in t else t["cell"],
                           "synapse_id": t["synapse_id"], "day": t["day"],
                           "day_next": nxt["day"], "w_t": t["w"], "w_next": nxt["w"]})
-    return pairs.dropna(subset=["w_next"]).reset_index(drop=True)
+    return pairs.dropna(subset=["w_t", "w_next"]).reset_index(drop=True)
 
 
 def long_from_matrix(wide: pd.DataFrame, *, cell_type: str | None = None) -> pd.DataFrame:

@@ -8,6 +8,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
 from ..contract import Layout
+from ..core.optics import Z_SCALE
 
 # axial/lateral FWHM of the two-photon PSF: z errors are scaled down by this before gating
 PSF_ANISOTROPY = 5.0
@@ -270,6 +271,59 @@ def turnover_vs_truth(t_true: pd.DataFrame, t_ours: pd.DataFrame) -> dict:
         v = table[table["day"] == last]["survival"]
         out[f"survival_{name}"] = float(v.iloc[0]) if len(v) else np.nan
     return out
+
+
+def hide_unobserved_like(full: pd.DataFrame, cut: pd.DataFrame, *, gate_um: float = 0.6,
+                         z_scale: float = Z_SCALE) -> pd.DataFrame:
+    """``full`` (a run's synapses.csv) with ``present`` emptied wherever the same synapse was
+    not observed in ``cut`` (a run of the same cells with some sessions imaged shallower).
+    Synapses of the two runs are matched per cell by their mean reference-frame position
+    (nearest, within ``gate_um``, z scaled by ``z_scale``); unmatched ones are left as they are.
+    """
+    from scipy.spatial import cKDTree
+
+    out = []
+    scale = np.array([z_scale, 1.0, 1.0])
+    for cell, f in full.groupby("cell"):
+        c = cut[cut["cell"] == cell]
+        pos_f = f.groupby("synapse_id")[["z_um", "y_um", "x_um"]].mean()
+        pos_c = c.groupby("synapse_id")[["z_um", "y_um", "x_um"]].mean()
+        d, i = cKDTree(pos_c.to_numpy() * scale).query(pos_f.to_numpy() * scale)
+        twin = dict(zip(pos_f.index, np.where(d < gate_um, pos_c.index.to_numpy()[
+            np.minimum(i, len(pos_c) - 1)], -1)))
+        hidden = set(zip(*c.loc[c["observed"] == 0, ["synapse_id", "session"]].to_numpy().T))
+        hide = [(twin[s], sess) in hidden for s, sess in zip(f["synapse_id"], f["session"])]
+        out.append(f.assign(present=f["present"].astype(float).mask(hide)))
+    return pd.concat(out, ignore_index=True)
+
+
+def censoring_comparison(cut: pd.DataFrame, full: pd.DataFrame) -> pd.DataFrame:
+    """Per cell type: survival to the last day and mean fractions added and lost per interval
+    of a run with shallower sessions (``cut``), against the full-depth run on the same observed
+    synapse-sessions (:func:`hide_unobserved_like`), and what counting the unobserved as
+    absent would have given (the old rule)."""
+    from ..stats.survival import survival, turnover
+    from ..stats.table import prepare_table
+
+    tables = {"censored": prepare_table(cut),
+              "full_same_synapses": prepare_table(hide_unobserved_like(full, cut)),
+              "unobserved_counted_absent": prepare_table(
+                  cut.assign(present=cut["present"].fillna(0), observed=1))}
+    rows = []
+    for ctype in sorted(tables["censored"]["cell_type"].unique()):
+        row = {"cell_type": ctype}
+        for name, t in tables.items():
+            t = t[t["cell_type"] == ctype]
+            s, turn = survival(t), turnover(t)
+            row[f"survival_{name}"] = float(s.loc[s["day"] == s["day"].max(), "survival"].iloc[0])
+            row[f"added_{name}"] = float(turn["added"].mean())
+            row[f"lost_{name}"] = float(turn["lost"].mean())
+        for q in ("survival", "added", "lost"):
+            row[f"{q}_difference"] = row[f"{q}_censored"] - row[f"{q}_full_same_synapses"]
+        cells = tables["censored"][tables["censored"]["cell_type"] == ctype]
+        row["not_observed_rows"] = int((cells["observed"] == 0).sum())
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def _population_scores(truth: pd.DataFrame, synapses: pd.DataFrame, params: dict) -> list[dict]:

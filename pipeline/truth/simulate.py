@@ -77,6 +77,11 @@ class SimulationParams:
     tilt_deg: float = 0.0
     warp_um: float = 0.0          # RMS of a smooth non-rigid displacement per session
     warp_wavelength_um: float = 30.0
+    # acquisition: sessions imaged with fewer planes (a shallower stack), the kept planes
+    # starting at crop_depth_offset of the planes left out (0: the top ones, 1: the bottom ones)
+    crop_sessions: tuple[int, ...] = ()
+    crop_depth_fraction: float = 1.0
+    crop_depth_offset: float = 0.0
     # dynamics
     kesten: tuple[float, float, float, float] | None = None
     weight_lognormal: tuple[float, float] | None = None
@@ -413,16 +418,33 @@ def simulate_cell(params: SimulationParams, *, cell: str = "cell01") -> Simulate
                                       pos_ref[present], w[present, s], sizes[present],
                                       brightness, rng))
         vox = session_um(s, pos_ref) / spacing
-        to_ref.append(np.linalg.inv(to_session[s]))
+        z0, n_planes = _crop_planes(p, s)
+        if z0 or n_planes < shape[0]:
+            # rendered whole (the same random numbers as uncropped), then cut to fewer planes
+            images[-1] = images[-1][:, z0:z0 + n_planes].copy()
+            vox[:, 0] -= z0
+        in_view = np.all((vox >= -0.5) & (vox <= np.array([n_planes, *shape[1:]]) - 0.5), axis=1)
+        to_ref.append(np.linalg.inv(to_session[s]) @ affine_about(np.eye(3), [z0 * spacing[0], 0, 0],
+                                                                 np.zeros(3)))
         rows.append(pd.DataFrame({
             "cell": cell, "cell_type": p.cell_type, "synapse_id": np.arange(1, len(sites) + 1),
             "session": f"s{s:02d}", "day": days[s], "present": present.astype(int),
             "weight": np.where(present, w[:, s], 0.0),
             "z": vox[:, 0], "y": vox[:, 1], "x": vox[:, 2],
             "z_um": pos_ref[:, 0], "y_um": pos_ref[:, 1], "x_um": pos_ref[:, 2],
-            "kind": sites["kind"].to_numpy(), "size_um": sizes, "brightness": brightness}))
+            "kind": sites["kind"].to_numpy(), "size_um": sizes, "brightness": brightness,
+            "in_view": in_view.astype(int)}))
     truth = pd.concat(rows, ignore_index=True)
     return SimulatedCell(images, truth, to_ref, p, days, warp_desc)
+
+
+def _crop_planes(p: SimulationParams, session: int) -> tuple[int, int]:
+    """(first plane, number of planes) of a session's stack."""
+    nz = p.shape[0]
+    if session not in p.crop_sessions:
+        return 0, nz
+    keep = max(int(round(nz * p.crop_depth_fraction)), 1)
+    return int(round(p.crop_depth_offset * (nz - keep))), keep
 
 
 # --------------------------------------------------------------------------- dataset on disk

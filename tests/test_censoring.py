@@ -1,0 +1,190 @@
+"""Out of view is censored, never lost; statistics that refuse pseudo-replication (issue 21)."""
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.stats import run_stats
+from pipeline.stats.compare import celltype_comparison
+from pipeline.stats.survival import spells, survival, turnover, turnover_per_cell
+from pipeline.stats.table import consecutive_pairs, prepare_table
+from pipeline.truth.evaluate import censoring_comparison
+from pipeline.truth.simulate import SimulationParams, simulate_cell
+
+
+def _table(n_cells=1, n_syn=10, n_sessions=4, cell_type="pyr", animal=None, lost=()):
+    """Every synapse present in every session, except (cell, synapse, session) in ``lost``."""
+    rows, rng = [], np.random.default_rng(0)
+    for c in range(n_cells):
+        for s in range(1, n_syn + 1):
+            for k in range(n_sessions):
+                gone = any(c == lc and s == ls and k >= lk for lc, ls, lk in lost)
+                rows.append({"cell": f"{cell_type}{c}", "cell_type": cell_type, "synapse_id": s,
+                             "session": f"s{k}", "day": 4 * k, "present": 0 if gone else 1,
+                             "weight": float(np.exp(rng.normal(0, 0.5))),
+                             "animal": animal(c) if animal else ""})
+    return pd.DataFrame(rows)
+
+
+def _hide(table, session, ids):
+    """Session ``session`` did not image synapses ``ids``: present empty, observed 0."""
+    t = table.copy()
+    hit = (t["session"] == session) & t["synapse_id"].isin(ids)
+    t["present"] = t["present"].astype(float).mask(hit)
+    t["observed"] = (~hit).astype(int)
+    return t
+
+
+# --------------------------------------------------------------------------- statistics
+def test_unobserved_synapses_are_not_counted_lost():
+    full = _table()
+    cut = _hide(full, "s2", range(1, 6))          # half the synapses outside session 2's stack
+    t = prepare_table(cut)
+    assert t.loc[t["session"] == "s2", "observed"].sum() == 5
+    surv = survival(t)
+    assert np.allclose(surv["survival"], 1.0)
+    assert surv.loc[surv["day"] == 8, "n_synapses"].item() == 5
+    assert surv.loc[surv["day"] == 8, "n_not_observed"].item() == 5
+    assert np.allclose(surv["km_survival"].dropna(), 1.0)
+    turn = turnover(t)
+    assert np.allclose(turn[["added", "lost"]], 0.0)
+    # an interval counts a synapse only where it was observed at both ends
+    per = turnover_per_cell(t)
+    assert len(per) == 3
+    assert len(consecutive_pairs(t)) == 10 * 3 - 2 * 5
+
+
+def test_a_loss_seen_after_an_unobserved_session_is_still_a_loss():
+    t = prepare_table(_hide(_table(lost=[(0, 1, 3)]), "s2", [1]))
+    sp = spells(t).set_index("synapse_id")
+    assert sp.loc[1, "event"] == 1 and sp.loc[1, "exit"] == 12
+    # censored at its last observed session when never seen again
+    t = prepare_table(_hide(_hide(_table(), "s2", [2]), "s3", [2]).assign(
+        observed=lambda d: ((d["present"].notna())).astype(int)))
+    sp = spells(t).set_index("synapse_id")
+    assert sp.loc[2, "event"] == 0 and sp.loc[2, "exit"] == 4
+
+
+def test_the_encoding_is_read_back_from_a_users_table(tmp_path):
+    """`present` empty (or `observed` 0) is read as not observed by `pipeline stats`."""
+    t = _table(n_cells=2)
+    t["present"] = t["present"].astype(object)
+    t.loc[(t["session"] == "s3") & (t["synapse_id"] <= 4), "present"] = ""   # empty cells
+    path = tmp_path / "mine.csv"
+    t.to_csv(path, index=False)
+    out = tmp_path / "stats"
+    res = subprocess.run([sys.executable, "-m", "pipeline", "stats", str(path), "--out",
+                          str(out), "--n-boot", "20"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    surv = pd.read_csv(out / "survival.csv")
+    last = surv[surv["day"] == 12].iloc[0]
+    assert last["survival"] == 1.0 and last["n_synapses"] == 12 and last["n_not_observed"] == 8
+    assert pd.read_csv(out / "turnover.csv")["lost"].max() == 0.0
+
+
+# --------------------------------------------------------------------------- replication
+def test_one_cell_per_type_gives_no_p_values_and_says_why(tmp_path):
+    t = pd.concat([_table(cell_type="pyr", lost=[(0, s, 2) for s in range(1, 5)]),
+                   _table(cell_type="PV")])
+    res = run_stats(t, tmp_path, n_boot=50)
+    comp = res["celltype_comparison"]
+    assert len(comp) and comp["p"].isna().all() and comp["ci_low"].isna().all()
+    assert comp["note"].str.contains("1 cell").all()
+    assert comp["note"].str.contains("not independent").all()
+    assert (comp["n_synapses_a"] == 10).all()
+
+
+def _study(n_cells, animals_pyr, animals_pv):
+    pyr = _table(n_cells=n_cells, cell_type="pyr", animal=animals_pyr,
+                 lost=[(c, s, 2) for c in range(n_cells) for s in range(1, 5)])
+    pv = _table(n_cells=n_cells, cell_type="PV", animal=animals_pv,
+                lost=[(c, 1, 3) for c in range(n_cells)])
+    return prepare_table(pd.concat([pyr, pv]))
+
+
+def _comparison(t):
+    return celltype_comparison(t, turnover_per_cell(t), {}, n_boot=200,
+                               rng=np.random.default_rng(1)).set_index("quantity")
+
+
+def test_cells_of_one_animal_do_not_count_as_independent():
+    one_each = _comparison(_study(4, lambda c: "mouseA", lambda c: "mouseB"))
+    assert one_each["p"].isna().all()
+    assert one_each["note"].str.contains("1 animal").all()
+    assert (one_each["n_animals_a"] == 1).all() and (one_each["n_a"] == 4).all()
+    # cells of three animals per type: a hierarchical bootstrap gives the p-values
+    three = _comparison(_study(6, lambda c: f"m{c % 3}", lambda c: f"m{3 + c % 3}"))
+    row = three.loc["turnover_dynamic_per_interval"]
+    assert row["test"].startswith("hierarchical") and row["note"] == ""
+    assert row["n_animals_a"] == 3 and np.isfinite(row["p"])
+    # without animals, the cells are the replicates (Welch over cells)
+    cells = _comparison(_study(4, None, None)).loc["turnover_dynamic_per_interval"]
+    assert cells["test"] == "Welch t over cells" and np.isfinite(cells["p"])
+    assert cells["n_animals_a"] == 0
+
+
+# --------------------------------------------------------------------------- simulator regime
+def test_the_simulator_crops_a_session_to_fewer_planes():
+    kw = dict(cell_type="pyr", shape=(34, 128, 128), n_sessions=3, seed=5)
+    full = simulate_cell(SimulationParams(**kw))
+    cut = simulate_cell(SimulationParams(**kw, crop_sessions=(1,), crop_depth_fraction=0.5))
+    assert cut.images[1].shape[1] == 17 and cut.images[2].shape == full.images[2].shape
+    assert np.array_equal(cut.images[2], full.images[2])    # the other sessions are unchanged
+    assert np.array_equal(cut.images[1], full.images[1][:, :17])
+    t = cut.truth[cut.truth["session"] == "s01"]
+    assert 0 < t["in_view"].mean() < 1
+    assert (t.loc[t["in_view"] == 0, "z"] > 16.5).all()
+
+
+# --------------------------------------------------------------------------- through the images
+@pytest.fixture(scope="module")
+def cropped_run(tmp_path_factory, sample_run):
+    """data_sample with session s02 of both cells imaged shallower: its top 12 of 20 planes
+    (the synapses lie at planes 6-12: about half of them end up outside or at the face)."""
+    import shutil
+
+    import tifffile
+
+    from conftest import SAMPLE, snakemake
+
+    tmp = tmp_path_factory.mktemp("cropped")
+    data = tmp / "data"
+    shutil.copytree(SAMPLE, data)
+    for cell in ("pyr01", "PV02"):
+        path = data / "images" / cell / "s02.tif"
+        with tifffile.TiffFile(path) as tif:
+            img = tif.asarray()                               # (z, c, y, x)
+            z_um = tif.imagej_metadata["spacing"]
+            xres = tif.pages[0].tags["XResolution"].value
+        tifffile.imwrite(path, img[:12], imagej=True, resolution=(xres[0] / xres[1],) * 2,
+                         metadata={"spacing": z_um, "unit": "um", "axes": "ZCYX"},
+                         compression="zlib")
+    res = snakemake(tmp / "work", "--config", f"sessions={data / 'sessions.tsv'}",
+                    f"results={tmp / 'results'}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    return tmp / "results", sample_run.results
+
+
+def test_a_shallower_session_is_censored_not_lost(cropped_run):
+    cut_dir, full_dir = cropped_run
+    cut = pd.read_csv(cut_dir / "synapses.csv")
+    full = pd.read_csv(full_dir / "synapses.csv")
+    s02 = cut[cut["session"] == "s02"]
+    # a good share of each cell's synapses lies outside (or at the face), and none is present
+    for cell, g in s02.groupby("cell"):
+        assert 0.2 < (g["observed"] == 0).mean() < 0.95, cell
+    assert s02.loc[s02["observed"] == 0, "present"].isna().all()
+    assert cut.loc[cut["observed"] == 1, "present"].notna().all()
+    comp = censoring_comparison(cut, full).set_index("cell_type")
+    print(comp.T)
+    # per cell type, the censored run agrees with the full-depth run on the same synapses ...
+    assert (comp[["survival_difference", "added_difference", "lost_difference"]].abs()
+            <= 0.03).all().all(), comp.T
+    # ... where counting the unobserved as absent would have made them losses
+    assert (comp["lost_unobserved_counted_absent"] > comp["lost_full_same_synapses"] + 0.03).all()
+    # the report names the session and the censored counts
+    report = (cut_dir / "report.html").read_text()
+    assert "Not observed (censored)" in report
+    assert "session s02" in report and "not observed" in report
