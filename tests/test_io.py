@@ -183,3 +183,57 @@ def test_voxel_size_precedence_and_missing_error():
     assert resolve_voxel(None, (4, 5, 6), None, path="f", config_first=True) == (4, 5, 6)
     with pytest.raises(InputError, match="voxel size unknown.*voxel_um"):
         resolve_voxel(None, (None, None, None), None, path="f.tif")
+
+
+# --------------------------------------------------------------------------- not a z-stack
+def test_a_2d_image_is_refused_naming_the_file(tmp_path):
+    path = tmp_path / "projection.tif"
+    tifffile.imwrite(path, _stack(np.random.default_rng(3), z=1).transpose(1, 0, 2, 3),
+                     imagej=True, metadata={"axes": "ZCYX"})
+    with pytest.raises(InputError, match=r"projection\.tif: 1 plane.*at least 3 planes"):
+        probe_stack(path)
+    with pytest.raises(InputError, match="at least 3 planes"):
+        read_stack(path, channels=[0])
+
+
+def _tzcyx(tmp_path, rng):
+    data = rng.integers(0, 4000, size=(3, 5, 2, 16, 16)).astype(np.uint16)   # t, z, c, y, x
+    path = tmp_path / "timelapse.tif"
+    tifffile.imwrite(path, data, imagej=True, metadata={"axes": "TZCYX", "spacing": 0.8})
+    return path, data
+
+
+def test_a_time_axis_is_refused_unless_the_sheet_says_what_to_do(tmp_path):
+    path, data = _tzcyx(tmp_path, np.random.default_rng(4))
+    with pytest.raises(InputError, match=r"timelapse\.tif: has a time axis of 3 points.*time_axis"):
+        probe_stack(path)
+    with pytest.raises(InputError, match="time axis of 3 points"):
+        read_stack(path, channels=[0, 1])
+    first = read_stack(path, channels=[1, 0], time_axis="first")
+    np.testing.assert_array_equal(first[0], data[0, :, 1])
+    mean = read_stack(path, channels=[0], time_axis="mean")
+    np.testing.assert_allclose(mean[0], data[:, :, 0].mean(axis=0), rtol=1e-6)
+
+
+def test_check_sheet_names_2d_and_time_axis_files(tmp_path):
+    from pipeline.inputs.sheet import check_images, read_sessions
+
+    rng = np.random.default_rng(5)
+    good = tmp_path / "good.tif"
+    tifffile.imwrite(good, _stack(rng).transpose(1, 0, 2, 3), imagej=True,
+                     resolution=(1 / VOX[2], 1 / VOX[1]),
+                     metadata={"spacing": VOX[0], "unit": "um", "axes": "ZCYX"})
+    flat = tmp_path / "flat.tif"
+    tifffile.imwrite(flat, _stack(rng, z=2).transpose(1, 0, 2, 3), imagej=True,
+                     metadata={"axes": "ZCYX"})
+    movie, _ = _tzcyx(tmp_path, rng)
+    sheet = tmp_path / "sessions.tsv"
+    sheet.write_text("cell\tcell_type\tsession\tday\tpath\tmorphology_channel\tvoxel_um\ttime_axis\n"
+                     "c1\tpyr\ts0\t0\tgood.tif\t1\t\t\n"
+                     "c1\tpyr\ts1\t4\tflat.tif\t1\t0.8,0.09,0.09\t\n"
+                     "c1\tpyr\ts2\t8\ttimelapse.tif\t1\t0.8,0.09,0.09\t\n"
+                     "c1\tpyr\ts3\t12\ttimelapse.tif\t1\t0.8,0.09,0.09\tfirst\n")
+    problems = check_images(read_sessions(sheet))
+    assert len(problems) == 2, problems
+    assert "flat.tif: 2 plane(s)" in problems[0] and "session s1" in problems[0]
+    assert "timelapse.tif: has a time axis" in problems[1] and "session s2" in problems[1]

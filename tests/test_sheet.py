@@ -9,7 +9,7 @@ HEADER = "cell\tcell_type\tsession\tday\tpath\n"
 
 def _write(tmp_path, text, images=("a.tif", "b.tif", "c.tif")):
     for name in images:
-        tifffile.imwrite(tmp_path / name, np.arange(2 * 8 * 8, dtype=np.uint16).reshape(2, 8, 8))
+        tifffile.imwrite(tmp_path / name, np.arange(5 * 8 * 8, dtype=np.uint16).reshape(5, 8, 8))
     sheet = tmp_path / "sessions.tsv"
     sheet.write_text(text)
     return sheet

@@ -38,6 +38,15 @@ def simulation_overrides(args) -> dict:
             for name, default in _simulation_fields() if getattr(args, name) is not None}
 
 
+def _reading_options(p: argparse.ArgumentParser) -> None:
+    """How a session's file is read (the ingest and check commands read it the same way)."""
+    p.add_argument("--voxel-um", default=None, help="fallback z,y,x from the config")
+    p.add_argument("--config-voxel-first", action="store_true",
+                   help="--voxel-um wins over the file's metadata (the sheet's column still first)")
+    p.add_argument("--max-saturated", type=float, default=IngestParams.max_saturated_fraction,
+                   help="largest fraction of PSD-95 voxels at full scale (default %(default)s)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m pipeline", description=DESCRIPTION)
 
@@ -86,21 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sheet", required=True)
     p.add_argument("--cell", required=True)
     p.add_argument("--session", required=True)
-    p.add_argument("--voxel-um", default=None, help="fallback z,y,x from the config")
-    p.add_argument("--config-voxel-first", action="store_true",
-                   help="--voxel-um wins over the file's metadata (the sheet's column still first)")
-    p.add_argument("--max-saturated", type=float, default=IngestParams.max_saturated_fraction,
-                   help="largest fraction of PSD-95 voxels at full scale (default %(default)s)")
+    _reading_options(p)
     p.add_argument("--out", required=True)
     p.set_defaults(func=commands.cmd_ingest)
 
     p = sub.add_parser("check", help="check every session of a cell as ingest would (JSON)")
     p.add_argument("--sheet", required=True)
     p.add_argument("--cell", required=True)
-    p.add_argument("--voxel-um", default=None, help="fallback z,y,x from the config")
-    p.add_argument("--config-voxel-first", action="store_true",
-                   help="--voxel-um wins over the file's metadata (the sheet's column still first)")
-    p.add_argument("--max-saturated", type=float, default=IngestParams.max_saturated_fraction)
+    _reading_options(p)
     p.add_argument("--out", required=True)
     p.set_defaults(func=commands.cmd_check)
 

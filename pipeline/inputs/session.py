@@ -21,20 +21,22 @@ def load_session(row: pd.Series, *, config_voxel, max_saturated: float,
                  config_voxel_first: bool = False):
     """Every input check of one session (the ingest and check stages share it): returns
     ``(stack, voxel_um, source_channels)``."""
-    info = probe_stack(row["abs_path"])
+    info = probe_stack(row["abs_path"], time_axis=row["time_axis"])
     voxel = resolve_voxel(parse_voxel(row["voxel_um"]), info.voxel_um, config_voxel,
                           path=row["abs_path"], config_first=config_voxel_first)
     channels = [int(row["psd95_channel"])]
     if int(row["morphology_channel"]) >= 0:
         channels.append(int(row["morphology_channel"]))
     stack = read_stack(row["abs_path"], channels=channels,
-                       max_saturated_fraction={channels[0]: max_saturated})
+                       max_saturated_fraction={channels[0]: max_saturated},
+                       time_axis=row["time_axis"])
     return stack, voxel, channels
 
 
 def session_metadata(row: pd.Series, stack, channels: list[int]) -> dict:
     """What the ingest stage records beside the stack (the stages downstream read it)."""
-    frac, top = saturated_fraction(stack[0], probe_stack(row["abs_path"]).dtype)
+    frac, top = saturated_fraction(stack[0], probe_stack(row["abs_path"],
+                                                         time_axis=row["time_axis"]).dtype)
     return {"cell": row["cell"], "cell_type": row["cell_type"], "session": row["session"],
             "day": float(row["day"]), "animal": row["animal"], "source": row["abs_path"],
             "channels": ["psd95"] + (["morphology"] if len(channels) > 1 else []),

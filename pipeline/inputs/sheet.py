@@ -139,13 +139,14 @@ def read_sessions(path: str | Path, *, check_files: bool = True) -> pd.DataFrame
         raise SheetError(f"{path}: {len(problems)} problem(s):\n  - " + "\n  - ".join(problems))
 
     for col, default in (("animal", ""), ("psd95_channel", 0), ("morphology_channel", -1),
-                         ("voxel_um", ""), ("notes", "")):
+                         ("voxel_um", ""), ("time_axis", "error"), ("notes", "")):
         if col not in df.columns:
             df[col] = default
     df["psd95_channel"] = df["psd95_channel"].fillna(0).astype(int)
     df["morphology_channel"] = df["morphology_channel"].fillna(-1).astype(int)
     df["animal"] = df["animal"].fillna("")
     df["voxel_um"] = df["voxel_um"].fillna("")
+    df["time_axis"] = df["time_axis"].fillna("error")
     return df.sort_values(["cell", "day", "session"], kind="stable").reset_index(drop=True)
 
 
@@ -157,7 +158,7 @@ def check_images(sessions: pd.DataFrame, *, config_voxel=None) -> list[str]:
     for row in sessions.itertuples():
         where = f"row {row.row} (cell {row.cell}, session {row.session})"
         try:
-            info = probe_stack(row.abs_path)
+            info = probe_stack(row.abs_path, time_axis=row.time_axis)
             for name in ("psd95_channel", "morphology_channel"):
                 c = getattr(row, name)
                 if c >= info.n_channels:

@@ -33,6 +33,9 @@ class StackInfo:
     plane_shape: tuple[int, int]
     dtype: str
     voxel_um: tuple[float | None, float | None, float | None]
+    axes: str = ""                    # as the file's metadata states them ('' for slice folders)
+    shape: tuple[int, ...] = ()
+    time_points: int = 1              # beside the z axis
 
 
 # --------------------------------------------------------------------------- axes
@@ -48,8 +51,25 @@ def _axes_plan(axes: str, shape: tuple[int, ...], path: Path) -> tuple[str, str]
     return (chan[0] if chan else ""), z
 
 
-def _to_czyx(data: np.ndarray, axes: str, path: Path) -> np.ndarray:
+#: what to do with a time axis beside the z axis (sheet column ``time_axis``)
+TIME_AXIS_CHOICES = ("error", "first", "mean")
+
+
+def _time_points(axes: str, shape: tuple[int, ...]) -> int:
+    """Time points beside a z axis (1 when none): the pipeline reads one volume per session."""
+    if "Z" not in axes or "T" not in axes:
+        return 1
+    return shape[axes.index("T")]
+
+
+def _to_czyx(data: np.ndarray, axes: str, path: Path, time_axis: str = "error") -> np.ndarray:
     c_ax, z_ax = _axes_plan(axes, data.shape, path)
+    n_t = _time_points(axes, data.shape)
+    if n_t > 1:
+        if time_axis == "error":
+            raise InputError(_time_axis_message(path, axes, data.shape))
+        if time_axis == "first":
+            data = np.take(data, [0], axis=axes.index("T"))
     order = [axes.index(a) for a in (c_ax, z_ax, "Y", "X") if a]
     rest = [i for i in range(data.ndim) if i not in order]
     arr = np.transpose(data, rest + order)
@@ -60,6 +80,18 @@ def _to_czyx(data: np.ndarray, axes: str, path: Path) -> np.ndarray:
     if not z_ax:
         arr = arr[:, np.newaxis]
     return arr
+
+
+def _time_axis_message(path, axes: str, shape) -> str:
+    return (f"{path}: has a time axis of {shape[axes.index('T')]} points besides its "
+            f"{shape[axes.index('Z')]} z planes (axes {axes}, shape {tuple(shape)}); the pipeline "
+            "reads one volume per session. Save each time point as its own session, or set the "
+            "sheet's time_axis column to 'first' (keep the first volume) or 'mean' (average "
+            "them, e.g. repeated frames of one acquisition)")
+
+
+#: fewer z planes than this is not a z-stack (a 2-D image or a projection)
+MIN_PLANES = 3
 
 
 def _series_layout(series, path: Path) -> tuple[int, int, tuple[int, int]]:
@@ -222,8 +254,22 @@ def _read_plane(path: Path) -> np.ndarray:
     return tifffile.imread(path)
 
 
-def probe_stack(path: str | Path) -> StackInfo:
-    """Read only the header of a stack (file or folder of slices)."""
+def probe_stack(path: str | Path, *, time_axis: str = "error") -> StackInfo:
+    """Read only the header of a stack (file or folder of slices) and refuse what is not a
+    z-stack of one time point: fewer than ``MIN_PLANES`` planes (a 2-D image or a projection),
+    or a time axis beside the z axis (unless ``time_axis`` is 'first' or 'mean')."""
+    info = _probe(Path(path))
+    if info.n_planes < MIN_PLANES:
+        raise InputError(f"{path}: {info.n_planes} plane(s) of {info.plane_shape[0]}x"
+                         f"{info.plane_shape[1]} pixels; the pipeline needs a z-stack of at least "
+                         f"{MIN_PLANES} planes (is this a 2-D image, a projection, or a stack "
+                         "whose planes were saved as channels or time points?)")
+    if info.time_points > 1 and time_axis == "error":
+        raise InputError(_time_axis_message(path, info.axes, info.shape))
+    return info
+
+
+def _probe(path: Path) -> StackInfo:
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: does not exist; check the 'path' column of the sessions sheet")
@@ -242,7 +288,9 @@ def probe_stack(path: str | Path) -> StackInfo:
                                  str(page.dtype), si.voxel_um)
             series = tif.series[0]
             n_c, n_z, yx = _series_layout(series, path)
-            return StackInfo(path, n_c, n_z, yx, str(series.dtype), voxel_from_tiff(tif))
+            return StackInfo(path, n_c, n_z, yx, str(series.dtype), voxel_from_tiff(tif),
+                             axes=series.axes, shape=tuple(series.shape),
+                             time_points=_time_points(series.axes, tuple(series.shape)))
     except InputError:
         raise
     except Exception as exc:  # tifffile raises many types for broken files
@@ -265,7 +313,8 @@ def saturated_fraction(channel: np.ndarray, dtype: str) -> tuple[float, float]:
 
 
 def read_stack(path: str | Path, *, channels: list[int],
-               max_saturated_fraction: dict[int, float] | None = None) -> np.ndarray:
+               max_saturated_fraction: dict[int, float] | None = None,
+               time_axis: str = "error") -> np.ndarray:
     """Read the requested channels of a stack as float32 ``(len(channels), z, y, x)``.
 
     Raises :class:`InputError` naming the file for unreadable files, channel indices out of
@@ -274,7 +323,7 @@ def read_stack(path: str | Path, *, channels: list[int],
     (e.g. ``{psd95_channel: 0.01}``: weights are read from that channel).
     """
     path = Path(path)
-    info = probe_stack(path)
+    info = probe_stack(path, time_axis=time_axis)
     for c in channels:
         if not 0 <= c < info.n_channels:
             raise InputError(f"{path}: channel {c} requested but the stack has {info.n_channels} "
@@ -293,7 +342,7 @@ def read_stack(path: str | Path, *, channels: list[int],
                     take = list(range(len(channels)))  # already only the requested ones
                 else:
                     series = tif.series[0]
-                    czyx = _to_czyx(series.asarray(), series.axes, path)
+                    czyx = _to_czyx(series.asarray(), series.axes, path, time_axis)
     except InputError:
         raise
     except Exception as exc:
