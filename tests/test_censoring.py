@@ -147,7 +147,7 @@ def cropped_run(tmp_path_factory, sample_run):
 
     import tifffile
 
-    from conftest import SAMPLE, snakemake
+    from conftest import SAMPLE
 
     tmp = tmp_path_factory.mktemp("cropped")
     data = tmp / "data"
@@ -161,14 +161,17 @@ def cropped_run(tmp_path_factory, sample_run):
         tifffile.imwrite(path, img[:12], imagej=True, resolution=(xres[0] / xres[1],) * 2,
                          metadata={"spacing": z_um, "unit": "um", "axes": "ZCYX"},
                          compression="zlib")
-    res = snakemake(tmp / "work", "--config", f"sessions={data / 'sessions.tsv'}",
-                    f"results={tmp / 'results'}")
-    assert res.returncode == 0, res.stderr[-3000:]
-    return tmp / "results", sample_run.results
+    # through `pipeline run` with nothing activated: a bare PATH, the venv's interpreter
+    res = subprocess.run([sys.executable, "-m", "pipeline", "run", str(data / "sessions.tsv"),
+                          "--results", str(tmp / "results"), "--cores", "2"],
+                         capture_output=True, text=True, cwd=tmp,
+                         env={"HOME": str(tmp), "PATH": "/usr/bin:/bin"})
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    return tmp / "results", sample_run.results, res.stdout
 
 
 def test_a_shallower_session_is_censored_not_lost(cropped_run):
-    cut_dir, full_dir = cropped_run
+    cut_dir, full_dir, _ = cropped_run
     cut = pd.read_csv(cut_dir / "synapses.csv")
     full = pd.read_csv(full_dir / "synapses.csv")
     s02 = cut[cut["session"] == "s02"]
@@ -188,3 +191,39 @@ def test_a_shallower_session_is_censored_not_lost(cropped_run):
     report = (cut_dir / "report.html").read_text()
     assert "Not observed (censored)" in report
     assert "session s02" in report and "not observed" in report
+
+
+def test_pipeline_run_shows_progress_and_a_summary_naming_the_flagged_session(cropped_run):
+    cut_dir, _, stdout = cropped_run
+    assert "  done    detect    pyr01 s02" in stdout
+    tail = stdout.split("summary:")[1]
+    assert "cells done: 2 (PV02, pyr01)" in tail
+    assert "sessions flagged: 2" in tail and "session s02:" in tail and "not observed" in tail
+    assert f"report:            {cut_dir / 'report.html'}" in tail
+    assert (cut_dir / "logs").glob("run-*.log")
+
+
+def test_pipeline_run_writes_the_report_when_the_only_cell_fails(tmp_path):
+    """A one-cell sheet with a channel out of range: exit 1, the real cause in the summary and
+    in report.html (not collect's 'expected at least one argument')."""
+    from conftest import SAMPLE
+
+    rows = (SAMPLE / "sessions.tsv").read_text().splitlines()
+    head = rows[0].split("\t")
+    lines = ["\t".join(head)]
+    for row in rows[1:]:
+        f = dict(zip(head, row.split("\t")))
+        if f["cell"] == "pyr01":
+            f["path"] = str(SAMPLE / f["path"])
+            f["morphology_channel"] = "5"
+            lines.append("\t".join(f[h] for h in head))
+    sheet = tmp_path / "sessions.tsv"
+    sheet.write_text("\n".join(lines) + "\n")
+    res = subprocess.run([sys.executable, "-m", "pipeline", "run", str(sheet), "--results",
+                          str(tmp_path / "results")], capture_output=True, text=True, cwd=tmp_path)
+    assert res.returncode == 1
+    tail = res.stdout.split("summary:")[1]
+    assert "cells failed: 1" in tail and "channel 5 requested but the stack has 2 channel(s)" in tail
+    assert "expected at least one argument" not in res.stdout
+    report = (tmp_path / "results" / "report.html").read_text()
+    assert "channel 5 requested" in report

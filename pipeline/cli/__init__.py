@@ -12,10 +12,14 @@ from .parser import build_parser
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []     # for Snakemake (`run`)
+    args = build_parser().parse_args(argv[:len(argv) - len(extra) - bool(extra)])
+    if extra:
+        args.snakemake_args = extra
     try:
-        args.func(args)
+        status = args.func(args)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return 0
+    return status if isinstance(status, int) else 0

@@ -6,7 +6,7 @@ from dataclasses import fields
 
 from ..inputs.discover import DEFAULT_PATTERN
 from ..params import IngestParams, ReviewParams, StatsParams
-from . import commands
+from . import commands, run
 
 DESCRIPTION = "Longitudinal in vivo synapse imaging: sessions sheet -> per-synapse tables -> statistics."
 
@@ -51,6 +51,19 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m pipeline", description=DESCRIPTION)
 
     sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="run the whole workflow on a sessions sheet",
+                       description="Runs the Snakemake workflow (--keep-going) with this "
+                                   "interpreter, shows one line per finished job (Snakemake's log "
+                                   "goes to RESULTS/logs/run-*.log) and ends with a summary: cells "
+                                   "done and failed with the first real error, sessions flagged, "
+                                   "where the outputs are. Exit status 1 when anything failed.")
+    p.add_argument("sheet", help="the sessions sheet (TSV)")
+    p.add_argument("--results", required=True, help="output folder (never the imaging folder)")
+    p.add_argument("--cores", type=int, default=2)
+    p.add_argument("--profile", default=None, help="a Snakemake profile, e.g. profiles/slurm")
+    p.add_argument("--configfile", default=None, help="a copy of config.yaml with your settings")
+    p.set_defaults(func=run.run, snakemake_args=[])   # options after `--` go to Snakemake
 
     p = sub.add_parser("simulate", help="write a simulated imaging directory with ground truth",
                        description="Every parameter of pipeline.truth.simulate.SimulationParams can be "
