@@ -29,13 +29,18 @@ def test_output_contract(sample_run):
     # every synapse has a row in every session of its cell
     per = syn.groupby(["cell", "synapse_id"])["session"].nunique()
     assert (per == 6).all()
-    assert set(syn["present"].unique()) <= {0, 1}
+    # present is 0/1 where observed, empty exactly where not (outside the stack or at its face)
+    assert set(syn["observed"].unique()) <= {0, 1}
+    seen = syn["observed"] == 1
+    assert set(syn.loc[seen, "present"].unique()) <= {0, 1}
+    assert syn.loc[~seen, "present"].isna().all()
+    assert (syn.loc[syn["in_view"] == 0, "observed"] == 0).all()
     assert (syn.loc[syn.present == 1, "weight"] > 0).all()
     for name in STATS:
         assert (results / "stats" / name).stat().st_size > 0
     # the presence stage: joint calls beside the per-session ones, and what changed
     assert {"p_present", "present_detected", "presence_uncertain", "track_id"} <= set(syn.columns)
-    assert (syn["present"] == ((syn["p_present"] >= 0.5) & (syn["in_view"] == 1))).all()
+    assert (syn.loc[seen, "present"] == (syn.loc[seen, "p_present"] >= 0.5)).all()
     html = (results / "report.html").read_text()
     assert "synapses.csv" in html and "survival.png" in html and "Presence calls" in html
     for cell, sess in sheet[["cell", "session"]].itertuples(index=False):
