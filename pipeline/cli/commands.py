@@ -67,10 +67,15 @@ def cmd_discover(args) -> None:
 
 
 def cmd_check_sheet(args) -> None:
-    from ..inputs.sheet import check_images, read_sessions
+    from ..inputs.sheet import describe_images, read_sessions
 
     sessions = read_sessions(args.sheet)
-    problems = check_images(sessions, config_voxel=_triple(args.voxel_um)) if args.images else []
+    files = describe_images(sessions, config_voxel=_triple(args.voxel_um)) if args.images else []
+    for rec in files:
+        print(rec["line"] or rec["problem"])
+    for warning in (w for rec in files for w in rec["warnings"]):
+        print(f"warning: {warning}")
+    problems = [rec["problem"] for rec in files if rec["problem"]]
     if problems:
         raise InputError(f"{args.sheet}: {len(problems)} image problem(s):\n  - " +
                          "\n  - ".join(problems))
