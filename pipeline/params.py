@@ -27,6 +27,9 @@ def _p(default, doc: str):
 class IngestParams:
     max_saturated_fraction: float = _p(
         0.01, "a PSD-95 channel with more voxels at full scale fails (weights would be clipped)")
+    swapped_channels: str = _p(
+        "warn", "the 'morphology' channel looks punctate and the 'PSD-95' channel filled: "
+                "warn | error | off")
 
 
 @dataclass(frozen=True)

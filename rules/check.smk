@@ -10,6 +10,7 @@ checkpoint check:
         voxel=config["voxel_um"] or "none",
         voxel_first="--config-voxel-first" if config["voxel_um_overrides_files"] else "",
         max_saturated=config["ingest"]["max_saturated_fraction"],
+        swapped=config["ingest"]["swapped_channels"] or "off",  # YAML reads off as false
     conda:
         "../envs/pipeline.yaml"
     log:
@@ -19,4 +20,5 @@ checkpoint check:
     shell:
         "python -m pipeline check --sheet {input.sheet:q} --cell {wildcards.cell} "
         "--voxel-um {params.voxel:q} {params.voxel_first} --max-saturated {params.max_saturated} "
+        "--swapped-channels {params.swapped} "
         "--out {output:q} > {log:q} 2>&1"

@@ -22,7 +22,11 @@ try:
 except SheetError as exc:
     raise WorkflowError(str(exc)) from None
 
-CELLS = sorted(SESSIONS["cell"].unique())
+ALL_CELLS = sorted(SESSIONS["cell"].unique())
+# Cells an earlier pass found broken (`pipeline run` sets exclude_cells): left out of this pass,
+# so that every other cell reaches synapses.csv, the statistics and the report.
+EXCLUDED = {c.strip() for c in str(config.get("exclude_cells") or "").split(",") if c.strip()}
+CELLS = [c for c in ALL_CELLS if c not in EXCLUDED]
 
 # How the jobs run `python -m pipeline`: with --use-conda (or a container) the environment's
 # python, otherwise the interpreter that runs Snakemake (its folder first on PATH), so that
@@ -100,7 +104,7 @@ try:
 except InputError as exc:
     raise WorkflowError(str(exc)) from None
 if _CURATION is not None:
-    _unknown = sorted(set(_CURATION["cell"]) - set(CELLS))
+    _unknown = sorted(set(_CURATION["cell"]) - set(ALL_CELLS))
     if _unknown:
         _rows = _CURATION.loc[_CURATION["cell"].isin(_unknown), "row"].tolist()
         raise WorkflowError(

@@ -13,6 +13,7 @@ rule ingest:
         voxel=config["voxel_um"] or "none",
         voxel_first="--config-voxel-first" if config["voxel_um_overrides_files"] else "",
         max_saturated=config["ingest"]["max_saturated_fraction"],
+        swapped=config["ingest"]["swapped_channels"] or "off",  # YAML reads off as false
     conda:
         "../envs/pipeline.yaml"
     log:
@@ -22,5 +23,6 @@ rule ingest:
     shell:
         "python -m pipeline ingest --sheet {input.sheet:q} --cell {wildcards.cell} "
         "--session {wildcards.session} --voxel-um {params.voxel:q} {params.voxel_first} "
-        "--max-saturated {params.max_saturated} --out {output.stack:q} "
+        "--max-saturated {params.max_saturated} --swapped-channels {params.swapped} "
+        "--out {output.stack:q} "
         "> {log:q} 2>&1"

@@ -227,3 +227,29 @@ def test_pipeline_run_writes_the_report_when_the_only_cell_fails(tmp_path):
     assert "expected at least one argument" not in res.stdout
     report = (tmp_path / "results" / "report.html").read_text()
     assert "channel 5 requested" in report
+
+
+def test_a_cell_failing_after_its_checks_does_not_hold_back_the_others(tmp_path):
+    """pyr01's curation row names a synapse it does not have: its curate job fails, and PV02
+    still reaches synapses.csv, the statistics and the report, which name pyr01's cause."""
+    import shutil
+
+    from conftest import SAMPLE
+
+    data = tmp_path / "data"
+    shutil.copytree(SAMPLE, data)
+    (data / "curation.tsv").write_text("action\tcell\tsynapse_id\tsession\tother_synapse_id\t"
+                                       "note\nreject\tpyr01\t999\t\t\t\n")
+    res = subprocess.run([sys.executable, "-m", "pipeline", "run", str(data / "sessions.tsv"),
+                          "--results", str(tmp_path / "results")], capture_output=True,
+                         text=True, cwd=tmp_path)
+    assert res.returncode == 1
+    assert "again without the failed cell(s) pyr01" in res.stdout
+    tail = res.stdout.split("summary:")[1]
+    assert "cells done: 1 (PV02)" in tail and "cells failed: 1" in tail
+    assert "pyr01: curate: curation row 1 (reject synapse 999 of cell pyr01): no such synapse" in tail
+    synapses = pd.read_csv(tmp_path / "results" / "synapses.csv")
+    assert set(synapses["cell"]) == {"PV02"}
+    assert (tmp_path / "results" / "stats" / "survival.csv").exists()
+    report = (tmp_path / "results" / "report.html").read_text()
+    assert "cell pyr01: curate: curation row 1" in report

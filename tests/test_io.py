@@ -237,3 +237,24 @@ def test_check_sheet_names_2d_and_time_axis_files(tmp_path):
     assert len(problems) == 2, problems
     assert "flat.tif: 2 plane(s)" in problems[0] and "session s1" in problems[0]
     assert "timelapse.tif: has a time axis" in problems[1] and "session s2" in problems[1]
+
+
+def test_swapped_channels_are_named(tmp_path):
+    """The simulator's cells with the sheet's channel indices the wrong way round: a warning
+    (or, with swapped_channels='error', an error) naming the file; the right order is quiet."""
+    import pandas as pd
+
+    from conftest import SAMPLE
+    from pipeline.inputs.session import load_session
+
+    for cell in ("pyr01", "PV02"):
+        row = pd.Series({"abs_path": str(SAMPLE / "images" / cell / "s00.tif"), "voxel_um": "",
+                         "time_axis": "error", "psd95_channel": 0, "morphology_channel": 1})
+        assert load_session(row, config_voxel=None, max_saturated=0.01)[3] == []
+        swapped = row.copy()
+        swapped["psd95_channel"], swapped["morphology_channel"] = 1, 0
+        warnings = load_session(swapped, config_voxel=None, max_saturated=0.01)[3]
+        assert len(warnings) == 1 and f"{cell}/s00.tif: the channels look swapped" in warnings[0]
+        with pytest.raises(InputError, match="channels look swapped"):
+            load_session(swapped, config_voxel=None, max_saturated=0.01, swapped="error")
+        assert load_session(swapped, config_voxel=None, max_saturated=0.01, swapped="off")[3] == []

@@ -73,3 +73,33 @@ def test_image_probe_reports_channel_out_of_range_and_unreadable(tmp_path):
     assert len(problems) == 2
     assert "row 1" in problems[0] and "morphology_channel 1 is out of range" in problems[0]
     assert "row 2" in problems[1] and "b.tif" in problems[1] and "cannot be read" in problems[1]
+
+
+def test_check_sheet_prints_each_file_and_warns_about_units_and_shallow_stacks(tmp_path):
+    """One line per file as read (planes, axes, channels, voxel size and its source); an
+    implausible voxel size and a stack much shallower than its cell's others are named."""
+    import subprocess
+    import sys
+
+    vox = {"axes": "ZCYX", "unit": "um"}
+    for name, z, spacing in (("deep0.tif", 20, 0.8), ("deep1.tif", 20, 0.8), ("half.tif", 8, 0.8),
+                             ("nm.tif", 20, 800.0)):
+        data = np.random.default_rng(0).integers(0, 500, (z, 2, 16, 16)).astype(np.uint16)
+        tifffile.imwrite(tmp_path / name, data, imagej=True, resolution=(1 / 0.09, 1 / 0.09),
+                         metadata={**vox, "spacing": spacing})
+    sheet = tmp_path / "sessions.tsv"
+    sheet.write_text("cell\tcell_type\tsession\tday\tpath\tmorphology_channel\n"
+                     "c1\tpyr\ts0\t0\tdeep0.tif\t1\nc1\tpyr\ts1\t4\tdeep1.tif\t1\n"
+                     "c1\tpyr\ts2\t8\thalf.tif\t1\nc2\tpyr\ts0\t0\tdeep0.tif\t1\n"
+                     "c2\tpyr\ts1\t4\tnm.tif\t1\n")
+    res = subprocess.run([sys.executable, "-m", "pipeline", "check-sheet", str(sheet), "--images"],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert "deep0.tif: 20 planes of 16x16, axes ZCYX, 2 channel(s) (psd95 0, morphology 1), " \
+           "uint16, voxel 0.8,0.09,0.09 um from the file's metadata" in lines[0]
+    warnings = [ln for ln in lines if ln.startswith("warning:")]
+    assert len(warnings) == 2, warnings
+    assert "cell c1, session s2: its stack is 6.4 um deep" in warnings[0]
+    assert "censored" in warnings[0]
+    assert "nm.tif" in warnings[1] and "unusual" in warnings[1]

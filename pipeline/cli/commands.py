@@ -67,10 +67,15 @@ def cmd_discover(args) -> None:
 
 
 def cmd_check_sheet(args) -> None:
-    from ..inputs.sheet import check_images, read_sessions
+    from ..inputs.sheet import describe_images, read_sessions
 
     sessions = read_sessions(args.sheet)
-    problems = check_images(sessions, config_voxel=_triple(args.voxel_um)) if args.images else []
+    files = describe_images(sessions, config_voxel=_triple(args.voxel_um)) if args.images else []
+    for rec in files:
+        print(rec["line"] or rec["problem"])
+    for warning in (w for rec in files for w in rec["warnings"]):
+        print(f"warning: {warning}")
+    problems = [rec["problem"] for rec in files if rec["problem"]]
     if problems:
         raise InputError(f"{args.sheet}: {len(problems)} image problem(s):\n  - " +
                          "\n  - ".join(problems))
@@ -84,9 +89,11 @@ def cmd_ingest(args) -> None:
     from ..inputs.stacks import write_stack
 
     row = session_row(read_sessions(args.sheet), args.sheet, args.cell, args.session)
-    stack, voxel, channels = load_session(row, config_voxel=_triple(args.voxel_um),
-                                          max_saturated=args.max_saturated,
-                                          config_voxel_first=args.config_voxel_first)
+    stack, voxel, channels, warnings = load_session(
+        row, config_voxel=_triple(args.voxel_um), max_saturated=args.max_saturated,
+        config_voxel_first=args.config_voxel_first, swapped=args.swapped_channels)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     with atomic_path(args.out) as tmp:
         write_stack(tmp, stack, voxel_um=voxel, metadata=session_metadata(row, stack, channels))
         os.replace(tmp.with_suffix(".json"), Path(args.out).with_suffix(".json"))
@@ -102,15 +109,17 @@ def cmd_check(args) -> None:
     results = []
     for session in sessions.loc[sessions["cell"] == args.cell, "session"]:
         row = session_row(sessions, args.sheet, args.cell, session)
+        warnings = []
         try:
-            load_session(row, config_voxel=_triple(args.voxel_um),
-                         max_saturated=args.max_saturated,
-                         config_voxel_first=args.config_voxel_first)
+            warnings = load_session(row, config_voxel=_triple(args.voxel_um),
+                                    max_saturated=args.max_saturated,
+                                    config_voxel_first=args.config_voxel_first,
+                                    swapped=args.swapped_channels)[3]
             error = ""
         except InputError as exc:
             error = str(exc)
         results.append({"session": session, "path": row["abs_path"], "ok": not error,
-                        "error": error})
+                        "error": error, "warnings": warnings})
         print(f"{row['abs_path']}: {'ok' if not error else error}")
     write_json({"cell": args.cell, "ok": all(r["ok"] for r in results), "sessions": results},
                args.out)

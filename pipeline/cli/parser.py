@@ -45,6 +45,9 @@ def _reading_options(p: argparse.ArgumentParser) -> None:
                    help="--voxel-um wins over the file's metadata (the sheet's column still first)")
     p.add_argument("--max-saturated", type=float, default=IngestParams.max_saturated_fraction,
                    help="largest fraction of PSD-95 voxels at full scale (default %(default)s)")
+    p.add_argument("--swapped-channels", default=IngestParams.swapped_channels,
+                   choices=["warn", "error", "off"],
+                   help="channels that look swapped: warn, error or off (default %(default)s)")
 
 
 def build_parser() -> argparse.ArgumentParser:

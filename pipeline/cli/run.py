@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..contract import Layout
 from ..core.errors import InputError
+from ..review.report import input_warnings, write_report
 
 _JOB = re.compile(r"^\s*(?:local)?(?:rule|checkpoint) (\w+):")
 _FIELD = re.compile(r"^\s+(jobid|wildcards|log): (.*)$")
@@ -34,7 +35,7 @@ def snakefile() -> Path:
 
 
 def snakemake_command(sheet: Path, results: Path, *, cores: int, profile: str | None = None,
-                      configfile: str | None = None, extra=()) -> list[str]:
+                      configfile: str | None = None, extra=(), exclude=()) -> list[str]:
     """The Snakemake command line of a run (the interpreter running this, so nothing needs
     activating; Snakemake's working folder inside the results)."""
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile()),
@@ -44,7 +45,10 @@ def snakemake_command(sheet: Path, results: Path, *, cores: int, profile: str | 
         cmd += ["--profile", str(Path(profile).resolve())]
     if configfile:
         cmd += ["--configfile", str(Path(configfile).resolve())]
-    return cmd + ["--config", f"sessions={sheet}", f"results={results}", *extra]
+    config = [f"sessions={sheet}", f"results={results}"]
+    if exclude:
+        config.append(f"exclude_cells={','.join(exclude)}")
+    return cmd + ["--config", *config, *extra]
 
 
 class Progress:
@@ -130,7 +134,7 @@ def summary(results: Path, by_cell: dict[str, str], started: float) -> tuple[lis
         ok = False
         lines.append(f"cells failed: {len(by_cell)}")
         lines += [f"  {cell}: {why}" for cell, why in sorted(by_cell.items())]
-    warnings = []
+    warnings = input_warnings(results)
     for cell in done:
         sm = json.loads(layout.path("presence_summary", cell=cell).read_text())
         warnings += sm.get("warnings", [])
@@ -147,34 +151,49 @@ def summary(results: Path, by_cell: dict[str, str], started: float) -> tuple[lis
 
 def run(args) -> int:
     from ..inputs.sheet import read_sessions
-    from ..review.report import write_report
 
     sheet, results = Path(args.sheet).resolve(), Path(args.results).resolve()
-    read_sessions(sheet)                      # every sheet problem before anything runs
+    n_cells = read_sessions(sheet)["cell"].nunique()   # every sheet problem before anything runs
     log = Layout(results).root / "logs" / f"run-{dt.datetime.now():%Y%m%d-%H%M%S}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    cmd = snakemake_command(sheet, results, cores=args.cores, profile=args.profile,
-                            configfile=args.configfile, extra=args.snakemake_args)
+    options = dict(cores=args.cores, profile=args.profile, configfile=args.configfile,
+                   extra=args.snakemake_args)
+    cmd = snakemake_command(sheet, results, **options)
     print(f"running the workflow on {sheet} -> {results} (Snakemake's log: {log})", flush=True)
     started = dt.datetime.now().timestamp() - 1
     progress = Progress()
-    with open(log, "w") as out, subprocess.Popen(cmd, stdout=subprocess.PIPE,
-                                                stderr=subprocess.STDOUT, text=True) as proc:
+    status = _snakemake(cmd, log, progress)
+    broken = sorted({c for c in failures_by_cell(results, progress.failed) if c != "(all cells)"})
+    synapses = Layout(results).synapses
+    if broken and len(broken) < n_cells and (not synapses.exists()
+                                             or synapses.stat().st_mtime < started):
+        # the cells that failed held back collect: once more without them, so that every other
+        # cell reaches synapses.csv, the statistics and the report
+        print(f"again without the failed cell(s) {', '.join(broken)}", flush=True)
+        status = _snakemake(snakemake_command(sheet, results, exclude=broken, **options), log,
+                            progress, append=True)
+    by_cell = failures_by_cell(results, progress.failed)
+    if by_cell:
+        # the report names every failed cell and its cause, also when no cell got through
+        # (bad input files it lists itself, from the check stage's records)
+        checked = {c for c, why in by_cell.items() if why.startswith("session ")}
+        write_report(results, Layout(results).report,
+                     failures=[f"cell {c}: {why}" for c, why in by_cell.items()
+                               if c not in checked])
+    lines, ok = summary(results, by_cell, started)
+    print("\n".join(["", "summary:"] + [f"  {ln}" for ln in lines]), flush=True)
+    if status and ok:
+        print(f"  Snakemake exited with {status}: see {log}")
+    return 0 if ok and status == 0 else 1
+
+
+def _snakemake(cmd: list[str], log: Path, progress: Progress, *, append: bool = False) -> int:
+    """Run Snakemake, its output into ``log`` and a line per job onto the terminal."""
+    with open(log, "a" if append else "w") as out, subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
         for line in proc.stdout:
             out.write(line)
             shown = progress.feed(line.rstrip("\n"))
             if shown:
                 print(shown, flush=True)
-    by_cell = failures_by_cell(results, progress.failed)
-    report = Layout(results).report
-    if not report.exists() or report.stat().st_mtime < started:
-        # no cell reached the statistics: the report still says why
-        # (the report lists bad input files itself, from the check stage's records)
-        checked = {c for c, why in by_cell.items() if why.startswith("session ")}
-        write_report(results, report, failures=[f"cell {c}: {why}" for c, why in by_cell.items()
-                                                if c not in checked])
-    lines, ok = summary(results, by_cell, started)
-    print("\n".join(["", "summary:"] + [f"  {ln}" for ln in lines]), flush=True)
-    if proc.returncode and ok:
-        print(f"  Snakemake exited with {proc.returncode}: see {log}")
-    return 0 if ok and proc.returncode == 0 else 1
+    return proc.returncode

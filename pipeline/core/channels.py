@@ -82,3 +82,14 @@ def cell_mask(morphology: np.ndarray, *, spacing, threshold: float = 5.0,
     up = mask.repeat(b, axis=1).repeat(b, axis=2)
     full[:, :up.shape[1], :up.shape[2]] = up
     return full
+
+
+def fragmentation(channel: np.ndarray, *, top_percent: float = 1.0) -> float:
+    """Connected pieces per 100 voxels among a channel's brightest ``top_percent`` (binned 2x2
+    in y and x, lightly smoothed).  A cell fill (the morphology channel) is a few long
+    connected tubes; PSD-95 is many separate puncta: measured on the simulator's cells, 0.02-0.07
+    for the morphology channel against 0.2-1.3 for PSD-95."""
+    b = ndimage.gaussian_filter(block_average_yx(channel, 2), (0.7, 1.0, 1.0))
+    bright = b > np.percentile(subsample(b), 100 - top_percent)
+    n_pieces = ndimage.label(bright)[1]
+    return 100.0 * n_pieces / max(int(bright.sum()), 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..core.channels import fragmentation
 from ..core.errors import InputError
 from .sheet import parse_voxel
 from .stacks import probe_stack, read_stack, resolve_voxel, saturated_fraction
@@ -17,10 +18,25 @@ def session_row(sessions: pd.DataFrame, sheet, cell: str, session: str) -> pd.Se
     return sel.iloc[0]
 
 
+def swapped_channels_warning(stack, path) -> str:
+    """'' unless the PSD-95 channel (0) looks like a cell fill and the morphology channel (1)
+    like puncta: the sheet's channel indices are then probably the wrong way round."""
+    if stack.shape[0] < 2:
+        return ""
+    psd, morph = fragmentation(stack[0]), fragmentation(stack[1])
+    if morph <= psd:
+        return ""
+    return (f"{path}: the channels look swapped: the morphology channel's brightest voxels fall "
+            f"into {morph:.2f} pieces per 100 voxels (puncta) and the PSD-95 channel's into "
+            f"{psd:.2f} (a cell fill); check psd95_channel and morphology_channel in the sheet "
+            "(ingest.swapped_channels: warn | error | off)")
+
+
 def load_session(row: pd.Series, *, config_voxel, max_saturated: float,
-                 config_voxel_first: bool = False):
+                 config_voxel_first: bool = False, swapped: str = "warn"):
     """Every input check of one session (the ingest and check stages share it): returns
-    ``(stack, voxel_um, source_channels)``."""
+    ``(stack, voxel_um, source_channels, warnings)``; with ``swapped='error'`` channels that
+    look swapped raise."""
     info = probe_stack(row["abs_path"], time_axis=row["time_axis"])
     voxel = resolve_voxel(parse_voxel(row["voxel_um"]), info.voxel_um, config_voxel,
                           path=row["abs_path"], config_first=config_voxel_first)
@@ -30,7 +46,12 @@ def load_session(row: pd.Series, *, config_voxel, max_saturated: float,
     stack = read_stack(row["abs_path"], channels=channels,
                        max_saturated_fraction={channels[0]: max_saturated},
                        time_axis=row["time_axis"])
-    return stack, voxel, channels
+    warnings = []
+    if swapped != "off" and (why := swapped_channels_warning(stack, row["abs_path"])):
+        if swapped == "error":
+            raise InputError(why)
+        warnings.append(why)
+    return stack, voxel, channels, warnings
 
 
 def session_metadata(row: pd.Series, stack, channels: list[int]) -> dict:

@@ -152,11 +152,26 @@ def read_sessions(path: str | Path, *, check_files: bool = True) -> pd.DataFrame
 
 def check_images(sessions: pd.DataFrame, *, config_voxel=None) -> list[str]:
     """Probe every image header (no pixels read); return one problem line per bad session."""
-    from .stacks import probe_stack, resolve_voxel
+    return [r["problem"] for r in describe_images(sessions, config_voxel=config_voxel)
+            if r["problem"]]
 
-    problems = []
+
+#: a session whose stack is this much shallower than its cell's others is named
+SHALLOW_FRACTION = 0.6
+
+
+def describe_images(sessions: pd.DataFrame, *, config_voxel=None) -> list[dict]:
+    """Every image header as read (no pixels): per session, a ``line`` (shape, axes, channels,
+    voxel size and where it came from), the ``problem`` that stops it ('' when none) and
+    ``warnings`` (an unusual voxel size; a stack much shallower than its cell's others, whose
+    synapses outside it will be censored)."""
+    from .stacks import probe_stack, unusual_voxel, voxel_and_source
+
+    out = []
     for row in sessions.itertuples():
         where = f"row {row.row} (cell {row.cell}, session {row.session})"
+        rec = {"cell": row.cell, "session": row.session, "line": "", "problem": "",
+               "warnings": [], "depth_um": None}
         try:
             info = probe_stack(row.abs_path, time_axis=row.time_axis)
             for name in ("psd95_channel", "morphology_channel"):
@@ -164,8 +179,29 @@ def check_images(sessions: pd.DataFrame, *, config_voxel=None) -> list[str]:
                 if c >= info.n_channels:
                     raise InputError(f"{row.abs_path}: {name} {c} is out of range: the stack has "
                                      f"{info.n_channels} channel(s)")
-            resolve_voxel(parse_voxel(row.voxel_um), info.voxel_um, config_voxel,
-                          path=row.abs_path)
+            vox, source = voxel_and_source(parse_voxel(row.voxel_um), info.voxel_um,
+                                           config_voxel, path=row.abs_path)
+            morph = f", morphology {row.morphology_channel}" if row.morphology_channel >= 0 else ""
+            rec["line"] = (f"{where}: {row.abs_path}: {info.n_planes} planes of "
+                           f"{info.plane_shape[0]}x{info.plane_shape[1]}, axes "
+                           f"{info.axes or 'slices'}, {info.n_channels} channel(s) (psd95 "
+                           f"{row.psd95_channel}{morph}), {info.dtype}, voxel "
+                           f"{','.join(f'{v:g}' for v in vox)} um from {source}")
+            if (why := unusual_voxel(vox)):
+                rec["warnings"].append(f"{where}: {row.abs_path}: {why}")
+            else:                                # depths in wrong units compare to nothing
+                rec["depth_um"] = info.n_planes * vox[0]
         except InputError as exc:
-            problems.append(f"{where}: {exc}")
-    return problems
+            rec["problem"] = f"{where}: {exc}"
+        out.append(rec)
+    depths = pd.DataFrame(out)
+    for rec in out:
+        siblings = depths.loc[(depths["cell"] == rec["cell"]), "depth_um"].dropna()
+        if rec["depth_um"] and len(siblings) > 1 and \
+                rec["depth_um"] < SHALLOW_FRACTION * siblings.median():
+            rec["warnings"].append(
+                f"cell {rec['cell']}, session {rec['session']}: its stack is "
+                f"{rec['depth_um']:.1f} um deep, the cell's sessions {siblings.median():.1f} um "
+                "(median): synapses outside it are not observed there and are censored in the "
+                "statistics")
+    return out

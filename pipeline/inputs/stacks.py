@@ -372,14 +372,25 @@ def resolve_voxel(sheet_voxel, file_voxel, config_voxel, *, path,
     """Voxel size (z, y, x) in um: the sheet first, then the file's metadata, then the config;
     with ``config_first`` the config comes before the file (a microscope whose files state a
     wrong calibration)."""
-    order = (sheet_voxel, config_voxel, file_voxel) if config_first else \
-        (sheet_voxel, file_voxel, config_voxel)
-    for source in order:
+    return voxel_and_source(sheet_voxel, file_voxel, config_voxel, path=path,
+                            config_first=config_first)[0]
+
+
+def voxel_and_source(sheet_voxel, file_voxel, config_voxel, *, path,
+                     config_first: bool = False) -> tuple[tuple[float, float, float], str]:
+    """:func:`resolve_voxel` and where the size came from ('the sheet', 'the file's
+    metadata', 'the config')."""
+    named = {"the sheet": sheet_voxel, "the file's metadata": file_voxel,
+             "the config": config_voxel}
+    order = (["the sheet", "the config", "the file's metadata"] if config_first
+             else ["the sheet", "the file's metadata", "the config"])
+    for name in order:
+        source = named[name]
         if source is not None and all(v is not None for v in source):
             vox = tuple(float(v) for v in source)
             if min(vox) <= 0:
                 raise InputError(f"{path}: voxel size {vox} must be positive")
-            return vox
+            return vox, name
     raise InputError(f"{path}: voxel size unknown: not in the sheet's 'voxel_um' column, not "
                      "(fully) in the file's metadata, and no 'voxel_um' in the config; add "
                      "voxel_um as 'z,y,x' in micrometres to the sheet or the config")
@@ -411,3 +422,18 @@ def load_ingested(path: str | Path) -> tuple[np.ndarray, dict]:
 
 def safe_name(text: str) -> bool:
     return bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", str(text)))
+
+
+#: voxel sizes (um) of two-photon z-stacks of dendrites: outside, the units are likely wrong
+USUAL_VOXEL_UM = {"z": (0.1, 5.0), "xy": (0.02, 1.0)}
+
+
+def unusual_voxel(voxel_um) -> str:
+    """Why a voxel size (z, y, x) in um looks wrong ('' when it does not)."""
+    z, y, x = voxel_um
+    (zlo, zhi), (lo, hi) = USUAL_VOXEL_UM["z"], USUAL_VOXEL_UM["xy"]
+    if zlo <= z <= zhi and lo <= y <= hi and lo <= x <= hi:
+        return ""
+    return (f"voxel size (z, y, x) {tuple(round(v, 4) for v in voxel_um)} um is unusual for a "
+            f"two-photon z-stack (z {zlo}-{zhi} um, x and y {lo}-{hi} um): are the units nm or "
+            "pixels per um? set voxel_um 'z,y,x' in micrometres in the sheet")

@@ -28,6 +28,16 @@ def input_failures(results: Path) -> list[str]:
     return out
 
 
+def input_warnings(results: Path) -> list[str]:
+    """What the check stage found suspicious but not fatal (e.g. channels that look swapped)."""
+    out = []
+    for js in sorted(Layout(results).stage_folder("check").glob("*.json")):
+        rec = json.loads(js.read_text())
+        out += [f"cell {rec['cell']}, session {s['session']}: {w}"
+                for s in rec["sessions"] for w in s.get("warnings", [])]
+    return out
+
+
 def write_report(results: Path, out: Path, *, failures=()) -> None:
     """Write ``report.html`` for a results folder (links are relative to the folder)."""
     results = Path(results)
@@ -42,7 +52,7 @@ def write_report(results: Path, out: Path, *, failures=()) -> None:
     summaries = [p for p in (f / "summary.json" for f in layout.cell_folders("presence_summary"))
                  if p.exists()]
     presence = [json.loads(js.read_text()) for js in summaries]
-    warnings = [w for sm in presence for w in sm.get("warnings", [])]
+    warnings = input_warnings(results) + [w for sm in presence for w in sm.get("warnings", [])]
     if warnings:
         parts.append("<h2>Warnings</h2><ul>" + "".join(
             f"<li>{html.escape(w)}</li>" for w in warnings) + "</ul>")
