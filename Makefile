@@ -1,6 +1,7 @@
 # make run   : create the virtual environment (pinned dependencies) and run the pipeline on data_sample/
 #              (or on another sheet: make run SESSIONS=/data/exp1/sessions.tsv RESULTS=/data/exp1/results)
-# make test  : same environment, run the test suite
+# make test  : same environment plus the formats extra, run the test suite
+# make formats: install the optional readers of CZI, LIF, ND2 and OME-Zarr into the venv
 # make lint  : snakemake --lint
 # make bench : accuracy/speed/memory benchmark vs peer tools -> BENCHMARKS.md (about 20 min on 2 cores)
 # make bench-stats: the statistics on the reference data, CI coverage over 200 simulated tables,
@@ -21,7 +22,7 @@ RESULTS ?= results/sample
 SESSIONS ?= data_sample/sessions.tsv
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: venv run test lint sample bench bench-stats bench-scale bench-presence bench-floor clean
+.PHONY: venv formats run test lint sample bench bench-stats bench-scale bench-presence bench-floor clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +31,13 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# the optional readers of CZI, LIF, ND2 and OME-Zarr (README "Input formats")
+$(VENV)/.formats: $(STAMP) requirements-formats.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-formats.txt
+	touch $(VENV)/.formats
+
+formats: $(VENV)/.formats
 
 # --keep-going: a cell with a bad file fails alone; the others reach the statistics and the
 # report lists the failure (make exits non-zero so that the failure is not missed)
@@ -42,7 +50,8 @@ run: $(STAMP)
 	@echo "Report            : $(RESULTS)/report.html"
 	@echo "Review pages      : $(RESULTS)/review/index.html (every synapse, least certain first)"
 
-test: $(STAMP)
+# the tests read every format, so they install the formats extra
+test: $(VENV)/.formats
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

@@ -9,7 +9,9 @@ import pytest
 import tifffile
 
 from pipeline.cli import main
-from pipeline.inputs.discover import assign_days, day_from_name, sessions_from_paths
+from pipeline.core.errors import InputError
+from pipeline.inputs.discover import (assign_days, day_from_name, discover_sessions,
+                                      sessions_from_paths)
 from pipeline.inputs.sheet import SheetError, read_sessions
 
 
@@ -101,3 +103,34 @@ def test_day_from_name_and_assign_days():
                       "date": [None, None, dt.date(2026, 1, 1), dt.date(2026, 1, 9)],
                       "date_source": ["", "", "x", "x"]})
     assert assign_days(t)["day"].tolist() == [0.0, 4.0, 0.0, 8.0]
+
+
+def test_discover_takes_acquisition_folders_as_sessions(tmp_path):
+    from vendor_layouts import write_prairieview, write_thorimage_raw
+
+    root = tmp_path / "rig"
+    stack = np.random.default_rng(3).integers(1, 3000, size=(2, 4, 16, 16)).astype(np.uint16)
+    for i, day in enumerate(["day00", "day04"]):
+        write_prairieview(root / "m1" / "cellA" / day / f"ZSeries-0314202{i}-1002-001", stack,
+                          voxel_um=(0.8, 0.09, 0.09))
+    for name in ("dendrite_a", "dendrite_b"):      # ThorImage: the experiment folder is the session
+        write_thorimage_raw(root / "m2" / "cellB" / name, stack, voxel_um=(0.8, 0.09, 0.09))
+    out = tmp_path / "sessions.tsv"
+    # the default pattern matches no file and says what to do with the folders found
+    with pytest.raises(InputError, match="4 acquisition folder.*were found.*ZSeries-"):
+        discover_sessions(root, sheet_folder=tmp_path)
+    assert main(["discover", str(root), "--out", str(out), "--cell-type", "pyr",
+                 "--pattern", "{animal}/{cell}/{session}/ZSeries-*"]) == 0
+    pv = read_sessions(out)
+    assert list(pv["session"]) == ["day00", "day04"] and list(pv["day"]) == [0, 4]
+    assert all(p.startswith("rig/m1/cellA/day0") and "/ZSeries-" in p for p in
+               pd.read_csv(out, sep="\t")["path"])
+    assert "Bruker PrairieView folder, channels 0 = Ch1, 1 = Ch2" in pv["notes"].iloc[0]
+    out2 = tmp_path / "thor.tsv"
+    assert main(["discover", str(root), "--out", str(out2), "--cell-type", "pyr",
+                 "--pattern", "{animal}/{cell}/{session}"]) == 0
+    thor = read_sessions(out2)
+    thor = thor[thor["cell"] == "m2_cellB"]
+    assert list(thor["session"]) == ["dendrite_a", "dendrite_b"]
+    # no day in the names: both from Experiment.xml's date, the same day (the person fills it)
+    assert "acquisition date" in thor["notes"].iloc[0] and list(thor["day"]) == [0, 0]

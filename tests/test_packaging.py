@@ -11,7 +11,8 @@ def _pins(lines):
 
 
 def test_conda_env_pins_match_requirements():
-    req = _pins((ROOT / "requirements.txt").read_text().splitlines())
+    req = _pins((ROOT / "requirements.txt").read_text().splitlines()
+                + (ROOT / "requirements-formats.txt").read_text().splitlines())
     env = yaml.safe_load((ROOT / "envs" / "pipeline.yaml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     conda = _pins(pip)
@@ -21,3 +22,16 @@ def test_conda_env_pins_match_requirements():
     # every runtime dependency of the rules is in the conda env
     for name in ("numpy", "scipy", "scikit-image", "tifffile", "pandas", "matplotlib"):
         assert name in conda
+
+
+def test_formats_extra_pins_agree_everywhere():
+    import tomllib
+
+    req = _pins((ROOT / "requirements-formats.txt").read_text().splitlines())
+    extra = _pins(tomllib.loads((ROOT / "pyproject.toml").read_text())
+                  ["project"]["optional-dependencies"]["formats"])
+    env = yaml.safe_load((ROOT / "envs" / "pipeline.yaml").read_text())
+    conda = _pins(next(d["pip"] for d in env["dependencies"] if isinstance(d, dict)))
+    assert set(req) == {"nd2", "readlif", "pylibczirw", "zarr"}
+    assert extra == req
+    assert {k: conda.get(k) for k in req} == req

@@ -96,7 +96,7 @@ def test_check_sheet_prints_each_file_and_warns_about_units_and_shallow_stacks(t
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
-    assert "deep0.tif: 20 planes of 16x16, axes ZCYX, 2 channel(s) (psd95 0, morphology 1), " \
+    assert "deep0.tif: ImageJ TIFF, 20 planes of 16x16, axes ZCYX, 2 channel(s) (psd95 0, morphology 1), " \
            "uint16, voxel 0.8,0.09,0.09 um from the file's metadata" in lines[0]
     warnings = [ln for ln in lines if ln.startswith("warning:")]
     assert len(warnings) == 2, warnings

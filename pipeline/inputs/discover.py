@@ -17,7 +17,9 @@ import pandas as pd
 import tifffile
 
 from ..core.errors import InputError
+from .formats import format_of
 from .stacks import SLICE_SUFFIXES, probe_stack
+from .vendors import acquisition_folder_date, is_acquisition_folder
 
 PATTERN_FIELDS = ("animal", "cell", "session")
 DEFAULT_PATTERN = "{animal}/{cell}/{session}/*.tif"
@@ -98,9 +100,28 @@ def day_from_name(name: str) -> tuple[float | None, dt.date | None]:
     return None, None
 
 
+def image_entries(root: Path) -> list[str]:
+    """Paths under ``root`` (relative, POSIX) that a layout pattern matches against: every file,
+    except that an acquisition folder (PrairieView, ThorImage) or an OME-Zarr folder is one
+    entry, its own files not listed."""
+    out = []
+    for here, dirs, files in os.walk(root):
+        folder = Path(here)
+        if folder != root and (is_acquisition_folder(folder) or format_of(folder) == "zarr"):
+            out.append(folder.relative_to(root).as_posix())
+            dirs[:] = []
+            continue
+        dirs.sort()
+        out.extend((folder / f).relative_to(root).as_posix() for f in sorted(files))
+    return out
+
+
 def acquisition_date(path: str | Path) -> dt.date | None:
-    """Acquisition date from a TIFF's metadata (OME AcquisitionDate, ScanImage epoch, DateTime tag)."""
+    """Acquisition date from a TIFF's metadata (OME AcquisitionDate, ScanImage epoch, DateTime
+    tag) or an acquisition folder's XML (PrairieView, ThorImage)."""
     path = Path(path)
+    if path.is_dir() and is_acquisition_folder(path):
+        return acquisition_folder_date(path)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".tif", ".tiff"))
         if not files:
@@ -160,11 +181,15 @@ def discover_sessions(root: Path, *, sheet_folder: Path, pattern: str = DEFAULT_
     """A sessions sheet for the files under ``root`` that match ``pattern`` (paths relative to
     ``sheet_folder``, where the sheet will be), and what is left for the user to check or fill.
     Reads file headers only."""
-    paths = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()]
+    paths = image_entries(root)
     table, problems = sessions_from_paths(paths, pattern)
     if table.empty:
+        folders = [p for p in paths if (root / p).is_dir()]
+        hint = (f"; {len(folders)} acquisition folder(s) were found (e.g. {folders[0]}): match "
+                "the folders themselves, e.g. --pattern '{animal}/{cell}/{session}/ZSeries-*' "
+                "or '{animal}/{cell}/{session}'" if folders else "")
         raise InputError(f"{root}: no file matches the layout pattern '{pattern}' (paths "
-                         "relative to ROOT, e.g. '{animal}/{cell}/{session}/*.tif'); "
+                         "relative to ROOT, e.g. '{animal}/{cell}/{session}/*.tif')" + hint + "; "
                          + (f"{len(problems)} session(s) were ambiguous:\n  - "
                             + "\n  - ".join(problems) if problems else "pass --pattern"))
     rows = []
@@ -181,6 +206,9 @@ def discover_sessions(root: Path, *, sheet_folder: Path, pattern: str = DEFAULT_
             n_channels = info.n_channels
             if rec["files"] > 1 and info.n_planes != rec["files"]:
                 note = f"{rec['files']} files but {info.n_planes} planes: check this folder"
+            elif any(info.channel_names):   # the rig's names: the person checks the indices
+                note = f"{info.format}, channels " + ", ".join(
+                    f"{i} = {n}" for i, n in enumerate(info.channel_names) if n)
         except InputError as exc:
             note = f"unreadable: {exc}"
         rows.append({**rec, "day_number": number, "date": date, "date_source": source,

@@ -6,7 +6,7 @@ import pandas as pd
 
 from ..core.channels import fragmentation
 from ..core.errors import InputError
-from .sheet import parse_voxel
+from .sheet import parse_voxel, read_options
 from .stacks import probe_stack, read_stack, resolve_voxel, saturated_fraction
 
 
@@ -37,7 +37,7 @@ def load_session(row: pd.Series, *, config_voxel, max_saturated: float,
     """Every input check of one session (the ingest and check stages share it): returns
     ``(stack, voxel_um, source_channels, warnings)``; with ``swapped='error'`` channels that
     look swapped raise."""
-    info = probe_stack(row["abs_path"], time_axis=row["time_axis"])
+    info = probe_stack(row["abs_path"], **read_options(row))
     voxel = resolve_voxel(parse_voxel(row["voxel_um"]), info.voxel_um, config_voxel,
                           path=row["abs_path"], config_first=config_voxel_first)
     channels = [int(row["psd95_channel"])]
@@ -45,7 +45,7 @@ def load_session(row: pd.Series, *, config_voxel, max_saturated: float,
         channels.append(int(row["morphology_channel"]))
     stack = read_stack(row["abs_path"], channels=channels,
                        max_saturated_fraction={channels[0]: max_saturated},
-                       time_axis=row["time_axis"])
+                       **read_options(row))
     warnings = []
     if swapped != "off" and (why := swapped_channels_warning(stack, row["abs_path"])):
         if swapped == "error":
@@ -57,7 +57,7 @@ def load_session(row: pd.Series, *, config_voxel, max_saturated: float,
 def session_metadata(row: pd.Series, stack, channels: list[int]) -> dict:
     """What the ingest stage records beside the stack (the stages downstream read it)."""
     frac, top = saturated_fraction(stack[0], probe_stack(row["abs_path"],
-                                                         time_axis=row["time_axis"]).dtype)
+                                                         **read_options(row)).dtype)
     return {"cell": row["cell"], "cell_type": row["cell_type"], "session": row["session"],
             "day": float(row["day"]), "animal": row["animal"], "source": row["abs_path"],
             "channels": ["psd95"] + (["morphology"] if len(channels) > 1 else []),

@@ -37,7 +37,7 @@ def _typed_row(raw: dict) -> dict:
                 val = float(val)
             except ValueError:
                 pass  # the schema reports it as not a number
-        elif key in ("psd95_channel", "morphology_channel"):
+        elif key in ("psd95_channel", "morphology_channel", "series"):
             try:
                 f = float(val)
                 val = int(f) if f.is_integer() else f
@@ -139,7 +139,8 @@ def read_sessions(path: str | Path, *, check_files: bool = True) -> pd.DataFrame
         raise SheetError(f"{path}: {len(problems)} problem(s):\n  - " + "\n  - ".join(problems))
 
     for col, default in (("animal", ""), ("psd95_channel", 0), ("morphology_channel", -1),
-                         ("voxel_um", ""), ("time_axis", "error"), ("notes", "")):
+                         ("voxel_um", ""), ("time_axis", "error"), ("axes", ""),
+                         ("series", None), ("notes", "")):
         if col not in df.columns:
             df[col] = default
     df["psd95_channel"] = df["psd95_channel"].fillna(0).astype(int)
@@ -147,7 +148,18 @@ def read_sessions(path: str | Path, *, check_files: bool = True) -> pd.DataFrame
     df["animal"] = df["animal"].fillna("")
     df["voxel_um"] = df["voxel_um"].fillna("")
     df["time_axis"] = df["time_axis"].fillna("error")
+    df["axes"] = df["axes"].fillna("").str.strip().str.upper()
+    df["series"] = df["series"].astype(object).where(df["series"].notna(), None)
     return df.sort_values(["cell", "day", "session"], kind="stable").reset_index(drop=True)
+
+
+def read_options(row) -> dict:
+    """How to read a session's image, from its sheet row: ``time_axis``, ``axes``, ``series``
+    (keyword arguments of :func:`.stacks.probe_stack` and :func:`.stacks.read_stack`)."""
+    get = row.get if hasattr(row, "get") else lambda k, d=None: getattr(row, k, d)
+    series = get("series", None)
+    return {"time_axis": get("time_axis", "error") or "error", "axes": get("axes", "") or "",
+            "series": None if series is None or pd.isna(series) else int(series)}
 
 
 def check_images(sessions: pd.DataFrame, *, config_voxel=None) -> list[str]:
@@ -173,7 +185,7 @@ def describe_images(sessions: pd.DataFrame, *, config_voxel=None) -> list[dict]:
         rec = {"cell": row.cell, "session": row.session, "line": "", "problem": "",
                "warnings": [], "depth_um": None}
         try:
-            info = probe_stack(row.abs_path, time_axis=row.time_axis)
+            info = probe_stack(row.abs_path, **read_options(row))
             for name in ("psd95_channel", "morphology_channel"):
                 c = getattr(row, name)
                 if c >= info.n_channels:
@@ -182,9 +194,13 @@ def describe_images(sessions: pd.DataFrame, *, config_voxel=None) -> list[dict]:
             vox, source = voxel_and_source(parse_voxel(row.voxel_um), info.voxel_um,
                                            config_voxel, path=row.abs_path)
             morph = f", morphology {row.morphology_channel}" if row.morphology_channel >= 0 else ""
-            rec["line"] = (f"{where}: {row.abs_path}: {info.n_planes} planes of "
+            named = ""
+            if any(info.channel_names):
+                named = " = " + ", ".join(f"{i} {n}" for i, n in enumerate(info.channel_names)
+                                          if n)
+            rec["line"] = (f"{where}: {row.abs_path}: {info.format}, {info.n_planes} planes of "
                            f"{info.plane_shape[0]}x{info.plane_shape[1]}, axes "
-                           f"{info.axes or 'slices'}, {info.n_channels} channel(s) (psd95 "
+                           f"{info.axes or 'slices'}, {info.n_channels} channel(s){named} (psd95 "
                            f"{row.psd95_channel}{morph}), {info.dtype}, voxel "
                            f"{','.join(f'{v:g}' for v in vox)} um from {source}")
             if (why := unusual_voxel(vox)):

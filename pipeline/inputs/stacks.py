@@ -1,296 +1,88 @@
 """Reading imaging stacks into ``(channel, z, y, x)`` arrays with their voxel size.
 
-Supported inputs: multi-page TIFF, OME-TIFF and ImageJ hyperstacks (any axis order the
-metadata states), ScanImage TIFFs (interleaved channels, several frames per slice averaged), and
-folders of single-plane TIFF/PNG slices sorted by name.  Header-only
-probing (:func:`probe_stack`) lets the pipeline reject bad files before reading pixels.
+Supported inputs (README "Input formats"): multi-page TIFF, OME-TIFF and ImageJ hyperstacks,
+ScanImage TIFFs, folders of single-plane TIFF/PNG slices (:mod:`.tiff`); Bruker PrairieView and
+Thorlabs ThorImage acquisition folders (:mod:`.vendors`); Zeiss CZI, Leica LIF, Nikon ND2 and
+OME-Zarr through the optional ``formats`` extra (:mod:`.formats`).  Header-only probing
+(:func:`probe_stack`) lets the pipeline reject bad files before reading pixels.
 """
 from __future__ import annotations
 
 import json
 import re
-import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import tifffile
 
 from ..core.errors import InputError
+from .formats import format_of, probe_format, read_format
+from .layout import TIME_AXIS_CHOICES, StackInfo, time_axis_message
+from .tiff import SLICE_SUFFIXES, probe_slices, probe_tiff, read_slices, read_tiff
+from .vendors import is_acquisition_folder, probe_folder, read_folder
 
-SLICE_SUFFIXES = (".tif", ".tiff", ".png")
-_UM_PER_UNIT = {"um": 1.0, "µm": 1.0, "\u00b5m": 1.0, "micron": 1.0, "microns": 1.0,
-                "micrometer": 1.0, "micrometre": 1.0, "nm": 1e-3, "mm": 1e3}
-
-
-@dataclass(frozen=True)
-class StackInfo:
-    """What a stack's header says, without reading its pixels."""
-
-    path: Path
-    n_channels: int
-    n_planes: int
-    plane_shape: tuple[int, int]
-    dtype: str
-    voxel_um: tuple[float | None, float | None, float | None]
-    axes: str = ""                    # as the file's metadata states them ('' for slice folders)
-    shape: tuple[int, ...] = ()
-    time_points: int = 1              # beside the z axis
-
-
-# --------------------------------------------------------------------------- axes
-def _axes_plan(axes: str, shape: tuple[int, ...], path: Path) -> tuple[str, str]:
-    """Return (channel axis letter or '', z axis letter or '') for a tifffile series."""
-    chan = [a for a in axes if a in "CS" and shape[axes.index(a)] > 1]
-    if len(chan) > 1:
-        raise InputError(f"{path}: both a channel (C) and a sample (S) axis in {axes} {shape}; "
-                         "save the stack with one channel axis")
-    if "Y" not in axes or "X" not in axes:
-        raise InputError(f"{path}: no Y/X image axes in {axes}; is this an image stack?")
-    z = "Z" if "Z" in axes else next((a for a in "IQT" if a in axes), "")
-    return (chan[0] if chan else ""), z
-
-
-#: what to do with a time axis beside the z axis (sheet column ``time_axis``)
-TIME_AXIS_CHOICES = ("error", "first", "mean")
-
-
-def _time_points(axes: str, shape: tuple[int, ...]) -> int:
-    """Time points beside a z axis (1 when none): the pipeline reads one volume per session."""
-    if "Z" not in axes or "T" not in axes:
-        return 1
-    return shape[axes.index("T")]
-
-
-def _to_czyx(data: np.ndarray, axes: str, path: Path, time_axis: str = "error") -> np.ndarray:
-    c_ax, z_ax = _axes_plan(axes, data.shape, path)
-    n_t = _time_points(axes, data.shape)
-    if n_t > 1:
-        if time_axis == "error":
-            raise InputError(_time_axis_message(path, axes, data.shape))
-        if time_axis == "first":
-            data = np.take(data, [0], axis=axes.index("T"))
-    order = [axes.index(a) for a in (c_ax, z_ax, "Y", "X") if a]
-    rest = [i for i in range(data.ndim) if i not in order]
-    arr = np.transpose(data, rest + order)
-    if rest:  # frames per slice (e.g. repeated acquisitions): average them
-        arr = arr.reshape((-1,) + arr.shape[len(rest):]).mean(axis=0, dtype=np.float32)
-    if not c_ax:
-        arr = arr[np.newaxis]
-    if not z_ax:
-        arr = arr[:, np.newaxis]
-    return arr
-
-
-def _time_axis_message(path, axes: str, shape) -> str:
-    return (f"{path}: has a time axis of {shape[axes.index('T')]} points besides its "
-            f"{shape[axes.index('Z')]} z planes (axes {axes}, shape {tuple(shape)}); the pipeline "
-            "reads one volume per session. Save each time point as its own session, or set the "
-            "sheet's time_axis column to 'first' (keep the first volume) or 'mean' (average "
-            "them, e.g. repeated frames of one acquisition)")
-
+__all__ = ["StackInfo", "TIME_AXIS_CHOICES", "SLICE_SUFFIXES", "MIN_PLANES", "probe_stack",
+           "read_stack", "resolve_voxel", "voxel_and_source", "write_stack", "load_ingested",
+           "saturated_fraction", "unusual_voxel", "USUAL_VOXEL_UM", "safe_name"]
 
 #: fewer z planes than this is not a z-stack (a 2-D image or a projection)
 MIN_PLANES = 3
 
 
-def _series_layout(series, path: Path) -> tuple[int, int, tuple[int, int]]:
-    axes, shape = series.axes, tuple(series.shape)
-    c_ax, z_ax = _axes_plan(axes, shape, path)
-    n_c = shape[axes.index(c_ax)] if c_ax else 1
-    n_z = shape[axes.index(z_ax)] if z_ax else 1
-    return n_c, n_z, (shape[axes.index("Y")], shape[axes.index("X")])
-
-
-# --------------------------------------------------------------------------- metadata
-def _unit_scale(unit: str | None) -> float | None:
-    if unit is None:
-        return 1.0
-    return _UM_PER_UNIT.get(str(unit).strip().replace("\\u00B5", "µ").lower())
-
-
-def _ome_voxel(xml: str) -> tuple[float | None, float | None, float | None]:
-    root = ET.fromstring(xml)
-    pixels = next((el for el in root.iter() if el.tag.endswith("Pixels")), None)
-    if pixels is None:
-        return (None, None, None)
-    out = []
-    for ax in "ZYX":
-        val = pixels.get(f"PhysicalSize{ax}")
-        scale = _unit_scale(pixels.get(f"PhysicalSize{ax}Unit"))
-        out.append(float(val) * scale if val is not None and scale else None)
-    return tuple(out)
-
-
-def _imagej_voxel(tif: tifffile.TiffFile) -> tuple[float | None, float | None, float | None]:
-    meta = tif.imagej_metadata or {}
-    scale = _unit_scale(meta.get("unit"))
-    if not scale:  # 'pixel' or an unknown unit: the file does not know its size
-        return (None, None, None)
-    page = tif.pages[0]
-
-    def res(tag):
-        t = page.tags.get(tag)
-        if t is None:
-            return None
-        num, den = t.value
-        return den / num * scale if num else None
-
-    z = meta.get("spacing")
-    return (float(z) * scale if z else None, res("YResolution"), res("XResolution"))
-
-
-def voxel_from_tiff(tif: tifffile.TiffFile) -> tuple[float | None, float | None, float | None]:
-    """Voxel size (z, y, x) in um from OME or ImageJ metadata; None where not stated."""
-    if tif.is_ome and tif.ome_metadata:
-        vox = _ome_voxel(tif.ome_metadata)
-        if any(v is not None for v in vox):
-            return vox
-    if tif.is_imagej:
-        return _imagej_voxel(tif)
-    return (None, None, None)
-
-
-# --------------------------------------------------------------------------- ScanImage
-@dataclass(frozen=True)
-class _ScanImageLayout:
-    n_channels: int
-    n_planes: int
-    frames_per_plane: int
-    voxel_um: tuple[float | None, float | None, float | None]
-
-
-def _numbers(text) -> list[float]:
-    return [float(v) for v in re.findall(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?", str(text))]
-
-
-def _scanimage_values(tif: tifffile.TiffFile) -> dict[str, str]:
-    """ScanImage's ``SI.*`` key = value metadata, keys without the ``SI.`` prefix.
-
-    ScanImage 2016 and later store it in the file header (read by tifffile) and in every frame's
-    Software tag; ScanImage 5 wrote ``scanimage.SI.*`` lines into the ImageDescription.
-    """
-    try:
-        frame_data = (tif.scanimage_metadata or {}).get("FrameData") or {}
-    except Exception:  # no ScanImage header: fall back to the tags
-        frame_data = {}
-    if frame_data:
-        return {re.sub(r"^(scanimage\.)?SI\d*\.", "", k): str(v) for k, v in frame_data.items()}
-    page = tif.pages[0]
-    out = {}
-    for line in f"{page.software or ''}\n{page.description or ''}".splitlines():
-        m = re.match(r"\s*(?:scanimage\.)?SI\d*\.([\w.]+)\s*=\s*(.*?)\s*$", line)
-        if m:
-            out[m.group(1)] = m.group(2)
-    return out
-
-
-def _scanimage_layout(tif: tifffile.TiffFile, path: Path) -> _ScanImageLayout:
-    """Pages are ordered slice, frame, channel (channels interleaved, fastest)."""
-    si = _scanimage_values(tif)
-
-    def first(*keys, default=None):
-        for key in keys:
-            vals = _numbers(si.get(key, ""))
-            if vals:
-                return vals[0]
-        return default
-
-    n_pages = len(tif.pages)
-    n_c = max(1, len(_numbers(si.get("hChannels.channelSave", "1"))))
-    frames = int(first("hStackManager.framesPerSlice", default=1)
-                 // max(1.0, first("hScan2D.logAverageFactor", default=1)))
-    frames = max(1, frames)
-    if n_pages % (n_c * frames):
-        raise InputError(f"{path}: ScanImage file has {n_pages} frames, not a multiple of {n_c} "
-                         f"channel(s) x {frames} frame(s) per slice (SI.hChannels.channelSave, "
-                         "SI.hStackManager.framesPerSlice / SI.hScan2D.logAverageFactor); the "
-                         "acquisition may have been stopped early: re-acquire or trim the file")
-    n_z = n_pages // (n_c * frames)
-    z_step = first("hStackManager.actualStackZStepSize", "hStackManager.stackZStepSize")
-    z_um = abs(z_step) if z_step and n_z > 1 else None
-    y_um = x_um = None
-    corners = _numbers(si.get("hRoiManager.imagingFovUm", ""))
-    if len(corners) >= 4 and len(corners) % 2 == 0:
-        xy = np.reshape(corners, (-1, 2))
-        height, width = tif.pages[0].shape[:2]
-        x_um = float(np.ptp(xy[:, 0])) / first("hRoiManager.pixelsPerLine", default=width)
-        y_um = float(np.ptp(xy[:, 1])) / first("hRoiManager.linesPerFrame", default=height)
-    return _ScanImageLayout(n_c, n_z, frames, (z_um, y_um or None, x_um or None))
-
-
-def _read_scanimage(tif: tifffile.TiffFile, layout: _ScanImageLayout,
-                    channels: list[int]) -> np.ndarray:
-    """``(len(channels), z, y, x)`` float32, frames of a slice averaged, one frame set at a time."""
-    n_c, n_z, n_f = layout.n_channels, layout.n_planes, layout.frames_per_plane
-    out = np.zeros((len(channels), n_z) + tuple(tif.pages[0].shape[:2]), np.float32)
-    for i, c in enumerate(channels):
-        for f in range(n_f):
-            pages = [(z * n_f + f) * n_c + c for z in range(n_z)]
-            out[i] += tif.asarray(key=pages).reshape(out.shape[1:])
-    if n_f > 1:
-        out /= n_f
-    return out
-
-
-# --------------------------------------------------------------------------- public API
-def _is_scanimage(tif: tifffile.TiffFile) -> bool:
-    # an ImageJ/OME file re-saved from ScanImage data keeps its own (reliable) axes
-    return tif.is_scanimage and not (tif.is_imagej or tif.is_ome)
-
-
-def _slice_files(folder: Path) -> list[Path]:
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in SLICE_SUFFIXES)
-    if not files:
-        raise InputError(f"{folder}: folder holds no .tif/.tiff/.png slices; "
-                         "point 'path' at a stack file or a folder of slices")
-    return files
-
-
-def _read_plane(path: Path) -> np.ndarray:
-    if path.suffix.lower() == ".png":
-        import imageio.v3 as iio  # installed with scikit-image
-        return np.asarray(iio.imread(path))
-    return tifffile.imread(path)
-
-
-def probe_stack(path: str | Path, *, time_axis: str = "error") -> StackInfo:
-    """Read only the header of a stack (file or folder of slices) and refuse what is not a
-    z-stack of one time point: fewer than ``MIN_PLANES`` planes (a 2-D image or a projection),
-    or a time axis beside the z axis (unless ``time_axis`` is 'first' or 'mean')."""
-    info = _probe(Path(path))
+def probe_stack(path: str | Path, *, time_axis: str = "error", axes: str = "",
+                series: int | None = None) -> StackInfo:
+    """Read only the header of a stack (file or folder) and refuse what is not a z-stack of one
+    time point: fewer than ``MIN_PLANES`` planes (a 2-D image or a projection), or a time axis
+    beside the z axis (unless ``time_axis`` is 'first' or 'mean').  ``axes`` overrides a TIFF's
+    own axes (:func:`.layout.override_axes`); ``series`` picks one image of a file holding
+    several (CZI, LIF, ND2, OME-Zarr)."""
+    info = _probe(Path(path), axes=axes, series=series)
     if info.n_planes < MIN_PLANES:
         raise InputError(f"{path}: {info.n_planes} plane(s) of {info.plane_shape[0]}x"
                          f"{info.plane_shape[1]} pixels; the pipeline needs a z-stack of at least "
                          f"{MIN_PLANES} planes (is this a 2-D image, a projection, or a stack "
-                         "whose planes were saved as channels or time points?)")
+                         "whose planes were saved as channels or time points?)"
+                         + ("; if the file's axes are wrong, the sheet's axes column can say "
+                            "how it stores its planes (e.g. ZCYX)"
+                            if not axes and info.format.endswith("TIFF") else ""))
     if info.time_points > 1 and time_axis == "error":
-        raise InputError(_time_axis_message(path, info.axes, info.shape))
+        raise InputError(time_axis_message(path, info.axes, info.shape))
     return info
 
 
-def _probe(path: Path) -> StackInfo:
-    path = Path(path)
+def _kind(path: Path) -> str:
+    """Which reader takes ``path``: 'vendor', 'slices', 'czi', 'lif', 'nd2', 'zarr' or 'tiff'."""
     if not path.exists():
         raise InputError(f"{path}: does not exist; check the 'path' column of the sessions sheet")
+    fmt = format_of(path)
+    if fmt:
+        return fmt
+    if path.is_dir():
+        return "vendor" if is_acquisition_folder(path) else "slices"
+    return "tiff"
+
+
+def _refuse_options(path: Path, kind: str, axes: str, series) -> None:
+    if axes and kind != "tiff":
+        raise InputError(f"{path}: the sheet's axes column applies to TIFF files; this "
+                         f"{'folder' if path.is_dir() else 'file'} states its own axes: "
+                         "clear the column for this row")
+    if series is not None and kind in ("tiff", "slices", "vendor"):
+        raise InputError(f"{path}: the sheet's series column applies to CZI, LIF, ND2 and "
+                         "OME-Zarr files holding several images; clear it for this row")
+
+
+def _probe(path: Path, *, axes: str = "", series: int | None = None) -> StackInfo:
+    kind = _kind(path)
+    _refuse_options(path, kind, axes, series)
     try:
-        if path.is_dir():
-            files = _slice_files(path)
-            first = _read_plane(files[0])
-            n_c = first.shape[-1] if first.ndim == 3 else 1
-            return StackInfo(path, n_c, len(files), first.shape[:2], str(first.dtype),
-                             (None, None, None))
-        with tifffile.TiffFile(path) as tif:
-            if _is_scanimage(tif):
-                si = _scanimage_layout(tif, path)
-                page = tif.pages[0]
-                return StackInfo(path, si.n_channels, si.n_planes, tuple(page.shape[:2]),
-                                 str(page.dtype), si.voxel_um)
-            series = tif.series[0]
-            n_c, n_z, yx = _series_layout(series, path)
-            return StackInfo(path, n_c, n_z, yx, str(series.dtype), voxel_from_tiff(tif),
-                             axes=series.axes, shape=tuple(series.shape),
-                             time_points=_time_points(series.axes, tuple(series.shape)))
+        if kind == "vendor":
+            return probe_folder(path)
+        if kind == "slices":
+            return probe_slices(path)
+        if kind == "tiff":
+            return probe_tiff(path, axes=axes)
+        return probe_format(path, kind, series=series)
     except InputError:
         raise
     except Exception as exc:  # tifffile raises many types for broken files
@@ -314,41 +106,44 @@ def saturated_fraction(channel: np.ndarray, dtype: str) -> tuple[float, float]:
 
 def read_stack(path: str | Path, *, channels: list[int],
                max_saturated_fraction: dict[int, float] | None = None,
-               time_axis: str = "error") -> np.ndarray:
+               time_axis: str = "error", axes: str = "",
+               series: int | None = None) -> np.ndarray:
     """Read the requested channels of a stack as float32 ``(len(channels), z, y, x)``.
 
     Raises :class:`InputError` naming the file for unreadable files, channel indices out of
     range, NaN/inf values, stacks that hold no signal (all one value), and channels with more
     of their voxels at the detector's full scale than ``max_saturated_fraction[channel]``
-    (e.g. ``{psd95_channel: 0.01}``: weights are read from that channel).
+    (e.g. ``{psd95_channel: 0.01}``: weights are read from that channel).  ``time_axis``,
+    ``axes`` and ``series`` as in :func:`probe_stack`.
     """
     path = Path(path)
-    info = probe_stack(path, time_axis=time_axis)
+    info = probe_stack(path, time_axis=time_axis, axes=axes, series=series)
     for c in channels:
         if not 0 <= c < info.n_channels:
             raise InputError(f"{path}: channel {c} requested but the stack has {info.n_channels} "
                              f"channel(s) (0..{info.n_channels - 1}); fix psd95_channel/"
                              "morphology_channel in the sessions sheet")
-    take = list(channels)
+        if info.channel_names and not info.channel_names[c]:
+            held = ", ".join(f"{i} = {n}" for i, n in enumerate(info.channel_names) if n)
+            raise InputError(f"{path}: channel {c} was not recorded in this acquisition (it "
+                             f"holds {held}); fix psd95_channel/morphology_channel in the "
+                             "sessions sheet")
+    kind = _kind(path)
     try:
-        if path.is_dir():
-            planes = [_read_plane(f) for f in _slice_files(path)]
-            data = np.stack(planes)  # z, y, x[, s]
-            czyx = data[np.newaxis] if data.ndim == 3 else np.moveaxis(data, -1, 0)
+        if kind == "vendor":
+            czyx = read_folder(path, list(channels), time_axis=time_axis)
+        elif kind == "slices":
+            czyx = read_slices(path, list(channels))
+        elif kind == "tiff":
+            czyx = read_tiff(path, list(channels), axes=axes, time_axis=time_axis)
         else:
-            with tifffile.TiffFile(path) as tif:
-                if _is_scanimage(tif):
-                    czyx = _read_scanimage(tif, _scanimage_layout(tif, path), channels)
-                    take = list(range(len(channels)))  # already only the requested ones
-                else:
-                    series = tif.series[0]
-                    czyx = _to_czyx(series.asarray(), series.axes, path, time_axis)
+            czyx = read_format(path, kind, list(channels), series=series, time_axis=time_axis)
     except InputError:
         raise
     except Exception as exc:
         raise InputError(f"{path}: pixel data cannot be read ({type(exc).__name__}: {exc}); "
                          "the file may be truncated or corrupt") from exc
-    out = czyx[take].astype(np.float32, copy=False)
+    out = czyx.astype(np.float32, copy=False)
     if not np.isfinite(out).all():
         raise InputError(f"{path}: contains NaN or infinite values; replace them before running")
     for i, c in enumerate(channels):
