@@ -37,6 +37,15 @@ REGIMES = {
     "low_signal_large_motion": ["--cells", "pyr", "--seed", "303", "--photons-per-weight", "500",
                                 "--shift-sd-um", "1.5,4,4", "--rotation-deg", "5",
                                 "--tilt-deg", "1", "--warp-um", "0.3"],
+    # remounting as an independent simulation showed it (issue 31): rotations of 5-7 degrees
+    # (beyond the old search bound), tilt, shifts of several um cutting the field, a smooth
+    # warp, dense PV shaft clusters (neighbours 0.6-1.6 um apart) and a sparse end of the field
+    # where puncta lie several um beyond every other
+    "hard_registration": ["--cells", "PV", "--seed", "404", "--synapse-density-per-um", "2",
+                          "--min-separation-um", "0.6", "--shift-sd-um", "1.5,5,5",
+                          "--rotation-deg", "7", "--rotation-min-deg", "5", "--tilt-deg", "1.5",
+                          "--warp-um", "0.4", "--sparse-fraction", "0.35",
+                          "--sparse-density-factor", "0.05"],
 }
 COMMON = ["--n-sessions", "8", "--shape", "34,512,512"]
 #: the same cells with one session imaged at half its depth (the top 17 of 34 planes)

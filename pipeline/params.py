@@ -59,9 +59,12 @@ class RegisterParams:
     use_puncta: bool = _p(True, "refine the image registration on matched puncta")
     model: str = _p("auto", "fit on matched puncta: auto | translation | rotation | rigid | "
                             "affine (auto: the simplest that predicts left-out puncta as well)")
-    max_rotation_deg: float = _p(6.0, "rotation about z searched on the images (0: none)")
+    max_rotation_deg: float = _p(6.0, "rotation about z searched on the images (0: none); "
+                                 "beyond it while the match improves, up to 20")
     min_matches: int = _p(8, "fewer matched puncta: translation only, maybe unreliable")
     warp_length_um: float = _p(8.0, "length scale of the smooth non-rigid correction (0: off)")
+    block_um: float = _p(8.0, "block size of the local correction measured on the images, "
+                              "um (0: off)")
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ import pytest
 
 from pipeline.stages.detect import detect_puncta
 from pipeline.truth.evaluate import registration_error_um
-from pipeline.core.frames import transform_points
+from pipeline.core.frames import to_reference, transform_points
 from pipeline.stages.register import phase_correlate, register_session
 
 from conftest import spacing_of
@@ -177,3 +177,87 @@ def test_auto_model_fits_a_rotation_only_where_the_puncta_show_one(sim_pyr, sim_
         err = registration_error_um(res, tr[["z", "y", "x"]].to_numpy() * sp,
                                     tr[["z_um", "y_um", "x_um"]].to_numpy())
         assert np.median(err) < 0.1 and np.percentile(err, 95) < 0.25
+
+
+# --------------------------------------------------------------------------- issue 31
+def _linear_angle_deg(matrix) -> float:
+    m = np.asarray(matrix, float)
+    return float(np.degrees(np.arctan2(m[2, 1] - m[1, 2], m[1, 1] + m[2, 2])))
+
+
+def _register_stage(sim, s):
+    """The register stage as the workflow calls it (default parameters) on session s."""
+    from pipeline.params import RegisterParams
+    from pipeline.stages.register import register_to_reference
+
+    sp = spacing_of(sim)
+    stacks = [sim.images[k].astype(np.float32) for k in (0, s)]
+    pts = [detect_puncta(im[0], spacing=sp, morphology=im[1])[["z", "y", "x"]].to_numpy() * sp
+           for im in stacks]
+    return register_to_reference(stacks[0], stacks[1], spacing=sp, reference_spacing=sp,
+                                 cell="c", session=f"s{s:02d}", reference_session="s00",
+                                 reference_points_um=pts[0], moving_points_um=pts[1],
+                                 params=RegisterParams())
+
+
+def _truth_pairs(sim, s):
+    sp = spacing_of(sim)
+    t = sim.truth[(sim.truth.session == f"s{s:02d}") & (sim.truth.present == 1)
+                  & (sim.truth.in_view == 1)]
+    return t, t[["z", "y", "x"]].to_numpy() * sp, t[["z_um", "y_um", "x_um"]].to_numpy()
+
+
+def test_a_field_rotated_beyond_the_search_bound_is_recovered():
+    from pipeline.stages.register import estimate_rotation_z
+    from pipeline.truth.simulate import SimulationParams, simulate_cell
+
+    for deg in (5.8, 7.5):          # the default search bound is 6 degrees
+        sim = simulate_cell(SimulationParams(cell_type="pyr", shape=(20, 256, 256), n_sessions=2,
+                                             seed=33, rotation_deg=deg, rotation_min_deg=deg,
+                                             shift_sd_um=(0.5, 2.0, 2.0)), cell="r")
+        true = np.degrees(np.arctan2(sim.transforms[1][2, 1], sim.transforms[1][1, 1]))
+        assert abs(abs(true) - deg) < 1e-6
+        angle, _ = estimate_rotation_z(sim.images[0].astype(np.float32),
+                                       sim.images[1].astype(np.float32), spacing=spacing_of(sim))
+        assert abs(angle - true) < 0.5, (angle, true)       # the image search, not clipped
+        res = _register_stage(sim, 1)
+        assert abs(_linear_angle_deg(res["matrix"]) - true) < 0.2, (res["matrix"], true)
+
+
+def test_a_dense_cluster_with_shift_and_warp_keeps_every_identity():
+    from scipy.spatial import cKDTree
+
+    from pipeline.truth.simulate import SimulationParams, simulate_cell
+
+    sim = simulate_cell(SimulationParams(cell_type="PV", shape=(20, 256, 256), n_sessions=2,
+                                         seed=34, synapse_density_per_um=2.5,
+                                         min_separation_um=0.6, shift_sd_um=(0.3, 0.7, 0.7),
+                                         warp_um=0.3, warp_wavelength_um=20.0), cell="d")
+    t, src, dst = _truth_pairs(sim, 1)
+    nn = cKDTree(dst).query(dst, k=2)[0][:, 1]
+    assert np.median(nn) < 1.0                        # a dense shaft: neighbours under 1 um
+    res = _register_stage(sim, 1)
+    mapped = to_reference(res, src)
+    nearest = cKDTree(dst).query(mapped)[1]
+    assert np.array_equal(nearest, np.arange(len(dst))), "a synapse took a neighbour's place"
+    err = np.linalg.norm(mapped - dst, axis=1)
+    assert np.percentile(err, 95) < 0.3, np.percentile(err, [50, 95])
+
+
+def test_a_synapse_far_beyond_every_other_is_registered():
+    from scipy.spatial import cKDTree
+
+    from pipeline.truth.simulate import SimulationParams, simulate_cell
+
+    sim = simulate_cell(SimulationParams(cell_type="pyr", shape=(20, 320, 320), n_sessions=2,
+                                         seed=35, shift_sd_um=(0.5, 3.0, 3.0), rotation_deg=4.0,
+                                         warp_um=0.3, warp_wavelength_um=25.0,
+                                         sparse_fraction=0.45, sparse_density_factor=0.04),
+                        cell="f")
+    t, src, dst = _truth_pairs(sim, 1)
+    far = cKDTree(dst).query(dst, k=2)[0][:, 1]
+    lone = int(np.argmax(far))
+    assert far[lone] > 6.0, far[lone]                  # several um beyond every other punctum
+    res = _register_stage(sim, 1)
+    err = np.linalg.norm(to_reference(res, src) - dst, axis=1)
+    assert err[lone] < 0.3, (err[lone], far[lone])

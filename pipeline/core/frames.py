@@ -1,16 +1,19 @@
 """Frames and transforms: a session's stack (um) <-> its cell's reference session (um).
 
 A transform is the register stage's JSON dict (a 4x4 ``matrix`` on (z, y, x, 1) in um, then an
-optional smooth ``warp``) or a bare 4x4 matrix.
+optional ``grid`` of local displacements measured on the images, then an optional smooth
+``warp`` fitted to matched puncta) or a bare 4x4 matrix.
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import ndimage
 
 #: recorded in every transform the register stage writes
 FRAME_CONVENTION = ("matrix maps (z, y, x, 1) in um of this session's stack to the reference "
-                    "session's stack; then warp (if any) adds a smooth displacement "
+                    "session's stack; then grid (if any) adds the displacement interpolated at "
+                    "the mapped (y, x) and warp (if any) a smooth displacement "
                     "(pipeline.core.frames.to_reference)")
 
 
@@ -34,28 +37,48 @@ def warp_displacement(warp: dict | None, points_um: np.ndarray) -> np.ndarray:
     return out
 
 
+def grid_displacement(grid: dict | None, points_um: np.ndarray) -> np.ndarray:
+    """Displacement (um) of a ``grid`` (``origin_um`` and ``step_um`` of its nodes in y, x;
+    ``displacement_um`` (ny, nx, 3)) at reference-frame points, bilinear between nodes and
+    constant beyond the outer ones."""
+    pts = np.asarray(points_um, float).reshape(-1, 3)
+    if not grid:
+        return np.zeros_like(pts)
+    disp = np.asarray(grid["displacement_um"], float)
+    origin, step = np.asarray(grid["origin_um"], float), np.asarray(grid["step_um"], float)
+    coords = [(pts[:, 1] - origin[0]) / step[0], (pts[:, 2] - origin[1]) / step[1]]
+    return np.stack([ndimage.map_coordinates(disp[..., k], coords, order=1, mode="nearest")
+                     for k in range(3)], axis=1)
+
+
 def _parts(transform):
     if isinstance(transform, dict):
-        return np.asarray(transform["matrix"], float), transform.get("warp")
-    return np.asarray(transform, float), None
+        return (np.asarray(transform["matrix"], float), transform.get("grid"),
+                transform.get("warp"))
+    return np.asarray(transform, float), None, None
 
 
 def to_reference(transform, points_um: np.ndarray) -> np.ndarray:
     """Session um -> reference um with a transform (a register stage JSON dict or a 4x4)."""
-    matrix, warp = _parts(transform)
+    matrix, grid, warp = _parts(transform)
     mapped = transform_points(matrix, points_um)
+    mapped = mapped + grid_displacement(grid, mapped)
     return mapped + warp_displacement(warp, mapped)
 
 
 def to_session(transform, points_um: np.ndarray, iterations: int = 8) -> np.ndarray:
-    """Reference um -> session um: the inverse of :func:`to_reference` (the warp inverted by
-    fixed-point iteration; it converges because the field is smooth and small)."""
-    matrix, warp = _parts(transform)
+    """Reference um -> session um: the inverse of :func:`to_reference` (the warp and the grid
+    inverted by fixed-point iteration; it converges because the fields are smooth and small)."""
+    matrix, grid, warp = _parts(transform)
     pts = np.asarray(points_um, float).reshape(-1, 3)
     q = pts.copy()
     if warp and warp["points_um"]:
         for _ in range(iterations):
             q = pts - warp_displacement(warp, q)
+    if grid:
+        target = q.copy()
+        for _ in range(iterations):
+            q = target - grid_displacement(grid, q)
     return transform_points(np.linalg.inv(matrix), q)
 
 

@@ -20,8 +20,9 @@ from scipy import fft as sfft
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from ..core.blockmatch import local_shifts
 from ..core.channels import block_average_yx
-from ..core.frames import FRAME_CONVENTION, to_reference, transform_points
+from ..core.frames import FRAME_CONVENTION, to_reference, transform_points, warp_displacement
 from ..core.optics import Z_SCALE
 from ..params import RegisterParams
 
@@ -179,10 +180,16 @@ def _peak_2d(reference: np.ndarray, moving: np.ndarray) -> float:
 
 def estimate_rotation_z(reference: np.ndarray, moving: np.ndarray, *, spacing,
                         max_deg: float = 6.0, step_deg: float = 1.0,
-                        coarse_pixel_um: float = 0.35) -> tuple[float, float]:
+                        coarse_pixel_um: float = 0.35,
+                        limit_deg: float = 20.0) -> tuple[float, float]:
     """Rotation about z (degrees, about the moving stack's centre) that best aligns
-    ``moving`` with ``reference``: the angle whose rotated max projection phase-correlates best
-    (a parabola through the best three angles gives the fraction of a step).
+    ``moving`` with ``reference``: the angle whose rotated max projection phase-correlates best.
+
+    Angles from ``-max_deg`` to ``max_deg`` every ``step_deg`` are tried; when the best lies at
+    an end of that grid the search goes on outward while the peak still rises (up to
+    ``limit_deg``: remounting can turn a field by more than the usual bound, and a clipped
+    angle leaves the rest to the fine fit).  The best angle is then refined on a grid of a
+    quarter step around it, and a parabola through the best three gives the final fraction.
 
     Both are (c, z, y, x) stacks on the same voxel grid.  Returns ``(angle_deg, peak)``.
     """
@@ -190,18 +197,41 @@ def estimate_rotation_z(reference: np.ndarray, moving: np.ndarray, *, spacing,
     sp = np.asarray(spacing) * [1, factor, factor]
     ref = _projection(block_average_yx(reference, factor), sp)
     mov = _projection(block_average_yx(moving, factor), sp)
-    angles = np.arange(-max_deg, max_deg + step_deg / 2, step_deg)
-    # ndimage.rotate(img, a) moves the picture's points as rotation_z_matrix(a) moves points
-    heights = np.array([_peak_2d(ref, ndimage.rotate(mov, a, reshape=False, order=1)
-                                 if a else mov) for a in angles])
-    k = int(np.argmax(heights))
-    best = float(angles[k])
-    if 0 < k < len(angles) - 1:
-        fm, f0, fp = heights[k - 1:k + 2]
-        denom = fm - 2 * f0 + fp
-        if denom < 0:
-            best += step_deg * float(np.clip(0.5 * (fm - fp) / denom, -0.5, 0.5))
-    return best, float(heights[k])
+    heights: dict[float, float] = {}
+
+    def height(a: float) -> float:
+        a = round(float(a), 6)
+        if a not in heights:
+            # ndimage.rotate(img, a) moves the picture's points as rotation_z_matrix(a) moves points
+            heights[a] = _peak_2d(ref, ndimage.rotate(mov, a, reshape=False, order=1)
+                                  if a else mov)
+        return heights[a]
+
+    grid = list(np.arange(-max_deg, max_deg + step_deg / 2, step_deg))
+    for a in grid:
+        height(a)
+    while True:
+        best = max(heights, key=heights.get)
+        lo, hi = min(heights), max(heights)
+        if best == hi and hi + step_deg <= limit_deg:
+            height(hi + step_deg)
+        elif best == lo and lo - step_deg >= -limit_deg:
+            height(lo - step_deg)
+        else:
+            break
+        if max(heights, key=heights.get) == best:   # the peak fell: best is inside now
+            break
+    best = max(heights, key=heights.get)
+    fine = step_deg / 4
+    for a in (best - 2 * fine, best - fine, best + fine, best + 2 * fine):
+        height(a)
+    best = max(heights, key=heights.get)
+    fm, f0, fp = height(best - fine), heights[round(best, 6)], height(best + fine)
+    denom = fm - 2 * f0 + fp
+    angle = best
+    if denom < 0:
+        angle += fine * float(np.clip(0.5 * (fm - fp) / denom, -0.5, 0.5))
+    return float(angle), float(f0)
 
 
 def fit_rigid(source: np.ndarray, target: np.ndarray, *, affine: bool = False,
@@ -368,12 +398,101 @@ def _image_transform(reference, moving, *, spacing, angle, centre_um,
     return translation_matrix(shift_vox * sp) @ rotation_z_matrix(angle, centre_um), peak
 
 
+def _binned_to_um(spacing, factor: int) -> np.ndarray:
+    """4x4 from voxel indices of a stack binned by ``factor`` in y and x to um of the
+    full-resolution stack (a binned pixel's centre is the centre of its block)."""
+    m = np.diag([spacing[0], spacing[1] * factor, spacing[2] * factor, 1.0])
+    m[1:3, 3] = (factor - 1) / 2 * np.asarray(spacing[1:])
+    return m
+
+
+def _high_pass(channel: np.ndarray, spacing) -> np.ndarray:
+    """Background removed (2 um Gaussian), bright outliers clipped, unit robust SD."""
+    img = channel - ndimage.gaussian_filter(channel, 2.0 / np.asarray(spacing), mode="nearest")
+    img = np.clip(img, None, np.percentile(img, 99.9))
+    return img / (np.std(img) + 1e-9)
+
+
+def refine_on_images(reference: np.ndarray, moving: np.ndarray, matrix, *, spacing,
+                     block_um: float = RegisterParams.block_um, factor: int = 2) -> dict | None:
+    """Local corrections to a global transform, measured on the images themselves: the moving
+    stack is resampled into the reference frame through ``matrix`` (both (c, z, y, x) on the
+    same voxel grid, binned by ``factor`` in y and x), and blocks of about ``block_um`` are
+    phase-correlated (:func:`pipeline.core.blockmatch.local_shifts`).  Unlike a warp fitted
+    to matched puncta, the field holds across the whole overlapping field: the dendrites'
+    outline and the puncta that were not matched carry it where matched puncta are few.
+
+    Returns the transform's ``grid`` (:func:`pipeline.core.frames.grid_displacement`) with the
+    blocks that decided it (``kept``) and their peaks, or None when no block decided.
+    """
+    spacing = np.asarray(spacing, float)
+    ref_b = block_average_yx(reference, factor).astype(np.float32)
+    mov_b = block_average_yx(moving, factor).astype(np.float32)
+    to_um = _binned_to_um(spacing, factor)
+    # reference binned voxel -> moving binned voxel
+    a = np.linalg.inv(to_um) @ np.linalg.inv(np.asarray(matrix, float)) @ to_um
+    shape = ref_b.shape[1:]
+    warped = np.stack([ndimage.affine_transform(m, a[:3, :3], offset=a[:3, 3],
+                                                output_shape=shape, order=1, cval=0.0)
+                       for m in mov_b])
+    valid = ndimage.affine_transform(np.ones(mov_b.shape[1:], np.float32), a[:3, :3],
+                                     offset=a[:3, 3], output_shape=shape, order=1,
+                                     cval=0.0) > 0.99
+    sp_b = spacing * [1, factor, factor]
+    ref_hp = np.stack([_high_pass(c, sp_b) for c in ref_b])
+    mov_hp = np.stack([_high_pass(c, sp_b) for c in warped]) * valid
+    field = local_shifts(ref_hp, mov_hp, valid, spacing=sp_b,
+                         block_vox=max(int(round(block_um / sp_b[1])), 8))
+    if not field["kept"].any():
+        return None
+    origin = to_um[1:3, 1:3] @ np.asarray(field["origin_vox"]) + to_um[1:3, 3]
+    step = np.asarray(field["step_vox"]) * sp_b[1:]
+    return {"origin_um": origin.tolist(), "step_um": step.tolist(),
+            "displacement_um": np.round(field["displacement_um"], 4).tolist(),
+            "kept": field["kept"].tolist(), "peak": np.round(field["peak"], 4).tolist()}
+
+
+def _matched(transform, reference_um, moving_um, *, gate_um: float = 0.6,
+             z_scale: float = Z_SCALE):
+    """(moving index, reference index) of mutual nearest puncta within ``gate_um`` after
+    ``transform``, without pairs beyond 3 robust SDs of the median residual."""
+    ref = np.asarray(reference_um, float).reshape(-1, 3)
+    mov = np.asarray(moving_um, float).reshape(-1, 3)
+    scale = np.array([z_scale, 1.0, 1.0])
+    if len(ref) < 3 or len(mov) < 3:
+        return np.zeros(0, int), np.zeros(0, int)
+    mapped = to_reference(transform, mov)
+    i, j = _mutual_pairs(cKDTree(ref * scale), ref * scale, mapped * scale, gate_um)
+    if len(i) < 3:
+        return i, j
+    resid = np.linalg.norm(ref[j] - mapped[i], axis=1)
+    med = np.median(resid)
+    keep = resid <= med + 3 * 1.4826 * np.median(np.abs(resid - med)) + 1e-9
+    return i[keep], j[keep]
+
+
+def _warp_helps(mapped: np.ndarray, dst: np.ndarray, *, length_um: float,
+                tolerance: float = 0.05, z_scale: float = Z_SCALE) -> bool:
+    """Whether a point warp on top of ``mapped`` predicts left-out pairs better (by more than
+    ``tolerance``, relative) than no warp."""
+    n = len(mapped)
+    w = np.array([1.0 / z_scale, 1.0, 1.0])   # z weighs less: localised worse
+    base = np.linalg.norm((dst - mapped) * w, axis=1).mean()
+    err = np.empty(n)
+    for k in range(n):
+        keep = np.arange(n) != k
+        warp = fit_warp(mapped[keep], dst[keep] - mapped[keep], length_um=length_um)
+        d = mapped[k] + warp_displacement(warp, mapped[k:k + 1])[0] - dst[k]
+        err[k] = np.linalg.norm(d * w)
+    return bool(err.mean() < base * (1 - tolerance))
+
+
 def register_session(reference: np.ndarray, moving: np.ndarray, *, spacing,
                      reference_spacing=None, reference_points_um=None, moving_points_um=None,
                      min_peak: float = 0.03, model: str = RegisterParams.model,
                      max_rotation_deg: float = RegisterParams.max_rotation_deg,
                      min_matches: int = RegisterParams.min_matches,
-                     warp_length_um: float = 0.0) -> dict:
+                     warp_length_um: float = 0.0, block_um: float = 0.0) -> dict:
     """Estimate the transform of one session into the reference session's frame.
 
     Parameters
@@ -386,11 +505,16 @@ def register_session(reference: np.ndarray, moving: np.ndarray, *, spacing,
         rotation about z, affine and affine + warp that predicts left-out puncta as well as the
         best, :func:`select_model`), or one of ``translation``, ``rotation``, ``rigid``,
         ``affine``
-    max_rotation_deg : largest rotation about z searched for on the images (0: none)
+    max_rotation_deg : rotation about z searched for on the images (0: none); the search
+        goes on beyond it while the match still improves (:func:`estimate_rotation_z`)
     min_matches : fewer matched puncta and the session is flagged unreliable unless the
         correlation peak is high
     warp_length_um : when > 0, a smooth non-rigid correction (:func:`fit_warp`) of this
         length scale is a candidate (``auto``) or fitted after the chosen model
+    block_um : when > 0, local corrections measured on the images in blocks of this size
+        (:func:`refine_on_images`) follow the chosen model over the whole field; the puncta are
+        then matched again and a point warp is added only where it predicts left-out puncta
+        better
 
     Returns
     -------
@@ -430,7 +554,7 @@ def register_session(reference: np.ndarray, moving: np.ndarray, *, spacing,
     n, resid, warp, chosen, loo = 0, float("nan"), None, "translation", {}
     if use_puncta:
         refine = dict(model="affine" if model == "auto" else model, min_matches=min_matches,
-                      max_rotation_deg=max_rotation_deg + 4)
+                      max_rotation_deg=max(max_rotation_deg, abs(angle)) + 4)
         matrix, n, resid, (i, j) = refine_on_puncta(reference_points_um, moving_points_um,
                                                     matrix, **refine)
         if n < min_matches:
@@ -456,6 +580,23 @@ def register_session(reference: np.ndarray, moving: np.ndarray, *, spacing,
                 chosen = f"{model}+warp"
             resid = float(np.median(np.linalg.norm(
                 to_reference({"matrix": matrix, "warp": warp}, src) - dst, axis=1)))
+    grid = None
+    if block_um > 0:
+        grid = refine_on_images(reference, mov, matrix, spacing=ref_spacing, block_um=block_um)
+    if grid is not None and use_puncta:
+        local = {"matrix": matrix, "grid": grid}
+        i2, j2 = _matched(local, reference_points_um, moving_points_um)
+        if len(i2) >= min_matches:
+            src = np.asarray(moving_points_um, float)[i2]
+            dst = np.asarray(reference_points_um, float)[j2]
+            mapped = to_reference(local, src)
+            warp = None
+            if warp_length_um > 0 and _warp_helps(mapped, dst, length_um=warp_length_um):
+                warp = fit_warp(mapped, dst - mapped, length_um=warp_length_um)
+            n = len(i2)
+            chosen = chosen.replace("+warp", "") + "+grid" + ("+warp" if warp else "")
+            resid = float(np.median(np.linalg.norm(
+                to_reference({**local, "warp": warp}, src) - dst, axis=1)))
     overlap = field_overlap(matrix, mov.shape[1:], reference.shape[1:], ref_spacing)
     expected = 0
     if reference_points_um is not None and moving_points_um is not None:
@@ -468,7 +609,8 @@ def register_session(reference: np.ndarray, moving: np.ndarray, *, spacing,
         reliable = bool(n >= max(3, 0.25 * expected) and overlap >= 0.2)
     else:
         reliable = bool(peak >= min_peak and overlap >= 0.2)
-    return {"matrix": matrix.tolist(), "warp": warp, "shift_um": list(map(float, matrix[:3, 3])),
+    return {"matrix": matrix.tolist(), "grid": grid, "warp": warp,
+            "shift_um": list(map(float, matrix[:3, 3])),
             "rotation_deg": angle, "coarse_shift_um": list(map(float, coarse)), "peak": peak,
             "model": chosen, "loo_error_um": loo,
             "n_matches": int(n), "expected_matches": expected, "residual_um": resid,
@@ -524,7 +666,8 @@ def register_to_reference(reference: np.ndarray, moving: np.ndarray, *, spacing,
                                   reference_spacing=reference_spacing, **points,
                                   model=params.model, max_rotation_deg=params.max_rotation_deg,
                                   min_matches=params.min_matches,
-                                  warp_length_um=params.warp_length_um)
+                                  warp_length_um=params.warp_length_um,
+                                  block_um=params.block_um)
     result.update({"cell": cell, "session": session, "reference_session": reference_session,
                    "channels": ["psd95", "morphology"][:n_ch], "convention": FRAME_CONVENTION})
     return result

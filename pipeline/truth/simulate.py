@@ -77,6 +77,14 @@ class SimulationParams:
     tilt_deg: float = 0.0
     warp_um: float = 0.0          # RMS of a smooth non-rigid displacement per session
     warp_wavelength_um: float = 30.0
+    # |rotation about z| drawn between rotation_min_deg and rotation_deg (remounting often
+    # turns the field by several degrees: the search bound must not clip it)
+    rotation_min_deg: float = 0.0
+    # layout: a part of the field (this fraction of the dendrites' span, at one end) where
+    # synapses are sparse_density_factor times as dense, so that some puncta lie several um
+    # beyond every other (registration must not extrapolate a fit made elsewhere)
+    sparse_fraction: float = 0.0
+    sparse_density_factor: float = 1.0
     # acquisition: sessions imaged with fewer planes (a shallower stack), the kept planes
     # starting at crop_depth_offset of the planes left out (0: the top ones, 1: the bottom ones)
     crop_sessions: tuple[int, ...] = ()
@@ -334,7 +342,9 @@ def simulate_cell(params: SimulationParams, *, cell: str = "cell01") -> Simulate
     # session transforms: tissue (= reference) um -> session um: rigid, then a smooth warp
     to_session, warps, warp_desc = [np.eye(4)], [lambda pts: np.asarray(pts, float)], [[]]
     for _ in range(1, p.n_sessions):
-        rot = rotation_matrix(rng.uniform(-1, 1) * p.rotation_deg,
+        u = rng.uniform(-1, 1)      # one draw, as before rotation_min_deg existed
+        angle = np.sign(u) * (p.rotation_min_deg + abs(u) * (p.rotation_deg - p.rotation_min_deg))
+        rot = rotation_matrix(angle,
                               rng.uniform(-1, 1) * p.tilt_deg, rng.uniform(-1, 1) * p.tilt_deg)
         to_session.append(affine_about(rot, rng.normal(0, p.shift_sd_um), centre))
         fn, desc = smooth_warp(rng, p.warp_um, p.warp_wavelength_um)
@@ -355,6 +365,17 @@ def simulate_cell(params: SimulationParams, *, cell: str = "cell01") -> Simulate
 
     scale = np.array([1 / p.z_anisotropy, 1.0, 1.0])
     taken = np.empty((0, 3))
+    along = np.mean([d.tangents.mean(0) for d in dendrites], axis=0)
+    along /= np.linalg.norm(along)
+    span = np.abs(((np.array(list(np.ndindex(2, 2, 2))) * (shape - 1) * spacing) - centre)
+                  @ along).max()
+
+    def thinned(xyz):
+        """Which candidate sites survive the sparse region's lower density."""
+        if p.sparse_fraction <= 0:
+            return np.ones(len(xyz), bool)
+        sparse = (xyz - centre) @ along > span * (1 - 2 * p.sparse_fraction)
+        return ~sparse | (rng.uniform(size=len(xyz)) < p.sparse_density_factor)
 
     def new_sites(n):
         """n sites inside every session's view, none too close to an earlier site."""
@@ -365,7 +386,7 @@ def simulate_cell(params: SimulationParams, *, cell: str = "cell01") -> Simulate
                 break
             cand = _sample_sites(p, dendrites, 2 * n + 10, rng)
             xyz = cand[["z_um", "y_um", "x_um"]].to_numpy()
-            keep = np.flatnonzero(visible(xyz))
+            keep = np.flatnonzero(visible(xyz) & thinned(xyz))
             chosen = []
             for i in keep:
                 if len(chosen) + sum(len(o) for o in out) >= n:
@@ -377,8 +398,12 @@ def simulate_cell(params: SimulationParams, *, cell: str = "cell01") -> Simulate
             out.append(cand.iloc[chosen])
         return pd.concat(out, ignore_index=True)
 
-    visible_len = sum(d.length for d in dendrites) * np.mean(
-        visible(np.concatenate([d.points for d in dendrites])))
+    line = np.concatenate([d.points for d in dendrites])
+    on_line = visible(line)
+    if p.sparse_fraction > 0:   # expected sites after thinning (no random draws here)
+        sparse = (line - centre) @ along > span * (1 - 2 * p.sparse_fraction)
+        on_line = on_line * np.where(sparse, p.sparse_density_factor, 1.0)
+    visible_len = sum(d.length for d in dendrites) * np.mean(on_line)
     n0 = rng.poisson(p.synapse_density_per_um * visible_len)
     sites = new_sites(n0)
     mu, sigma = p.weight_lognormal

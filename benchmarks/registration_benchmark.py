@@ -1,0 +1,121 @@
+"""Registration alone, per session, on the benchmark's regimes: the residual of every true
+synapse in view (lateral and axial), per session and the worst session, and whether QC flagged
+the session.
+
+    python benchmarks/registration_benchmark.py [--regimes hard_registration,...] [--out FILE]
+
+Each regime's cell is simulated in memory exactly as ``make bench`` simulates it (same options,
+same seed), detected and registered with the stage functions the workflow calls.  Prints a
+markdown table (and writes it with ``--out``); ``make bench`` reports the same figures from its
+full runs.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+
+def simulated_cell(args: list[str]):
+    """The first cell of ``python -m pipeline simulate`` with these options, in memory."""
+    from pipeline.cli.parser import build_parser, simulation_overrides
+    from pipeline.truth.simulate import SimulationParams, simulate_cell
+
+    ns = build_parser().parse_args(["simulate", "--out", "unused", *args])
+    cell_type = ns.cells.split(",")[0]
+    prm = SimulationParams(cell_type=cell_type, seed=ns.seed, **simulation_overrides(ns))
+    return simulate_cell(prm, cell=f"{cell_type}01")
+
+
+def session_residuals(truth: pd.DataFrame, session: str, transform, spacing) -> pd.DataFrame:
+    """Per true synapse present and in view in ``session``: its registration residual (um),
+    lateral (y, x) and axial (z)."""
+    from pipeline.core.frames import to_reference
+
+    t = truth[(truth.session == session) & (truth.present == 1) & (truth.in_view == 1)]
+    mapped = to_reference(transform, t[["z", "y", "x"]].to_numpy() * spacing)
+    d = mapped - t[["z_um", "y_um", "x_um"]].to_numpy()
+    return pd.DataFrame({"synapse_id": t.synapse_id.to_numpy(),
+                         "lateral_um": np.linalg.norm(d[:, 1:], axis=1),
+                         "axial_um": np.abs(d[:, 0])})
+
+
+def register_cell(sim, params=None) -> pd.DataFrame:
+    """Detect and register every session of a simulated cell; one row per session."""
+    from pipeline.params import DetectParams, RegisterParams
+    from pipeline.stages.detect import detect_session
+    from pipeline.stages.register import register_to_reference
+
+    params = params or RegisterParams()
+    spacing = np.asarray(sim.params.spacing)
+    stacks = [img.astype(np.float32) for img in sim.images]
+    puncta = [detect_session(s, spacing=spacing, params=DetectParams())[["z_um", "y_um", "x_um"]]
+              .to_numpy() for s in stacks]
+    rows = []
+    for k, stack in enumerate(stacks[1:], start=1):
+        session = f"s{k:02d}"
+        t0 = time.perf_counter()
+        result = register_to_reference(stacks[0], stack, spacing=spacing,
+                                       reference_spacing=spacing, cell="c", session=session,
+                                       reference_session="s00", reference_points_um=puncta[0],
+                                       moving_points_um=puncta[k], params=params)
+        secs = time.perf_counter() - t0
+        res = session_residuals(sim.truth, session, result, spacing)
+        # the truth's session -> reference rotation about z, as rotation_z_matrix states it
+        true_angle = np.degrees(np.arctan2(sim.transforms[k][2, 1], sim.transforms[k][1, 1]))
+        rows.append({"session": session, "n": len(res),
+                     "lateral_median_um": res.lateral_um.median(),
+                     "lateral_p95_um": res.lateral_um.quantile(0.95),
+                     "axial_p95_um": res.axial_um.quantile(0.95),
+                     "true_rotation_deg": true_angle, "rotation_deg": result["rotation_deg"],
+                     "model": result.get("model"), "n_matches": result["n_matches"],
+                     "reliable": result["reliable"],
+                     "flagged_regions": len(result.get("misregistered_regions", []) or []),
+                     "seconds": secs})
+    return pd.DataFrame(rows)
+
+
+def summary(regime: str, per_session: pd.DataFrame) -> dict:
+    """Pooled and worst-session figures of one regime."""
+    bad = per_session.lateral_p95_um > 0.5
+    flagged = ~per_session.reliable | (per_session.flagged_regions > 0)
+    return {"regime": regime, "sessions": len(per_session),
+            "lateral median (median over sessions)": per_session.lateral_median_um.median(),
+            "worst lateral p95": per_session.lateral_p95_um.max(),
+            "worst axial p95": per_session.axial_p95_um.max(),
+            "sessions p95 > 0.5 um": int(bad.sum()),
+            "of which flagged": int((bad & flagged).sum()),
+            "s per session": per_session.seconds.mean()}
+
+
+def main(argv=None) -> int:
+    from run_benchmark import COMMON, REGIMES
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--regimes", default=",".join(REGIMES))
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    lines, sums = [], []
+    for regime in args.regimes.split(","):
+        sim = simulated_cell(COMMON + REGIMES[regime])
+        per = register_cell(sim)
+        sums.append(summary(regime, per))
+        lines += [f"### {regime}", "", per.round(3).to_markdown(index=False), ""]
+    table = pd.DataFrame(sums).round(3).to_markdown(index=False)
+    text = "\n".join(["## Registration per session", "", table, "", *lines])
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

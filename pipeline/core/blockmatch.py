@@ -1,0 +1,114 @@
+"""Local displacement between two aligned stacks, block by block (piecewise-rigid registration).
+
+The reference field is cut into overlapping lateral blocks spanning the stack's depth; each
+block of the (already globally aligned) moving stack is phase-correlated with the reference's.
+A block's shift is kept only when its correlation peak is clear and it agrees with its
+neighbours; the others are filled from the kept ones by normalised convolution, so that the
+field holds where no block saw anything (it does not fall back to zero at the edge of the
+evidence).  The result is a displacement per block centre, in um, on a regular lateral grid.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import fft as sfft
+from scipy import ndimage
+
+from .noise import MAD_TO_SD
+
+
+def _prepared(block: np.ndarray) -> np.ndarray:
+    """Mean-free block with cosine tapers at its lateral edges (no edge for phase correlation
+    to lock onto)."""
+    out = block - block.mean()
+    for ax in (1, 2):
+        n = out.shape[ax]
+        w = np.hanning(n + 2)[1:-1].astype(np.float32)
+        out = out * w.reshape([-1 if i == ax else 1 for i in range(out.ndim)])
+    return out
+
+
+def block_shift(reference: np.ndarray, moving: np.ndarray) -> tuple[np.ndarray, float]:
+    """Shift (voxels, z y x) with ``reference[p] ~ moving[p - shift]`` of two (c, z, y, x)
+    blocks, and the height of the normalised phase-correlation peak (channels averaged)."""
+    shape = [reference.shape[1]] + [int(n * 1.5) for n in reference.shape[2:]]
+    cross = None
+    for r, m in zip(reference, moving):
+        c = sfft.rfftn(_prepared(r), shape) * np.conj(sfft.rfftn(_prepared(m), shape))
+        c /= np.abs(c) + np.float32(1e-9) * (np.abs(c).max() + 1e-30)
+        cross = c if cross is None else cross + c
+    freqs = np.meshgrid(*[np.fft.fftfreq(n) for n in shape[:-1]], np.fft.rfftfreq(shape[-1]),
+                        indexing="ij", sparse=True)
+    cross *= np.exp(-2 * np.pi ** 2 * sum(f * f for f in freqs))      # 1-voxel smoothing
+    corr = sfft.irfftn(cross, shape)
+    peak = np.array(np.unravel_index(np.argmax(corr), corr.shape))
+    sub = np.zeros(3)
+    for ax in range(3):
+        step = np.zeros(3, int)
+        step[ax] = 1
+        fm, f0, fp = (corr[tuple((peak + k * step) % shape)] for k in (-1, 0, 1))
+        denom = fm - 2 * f0 + fp
+        sub[ax] = float(np.clip(0.5 * (fm - fp) / denom, -0.5, 0.5)) if denom < 0 else 0.0
+    shift = peak + sub
+    shape_arr = np.array(shape)
+    shift = np.where(shift > shape_arr / 2, shift - shape_arr, shift)
+    height = float(corr.max() / (np.sqrt(np.square(corr, dtype=np.float64).sum()) + 1e-12))
+    return shift, height
+
+
+def _fill(values: np.ndarray, weights: np.ndarray, sigma: float) -> np.ndarray:
+    """Normalised convolution: a weighted Gaussian average of the kept values at every node."""
+    num = np.stack([ndimage.gaussian_filter(values[..., k] * weights, sigma, mode="nearest")
+                    for k in range(values.shape[-1])], -1)
+    den = ndimage.gaussian_filter(weights, sigma, mode="nearest")
+    return num / np.maximum(den, 1e-12)[..., None], den
+
+
+def local_shifts(reference: np.ndarray, moving: np.ndarray, valid: np.ndarray, *, spacing,
+                 block_vox: int, min_peak: float = 0.08, max_shift_um: float = 1.5,
+                 max_disagreement_um: float = 0.3) -> dict:
+    """Displacement field of ``moving`` against ``reference``, both (c, z, y, x) on the same
+    grid (``moving`` already resampled into the reference frame; ``valid`` marks the voxels it
+    covers), from blocks of ``block_vox`` pixels laterally, overlapping by half.
+
+    Returns a dict with ``origin_vox`` and ``step_vox`` (y, x of the first block centre and the
+    spacing of centres), ``displacement_um`` (ny, nx, 3: the shift to add to a globally aligned
+    point so that it lands on its reference position), ``kept`` (ny, nx: blocks whose own
+    correlation decided their value) and ``peak`` (ny, nx).
+    """
+    spacing = np.asarray(spacing, float)
+    _, nz, ny, nx = reference.shape
+    b = int(min(block_vox, ny, nx))
+    step = max(b // 2, 1)
+    ys = list(range(0, max(ny - b, 0) + 1, step))
+    xs = list(range(0, max(nx - b, 0) + 1, step))
+    shifts = np.zeros((len(ys), len(xs), 3))
+    peaks = np.zeros((len(ys), len(xs)))
+    ok = np.zeros((len(ys), len(xs)), bool)
+    for i, y in enumerate(ys):
+        for j, x in enumerate(xs):
+            if valid[:, y:y + b, x:x + b].mean() < 0.9:
+                continue
+            s, h = block_shift(reference[:, :, y:y + b, x:x + b], moving[:, :, y:y + b, x:x + b])
+            um = s * spacing
+            peaks[i, j] = h
+            if h >= min_peak and np.linalg.norm(um) <= max_shift_um:
+                shifts[i, j], ok[i, j] = um, True
+    # a block disagreeing with its kept neighbours locked onto something else: drop it
+    if ok.sum() >= 3:
+        for i, j in zip(*np.nonzero(ok)):
+            nb = ok[max(i - 1, 0):i + 2, max(j - 1, 0):j + 2].copy()
+            vals = shifts[max(i - 1, 0):i + 2, max(j - 1, 0):j + 2][nb]
+            if len(vals) >= 3:
+                med = np.median(vals, axis=0)
+                spread = MAD_TO_SD * np.median(np.linalg.norm(vals - med, axis=1))
+                if np.linalg.norm(shifts[i, j] - med) > max(max_disagreement_um, 3 * spread):
+                    ok[i, j] = False
+    weights = np.where(ok, peaks, 0.0)
+    field = np.zeros_like(shifts)
+    if ok.any():
+        near, den = _fill(shifts, weights, 1.0)
+        far, _ = _fill(shifts, weights, 3.0 * max(len(ys), len(xs)))
+        blend = np.clip(den / (weights[ok].mean() * 0.2), 0, 1)[..., None]
+        field = blend * near + (1 - blend) * far
+    return {"origin_vox": [ys[0] + (b - 1) / 2, xs[0] + (b - 1) / 2], "step_vox": [step, step],
+            "displacement_um": field, "kept": ok, "peak": peaks}
