@@ -50,6 +50,7 @@ def session_residuals(truth: pd.DataFrame, session: str, transform, spacing) -> 
 
 def register_cell(sim, params=None) -> pd.DataFrame:
     """Detect and register every session of a simulated cell; one row per session."""
+    from pipeline.core.frames import registration_error_at
     from pipeline.params import DetectParams, RegisterParams
     from pipeline.stages.detect import detect_session
     from pipeline.stages.register import register_to_reference
@@ -69,6 +70,11 @@ def register_cell(sim, params=None) -> pd.DataFrame:
                                        moving_points_um=puncta[k], params=params)
         secs = time.perf_counter() - t0
         res = session_residuals(sim.truth, session, result, spacing)
+        t = sim.truth[(sim.truth.session == session) & (sim.truth.present == 1)
+                      & (sim.truth.in_view == 1)]
+        estimate = registration_error_at(result, t[["z_um", "y_um", "x_um"]].to_numpy())
+        flagged = estimate > result["error"]["limit_um"]
+        wrong = (res.lateral_um > 0.5).to_numpy()
         # the truth's session -> reference rotation about z, as rotation_z_matrix states it
         true_angle = np.degrees(np.arctan2(sim.transforms[k][2, 1], sim.transforms[k][1, 1]))
         rows.append({"session": session, "n": len(res),
@@ -79,6 +85,8 @@ def register_cell(sim, params=None) -> pd.DataFrame:
                      "model": result.get("model"), "n_matches": result["n_matches"],
                      "reliable": result["reliable"],
                      "flagged_regions": len(result.get("misregistered_regions", []) or []),
+                     "rows_wrong": int(wrong.sum()), "wrong_flagged": int((wrong & flagged).sum()),
+                     "right_flagged": int((~wrong & flagged).sum()),
                      "seconds": secs})
     return pd.DataFrame(rows)
 
@@ -93,6 +101,10 @@ def summary(regime: str, per_session: pd.DataFrame) -> dict:
             "worst axial p95": per_session.axial_p95_um.max(),
             "sessions p95 > 0.5 um": int(bad.sum()),
             "of which flagged": int((bad & flagged).sum()),
+            "rows > 0.5 um": int(per_session.rows_wrong.sum()),
+            "of which flagged ": int(per_session.wrong_flagged.sum()),
+            "rows <= 0.5 um flagged": int(per_session.right_flagged.sum()),
+            "rows": int(per_session.n.sum()),
             "s per session": per_session.seconds.mean()}
 
 

@@ -25,11 +25,13 @@ CURATED_COLUMNS = ["curated"]
 QUALITY_COLUMNS = ["quality_flags"]
 
 #: the weights stage's per-cell table, in this column order
+#: added by the weights stage from the register stage's error map (issue 31)
+REGISTRATION_COLUMNS = ["registration_error_um"]
 WEIGHTS_TABLE = (SYNAPSE_COLUMNS + WEIGHTS_COLUMNS + CURATED_COLUMNS + LINK_COLUMNS
-                 + QUALITY_COLUMNS)
+                 + QUALITY_COLUMNS + REGISTRATION_COLUMNS)
 #: the presence stage's per-cell table (and so synapses.csv), in this column order
 PRESENCE_TABLE = (SYNAPSE_COLUMNS + WEIGHTS_COLUMNS + PRESENCE_COLUMNS + CURATED_COLUMNS
-                  + LINK_COLUMNS + QUALITY_COLUMNS)
+                  + LINK_COLUMNS + QUALITY_COLUMNS + REGISTRATION_COLUMNS)
 
 # --------------------------------------------------------------------------- curation.tsv
 #: the curation file's columns, tab-separated, one action a row

@@ -65,6 +65,8 @@ class RegisterParams:
     warp_length_um: float = _p(8.0, "length scale of the smooth non-rigid correction (0: off)")
     block_um: float = _p(8.0, "block size of the local correction measured on the images, "
                               "um (0: off)")
+    misregistered_um: float = _p(0.5, "estimated local registration error above which rows "
+                                      "are flagged misregistered and the region reported, um")
 
 
 @dataclass(frozen=True)

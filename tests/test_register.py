@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 
 from pipeline.stages.detect import detect_puncta
@@ -261,3 +262,77 @@ def test_a_synapse_far_beyond_every_other_is_registered():
     res = _register_stage(sim, 1)
     err = np.linalg.norm(to_reference(res, src) - dst, axis=1)
     assert err[lone] < 0.3, (err[lone], far[lone])
+
+
+@pytest.fixture(scope="module")
+def deformed_right_half():
+    """Session 1 of a cell with the right half of its field deformed beyond any smooth model:
+    content at (y, x) moves by 0.8 um sin(2 pi x / 4 um) in y for x past the centre.  Returns
+    the cell, its true session positions after the deformation, the reference positions and
+    the centre line x (um)."""
+    from scipy import ndimage
+
+    from pipeline.truth.simulate import SimulationParams, simulate_cell
+
+    sim = simulate_cell(SimulationParams(cell_type="pyr", shape=(20, 320, 320), n_sessions=2,
+                                         seed=36, shift_sd_um=(0.3, 1.0, 1.0)), cell="w")
+    sp = spacing_of(sim)
+    amp, wavelength = 0.8, 4.0
+    img = sim.images[1].astype(np.float32)
+    zz, yy, xx = np.meshgrid(*[np.arange(n) for n in img.shape[1:]], indexing="ij")
+    centre = (img.shape[3] - 1) * sp[2] / 2
+
+    def dy(x_um):
+        return np.where(x_um > centre, amp * np.sin(2 * np.pi * (x_um - centre) / wavelength), 0)
+
+    coords = [zz, yy - dy(xx * sp[2]) / sp[1], xx]
+    deformed = np.stack([ndimage.map_coordinates(c, coords, order=1) for c in img])
+    t, src, dst = _truth_pairs(sim, 1)
+    src = src + np.c_[np.zeros(len(src)), dy(src[:, 2]), np.zeros(len(src))]
+    undeformed = _register_stage(sim, 1)
+    sim.images[1] = deformed
+    return sim, src, dst, centre, undeformed
+
+
+def test_a_correct_registration_has_no_flagged_region(deformed_right_half):
+    *_, undeformed = deformed_right_half
+    assert undeformed["misregistered_regions"] == []
+    assert np.max(undeformed["error"]["error_um"]) < 0.25
+
+
+def test_a_deformed_right_half_is_flagged_there_and_not_elsewhere(deformed_right_half):
+    from pipeline.core.frames import registration_error_at
+
+    sim, src, dst, centre, _ = deformed_right_half
+    res = _register_stage(sim, 1)
+    err = np.linalg.norm(to_reference(res, src) - dst, axis=1)
+    estimate = registration_error_at(res, dst)
+    right, flagged = dst[:, 2] > centre + 1.0, estimate > res["error"]["limit_um"]
+    left = dst[:, 2] < centre - 1.0
+    assert (err[right] > 0.5).sum() >= 5                   # the deformation did harm
+    assert flagged[right & (err > 0.5)].mean() >= 0.8       # where it is wrong, it says so
+    assert not flagged[left].any()                          # and nowhere else
+    assert len(res["misregistered_regions"]) >= 1
+    assert all(r["x_um"][1] > centre for r in res["misregistered_regions"])
+
+
+def test_rows_in_a_misregistered_region_carry_the_flag():
+    from pipeline.stages.weights import measure_session
+
+    rng = np.random.default_rng(3)
+    stack = rng.normal(100, 5, (2, 12, 64, 64)).astype(np.float32)
+    sp = [0.8, 0.0887, 0.0887]
+    meta = {"cell": "c", "cell_type": "pyr", "session": "s01", "day": 4.0, "voxel_um": sp}
+    pos = np.array([[4.8, 1.5, 1.0], [4.8, 1.5, 4.5]])            # left, right (um)
+    tracks = pd.DataFrame({"synapse_id": [1, 2], "session": "s00", "z_um": pos[:, 0],
+                           "y_um": pos[:, 1], "x_um": pos[:, 2], "z": pos[:, 0] / sp[0],
+                           "y": pos[:, 1] / sp[1], "x": pos[:, 2] / sp[2],
+                           "link_distance_um": np.nan})
+    transform = {"matrix": np.eye(4).tolist(), "reliable": True,
+                 "error": {"origin_um": [0.0, 0.0], "step_um": [4.0, 4.0], "limit_um": 0.5,
+                           "error_um": [[0.1, 0.9], [0.1, 0.9]]}}
+    rows, _ = measure_session(stack, meta, transform, tracks)
+    rows = rows.set_index("synapse_id")
+    assert rows.loc[2, "registration_error_um"] > 0.5 > rows.loc[1, "registration_error_um"]
+    assert "misregistered" in rows.loc[2, "quality_flags"]
+    assert "misregistered" not in rows.loc[1, "quality_flags"]

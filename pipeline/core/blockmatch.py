@@ -30,7 +30,8 @@ def _prepared(block: np.ndarray) -> np.ndarray:
 def block_shift(reference: np.ndarray, moving: np.ndarray) -> tuple[np.ndarray, float]:
     """Shift (voxels, z y x) with ``reference[p] ~ moving[p - shift]`` of two (c, z, y, x)
     blocks, and the height of the normalised phase-correlation peak (channels averaged)."""
-    shape = [reference.shape[1]] + [int(n * 1.5) for n in reference.shape[2:]]
+    shape = [reference.shape[1]] + [sfft.next_fast_len(int(n * 1.5), real=True)
+                                    for n in reference.shape[2:]]
     cross = None
     for r, m in zip(reference, moving):
         c = sfft.rfftn(_prepared(r), shape) * np.conj(sfft.rfftn(_prepared(m), shape))
@@ -63,12 +64,13 @@ def _fill(values: np.ndarray, weights: np.ndarray, sigma: float) -> np.ndarray:
     return num / np.maximum(den, 1e-12)[..., None], den
 
 
-def local_shifts(reference: np.ndarray, moving: np.ndarray, valid: np.ndarray, *, spacing,
+def local_shifts(reference: np.ndarray, moving: np.ndarray, inside, *, spacing,
                  block_vox: int, min_peak: float = 0.08, max_shift_um: float = 1.5,
                  max_disagreement_um: float = 0.3) -> dict:
     """Displacement field of ``moving`` against ``reference``, both (c, z, y, x) on the same
-    grid (``moving`` already resampled into the reference frame; ``valid`` marks the voxels it
-    covers), from blocks of ``block_vox`` pixels laterally, overlapping by half.
+    grid (``moving`` already resampled into the reference frame; ``inside(y0, y1, x0, x1)``
+    says whether a block lies wholly inside the moving stack's field), from blocks of
+    ``block_vox`` pixels laterally, overlapping by half.
 
     Returns a dict with ``origin_vox`` and ``step_vox`` (y, x of the first block centre and the
     spacing of centres), ``displacement_um`` (ny, nx, 3: the shift to add to a globally aligned
@@ -86,7 +88,7 @@ def local_shifts(reference: np.ndarray, moving: np.ndarray, valid: np.ndarray, *
     ok = np.zeros((len(ys), len(xs)), bool)
     for i, y in enumerate(ys):
         for j, x in enumerate(xs):
-            if valid[:, y:y + b, x:x + b].mean() < 0.9:
+            if not inside(y, y + b, x, x + b):
                 continue
             s, h = block_shift(reference[:, :, y:y + b, x:x + b], moving[:, :, y:y + b, x:x + b])
             um = s * spacing

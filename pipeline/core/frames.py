@@ -37,18 +37,36 @@ def warp_displacement(warp: dict | None, points_um: np.ndarray) -> np.ndarray:
     return out
 
 
-def grid_displacement(grid: dict | None, points_um: np.ndarray) -> np.ndarray:
-    """Displacement (um) of a ``grid`` (``origin_um`` and ``step_um`` of its nodes in y, x;
-    ``displacement_um`` (ny, nx, 3)) at reference-frame points, bilinear between nodes and
-    constant beyond the outer ones."""
+def _on_grid(grid: dict, key: str, points_um: np.ndarray) -> np.ndarray:
+    """``grid[key]`` (ny, nx[, k]) on a lateral lattice (``origin_um``, ``step_um`` in y, x)
+    at reference-frame points: bilinear between nodes, constant beyond the outer ones."""
     pts = np.asarray(points_um, float).reshape(-1, 3)
-    if not grid:
-        return np.zeros_like(pts)
-    disp = np.asarray(grid["displacement_um"], float)
+    values = np.asarray(grid[key], float)
     origin, step = np.asarray(grid["origin_um"], float), np.asarray(grid["step_um"], float)
     coords = [(pts[:, 1] - origin[0]) / step[0], (pts[:, 2] - origin[1]) / step[1]]
-    return np.stack([ndimage.map_coordinates(disp[..., k], coords, order=1, mode="nearest")
-                     for k in range(3)], axis=1)
+    if values.ndim == 2:
+        return ndimage.map_coordinates(values, coords, order=1, mode="nearest")
+    return np.stack([ndimage.map_coordinates(values[..., k], coords, order=1, mode="nearest")
+                     for k in range(values.shape[-1])], axis=1)
+
+
+def grid_displacement(grid: dict | None, points_um: np.ndarray) -> np.ndarray:
+    """Displacement (um) of a ``grid`` (``origin_um`` and ``step_um`` of its nodes in y, x;
+    ``displacement_um`` (ny, nx, 3)) at reference-frame points."""
+    if not grid:
+        return np.zeros_like(np.asarray(points_um, float).reshape(-1, 3))
+    return _on_grid(grid, "displacement_um", points_um)
+
+
+def registration_error_at(transform, points_um: np.ndarray) -> np.ndarray:
+    """The register stage's estimate of its own error (um) at reference-frame points: its
+    ``error`` map (``error_um`` on a lateral lattice; one node of 0 for the reference session),
+    NaN for a transform without one (older results, a session registered without puncta)."""
+    pts = np.asarray(points_um, float).reshape(-1, 3)
+    error = transform.get("error") if isinstance(transform, dict) else None
+    if error:
+        return _on_grid(error, "error_um", pts)
+    return np.full(len(pts), np.nan)
 
 
 def _parts(transform):

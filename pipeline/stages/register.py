@@ -406,11 +406,15 @@ def _binned_to_um(spacing, factor: int) -> np.ndarray:
     return m
 
 
-def _high_pass(channel: np.ndarray, spacing) -> np.ndarray:
-    """Background removed (2 um Gaussian), bright outliers clipped, unit robust SD."""
-    img = channel - ndimage.gaussian_filter(channel, 2.0 / np.asarray(spacing), mode="nearest")
-    img = np.clip(img, None, np.percentile(img, 99.9))
-    return img / (np.std(img) + 1e-9)
+def _high_pass(channel: np.ndarray, spacing, background_um: float = 2.0) -> np.ndarray:
+    """The channel without its smooth background (a box mean of about ``background_um``:
+    the dendrite's glow would otherwise pull blocks towards the shaft), bright outliers
+    clipped, unit SD."""
+    size = np.maximum(np.round(2 * background_um / np.asarray(spacing)).astype(int) | 1, 1)
+    img = channel - ndimage.uniform_filter(channel, size, mode="nearest")
+    sample = img.ravel()[::7]
+    img = np.minimum(img, np.percentile(sample, 99.9))
+    return (img - sample.mean()) / (sample.std() + 1e-9)
 
 
 def refine_on_images(reference: np.ndarray, moving: np.ndarray, matrix, *, spacing,
@@ -432,16 +436,22 @@ def refine_on_images(reference: np.ndarray, moving: np.ndarray, matrix, *, spaci
     # reference binned voxel -> moving binned voxel
     a = np.linalg.inv(to_um) @ np.linalg.inv(np.asarray(matrix, float)) @ to_um
     shape = ref_b.shape[1:]
-    warped = np.stack([ndimage.affine_transform(m, a[:3, :3], offset=a[:3, 3],
+    sp_b = spacing * [1, factor, factor]
+    warped = np.stack([ndimage.affine_transform(_high_pass(m, sp_b), a[:3, :3], offset=a[:3, 3],
                                                 output_shape=shape, order=1, cval=0.0)
                        for m in mov_b])
-    valid = ndimage.affine_transform(np.ones(mov_b.shape[1:], np.float32), a[:3, :3],
-                                     offset=a[:3, 3], output_shape=shape, order=1,
-                                     cval=0.0) > 0.99
-    sp_b = spacing * [1, factor, factor]
-    ref_hp = np.stack([_high_pass(c, sp_b) for c in ref_b])
-    mov_hp = np.stack([_high_pass(c, sp_b) for c in warped]) * valid
-    field = local_shifts(ref_hp, mov_hp, valid, spacing=sp_b,
+    hi = np.array(mov_b.shape[1:]) - 1
+
+    def inside(y0, y1, x0, x1):
+        """A block's corners (so all of it) land inside the moving stack's field of view (its
+        depth may differ: planes beyond it are empty in both, as in a shallower session)."""
+        corners = np.array([[z, y, x, 1.0] for z in (0, shape[0] - 1) for y in (y0, y1 - 1)
+                            for x in (x0, x1 - 1)])
+        q = (corners @ a.T)[:, 1:3]
+        return bool(np.all((q >= -0.5) & (q <= hi[1:] + 0.5)))
+
+    ref_c = np.stack([_high_pass(c, sp_b) for c in ref_b])
+    field = local_shifts(ref_c, warped, inside, spacing=sp_b,
                          block_vox=max(int(round(block_um / sp_b[1])), 8))
     if not field["kept"].any():
         return None
@@ -487,12 +497,105 @@ def _warp_helps(mapped: np.ndarray, dst: np.ndarray, *, length_um: float,
     return bool(err.mean() < base * (1 - tolerance))
 
 
+def _loo_errors(transform, src: np.ndarray, dst: np.ndarray, *, z_weight: float = 0.5):
+    """Leave-one-out prediction error (um, z weighted by ``z_weight``) of matched pairs: the
+    point warp, the only part fitted to the pairs themselves, refitted without each."""
+    w = np.array([z_weight, 1.0, 1.0])
+    warp = transform.get("warp")
+    base = {**transform, "warp": None}
+    mapped = to_reference(base, src)
+    if not warp or not warp.get("points_um"):
+        return np.linalg.norm((mapped - dst) * w, axis=1)
+    out = np.empty(len(src))
+    for k in range(len(src)):
+        keep = np.arange(len(src)) != k
+        wk = fit_warp(mapped[keep], dst[keep] - mapped[keep], length_um=warp["length_um"])
+        out[k] = np.linalg.norm((mapped[k] + warp_displacement(wk, mapped[k:k + 1])[0]
+                                 - dst[k]) * w)
+    return out
+
+
+def error_map(transform, reference_um, moving_um, pairs, *, field_um, step_um: float = 4.0,
+              length_um: float = 3.0, limit_um: float = RegisterParams.misregistered_um,
+              z_weight: float = 0.5, partner_um: float = 1.2) -> tuple[dict, list[dict]]:
+    """How far to trust a transform across the reference field: an error estimate (um) on a
+    lateral lattice every ``step_um``, and the regions where it exceeds ``limit_um``.
+
+    Three local measures, each over the puncta around a node (Gaussian weights of
+    ``length_um``); the largest wins:
+
+    * the leave-one-out prediction error of matched puncta (:func:`_loo_errors`);
+    * the offset of the session's puncta: for every reference punctum, the distance to the
+      nearest mapped punctum of the session, matched or not; the weighted median over those
+      with a candidate partner (within ``partner_um``; a synapse lost, born or missed by
+      detection has none and says nothing) is how far the transform is off here;
+    * a local collapse of pairing: where the share of reference puncta with a partner within
+      ``limit_um`` falls below a third of the session's share, the transform is off by more
+      than the partner distance, and the node gets ``2 * limit_um``.
+
+    Where a measure has too few puncta nearby, the session's typical error stands in.
+    Returns ``(error, regions)``: ``error`` with ``origin_um``, ``step_um`` and ``error_um``
+    (ny, nx) for :func:`pipeline.core.frames.registration_error_at`; ``regions`` one dict per
+    connected group of nodes above ``limit_um`` (``y_um``, ``x_um`` ranges and the largest
+    ``error_um``).
+    """
+    ref = np.asarray(reference_um, float).reshape(-1, 3)
+    mov = np.asarray(moving_um, float).reshape(-1, 3)
+    i, j = pairs
+    w = np.array([z_weight, 1.0, 1.0])
+    loo = _loo_errors(transform, mov[i], ref[j], z_weight=z_weight) if len(i) else np.zeros(0)
+    mapped = to_reference(transform, mov)
+    nearest = cKDTree(mapped * w).query(ref * w)[0] if len(mapped) else np.full(len(ref), np.inf)
+    ys = np.arange(0.0, field_um[0] + step_um / 2, step_um)
+    xs = np.arange(0.0, field_um[1] + step_um / 2, step_um)
+    nodes = np.stack(np.meshgrid(ys, xs, indexing="ij"), -1).reshape(-1, 2)
+    typical = float(np.median(loo)) if len(loo) else 0.0
+
+    def weights(points_yx):
+        d2 = ((nodes[:, None, :] - points_yx[None]) ** 2).sum(-1)
+        return np.exp(-d2 / (2 * length_um ** 2))
+
+    # leave-one-out error of matched puncta, shrunk towards the typical where they are few
+    k = weights(ref[j][:, 1:]) if len(j) else np.zeros((len(nodes), 0))
+    e_loo = np.sqrt((k @ loo ** 2 + 0.5 * typical ** 2) / (k.sum(1) + 0.5))
+    # offset of candidate partners: a weighted median
+    cand = nearest < partner_um
+    e_off = np.full(len(nodes), typical)
+    if cand.sum():
+        kc = weights(ref[cand][:, 1:])
+        order = np.argsort(nearest[cand])
+        cum = np.cumsum(kc[:, order], axis=1)
+        total = cum[:, -1]
+        pick = nearest[cand][order][np.minimum((cum < total[:, None] / 2).sum(1),
+                                               cand.sum() - 1)]
+        e_off = np.where(total >= 2.0, pick, typical)
+    # collapse of pairing
+    e_collapse = np.zeros(len(nodes))
+    if len(ref):
+        ka = weights(ref[:, 1:])
+        share = (ka @ (nearest < limit_um)) / np.maximum(ka.sum(1), 1e-12)
+        session_share = float(np.mean(nearest < limit_um))
+        e_collapse = np.where((ka.sum(1) >= 3.0) & (share < session_share / 3), 2 * limit_um, 0.0)
+    err = np.maximum.reduce([e_loo, e_off, e_collapse]).reshape(len(ys), len(xs))
+    labels, n = ndimage.label(err > limit_um, structure=np.ones((3, 3)))
+    regions = []
+    for k in range(1, n + 1):
+        yy, xx = np.nonzero(labels == k)
+        regions.append({"y_um": [float(ys[yy.min()] - step_um / 2), float(ys[yy.max()] + step_um / 2)],
+                        "x_um": [float(xs[xx.min()] - step_um / 2), float(xs[xx.max()] + step_um / 2)],
+                        "error_um": float(err[labels == k].max())})
+    error = {"origin_um": [0.0, 0.0], "step_um": [step_um, step_um],
+             "error_um": np.round(err, 3).tolist(), "limit_um": limit_um}
+    return error, regions
+
+
 def register_session(reference: np.ndarray, moving: np.ndarray, *, spacing,
                      reference_spacing=None, reference_points_um=None, moving_points_um=None,
                      min_peak: float = 0.03, model: str = RegisterParams.model,
                      max_rotation_deg: float = RegisterParams.max_rotation_deg,
                      min_matches: int = RegisterParams.min_matches,
-                     warp_length_um: float = 0.0, block_um: float = 0.0) -> dict:
+                     warp_length_um: float = 0.0, block_um: float = 0.0,
+                     misregistered_um: float = RegisterParams.misregistered_um) -> dict:
     """Estimate the transform of one session into the reference session's frame.
 
     Parameters
@@ -515,6 +618,8 @@ def register_session(reference: np.ndarray, moving: np.ndarray, *, spacing,
         (:func:`refine_on_images`) follow the chosen model over the whole field; the puncta are
         then matched again and a point warp is added only where it predicts left-out puncta
         better
+    misregistered_um : the error (:func:`error_map`) above which a region of the field is
+        reported in ``misregistered_regions``
 
     Returns
     -------
@@ -597,6 +702,13 @@ def register_session(reference: np.ndarray, moving: np.ndarray, *, spacing,
             chosen = chosen.replace("+warp", "") + "+grid" + ("+warp" if warp else "")
             resid = float(np.median(np.linalg.norm(
                 to_reference({**local, "warp": warp}, src) - dst, axis=1)))
+    error, regions = None, []
+    if use_puncta and n >= min_matches:
+        final = {"matrix": matrix, "grid": grid, "warp": warp}
+        pairs = _matched(final, reference_points_um, moving_points_um)
+        field = (np.array(reference.shape[2:]) - 1) * ref_spacing[1:]
+        error, regions = error_map(final, reference_points_um, moving_points_um, pairs,
+                                   field_um=field, limit_um=misregistered_um)
     overlap = field_overlap(matrix, mov.shape[1:], reference.shape[1:], ref_spacing)
     expected = 0
     if reference_points_um is not None and moving_points_um is not None:
@@ -612,7 +724,8 @@ def register_session(reference: np.ndarray, moving: np.ndarray, *, spacing,
     return {"matrix": matrix.tolist(), "grid": grid, "warp": warp,
             "shift_um": list(map(float, matrix[:3, 3])),
             "rotation_deg": angle, "coarse_shift_um": list(map(float, coarse)), "peak": peak,
-            "model": chosen, "loo_error_um": loo,
+            "model": chosen, "loo_error_um": loo, "error": error,
+            "misregistered_regions": regions,
             "n_matches": int(n), "expected_matches": expected, "residual_um": resid,
             "overlap": overlap, "reliable": reliable}
 
@@ -656,7 +769,10 @@ def register_to_reference(reference: np.ndarray, moving: np.ndarray, *, spacing,
     if session == reference_session:
         result = {"matrix": np.eye(4).tolist(), "warp": None, "shift_um": [0.0, 0.0, 0.0],
                   "rotation_deg": 0.0, "coarse_shift_um": [0.0, 0.0, 0.0], "peak": 1.0,
-                  "n_matches": 0, "residual_um": 0.0, "overlap": 1.0, "reliable": True}
+                  "n_matches": 0, "residual_um": 0.0, "overlap": 1.0, "reliable": True,
+                  "error": {"origin_um": [0.0, 0.0], "step_um": [1.0, 1.0], "error_um": [[0.0]],
+                            "limit_um": params.misregistered_um},
+                  "misregistered_regions": []}
     else:
         points = {}
         if params.use_puncta:
@@ -667,7 +783,8 @@ def register_to_reference(reference: np.ndarray, moving: np.ndarray, *, spacing,
                                   model=params.model, max_rotation_deg=params.max_rotation_deg,
                                   min_matches=params.min_matches,
                                   warp_length_um=params.warp_length_um,
-                                  block_um=params.block_um)
+                                  block_um=params.block_um,
+                                  misregistered_um=params.misregistered_um)
     result.update({"cell": cell, "session": session, "reference_session": reference_session,
                    "channels": ["psd95", "morphology"][:n_ch], "convention": FRAME_CONVENTION})
     return result

@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..contract import WEIGHTS_TABLE
 from ..core.channels import cell_mask, morphology_coefficient, remove_bleedthrough
-from ..core.frames import to_session, track_positions
+from ..core.frames import registration_error_at, to_session, track_positions
 from ..core.normalise import normalise_cell_weights
 from ..core.optics import Z_SCALE
 from ..core.photometry import aperture_photometry
@@ -85,12 +85,12 @@ def null_positions(mask: np.ndarray, avoid_vox: np.ndarray, *, spacing, n: int =
     return cand[keep]
 
 
-QUALITY_FLAGS = ("saturated", "edge", "neighbour", "low_snr")
+QUALITY_FLAGS = ("saturated", "edge", "neighbour", "low_snr", "misregistered")
 
 
 def quality_flags(phot: pd.DataFrame, positions: np.ndarray, present, *, spacing,
                   radius_um=WeightsParams.aperture_um, min_snr: float = WeightsParams.min_snr,
-                  spread_um=(1.3, 0.3, 0.3)) -> pd.Series:
+                  spread_um=(1.3, 0.3, 0.3), misregistered=None) -> pd.Series:
     """Why a synapse-session's weight may be off: ';'-joined flags, '' when none.
 
     ``saturated``: a voxel of its aperture at the detector's full scale (the weight is
@@ -99,7 +99,9 @@ def quality_flags(phot: pd.DataFrame, positions: np.ndarray, present, *, spacing
     light to fall in this one's aperture (its centre within the aperture grown by
     ``spread_um``, 1.5 SDs of a blurred punctum: then 7 % of its light or more falls
     inside); ``low_snr``: called present at an SNR below
-    ``min_snr``.  ``phot`` is :func:`aperture_photometry`'s output at ``positions`` (all
+    ``min_snr``; ``misregistered``: where the register stage estimates its own error above its
+    limit (``misregistered``, a boolean per row: the position, and so the weight, may belong
+    to another place).  ``phot`` is :func:`aperture_photometry`'s output at ``positions`` (all
     synapses of one session, voxel units).
     """
     from scipy.spatial import cKDTree
@@ -113,7 +115,9 @@ def quality_flags(phot: pd.DataFrame, positions: np.ndarray, present, *, spacing
     flags = {"saturated": phot["n_saturated"].to_numpy() > 0,
              "edge": phot["aperture_inside"].to_numpy() < 1.0,
              "neighbour": crowded,
-             "low_snr": (np.asarray(present) == 1) & (phot["snr"].to_numpy() < min_snr)}
+             "low_snr": (np.asarray(present) == 1) & (phot["snr"].to_numpy() < min_snr),
+             "misregistered": (np.zeros(len(pos), bool) if misregistered is None
+                               else np.asarray(misregistered, bool))}
     rows = zip(*(np.where(v, k, "") for k, v in flags.items()))
     return pd.Series([";".join(f for f in r if f) for r in rows], index=phot.index, dtype=object)
 
@@ -176,8 +180,10 @@ def measure_session(stack: np.ndarray, meta: dict, transform: dict, tracks: pd.D
                 & bool(transform.get("reliable", True)))
     # a detection with no signal above its local background is not a credible punctum
     present = np.where(observed, found & (phot["intensity"].to_numpy() > 0), np.nan)
+    reg_error = registration_error_at(transform, ref_um)
+    limit = (transform.get("error") or {}).get("limit_um", np.inf)
     flags = quality_flags(phot, vox, present, spacing=spacing, radius_um=aperture,
-                          min_snr=params.min_snr)
+                          min_snr=params.min_snr, misregistered=reg_error > limit)
     rows = pd.DataFrame({
         "cell": meta["cell"], "cell_type": meta["cell_type"], "synapse_id": ids,
         "session": meta["session"], "day": meta["day"], "present": present,
@@ -188,7 +194,8 @@ def measure_session(stack: np.ndarray, meta: dict, transform: dict, tracks: pd.D
         "link_confidence": confidence,
         "animal": meta.get("animal", ""), "observed": observed.astype(int),
         "bleedthrough": k_morph,
-        "curated": curated.reindex(ids).to_numpy(), "quality_flags": flags.to_numpy()})
+        "curated": curated.reindex(ids).to_numpy(), "quality_flags": flags.to_numpy(),
+        "registration_error_um": np.round(reg_error, 3)})
     return rows, nulls
 
 
