@@ -35,12 +35,19 @@ def simulated_cell(args: list[str]):
     return simulate_cell(prm, cell=f"{cell_type}01")
 
 
+def _in_view(truth: pd.DataFrame, session: str) -> pd.DataFrame:
+    """True synapses present and in view in ``session`` (all present ones for older truth
+    tables without ``in_view``)."""
+    view = truth.in_view == 1 if "in_view" in truth.columns else True
+    return truth[(truth.session == session) & (truth.present == 1) & view]
+
+
 def session_residuals(truth: pd.DataFrame, session: str, transform, spacing) -> pd.DataFrame:
     """Per true synapse present and in view in ``session``: its registration residual (um),
     lateral (y, x) and axial (z)."""
     from pipeline.core.frames import to_reference
 
-    t = truth[(truth.session == session) & (truth.present == 1) & (truth.in_view == 1)]
+    t = _in_view(truth, session)
     mapped = to_reference(transform, t[["z", "y", "x"]].to_numpy() * spacing)
     d = mapped - t[["z_um", "y_um", "x_um"]].to_numpy()
     return pd.DataFrame({"synapse_id": t.synapse_id.to_numpy(),
@@ -48,9 +55,53 @@ def session_residuals(truth: pd.DataFrame, session: str, transform, spacing) -> 
                          "axial_um": np.abs(d[:, 0])})
 
 
+def session_row(truth: pd.DataFrame, session: str, result: dict, spacing, true_matrix) -> dict:
+    """One session's figures: residuals of the true synapses in view, the angle found against
+    the truth's, and how QC judged it (session and rows)."""
+    from pipeline.core.frames import registration_error_at
+
+    res = session_residuals(truth, session, result, spacing)
+    t = _in_view(truth, session)
+    error = result.get("error")
+    estimate = (registration_error_at(result, t[["z_um", "y_um", "x_um"]].to_numpy())
+                if error else np.full(len(t), np.nan))
+    flagged = estimate > (error or {}).get("limit_um", np.inf)
+    wrong = (res.lateral_um > 0.5).to_numpy()
+    true_angle = np.degrees(np.arctan2(true_matrix[2, 1], true_matrix[1, 1]))
+    return {"session": session, "n": len(res), "lateral_median_um": res.lateral_um.median(),
+            "lateral_p95_um": res.lateral_um.quantile(0.95),
+            "axial_p95_um": res.axial_um.quantile(0.95),
+            "true_rotation_deg": true_angle, "rotation_deg": result["rotation_deg"],
+            "model": result.get("model"), "n_matches": result["n_matches"],
+            "reliable": result["reliable"],
+            "flagged_regions": len(result.get("misregistered_regions") or []),
+            "rows_wrong": int(wrong.sum()), "wrong_flagged": int((wrong & flagged).sum()),
+            "right_flagged": int((~wrong & flagged).sum())}
+
+
+def pipeline_sessions(data: Path, results: Path) -> pd.DataFrame:
+    """:func:`session_row` for every session but the reference of every cell of a workflow run
+    on a simulated dataset (``data``: its folder with ``truth/``)."""
+    import json
+
+    from pipeline.contract import Layout
+
+    truth = pd.read_csv(data / "truth" / "synapses.csv")
+    params = json.loads((data / "truth" / "params.json").read_text())
+    true = json.loads((data / "truth" / "transforms.json").read_text())["cells"]
+    rows = []
+    for cell, tcell in truth.groupby("cell"):
+        for session in sorted(tcell.session.unique())[1:]:
+            result = json.loads(Layout(results).path("register", cell=cell, session=session)
+                                .read_text())
+            rows.append({"cell": cell, **session_row(
+                tcell, session, result, np.asarray(params[cell]["spacing"]),
+                np.asarray(true[cell][session]["matrix"]))})
+    return pd.DataFrame(rows)
+
+
 def register_cell(sim, params=None) -> pd.DataFrame:
     """Detect and register every session of a simulated cell; one row per session."""
-    from pipeline.core.frames import registration_error_at
     from pipeline.params import DetectParams, RegisterParams
     from pipeline.stages.detect import detect_session
     from pipeline.stages.register import register_to_reference
@@ -69,24 +120,7 @@ def register_cell(sim, params=None) -> pd.DataFrame:
                                        reference_session="s00", reference_points_um=puncta[0],
                                        moving_points_um=puncta[k], params=params)
         secs = time.perf_counter() - t0
-        res = session_residuals(sim.truth, session, result, spacing)
-        t = sim.truth[(sim.truth.session == session) & (sim.truth.present == 1)
-                      & (sim.truth.in_view == 1)]
-        estimate = registration_error_at(result, t[["z_um", "y_um", "x_um"]].to_numpy())
-        flagged = estimate > result["error"]["limit_um"]
-        wrong = (res.lateral_um > 0.5).to_numpy()
-        # the truth's session -> reference rotation about z, as rotation_z_matrix states it
-        true_angle = np.degrees(np.arctan2(sim.transforms[k][2, 1], sim.transforms[k][1, 1]))
-        rows.append({"session": session, "n": len(res),
-                     "lateral_median_um": res.lateral_um.median(),
-                     "lateral_p95_um": res.lateral_um.quantile(0.95),
-                     "axial_p95_um": res.axial_um.quantile(0.95),
-                     "true_rotation_deg": true_angle, "rotation_deg": result["rotation_deg"],
-                     "model": result.get("model"), "n_matches": result["n_matches"],
-                     "reliable": result["reliable"],
-                     "flagged_regions": len(result.get("misregistered_regions", []) or []),
-                     "rows_wrong": int(wrong.sum()), "wrong_flagged": int((wrong & flagged).sum()),
-                     "right_flagged": int((~wrong & flagged).sum()),
+        rows.append({**session_row(sim.truth, session, result, spacing, sim.transforms[k]),
                      "seconds": secs})
     return pd.DataFrame(rows)
 
@@ -105,7 +139,7 @@ def summary(regime: str, per_session: pd.DataFrame) -> dict:
             "of which flagged ": int(per_session.wrong_flagged.sum()),
             "rows <= 0.5 um flagged": int(per_session.right_flagged.sum()),
             "rows": int(per_session.n.sum()),
-            "s per session": per_session.seconds.mean()}
+            **({"s per session": per_session.seconds.mean()} if "seconds" in per_session else {})}
 
 
 def main(argv=None) -> int:

@@ -336,3 +336,28 @@ def test_rows_in_a_misregistered_region_carry_the_flag():
     assert rows.loc[2, "registration_error_um"] > 0.5 > rows.loc[1, "registration_error_um"]
     assert "misregistered" in rows.loc[2, "quality_flags"]
     assert "misregistered" not in rows.loc[1, "quality_flags"]
+
+
+def test_misregistered_regions_reach_the_warnings_and_the_qc_figure(tmp_path):
+    import json
+
+    from pipeline.review.qc import registration_figure
+    from pipeline.review.report import registration_warnings
+
+    folder = tmp_path / "register" / "c1"
+    folder.mkdir(parents=True)
+    result = {"cell": "c1", "session": "s03", "matrix": np.eye(4).tolist(), "reliable": True,
+              "shift_um": [0, 0, 0], "n_matches": 30, "residual_um": 0.1,
+              "error": {"limit_um": 0.5},
+              "misregistered_regions": [{"y_um": [2.0, 14.0], "x_um": [20.0, 30.0],
+                                         "error_um": 0.9}]}
+    (folder / "s03.json").write_text(json.dumps(result))
+    (folder / "s01.json").write_text(json.dumps({**result, "session": "s01",
+                                                 "misregistered_regions": []}))
+    warnings = registration_warnings(tmp_path)
+    assert len(warnings) == 1
+    assert "cell c1, session s03" in warnings[0] and "y 2-14 um, x 20-30 um" in warnings[0]
+    img = np.random.default_rng(0).random((4, 64, 64)).astype(np.float32)
+    registration_figure(img, img, result, spacing=[0.8, 0.5, 0.5],
+                        reference_spacing=[0.8, 0.5, 0.5], path=tmp_path / "qc.png")
+    assert (tmp_path / "qc.png").stat().st_size > 1000

@@ -1,5 +1,6 @@
 import numpy as np
 import pandas as pd
+import pytest
 
 from pipeline.stages.detect import detect_puncta
 from pipeline.truth.evaluate import match_points, score_links
@@ -135,3 +136,14 @@ def test_a_new_punctum_does_not_push_a_neighbour_onto_another_track():
     new = out[(out.session_index == 1) & (out.y_um == 1.8)]["synapse_id"].item()
     assert b1 == b0
     assert new not in set(out[out.session_index == 0]["synapse_id"])
+
+
+def test_a_link_where_registration_is_uncertain_is_less_sure():
+    from pipeline.stages.track import link_confidence
+
+    d, rival = np.array([0.15, 0.15]), np.array([0.7, 0.7])
+    conf = link_confidence(d, rival, gate_um=1.0, sigma_um=0.1, extra_sd_um=[0.05, 0.6])
+    assert conf[0] > 0.95 and conf[1] < 0.75, conf
+    # without an error estimate (NaN) the link keeps its confidence
+    same = link_confidence(d, rival, gate_um=1.0, sigma_um=0.1, extra_sd_um=[np.nan, 0.0])
+    assert same[0] == pytest.approx(same[1])

@@ -44,6 +44,16 @@ def registration_figure(reference, moving, result, *, spacing, reference_spacing
         ax.imshow(np.stack([r, img, r], axis=-1))
         ax.set_title(f"{title} (reference magenta, session green)")
         ax.axis("off")
+    # where the register stage estimates its own error above its limit (reference frame)
+    from matplotlib.patches import Rectangle
+
+    ry, rx = np.asarray(reference_spacing, float)[1:]
+    for region in result.get("misregistered_regions") or []:
+        (y0, y1), (x0, x1) = region["y_um"], region["x_um"]
+        axes[1].add_patch(Rectangle((x0 / rx, y0 / ry), (x1 - x0) / rx, (y1 - y0) / ry,
+                                    fill=False, edgecolor="yellow", linewidth=1.5))
+        axes[1].text(x0 / rx, y0 / ry, f"{region['error_um']:.1f} um", color="yellow",
+                     fontsize=7, va="bottom")
     fig.suptitle(f"{result.get('cell', '')} {result.get('session', '')}: shift "
                  f"{np.round(result['shift_um'], 2)} um (z, y, x), rotation "
                  f"{result.get('rotation_deg', 0.0):.1f} deg, {result['n_matches']} matched puncta, "

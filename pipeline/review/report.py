@@ -38,6 +38,31 @@ def input_warnings(results: Path) -> list[str]:
     return out
 
 
+def registration_warnings(results: Path) -> list[str]:
+    """Each session whose registration the register stage judged unreliable, or where it
+    estimates its own error above its limit somewhere (the regions, in the reference frame)."""
+    out = []
+    layout = Layout(results)
+    for folder in layout.cell_folders("register"):
+        for js in sorted(folder.glob("*.json")):
+            r = json.loads(js.read_text())
+            where = f"cell {r.get('cell', folder.name)}, session {r.get('session', js.stem)}"
+            if not r.get("reliable", True):
+                out.append(f"{where}: registration unreliable ({r.get('n_matches')} matched "
+                           f"puncta of {r.get('expected_matches')} expected, overlap "
+                           f"{r.get('overlap', float('nan')):.2f}); its puncta are not tracked")
+            regions = r.get("misregistered_regions") or []
+            if regions:
+                limit = (r.get("error") or {}).get("limit_um", 0.5)
+                boxes = "; ".join(f"y {g['y_um'][0]:.0f}-{g['y_um'][1]:.0f} um, x "
+                                  f"{g['x_um'][0]:.0f}-{g['x_um'][1]:.0f} um (up to "
+                                  f"{g['error_um']:.1f} um)" for g in regions)
+                out.append(f"{where}: registration error estimated above {limit:g} um in "
+                           f"{len(regions)} region(s) of the reference frame: {boxes}; rows "
+                           "there carry the quality flag 'misregistered' (see its QC figure)")
+    return out
+
+
 def write_report(results: Path, out: Path, *, failures=()) -> None:
     """Write ``report.html`` for a results folder (links are relative to the folder)."""
     results = Path(results)
@@ -52,7 +77,8 @@ def write_report(results: Path, out: Path, *, failures=()) -> None:
     summaries = [p for p in (f / "summary.json" for f in layout.cell_folders("presence_summary"))
                  if p.exists()]
     presence = [json.loads(js.read_text()) for js in summaries]
-    warnings = input_warnings(results) + [w for sm in presence for w in sm.get("warnings", [])]
+    warnings = (input_warnings(results) + registration_warnings(results)
+                + [w for sm in presence for w in sm.get("warnings", [])])
     if warnings:
         parts.append("<h2>Warnings</h2><ul>" + "".join(
             f"<li>{html.escape(w)}</li>" for w in warnings) + "</ul>")
@@ -122,6 +148,7 @@ def write_report(results: Path, out: Path, *, failures=()) -> None:
                          "expected": r.get("expected_matches", ""),
                          "residual_um": r["residual_um"],
                          "reliable": r["reliable"],
+                         "misregistered regions": len(r.get("misregistered_regions") or []),
                          "figure": f"<a href='{rel(js.with_name(js.stem + '_qc.png'))}'>QC</a>"})
         if rows:
             parts.append(pd.DataFrame(rows).to_html(index=False, escape=False, border=0,

@@ -19,7 +19,7 @@ import pandas as pd
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
-from ..core.frames import to_reference
+from ..core.frames import registration_error_at, to_reference
 from ..params import TrackParams, as_options
 
 COORDS = ["z_um", "y_um", "x_um"]
@@ -33,7 +33,8 @@ def link_sessions(puncta: pd.DataFrame, *, max_distance_um: float = TrackParams.
     Parameters
     ----------
     puncta : DataFrame with ``session_index`` (0, 1, ... in time order) and ``z_um, y_um,
-        x_um`` in the reference frame
+        x_um`` in the reference frame; an optional ``registration_error_um`` (the register
+        stage's error estimate at each punctum) widens its link's uncertainty
     max_distance_um : gate on the (z-scaled) distance between a punctum and a track
     z_scale : factor on z differences (z is localised and registered less precisely)
     max_gap : number of consecutive sessions a track may miss and still be continued
@@ -80,8 +81,10 @@ def link_sessions(puncta: pd.DataFrame, *, max_distance_um: float = TrackParams.
         out.iloc[rows, out.columns.get_loc("synapse_id")] = assigned + 1
         out.iloc[rows, out.columns.get_loc("link_distance_um")] = dist
         out.iloc[rows, out.columns.get_loc("link_competitor_um")] = rival
+    extra = (out["registration_error_um"].to_numpy() if "registration_error_um" in out.columns
+             else None)
     out["link_confidence"] = link_confidence(out["link_distance_um"], out["link_competitor_um"],
-                                             gate_um=max_distance_um)
+                                             gate_um=max_distance_um, extra_sd_um=extra)
     return out
 
 
@@ -114,7 +117,7 @@ def _nearest_rival(d: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndar
 
 
 def link_confidence(distance, competitor, *, gate_um: float, sigma_um: float | None = None,
-                    p_outlier: float = 0.05):
+                    p_outlier: float = 0.05, extra_sd_um=None):
     """Posterior probability of each link against its nearest competitor and against no link.
 
     A right link's distance follows a 3D Gaussian of per-axis SD ``sigma_um``; a wrong one
@@ -128,6 +131,9 @@ def link_confidence(distance, competitor, *, gate_um: float, sigma_um: float | N
     gate_um : the linking gate (radius of the uniform "wrong link" density)
     sigma_um : per-axis SD of a right link's distance; default from ``distance`` (median / 1.538)
     p_outlier : prior probability that a link within the gate is wrong
+    extra_sd_um : per link, a further SD (um) added in quadrature to ``sigma_um``: the
+        register stage's estimate of its own error where the punctum lies (NaN: none), so a
+        link in a badly registered region is less sure
 
     Returns
     -------
@@ -139,6 +145,8 @@ def link_confidence(distance, competitor, *, gate_um: float, sigma_um: float | N
         linked = d[np.isfinite(d)]
         sigma_um = np.median(linked) / 1.538 if len(linked) else gate_um / 3
     sigma_um = max(float(sigma_um), 0.05)    # below the localisation precision of puncta
+    if extra_sd_um is not None:
+        sigma_um = np.sqrt(sigma_um ** 2 + np.nan_to_num(np.asarray(extra_sd_um, float)) ** 2)
     log_norm = -1.5 * np.log(2 * np.pi * sigma_um ** 2)
     log_uniform = np.log(p_outlier) - np.log(4 / 3 * np.pi * gate_um ** 3) - np.log1p(-p_outlier)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -161,11 +169,13 @@ def track_cell(puncta: list[pd.DataFrame], transforms: list[dict], metas: list[d
     for k, i in enumerate(order):
         tr, p = transforms[i], puncta[i]
         ref_um = to_reference(tr, p[["z_um", "y_um", "x_um"]].to_numpy())
+        reg_error = registration_error_at(tr, ref_um)
         frames.append(pd.DataFrame({
             "session": metas[i]["session"], "day": metas[i]["day"], "session_index": k,
             "z": p["z"], "y": p["y"], "x": p["x"], "z_um": ref_um[:, 0], "y_um": ref_um[:, 1],
             "x_um": ref_um[:, 2], "snr": p["snr"], "intensity": p["intensity"],
-            "reliable_registration": bool(tr.get("reliable", True))}))
+            "reliable_registration": bool(tr.get("reliable", True)),
+            "registration_error_um": reg_error}))
     found = pd.concat(frames, ignore_index=True)
     unreliable = list(found.loc[~found["reliable_registration"], "session"].unique())
     if unreliable:
