@@ -103,3 +103,13 @@ def to_session(transform, points_um: np.ndarray, iterations: int = 8) -> np.ndar
 def track_positions(tracks: pd.DataFrame) -> pd.DataFrame:
     """Mean reference-frame position of each synapse (index ``synapse_id``)."""
     return tracks.groupby("synapse_id")[["z_um", "y_um", "x_um"]].mean()
+
+
+def fit_warp(points_um: np.ndarray, residuals_um: np.ndarray, *, length_um: float,
+             shrink: float = 1.0) -> dict:
+    """A smooth displacement field from residuals at matched points (Gaussian kernel
+    regression): d(p) = sum_i K(p, x_i) r_i / (sum_i K(p, x_i) + shrink).  ``shrink`` (in
+    units of one point's kernel weight) pulls the field to zero where there are few points."""
+    return {"points_um": np.asarray(points_um, float).tolist(),
+            "residuals_um": np.asarray(residuals_um, float).tolist(),
+            "length_um": float(length_um), "shrink": float(shrink)}

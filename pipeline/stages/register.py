@@ -1,237 +1,36 @@
 """Cross-session registration: a transform from each session's stack into the reference frame.
 
 Coordinates are micrometres on (z, y, x) with the origin at the centre of voxel (0, 0, 0);
-a transform is a 4x4 matrix acting on (z, y, x, 1) that maps a point of the session's own
-frame to the reference session's frame.
+a transform maps a point of the session's own frame to the reference session's frame.
 
-Coarse: the rotation about z whose rotated max projection phase-correlates best, then the 3D
-translation by phase correlation of the whole stacks binned to ~0.3 um pixels (robust to large
-shifts and partial overlap; refined at full resolution only when the puncta cannot refine it).  Fine: iterative closest points on the detected puncta (mutual nearest neighbours
-within a shrinking gate), then the simplest of translation / rotation about z / regularised
-affine / affine plus a smooth warp that predicts left-out puncta as well as the best.  A
-transform is the JSON dict the register stage writes: ``matrix`` and an optional ``warp``
-(:func:`to_reference`, :func:`to_session`).  Each result says how far to trust it: matched
-puncta against those expected in the common field, their residual, the field overlap.
+Coarse (:mod:`pipeline.core.correlate`): the rotation about z whose rotated max projection
+phase-correlates best, then the 3D translation by phase correlation of the whole stacks binned
+to ~0.3 um pixels.  Fine: iterative closest points on the detected puncta, then the simplest of
+translation / rotation about z / regularised affine that predicts left-out puncta as well as
+the best.  Local: block-wise phase correlation of the images after that transform
+(:func:`refine_on_images`, :mod:`pipeline.core.blockmatch`), so that the correction holds over
+the whole field, then a point warp where it predicts left-out puncta better.  A transform is
+the JSON dict the register stage writes: ``matrix``, an optional ``grid`` and an optional
+``warp`` (:func:`pipeline.core.frames.to_reference`, :func:`~pipeline.core.frames.to_session`).
+Each result says how far to trust it: matched puncta against those expected in the common
+field, their residual, the field overlap, and an error map over the field
+(:func:`pipeline.core.regerror.error_map`) with the regions above ``misregistered_um``.
 """
 from __future__ import annotations
 
 import numpy as np
-from scipy import fft as sfft
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from ..core.blockmatch import local_shifts
 from ..core.channels import block_average_yx
-from ..core.frames import FRAME_CONVENTION, to_reference, transform_points, warp_displacement
+from ..core.correlate import (estimate_rotation_z, phase_correlate, rotation_z_matrix,
+                              translation_matrix)
+from ..core.frames import (FRAME_CONVENTION, fit_warp, to_reference, transform_points,
+                           warp_displacement)
+from ..core.regerror import error_map
 from ..core.optics import Z_SCALE
 from ..params import RegisterParams
-
-
-def _prepare(image: np.ndarray, spacing) -> np.ndarray:
-    """Remove the smooth background, compress bright outliers and taper the edges."""
-    img = image.astype(np.float32, copy=False)
-    bg = ndimage.gaussian_filter(img, 3.0 / np.asarray(spacing), mode="nearest")
-    img = img - bg
-    img = np.clip(img, 0, np.percentile(img, 99.9))
-    for ax, n in enumerate(img.shape):
-        w = np.ones(n, np.float32)
-        edge = max(n // 8, 1)
-        ramp = 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, edge, dtype=np.float32))
-        w[:edge], w[n - edge:] = ramp, ramp[::-1]
-        img = img * w.reshape([-1 if i == ax else 1 for i in range(img.ndim)])
-    return img - img.mean()
-
-
-def _correlate(reference, moving, spacing, smooth_vox):
-    """Phase correlation of (c, z, y, x) stacks: (shift in voxels, normalised peak height).
-
-    Each channel's cross-power spectrum is normalised to unit magnitude and the channels are
-    averaged, so sharp puncta and the morphology's outline vote together.
-    """
-    shape = [int(max(a, b) * 1.5) for a, b in zip(reference.shape[1:], moving.shape[1:])]
-    axes = (0, 1, 2)
-    cross = None
-    for ref_c, mov_c in zip(reference, moving):
-        fr = sfft.rfftn(_prepare(ref_c, spacing), shape, axes=axes, workers=-1)
-        c = fr * np.conj(sfft.rfftn(_prepare(mov_c, spacing), shape, axes=axes, workers=-1))
-        del fr
-        c /= np.abs(c) + np.float32(1e-12) * np.abs(c).max()
-        cross = c if cross is None else cross + c
-    cross /= len(reference)
-    freqs = np.meshgrid(*[np.fft.fftfreq(n) for n in shape[:-1]], np.fft.rfftfreq(shape[-1]),
-                        indexing="ij", sparse=True)
-    cross *= np.exp(-2 * (np.pi * smooth_vox) ** 2 * sum(f * f for f in freqs)).astype(np.float32)
-    corr = sfft.irfftn(cross, shape, axes=axes, workers=-1)
-    del cross
-    peak = np.array(np.unravel_index(np.argmax(corr), corr.shape))
-    sub = np.zeros(3)
-    for ax in range(3):
-        step = np.zeros(3, int)
-        step[ax] = 1
-        fm1 = corr[tuple((peak - step) % shape)]
-        f0 = corr[tuple(peak)]
-        fp1 = corr[tuple((peak + step) % shape)]
-        denom = fm1 - 2 * f0 + fp1
-        sub[ax] = 0.5 * (fm1 - fp1) / denom if denom < 0 else 0.0
-    shift = peak + np.clip(sub, -0.5, 0.5)
-    shape_arr = np.array(shape)
-    shift = np.where(shift > shape_arr / 2, shift - shape_arr, shift)
-    height = float(corr.max() / (np.sqrt(np.square(corr, dtype=np.float64).sum()) + 1e-12))
-    return shift, height
-
-
-def phase_correlate(reference: np.ndarray, moving: np.ndarray, *, spacing,
-                    coarse_pixel_um: float = 0.3, smooth_vox: float = 1.0,
-                    refine_crop: int = 256) -> tuple[np.ndarray, float]:
-    """Translation (voxels) that maps ``moving`` onto ``reference``.
-
-    ``reference`` and ``moving`` are (z, y, x) stacks or (c, z, y, x) stacks whose channels
-    are correlated jointly.  Coarse: both stacks are block-averaged in y and x to pixels of about
-    ``coarse_pixel_um``, zero-padded with room for shifts of half the stack (so the
-    correlation is linear, not circular), and phase-correlated; the correlation is smoothed by
-    a Gaussian of ``smooth_vox`` voxels so that its peak can be located to sub-voxel precision
-    by a parabola on each axis.  Fine: the overlapping parts (at most ``refine_crop`` pixels
-    across, from the centre of the overlap) are correlated again at full resolution.
-
-    Returns
-    -------
-    shift : (3,) array such that ``reference[p] ~ moving[p - shift]``, i.e. a point at ``q``
-        in the moving stack lies at ``q + shift`` in the reference stack.
-    peak : height of the normalised coarse correlation peak (low values mean unreliable).
-    """
-    spacing = np.asarray(spacing, float)
-    if reference.ndim == 3:
-        reference, moving = reference[np.newaxis], moving[np.newaxis]
-    factor = max(1, int(round(coarse_pixel_um / spacing[1])))
-    coarse_spacing = spacing * [1, factor, factor]
-    shift, peak = _correlate(block_average_yx(reference, factor), block_average_yx(moving, factor),
-                             coarse_spacing, smooth_vox)
-    shift = shift * [1, factor, factor]
-    if factor > 1 and refine_crop:
-        s = np.round(shift).astype(int)
-        # reference window r and moving window r - s, both inside their stacks
-        lo = np.maximum(0, s)
-        hi = np.minimum(reference.shape[1:], np.array(moving.shape[1:]) + s)
-        if np.all(hi - lo >= [3, 32, 32]):
-            centre = (lo + hi) // 2
-            half = np.array([(hi[0] - lo[0]) // 2, refine_crop // 2, refine_crop // 2])
-            lo = np.maximum(lo, centre - half)
-            hi = np.minimum(hi, centre + half)
-            ref_win = reference[:, lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-            mov_win = moving[:, lo[0] - s[0]:hi[0] - s[0], lo[1] - s[1]:hi[1] - s[1],
-                             lo[2] - s[2]:hi[2] - s[2]]
-            residual, _ = _correlate(ref_win, mov_win, spacing, smooth_vox)
-            if np.all(np.abs(residual) <= [1.5, 1.5 * factor, 1.5 * factor]):
-                shift = s + residual
-    return shift, peak
-
-
-def translation_matrix(shift_um) -> np.ndarray:
-    m = np.eye(4)
-    m[:3, 3] = shift_um
-    return m
-
-
-def rotation_z_matrix(deg: float, centre_um) -> np.ndarray:
-    """4x4 rotation by ``deg`` in the y-x plane (about z) about ``centre_um`` (z, y, x)."""
-    a = np.deg2rad(deg)
-    rot = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
-    m = np.eye(4)
-    m[:3, :3] = rot
-    m[:3, 3] = np.asarray(centre_um, float) - rot @ np.asarray(centre_um, float)
-    return m
-
-
-def _taper(img: np.ndarray) -> np.ndarray:
-    """Cosine ramps over the outer eighth of each axis (no edges for the correlation to find)."""
-    for ax, n in enumerate(img.shape):
-        w = np.ones(n, np.float32)
-        edge = max(n // 8, 1)
-        ramp = 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, edge + 2, dtype=np.float32)[1:-1])
-        w[:edge], w[n - edge:] = ramp, ramp[::-1]
-        img = img * w.reshape([-1 if i == ax else 1 for i in range(img.ndim)])
-    return img
-
-
-def _projection(stack: np.ndarray, spacing) -> np.ndarray:
-    """Max projection of a (c, z, y, x) stack without its smooth background, channels summed
-    after scaling each to unit SD, bright outliers clipped."""
-    out = np.float32(0)
-    for ch in stack:
-        p = ch.max(axis=0).astype(np.float32)
-        p = p - ndimage.gaussian_filter(p, 3.0 / np.asarray(spacing)[1:], mode="nearest")
-        p = np.clip(p, 0, np.percentile(p, 99.9))
-        out = out + p / (p.std() + 1e-9)
-    return out
-
-
-def _peak_2d(reference: np.ndarray, moving: np.ndarray) -> float:
-    """Height of the normalised phase-correlation peak of two tapered 2D images."""
-    shape = [int(n * 1.5) for n in reference.shape]
-    a = sfft.rfft2(_taper(reference - reference.mean()), shape)
-    c = a * np.conj(sfft.rfft2(_taper(moving - moving.mean()), shape))
-    c /= np.abs(c) + 1e-12 * np.abs(c).max() + 1e-30
-    fy = np.fft.fftfreq(shape[0])[:, None]
-    fx = np.fft.rfftfreq(shape[1])[None, :]
-    c *= np.exp(-2 * np.pi ** 2 * (fy ** 2 + fx ** 2))        # 1-pixel Gaussian smoothing
-    corr = sfft.irfft2(c, shape)
-    return float(corr.max() / (np.sqrt(np.square(corr, dtype=np.float64).sum()) + 1e-12))
-
-
-def estimate_rotation_z(reference: np.ndarray, moving: np.ndarray, *, spacing,
-                        max_deg: float = 6.0, step_deg: float = 1.0,
-                        coarse_pixel_um: float = 0.35,
-                        limit_deg: float = 20.0) -> tuple[float, float]:
-    """Rotation about z (degrees, about the moving stack's centre) that best aligns
-    ``moving`` with ``reference``: the angle whose rotated max projection phase-correlates best.
-
-    Angles from ``-max_deg`` to ``max_deg`` every ``step_deg`` are tried; when the best lies at
-    an end of that grid the search goes on outward while the peak still rises (up to
-    ``limit_deg``: remounting can turn a field by more than the usual bound, and a clipped
-    angle leaves the rest to the fine fit).  The best angle is then refined on a grid of a
-    quarter step around it, and a parabola through the best three gives the final fraction.
-
-    Both are (c, z, y, x) stacks on the same voxel grid.  Returns ``(angle_deg, peak)``.
-    """
-    factor = max(1, int(round(coarse_pixel_um / spacing[1])))
-    sp = np.asarray(spacing) * [1, factor, factor]
-    ref = _projection(block_average_yx(reference, factor), sp)
-    mov = _projection(block_average_yx(moving, factor), sp)
-    heights: dict[float, float] = {}
-
-    def height(a: float) -> float:
-        a = round(float(a), 6)
-        if a not in heights:
-            # ndimage.rotate(img, a) moves the picture's points as rotation_z_matrix(a) moves points
-            heights[a] = _peak_2d(ref, ndimage.rotate(mov, a, reshape=False, order=1)
-                                  if a else mov)
-        return heights[a]
-
-    grid = list(np.arange(-max_deg, max_deg + step_deg / 2, step_deg))
-    for a in grid:
-        height(a)
-    while True:
-        best = max(heights, key=heights.get)
-        lo, hi = min(heights), max(heights)
-        if best == hi and hi + step_deg <= limit_deg:
-            height(hi + step_deg)
-        elif best == lo and lo - step_deg >= -limit_deg:
-            height(lo - step_deg)
-        else:
-            break
-        if max(heights, key=heights.get) == best:   # the peak fell: best is inside now
-            break
-    best = max(heights, key=heights.get)
-    fine = step_deg / 4
-    for a in (best - 2 * fine, best - fine, best + fine, best + 2 * fine):
-        height(a)
-    best = max(heights, key=heights.get)
-    fm, f0, fp = height(best - fine), heights[round(best, 6)], height(best + fine)
-    denom = fm - 2 * f0 + fp
-    angle = best
-    if denom < 0:
-        angle += fine * float(np.clip(0.5 * (fm - fp) / denom, -0.5, 0.5))
-    return float(angle), float(f0)
 
 
 def fit_rigid(source: np.ndarray, target: np.ndarray, *, affine: bool = False,
@@ -497,98 +296,6 @@ def _warp_helps(mapped: np.ndarray, dst: np.ndarray, *, length_um: float,
     return bool(err.mean() < base * (1 - tolerance))
 
 
-def _loo_errors(transform, src: np.ndarray, dst: np.ndarray, *, z_weight: float = 0.5):
-    """Leave-one-out prediction error (um, z weighted by ``z_weight``) of matched pairs: the
-    point warp, the only part fitted to the pairs themselves, refitted without each."""
-    w = np.array([z_weight, 1.0, 1.0])
-    warp = transform.get("warp")
-    base = {**transform, "warp": None}
-    mapped = to_reference(base, src)
-    if not warp or not warp.get("points_um"):
-        return np.linalg.norm((mapped - dst) * w, axis=1)
-    out = np.empty(len(src))
-    for k in range(len(src)):
-        keep = np.arange(len(src)) != k
-        wk = fit_warp(mapped[keep], dst[keep] - mapped[keep], length_um=warp["length_um"])
-        out[k] = np.linalg.norm((mapped[k] + warp_displacement(wk, mapped[k:k + 1])[0]
-                                 - dst[k]) * w)
-    return out
-
-
-def error_map(transform, reference_um, moving_um, pairs, *, field_um, step_um: float = 4.0,
-              length_um: float = 3.0, limit_um: float = RegisterParams.misregistered_um,
-              z_weight: float = 0.5, partner_um: float = 1.2) -> tuple[dict, list[dict]]:
-    """How far to trust a transform across the reference field: an error estimate (um) on a
-    lateral lattice every ``step_um``, and the regions where it exceeds ``limit_um``.
-
-    Three local measures, each over the puncta around a node (Gaussian weights of
-    ``length_um``); the largest wins:
-
-    * the leave-one-out prediction error of matched puncta (:func:`_loo_errors`);
-    * the offset of the session's puncta: for every reference punctum, the distance to the
-      nearest mapped punctum of the session, matched or not; the weighted median over those
-      with a candidate partner (within ``partner_um``; a synapse lost, born or missed by
-      detection has none and says nothing) is how far the transform is off here;
-    * a local collapse of pairing: where the share of reference puncta with a partner within
-      ``limit_um`` falls below a third of the session's share, the transform is off by more
-      than the partner distance, and the node gets ``2 * limit_um``.
-
-    Where a measure has too few puncta nearby, the session's typical error stands in.
-    Returns ``(error, regions)``: ``error`` with ``origin_um``, ``step_um`` and ``error_um``
-    (ny, nx) for :func:`pipeline.core.frames.registration_error_at`; ``regions`` one dict per
-    connected group of nodes above ``limit_um`` (``y_um``, ``x_um`` ranges and the largest
-    ``error_um``).
-    """
-    ref = np.asarray(reference_um, float).reshape(-1, 3)
-    mov = np.asarray(moving_um, float).reshape(-1, 3)
-    i, j = pairs
-    w = np.array([z_weight, 1.0, 1.0])
-    loo = _loo_errors(transform, mov[i], ref[j], z_weight=z_weight) if len(i) else np.zeros(0)
-    mapped = to_reference(transform, mov)
-    nearest = cKDTree(mapped * w).query(ref * w)[0] if len(mapped) else np.full(len(ref), np.inf)
-    ys = np.arange(0.0, field_um[0] + step_um / 2, step_um)
-    xs = np.arange(0.0, field_um[1] + step_um / 2, step_um)
-    nodes = np.stack(np.meshgrid(ys, xs, indexing="ij"), -1).reshape(-1, 2)
-    typical = float(np.median(loo)) if len(loo) else 0.0
-
-    def weights(points_yx):
-        d2 = ((nodes[:, None, :] - points_yx[None]) ** 2).sum(-1)
-        return np.exp(-d2 / (2 * length_um ** 2))
-
-    # leave-one-out error of matched puncta, shrunk towards the typical where they are few
-    k = weights(ref[j][:, 1:]) if len(j) else np.zeros((len(nodes), 0))
-    e_loo = np.sqrt((k @ loo ** 2 + 0.5 * typical ** 2) / (k.sum(1) + 0.5))
-    # offset of candidate partners: a weighted median
-    cand = nearest < partner_um
-    e_off = np.full(len(nodes), typical)
-    if cand.sum():
-        kc = weights(ref[cand][:, 1:])
-        order = np.argsort(nearest[cand])
-        cum = np.cumsum(kc[:, order], axis=1)
-        total = cum[:, -1]
-        pick = nearest[cand][order][np.minimum((cum < total[:, None] / 2).sum(1),
-                                               cand.sum() - 1)]
-        e_off = np.where(total >= 2.0, pick, typical)
-    # collapse of pairing
-    e_collapse = np.zeros(len(nodes))
-    if len(ref):
-        ka = weights(ref[:, 1:])
-        share = (ka @ (nearest < limit_um)) / np.maximum(ka.sum(1), 1e-12)
-        session_share = float(np.mean(nearest < limit_um))
-        e_collapse = np.where((ka.sum(1) >= 3.0) & (share < session_share / 3), 2 * limit_um, 0.0)
-    err = np.maximum.reduce([e_loo, e_off, e_collapse]).reshape(len(ys), len(xs))
-    labels, n = ndimage.label(err > limit_um, structure=np.ones((3, 3)))
-    regions = []
-    for k in range(1, n + 1):
-        yy, xx = np.nonzero(labels == k)
-        regions.append({"y_um": [float(ys[yy.min()] - step_um / 2), float(ys[yy.max()] + step_um / 2)],
-                        "x_um": [float(xs[xx.min()] - step_um / 2), float(xs[xx.max()] + step_um / 2)],
-                        "error_um": float(err[labels == k].max())})
-    error = {"origin_um": [0.0, 0.0], "step_um": [step_um, step_um],
-             "error_um": np.round(err, 3).tolist(), "limit_um": limit_um}
-    return error, regions
-
-
 def register_session(reference: np.ndarray, moving: np.ndarray, *, spacing,
                      reference_spacing=None, reference_points_um=None, moving_points_um=None,
                      min_peak: float = 0.03, model: str = RegisterParams.model,
@@ -744,16 +451,6 @@ def _inside(points_um: np.ndarray, shape, spacing, margin=0.0) -> np.ndarray:
     """Which points (um) lie within a stack of ``shape`` voxels (z, y, x), plus ``margin``."""
     hi = (np.asarray(shape) - 1) * np.asarray(spacing)
     return np.all((points_um >= -margin) & (points_um <= hi + margin), axis=1)
-
-
-def fit_warp(points_um: np.ndarray, residuals_um: np.ndarray, *, length_um: float,
-             shrink: float = 1.0) -> dict:
-    """A smooth displacement field from residuals at matched points (Gaussian kernel
-    regression): d(p) = sum_i K(p, x_i) r_i / (sum_i K(p, x_i) + shrink).  ``shrink`` (in
-    units of one point's kernel weight) pulls the field to zero where there are few points."""
-    return {"points_um": np.asarray(points_um, float).tolist(),
-            "residuals_um": np.asarray(residuals_um, float).tolist(),
-            "length_um": float(length_um), "shrink": float(shrink)}
 
 
 def register_to_reference(reference: np.ndarray, moving: np.ndarray, *, spacing,

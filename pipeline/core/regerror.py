@@ -1,0 +1,101 @@
+"""How far to trust a registration across the field: the register stage's estimate of its own
+error, from the puncta it matched and those it did not (:func:`error_map`)."""
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+from scipy.spatial import cKDTree
+
+from .frames import fit_warp, to_reference, warp_displacement
+
+
+def _loo_errors(transform, src: np.ndarray, dst: np.ndarray, *, z_weight: float = 0.5):
+    """Leave-one-out prediction error (um, z weighted by ``z_weight``) of matched pairs: the
+    point warp, the only part fitted to the pairs themselves, refitted without each."""
+    w = np.array([z_weight, 1.0, 1.0])
+    warp = transform.get("warp")
+    base = {**transform, "warp": None}
+    mapped = to_reference(base, src)
+    if not warp or not warp.get("points_um"):
+        return np.linalg.norm((mapped - dst) * w, axis=1)
+    out = np.empty(len(src))
+    for k in range(len(src)):
+        keep = np.arange(len(src)) != k
+        wk = fit_warp(mapped[keep], dst[keep] - mapped[keep], length_um=warp["length_um"])
+        out[k] = np.linalg.norm((mapped[k] + warp_displacement(wk, mapped[k:k + 1])[0]
+                                 - dst[k]) * w)
+    return out
+
+
+def error_map(transform, reference_um, moving_um, pairs, *, field_um, step_um: float = 4.0,
+              length_um: float = 3.0, limit_um: float,
+              z_weight: float = 0.5, partner_um: float = 1.2) -> tuple[dict, list[dict]]:
+    """How far to trust a transform across the reference field: an error estimate (um) on a
+    lateral lattice every ``step_um``, and the regions where it exceeds ``limit_um``.
+
+    Three local measures, each over the puncta around a node (Gaussian weights of
+    ``length_um``); the largest wins:
+
+    * the leave-one-out prediction error of matched puncta (:func:`_loo_errors`);
+    * the offset of the session's puncta: for every reference punctum, the distance to the
+      nearest mapped punctum of the session, matched or not; the weighted median over those
+      with a candidate partner (within ``partner_um``; a synapse lost, born or missed by
+      detection has none and says nothing) is how far the transform is off here;
+    * a local collapse of pairing: where the share of reference puncta with a partner within
+      ``limit_um`` falls below a third of the session's share, the transform is off by more
+      than the partner distance, and the node gets ``2 * limit_um``.
+
+    Where a measure has too few puncta nearby, the session's typical error stands in.
+    Returns ``(error, regions)``: ``error`` with ``origin_um``, ``step_um`` and ``error_um``
+    (ny, nx) for :func:`pipeline.core.frames.registration_error_at`; ``regions`` one dict per
+    connected group of nodes above ``limit_um`` (``y_um``, ``x_um`` ranges and the largest
+    ``error_um``).
+    """
+    ref = np.asarray(reference_um, float).reshape(-1, 3)
+    mov = np.asarray(moving_um, float).reshape(-1, 3)
+    i, j = pairs
+    w = np.array([z_weight, 1.0, 1.0])
+    loo = _loo_errors(transform, mov[i], ref[j], z_weight=z_weight) if len(i) else np.zeros(0)
+    mapped = to_reference(transform, mov)
+    nearest = cKDTree(mapped * w).query(ref * w)[0] if len(mapped) else np.full(len(ref), np.inf)
+    ys = np.arange(0.0, field_um[0] + step_um / 2, step_um)
+    xs = np.arange(0.0, field_um[1] + step_um / 2, step_um)
+    nodes = np.stack(np.meshgrid(ys, xs, indexing="ij"), -1).reshape(-1, 2)
+    typical = float(np.median(loo)) if len(loo) else 0.0
+
+    def weights(points_yx):
+        d2 = ((nodes[:, None, :] - points_yx[None]) ** 2).sum(-1)
+        return np.exp(-d2 / (2 * length_um ** 2))
+
+    # leave-one-out error of matched puncta, shrunk towards the typical where they are few
+    k = weights(ref[j][:, 1:]) if len(j) else np.zeros((len(nodes), 0))
+    e_loo = np.sqrt((k @ loo ** 2 + 0.5 * typical ** 2) / (k.sum(1) + 0.5))
+    # offset of candidate partners: a weighted median
+    cand = nearest < partner_um
+    e_off = np.full(len(nodes), typical)
+    if cand.sum():
+        kc = weights(ref[cand][:, 1:])
+        order = np.argsort(nearest[cand])
+        cum = np.cumsum(kc[:, order], axis=1)
+        total = cum[:, -1]
+        pick = nearest[cand][order][np.minimum((cum < total[:, None] / 2).sum(1),
+                                               cand.sum() - 1)]
+        e_off = np.where(total >= 2.0, pick, typical)
+    # collapse of pairing
+    e_collapse = np.zeros(len(nodes))
+    if len(ref):
+        ka = weights(ref[:, 1:])
+        share = (ka @ (nearest < limit_um)) / np.maximum(ka.sum(1), 1e-12)
+        session_share = float(np.mean(nearest < limit_um))
+        e_collapse = np.where((ka.sum(1) >= 3.0) & (share < session_share / 3), 2 * limit_um, 0.0)
+    err = np.maximum.reduce([e_loo, e_off, e_collapse]).reshape(len(ys), len(xs))
+    labels, n = ndimage.label(err > limit_um, structure=np.ones((3, 3)))
+    regions = []
+    for k in range(1, n + 1):
+        yy, xx = np.nonzero(labels == k)
+        regions.append({"y_um": [float(ys[yy.min()] - step_um / 2), float(ys[yy.max()] + step_um / 2)],
+                        "x_um": [float(xs[xx.min()] - step_um / 2), float(xs[xx.max()] + step_um / 2)],
+                        "error_um": float(err[labels == k].max())})
+    error = {"origin_um": [0.0, 0.0], "step_um": [step_um, step_um],
+             "error_um": np.round(err, 3).tolist(), "limit_um": limit_um}
+    return error, regions
