@@ -361,3 +361,7 @@ def test_misregistered_regions_reach_the_warnings_and_the_qc_figure(tmp_path):
     registration_figure(img, img, result, spacing=[0.8, 0.5, 0.5],
                         reference_spacing=[0.8, 0.5, 0.5], path=tmp_path / "qc.png")
     assert (tmp_path / "qc.png").stat().st_size > 1000
+    from pipeline.review.pages import _qc_table   # the cell's review page
+
+    page = _qc_table([{**result, "qc_href": "qc.png"}])
+    assert "y 2-14, x 20-30 um (0.9 um)" in page

@@ -227,19 +227,26 @@ def _qc_table(qc: list[dict]) -> str:
         rel = "yes" if q["reliable"] else "<span class='bad'>NO: not tracked</span>"
         matches = f"{q['n_matches']}" + (f" of {q['expected_matches']}"
                                          if q.get("expected_matches") else "")
+        regions = "; ".join(f"y {g['y_um'][0]:.0f}-{g['y_um'][1]:.0f}, x {g['x_um'][0]:.0f}-"
+                            f"{g['x_um'][1]:.0f} um ({g['error_um']:.1f} um)"
+                            for g in q.get("misregistered_regions") or [])
         rows.append(f"<tr><td>{_esc(q['session'])}</td><td>"
                     + ", ".join(f"{v:.2f}" for v in q["shift_um"])
                     + f"</td><td>{_num(q.get('rotation_deg', 0.0), '{:.2f}')[0]}</td>"
                     f"<td>{matches}</td><td>{_num(q.get('residual_um'))[0]}</td>"
                     f"<td>{_num(q.get('overlap'), '{:.2f}')[0]}</td><td>{_num(q.get('peak'))[0]}"
                     f"</td><td>{'yes' if q.get('warp') else ''}</td><td>{rel}</td>"
+                    f"<td>{'<span class=bad>' + _esc(regions) + '</span>' if regions else ''}</td>"
                     f"<td><a href='{_esc(q['qc_href'])}'>figure</a></td></tr>")
     return ("<table class='t'><thead><tr><th>session</th><th>shift (z, y, x) um</th>"
             "<th>rotation (deg)</th><th>matched puncta</th><th>residual um</th>"
             "<th>field overlap</th><th>correlation peak</th><th>warp</th><th>reliable</th>"
+            "<th>misregistered regions (reference frame, largest error)</th>"
             "<th>QC</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
-            "<p>Projections show the matrix part of each transform (the smooth warp, when "
-            "fitted, moves points by a few tenths of a micrometre more).</p>")
+            "<p>Projections show the matrix part of each transform (the local corrections and "
+            "the smooth warp, when fitted, move points by a few tenths of a micrometre more). "
+            "Rows in a misregistered region carry the quality flag <code>misregistered</code>; "
+            "the QC figure outlines the region.</p>")
 
 
 def curation_rows(cell: str, g: pd.DataFrame) -> list[tuple[str, str]]:
