@@ -29,6 +29,7 @@ from ..core.correlate import (estimate_rotation_z, phase_correlate, rotation_z_m
 from ..core.frames import (FRAME_CONVENTION, fit_warp, to_reference, transform_points,
                            warp_displacement)
 from ..core.regerror import error_map
+from ..core.noise import MAD_TO_SD
 from ..core.optics import Z_SCALE
 from ..params import RegisterParams
 
@@ -78,6 +79,14 @@ def _mutual_pairs(tree_ref, ref_scaled, mapped_scaled, gate):
     return keep, j[keep]
 
 
+def _trimmed(i, j, ref, mapped):
+    """Pairs (mapped[i], ref[j]) without those beyond 3 robust SDs of the median residual."""
+    resid = np.linalg.norm(ref[j] - mapped[i], axis=1)
+    med = np.median(resid)
+    keep = resid <= med + 3 * MAD_TO_SD * np.median(np.abs(resid - med)) + 1e-9
+    return i[keep], j[keep]
+
+
 def refine_on_puncta(reference_um: np.ndarray, moving_um: np.ndarray, matrix, *,
                      model: str = "rigid", gates_um=(2.0, 1.2, 0.8, 0.6),
                      z_scale: float = Z_SCALE, iterations: int = 3,
@@ -110,10 +119,7 @@ def refine_on_puncta(reference_um: np.ndarray, moving_um: np.ndarray, matrix, *,
             i, j = _mutual_pairs(tree, ref * scale, mapped * scale, gate)
             if len(i) < 3:
                 break
-            resid = np.linalg.norm(ref[j] - mapped[i], axis=1)
-            med = np.median(resid)
-            keep = resid <= med + 3 * 1.4826 * np.median(np.abs(resid - med)) + 1e-9
-            i, j = i[keep], j[keep]
+            i, j = _trimmed(i, j, ref, mapped)
             pairs = (i, j)
             fitted = None
             if model in ("rigid", "rotation", "affine") and len(i) >= min_matches:
@@ -274,10 +280,7 @@ def _matched(transform, reference_um, moving_um, *, gate_um: float = 0.6,
     i, j = _mutual_pairs(cKDTree(ref * scale), ref * scale, mapped * scale, gate_um)
     if len(i) < 3:
         return i, j
-    resid = np.linalg.norm(ref[j] - mapped[i], axis=1)
-    med = np.median(resid)
-    keep = resid <= med + 3 * 1.4826 * np.median(np.abs(resid - med)) + 1e-9
-    return i[keep], j[keep]
+    return _trimmed(i, j, ref, mapped)
 
 
 def _warp_helps(mapped: np.ndarray, dst: np.ndarray, *, length_um: float,
