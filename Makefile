@@ -22,7 +22,7 @@ RESULTS ?= results/sample
 SESSIONS ?= data_sample/sessions.tsv
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: venv formats run test lint sample bench bench-stats bench-scale bench-presence bench-floor clean
+.PHONY: venv formats run test lint sample bench bench-stats bench-scale bench-presence bench-floor bench-registration clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,9 @@ bench-scale: $(STAMP)
 
 bench-presence: $(STAMP)
 	$(BIN)/python benchmarks/presence_benchmark.py --workdir results/bench_presence --out BENCHMARKS_PRESENCE.md --cores $(CORES)
+
+bench-registration: $(STAMP)
+	$(BIN)/python benchmarks/registration_benchmark.py --out BENCHMARKS_REGISTRATION.md
 
 bench-floor: $(STAMP)
 	$(BIN)/python benchmarks/presence_floor.py --workdir results/bench_presence --out BENCHMARKS_FLOOR.md

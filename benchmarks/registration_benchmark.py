@@ -3,6 +3,7 @@ synapse in view (lateral and axial), per session and the worst session, and whet
 the session.
 
     python benchmarks/registration_benchmark.py [--regimes hard_registration,...] [--out FILE]
+    make bench-registration          # every regime, into BENCHMARKS_REGISTRATION.md
 
 Each regime's cell is simulated in memory exactly as ``make bench`` simulates it (same options,
 same seed), detected and registered with the stage functions the workflow calls.  Prints a
@@ -150,13 +151,26 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     lines, sums = [], []
+    started = time.perf_counter()
     for regime in args.regimes.split(","):
         sim = simulated_cell(COMMON + REGIMES[regime])
         per = register_cell(sim)
         sums.append(summary(regime, per))
         lines += [f"### {regime}", "", per.round(3).to_markdown(index=False), ""]
     table = pd.DataFrame(sums).round(3).to_markdown(index=False)
-    text = "\n".join(["## Registration per session", "", table, "", *lines])
+    import datetime
+    import subprocess
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
+                            capture_output=True).stdout.strip() or "unknown"
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "pipeline", "benchmarks"],
+                           cwd=ROOT, text=True, capture_output=True).stdout.strip()
+    made = (f"_`python benchmarks/registration_benchmark.py --regimes {args.regimes}` "
+            f"({(time.perf_counter() - started) / 60:.1f} min, {datetime.date.today()}, commit "
+            f"{commit}{' with uncommitted changes' if dirty else ''}). Registration alone, in "
+            "memory: each session's stacks detected and registered to the first with the "
+            "stage functions the workflow calls._")
+    text = "\n".join(["## Registration per session", "", made, "", table, "", *lines])
     print(text)
     if args.out:
         Path(args.out).write_text(text + "\n")

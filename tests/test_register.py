@@ -365,3 +365,48 @@ def test_misregistered_regions_reach_the_warnings_and_the_qc_figure(tmp_path):
 
     page = _qc_table([{**result, "qc_href": "qc.png"}])
     assert "y 2-14, x 20-30 um (0.9 um)" in page
+
+
+def test_a_block_cut_by_the_moving_field_edge_is_measured_over_its_covered_part():
+    from scipy import ndimage
+
+    from pipeline.core.blockmatch import local_shifts
+
+    rng = np.random.default_rng(5)
+    reference = ndimage.gaussian_filter(rng.normal(size=(1, 8, 96, 96)), (0, 0.7, 1.5, 1.5))
+    d = np.array([0.0, 1.3, -0.7])                       # voxels
+    moving = ndimage.shift(reference[0], d, order=3)[None]
+    footprint = np.ones((96, 96), bool)
+    footprint[:, 60:] = False                            # beyond the moving field's edge
+    moving[..., 60:] = 0
+    spacing = np.array([0.8, 0.2, 0.2])
+    field = local_shifts(reference, moving, footprint, spacing=spacing, block_vox=32)
+    kept = field["kept"]
+    # block columns start at x = 0, 16, 32, 48, 64: the one at 48 is 12/32 inside (skipped),
+    # the one at 32 is 28/32 inside and measured, beside the whole ones
+    assert kept[:, :3].all() and not kept[:, 3:].any(), kept
+    partial, whole = field["displacement_um"][:, 2], field["displacement_um"][:, :2]
+    assert np.allclose(partial, -d * spacing, atol=0.03), partial     # within 0.15 voxel
+    assert np.abs(partial - whole.mean(1)).max() < 0.015     # within 0.08 voxel of the whole
+
+
+def test_the_error_map_rises_beyond_the_matched_puncta_and_not_in_an_empty_corner():
+    from pipeline.core.regerror import error_map
+
+    rng = np.random.default_rng(8)
+    # matched puncta along a dendrite from x = 2 to 20 um at y = 10 um, registered exactly
+    matched = np.c_[rng.uniform(2, 5, 30), 10 + rng.normal(0, 0.3, 30), np.linspace(2, 20, 30)]
+    lone = np.array([[3.0, 10.0, 32.0]])          # 12 um beyond the last matched punctum
+    reference = np.vstack([matched, lone])
+    moving = matched + rng.normal(0, 0.03, matched.shape)   # the lone one found no partner
+    pairs = (np.arange(30), np.arange(30))
+    error, regions = error_map({"matrix": np.eye(4)}, reference, moving, pairs,
+                               field_um=(40.0, 40.0), limit_um=0.5)
+    from pipeline.core.frames import registration_error_at
+
+    at = registration_error_at({"error": error}, np.vstack([matched[::5], lone,
+                                                             [[3.0, 36.0, 4.0]]]))
+    assert np.all(at[:-2] < 0.25), at              # along the matched puncta: trusted
+    assert at[-2] > 0.5, at                         # the lone punctum: an extrapolation
+    assert at[-1] < 0.25, at                        # an empty corner: nothing to flag
+    assert len(regions) == 1 and regions[0]["x_um"][0] > 20, regions

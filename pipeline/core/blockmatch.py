@@ -16,10 +16,15 @@ from scipy import ndimage
 from .noise import MAD_TO_SD
 
 
-def _prepared(block: np.ndarray) -> np.ndarray:
+def _prepared(block: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     """Mean-free block with cosine tapers at its lateral edges (no edge for phase correlation
-    to lock onto)."""
-    out = block - block.mean()
+    to lock onto).  With a lateral ``mask`` (y, x), only the pixels inside count: the mean is
+    theirs and the rest is zero, so the mask's own edge carries no step."""
+    if mask is None:
+        out = block - block.mean()
+    else:
+        inside = mask.astype(bool)
+        out = np.where(inside, block - block[:, inside].mean(), 0).astype(block.dtype)
     for ax in (1, 2):
         n = out.shape[ax]
         w = np.hanning(n + 2)[1:-1].astype(np.float32)
@@ -27,14 +32,17 @@ def _prepared(block: np.ndarray) -> np.ndarray:
     return out
 
 
-def block_shift(reference: np.ndarray, moving: np.ndarray) -> tuple[np.ndarray, float]:
+def block_shift(reference: np.ndarray, moving: np.ndarray,
+                mask: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """Shift (voxels, z y x) with ``reference[p] ~ moving[p - shift]`` of two (c, z, y, x)
-    blocks, and the height of the normalised phase-correlation peak (channels averaged)."""
+    blocks, and the height of the normalised phase-correlation peak (channels averaged).
+    ``mask`` (y, x): the part of the block both images cover (the rest is ignored in both)."""
     shape = [reference.shape[1]] + [sfft.next_fast_len(int(n * 1.5), real=True)
                                     for n in reference.shape[2:]]
     cross = None
     for r, m in zip(reference, moving):
-        c = sfft.rfftn(_prepared(r), shape) * np.conj(sfft.rfftn(_prepared(m), shape))
+        c = (sfft.rfftn(_prepared(r, mask), shape)
+             * np.conj(sfft.rfftn(_prepared(m, mask), shape)))
         c /= np.abs(c) + np.float32(1e-9) * (np.abs(c).max() + 1e-30)
         cross = c if cross is None else cross + c
     freqs = np.meshgrid(*[np.fft.fftfreq(n) for n in shape[:-1]], np.fft.rfftfreq(shape[-1]),
@@ -64,13 +72,15 @@ def _fill(values: np.ndarray, weights: np.ndarray, sigma: float) -> np.ndarray:
     return num / np.maximum(den, 1e-12)[..., None], den
 
 
-def local_shifts(reference: np.ndarray, moving: np.ndarray, inside, *, spacing,
-                 block_vox: int, min_peak: float = 0.08, max_shift_um: float = 1.5,
-                 max_disagreement_um: float = 0.3) -> dict:
+def local_shifts(reference: np.ndarray, moving: np.ndarray, footprint: np.ndarray, *,
+                 spacing, block_vox: int, min_peak: float = 0.08, max_shift_um: float = 1.5,
+                 max_disagreement_um: float = 0.3, min_inside: float = 0.5) -> dict:
     """Displacement field of ``moving`` against ``reference``, both (c, z, y, x) on the same
-    grid (``moving`` already resampled into the reference frame; ``inside(y0, y1, x0, x1)``
-    says whether a block lies wholly inside the moving stack's field), from blocks of
-    ``block_vox`` pixels laterally, overlapping by half.
+    grid (``moving`` already resampled into the reference frame; ``footprint`` (y, x) says
+    where it has data at every depth), from blocks of ``block_vox`` pixels laterally,
+    overlapping by half.  A block cut by the edge of the moving field is correlated over the
+    part both cover when that is at least ``min_inside`` of it (the far end of a dendrite
+    after a large shift is still measured, not extrapolated to).
 
     Returns a dict with ``origin_vox`` and ``step_vox`` (y, x of the first block centre and the
     spacing of centres), ``displacement_um`` (ny, nx, 3: the shift to add to a globally aligned
@@ -88,9 +98,12 @@ def local_shifts(reference: np.ndarray, moving: np.ndarray, inside, *, spacing,
     ok = np.zeros((len(ys), len(xs)), bool)
     for i, y in enumerate(ys):
         for j, x in enumerate(xs):
-            if not inside(y, y + b, x, x + b):
+            cover = footprint[y:y + b, x:x + b]
+            share = float(cover.mean())
+            if share < min_inside:
                 continue
-            s, h = block_shift(reference[:, :, y:y + b, x:x + b], moving[:, :, y:y + b, x:x + b])
+            s, h = block_shift(reference[:, :, y:y + b, x:x + b], moving[:, :, y:y + b, x:x + b],
+                               None if share == 1.0 else cover)
             um = s * spacing
             peaks[i, j] = h
             if h >= min_peak and np.linalg.norm(um) <= max_shift_um:

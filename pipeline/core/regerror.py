@@ -28,12 +28,13 @@ def _loo_errors(transform, src: np.ndarray, dst: np.ndarray, *, z_weight: float 
 
 
 def error_map(transform, reference_um, moving_um, pairs, *, field_um, step_um: float = 4.0,
-              length_um: float = 3.0, limit_um: float,
-              z_weight: float = 0.5, partner_um: float = 1.2) -> tuple[dict, list[dict]]:
+              length_um: float = 3.0, limit_um: float, z_weight: float = 0.5,
+              partner_um: float = 1.2, support_um: float = 4.0,
+              growth: float = 0.25) -> tuple[dict, list[dict]]:
     """How far to trust a transform across the reference field: an error estimate (um) on a
     lateral lattice every ``step_um``, and the regions where it exceeds ``limit_um``.
 
-    Three local measures, each over the puncta around a node (Gaussian weights of
+    Four local measures, three over the puncta around a node (Gaussian weights of
     ``length_um``); the largest wins:
 
     * the leave-one-out prediction error of matched puncta (:func:`_loo_errors`);
@@ -43,7 +44,14 @@ def error_map(transform, reference_um, moving_um, pairs, *, field_um, step_um: f
       detection has none and says nothing) is how far the transform is off here;
     * a local collapse of pairing: where the share of reference puncta with a partner within
       ``limit_um`` falls below a third of the session's share, the transform is off by more
-      than the partner distance, and the node gets ``2 * limit_um``.
+      than the partner distance, and the node gets ``2 * limit_um``;
+    * extrapolation: beyond ``support_um`` from every matched punctum the transform is a guess
+      (a shear or warp fitted elsewhere, blocks of shaft alone that cannot tell a shift along
+      it), and the estimate grows by ``growth`` um per um.  On the hard_registration regime
+      every true synapse registered worse than 0.5 um lay 6.6-12 um from the nearest matched
+      punctum, and none nearer (``benchmarks/registration_benchmark.py``).  Each reference
+      punctum that far from the matched ones raises the nodes within ``step_um`` of it (an
+      empty corner is no region of concern).
 
     Where a measure has too few puncta nearby, the session's typical error stands in.
     Returns ``(error, regions)``: ``error`` with ``origin_um``, ``step_um`` and ``error_um``
@@ -88,7 +96,17 @@ def error_map(transform, reference_um, moving_um, pairs, *, field_um, step_um: f
         share = (ka @ (nearest < limit_um)) / np.maximum(ka.sum(1), 1e-12)
         session_share = float(np.mean(nearest < limit_um))
         e_collapse = np.where((ka.sum(1) >= 3.0) & (share < session_share / 3), 2 * limit_um, 0.0)
-    err = np.maximum.reduce([e_loo, e_off, e_collapse]).reshape(len(ys), len(xs))
+    # extrapolation: each reference punctum's distance from the matched ones (0 for a matched
+    # one), beyond the support, counted at the nodes within a lattice step of it (an empty
+    # corner of the field is no region of concern)
+    e_far = np.zeros(len(nodes))
+    if len(j) and len(ref):
+        reach = cKDTree(ref[j][:, 1:]).query(ref[:, 1:])[0]
+        far = np.flatnonzero(reach > support_um)
+        if len(far):
+            for k, near in zip(far, cKDTree(nodes).query_ball_point(ref[far][:, 1:], step_um)):
+                e_far[near] = np.maximum(e_far[near], growth * (reach[k] - support_um))
+    err = np.maximum.reduce([e_loo, e_off, e_collapse, e_far]).reshape(len(ys), len(xs))
     labels, n = ndimage.label(err > limit_um, structure=np.ones((3, 3)))
     regions = []
     for k in range(1, n + 1):

@@ -211,6 +211,9 @@ def _binned_to_um(spacing, factor: int) -> np.ndarray:
     return m
 
 
+EDGE_BAND_UM = 1.0
+
+
 def _high_pass(channel: np.ndarray, spacing, background_um: float = 2.0) -> np.ndarray:
     """The channel without its smooth background (a box mean of about ``background_um``:
     the dendrite's glow would otherwise pull blocks towards the shaft), bright outliers
@@ -245,18 +248,21 @@ def refine_on_images(reference: np.ndarray, moving: np.ndarray, matrix, *, spaci
     warped = np.stack([ndimage.affine_transform(_high_pass(m, sp_b), a[:3, :3], offset=a[:3, 3],
                                                 output_shape=shape, order=1, cval=0.0)
                        for m in mov_b])
+    # where the moving stack has data at its top and bottom planes (so at every depth: planes
+    # beyond a shallower session's are empty in both and say nothing)
     hi = np.array(mov_b.shape[1:]) - 1
-
-    def inside(y0, y1, x0, x1):
-        """A block's corners (so all of it) land inside the moving stack's field of view (its
-        depth may differ: planes beyond it are empty in both, as in a shallower session)."""
-        corners = np.array([[z, y, x, 1.0] for z in (0, shape[0] - 1) for y in (y0, y1 - 1)
-                            for x in (x0, x1 - 1)])
-        q = (corners @ a.T)[:, 1:3]
-        return bool(np.all((q >= -0.5) & (q <= hi[1:] + 0.5)))
+    yy, xx = np.mgrid[0:shape[1], 0:shape[2]].astype(float)
+    footprint = np.ones(shape[1:], bool)
+    for z in (0, shape[0] - 1):
+        q = [a[k, 0] * z + a[k, 1] * yy + a[k, 2] * xx + a[k, 3] for k in (1, 2)]
+        footprint &= (q[0] >= -0.5) & (q[0] <= hi[1] + 0.5) & (q[1] >= -0.5) & (q[1] <= hi[2] + 0.5)
+    # a band along the moving field's edge is unlike the same place seen inside the reference
+    # field (what lies beyond the edge is not blurred into it; scan edges): leave it out
+    footprint = ndimage.binary_erosion(footprint, iterations=int(np.ceil(EDGE_BAND_UM / sp_b[1])),
+                                       border_value=1)
 
     ref_c = np.stack([_high_pass(c, sp_b) for c in ref_b])
-    field = local_shifts(ref_c, warped, inside, spacing=sp_b,
+    field = local_shifts(ref_c, warped, footprint, spacing=sp_b,
                          block_vox=max(int(round(block_um / sp_b[1])), 8))
     if not field["kept"].any():
         return None
