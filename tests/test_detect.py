@@ -156,3 +156,36 @@ def test_morphology_share_is_estimated_and_removed(sim_pyr):
     without = detect_puncta(fake, spacing=spacing_of(sim_pyr))
     with_morph = detect_puncta(fake, spacing=spacing_of(sim_pyr), morphology=morph)
     assert len(with_morph) < 0.2 * max(len(without), 1) and len(without) > 5
+
+
+def test_simulated_session_with_a_departing_channel_share_and_a_patchy_shaft():
+    """The simulator's regime for issue 24: one session's morphology share is 2.5x its
+    siblings' (the estimate follows it), and the diffuse PSD-95 along the shaft is patchy
+    (relative density SD 0.5) while the default leaves every image as it was."""
+    from pipeline.truth.simulate import SimulationParams, shaft_texture, simulate_cell
+
+    base = dict(cell_type="PV", shape=(16, 160, 160), n_sessions=3, seed=12)
+    plain = simulate_cell(SimulationParams(**base), cell="p")
+    same = simulate_cell(SimulationParams(**base, shaft_texture=0.0,
+                                          channel_share_sessions=(), channel_share_factor=3.0),
+                         cell="p")
+    assert all(np.array_equal(a, b) for a, b in zip(plain.images, same.images))
+    odd = simulate_cell(SimulationParams(**base, channel_share_sessions=(1,),
+                                         channel_share_factor=2.5), cell="p")
+    k = [morphology_coefficient(im[0].astype(np.float32), im[1].astype(np.float32))
+         for im in odd.images]
+    assert k[1] / np.mean([k[0], k[2]]) == pytest.approx(2.5, rel=0.15), k
+    assert np.array_equal(odd.images[0], plain.images[0])        # the siblings unchanged
+    # the texture: mean 1, SD about the CV, patches about a wavelength across
+    rng = np.random.default_rng(0)
+    pts = rng.uniform(0, 30, (4000, 3))
+    t = shaft_texture(pts, cv=0.5, seed=3)
+    assert t.min() >= 0 and t.mean() == pytest.approx(1, abs=0.1) and 0.35 < t.std() < 0.6
+    line = np.c_[np.zeros(200), np.zeros(200), np.linspace(0, 20, 200)]
+    along = shaft_texture(line, cv=0.5, seed=3)
+    lag = lambda n: np.corrcoef(along[:-n], along[n:])[0, 1]     # noqa: E731
+    assert lag(1) > 0.9 and abs(lag(15)) < 0.6             # 0.1 um: same patch; 1.5 um: not
+    textured = simulate_cell(SimulationParams(**base, shaft_texture=0.5), cell="p")
+    fill = [c.images[0][1].astype(float).sum() for c in (textured, plain)]
+    assert fill[0] == pytest.approx(fill[1], rel=0.002)      # the fill is the same (its noise
+    assert not np.array_equal(textured.images[0][0], plain.images[0][0])   # draws aside)

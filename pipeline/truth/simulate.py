@@ -90,6 +90,14 @@ class SimulationParams:
     crop_sessions: tuple[int, ...] = ()
     crop_depth_fraction: float = 1.0
     crop_depth_offset: float = 0.0
+    # channels: non-synaptic PSD-95 in the shaft is patchy (clusters ~1 um apart), not a copy
+    # of the cell fill: its density along the shaft varies by this coefficient of variation
+    shaft_texture: float = 0.0
+    # sessions whose morphology share of the PSD-95 channel (diffuse PSD-95 plus
+    # bleed-through) is channel_share_factor times the cell's (a gain or filter change, a
+    # session with more diffuse PSD-95): a session that departs from its siblings
+    channel_share_sessions: tuple[int, ...] = ()
+    channel_share_factor: float = 1.0
     # dynamics
     kesten: tuple[float, float, float, float] | None = None
     weight_lognormal: tuple[float, float] | None = None
@@ -285,8 +293,25 @@ def _morphology_points(dendrites, sites: pd.DataFrame):
     return np.concatenate(pts), np.concatenate(wts)
 
 
+def shaft_texture(points_um: np.ndarray, *, cv: float, seed: int, wavelength_um: float = 1.5,
+                  n_waves: int = 24) -> np.ndarray:
+    """Relative density (mean 1, SD about ``cv``, never below 0) of non-synaptic PSD-95 at
+    ``points_um``: a sum of random plane waves of ``wavelength_um``, fixed for the cell (its
+    own random stream: the cell's other draws do not change with it)."""
+    pts = np.asarray(points_um, float).reshape(-1, 3)
+    if cv <= 0:
+        return np.ones(len(pts))
+    rng = np.random.default_rng([seed, 7919])
+    k = rng.normal(size=(n_waves, 3)) * [0.3, 1, 1]
+    k *= 2 * np.pi / (np.linalg.norm(k, axis=1, keepdims=True) * wavelength_um)
+    phase = rng.uniform(0, 2 * np.pi, n_waves)
+    field = np.sqrt(2.0 / n_waves) * np.cos(pts @ k.T + phase).sum(1)
+    return np.maximum(1.0 + cv * field, 0.0)
+
+
 def _render_session(p: SimulationParams, to_session, morph_pts, morph_w,
-                    punct_um, weights, sizes_um, brightness, rng) -> np.ndarray:
+                    punct_um, weights, sizes_um, brightness, rng, *, share_factor: float = 1.0,
+                    texture=None) -> np.ndarray:
     spacing = np.array(p.spacing)
     psf_sigma = np.array(p.psf_fwhm_um) * FWHM_TO_SIGMA
     # morphology: splat centre lines, blur by the PSF widened by the tube cross-section
@@ -300,7 +325,14 @@ def _render_session(p: SimulationParams, to_session, morph_pts, morph_w,
     pvox = to_session(punct_um) / spacing
     sig = np.sqrt(psf_sigma[None] ** 2 + (sizes_um[:, None] * FWHM_TO_SIGMA) ** 2)
     psd = render_puncta(p.shape, spacing, pvox, weights * p.photons_per_weight * brightness, sig)
-    psd += (p.diffuse_psd95 + p.bleedthrough) * morph + p.background_photons * brightness
+    if texture is None:
+        psd += share_factor * (p.diffuse_psd95 + p.bleedthrough) * morph
+    else:   # the diffuse PSD-95 follows its own patchy density, the bleed-through the fill
+        diffuse = ndimage.gaussian_filter(splat(p.shape, mvox, morph_w * texture),
+                                          blur_um / spacing, mode="constant")
+        psd += share_factor * (p.diffuse_psd95 * scale * brightness * diffuse
+                               + p.bleedthrough * morph)
+    psd += p.background_photons * brightness
     morph += p.background_photons * brightness
     out = np.empty((2,) + tuple(p.shape), dtype=np.uint16)
     for c, lam in enumerate((psd, morph)):
@@ -433,6 +465,8 @@ def simulate_cell(params: SimulationParams, *, cell: str = "cell01") -> Simulate
 
     sizes = rng.uniform(*p.punctum_fwhm_um, len(sites))
     morph_pts, morph_w = _morphology_points(dendrites, sites)
+    texture = (shaft_texture(morph_pts, cv=p.shaft_texture, seed=p.seed)
+               if p.shaft_texture > 0 else None)
     pos_ref = sites[["z_um", "y_um", "x_um"]].to_numpy()
     days = [s * p.interval_days for s in range(p.n_sessions)]
     images, rows, to_ref = [], [], []
@@ -441,7 +475,9 @@ def simulate_cell(params: SimulationParams, *, cell: str = "cell01") -> Simulate
         present = ~np.isnan(w[:, s])
         images.append(_render_session(p, lambda pts, s=s: session_um(s, pts), morph_pts, morph_w,
                                       pos_ref[present], w[present, s], sizes[present],
-                                      brightness, rng))
+                                      brightness, rng, texture=texture,
+                                      share_factor=(p.channel_share_factor
+                                                    if s in p.channel_share_sessions else 1.0)))
         vox = session_um(s, pos_ref) / spacing
         z0, n_planes = _crop_planes(p, s)
         if z0 or n_planes < shape[0]:
