@@ -22,7 +22,7 @@ RESULTS ?= results/sample
 SESSIONS ?= data_sample/sessions.tsv
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: venv formats run test lint sample bench bench-stats bench-scale bench-presence bench-floor bench-registration clean
+.PHONY: venv formats run test lint sample bench bench-stats bench-scale bench-presence bench-floor bench-registration bench-detection clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -72,6 +72,9 @@ bench-presence: $(STAMP)
 
 bench-registration: $(STAMP)
 	$(BIN)/python benchmarks/registration_benchmark.py --out BENCHMARKS_REGISTRATION.md
+
+bench-detection: $(STAMP)
+	$(BIN)/python benchmarks/detection_benchmark.py --out BENCHMARKS_DETECTION.md
 
 bench-floor: $(STAMP)
 	$(BIN)/python benchmarks/presence_floor.py --workdir results/bench_presence --out BENCHMARKS_FLOOR.md

@@ -46,6 +46,11 @@ REGIMES = {
                           "--rotation-deg", "7", "--rotation-min-deg", "5", "--tilt-deg", "1.5",
                           "--warp-um", "0.4", "--sparse-fraction", "0.35",
                           "--sparse-density-factor", "0.05"],
+    # detection that one session can derail (issue 24): diffuse PSD-95 patchy along the shaft
+    # (and twice the default), and one session (s03) with a bright object in the morphology
+    # channel only, on which that session's estimate of the morphology share collapses
+    "channel_departure": ["--cells", "PV", "--seed", "505", "--shaft-texture", "0.5",
+                          "--diffuse-psd95", "0.06", "--red-blob-sessions", "3"],
 }
 COMMON = ["--n-sessions", "8", "--shape", "34,512,512"]
 #: the same cells with one session imaged at half its depth (the top 17 of 34 planes)

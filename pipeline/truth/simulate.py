@@ -98,6 +98,11 @@ class SimulationParams:
     # session with more diffuse PSD-95): a session that departs from its siblings
     channel_share_sessions: tuple[int, ...] = ()
     channel_share_factor: float = 1.0
+    # sessions with a bright object in the morphology channel only (red autofluorescence, a
+    # vessel, another cell's soma brought in by a shift): it is not in the PSD-95 channel, and
+    # an estimate of the morphology share made on the brightest voxels collapses
+    red_blob_sessions: tuple[int, ...] = ()
+    red_blob_brightness: float = 3.0   # its peak, in units of the fill's peak photons
     # dynamics
     kesten: tuple[float, float, float, float] | None = None
     weight_lognormal: tuple[float, float] | None = None
@@ -309,9 +314,20 @@ def shaft_texture(points_um: np.ndarray, *, cv: float, seed: int, wavelength_um:
     return np.maximum(1.0 + cv * field, 0.0)
 
 
+def red_blob(shape, spacing, *, seed: int, radius_um: float = 3.0) -> np.ndarray:
+    """A smooth ellipsoidal object (peak 1) at a random place of the field (its own random
+    stream), ``radius_um`` across laterally, half that axially."""
+    rng = np.random.default_rng([seed, 104729])
+    centre = rng.uniform(0.2, 0.8, 3) * np.asarray(shape) * np.asarray(spacing)
+    grids = np.meshgrid(*[np.arange(n) * d for n, d in zip(shape, spacing)], indexing="ij",
+                        sparse=True)
+    r2 = sum(((g - c) / (radius_um * f)) ** 2 for g, c, f in zip(grids, centre, (0.5, 1, 1)))
+    return np.exp(-0.5 * r2 ** 2)     # flat-topped, smooth edges
+
+
 def _render_session(p: SimulationParams, to_session, morph_pts, morph_w,
                     punct_um, weights, sizes_um, brightness, rng, *, share_factor: float = 1.0,
-                    texture=None) -> np.ndarray:
+                    texture=None, red_blob=None) -> np.ndarray:
     spacing = np.array(p.spacing)
     psf_sigma = np.array(p.psf_fwhm_um) * FWHM_TO_SIGMA
     # morphology: splat centre lines, blur by the PSF widened by the tube cross-section
@@ -321,6 +337,10 @@ def _render_session(p: SimulationParams, to_session, morph_pts, morph_w,
     morph = ndimage.gaussian_filter(morph, blur_um / spacing, mode="constant")
     scale = p.morphology_peak_photons / max(np.percentile(morph, 99.95), 1e-12)
     morph *= scale * brightness
+    if red_blob is not None:    # after the PSD-95 channel's share of the fill is taken
+        red_only = red_blob * p.morphology_peak_photons * p.red_blob_brightness * brightness
+    else:
+        red_only = 0.0
     # PSD-95: puncta + diffuse PSD-95 in the dendrite + bleed-through + background
     pvox = to_session(punct_um) / spacing
     sig = np.sqrt(psf_sigma[None] ** 2 + (sizes_um[:, None] * FWHM_TO_SIGMA) ** 2)
@@ -333,7 +353,7 @@ def _render_session(p: SimulationParams, to_session, morph_pts, morph_w,
         psd += share_factor * (p.diffuse_psd95 * scale * brightness * diffuse
                                + p.bleedthrough * morph)
     psd += p.background_photons * brightness
-    morph += p.background_photons * brightness
+    morph += red_only + p.background_photons * brightness
     out = np.empty((2,) + tuple(p.shape), dtype=np.uint16)
     for c, lam in enumerate((psd, morph)):
         counts = rng.poisson(lam).astype(np.float64)
@@ -477,7 +497,9 @@ def simulate_cell(params: SimulationParams, *, cell: str = "cell01") -> Simulate
                                       pos_ref[present], w[present, s], sizes[present],
                                       brightness, rng, texture=texture,
                                       share_factor=(p.channel_share_factor
-                                                    if s in p.channel_share_sessions else 1.0)))
+                                                    if s in p.channel_share_sessions else 1.0),
+                                      red_blob=(red_blob(shape, spacing, seed=p.seed)
+                                                if s in p.red_blob_sessions else None)))
         vox = session_um(s, pos_ref) / spacing
         z0, n_planes = _crop_planes(p, s)
         if z0 or n_planes < shape[0]:
