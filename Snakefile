@@ -10,6 +10,7 @@ configfile: os.path.join(workflow.basedir, "config.yaml")
 include: "rules/common.smk"
 include: "rules/check.smk"
 include: "rules/ingest.smk"
+include: "rules/channels.smk"
 include: "rules/detect.smk"
 include: "rules/register.smk"
 include: "rules/track.smk"

@@ -6,7 +6,9 @@ for the worst session.
     make bench-detection             # every regime, into BENCHMARKS_DETECTION.md
 
 Each regime's cell is simulated in memory exactly as ``make bench`` simulates it (same options,
-same seed) and detected with the functions the workflow's channels and detect stages call.
+same seed) and detected with the functions the workflow's channels and detect stages call
+(each session's own estimate of the morphology share, checked against the cell's, then
+detection with the share chosen).
 """
 from __future__ import annotations
 
@@ -26,17 +28,24 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def detect_cell(sim) -> pd.DataFrame:
-    """Detect every session of a simulated cell as the workflow does; one row per session."""
+    """Detect every session of a simulated cell as the workflow does (the channels stage's
+    share for each session, then the detect stage); one row per session."""
     from pipeline.params import DetectParams
+    from pipeline.stages.channels import pooled_shares, session_share
     from pipeline.stages.detect import detect_session
     from pipeline.truth.evaluate import score_detection
 
+    params = DetectParams()
     spacing = np.asarray(sim.params.spacing)
+    stacks = {f"s{k:02d}": image.astype(np.float32) for k, image in enumerate(sim.images)}
+    estimates = {s: session_share(stack) for s, stack in stacks.items()}
+    chosen = pooled_shares(estimates, departure=params.share_departure,
+                           policy=params.departing_share)["sessions"]
     rows = []
-    for k, image in enumerate(sim.images):
-        session = f"s{k:02d}"
+    for session, stack in stacks.items():
         t0 = time.perf_counter()
-        det = detect_session(image.astype(np.float32), spacing=spacing, params=DetectParams())
+        det = detect_session(stack, spacing=spacing, params=params,
+                             share=chosen[session]["used"])
         secs = time.perf_counter() - t0
         t = sim.truth[(sim.truth.session == session) & (sim.truth.present == 1)
                       & (sim.truth.in_view == 1)]
@@ -44,8 +53,9 @@ def detect_cell(sim) -> pd.DataFrame:
                                 spacing)
         n_false = len(det) - int(round(score["precision"] * len(det))) if len(det) else 0
         rows.append({"session": session, "n_true": len(t), "n_detected": len(det),
-                     "morphology_share": (float(det.morphology_coefficient.iloc[0])
-                                          if len(det) else np.nan),
+                     "share_estimate": estimates[session],
+                     "share_used": chosen[session]["used"],
+                     "departs": chosen[session]["departs"],
                      "precision": score["precision"], "recall": score["recall"],
                      "f1": score["f1"], "false_share": n_false / max(len(det), 1),
                      "seconds": secs})
@@ -59,9 +69,9 @@ def summary(regime: str, per_session: pd.DataFrame) -> dict:
             "worst session F1": per_session.f1.min(),
             "worst session false share": per_session.false_share.max(),
             "sessions > 10 % false": int((per_session.false_share > 0.10).sum()),
-            "morphology share (median)": per_session.morphology_share.median(),
-            "share range": f"{per_session.morphology_share.min():.3f}-"
-                           f"{per_session.morphology_share.max():.3f}",
+            "share estimates": f"{per_session.share_estimate.min():.3f}-"
+                               f"{per_session.share_estimate.max():.3f}",
+            "sessions departing": int(per_session.departs.sum()),
             "s per session": per_session.seconds.mean()}
 
 

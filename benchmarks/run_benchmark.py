@@ -59,7 +59,7 @@ CROPPED = {"pyr_typical": ["--crop-sessions", "4", "--crop-depth-fraction", "0.5
 CALIBRATION = ["--cells", "pyr", "--seed", "999", "--n-sessions", "2", "--shape", "34,512,512"]
 BLOB_THRESHOLDS = [0.05, 0.07, 0.1, 0.14, 0.2]
 TRACKPY_GRID = [(d, m) for d in (0.7, 1.0) for m in (150, 300, 600)]
-STAGES = ["check", "ingest", "detect", "register", "track", "curate", "weights", "presence", "review", "collect", "stats", "report"]
+STAGES = ["check", "ingest", "channels", "detect", "register", "track", "curate", "weights", "presence", "review", "collect", "stats", "report"]
 
 
 def run(cmd, **kw):

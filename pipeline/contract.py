@@ -72,6 +72,7 @@ class Layout:
         "check": "check/{cell}.json",
         "ingest": "ingest/{cell}/{session}.tif",
         "ingest_meta": "ingest/{cell}/{session}.json",
+        "channels": "channels/{cell}.json",
         "detect": "detect/{cell}/{session}.csv",
         "register": "register/{cell}/{session}.json",
         "register_qc": "register/{cell}/{session}_qc.png",

@@ -51,6 +51,11 @@ class DetectParams:
         (0.8, 0.25, 0.25), "smallest distance (z, y, x) between two peaks, um")
     aperture_um: tuple[float, float, float] = _p(
         APERTURE_UM, "semi-axes (z, y, x) of the photometry aperture, um")
+    share_departure: float = _p(
+        1.5, "a session's morphology share departs from its cell's (median of the sessions) "
+             "when more than this factor above or below it")
+    departing_share: str = _p(
+        "pool", "a departing session's share: pool (use the cell's), keep (its own) or error")
 
 
 @dataclass(frozen=True)

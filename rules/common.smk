@@ -69,9 +69,11 @@ def reference_session(cell):
     return choice
 
 
-def options(section):
-    """A config section as JSON for the command line (each stage sees only its section)."""
-    return json.dumps(config[section], sort_keys=True)
+def options(section, keys=None):
+    """A config section as JSON for the command line (each stage sees only its section, or
+    only ``keys`` of it: a change elsewhere in the section does not rerun the stage)."""
+    chosen = {k: v for k, v in config[section].items() if keys is None or k in keys}
+    return json.dumps(chosen, sort_keys=True)
 
 
 def cell_passed_checks(cell):

@@ -2,6 +2,7 @@ rule detect:
     """Detect PSD-95 puncta in one session."""
     input:
         stack=LAYOUT.pattern("ingest"),
+        channels=LAYOUT.pattern("channels"),
     output:
         LAYOUT.pattern("detect"),
     params:
@@ -14,5 +15,6 @@ rule detect:
     benchmark:
         f"{RESULTS}/benchmarks/detect/{{cell}}/{{session}}.tsv"
     shell:
-        "python -m pipeline detect --stack {input.stack:q} --options {params.options:q} "
+        "python -m pipeline detect --stack {input.stack:q} --channels {input.channels:q} "
+        "--options {params.options:q} "
         "--threads {threads} --out {output:q} > {log:q} 2>&1"

@@ -4,6 +4,7 @@ rule weights:
         tracks=LAYOUT.pattern("curate"),
         stacks=per_session(LAYOUT.pattern("ingest")),
         transforms=per_session(LAYOUT.pattern("register")),
+        channels=LAYOUT.pattern("channels"),
     output:
         table=LAYOUT.pattern("weights"),
         null=LAYOUT.pattern("null"),
@@ -17,7 +18,8 @@ rule weights:
         f"{RESULTS}/benchmarks/weights/{{cell}}.tsv"
     shell:
         "python -m pipeline weights --tracks {input.tracks:q} --stacks {input.stacks:q} "
-        "--transforms {input.transforms:q} --options {params.options:q} --out {output.table:q} "
+        "--transforms {input.transforms:q} --channels {input.channels:q} "
+        "--options {params.options:q} --out {output.table:q} "
         "--null-out {output.null:q} "
         "> {log:q} 2>&1"
 

@@ -189,3 +189,86 @@ def test_simulated_session_with_a_departing_channel_share_and_a_patchy_shaft():
     fill = [c.images[0][1].astype(float).sum() for c in (textured, plain)]
     assert fill[0] == pytest.approx(fill[1], rel=0.002)      # the fill is the same (its noise
     assert not np.array_equal(textured.images[0][0], plain.images[0][0])   # draws aside)
+
+
+def test_a_session_whose_share_departs_gets_the_cells_and_is_named():
+    from pipeline.core.errors import InputError
+    from pipeline.stages.channels import pooled_shares
+
+    est = {"s00": 0.081, "s01": 0.083, "s02": 0.0, "s03": 0.079, "s04": 0.30, "s05": None}
+    out = pooled_shares(est, cell="PV01")
+    assert out["cell_share"] == pytest.approx(0.081)
+    departs = {s for s, v in out["sessions"].items() if v["departs"]}
+    assert departs == {"s02", "s04"}                       # too low and too high
+    assert out["sessions"]["s02"]["used"] == pytest.approx(0.081)
+    assert out["sessions"]["s01"]["used"] == 0.083          # the others keep their own
+    assert out["sessions"]["s05"]["used"] is None           # no morphology channel
+    assert len(out["warnings"]) == 2 and "PV01, session s02" in out["warnings"][0]
+    assert "0.000" in out["warnings"][0] and "0.081" in out["warnings"][0]
+    kept = pooled_shares(est, cell="PV01", policy="keep")
+    assert kept["sessions"]["s02"]["used"] == 0.0 and kept["sessions"]["s02"]["departs"]
+    with pytest.raises(InputError, match="s02"):
+        pooled_shares(est, cell="PV01", policy="error")
+    # two sessions: no majority to tell which one is off; shares near zero never depart
+    assert not any(v["departs"] for v in pooled_shares({"a": 0.1, "b": 0.0})["sessions"].values())
+    near_zero = pooled_shares({"a": 0.001, "b": 0.004, "c": 0.0, "d": 0.002})
+    assert not any(v["departs"] for v in near_zero["sessions"].values())
+
+
+def test_a_session_with_an_object_in_the_morphology_channel_only_detects_like_its_siblings():
+    """The failure of issue 24 in the simulator: a bright object in one session's morphology
+    channel only collapses that session's share estimate; unsubtracted patchy shaft PSD-95
+    then gives weak false puncta.  The cell's share (and no subtraction where the PSD-95
+    channel does not show the object) gives that session its siblings' precision."""
+    from pipeline.params import DetectParams
+    from pipeline.stages.channels import pooled_shares, session_share
+    from pipeline.stages.detect import detect_session
+    from pipeline.truth.evaluate import score_detection
+    from pipeline.truth.simulate import SimulationParams, simulate_cell
+
+    def false_detections(sim, stacks, k, share):
+        det = detect_session(stacks[k], spacing=spacing_of(sim), params=DetectParams(),
+                             share=share)
+        t = truth_of(sim, k)
+        score = score_detection(det[["z", "y", "x"]].to_numpy(), t[["z", "y", "x"]].to_numpy(),
+                                spacing_of(sim))
+        return len(det) - round(score["precision"] * len(det))
+
+    own = pooled = siblings = 0
+    for seed in (12, 13):
+        sim = simulate_cell(SimulationParams(cell_type="PV", shape=(20, 256, 256), n_sessions=4,
+                                             seed=seed, shaft_texture=0.5, diffuse_psd95=0.06,
+                                             red_blob_sessions=(1,)), cell="b")
+        stacks = [im.astype(np.float32) for im in sim.images]
+        est = {f"s{k:02d}": session_share(s) for k, s in enumerate(stacks)}
+        chosen = pooled_shares(est, cell="b")["sessions"]
+        assert est["s01"] < 0.3 * chosen["s00"]["used"]            # the estimate collapsed
+        assert chosen["s01"]["departs"] and sum(v["departs"] for v in chosen.values()) == 1
+        own += false_detections(sim, stacks, 1, est["s01"])
+        pooled += false_detections(sim, stacks, 1, chosen["s01"]["used"])
+        siblings += sum(false_detections(sim, stacks, k, chosen[f"s{k:02d}"]["used"])
+                        for k in (0, 2, 3)) / 3
+    assert own >= 3 * pooled and own >= 2 * siblings, (own, pooled, siblings)   # the failure
+    assert pooled <= siblings + 1, (pooled, siblings)      # gone: as many as a sibling
+
+
+def test_nothing_is_subtracted_where_the_morphology_shows_what_psd95_does_not(sim_pyr):
+    from pipeline.core.channels import foreign_morphology, remove_bleedthrough
+    from pipeline.truth.simulate import red_blob
+
+    img, morph = (sim_pyr.images[0][k].astype(np.float32) for k in (0, 1))
+    assert not foreign_morphology(img, morph, 0.05).any()     # a normal cell: nothing foreign
+    blob = red_blob(img.shape, spacing_of(sim_pyr), seed=1)
+    odd = morph + 120.0 * blob.astype(np.float32)
+    mask = foreign_morphology(img, odd, 0.05)
+    inside = blob > 0.8
+    from scipy import ndimage
+
+    far = ndimage.distance_transform_edt(blob < 0.01, sampling=spacing_of(sim_pyr)) > 2.0
+    assert mask[inside].mean() > 0.9 and mask[far].mean() < 0.001, (mask[inside].mean(),
+                                                                    mask[far].mean())
+    guarded = remove_bleedthrough(img, odd, 0.05)
+    unguarded = remove_bleedthrough(img, odd, 0.05, guard=False)
+    # without the guard a hole of 0.05 x 120 photons is dug under the object; with it, none
+    assert np.median(unguarded[inside] - img[inside]) < -4
+    assert abs(np.median(guarded[inside] - img[inside])) < 0.5

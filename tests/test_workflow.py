@@ -132,6 +132,11 @@ def test_changed_parameter_reruns_its_stage_and_what_depends_on_it_only(sample_r
     assert jobs == {"detect": 12, "register": 12, "track": 2, "curate": 2, "weights": 2,
                     "presence": 2, "review": 2,
                     "collect": 1, "stats": 1, "report": 1, "all": 1}
+    # the channels stage sees only its own two settings of the detect section
+    jobs = _dry_run_jobs(sample_run, tmp_path, "detect", "share_departure", 2.0)
+    assert jobs == {"channels": 2, "detect": 12, "register": 12, "track": 2, "curate": 2,
+                    "weights": 2, "presence": 2, "review": 2,
+                    "collect": 1, "stats": 1, "report": 1, "all": 1}
     jobs = _dry_run_jobs(sample_run, tmp_path, "stats", "n_boot", 200)
     assert jobs == {"stats": 1, "report": 1, "all": 1}
 

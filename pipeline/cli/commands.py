@@ -125,13 +125,37 @@ def cmd_check(args) -> None:
                args.out)
 
 
+def cmd_channels(args) -> None:
+    from ..stages.channels import pooled_shares, session_share
+
+    params = from_options(DetectParams, args.options)
+    estimates, cell = {}, ""
+    for stack, meta in _ingested(args.stacks):
+        estimates[str(meta["session"])] = session_share(stack)
+        cell = meta["cell"]
+    result = pooled_shares(estimates, cell=cell, departure=params.share_departure,
+                           policy=params.departing_share)
+    write_json(result, args.out)
+    for warning in result["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+
+
+def _session_share(channels_json, session) -> float | None:
+    """The morphology share the channels stage chose for a session (None: none chosen)."""
+    if not channels_json:
+        return None
+    entry = read_json(channels_json)["sessions"].get(str(session)) or {}
+    return entry.get("used")
+
+
 def cmd_detect(args) -> None:
     from ..inputs.stacks import load_ingested
     from ..stages.detect import detect_session
 
     stack, meta = load_ingested(args.stack)
     puncta = detect_session(stack, spacing=meta["voxel_um"], workers=args.threads,
-                            params=from_options(DetectParams, args.options))
+                            params=from_options(DetectParams, args.options),
+                            share=_session_share(args.channels, meta["session"]))
     write_table(puncta, args.out, float_format="%.5g")
     print(f"{args.stack}: {len(puncta)} puncta")
 
@@ -191,8 +215,10 @@ def cmd_weights(args) -> None:
 
     sessions = ((stack, meta, read_json(tf))
                 for (stack, meta), tf in zip(_ingested(args.stacks), args.transforms))
+    channels = read_json(args.channels) if args.channels else None
     table, nulls = measure_cell(sessions, pd.read_csv(args.tracks),
-                                params=from_options(WeightsParams, args.options))
+                                params=from_options(WeightsParams, args.options),
+                                channels=channels)
     write_table(table, args.out)
     if args.null_out:
         write_table(nulls, args.null_out)

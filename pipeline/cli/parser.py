@@ -122,8 +122,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=commands.cmd_check)
 
+    p = sub.add_parser("channels", help="each session's morphology share of the PSD-95 channel, "
+                                        "checked against the cell's other sessions")
+    p.add_argument("--stacks", nargs="+", required=True, help="the cell's ingested stacks")
+    p.add_argument("--options", default="{}", help="the config's detect section (JSON)")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=commands.cmd_channels)
+
     p = sub.add_parser("detect", help="detect PSD-95 puncta in one ingested stack")
     p.add_argument("--stack", required=True)
+    p.add_argument("--channels", default=None,
+                   help="the channels stage's JSON: the morphology share to subtract")
     p.add_argument("--options", default="{}")
     p.add_argument("--threads", type=int, default=1, help="threads for the image filters")
     p.add_argument("--out", required=True)
@@ -156,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracks", required=True)
     p.add_argument("--stacks", nargs="+", required=True)
     p.add_argument("--transforms", nargs="+", required=True)
+    p.add_argument("--channels", default=None,
+                   help="the channels stage's JSON: each session's morphology share")
     p.add_argument("--options", default="{}")
     p.add_argument("--out", required=True)
     p.add_argument("--null-out", default=None,

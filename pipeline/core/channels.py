@@ -23,14 +23,48 @@ def block_average_yx(image: np.ndarray, factor: int) -> np.ndarray:
     return out
 
 
-def remove_bleedthrough(psd95: np.ndarray, morphology: np.ndarray, coefficient: float) -> np.ndarray:
+def foreign_morphology(psd95: np.ndarray, morphology: np.ndarray, coefficient: float, *,
+                       bin_yx: int = 2, ratio: float = 3.0, sds: float = 3.0) -> np.ndarray:
+    """Where the morphology channel shows something the PSD-95 channel does not (a bright
+    object in that channel only: autofluorescence, another cell, a vessel): voxels whose
+    expected share ``coefficient`` x morphology (above its median), smoothed over ~0.3 um,
+    exceeds ``ratio`` times the PSD-95 signal there plus ``sds`` noise SDs.  On the cell the
+    PSD-95 channel carries at least the share (patchy as the shaft's PSD-95 may be), so this
+    is empty there.  Boolean, full size."""
+    shape = morphology.shape
+    p = block_average_yx(psd95, bin_yx)
+    m = block_average_yx(morphology, bin_yx)
+    p -= np.median(subsample(p))
+    m -= np.median(subsample(m))
+    sigma = (0.7, 1.5, 1.5)
+    ps = ndimage.gaussian_filter(p, sigma)
+    share = ndimage.gaussian_filter(np.float32(coefficient) * m, sigma)
+    noise = robust_noise(ps)
+    small = share > ratio * np.maximum(ps, 0) + sds * noise
+    if not small.any():
+        return np.zeros(shape, bool)
+    small = ndimage.binary_dilation(small, iterations=2)
+    full = np.zeros(shape, bool)
+    up = small.repeat(bin_yx, axis=1).repeat(bin_yx, axis=2)
+    full[:, :up.shape[1], :up.shape[2]] = up
+    return full
+
+
+def remove_bleedthrough(psd95: np.ndarray, morphology: np.ndarray, coefficient: float, *,
+                        guard: bool = True) -> np.ndarray:
     """PSD-95 minus ``coefficient`` times the morphology channel above its median (float32).
 
     The median is the channels' common dark level, which must not be subtracted twice;
-    :func:`morphology_coefficient` estimates the coefficient from the data.
+    :func:`morphology_coefficient` estimates the coefficient from the data.  With ``guard``,
+    nothing is subtracted where the morphology channel shows what the PSD-95 channel does not
+    (:func:`foreign_morphology`): a hole dug there would surround the next punctum with a
+    false background and ring with false detections.
     """
     base = np.float32(np.median(subsample(morphology)))
-    return psd95.astype(np.float32) - np.float32(coefficient) * (morphology.astype(np.float32) - base)
+    share = np.float32(coefficient) * (morphology.astype(np.float32) - base)
+    if guard and coefficient > 0:
+        share[foreign_morphology(psd95, morphology, coefficient)] = 0
+    return psd95.astype(np.float32) - share
 
 
 def morphology_coefficient(psd95: np.ndarray, morphology: np.ndarray, *, bin_yx: int = 2,

@@ -63,6 +63,13 @@ def registration_warnings(results: Path) -> list[str]:
     return out
 
 
+def channel_warnings(results: Path) -> list[str]:
+    """Each session whose morphology share departed from its cell's (the channels stage)."""
+    folder = Layout(results).path("channels", cell="x").parent
+    return [w for js in sorted(folder.glob("*.json"))
+            for w in json.loads(js.read_text()).get("warnings", [])]
+
+
 def write_report(results: Path, out: Path, *, failures=()) -> None:
     """Write ``report.html`` for a results folder (links are relative to the folder)."""
     results = Path(results)
@@ -77,7 +84,8 @@ def write_report(results: Path, out: Path, *, failures=()) -> None:
     summaries = [p for p in (f / "summary.json" for f in layout.cell_folders("presence_summary"))
                  if p.exists()]
     presence = [json.loads(js.read_text()) for js in summaries]
-    warnings = (input_warnings(results) + registration_warnings(results)
+    warnings = (input_warnings(results) + channel_warnings(results)
+                + registration_warnings(results)
                 + [w for sm in presence for w in sm.get("warnings", [])])
     if warnings:
         parts.append("<h2>Warnings</h2><ul>" + "".join(

@@ -396,13 +396,19 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
 
 
 def detect_session(stack: np.ndarray, *, spacing, params: DetectParams = DetectParams(),
-                   workers: int = 1) -> pd.DataFrame:
+                   workers: int = 1, share: float | None = None) -> pd.DataFrame:
     """The detect stage on one ingested (c, z, y, x) stack: :func:`detect_puncta` on channel 0
-    with channel 1, if any, as the morphology; adds positions in um (``z_um, y_um, x_um``)."""
+    with channel 1, if any, as the morphology; adds positions in um (``z_um, y_um, x_um``).
+    ``share``: the morphology share to subtract, as the channels stage chose it for this
+    session (:func:`pipeline.stages.channels.pooled_shares`); None estimates it here."""
     opts = as_options(params)
+    for name in ("share_departure", "departing_share"):   # the channels stage's
+        opts.pop(name)
     morphology = stack[1] if stack.shape[0] > 1 else None
     if not opts.pop("subtract_morphology"):
         opts["morphology_coefficient_value"] = 0.0   # the channel still gives the cell mask
+    elif share is not None:
+        opts["morphology_coefficient_value"] = float(share)
     puncta = detect_puncta(stack[0], spacing=spacing, morphology=morphology, workers=workers,
                            **opts)
     spacing = np.asarray(spacing)

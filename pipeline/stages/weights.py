@@ -85,12 +85,14 @@ def null_positions(mask: np.ndarray, avoid_vox: np.ndarray, *, spacing, n: int =
     return cand[keep]
 
 
-QUALITY_FLAGS = ("saturated", "edge", "neighbour", "low_snr", "misregistered")
+QUALITY_FLAGS = ("saturated", "edge", "neighbour", "low_snr", "misregistered",
+                 "channel_departs")
 
 
 def quality_flags(phot: pd.DataFrame, positions: np.ndarray, present, *, spacing,
                   radius_um=WeightsParams.aperture_um, min_snr: float = WeightsParams.min_snr,
-                  spread_um=(1.3, 0.3, 0.3), misregistered=None) -> pd.Series:
+                  spread_um=(1.3, 0.3, 0.3), misregistered=None,
+                  channel_departs: bool = False) -> pd.Series:
     """Why a synapse-session's weight may be off: ';'-joined flags, '' when none.
 
     ``saturated``: a voxel of its aperture at the detector's full scale (the weight is
@@ -101,7 +103,9 @@ def quality_flags(phot: pd.DataFrame, positions: np.ndarray, present, *, spacing
     inside); ``low_snr``: called present at an SNR below
     ``min_snr``; ``misregistered``: where the register stage estimates its own error above its
     limit (``misregistered``, a boolean per row: the position, and so the weight, may belong
-    to another place).  ``phot`` is :func:`aperture_photometry`'s output at ``positions`` (all
+    to another place); ``channel_departs``: the session's own estimate of the morphology
+    share departed from its cell's, and the channels stage chose another (every row of the
+    session; :mod:`pipeline.stages.channels`).  ``phot`` is :func:`aperture_photometry`'s output at ``positions`` (all
     synapses of one session, voxel units).
     """
     from scipy.spatial import cKDTree
@@ -117,7 +121,8 @@ def quality_flags(phot: pd.DataFrame, positions: np.ndarray, present, *, spacing
              "neighbour": crowded,
              "low_snr": (np.asarray(present) == 1) & (phot["snr"].to_numpy() < min_snr),
              "misregistered": (np.zeros(len(pos), bool) if misregistered is None
-                               else np.asarray(misregistered, bool))}
+                               else np.asarray(misregistered, bool)),
+             "channel_departs": np.full(len(pos), bool(channel_departs))}
     rows = zip(*(np.where(v, k, "") for k, v in flags.items()))
     return pd.Series([";".join(f for f in r if f) for r in rows], index=phot.index, dtype=object)
 
@@ -132,13 +137,17 @@ def _per_synapse(tracks: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, np.ndar
 
 
 def measure_session(stack: np.ndarray, meta: dict, transform: dict, tracks: pd.DataFrame, *,
-                    params: WeightsParams = WeightsParams(),
-                    per_synapse=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                    params: WeightsParams = WeightsParams(), per_synapse=None,
+                    share: float | None = None,
+                    share_departs: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every synapse of a cell measured in one session's (c, z, y, x) ``stack`` (``meta``: its
     ingest metadata; ``transform``: its register dict), where it was detected at its own
     position, elsewhere at its track's centre; and the null places on the cell.  Returns the
     session's rows (unnormalised) and the null measurements.  ``per_synapse``: what
-    ``_per_synapse(tracks)`` gives, when the caller measures several sessions."""
+    ``_per_synapse(tracks)`` gives, when the caller measures several sessions; ``share``: the
+    morphology share the channels stage chose for this session (with ``bleedthrough`` 'auto';
+    None estimates it here), ``share_departs``: its own estimate departed from its cell's
+    (every row gets the quality flag ``channel_departs``)."""
     centres, curated, n_detected = per_synapse or _per_synapse(tracks)
     ids = centres.index.to_numpy()
     spacing = np.asarray(meta["voxel_um"])
@@ -152,8 +161,9 @@ def measure_session(stack: np.ndarray, meta: dict, transform: dict, tracks: pd.D
     psd, k_morph = stack[0], 0.0
     if stack.shape[0] > 1 and params.bleedthrough != 0:
         k_morph = params.bleedthrough
-        if k_morph == "auto":  # estimated per session from the data
-            k_morph = morphology_coefficient(stack[0], stack[1])
+        if k_morph == "auto":  # as the channels stage chose it, else estimated here
+            k_morph = (share if share is not None
+                       else morphology_coefficient(stack[0], stack[1]))
         psd = remove_bleedthrough(stack[0], stack[1], k_morph)
     aperture = list(params.aperture_um)
     null = np.zeros((0, 3))
@@ -183,7 +193,8 @@ def measure_session(stack: np.ndarray, meta: dict, transform: dict, tracks: pd.D
     reg_error = registration_error_at(transform, ref_um)
     limit = (transform.get("error") or {}).get("limit_um", np.inf)
     flags = quality_flags(phot, vox, present, spacing=spacing, radius_um=aperture,
-                          min_snr=params.min_snr, misregistered=reg_error > limit)
+                          min_snr=params.min_snr, misregistered=reg_error > limit,
+                          channel_departs=share_departs)
     rows = pd.DataFrame({
         "cell": meta["cell"], "cell_type": meta["cell_type"], "synapse_id": ids,
         "session": meta["session"], "day": meta["day"], "present": present,
@@ -200,16 +211,21 @@ def measure_session(stack: np.ndarray, meta: dict, transform: dict, tracks: pd.D
 
 
 def measure_cell(sessions: Iterable[tuple[np.ndarray, dict, dict]], tracks: pd.DataFrame, *,
-                 params: WeightsParams = WeightsParams()) -> tuple[pd.DataFrame, pd.DataFrame]:
+                 params: WeightsParams = WeightsParams(),
+                 channels: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The weights stage on one cell: ``sessions`` yields each session's ``(stack, meta,
-    transform)`` (a generator keeps one stack in memory at a time).  Returns the cell's table
-    (every synapse in every session, normalised per session; columns
+    transform)`` (a generator keeps one stack in memory at a time); ``channels``: the channels
+    stage's result (each session's morphology share, used when ``bleedthrough`` is 'auto').
+    Returns the cell's table (every synapse in every session, normalised per session; columns
     :data:`pipeline.contract.WEIGHTS_TABLE`) and the null measurements."""
     rows, nulls = [], []
     per_synapse = _per_synapse(tracks)
+    chosen = (channels or {}).get("sessions", {})
     for stack, meta, transform in sessions:
+        entry = chosen.get(str(meta["session"])) or {}
         r, n = measure_session(stack, meta, transform, tracks, params=params,
-                               per_synapse=per_synapse)
+                               per_synapse=per_synapse, share=entry.get("used"),
+                               share_departs=bool(entry.get("departs")))
         rows.append(r)
         nulls.append(n)
     table = pd.concat(rows, ignore_index=True)

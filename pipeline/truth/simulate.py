@@ -165,6 +165,10 @@ def apply_affine(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     return pts @ matrix[:3, :3].T + matrix[:3, 3]
 
 
+#: random plane waves vary slowly along z: their wave vectors' z part is scaled by this
+WAVE_Z_SHARE = np.array([0.3, 1.0, 1.0])
+
+
 def smooth_warp(rng, amplitude_um: float, wavelength_um: float, n_waves: int = 3):
     """A smooth random displacement field (sum of plane waves), RMS ``amplitude_um``.
 
@@ -176,7 +180,7 @@ def smooth_warp(rng, amplitude_um: float, wavelength_um: float, n_waves: int = 3
         return (lambda pts: np.asarray(pts, float)), []
     waves = []
     for _ in range(n_waves):
-        k = rng.normal(size=3) * [0.3, 1, 1]
+        k = rng.normal(size=3) * WAVE_Z_SHARE
         k /= np.linalg.norm(k) * wavelength_um
         direction = rng.normal(size=3) * [0.33, 1, 1]
         direction /= np.linalg.norm(direction)
@@ -307,7 +311,7 @@ def shaft_texture(points_um: np.ndarray, *, cv: float, seed: int, wavelength_um:
     if cv <= 0:
         return np.ones(len(pts))
     rng = np.random.default_rng([seed, 7919])
-    k = rng.normal(size=(n_waves, 3)) * [0.3, 1, 1]
+    k = rng.normal(size=(n_waves, 3)) * WAVE_Z_SHARE
     k *= 2 * np.pi / (np.linalg.norm(k, axis=1, keepdims=True) * wavelength_um)
     phase = rng.uniform(0, 2 * np.pi, n_waves)
     field = np.sqrt(2.0 / n_waves) * np.cos(pts @ k.T + phase).sum(1)

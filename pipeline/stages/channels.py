@@ -1,0 +1,71 @@
+"""The channels stage: each session's share of the morphology channel in the PSD-95 channel,
+checked against the other sessions of its cell.
+
+The share (bleed-through plus diffuse PSD-95 in the shaft) is a property of the microscope, the
+fluorophores and the cell, so it varies little between one cell's sessions.  A session whose own
+estimate departs from its siblings' is more likely an estimate gone wrong (a bright object in
+the morphology channel only, a saturated fill) than a different cell: under-subtracted shaft
+signal becomes chains of weak "puncta" born and lost in that session, and drags its weight
+normaliser.  Such a session is named, with the value it got and the one it is given.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..core.channels import morphology_coefficient
+from ..core.errors import InputError
+from ..params import DetectParams
+
+#: fewer sessions with an estimate than this: no majority to compare a session with
+MIN_SESSIONS = 3
+
+
+def session_share(stack: np.ndarray) -> float | None:
+    """The morphology share of one ingested (c, z, y, x) stack, or None without a morphology
+    channel (:func:`pipeline.core.channels.morphology_coefficient`)."""
+    if stack.shape[0] < 2:
+        return None
+    return morphology_coefficient(stack[0], stack[1])
+
+
+def pooled_shares(estimates: dict, *, cell: str = "", departure: float = DetectParams.share_departure,
+                  policy: str = DetectParams.departing_share, floor: float = 0.01) -> dict:
+    """Check each session's share against the cell's and choose the one detection uses.
+
+    Parameters
+    ----------
+    estimates : session -> its own estimate (None: no morphology channel)
+    departure : a session departs when its estimate is more than this factor above or below
+        the median of the cell's sessions (and differs from it by more than ``floor``, so that
+        shares near zero do not depart by ratio alone)
+    policy : for a departing session, ``'pool'`` (use the cell's median), ``'keep'`` (use its
+        own) or ``'error'`` (stop, naming it)
+
+    Returns a dict with ``cell_share`` (the median, None when fewer than ``MIN_SESSIONS``
+    sessions have an estimate), ``sessions`` (session -> ``estimate``, ``used``, ``departs``)
+    and ``warnings`` (one line per departing session, for the run's summary and the report).
+    """
+    if policy not in ("pool", "keep", "error"):
+        raise ValueError(f"departing_share must be pool, keep or error, not {policy!r}")
+    known = {s: float(v) for s, v in estimates.items() if v is not None}
+    cell_share = float(np.median(list(known.values()))) if len(known) >= MIN_SESSIONS else None
+    sessions, warnings, departing = {}, [], []
+    for s, v in estimates.items():
+        departs = bool(cell_share is not None and v is not None
+                       and abs(v - cell_share) > floor
+                       and (v > cell_share * departure or v * departure < cell_share))
+        used = cell_share if departs and policy == "pool" else v
+        sessions[s] = {"estimate": v, "used": used, "departs": departs}
+        if departs:
+            departing.append(s)
+            warnings.append(
+                f"cell {cell}, session {s}: morphology share of the PSD-95 channel estimated at "
+                f"{v:.3f}, departing from its {len(known) - 1} siblings (median {cell_share:.3f}; "
+                f"more than {departure:g}x); detection used {used:.3f}. Look for an object in "
+                "the morphology channel only (autofluorescence, another cell) or a saturated "
+                "fill in that session; detect.departing_share: keep uses the session's own.")
+    if departing and policy == "error":
+        raise InputError("; ".join(warnings).replace(
+            "detect.departing_share: keep uses", "detect.departing_share: pool or keep use"))
+    return {"cell": cell, "cell_share": cell_share, "departure": departure, "policy": policy,
+            "sessions": sessions, "warnings": warnings}
