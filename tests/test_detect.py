@@ -234,7 +234,7 @@ def test_a_session_with_an_object_in_the_morphology_channel_only_detects_like_it
                                 spacing_of(sim))
         return len(det) - round(score["precision"] * len(det))
 
-    own = pooled = siblings = 0
+    own = pooled = siblings = worst_sibling = 0
     for seed in (12, 13):
         sim = simulate_cell(SimulationParams(cell_type="PV", shape=(20, 256, 256), n_sessions=4,
                                              seed=seed, shaft_texture=0.5, diffuse_psd95=0.06,
@@ -246,10 +246,11 @@ def test_a_session_with_an_object_in_the_morphology_channel_only_detects_like_it
         assert chosen["s01"]["departs"] and sum(v["departs"] for v in chosen.values()) == 1
         own += false_detections(sim, stacks, 1, est["s01"])
         pooled += false_detections(sim, stacks, 1, chosen["s01"]["used"])
-        siblings += sum(false_detections(sim, stacks, k, chosen[f"s{k:02d}"]["used"])
-                        for k in (0, 2, 3)) / 3
+        each = [false_detections(sim, stacks, k, chosen[f"s{k:02d}"]["used"]) for k in (0, 2, 3)]
+        siblings += np.mean(each)
+        worst_sibling += max(each)
     assert own >= 3 * pooled and own >= 2 * siblings, (own, pooled, siblings)   # the failure
-    assert pooled <= siblings + 1, (pooled, siblings)      # gone: as many as a sibling
+    assert pooled <= worst_sibling, (pooled, siblings, worst_sibling)   # gone: a sibling's
 
 
 def test_nothing_is_subtracted_where_the_morphology_shows_what_psd95_does_not(sim_pyr):
@@ -257,18 +258,19 @@ def test_nothing_is_subtracted_where_the_morphology_shows_what_psd95_does_not(si
     from pipeline.truth.simulate import red_blob
 
     img, morph = (sim_pyr.images[0][k].astype(np.float32) for k in (0, 1))
-    assert not foreign_morphology(img, morph, 0.05).any()     # a normal cell: nothing foreign
+    sp = spacing_of(sim_pyr)
+    assert not foreign_morphology(img, morph, 0.05, spacing=sp).any()   # a cell: nothing foreign
     blob = red_blob(img.shape, spacing_of(sim_pyr), seed=1)
     odd = morph + 120.0 * blob.astype(np.float32)
-    mask = foreign_morphology(img, odd, 0.05)
+    mask = foreign_morphology(img, odd, 0.05, spacing=sp)
     inside = blob > 0.8
     from scipy import ndimage
 
     far = ndimage.distance_transform_edt(blob < 0.01, sampling=spacing_of(sim_pyr)) > 2.0
     assert mask[inside].mean() > 0.9 and mask[far].mean() < 0.001, (mask[inside].mean(),
                                                                     mask[far].mean())
-    guarded = remove_bleedthrough(img, odd, 0.05)
-    unguarded = remove_bleedthrough(img, odd, 0.05, guard=False)
+    guarded = remove_bleedthrough(img, odd, 0.05, spacing=sp)
+    unguarded = remove_bleedthrough(img, odd, 0.05)
     # without the guard a hole of 0.05 x 120 photons is dug under the object; with it, none
     assert np.median(unguarded[inside] - img[inside]) < -4
     assert abs(np.median(guarded[inside] - img[inside])) < 0.5

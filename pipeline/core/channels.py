@@ -24,13 +24,15 @@ def block_average_yx(image: np.ndarray, factor: int) -> np.ndarray:
 
 
 def foreign_morphology(psd95: np.ndarray, morphology: np.ndarray, coefficient: float, *,
-                       bin_yx: int = 2, ratio: float = 3.0, sds: float = 3.0) -> np.ndarray:
+                       spacing, bin_yx: int = 2, ratio: float = 3.0, sds: float = 3.0,
+                       min_volume_um3: float = 10.0) -> np.ndarray:
     """Where the morphology channel shows something the PSD-95 channel does not (a bright
-    object in that channel only: autofluorescence, another cell, a vessel): voxels whose
-    expected share ``coefficient`` x morphology (above its median), smoothed over ~0.3 um,
-    exceeds ``ratio`` times the PSD-95 signal there plus ``sds`` noise SDs.  On the cell the
-    PSD-95 channel carries at least the share (patchy as the shaft's PSD-95 may be), so this
-    is empty there.  Boolean, full size."""
+    object in that channel only: autofluorescence, another cell, a vessel): connected regions
+    of at least ``min_volume_um3`` whose expected share ``coefficient`` x morphology (above its
+    median), smoothed over ~0.3 um, exceeds ``ratio`` times the PSD-95 signal there plus
+    ``sds`` noise SDs.  On the shaft the PSD-95 channel carries at least the share (patchy as
+    its PSD-95 may be); an empty spine head (a micron across) is the cell's own and smaller
+    than the volume, so its share is still subtracted.  Boolean, full size."""
     shape = morphology.shape
     p = block_average_yx(psd95, bin_yx)
     m = block_average_yx(morphology, bin_yx)
@@ -41,6 +43,11 @@ def foreign_morphology(psd95: np.ndarray, morphology: np.ndarray, coefficient: f
     share = ndimage.gaussian_filter(np.float32(coefficient) * m, sigma)
     noise = robust_noise(ps)
     small = share > ratio * np.maximum(ps, 0) + sds * noise
+    if small.any():
+        labels, n = ndimage.label(small)
+        voxel_um3 = float(np.prod(np.asarray(spacing, float) * [1, bin_yx, bin_yx]))
+        sizes = np.bincount(labels.ravel(), minlength=n + 1) * voxel_um3
+        small = (sizes >= min_volume_um3)[labels] & small
     if not small.any():
         return np.zeros(shape, bool)
     small = ndimage.binary_dilation(small, iterations=2)
@@ -51,19 +58,19 @@ def foreign_morphology(psd95: np.ndarray, morphology: np.ndarray, coefficient: f
 
 
 def remove_bleedthrough(psd95: np.ndarray, morphology: np.ndarray, coefficient: float, *,
-                        guard: bool = True) -> np.ndarray:
+                        spacing=None) -> np.ndarray:
     """PSD-95 minus ``coefficient`` times the morphology channel above its median (float32).
 
     The median is the channels' common dark level, which must not be subtracted twice;
-    :func:`morphology_coefficient` estimates the coefficient from the data.  With ``guard``,
-    nothing is subtracted where the morphology channel shows what the PSD-95 channel does not
-    (:func:`foreign_morphology`): a hole dug there would surround the next punctum with a
-    false background and ring with false detections.
+    :func:`morphology_coefficient` estimates the coefficient from the data.  Given the voxel
+    ``spacing``, nothing is subtracted where the morphology channel shows an object the PSD-95
+    channel does not (:func:`foreign_morphology`): a hole dug there would surround the next
+    punctum with a false background and ring with false detections.
     """
     base = np.float32(np.median(subsample(morphology)))
     share = np.float32(coefficient) * (morphology.astype(np.float32) - base)
-    if guard and coefficient > 0:
-        share[foreign_morphology(psd95, morphology, coefficient)] = 0
+    if spacing is not None and coefficient > 0:
+        share[foreign_morphology(psd95, morphology, coefficient, spacing=spacing)] = 0
     return psd95.astype(np.float32) - share
 
 

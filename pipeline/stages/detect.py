@@ -332,7 +332,7 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
     if morphology is not None:
         k_morph = (morphology_coefficient(image, morphology)
                    if morphology_coefficient_value is None else morphology_coefficient_value)
-        signal = remove_bleedthrough(image, morphology, k_morph)
+        signal = remove_bleedthrough(image, morphology, k_morph, spacing=spacing)
     half = np.maximum(np.round(np.asarray(min_separation_um) / spacing).astype(int), 1)
     from concurrent.futures import ThreadPoolExecutor
 

@@ -164,7 +164,7 @@ def measure_session(stack: np.ndarray, meta: dict, transform: dict, tracks: pd.D
         if k_morph == "auto":  # as the channels stage chose it, else estimated here
             k_morph = (share if share is not None
                        else morphology_coefficient(stack[0], stack[1]))
-        psd = remove_bleedthrough(stack[0], stack[1], k_morph)
+        psd = remove_bleedthrough(stack[0], stack[1], k_morph, spacing=spacing)
     aperture = list(params.aperture_um)
     null = np.zeros((0, 3))
     if stack.shape[0] > 1:   # places on the cell without a synapse: the absent state
