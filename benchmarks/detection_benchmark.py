@@ -13,8 +13,6 @@ detection with the share chosen).
 from __future__ import annotations
 
 import argparse
-import datetime
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -76,7 +74,7 @@ def summary(regime: str, per_session: pd.DataFrame) -> dict:
 
 
 def main(argv=None) -> int:
-    from registration_benchmark import simulated_cell
+    from registration_benchmark import simulated_cell, write_report
     from run_benchmark import COMMON, REGIMES
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -89,20 +87,10 @@ def main(argv=None) -> int:
         per = detect_cell(simulated_cell(COMMON + REGIMES[regime]))
         sums.append(summary(regime, per))
         lines += [f"### {regime}", "", per.round(3).to_markdown(index=False), ""]
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
-                            capture_output=True).stdout.strip() or "unknown"
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "pipeline", "benchmarks"],
-                           cwd=ROOT, text=True, capture_output=True).stdout.strip()
-    made = (f"_`python benchmarks/detection_benchmark.py --regimes {args.regimes}` "
-            f"({(time.perf_counter() - started) / 60:.1f} min, {datetime.date.today()}, commit "
-            f"{commit}{' with uncommitted changes' if dirty else ''}). Detection alone, in "
-            "memory, each session as the workflow detects it; precision and recall against "
-            "the true synapses present and in view (0.6 um gate)._")
-    table = pd.DataFrame(sums).round(3).to_markdown(index=False)
-    text = "\n".join(["## Detection per session", "", made, "", table, "", *lines])
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    write_report("Detection per session", f"detection_benchmark.py --regimes {args.regimes}",
+                 started, "Detection alone, in memory, each session as the workflow detects "
+                 "it; precision and recall against the true synapses present and in view "
+                 "(0.6 um gate).", sums, lines, args.out)
     return 0
 
 

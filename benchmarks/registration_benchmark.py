@@ -157,7 +157,17 @@ def main(argv=None) -> int:
         per = register_cell(sim)
         sums.append(summary(regime, per))
         lines += [f"### {regime}", "", per.round(3).to_markdown(index=False), ""]
-    table = pd.DataFrame(sums).round(3).to_markdown(index=False)
+    write_report("Registration per session", f"registration_benchmark.py --regimes {args.regimes}",
+                 started, "Registration alone, in memory: each session's stacks detected and "
+                 "registered to the first with the stage functions the workflow calls.",
+                 sums, lines, args.out)
+    return 0
+
+
+def write_report(title: str, command: str, started: float, what: str, sums: list[dict],
+                 lines: list[str], out: str | None) -> None:
+    """Print (and write to ``out``) a per-session benchmark: its title, the command, time,
+    date and commit that made it, the summary table and the per-regime sections."""
     import datetime
     import subprocess
 
@@ -165,16 +175,14 @@ def main(argv=None) -> int:
                             capture_output=True).stdout.strip() or "unknown"
     dirty = subprocess.run(["git", "status", "--porcelain", "--", "pipeline", "benchmarks"],
                            cwd=ROOT, text=True, capture_output=True).stdout.strip()
-    made = (f"_`python benchmarks/registration_benchmark.py --regimes {args.regimes}` "
-            f"({(time.perf_counter() - started) / 60:.1f} min, {datetime.date.today()}, commit "
-            f"{commit}{' with uncommitted changes' if dirty else ''}). Registration alone, in "
-            "memory: each session's stacks detected and registered to the first with the "
-            "stage functions the workflow calls._")
-    text = "\n".join(["## Registration per session", "", made, "", table, "", *lines])
+    made = (f"_`python benchmarks/{command}` ({(time.perf_counter() - started) / 60:.1f} min, "
+            f"{datetime.date.today()}, commit {commit}"
+            f"{' with uncommitted changes' if dirty else ''}). {what}_")
+    table = pd.DataFrame(sums).round(3).to_markdown(index=False)
+    text = "\n".join([f"## {title}", "", made, "", table, "", *lines])
     print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
-    return 0
+    if out:
+        Path(out).write_text(text + "\n")
 
 
 if __name__ == "__main__":
