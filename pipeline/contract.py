@@ -118,3 +118,10 @@ class Layout:
     def cell_folders(self, name: str) -> list[Path]:
         """Existing per-cell folders of a stage (e.g. every ``presence/<cell>``), sorted."""
         return sorted(p for p in self.stage_folder(name).glob("*") if p.is_dir())
+
+
+def chosen_for(channels: dict | None, session) -> dict:
+    """What the channels stage (``channels/<cell>.json``, from
+    :func:`pipeline.stages.channels.pooled_shares`) chose for one session: ``estimate``,
+    ``used``, ``departs``; empty without a channels result or for a session it does not list."""
+    return ((channels or {}).get("sessions") or {}).get(str(session)) or {}

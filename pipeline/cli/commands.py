@@ -140,22 +140,16 @@ def cmd_channels(args) -> None:
         print(f"warning: {warning}", file=sys.stderr)
 
 
-def _session_share(channels_json, session) -> float | None:
-    """The morphology share the channels stage chose for a session (None: none chosen)."""
-    if not channels_json:
-        return None
-    entry = read_json(channels_json)["sessions"].get(str(session)) or {}
-    return entry.get("used")
-
-
 def cmd_detect(args) -> None:
     from ..inputs.stacks import load_ingested
+    from ..contract import chosen_for
     from ..stages.detect import detect_session
 
     stack, meta = load_ingested(args.stack)
+    channels = read_json(args.channels) if args.channels else None
     puncta = detect_session(stack, spacing=meta["voxel_um"], workers=args.threads,
                             params=from_options(DetectParams, args.options),
-                            share=_session_share(args.channels, meta["session"]))
+                            share=chosen_for(channels, meta["session"]).get("used"))
     write_table(puncta, args.out, float_format="%.5g")
     print(f"{args.stack}: {len(puncta)} puncta")
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from ..contract import WEIGHTS_TABLE
+from ..contract import WEIGHTS_TABLE, chosen_for
 from ..core.channels import cell_mask, morphology_coefficient, remove_bleedthrough
 from ..core.frames import registration_error_at, to_session, track_positions
 from ..core.normalise import normalise_cell_weights
@@ -220,9 +220,8 @@ def measure_cell(sessions: Iterable[tuple[np.ndarray, dict, dict]], tracks: pd.D
     :data:`pipeline.contract.WEIGHTS_TABLE`) and the null measurements."""
     rows, nulls = [], []
     per_synapse = _per_synapse(tracks)
-    chosen = (channels or {}).get("sessions", {})
     for stack, meta, transform in sessions:
-        entry = chosen.get(str(meta["session"])) or {}
+        entry = chosen_for(channels, meta["session"])
         r, n = measure_session(stack, meta, transform, tracks, params=params,
                                per_synapse=per_synapse, share=entry.get("used"),
                                share_departs=bool(entry.get("departs")))
