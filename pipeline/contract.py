@@ -24,14 +24,18 @@ CURATED_COLUMNS = ["curated"]
 #: added by the weights stage: why a weight may be off (pipeline.stages.weights.quality_flags)
 QUALITY_COLUMNS = ["quality_flags"]
 
-#: the weights stage's per-cell table, in this column order
 #: added by the weights stage from the register stage's error map (issue 31)
 REGISTRATION_COLUMNS = ["registration_error_um"]
+#: added by the track stage: the nearest competing candidate of each link (the review page
+#: names it when a link is in doubt); last, so that earlier columns keep their places
+COMPETITOR_COLUMNS = ["link_competitor_um"]
+
+#: the weights stage's per-cell table, in this column order
 WEIGHTS_TABLE = (SYNAPSE_COLUMNS + WEIGHTS_COLUMNS + CURATED_COLUMNS + LINK_COLUMNS
-                 + QUALITY_COLUMNS + REGISTRATION_COLUMNS)
+                 + QUALITY_COLUMNS + REGISTRATION_COLUMNS + COMPETITOR_COLUMNS)
 #: the presence stage's per-cell table (and so synapses.csv), in this column order
 PRESENCE_TABLE = (SYNAPSE_COLUMNS + WEIGHTS_COLUMNS + PRESENCE_COLUMNS + CURATED_COLUMNS
-                  + LINK_COLUMNS + QUALITY_COLUMNS + REGISTRATION_COLUMNS)
+                  + LINK_COLUMNS + QUALITY_COLUMNS + REGISTRATION_COLUMNS + COMPETITOR_COLUMNS)
 
 # --------------------------------------------------------------------------- curation.tsv
 #: the curation file's columns, tab-separated, one action a row
@@ -42,7 +46,8 @@ CURATION_IDENTITY = ("reject", "merge", "split")
 CURATION_CALLS = ("present", "absent")
 
 # --------------------------------------------------------------------------- stats/
-#: the tables ``pipeline.stats.run_stats`` writes (``stats/<name>.csv``) and its plots (PNG)
+#: the tables ``pipeline.stats.run_stats`` writes (``stats/<name>.csv``) and its plots (PNG,
+#: each with an SVG twin)
 STATS_TABLES = ("lognormal", "survival", "survival_by_quartile", "turnover", "hazard",
                 "markov_transition", "markov_stationary", "markov_survival", "kesten",
                 "celltype_comparison")
@@ -51,8 +56,9 @@ STATS_PLOTS = ("weights_lognormal", "survival", "kesten", "markov_transition",
 
 
 def stats_files() -> list[str]:
-    """File names under ``stats/``: every table, then every plot."""
-    return [f"{n}.csv" for n in STATS_TABLES] + [f"{n}.png" for n in STATS_PLOTS]
+    """File names under ``stats/``: every table, then every plot (PNG, then its SVG twin)."""
+    return ([f"{n}.csv" for n in STATS_TABLES] + [f"{n}.png" for n in STATS_PLOTS]
+            + [f"{n}.svg" for n in STATS_PLOTS])
 
 
 # --------------------------------------------------------------------------- results/
@@ -69,6 +75,7 @@ class Layout:
         "stats": "stats",
         "review": "review",
         "review_index": "review/index.html",
+        "review_curation": "review/curation.js",
         "check": "check/{cell}.json",
         "ingest": "ingest/{cell}/{session}.tif",
         "ingest_meta": "ingest/{cell}/{session}.json",

@@ -92,13 +92,18 @@ def per_session(pattern):
     return lambda wc: [pattern.format(cell=wc.cell, session=s) for s in sessions_of(wc.cell)]
 
 
-# Curation (pipeline.stages.curate): config `curation`, else curation.tsv beside the sessions sheet.
-# Only read, never written. Each cell's rows reach its jobs as a parameter, so editing one cell's
-# rows reruns that cell's curate/weights/presence and what follows, nothing else.
+# Curation (pipeline.stages.curate): config `curation`; else <results>/curation.tsv (where the
+# review server saves), else curation.tsv beside the sessions sheet (files made by hand before the
+# review server existed). Only read, never written by the workflow. Each cell's rows reach its
+# jobs as a parameter, so editing one cell's rows reruns that cell's curate/weights/presence and
+# what follows, nothing else.
 from pipeline.inputs.curation import read_curation
 from pipeline.core.errors import InputError
 
-CURATION = config.get("curation") or os.path.join(os.path.dirname(SHEET), "curation.tsv")
+CURATION = config.get("curation") or next(
+    (p for p in (os.path.join(RESULTS, "curation.tsv"),
+                 os.path.join(os.path.dirname(SHEET), "curation.tsv")) if os.path.exists(p)),
+    os.path.join(RESULTS, "curation.tsv"))
 if config.get("curation") and not os.path.exists(CURATION):
     raise WorkflowError(f"curation file {CURATION} (config 'curation') does not exist")
 try:
@@ -110,9 +115,14 @@ if _CURATION is not None:
     if _unknown:
         _rows = _CURATION.loc[_CURATION["cell"].isin(_unknown), "row"].tolist()
         raise WorkflowError(
-            f"{CURATION}: row(s) {', '.join(map(str, _rows))} name cell(s) "
+            f"{CURATION}: line(s) {', '.join(map(str, _rows))} name cell(s) "
             f"{', '.join(_unknown)} that the sessions sheet does not have"
         )
+
+
+def curation_all():
+    """Every curation row in effect as JSON (the review pages start from them)."""
+    return "[]" if _CURATION is None else json.dumps(_CURATION.to_dict("records"))
 
 
 def curation_of(cell):

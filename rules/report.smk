@@ -13,8 +13,15 @@ rule report:
     output:
         report=LAYOUT.pattern("report"),
         review=LAYOUT.pattern("review_index"),
+        curation=LAYOUT.pattern("review_curation"),
     params:
         results=lambda wc, output: os.path.dirname(output.report),
+        curation=curation_all(),
+        curation_path=CURATION,
+        rerun=f"python -m pipeline run {SHEET} --results {RESULTS}",
+        settings=json.dumps(
+            {k: v for k, v in config.items() if k not in ("sessions", "results", "curation")}, sort_keys=True
+        ),
     conda:
         "../envs/pipeline.yaml"
     log:
@@ -23,4 +30,6 @@ rule report:
         f"{RESULTS}/benchmarks/report.tsv"
     shell:
         "python -m pipeline report --results {params.results:q} --out {output.report:q} "
-        "--review-index {output.review:q} > {log:q} 2>&1"
+        "--review-index {output.review:q} --review-curation {output.curation:q} "
+        "--curation {params.curation:q} --curation-path {params.curation_path:q} "
+        "--rerun {params.rerun:q} --settings {params.settings:q} > {log:q} 2>&1"

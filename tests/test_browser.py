@@ -170,3 +170,150 @@ def test_cell_page_images_contrast_sessions_and_screenshot(page, sample_run, tmp
     assert (parsed["action"], parsed["cell"], int(parsed["synapse_id"])) == ("reject", cell, track)
     assert page.errors == []
     np.testing.assert_equal(page.title(), f"Review {cell}")
+
+
+# ------------------------------------------------------------------ curation by clicking
+@pytest.fixture(scope="module")
+def own_run(tmp_path_factory):
+    """A run of its own on a copy of data_sample/ through `pipeline run` (the review server
+    reruns it, so the shared run stays as it is)."""
+    import sys
+
+    from conftest import SAMPLE
+
+    tmp = tmp_path_factory.mktemp("clicked")
+    data, results = tmp / "data", tmp / "results"
+    shutil.copytree(SAMPLE, data)
+    res = subprocess.run([sys.executable, "-m", "pipeline", "run", str(data / "sessions.tsv"),
+                          "--results", str(results)], capture_output=True, text=True,
+                         timeout=1800)
+    assert res.returncode == 0, res.stdout[-3000:]
+    return data, results
+
+
+def _served(results):
+    import threading
+
+    from pipeline.review.server import make_server
+
+    server = make_server(results, port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def test_curation_done_entirely_by_clicking(browser, own_run, tmp_path):
+    data, results = own_run
+    before = pd.read_csv(results / "synapses.csv")
+    server, base = _served(results)
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    pg = browser.new_page(viewport={"width": 1300, "height": 1000})
+    errors = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    pg.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    try:
+        cell = "pyr01"
+        pg.goto(f"{base}/review/{cell}/index.html")
+        pg.screenshot(path=str(shots / "cell_page.png"))
+        # merge: the first synapse offered a candidate, with the nearest one
+        merge_sec = pg.locator("section.syn:has(select.merge-with)").first
+        keep = int(merge_sec.locator("button.act[data-action='merge']").get_attribute("data-id"))
+        other = int(merge_sec.locator("select.merge-with option").first.get_attribute("value"))
+        merge_sec.locator("button.act[data-action='merge']").click()
+        # reject, by the keyboard: select a one-track synapse that is neither, press r
+        sections = pg.locator("section.syn:has(.curate button.act[data-action='reject'])")
+        ids = sections.evaluate_all(
+            "ss => ss.filter(s => s.querySelectorAll(\".curate button[data-action='reject']\")"
+            ".length === 1).map(s => [s.id, +s.querySelector(\".curate button\").dataset.id])")
+        victim_section, victim = next((s, i) for s, i in ids if i not in (keep, other))
+        pg.locator(f"#{victim_section} h3").click()
+        pg.keyboard.press("r")
+        # absent: a third synapse present in s01
+        mine = before[(before.cell == cell) & (before.session == "s01") & (before.present == 1)]
+        gone = int(next(t for t in mine["track_id"] if t not in (keep, other, victim)))
+        sid = int(mine.loc[mine.track_id == gone, "synapse_id"].iloc[0])
+        pg.locator(f"#syn-{sid} button.act[data-action='absent'][data-session='s01']").click()
+        # one more edit, undone
+        pg.locator(f"#syn-{sid} button.act[data-action='split']").first.click()
+        assert pg.inner_text("#staged-n") == "4"
+        pg.locator("#staged-list li").nth(3).locator("button.undo").click()
+        assert pg.inner_text("#staged-n") == "3"
+        # staged edits survive a reload, and show on the index page too
+        pg.reload()
+        assert pg.inner_text("#staged-n") == "3"
+        pg.goto(f"{base}/review/index.html")
+        assert pg.inner_text("#staged-n") == "3"
+        # a zoomed projection and a crop at 4x
+        keep_syn = int(before.loc[(before.cell == cell) & (before.track_id == keep),
+                                  "synapse_id"].iloc[0])
+        pg.goto(f"{base}/review/{cell}/index.html#syn-{keep_syn}")
+        view = pg.locator(".session.on .view")
+        width = float(view.get_attribute("data-w"))
+        pg.click("button.zoom[data-f='1.5']")
+        pg.click("button.zoom[data-f='1.5']")
+        assert view.locator("img").first.bounding_box()["width"] == pytest.approx(2.25 * width)
+        assert pg.locator(".session.on .viewport").bounding_box()["width"] < 2 * width  # pans
+        pg.locator(".session.on .viewport").screenshot(path=str(shots / "projection_zoomed.png"))
+        strip = pg.locator(f"#syn-{keep_syn} .strip")
+        height = strip.bounding_box()["height"]
+        pg.select_option("select.strip-size", "2")
+        assert strip.bounding_box()["height"] == pytest.approx(2 * height, rel=0.05)
+        strip.screenshot(path=str(shots / "crop_4x.png"))
+        # save in one click: the complete file, header included
+        pg.click("#save-curation")
+        pg.wait_for_function("document.getElementById('staged-msg').textContent.includes('saved')")
+        assert pg.inner_text("#staged-n") == "0"
+        saved = read_curation(results / "curation.tsv")
+        got = {(r.action, int(r.synapse_id), r.session, r.other_synapse_id) for r in saved.itertuples()}
+        assert got == {("merge", keep, "", str(other)), ("reject", victim, "", ""),
+                       ("absent", gone, "s01", "")}
+        assert (results / "curation.tsv").read_text().startswith(CURATION_HEADER)
+        # the rerun, started from the page
+        pg.click("#rerun")
+        pg.wait_for_function("document.getElementById('staged-msg').textContent"
+                             ".includes('rerun finished')", timeout=1_200_000)
+        assert "(exit 0)" in pg.inner_text("#staged-msg")
+        assert errors == []
+    finally:
+        pg.close()
+        server.shutdown()
+        server.server_close()
+    log = next((results / "logs").glob("rerun-*.log")).read_text()
+    rules = {ln.split()[1] for ln in log.splitlines() if ln.strip().startswith("done ")}
+    assert {"curate", "weights", "presence"} <= rules, log[-2000:]
+    assert not rules & {"check", "ingest", "channels", "detect", "register", "track"}, rules
+    after = pd.read_csv(results / "synapses.csv")
+    a = after[after.cell == cell]
+    assert victim not in set(a["track_id"]) and other not in set(a["track_id"])
+    merged = a[a.track_id == keep]
+    assert (merged.loc[merged.detected == 1, "present"] == 1).all()
+    # every session where either piece was detected is present
+    pieces = before[(before.cell == cell) & before.track_id.isin([keep, other]) & (before.detected == 1)]
+    assert set(pieces["session"]) <= set(merged.loc[merged.present == 1, "session"])
+    assert a.loc[(a.track_id == gone) & (a.session == "s01"), "present"].tolist() == [0]
+    # the other cell is untouched
+    pd.testing.assert_frame_equal(after[after.cell == "PV02"].reset_index(drop=True),
+                                  before[before.cell == "PV02"].reset_index(drop=True))
+    print("screenshots:", *sorted(p.name for p in shots.iterdir()), "in", shots)
+
+
+def test_report_reads_in_chromium_and_is_screenshot(page, sample_run, tmp_path):
+    from pipeline.contract import STATS_PLOTS
+
+    page.goto((sample_run.results / "report.html").as_uri())
+    page.wait_for_load_state("load")
+    widths = page.eval_on_selector_all("figure img", "ims => ims.map(i => i.naturalWidth)")
+    assert len(widths) == len(STATS_PLOTS) and all(w > 0 for w in widths)
+    # every table's header has as many columns as each of its rows (none sits off its values)
+    shapes = page.eval_on_selector_all(
+        "table.t", "ts => ts.map(t => [t.tHead.rows[0].cells.length, "
+                   "Array.from(t.tBodies[0].rows).map(r => r.cells.length)])")
+    assert shapes and all(set(rows) <= {head} for head, rows in shapes)
+    # wide tables scroll inside the page instead of overflowing it
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    shot = tmp_path / "report.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 50_000
+    assert page.errors == []
+    print("screenshot:", shot)

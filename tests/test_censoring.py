@@ -247,9 +247,9 @@ def test_a_cell_failing_after_its_checks_does_not_hold_back_the_others(tmp_path)
     assert "again without the failed cell(s) pyr01" in res.stdout
     tail = res.stdout.split("summary:")[1]
     assert "cells done: 1 (PV02)" in tail and "cells failed: 1" in tail
-    assert "pyr01: curate: curation row 1 (reject synapse 999 of cell pyr01): no such synapse" in tail
+    assert "pyr01: curate: curation line 2 (reject synapse 999 of cell pyr01): no such synapse" in tail
     synapses = pd.read_csv(tmp_path / "results" / "synapses.csv")
     assert set(synapses["cell"]) == {"PV02"}
     assert (tmp_path / "results" / "stats" / "survival.csv").exists()
     report = (tmp_path / "results" / "report.html").read_text()
-    assert "cell pyr01: curate: curation row 1" in report
+    assert "cell pyr01: curate: curation line 2" in report

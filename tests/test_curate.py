@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from pipeline.inputs.curation import read_curation
+from pipeline.inputs.curation import curation_text, parse_curation, read_curation
 from pipeline.stages.curate import curate_tracks
 from pipeline.stages.presence import curate_calls
 from pipeline.core.errors import InputError
@@ -22,7 +22,9 @@ def _tracks():
 
 def _actions(*rows):
     return pd.DataFrame([dict(zip(["action", "cell", "synapse_id", "session", "other_synapse_id"],
-                                  r), note="", row=i + 1) for i, r in enumerate(rows)])
+                                  r), note="", row=i + 1) for i, r in enumerate(rows)],
+                        columns=["action", "cell", "synapse_id", "session", "other_synapse_id",
+                                 "note", "row"])
 
 
 def test_reject_merge_split_change_the_tracks_as_stated():
@@ -40,9 +42,9 @@ def test_reject_merge_split_change_the_tracks_as_stated():
 
 
 @pytest.mark.parametrize("row,message", [
-    (("reject", "c", "9", "", ""), "row 1 .*no such synapse"),
-    (("split", "c", "1", "s7", ""), "row 1 .*no session 's7'"),
-    (("merge", "c", "1", "", "2"), "row 1 .*both synapses were detected in session"),
+    (("reject", "c", "9", "", ""), "line 1 .*no such synapse"),
+    (("split", "c", "1", "s7", ""), "line 1 .*no session 's7'"),
+    (("merge", "c", "1", "", "2"), "line 1 .*both synapses were detected in session"),
     (("split", "c", "1", "s0", ""), "leaves one part empty"),
 ])
 def test_rows_naming_what_does_not_exist_are_errors_naming_the_row(row, message):
@@ -60,7 +62,23 @@ def test_present_and_absent_override_the_calls():
     assert out["curated"].tolist() == [0, 1, 0, 1] and out["presence_uncertain"].sum() == 0
 
 
-def test_curation_file_problems_are_all_named(tmp_path):
+def test_merged_pieces_are_present_wherever_either_was_detected_unless_marked_absent():
+    # synapse 6 (track 6) merged with a piece seen only in s2 at low SNR: the model called s2 absent
+    table = pd.DataFrame({"synapse_id": [6, 6, 6, 6, 7, 7], "track_id": [6, 6, 6, 6, 7, 7],
+                          "session": ["s0", "s1", "s2", "s3", "s2", "s3"],
+                          "detected": [1, 1, 1, 0, 1, 0], "present": [1, 1, 0, 0, 0, 0],
+                          "p_present": [0.99, 0.98, 0.067, 0.02, 0.1, 0.02]})
+    out = curate_calls(table, _actions(("merge", "c", "6", "", "14")))
+    assert out["present"].tolist() == [1, 1, 1, 0, 0, 0]      # s2 now present; s3 not detected
+    assert out["p_present"].tolist()[2] == 1.0 and out["curated"].tolist() == [1, 1, 1, 0, 0, 0]
+    # the person's absent row wins over the merge
+    out = curate_calls(table, _actions(("merge", "c", "6", "", "14"), ("absent", "c", "6", "s2", "")))
+    assert out["present"].tolist() == [1, 1, 0, 0, 0, 0]
+    # without a merge row the model's calls stand
+    assert curate_calls(table, _actions())["present"].tolist() == table["present"].tolist()
+
+
+def test_curation_file_problems_are_all_named_with_their_lines(tmp_path):
     path = tmp_path / "curation.tsv"
     path.write_text("action\tcell\tsynapse_id\tsession\tother_synapse_id\tnote\n"
                     "delete\tc\t1\t\t\t\n"
@@ -71,8 +89,38 @@ def test_curation_file_problems_are_all_named(tmp_path):
     with pytest.raises(InputError) as err:
         read_curation(path)
     msg = str(err.value)
-    assert "4 problem(s)" in msg and "row 1" in msg and "'delete'" in msg
-    assert "row 2" in msg and "needs the session" in msg
-    assert "row 3" in msg and "synapse_id 'x'" in msg and "other_synapse_id" in msg
+    assert "4 problem(s)" in msg and "line 2" in msg and "'delete' is not an action" in msg
+    assert "line 3" in msg and "needs the session" in msg and "split c 2 SESSION" in msg
+    assert "line 4" in msg and "synapse_id 'x'" in msg and "merge c x OTHER_ID" in msg
+    assert "line 6" not in msg
     path.write_text("action\tcell\tsynapse_id\nreject\tc\t3\n")
     assert read_curation(path)["action"].tolist() == ["reject"]
+
+
+def test_curation_lines_may_use_spaces_and_need_no_header(tmp_path):
+    path = tmp_path / "curation.tsv"
+    # pasted with spaces (the failing row), runs of spaces, a comment, a note, no header
+    path.write_text("# my edits\n"
+                    "reject pyr01 28\n"
+                    "merge   pyr01  6   14   same punctum, drifted\n"
+                    "\n"
+                    "absent pyr01 6 s03\n"
+                    "split\tpyr01\t9\ts02\t\t\n")
+    rows = read_curation(path)
+    assert rows["action"].tolist() == ["reject", "merge", "absent", "split"]
+    assert rows["row"].tolist() == [2, 3, 5, 6]
+    merge = rows.iloc[1]
+    assert (merge["synapse_id"], merge["other_synapse_id"], merge["session"]) == ("6", "14", "")
+    assert merge["note"] == "same punctum, drifted"
+    assert rows.iloc[2][["synapse_id", "session"]].tolist() == ["6", "s03"]
+    assert rows.iloc[3][["synapse_id", "session"]].tolist() == ["9", "s02"]
+    # what the review server saves reads back as the same rows
+    again = tmp_path / "again.tsv"
+    again.write_text(curation_text(rows))
+    cols = ["action", "cell", "synapse_id", "session", "other_synapse_id", "note"]
+    assert read_curation(again)[cols].equals(rows[cols])
+
+
+def test_a_bad_header_is_named():
+    with pytest.raises(InputError, match="line 1: the header names sesion"):
+        parse_curation("action\tcell\tsynapse_id\tsesion\n")

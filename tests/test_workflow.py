@@ -236,7 +236,7 @@ def test_curating_one_synapse_changes_its_tables_and_nothing_upstream(sample_run
     res = snakemake(work, *args)
     assert res.returncode != 0
     log = (results / "logs" / "curate" / "pyr01.log").read_text()
-    assert "curation row 1" in log and "no such synapse" in log
+    assert "curation line 2" in log and "no such synapse" in log
 
 
 def _dry_run_jobs_with(work, *args) -> dict:

@@ -237,7 +237,21 @@ def cmd_presence(args) -> None:
           f"{summary['fragments_merged']} track pieces merged")
 
 
-def cmd_review(args) -> None:
+def cmd_review(args) -> int | None:
+    """``review RESULTS`` serves a run's pages; ``review --table ...`` makes one cell's."""
+    if args.results:
+        from ..review.server import serve
+
+        return serve(args)
+    missing = [f"--{n.replace('_', '-')}" for n in ("table", "stacks", "meta", "transforms", "out_dir")
+               if not getattr(args, n)]
+    if missing:
+        raise InputError(f"review: give a results folder to serve (review RESULTS), or "
+                         f"{', '.join(missing)} to make one cell's pages")
+    return _review_cell(args)
+
+
+def _review_cell(args) -> None:
     import matplotlib.image
 
     from ..review.cell_review import cell_review
@@ -299,7 +313,8 @@ def cmd_report(args) -> None:
     from ..review.report import write_report
 
     with atomic_path(args.out) as tmp:
-        write_report(Path(args.results), tmp, failures=args.failures)
+        write_report(Path(args.results), tmp, failures=args.failures,
+                     settings=json.loads(args.settings) if args.settings else None)
     print(f"report: {args.out}")
     if args.review_index:
         table = pd.read_csv(Layout(args.results).synapses)
@@ -307,6 +322,13 @@ def cmd_report(args) -> None:
         with atomic_path(args.review_index) as tmp:
             tmp.write_text(index_page(summarise_synapses(table), cells=cells))
         print(f"review index: {args.review_index}")
+    if args.review_curation:
+        from ..review.curation_ui import curation_script
+
+        rows = _curation_rows(args.curation)
+        with atomic_path(args.review_curation) as tmp:
+            tmp.write_text(curation_script(rows, path=args.curation_path, rerun=args.rerun,
+                                           key=str(Path(args.results).resolve())))
 
 
 def cmd_evaluate(args) -> None:

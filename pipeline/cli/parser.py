@@ -173,16 +173,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CSV of the signal at places on the cell without a synapse")
     p.set_defaults(func=commands.cmd_weights)
 
-    p = sub.add_parser("review", help="review pages of one cell (projections, crops, table)")
-    p.add_argument("--table", required=True, help="the cell's presence table")
-    p.add_argument("--stacks", nargs="+", required=True)
-    p.add_argument("--meta", nargs="+", required=True)
-    p.add_argument("--transforms", nargs="+", required=True)
+    p = sub.add_parser(
+        "review", help="serve a run's review pages on this computer, saving curation edits "
+        "(review RESULTS); the workflow's stage: one cell's pages (review --table ...)")
+    p.add_argument("results", nargs="?", default=None,
+                   help="a results folder: serve its review pages on http://127.0.0.1")
+    p.add_argument("--port", type=int, default=8765, help="port to serve on (0: any free one)")
+    p.add_argument("--sheet", default=None,
+                   help="the run's sessions sheet (default: the one `pipeline run` recorded)")
+    p.add_argument("--curation", default=None,
+                   help="where edits are saved (default: the config's curation, else "
+                        "RESULTS/curation.tsv)")
+    p.add_argument("--table", help="the cell's presence table")
+    p.add_argument("--stacks", nargs="+")
+    p.add_argument("--meta", nargs="+")
+    p.add_argument("--transforms", nargs="+")
     p.add_argument("--crop-um", type=float, default=ReviewParams.crop_um,
                    help="half-width of the crops (um)")
     p.add_argument("--crop-depth-um", type=float, default=ReviewParams.crop_depth_um,
                    help="half-depth of the x-z crops (um)")
-    p.add_argument("--out-dir", required=True)
+    p.add_argument("--out-dir")
     p.set_defaults(func=commands.cmd_review)
 
     p = sub.add_parser("collect", help="concatenate per-cell tables into synapses.csv")
@@ -236,6 +246,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--failures", nargs="*", default=[])
     p.add_argument("--review-index", default=None,
                    help="also write the review index (every synapse) here")
+    p.add_argument("--review-curation", default=None,
+                   help="also write the pages' curation script (the rows in effect) here")
+    p.add_argument("--curation", default="[]", help="JSON list of every curation row in effect")
+    p.add_argument("--curation-path", default="", help="the curation file the workflow read")
+    p.add_argument("--rerun", default="", help="the command that reruns the workflow")
+    p.add_argument("--settings", default=None,
+                   help="JSON of the run's configuration (the Methods name what differs from "
+                        "the defaults)")
     p.set_defaults(func=commands.cmd_report)
 
     p = sub.add_parser("evaluate", help="score results against simulator truth")

@@ -161,6 +161,7 @@ def run(args) -> int:
     options = dict(cores=args.cores, profile=args.profile, configfile=args.configfile,
                    extra=args.snakemake_args)
     cmd = snakemake_command(sheet, results, **options)
+    record_run(results, sheet, configfile=args.configfile, profile=args.profile)
     print(f"running the workflow on {sheet} -> {results} (Snakemake's log: {log})", flush=True)
     started = dt.datetime.now().timestamp() - 1
     progress = Progress()
@@ -187,6 +188,23 @@ def run(args) -> int:
     if status and ok:
         print(f"  Snakemake exited with {status}: see {log}")
     return 0 if ok and status == 0 else 1
+
+
+def record_run(results: Path, sheet: Path, *, configfile=None, profile=None) -> None:
+    """``<results>/run.json``: the sheet and settings of the last run, so that the review server
+    can rerun it and knows where the configured curation file is."""
+    curation = None
+    if configfile:
+        import yaml
+
+        curation = (yaml.safe_load(Path(configfile).read_text()) or {}).get("curation")
+        if curation:   # relative paths are Snakemake's: relative to the working folder (results)
+            curation = str((results / curation).resolve())
+    record = {"sheet": str(sheet), "results": str(results),
+              "configfile": str(Path(configfile).resolve()) if configfile else None,
+              "profile": str(Path(profile).resolve()) if profile else None,
+              "curation": curation, "started": dt.datetime.now().isoformat(timespec="seconds")}
+    (results / "run.json").write_text(json.dumps(record, indent=1) + "\n")
 
 
 def _snakemake(cmd: list[str], log: Path, progress: Progress, *, append: bool = False) -> int:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..contract import CURATION_FILE_COLUMNS
+from . import curation_ui as ui
 
 CURATION_HEADER = "\t".join(CURATION_FILE_COLUMNS)
 
@@ -26,7 +27,10 @@ table.sortable th{cursor:pointer;background:#f2f2f2;user-select:none}
 table.sortable th.asc::after{content:" \\25B2"}table.sortable th.desc::after{content:" \\25BC"}
 td.flags{color:#a33}.pat{letter-spacing:1px;font-family:monospace}
 .controls{display:flex;flex-wrap:wrap;gap:1.2em;align-items:center;margin:.6em 0;font-size:13px}
+.viewport{overflow:auto;max-width:100%;max-height:85vh;display:inline-block;cursor:grab;
+ border:1px solid #444}
 .view{position:relative;display:inline-block;background:#000;line-height:0}
+.view svg a{cursor:pointer}
 .view img{display:block;image-rendering:pixelated}
 .view img.ch+img.ch{position:absolute;left:0;top:0;mix-blend-mode:screen}
 .view svg{position:absolute;left:0;top:0}
@@ -79,6 +83,37 @@ function copyRow(btn){
   try{document.execCommand('copy');done();}catch(e){btn.textContent='select + Ctrl-C';}};
  if(navigator.clipboard&&window.isSecureContext){navigator.clipboard.writeText(text).then(done,fallback);}
  else fallback();}
+function setZoom(z,cx,cy){
+ const vps=document.querySelectorAll('.viewport');if(!vps.length)return;
+ const old=+(vps[0].dataset.zoom||1);z=Math.min(8,Math.max(1,z));
+ vps.forEach(vp=>{const view=vp.querySelector('.view');const w=+view.dataset.w,h=+view.dataset.h;
+  vp.dataset.zoom=z;view.querySelectorAll('img').forEach(i=>i.style.width=(w*z)+'px');
+  const svg=view.querySelector('svg');svg.setAttribute('width',w*z);svg.setAttribute('height',h*z);
+  const r=vp.getBoundingClientRect();
+  const px=cx===undefined?r.width/2:cx-r.left,py=cy===undefined?r.height/2:cy-r.top;
+  vp.scrollLeft=(vp.scrollLeft+px)*z/old-px;vp.scrollTop=(vp.scrollTop+py)*z/old-py;});
+ document.querySelectorAll('.zoom-val').forEach(e=>e.textContent=z.toFixed(1)+'x');}
+function initZoom(){
+ const vps=document.querySelectorAll('.viewport');
+ vps.forEach(vp=>{
+  vp.addEventListener('wheel',e=>{e.preventDefault();
+   setZoom(+(vp.dataset.zoom||1)*(e.deltaY<0?1.25:0.8),e.clientX,e.clientY);},{passive:false});
+  vp.addEventListener('scroll',()=>vps.forEach(o=>{if(o!==vp&&(o.scrollLeft!==vp.scrollLeft||
+   o.scrollTop!==vp.scrollTop)){o.scrollLeft=vp.scrollLeft;o.scrollTop=vp.scrollTop;}}));
+  let drag=null;
+  vp.addEventListener('mousedown',e=>{drag={x:e.clientX,y:e.clientY,l:vp.scrollLeft,t:vp.scrollTop,moved:false};
+   e.preventDefault();});
+  window.addEventListener('mousemove',e=>{if(!drag)return;const dx=e.clientX-drag.x,dy=e.clientY-drag.y;
+   if(Math.abs(dx)+Math.abs(dy)>3)drag.moved=true;vp.scrollLeft=drag.l-dx;vp.scrollTop=drag.t-dy;});
+  window.addEventListener('mouseup',()=>{if(drag&&drag.moved)vp.dataset.dragged='1';drag=null;});
+  vp.addEventListener('click',e=>{if(vp.dataset.dragged){e.preventDefault();e.stopPropagation();
+   delete vp.dataset.dragged;}},true);});
+ document.querySelectorAll('button.zoom').forEach(b=>b.addEventListener('click',()=>{
+  const z=+(vps[0]?.dataset.zoom||1);setZoom(b.dataset.f==='fit'?1:z*(+b.dataset.f));}));
+ document.querySelectorAll('select.strip-size').forEach(s=>s.addEventListener('input',()=>{
+  document.querySelectorAll('.strip').forEach(d=>d.style.zoom=s.value);}));
+ document.querySelectorAll('input.smooth').forEach(c=>c.addEventListener('change',()=>{
+  document.querySelectorAll('.strip img').forEach(i=>i.style.imageRendering=c.checked?'auto':'pixelated');}));}
 document.addEventListener('DOMContentLoaded',()=>{
  document.querySelectorAll('table.sortable').forEach(t=>{
   Array.from(t.tHead.rows[0].cells).forEach((th,i)=>th.addEventListener('click',()=>sortTable(t,i,th)));});
@@ -96,7 +131,7 @@ document.addEventListener('DOMContentLoaded',()=>{
  document.querySelectorAll('.filterbox').forEach(f=>{const id=f.dataset.table;
   f.querySelectorAll('input,select').forEach(i=>i.addEventListener('input',()=>filterTable(id)));
   filterTable(id);});
- setContrast();});
+ setContrast();initZoom();if(typeof initCuration==='function')initCuration();});
 """
 
 INDEX_COLUMNS = [("cell", "cell"), ("cell_type", "type"), ("synapse_id", "synapse"),
@@ -117,9 +152,15 @@ def _num(v, fmt="{:.3g}") -> tuple[str, str]:
     return fmt.format(v), repr(float(v))
 
 
-def page(title: str, body: str) -> str:
+def page(title: str, body: str, *, curation_js: str | None = None) -> str:
+    """A complete page; with ``curation_js`` (the relative URL of ``review/curation.js``) it
+    carries the staged-edits box and the curation script (:mod:`pipeline.review.curation_ui`)."""
+    head = f"<style>{CSS}{ui.CURATION_CSS}</style>"
+    if curation_js:
+        head += f"<script src='{_esc(curation_js)}'></script>"
+        body += ui.staged_panel()
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{_esc(title)}"
-            f"</title><style>{CSS}</style><script>{JS}</script></head><body>{body}</body></html>")
+            f"</title>{head}<script>{JS}{ui.CURATION_JS}</script></head><body>{body}</body></html>")
 
 
 def synapse_table(summary: pd.DataFrame, *, table_id: str, href) -> str:
@@ -171,7 +212,7 @@ def index_page(summary: pd.DataFrame, *, cells: list[str]) -> str:
             "sessions and the curation rows to copy into <code>curation.tsv</code>.</p>"
             + synapse_table(summary, table_id="all",
                             href=lambda r: f"{r.cell}/index.html#syn-{r.synapse_id}"))
-    return page("Synapse review", body)
+    return page("Synapse review", body, curation_js="curation.js")
 
 
 def weight_plot(days, weights, present, *, y_max: float, width=230, height=80) -> str:
@@ -203,19 +244,56 @@ def _top(weights) -> float:
     return float(top * 1.1) if top > 0 else 1.0
 
 
+def place_labels(xy, radius: float, texts: list[str], *, char_w: float = 5.4,
+                 height: float = 9.0, pad: float = 2.0) -> np.ndarray:
+    """Where to write each marker's label so that no two labels, and no label and marker,
+    overlap or touch within ``pad`` ("21" beside "2" reads "212"; greedy, the nearest free
+    place of twelve around the marker; when none is free, the one touching least).  Returns the (n, 2) text
+    anchors (left, baseline) in the markers' units."""
+    xy = np.asarray(xy, float).reshape(-1, 2)
+    r = float(radius)
+    placed = np.empty((0, 4))                        # boxes: x0, y0, x1, y1
+    circles = np.c_[xy - r, xy + r]
+    out = np.empty((len(xy), 2))
+    for k, ((x, y), text) in enumerate(zip(xy, texts)):
+        w = char_w * len(text)
+        near = [(x + r + 1, y - r), (x + r + 1, y + r + height - 1), (x - r - 1 - w, y - r),
+                (x - r - 1 - w, y + r + height - 1), (x - w / 2, y - r - 2),
+                (x - w / 2, y + r + height)]
+        step = height + 2 * pad          # a row farther out, for crowded shafts
+        options = near + [(ax, ay - step) if ay < y else (ax, ay + step) for ax, ay in near]
+        taken = np.vstack([placed, np.delete(circles, k, axis=0)])
+        best = np.inf
+        for ax, ay in options:      # the first free place, else the one touching least
+            box = np.array([ax - pad, ay - height + 1 - pad, ax + w + pad, ay + 1 + pad])
+            hit = ((taken[:, 0] < box[2]) & (taken[:, 2] > box[0]) & (taken[:, 1] < box[3])
+                   & (taken[:, 3] > box[1]))
+            cost = 2 * hit[:len(placed)].sum() + hit[len(placed):].sum()  # label on label: worst
+            if cost < best:
+                best, out[k] = cost, (ax, ay)
+            if best == 0:
+                break
+        ax, ay = out[k]
+        placed = np.vstack([placed, [ax, ay - height + 1, ax + w, ay + 1]])
+    return out
+
+
 def _markers(rows: pd.DataFrame, *, spacing, radius_um=0.6) -> str:
     r = radius_um / spacing[2]
+    xy = np.c_[rows["x_um"].to_numpy(float) / spacing[2] + 0.5,
+               rows["y_um"].to_numpy(float) / spacing[1] + 0.5]
+    anchors = place_labels(xy, r, [str(v) for v in rows["synapse_id"]])
     out = []
-    for s in rows.itertuples(index=False):
-        x, y = s.x_um / spacing[2] + 0.5, s.y_um / spacing[1] + 0.5
+    for s, (x, y), (lx, ly) in zip(rows.itertuples(index=False), xy, anchors):
         uncertain = int(getattr(s, "presence_uncertain", 0) or 0)
         on = s.present == 1                     # NaN: not observed, drawn as absent
         colour = "#ff9d00" if uncertain else ("#ffd400" if on else "#66ccff")
         dash = "" if on else " stroke-dasharray='3 2'"
         state = "present" if on else "absent" if s.present == 0 else "not observed"
-        out.append(f"<a href='#syn-{s.synapse_id}'><g class='m {state}'><circle cx='{x:.1f}' "
+        out.append(f"<a href='#syn-{s.synapse_id}'><g class='m {state}' data-synapse="
+                   f"'{s.synapse_id}'><circle cx='{x:.1f}' "
                    f"cy='{y:.1f}' r='{r:.1f}' fill='none' stroke='{colour}' stroke-width='1.2'"
-                   f"{dash}/><text x='{x + r + 1:.1f}' y='{y - r:.1f}' fill='{colour}' "
+                   f"{dash}/><text x='{lx:.1f}' y='{ly:.1f}' fill='{colour}' "
                    f"font-size='9'>{s.synapse_id}</text><title>synapse {s.synapse_id}: {state}"
                    f"{' (uncertain)' if uncertain else ''}</title></g></a>")
     return "".join(out)
@@ -265,6 +343,27 @@ def curation_rows(cell: str, g: pd.DataFrame) -> list[tuple[str, str]]:
     return out
 
 
+#: a link below this confidence is marked in the page with the reason
+DOUBTFUL_LINK = 0.5
+
+
+def link_doubt(row) -> str:
+    """Why a link is in doubt ('' when its confidence is at least :data:`DOUBTFUL_LINK`):
+    a competing punctum nearly as close, a registration uncertain where it lies, or a long link."""
+    conf = float(getattr(row, "link_confidence", np.nan))
+    d = float(getattr(row, "link_distance_um", np.nan))
+    if not np.isfinite(conf) or conf >= DOUBTFUL_LINK:
+        return ""
+    c = float(getattr(row, "link_competitor_um", np.nan))
+    e = float(getattr(row, "registration_error_um", np.nan))
+    if np.isfinite(c) and c < max(2 * d, d + 0.6):
+        return f"confidence {conf:.2f}: a competitor {c:.1f} um away (link {d:.1f} um)"
+    if np.isfinite(e) and e >= 0.25:
+        return (f"confidence {conf:.2f}: link {d:.1f} um where registration is uncertain "
+                f"(\u00b1{e:.2f} um)")
+    return f"confidence {conf:.2f}: link {d:.1f} um, long for this cell's links"
+
+
 def cell_page(table: pd.DataFrame, summary: pd.DataFrame, *, cell: str, sessions: list[str],
               days: list[float], spacing, shape_yx, qc: list[dict], strip_width: int,
               tile_width: int, gap: int, scale: int = 2) -> str:
@@ -290,8 +389,11 @@ def cell_page(table: pd.DataFrame, summary: pd.DataFrame, *, cell: str, sessions
         n_on = int(rows["present"].sum())
         panels.append(f"<div class='session'><p>{_esc(s)}: {n_on} of {len(rows)} synapses "
                       f"present (solid yellow), absent dashed blue, uncertain orange.</p>"
-                      f"<div class='view'>{imgs}<svg viewBox='0 0 {nx} {ny}' width='{nx * scale}' "
-                      f"height='{ny * scale}'>{_markers(rows, spacing=spacing)}</svg></div></div>")
+                      f"<div class='viewport' style='width:{nx * scale + 2}px;height:"
+                      f"{ny * scale + 2}px'><div class='view' data-w='{nx * scale}' "
+                      f"data-h='{ny * scale}'>{imgs}<svg viewBox='0 0 {nx} {ny}' "
+                      f"width='{nx * scale}' height='{ny * scale}'>"
+                      f"{_markers(rows, spacing=spacing)}</svg></div></div></div>")
     controls = ("<div class='controls'>" + "".join(
         f"<span class='contrast' data-ch='{ch}'>{label}: <input class='gain' type='range' "
         f"min='0.2' max='5' step='0.1' value='1'> <input class='con' type='range' min='0.5' "
@@ -299,20 +401,29 @@ def cell_page(table: pd.DataFrame, summary: pd.DataFrame, *, cell: str, sessions
         for ch, label in (("psd95", "PSD-95 (green)"), ("morphology", "morphology (magenta)"))
         if ch == "psd95" or has_morph)
         + "<label><input class='markers-toggle' type='checkbox' checked> markers</label>"
+        + "<span>zoom <button type='button' class='zoom' data-f='1.5'>+</button>"
+          "<button type='button' class='zoom' data-f='0.667'>\u2212</button>"
+          "<button type='button' class='zoom' data-f='fit'>fit</button> <span class='zoom-val'>"
+          "1.0x</span> (wheel zooms, drag pans)</span>"
         + "<span>keys \u2190 \u2192 switch sessions</span></div>")
     labels = "".join(f"<div style='width:{tile_width * scale}px;margin-right:"
                      f"{gap * scale if k < len(sessions) - 1 else 0}px'>{_esc(s)}</div>"
                      for k, s in enumerate(sessions))
     strips = []
     info = summary.set_index("synapse_id")
+    suggestions = ui.merge_suggestions(t)
     for sid, g in t.groupby("synapse_id", sort=True):
         r = info.loc[sid]
         cols = ["session", "day", "present", "p_present", "detected", "weight", "snr",
                 "link_distance_um", "link_confidence", "in_view", "curated", "quality_flags"]
         cols = [c for c in cols if c in g.columns]
+        tids = (g["track_id"] if "track_id" in g.columns else g["synapse_id"]).astype(int)
         trs = "".join("<tr>" + "".join(
             f"<td>{_num(v)[0] if isinstance(v, float) else _esc(v)}</td>" for v in vals)
-            + "</tr>" for vals in g[cols].itertuples(index=False))
+            + f"<td class='flags'>{_esc(link_doubt(row))}</td><td>"
+            + ui.session_controls(cell, tid, str(row.session), row.present, first=k == 0)
+            + "</td></tr>" for k, (vals, row, tid) in enumerate(zip(
+                g[cols].itertuples(index=False), g.itertuples(index=False), tids)))
         cur = "".join(f"<div>{_esc(what)}: <pre class='cur'>{_esc(row)}</pre> "
                       f"<button type='button' class='copy'>copy</button></div>"
                       for what, row in curation_rows(cell, g))
@@ -320,16 +431,19 @@ def cell_page(table: pd.DataFrame, summary: pd.DataFrame, *, cell: str, sessions
             f"<section class='syn' id='syn-{sid}'><h3>Synapse {sid} <span class='pat'>"
             f"{_esc(r['pattern'])}</span> tracks {_esc(r['track_ids'])}, certainty "
             f"{r['certainty']:.2f} <span class='flags'>{_esc(r['flags'])}</span></h3>"
-            f"<div class='row'><div class='strip'><img src='syn_{sid}.png' "
+            + ui.synapse_controls(cell, [int(v) for v in pd.unique(tids)], suggestions)
+            + f"<div class='row'><div class='strip'><img src='syn_{sid}.png' "
             f"width='{strip_width * scale}' alt='synapse {sid} across sessions'>"
             f"<div class='labels'>{labels}</div></div>"
             f"{weight_plot(g['day'], g['weight'], g['present'] == 1, y_max=_top(g['weight']))}"
             "</div>"
             f"<div class='row'><table class='t'><thead><tr>"
-            + "".join(f"<th>{c}</th>" for c in cols) + f"</tr></thead><tbody>{trs}</tbody>"
-            f"</table><details><summary>curation rows</summary><p>Add a row to "
-            f"<code>curation.tsv</code> (header: <code>{_esc(CURATION_HEADER)}</code>; "
-            f"tab-separated) and rerun.</p>{cur}</details></div></section>")
+            + "".join(f"<th>{c}</th>" for c in cols)
+            + f"<th>link in doubt</th><th>curate</th></tr></thead><tbody>{trs}</tbody>"
+            f"</table><details><summary>curation rows to copy</summary><p>The buttons above "
+            f"stage these edits for you; by hand, add a row to <code>curation.tsv</code> "
+            f"(header: <code>{_esc(CURATION_HEADER)}</code>; tabs or spaces) and rerun.</p>"
+            f"{cur}</details></div></section>")
     ctype = _esc(t["cell_type"].iloc[0]) if len(t) else ""
     body = (f"<h1>Cell {_esc(cell)} ({ctype}): {t['synapse_id'].nunique()} synapses, "
             f"{len(sessions)} sessions</h1><p><a href='../index.html'>all synapses</a> · "
@@ -343,5 +457,10 @@ def cell_page(table: pd.DataFrame, summary: pd.DataFrame, *, cell: str, sessions
             + "<h2>Each synapse across sessions</h2><p>Each tile: the plane at the synapse's "
             "z (top) and the x-z section through it (bottom, z stretched to square pixels), "
             "centred on its position in that session; PSD-95 green, morphology magenta, scaled "
-            "per session.</p>" + "".join(strips))
-    return page(f"Review {cell}", body)
+            "per session.</p><div class='controls'><label>crop size <select class='strip-size'>"
+            "<option value='1'>2x</option><option value='1.5'>3x</option><option value='2'>4x"
+            "</option></select></label><label><input class='smooth' type='checkbox'> smooth "
+            "pixels</label><span>curate: click an action (keys: r reject, m merge with the "
+            "chosen track, u undo) and save the staged edits (box at the bottom right)</span>"
+            "</div>" + "".join(strips))
+    return page(f"Review {cell}", body, curation_js="../curation.js")

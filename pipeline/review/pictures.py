@@ -119,7 +119,8 @@ def strip_image(tiles: list[np.ndarray], *, gap: int = 3) -> np.ndarray:
 def session_tile(xy_rgb: np.ndarray, xz_rgb: np.ndarray, *, z_stretch: float,
                  gap: int = 2) -> np.ndarray:
     """One session's tile: the xy crop above its xz section, z stretched to square pixels."""
-    xz = ndimage.zoom(xz_rgb, (max(z_stretch, 1.0), 1, 1), order=0)
+    # linear in z: the few planes of an x-z section, stretched ~9x, read as blocks otherwise
+    xz = np.clip(ndimage.zoom(xz_rgb, (max(z_stretch, 1.0), 1, 1), order=1), 0, 1)
     sep = np.full((gap, xy_rgb.shape[1], 3), 0.35, np.float32)
     return np.concatenate([xy_rgb, sep, xz], axis=0)
 

@@ -8,14 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..contract import Layout
-
-
-def _table_html(path: Path, max_rows: int = 40) -> str:
-    df = pd.read_csv(path)
-    note = f"<p>{len(df)} rows; first {max_rows} shown.</p>" if len(df) > max_rows else ""
-    return note + df.head(max_rows).to_html(index=False, float_format=lambda v: f"{v:.4g}",
-                                            border=0, classes="t")
+from ..contract import STATS_PLOTS, Layout
+from ..stats.plots import CAPTIONS
+from .report_tables import stats_tables
+from .results_text import html_table, methods_paragraph, summary_paragraph, type_summaries
 
 
 def input_failures(results: Path) -> list[str]:
@@ -70,16 +66,54 @@ def channel_warnings(results: Path) -> list[str]:
             for w in json.loads(js.read_text()).get("warnings", [])]
 
 
-def write_report(results: Path, out: Path, *, failures=()) -> None:
-    """Write ``report.html`` for a results folder (links are relative to the folder)."""
+REPORT_CSS = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222;"
+       "line-height:1.45}table.t{border-collapse:collapse;font-size:12px}table.t td,table.t th"
+       "{padding:2px 7px;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}"
+       "table.t td.n{text-align:right;font-variant-numeric:tabular-nums}div.wide{overflow-x:auto}"
+       "figure{margin:1.2em 0}figure img{max-width:100%}figcaption{font-size:13px;max-width:"
+       "900px}p.note{font-size:12px;color:#555}p.summary,p.methods{max-width:900px}"
+       "h3 small{font-weight:normal}")
+
+
+def _figure(png: Path, rel) -> str:
+    """A statistics figure with its caption and the link to its vector twin."""
+    title, caption = CAPTIONS.get(png.stem, (png.stem.replace("_", " "), ""))
+    svg = png.with_suffix(".svg")
+    vector = f" <a href='{rel(svg)}'>SVG</a>" if svg.exists() else ""
+    return (f"<figure><img src='{rel(png)}' alt='{html.escape(title)}'><figcaption><b>"
+            f"{html.escape(title)}.</b> {html.escape(caption)}{vector}</figcaption></figure>")
+
+
+def _presence_table(summaries, presence) -> str:
+    rows = pd.DataFrame([{"cell": sm.get("cell", js.parent.name), "model": sm["model"],
+                          "rows": sm["rows"], "to_present": sm["changed_to_present"],
+                          "to_absent": sm["changed_to_absent"], "uncertain": sm["uncertain"],
+                          "imputed": sm.get("weights_imputed", 0),
+                          "merged": sm["fragments_merged"], "split": sm["synapses_split"],
+                          "never": sm["never_present"]} for js, sm in zip(summaries, presence)])
+    return html_table(rows, [
+        ("cell", "cell", None), ("model", "model", None), ("rows", "synapse-sessions", "{:.0f}"),
+        ("to_present", "absent to present (vs per-session detection)", "{:.0f}"),
+        ("to_absent", "present to absent", "{:.0f}"), ("uncertain", "uncertain calls", "{:.0f}"),
+        ("imputed", "weights imputed", "{:.0f}"), ("merged", "track pieces joined", "{:.0f}"),
+        ("split", "synapses split at gaps", "{:.0f}"),
+        ("never", "tracks never present", "{:.0f}")])
+
+
+def write_report(results: Path, out: Path, *, failures=(), settings: dict | None = None) -> None:
+    """Write ``report.html`` for a results folder (links are relative to the folder).
+
+    It reads like a results section: a paragraph per cell type, one figure per finding with its
+    caption, formatted tables, the failures and flagged sessions, and a Methods paragraph made
+    from the run (``settings``: the run's configuration; the settings that differ from the
+    defaults are named).
+    """
     results = Path(results)
     layout = Layout(results)
     rel = lambda p: os.path.relpath(p, results)  # noqa: E731
-    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>Synapse pipeline report"
-             "</title><style>body{font-family:sans-serif;margin:2em;max-width:1200px}"
-             "table.t{border-collapse:collapse;font-size:12px}table.t td,table.t th"
-             "{padding:2px 6px;border-bottom:1px solid #ddd}img{max-width:100%}</style></head>"
-             "<body><h1>Synapse pipeline report</h1>"]
+    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Synapse "
+             f"pipeline report</title><style>{REPORT_CSS}</style></head><body>"
+             "<h1>Synapse pipeline report</h1>"]
     failures = list(failures) + input_failures(results)
     summaries = [p for p in (f / "summary.json" for f in layout.cell_folders("presence_summary"))
                  if p.exists()]
@@ -87,14 +121,49 @@ def write_report(results: Path, out: Path, *, failures=()) -> None:
     warnings = (input_warnings(results) + channel_warnings(results)
                 + registration_warnings(results)
                 + [w for sm in presence for w in sm.get("warnings", [])])
-    if warnings:
-        parts.append("<h2>Warnings</h2><ul>" + "".join(
-            f"<li>{html.escape(w)}</li>" for w in warnings) + "</ul>")
     if failures:
         parts.append("<h2>Failures</h2><p>Cells left out of synapses.csv and the statistics "
                      "(their jobs failed with the same message; fix the file or remove the "
                      "rows from the sessions sheet, then rerun):</p><ul>" + "".join(
                          f"<li>{html.escape(f)}</li>" for f in failures) + "</ul>")
+    if warnings:
+        parts.append("<h2>Warnings: sessions flagged</h2><ul>" + "".join(
+            f"<li>{html.escape(w)}</li>" for w in warnings) + "</ul>")
+    syn = layout.synapses
+    table = pd.read_csv(syn) if syn.exists() else None
+    stats = layout.stats
+    if table is not None and len(table):
+        parts.append("<h2>Results</h2>" + "".join(
+            summary_paragraph(s) for s in type_summaries(stats, table)))
+    if stats.exists():
+        figures = [stats / f"{name}.png" for name in STATS_PLOTS if (stats / f"{name}.png").exists()]
+        parts.append("<h2>Figures</h2>" + "".join(_figure(png, rel) for png in figures))
+        parts.append("<h2>Tables</h2>" + "".join(stats_tables(stats, rel)))
+    if table is not None:
+        per_cell = table.groupby(["cell_type", "cell"]).agg(
+            sessions=("session", "nunique"), synapses=("synapse_id", "nunique"),
+            present=("present", "sum")).reset_index()
+        parts.append(f"<h3>Synapses per cell <small>(<a href='{rel(syn)}'>synapses.csv</a>, "
+                     f"{len(table)} rows)</small></h3>" + html_table(per_cell, [
+                         ("cell_type", "cell type", None), ("cell", "cell", None),
+                         ("sessions", "sessions", "{:.0f}"), ("synapses", "synapses", "{:.0f}"),
+                         ("present", "present synapse-sessions", "{:.0f}")]))
+    if presence:
+        parts.append("<h3>Presence calls</h3><p>How the joint calls (all sessions' evidence) "
+                     "differ from per-session detection; <code>p_present</code> and "
+                     "<code>present_detected</code> in synapses.csv hold both.</p>"
+                     + _presence_table(summaries, presence))
+        censored = pd.DataFrame([{"cell": sm.get("cell", ""), "synapses": sm["synapses"],
+                                  **sm["not_observed"]} for sm in presence if "not_observed" in sm])
+        if len(censored):
+            parts.append("<h3>Not observed (censored)</h3><p>Synapses of each cell outside a "
+                         "session's stack or in a session not reliably registered, per session: "
+                         "<code>present</code> is empty there and every statistic leaves those "
+                         "synapse-sessions out (a synapse is not counted lost because it was "
+                         "not imaged).</p>" + html_table(censored.fillna(0), [
+                             (c, c, "{:.0f}" if c != "cell" else None) for c in censored.columns]))
+    parts.append("<h2>Methods</h2>" + methods_paragraph(
+        settings, sessions=None if table is None else table[["cell", "session"]]))
     review = sorted(p.parent.name for p in layout.review.glob("*/index.html"))
     if review:
         parts.append("<h2>Review</h2><p><a href='review/index.html'>Every synapse</a> (sortable, "
@@ -102,64 +171,32 @@ def write_report(results: Path, out: Path, *, failures=()) -> None:
                          f"<a href='review/{html.escape(c)}/index.html'>{html.escape(c)}</a>"
                          for c in review) + "</p><p>Each cell's page shows its sessions in the "
                      "reference frame with every synapse marked, the registration QC, and each "
-                     "synapse's crops across sessions with the curation rows to copy.</p>")
-    syn = layout.synapses
-    if syn.exists():
-        df = pd.read_csv(syn)
-        summary = df.groupby(["cell_type", "cell"]).agg(
-            sessions=("session", "nunique"), synapses=("synapse_id", "nunique"),
-            present_rows=("present", "sum")).reset_index()
-        parts.append(f"<h2>Per-synapse table</h2><p><a href='{rel(syn)}'>synapses.csv</a> "
-                     f"({len(df)} rows)</p>" + summary.to_html(index=False, border=0, classes="t"))
-    if presence:
-        rows = []
-        for js, sm in zip(summaries, presence):
-            rows.append({"cell": sm.get("cell", js.parent.name), "model": sm["model"],
-                         "rows": sm["rows"],
-                         "absent -> present (vs per-session detection)": sm["changed_to_present"],
-                         "present -> absent": sm["changed_to_absent"],
-                         "uncertain calls": sm["uncertain"],
-                         "weights imputed": sm.get("weights_imputed", 0),
-                         "track pieces merged": sm["fragments_merged"],
-                         "synapses split at gaps": sm["synapses_split"],
-                         "tracks never present": sm["never_present"]})
-        parts.append("<h2>Presence calls</h2><p>How the joint calls (all sessions' evidence) "
-                     "differ from per-session detection; <code>p_present</code> and "
-                     "<code>present_detected</code> in synapses.csv hold both.</p>"
-                     + pd.DataFrame(rows).to_html(index=False, border=0, classes="t"))
-        censored = pd.DataFrame([{"cell": sm.get("cell", ""), "synapses": sm["synapses"],
-                                  **sm["not_observed"]} for sm in presence if "not_observed" in sm])
-        if len(censored):
-            parts.append("<h3>Not observed (censored)</h3><p>Synapses of each cell outside a "
-                         "session's stack or in a session not reliably registered: "
-                         "<code>present</code> is empty there and every statistic leaves those "
-                         "synapse-sessions out (a synapse is not counted lost because it was "
-                         "not imaged).</p>"
-                         + censored.fillna("").to_html(index=False, border=0, classes="t"))
-    stats = layout.stats
-    if stats.exists():
-        parts.append("<h2>Statistics</h2>")
-        for png in sorted(stats.glob("*.png")):
-            parts.append(f"<h3>{png.stem}</h3><img src='{rel(png)}'>")
-        for csv in sorted(stats.glob("*.csv")):
-            parts.append(f"<h3><a href='{rel(csv)}'>{csv.name}</a></h3>" + _table_html(csv))
+                     "synapse's crops across sessions with curation actions (served by "
+                     "<code>python -m pipeline review RESULTS</code>, edits are saved and the "
+                     "workflow rerun from the page).</p>")
     registered = [js for f in layout.cell_folders("register") for js in sorted(f.glob("*.json"))]
-    if layout.stage_folder("register").exists():
-        parts.append("<h2>Registration QC</h2>")
+    if registered:
         rows = []
         for js in registered:
             r = json.loads(js.read_text())
             rows.append({"cell": r["cell"], "session": r["session"],
-                         "shift_um (z,y,x)": ", ".join(f"{v:.2f}" for v in r["shift_um"]),
-                         "rotation_deg": r.get("rotation_deg", 0.0),
-                         "matched puncta": r["n_matches"],
-                         "expected": r.get("expected_matches", ""),
-                         "residual_um": r["residual_um"],
-                         "reliable": r["reliable"],
-                         "misregistered regions": len(r.get("misregistered_regions") or []),
-                         "figure": f"<a href='{rel(js.with_name(js.stem + '_qc.png'))}'>QC</a>"})
-        if rows:
-            parts.append(pd.DataFrame(rows).to_html(index=False, escape=False, border=0,
-                                                    classes="t"))
+                         "shift": ", ".join(f"{v:.2f}" for v in r["shift_um"]),
+                         "rotation": r.get("rotation_deg", 0.0), "matched": r["n_matches"],
+                         "expected": r.get("expected_matches"), "residual": r["residual_um"],
+                         "reliable": "yes" if r["reliable"] else "NO",
+                         "regions": len(r.get("misregistered_regions") or []),
+                         "figure": rel(js.with_name(js.stem + "_qc.png"))})
+        qc = html_table(pd.DataFrame(rows), [
+            ("cell", "cell", None), ("session", "session", None),
+            ("shift", "shift z, y, x (um)", None), ("rotation", "rotation (deg)", "{:.2f}"),
+            ("matched", "matched puncta", "{:.0f}"), ("expected", "expected", "{:.0f}"),
+            ("residual", "residual (um)", "{:.3f}"), ("reliable", "reliable", None),
+            ("regions", "misregistered regions", "{:.0f}"), ("figure", "QC figure", None)],
+            empty={"expected": "the reference session", "residual (um)": "no matched puncta"})
+        # the figure column as links
+        for r in rows:
+            qc = qc.replace(f"<td>{html.escape(r['figure'])}</td>",
+                            f"<td><a href='{html.escape(r['figure'])}'>QC</a></td>", 1)
+        parts.append("<h2>Registration QC</h2>" + qc)
     parts.append("</body></html>")
     Path(out).write_text("\n".join(parts))

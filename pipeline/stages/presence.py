@@ -362,12 +362,20 @@ def not_observed_summary(table: pd.DataFrame, *,
 
 def curate_calls(table: pd.DataFrame, actions: pd.DataFrame) -> pd.DataFrame:
     """Apply one cell's present/absent rows to the presence stage's table (``present``,
-    ``p_present``, ``curated``).  A forced call keeps the measured weight as it is."""
+    ``p_present``, ``curated``).  A forced call keeps the measured weight as it is.
+
+    A person's merge is respected: a merged synapse is present in every session in which one
+    of its pieces was detected (``detected``), whatever the model says, unless a row of the
+    file marks that session absent (present/absent rows are applied after)."""
     out = table.copy()
     if "curated" not in out.columns:
         out["curated"] = 0
     # ids of the curation file are track ids: the presence stage keeps them in `track_id`
     key = out["track_id"] if "track_id" in out.columns else out["synapse_id"]
+    if "detected" in out.columns:
+        merged = actions.loc[actions["action"] == "merge", "synapse_id"].astype(int)
+        sel = key.isin(set(merged)) & (out["detected"] == 1)
+        _force(out, sel, 1)
     for row in actions[actions["action"].isin(CURATION_CALLS)].itertuples():
         sel = key == int(row.synapse_id)
         if not sel.any():
@@ -375,16 +383,20 @@ def curate_calls(table: pd.DataFrame, actions: pd.DataFrame) -> pd.DataFrame:
         sel &= out["session"].astype(str) == row.session
         if not sel.any():
             raise row_error(row, f"no session '{row.session}' for this synapse")
-        call = int(row.action == "present")
-        out.loc[sel, "present"] = call
-        if "observed" in out.columns:     # the person saw it there
-            out.loc[sel, "observed"] = 1
-        if "p_present" in out.columns:
-            out.loc[sel, "p_present"] = float(call)
-        if "presence_uncertain" in out.columns:
-            out.loc[sel, "presence_uncertain"] = 0
-        out.loc[sel, "curated"] = 1
+        _force(out, sel, int(row.action == "present"))
     return out
+
+
+def _force(out: pd.DataFrame, sel, call: int) -> None:
+    """Set a person's call on the rows ``sel`` of the presence table (in place)."""
+    out.loc[sel, "present"] = call
+    if "observed" in out.columns:     # the person saw it there
+        out.loc[sel, "observed"] = 1
+    if "p_present" in out.columns:
+        out.loc[sel, "p_present"] = float(call)
+    if "presence_uncertain" in out.columns:
+        out.loc[sel, "presence_uncertain"] = 0
+    out.loc[sel, "curated"] = 1
 
 
 def presence_cell(table: pd.DataFrame, *, null_snr=None, curation: pd.DataFrame | None = None,

@@ -181,8 +181,9 @@ def measure_session(stack: np.ndarray, meta: dict, transform: dict, tracks: pd.D
                           "snr": phot["snr"].to_numpy()[len(vox):]})
     phot = phot.iloc[:len(vox)]
     link = det["link_distance_um"].reindex(ids).to_numpy()
-    confidence = (det["link_confidence"].reindex(ids).to_numpy()
-                  if "link_confidence" in det.columns else np.full(len(ids), np.nan))
+    confidence, competitor = (det[c].reindex(ids).to_numpy() if c in det.columns
+                              else np.full(len(ids), np.nan)
+                              for c in ("link_confidence", "link_competitor_um"))
     # observed: inside the stack with most of its aperture, in a session registered reliably;
     # elsewhere no call is made (a synapse at the stack's face measures cut off, not absent)
     observed = ((phot["in_view"].to_numpy() == 1)
@@ -203,6 +204,7 @@ def measure_session(stack: np.ndarray, meta: dict, transform: dict, tracks: pd.D
         "snr": phot["snr"], "background": phot["background"], "in_view": phot["in_view"],
         "detected": found.astype(int), "link_distance_um": link,
         "link_confidence": confidence,
+        "link_competitor_um": np.where(np.isfinite(competitor), competitor, np.nan),
         "animal": meta.get("animal", ""), "observed": observed.astype(int),
         "bleedthrough": k_morph,
         "curated": curated.reindex(ids).to_numpy(), "quality_flags": flags.to_numpy(),

@@ -15,7 +15,8 @@ from .hazard import hazard_table
 from .kesten import kesten_table
 from .noise import noise_estimate
 from .markov import markov_chain
-from .survival import survival, survival_by_quartile, turnover, turnover_per_cell
+from .survival import (survival, survival_by_quartile, survival_per_cell, turnover,
+                       turnover_per_cell)
 from .table import TableError, consecutive_pairs, prepare_table, split_repeats
 
 __all__ = ["run_stats", "prepare_table", "TableError"]
@@ -48,7 +49,7 @@ def run_stats(table: pd.DataFrame, out_dir: str | Path, *, n_bins: int = StatsPa
               seed: int = StatsParams.seed,
               min_cells_per_type: int = StatsParams.min_cells_per_type,
               min_animals_per_type: int = StatsParams.min_animals_per_type) -> dict:
-    """Compute every statistic from a long table and write CSV tables and PNG plots.
+    """Compute every statistic from a long table and write CSV tables and plots (PNG + SVG).
 
     Repeat sessions (a cell imaged twice on one day) serve only the measurement-noise
     estimate; every other statistic uses the first-listed session of each day.  Bootstrap
@@ -84,7 +85,8 @@ def run_stats(table: pd.DataFrame, out_dir: str | Path, *, n_bins: int = StatsPa
     for name in STATS_TABLES:
         results[name].to_csv(out / f"{name}.csv", index=False, float_format="%.6g")
     plots.weight_histograms(t, results["lognormal"], out / "weights_lognormal.png")
-    plots.survival_curves(results["survival"], results["survival_by_quartile"], out / "survival.png")
+    plots.survival_curves(results["survival"], results["survival_by_quartile"],
+                          out / "survival.png", per_cell=survival_per_cell(t))
     plots.kesten_moments(pairs, details, out / "kesten.png")
     plots.transition_matrices(results["markov_transition"], out / "markov_transition.png")
     plots.stationary_vs_observed(results["markov_stationary"], results["markov_survival"],
