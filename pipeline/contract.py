@@ -84,6 +84,7 @@ class Layout:
         "register": "register/{cell}/{session}.json",
         "register_qc": "register/{cell}/{session}_qc.png",
         "track": "track/{cell}/tracks.csv",
+        "track_detections": "track/{cell}/detections.json",
         "curate": "curate/{cell}/tracks.csv",
         "weights": "weights/{cell}/synapses.csv",
         "null": "weights/{cell}/null_snr.csv",

@@ -79,6 +79,12 @@ class TrackParams:
     max_distance_um: float = _p(1.0, "gate on the z-scaled distance to a track's mean position")
     z_scale: float = _p(Z_SCALE, "factor on z differences (z is localised less precisely)")
     max_gap: int = _p(1, "sessions a synapse may be missed and keep its id")
+    max_detections_per_1000um3: float = _p(
+        20.0, "a session with more detections per 1000 um3 of stack is named as implausible "
+              "(sparsely labelled cells give a few; noise taken for puncta gives tens)")
+    detections_departure: float = _p(
+        2.0, "a session with more than this many times its cell's median number of detections "
+             "is named as implausible")
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ rule track:
         transforms=per_session(LAYOUT.pattern("register")),
         meta=per_session(LAYOUT.pattern("ingest_meta")),
     output:
-        LAYOUT.pattern("track"),
+        tracks=LAYOUT.pattern("track"),
+        detections=LAYOUT.pattern("track_detections"),
     params:
         options=options("track"),
     conda:
@@ -16,7 +17,8 @@ rule track:
         f"{RESULTS}/benchmarks/track/{{cell}}.tsv"
     shell:
         "python -m pipeline track --puncta {input.puncta:q} --transforms {input.transforms:q} "
-        "--meta {input.meta:q} --options {params.options:q} --out {output:q} > {log:q} 2>&1"
+        "--meta {input.meta:q} --options {params.options:q} --out {output.tracks:q} "
+        "--detections-out {output.detections:q} > {log:q} 2>&1"
 
 
 rule curate:

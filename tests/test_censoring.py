@@ -253,3 +253,39 @@ def test_a_cell_failing_after_its_checks_does_not_hold_back_the_others(tmp_path)
     assert (tmp_path / "results" / "stats" / "survival.csv").exists()
     report = (tmp_path / "results" / "report.html").read_text()
     assert "cell pyr01: curate: curation line 2" in report
+
+
+def test_a_session_of_pure_noise_is_named_not_dropped_silently(tmp_path):
+    """PV02's s03 replaced by noise of the same brightness: the run ends, and its summary and
+    report name that session, with the reasons (no puncta, registration failed, censored)."""
+    import shutil
+
+    import numpy as np
+    import tifffile
+
+    from conftest import SAMPLE
+
+    data = tmp_path / "data"
+    shutil.copytree(SAMPLE, data)
+    path = data / "images" / "PV02" / "s03.tif"
+    with tifffile.TiffFile(path) as tif:
+        stack, ij = tif.asarray(), tif.imagej_metadata
+        res = (tif.pages[0].tags["XResolution"].value, tif.pages[0].tags["YResolution"].value)
+    rng = np.random.default_rng(0)
+    noise = np.stack([rng.normal(stack[:, c].mean(), stack[:, c].std(), stack[:, c].shape)
+                      for c in range(stack.shape[1])], axis=1).clip(0, 65535).astype(stack.dtype)
+    tifffile.imwrite(path, noise, imagej=True, resolution=res, compression="zlib",
+                     metadata={"spacing": ij["spacing"], "unit": "um", "axes": "ZCYX"})
+    res = subprocess.run([sys.executable, "-m", "pipeline", "run", str(data / "sessions.tsv"),
+                          "--results", str(tmp_path / "results")], capture_output=True,
+                         text=True, cwd=tmp_path)
+    assert res.returncode == 0, res.stdout[-3000:]
+    tail = res.stdout.split("summary:")[1]
+    named = [ln for ln in tail.splitlines() if "cell PV02, session s03" in ln]
+    assert any("0 detections" in ln and "implausibly few" in ln for ln in named), tail
+    assert any("registration unreliable" in ln for ln in named), tail
+    import re
+
+    assert not re.search(r"cell PV02, session s0[01245]", tail), tail   # its siblings are not
+    report = (tmp_path / "results" / "report.html").read_text()
+    assert "Sessions left out of every statistic" in report and "session s03" in report

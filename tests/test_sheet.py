@@ -103,3 +103,18 @@ def test_check_sheet_prints_each_file_and_warns_about_units_and_shallow_stacks(t
     assert "cell c1, session s2: its stack is 6.4 um deep" in warnings[0]
     assert "censored" in warnings[0]
     assert "nm.tif" in warnings[1] and "unusual" in warnings[1]
+
+
+def test_target_column_says_what_the_synapses_are(tmp_path):
+    header = "cell\tcell_type\tsession\tday\tpath\ttarget\n"
+    sheet = _write(tmp_path, header + "c1\tpyr\ts0\t0\ta.tif\tpuncta\nc1\tpyr\ts1\t4\tb.tif\t\n")
+    assert read_sessions(sheet)["cell"].tolist() == ["c1", "c1"]     # puncta, or left blank
+    sheet = _write(tmp_path, header + "c1\tpyr\ts0\t0\ta.tif\tspine\nc1\tpyr\ts1\t4\tb.tif\t\n"
+                   "c2\tpyr\ts0\t0\ta.tif\tspines\nc2\tpyr\ts1\t4\tb.tif\tspines\n"
+                   "c3\tpyr\ts0\t0\ta.tif\tpuncta\nc3\tpyr\ts1\t4\tc.tif\tspines\n")
+    with pytest.raises(SheetError) as err:
+        read_sessions(sheet)
+    msg = str(err.value)
+    assert "row 1 (line 2), column 'target'" in msg and "'spine' is not one of" in msg
+    assert "row 3 (line 4), column 'target': spines (from a cell fill) are not analysed yet" in msg
+    assert "cell 'c3' has several target values" in msg

@@ -147,3 +147,31 @@ def test_a_link_where_registration_is_uncertain_is_less_sure():
     # without an error estimate (NaN) the link keeps its confidence
     same = link_confidence(d, rival, gate_um=1.0, sigma_um=0.1, extra_sd_um=[np.nan, 0.0])
     assert same[0] == pytest.approx(same[1])
+
+
+def _meta(session, shape=(34, 512, 512), voxel=(0.8, 0.09, 0.09)):
+    return {"cell": "c1", "session": session, "shape_czyx": [2, *shape], "voxel_um": list(voxel)}
+
+
+def test_implausible_numbers_of_detections_are_named_with_the_fix():
+    from pipeline.stages.track import detection_counts
+
+    metas = [_meta(f"s{k}") for k in range(5)]       # 34x512x512 at 0.8/0.09 um: 56,400 um3
+    ok = detection_counts([100, 110, 95, 105, 120], metas)
+    assert ok["warnings"] == [] and not any(r["implausible"] for r in ok["sessions"])
+    out = detection_counts([100, 110, 95, 105, 400], metas)     # one session 3.8x its cell's
+    assert [r["implausible"] for r in out["sessions"]] == [False] * 4 + [True]
+    (w,) = out["warnings"]
+    assert "session s4: 400 detections" in w and "3.8x the cell's median of 105" in w
+    assert "detect.threshold" in w and "registration failed" not in w
+    # the real single-channel case: 13,000 detections in every session, 22 M voxels
+    big = [_meta(f"s{k}", shape=(40, 740, 740), voxel=(1.0, 0.1, 0.1)) for k in range(3)]
+    out = detection_counts([13000, 12800, 13300], big, unreliable=["s1", "s2"])
+    assert len(out["warnings"]) == 3                             # every session, by density
+    assert all("per 1000 um3 (bound 20" in w for w in out["warnings"])
+    assert "registration failed" in out["warnings"][1] and "registration failed" not in out["warnings"][0]
+    # an empty session (no signal, the wrong channel) is named too
+    (w,) = detection_counts([100, 110, 0, 105, 120], metas)["warnings"]
+    assert "session s2: 0 detections" in w and "implausibly few" in w
+    # two sessions: no median to depart from, only the density bound applies
+    assert detection_counts([100, 400], metas[:2])["warnings"] == []

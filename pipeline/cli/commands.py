@@ -180,16 +180,20 @@ def cmd_register(args) -> None:
 
 # --------------------------------------------------------------------------- per cell
 def cmd_track(args) -> None:
-    from ..stages.track import track_cell
+    from ..stages.track import detection_counts, track_cell
 
-    tracks, unreliable = track_cell([pd.read_csv(p) for p in args.puncta],
-                                    [read_json(t) for t in args.transforms],
-                                    [read_json(m) for m in args.meta],
-                                    params=from_options(TrackParams, args.options))
-    if unreliable:
-        print(f"warning: registration unreliable for session(s) {', '.join(unreliable)}; "
-              "their puncta are not tracked", file=sys.stderr)
+    puncta, metas = [pd.read_csv(p) for p in args.puncta], [read_json(m) for m in args.meta]
+    params = from_options(TrackParams, args.options)
+    tracks, unreliable = track_cell(puncta, [read_json(t) for t in args.transforms], metas,
+                                    params=params)
+    counts = detection_counts([len(p) for p in puncta], metas, unreliable=unreliable,
+                              max_per_1000um3=params.max_detections_per_1000um3,
+                              departure=params.detections_departure)
+    for w in counts["warnings"]:
+        print(f"warning: {w}", file=sys.stderr)
     write_table(tracks, args.out, float_format="%.5g")
+    if args.detections_out:
+        write_json(counts, args.detections_out)
     print(f"{len(tracks)} puncta in {tracks['synapse_id'].nunique()} tracks")
 
 
@@ -331,11 +335,66 @@ def cmd_report(args) -> None:
                                            key=str(Path(args.results).resolve())))
 
 
+def cmd_export(args) -> None:
+    from ..contract import Layout
+    from ..review.exports import points_table, tracks_table
+
+    layout = Layout(args.results)
+    synapses = read_table(layout.synapses)
+    spacing = {}
+    for cell, g in synapses.groupby("cell"):
+        first = g.sort_values("day")["session"].iloc[0]
+        reg = read_json(layout.path("register", cell=cell, session=first))
+        ref = reg.get("reference_session", first)
+        spacing[cell] = read_json(layout.path("ingest_meta", cell=cell, session=ref))["voxel_um"]
+    out = Path(args.out) if args.out else layout.root / "exports"
+    write_table(tracks_table(synapses, reference_spacing=spacing), out / "tracks.csv")
+    for cell, g in synapses.groupby("cell"):
+        write_table(points_table(g), out / str(cell) / "points.csv")
+    print(f"{out / 'tracks.csv'} (napari, trackpy) and {out}/<cell>/points.csv (MapManagerCore)")
+
+
 def cmd_evaluate(args) -> None:
+    if bool(args.truth) == bool(args.annotations):
+        raise InputError("evaluate: give --truth (a simulated dataset) or --annotations (a "
+                         "lab's own), one of them")
+    if args.annotations:
+        return _evaluate_annotations(args)
     from ..truth.evaluate import evaluate_results
 
     scores = evaluate_results(Path(args.truth), Path(args.results))
     print(scores.to_string(index=False))
     if args.out:
         scores.to_csv(args.out, index=False)
+
+
+def _evaluate_annotations(args) -> None:
+    from ..contract import Layout
+    from ..inputs.annotations import name_sessions, read_annotations
+    from ..truth.agreement import evaluate_annotations
+
+    layout = Layout(args.results)
+    synapses = pd.read_csv(layout.synapses, usecols=["cell", "session", "day"])
+    order = {c: list(g.sort_values("day")["session"].drop_duplicates())
+             for c, g in synapses.groupby("cell")}
+    ann = name_sessions(read_annotations(args.annotations, cell=args.cell, units=args.units),
+                        order)
+    lateral, axial = (float(v) for v in args.gate_um.split(","))
+    table, per_synapse = evaluate_annotations(ann, args.results, complete=args.complete,
+                                              gate_um=lateral, axial_gate_um=axial)
+    out = Path(args.out) if args.out else layout.root / "evaluation" / "annotations.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_table(table, out)
+    write_table(per_synapse, out.with_name(out.stem + "_synapses.csv"))
+    shown = ["cell", "annotated_points", "recall", "precision", "unannotated_detections",
+             "link_agreement", "link_recall", "presence_agreement", "added_error_pp",
+             "lost_error_pp", "log_weight_r"]
+    print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"written: {out} (per synapse: {out.with_name(out.stem + '_synapses.csv')}); "
+          f"matched within {lateral:g} um laterally, {axial:g} um axially")
+    if not args.out:
+        from ..review.report import refresh_annotation_section
+
+        if refresh_annotation_section(layout.root):
+            print("report.html: section 'Agreement with your annotations' updated")
 

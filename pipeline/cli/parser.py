@@ -150,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--meta", nargs="+", required=True, help="ingest sidecar JSON per session")
     p.add_argument("--options", default="{}")
     p.add_argument("--out", required=True)
+    p.add_argument("--detections-out", default=None,
+                   help="JSON: detections per session, their plausibility, warnings")
     p.set_defaults(func=commands.cmd_track)
 
     p = sub.add_parser("curate", help="apply a cell's reject/merge/split curation rows to its tracks")
@@ -256,9 +258,27 @@ def build_parser() -> argparse.ArgumentParser:
                         "the defaults)")
     p.set_defaults(func=commands.cmd_report)
 
-    p = sub.add_parser("evaluate", help="score results against simulator truth")
-    p.add_argument("--truth", required=True, help="the simulated dataset's folder")
+    p = sub.add_parser("export", help="tracks for napari/trackpy and MapManagerCore points.csv "
+                                       "from a run's synapses.csv")
     p.add_argument("--results", required=True)
+    p.add_argument("--out", default=None, help="folder (default RESULTS/exports)")
+    p.set_defaults(func=commands.cmd_export)
+
+    p = sub.add_parser("evaluate", help="score a run against simulator truth (--truth) or a "
+                                         "lab's own annotations (--annotations)")
+    p.add_argument("--truth", default=None, help="the simulated dataset's folder")
+    p.add_argument("--annotations", default=None,
+                   help="a points table (CSV/TSV), a MapManager map folder or MapManagerCore "
+                        "points.csv")
+    p.add_argument("--results", required=True)
+    p.add_argument("--complete", action="store_true",
+                   help="the annotation covers every synapse: also report precision")
+    p.add_argument("--cell", default=None, help="the cell a MapManager map annotates")
+    p.add_argument("--units", choices=("um", "voxels"), default="um",
+                   help="units of a MapManager legacy map's x, y, z (default um)")
+    p.add_argument("--gate-um", default="0.6,3.0",
+                   help="matching gate 'lateral,axial' in um (annotators click heads, tips or "
+                        "centres: widen it to match their habit)")
     p.add_argument("--out", default=None)
     p.set_defaults(func=commands.cmd_evaluate)
     return ap

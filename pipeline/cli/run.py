@@ -16,8 +16,8 @@ from pathlib import Path
 
 from ..contract import Layout
 from ..core.errors import InputError
-from ..review.report import (channel_warnings, input_warnings, registration_warnings,
-                             write_report)
+from ..review.report import (channel_warnings, detection_warnings, input_warnings,
+                             registration_warnings, write_report)
 
 _JOB = re.compile(r"^\s*(?:local)?(?:rule|checkpoint) (\w+):")
 _FIELD = re.compile(r"^\s+(jobid|wildcards|log): (.*)$")
@@ -136,7 +136,7 @@ def summary(results: Path, by_cell: dict[str, str], started: float) -> tuple[lis
         lines.append(f"cells failed: {len(by_cell)}")
         lines += [f"  {cell}: {why}" for cell, why in sorted(by_cell.items())]
     warnings = (input_warnings(results) + channel_warnings(results)
-                + registration_warnings(results))
+                + detection_warnings(results) + registration_warnings(results))
     for cell in done:
         sm = json.loads(layout.path("presence_summary", cell=cell).read_text())
         warnings += sm.get("warnings", [])

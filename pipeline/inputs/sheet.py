@@ -106,6 +106,10 @@ def read_sessions(path: str | Path, *, check_files: bool = True) -> pd.DataFrame
             except ValueError:
                 problems.append(f"{where}, column 'voxel_um': '{row['voxel_um']}' must be three "
                                 "positive numbers 'z,y,x' in micrometres")
+        if row.get("target") == "spines":
+            problems.append(f"{where}, column 'target': spines (from a cell fill) are not "
+                            "analysed yet; this pipeline follows PSD-95 puncta (target 'puncta', "
+                            "the default)")
         if {"psd95_channel", "morphology_channel"} <= row.keys() and \
                 row["psd95_channel"] == row["morphology_channel"]:
             problems.append(f"{where}: psd95_channel and morphology_channel are both "
@@ -125,6 +129,12 @@ def read_sessions(path: str | Path, *, check_files: bool = True) -> pd.DataFrame
             problems.append(f"rows {', '.join(map(str, grp['row']))}: session '{sess}' appears "
                             f"more than once for cell '{cell}'; session names must be unique "
                             "within a cell")
+        if "target" in df.columns:
+            for cell, grp in df.groupby("cell"):
+                targets = grp["target"].dropna().unique()
+                if len(targets) > 1:
+                    problems.append(f"rows {', '.join(map(str, grp['row']))}: cell '{cell}' has "
+                                    f"several target values ({', '.join(targets)}); use one")
         if "cell_type" in df.columns:
             for cell, grp in df.groupby("cell"):
                 types = grp["cell_type"].dropna().unique()

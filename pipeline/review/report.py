@@ -59,6 +59,13 @@ def registration_warnings(results: Path) -> list[str]:
     return out
 
 
+def detection_warnings(results: Path) -> list[str]:
+    """Each session with implausibly many detections for its volume or its cell (track stage)."""
+    folder = Layout(results).path("track_detections", cell="x").parent.parent
+    return [w for js in sorted(folder.glob("*/detections.json"))
+            for w in json.loads(js.read_text()).get("warnings", [])]
+
+
 def channel_warnings(results: Path) -> list[str]:
     """Each session whose morphology share departed from its cell's (the channels stage)."""
     folder = Layout(results).path("channels", cell="x").parent
@@ -100,6 +107,79 @@ def _presence_table(summaries, presence) -> str:
         ("never", "tracks never present", "{:.0f}")])
 
 
+def left_out_sessions(results: Path, table: pd.DataFrame) -> str:
+    """A sentence naming every session no synapse was observed in (so every statistic left it
+    out), with the register stage's reason when it judged the registration unreliable."""
+    seen = table.assign(_obs=table["present"].notna()).groupby(["cell", "session"])["_obs"].any()
+    gone = [(c, s) for (c, s), ok in seen.items() if not ok]
+    if not gone:
+        return ""
+    items = []
+    for cell, session in gone:
+        reg = Layout(results).path("register", cell=cell, session=session)
+        why = "no synapse observed"
+        if reg.exists() and not json.loads(reg.read_text()).get("reliable", True):
+            r = json.loads(reg.read_text())
+            why = (f"registration unreliable: {r.get('n_matches')} of "
+                   f"{r.get('expected_matches')} expected puncta matched")
+        items.append(f"cell {html.escape(str(cell))}, session {html.escape(str(session))} "
+                     f"({html.escape(why)})")
+    return ("<p class='summary'><b>Sessions left out of every statistic</b>: "
+            + "; ".join(items) + ". See the warnings above.</p>")
+
+
+EVALUATION_MARKS = ("<!-- evaluation:annotations -->", "<!-- /evaluation:annotations -->")
+
+
+def annotation_section(results: Path, *, worst: int = 15) -> str:
+    """Agreement with the lab's annotations (``evaluate --annotations``), if it was scored:
+    per cell and pooled, and the synapses agreeing least, linked to their review strips."""
+    path = Path(results) / "evaluation" / "annotations.csv"
+    if not path.exists():
+        return ""
+    table = pd.read_csv(path)
+    cols = [("cell", "cell", None), ("annotated_points", "annotated points", "{:.0f}"),
+            ("recall", "recall", "{:.3f}"), ("precision", "precision", "{:.3f}"),
+            ("unannotated_detections", "detections not annotated", "{:.0f}"),
+            ("link_agreement", "link agreement", "{:.3f}"), ("link_recall", "link recall", "{:.3f}"),
+            ("presence_agreement", "presence agreement", "{:.3f}"),
+            ("added_error_pp", "added, error (pp)", "{:.2f}"),
+            ("lost_error_pp", "lost, error (pp)", "{:.2f}"), ("log_weight_r", "r of ln weight", "{:.3f}")]
+    out = ("<h2>Agreement with your annotations</h2><p>From <code>python -m pipeline evaluate "
+           f"--annotations</code> (<a href='evaluation/annotations.csv'>annotations.csv</a>; the "
+           "pooled row is the mean over cells, its 95 % bootstrap CI over cells in the CSV).</p>"
+           + html_table(table, cols, empty={
+               "precision": "the annotation does not cover every synapse (run with --complete)",
+               "detections not annotated": "the annotation covers every synapse: see precision",
+               "r of ln weight": "the annotation has no intensities"}))
+    syn_path = path.with_name("annotations_synapses.csv")
+    if syn_path.exists():
+        syn = pd.read_csv(syn_path).sort_values(["agreement", "sessions_compared"],
+                                                ascending=[True, False]).head(worst)
+        items = "".join(
+            f"<li><a href='review/{html.escape(str(r.cell))}/index.html#syn-{int(r.synapse_id)}'>"
+            f"{html.escape(str(r.cell))} synapse {int(r.synapse_id)}</a> (annotation "
+            f"{int(r.annotation_id)}): {int(r.sessions_agreeing)} of {int(r.sessions_compared)} "
+            "sessions agree</li>" for r in syn.itertuples())
+        out += f"<h3>The synapses agreeing least</h3><ul>{items}</ul>"
+    return out
+
+
+def refresh_annotation_section(results: Path) -> bool:
+    """Put the current agreement section into an existing report.html (True if it did)."""
+    report = Layout(results).report
+    if not report.exists():
+        return False
+    text = report.read_text()
+    start, end = EVALUATION_MARKS
+    if start not in text:
+        return False
+    head, rest = text.split(start, 1)
+    tail = rest.split(end, 1)[1] if end in rest else rest
+    report.write_text(head + start + annotation_section(results) + end + tail)
+    return True
+
+
 def write_report(results: Path, out: Path, *, failures=(), settings: dict | None = None) -> None:
     """Write ``report.html`` for a results folder (links are relative to the folder).
 
@@ -119,7 +199,7 @@ def write_report(results: Path, out: Path, *, failures=(), settings: dict | None
                  if p.exists()]
     presence = [json.loads(js.read_text()) for js in summaries]
     warnings = (input_warnings(results) + channel_warnings(results)
-                + registration_warnings(results)
+                + detection_warnings(results) + registration_warnings(results)
                 + [w for sm in presence for w in sm.get("warnings", [])])
     if failures:
         parts.append("<h2>Failures</h2><p>Cells left out of synapses.csv and the statistics "
@@ -134,7 +214,8 @@ def write_report(results: Path, out: Path, *, failures=(), settings: dict | None
     stats = layout.stats
     if table is not None and len(table):
         parts.append("<h2>Results</h2>" + "".join(
-            summary_paragraph(s) for s in type_summaries(stats, table)))
+            summary_paragraph(s) for s in type_summaries(stats, table))
+            + left_out_sessions(results, table))
     if stats.exists():
         figures = [stats / f"{name}.png" for name in STATS_PLOTS if (stats / f"{name}.png").exists()]
         parts.append("<h2>Figures</h2>" + "".join(_figure(png, rel) for png in figures))
@@ -162,6 +243,8 @@ def write_report(results: Path, out: Path, *, failures=(), settings: dict | None
                          "synapse-sessions out (a synapse is not counted lost because it was "
                          "not imaged).</p>" + html_table(censored.fillna(0), [
                              (c, c, "{:.0f}" if c != "cell" else None) for c in censored.columns]))
+    start, end = EVALUATION_MARKS
+    parts.append(start + annotation_section(results) + end)
     parts.append("<h2>Methods</h2>" + methods_paragraph(
         settings, sessions=None if table is None else table[["cell", "session"]]))
     review = sorted(p.parent.name for p in layout.review.glob("*/index.html"))

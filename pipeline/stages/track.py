@@ -180,4 +180,57 @@ def track_cell(puncta: list[pd.DataFrame], transforms: list[dict], metas: list[d
     unreliable = list(found.loc[~found["reliable_registration"], "session"].unique())
     if unreliable:
         found = found[found["reliable_registration"]]
-    return link_sessions(found, **as_options(params)), unreliable
+    linking = {k: v for k, v in as_options(params).items()
+               if k in ("max_distance_um", "z_scale", "max_gap")}
+    return link_sessions(found, **linking), unreliable
+
+
+def detection_counts(counts, metas: list[dict], *, unreliable=(),
+                     max_per_1000um3: float = TrackParams.max_detections_per_1000um3,
+                     departure: float = TrackParams.detections_departure) -> dict:
+    """Is each session's number of detections plausible for its volume and its cell?
+
+    ``counts``: detections per session (in the order of ``metas``, the ingest metadata with
+    ``session``, ``shape_czyx`` and ``voxel_um``); ``unreliable``: sessions whose registration
+    failed.  A session is implausible above ``max_per_1000um3`` detections per 1000 um3 of
+    stack, or above ``departure`` times the cell's median or below its inverse (with 3
+    sessions or more: an empty or a noise-filled session).  Returns
+    ``{"sessions": [...], "warnings": [...]}``; each warning names the session, the numbers and
+    the fix, and says when the failed registration is likely the detections' doing.
+    """
+    cell = metas[0].get("cell", "") if metas else ""
+    counts = np.asarray(counts, float)
+    median = float(np.median(counts)) if len(counts) else np.nan
+    rows, warnings = [], []
+    for n, meta in zip(counts, metas):
+        volume = float(np.prod(meta["shape_czyx"][1:]) * np.prod(meta["voxel_um"]))
+        density = 1000 * n / volume if volume > 0 else np.nan
+        ratio = n / median if median > 0 else np.nan
+        reasons = []
+        if density > max_per_1000um3:
+            reasons.append(f"{density:.1f} per 1000 um3 (bound {max_per_1000um3:g}, "
+                           "track.max_detections_per_1000um3)")
+        if len(counts) >= 3 and ratio > departure:
+            reasons.append(f"{ratio:.1f}x the cell's median of {median:.0f} (bound "
+                           f"{departure:g}x, track.detections_departure)")
+        few = len(counts) >= 3 and ratio < 1 / departure
+        if few:
+            reasons.append(f"{ratio:.2f}x the cell's median of {median:.0f} (bound "
+                           f"1/{departure:g}, track.detections_departure)")
+        session = str(meta["session"])
+        rows.append({"session": session, "detections": int(n), "volume_um3": round(volume, 1),
+                     "per_1000um3": round(density, 3), "ratio_to_median": round(ratio, 3),
+                     "implausible": bool(reasons)})
+        if reasons:
+            failed = (" Its registration failed (too few puncta matched), most likely because "
+                      "its detections are mostly noise: its puncta are not tracked."
+                      if session in unreliable else "")
+            what = ("implausibly few: no signal, out of focus, or the wrong channel as PSD-95"
+                    if few else "implausibly many, likely noise taken for puncta (a low "
+                    "detect.threshold, data without a morphology channel, or the wrong channel "
+                    "as PSD-95)")
+            failed = failed.replace("most likely because its detections are mostly noise",
+                                    "as its detections are too few") if few else failed
+            warnings.append(f"cell {cell}, session {session}: {int(n)} detections, "
+                            f"{'; '.join(reasons)}: {what}.{failed}")
+    return {"cell": cell, "median_detections": median, "sessions": rows, "warnings": warnings}
