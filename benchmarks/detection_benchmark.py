@@ -67,8 +67,10 @@ def summary(regime: str, per_session: pd.DataFrame) -> dict:
             "worst session F1": per_session.f1.min(),
             "worst session false share": per_session.false_share.max(),
             "sessions > 10 % false": int((per_session.false_share > 0.10).sum()),
-            "share estimates": f"{per_session.share_estimate.min():.3f}-"
-                               f"{per_session.share_estimate.max():.3f}",
+            "share estimates": (f"{per_session.share_estimate.min():.3f}-"
+                                f"{per_session.share_estimate.max():.3f}"
+                                if per_session.share_estimate.notna().any()
+                                else "no morphology channel"),
             "sessions departing": int(per_session.departs.sum()),
             "s per session": per_session.seconds.mean()}
 

@@ -51,6 +51,10 @@ REGIMES = {
     # channel only, on which that session's estimate of the morphology share collapses
     "channel_departure": ["--cells", "PV", "--seed", "505", "--shaft-texture", "0.5",
                           "--diffuse-psd95", "0.06", "--red-blob-sessions", "3"],
+    # one channel (issue 25): PSD-95 alone, no morphology channel, 8-bit stacks each scaled to
+    # its own range, as many labs' files come
+    "single_channel": ["--cells", "pyr", "--seed", "606", "--single-channel", "true",
+                       "--bit-depth", "8"],
 }
 COMMON = ["--n-sessions", "8", "--shape", "34,512,512"]
 #: the same cells with one session imaged at half its depth (the top 17 of 34 planes)

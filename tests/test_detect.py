@@ -274,3 +274,26 @@ def test_nothing_is_subtracted_where_the_morphology_shows_what_psd95_does_not(si
     # without the guard a hole of 0.05 x 120 photons is dug under the object; with it, none
     assert np.median(unguarded[inside] - img[inside]) < -4
     assert abs(np.median(guarded[inside] - img[inside])) < 0.5
+
+
+def test_the_simulator_writes_single_channel_8_bit_stacks_as_labs_do(tmp_path):
+    """The single-channel regime (issue 25): PSD-95 alone, each stack scaled to its own 8 bits,
+    and a sheet without a morphology channel."""
+    import pandas as pd
+
+    from pipeline.truth.simulate import SimulationParams, write_dataset
+
+    prm = SimulationParams(cell_type="pyr", shape=(12, 96, 96), n_sessions=2, seed=3,
+                           single_channel=True, bit_depth=8)
+    out = write_dataset(tmp_path / "sc", [("pyr01", prm)])
+    sheet = pd.read_csv(out / "sessions.tsv", sep="\t")
+    assert sheet["morphology_channel"].isna().all()
+    import tifffile
+
+    stack = tifffile.imread(out / sheet["path"].iloc[0])
+    assert stack.dtype == np.uint8 and stack.ndim == 3 and stack.shape == (12, 96, 96)
+    assert stack.max() == 255 and stack.min() == 0             # scaled to its own range
+    # the default is unchanged: two 16-bit channels
+    two = write_dataset(tmp_path / "two", [("pyr01", SimulationParams(
+        cell_type="pyr", shape=(12, 96, 96), n_sessions=2, seed=3))])
+    assert tifffile.imread(two / "images" / "pyr01" / "s00.tif").shape == (12, 2, 96, 96)

@@ -159,7 +159,7 @@ def to_session_voxels(ann: pd.DataFrame, *, spacing, transform: dict | None) -> 
 
     spacing = np.asarray(spacing, float)
     out = ann.copy()
-    pts = out[["z", "y", "x"]].to_numpy(float)
+    pts = out[["z", "y", "x"]].to_numpy(float, copy=True)
     for frame in set(out["frame"]):
         sel = (out["frame"] == frame).to_numpy()
         if frame == "session_um":

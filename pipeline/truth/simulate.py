@@ -103,6 +103,10 @@ class SimulationParams:
     # an estimate of the morphology share made on the brightest voxels collapses
     red_blob_sessions: tuple[int, ...] = ()
     red_blob_brightness: float = 3.0   # its peak, in units of the fill's peak photons
+    # what the lab's files hold: no morphology channel (PSD-95 alone), and 8-bit stacks each
+    # scaled to its own range (0 to its 99.99th percentile), as many acquisition programs save
+    single_channel: bool = False
+    bit_depth: int = 16
     # dynamics
     kesten: tuple[float, float, float, float] | None = None
     weight_lognormal: tuple[float, float] | None = None
@@ -363,6 +367,14 @@ def _render_session(p: SimulationParams, to_session, morph_pts, morph_w,
         counts = rng.poisson(lam).astype(np.float64)
         val = counts * p.gain + rng.normal(0, p.read_noise, lam.shape) + p.offset
         out[c] = np.clip(np.round(val), 0, 65535).astype(np.uint16)
+    if p.single_channel:
+        out = out[:1]
+    if p.bit_depth == 8:       # each channel of the stack scaled to its own range
+        scaled = np.empty(out.shape, np.uint8)
+        for c in range(out.shape[0]):
+            lo, hi = float(out[c].min()), float(np.percentile(out[c], 99.99))
+            scaled[c] = np.clip(np.round((out[c] - lo) / max(hi - lo, 1) * 255), 0, 255)
+        out = scaled
     return out
 
 
@@ -555,7 +567,7 @@ def write_dataset(out: str | Path, cells: list[tuple[str, SimulationParams]]) ->
                              compression="zlib")
             sheet.append({"cell": cell, "cell_type": prm.cell_type, "session": name,
                           "day": _day(sim.days[s]), "path": rel, "psd95_channel": 0,
-                          "morphology_channel": 1})
+                          "morphology_channel": "" if img.shape[0] == 1 else 1})
             transforms[cell][name] = {"matrix": sim.transforms[s].tolist(),
                                       "warp_after_rigid": sim.warps[s]}
         truths.append(sim.truth)
