@@ -129,18 +129,14 @@ def read_sessions(path: str | Path, *, check_files: bool = True) -> pd.DataFrame
             problems.append(f"rows {', '.join(map(str, grp['row']))}: session '{sess}' appears "
                             f"more than once for cell '{cell}'; session names must be unique "
                             "within a cell")
-        if "target" in df.columns:
+        for col in ("cell_type", "target"):    # one value per cell
+            if col not in df.columns:
+                continue
             for cell, grp in df.groupby("cell"):
-                targets = grp["target"].dropna().unique()
-                if len(targets) > 1:
+                values = grp[col].dropna().unique()
+                if len(values) > 1:
                     problems.append(f"rows {', '.join(map(str, grp['row']))}: cell '{cell}' has "
-                                    f"several target values ({', '.join(targets)}); use one")
-        if "cell_type" in df.columns:
-            for cell, grp in df.groupby("cell"):
-                types = grp["cell_type"].dropna().unique()
-                if len(types) > 1:
-                    problems.append(f"rows {', '.join(map(str, grp['row']))}: cell '{cell}' has "
-                                    f"several cell_type values ({', '.join(types)}); use one")
+                                    f"several {col} values ({', '.join(values)}); use one")
         for cell, grp in df.groupby("cell"):
             if len(grp) < 2:
                 problems.append(f"row {grp['row'].iloc[0]}: cell '{cell}' has only one session; "
