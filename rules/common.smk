@@ -97,13 +97,10 @@ def per_session(pattern):
 # review server existed). Only read, never written by the workflow. Each cell's rows reach its
 # jobs as a parameter, so editing one cell's rows reruns that cell's curate/weights/presence and
 # what follows, nothing else.
-from pipeline.inputs.curation import read_curation
+from pipeline.inputs.curation import curation_path, read_curation
 from pipeline.core.errors import InputError
 
-CURATION = config.get("curation") or next(
-    (p for p in (os.path.join(RESULTS, "curation.tsv"),
-                 os.path.join(os.path.dirname(SHEET), "curation.tsv")) if os.path.exists(p)),
-    os.path.join(RESULTS, "curation.tsv"))
+CURATION = str(curation_path(RESULTS, sheet=SHEET, configured=config.get("curation"))[0])
 if config.get("curation") and not os.path.exists(CURATION):
     raise WorkflowError(f"curation file {CURATION} (config 'curation') does not exist")
 try:

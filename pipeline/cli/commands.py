@@ -372,11 +372,11 @@ def _evaluate_annotations(args) -> None:
     from ..contract import Layout
     from ..inputs.annotations import name_sessions, read_annotations
     from ..truth.agreement import evaluate_annotations
+    from ..truth.evaluate import session_order
 
     layout = Layout(args.results)
     synapses = pd.read_csv(layout.synapses, usecols=["cell", "session", "day"])
-    order = {c: list(g.sort_values("day")["session"].drop_duplicates())
-             for c, g in synapses.groupby("cell")}
+    order = {c: session_order(g) for c, g in synapses.groupby("cell")}
     ann = name_sessions(read_annotations(args.annotations, cell=args.cell, units=args.units),
                         order)
     lateral, axial = (float(v) for v in args.gate_um.split(","))

@@ -117,6 +117,20 @@ def curation_text(rows: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def curation_path(results: Path, *, sheet: Path | None = None, configured: Path | None = None
+                  ) -> tuple[Path, Path]:
+    """(the curation file the workflow reads, the file the review server saves to): the
+    config's ``curation``, else ``<results>/curation.tsv``, else one beside the sessions sheet
+    (where files made by hand before the review server lived); saving goes to the config's
+    file, else ``<results>/curation.tsv``.  ``rules/common.smk`` and the server both ask here."""
+    if configured:
+        return Path(configured), Path(configured)
+    own = Path(results) / "curation.tsv"
+    beside = Path(sheet).parent / "curation.tsv" if sheet else None
+    read = own if own.exists() or beside is None or not beside.exists() else beside
+    return read, own
+
+
 def row_error(row, text: str) -> InputError:
     """The error for one curation row (a row of :func:`read_curation`'s table), naming it."""
     return InputError(f"curation line {row.row} ({row.action} synapse {row.synapse_id} of cell "

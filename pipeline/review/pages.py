@@ -248,8 +248,8 @@ def place_labels(xy, radius: float, texts: list[str], *, char_w: float = 5.4,
                  height: float = 9.0, pad: float = 2.0) -> np.ndarray:
     """Where to write each marker's label so that no two labels, and no label and marker,
     overlap or touch within ``pad`` ("21" beside "2" reads "212"; greedy, the nearest free
-    place of twelve around the marker; when none is free, the one touching least).  Returns the (n, 2) text
-    anchors (left, baseline) in the markers' units."""
+    place of twelve around the marker; when none is free, the one touching least).  Returns
+    the (n, 2) text anchors (left, baseline) in the markers' units."""
     xy = np.asarray(xy, float).reshape(-1, 2)
     r = float(radius)
     placed = np.empty((0, 4))                        # boxes: x0, y0, x1, y1

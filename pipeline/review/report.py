@@ -60,9 +60,12 @@ def registration_warnings(results: Path) -> list[str]:
 
 
 def detection_warnings(results: Path) -> list[str]:
-    """Each session with implausibly many detections for its volume or its cell (track stage)."""
-    folder = Layout(results).path("track_detections", cell="x").parent.parent
-    return [w for js in sorted(folder.glob("*/detections.json"))
+    """Each session with implausibly many or few detections for its volume or its cell (the
+    track stage's ``track/<cell>/detections.json``)."""
+    layout = Layout(results)
+    found = (layout.path("track_detections", cell=f.name)
+             for f in layout.cell_folders("track_detections"))
+    return [w for js in found if js.exists()
             for w in json.loads(js.read_text()).get("warnings", [])]
 
 

@@ -34,7 +34,7 @@ import pandas as pd
 
 from ..contract import CURATION_FILE_COLUMNS, Layout
 from ..core.errors import InputError
-from ..inputs.curation import parse_curation, read_curation
+from ..inputs.curation import curation_path, parse_curation, read_curation
 
 MAX_BODY = 2_000_000    # bytes: a curation file of tens of thousands of rows
 
@@ -43,18 +43,6 @@ def run_record(results: Path) -> dict:
     """What ``pipeline run`` recorded of the last run into ``results`` (sheet, config), if any."""
     path = Path(results) / "run.json"
     return json.loads(path.read_text()) if path.exists() else {}
-
-
-def curation_path(results: Path, *, sheet: Path | None = None, configured: Path | None = None
-                  ) -> tuple[Path, Path]:
-    """(the file the workflow reads now, the file saving writes), as ``rules/common.smk`` picks:
-    the config's ``curation``, else ``<results>/curation.tsv``, else one beside the sheet."""
-    if configured:
-        return Path(configured), Path(configured)
-    own = Path(results) / "curation.tsv"
-    beside = Path(sheet).parent / "curation.tsv" if sheet else None
-    read = own if own.exists() or beside is None or not beside.exists() else beside
-    return read, own
 
 
 class Rerun:

@@ -20,7 +20,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
 from ..core.frames import registration_error_at, to_reference
-from ..params import TrackParams, as_options
+from ..params import TrackParams
 
 COORDS = ["z_um", "y_um", "x_um"]
 
@@ -180,9 +180,8 @@ def track_cell(puncta: list[pd.DataFrame], transforms: list[dict], metas: list[d
     unreliable = list(found.loc[~found["reliable_registration"], "session"].unique())
     if unreliable:
         found = found[found["reliable_registration"]]
-    linking = {k: v for k, v in as_options(params).items()
-               if k in ("max_distance_um", "z_scale", "max_gap")}
-    return link_sessions(found, **linking), unreliable
+    return link_sessions(found, max_distance_um=params.max_distance_um, z_scale=params.z_scale,
+                         max_gap=params.max_gap), unreliable
 
 
 def detection_counts(counts, metas: list[dict], *, unreliable=(),
@@ -222,15 +221,14 @@ def detection_counts(counts, metas: list[dict], *, unreliable=(),
                      "per_1000um3": round(density, 3), "ratio_to_median": round(ratio, 3),
                      "implausible": bool(reasons)})
         if reasons:
-            failed = (" Its registration failed (too few puncta matched), most likely because "
-                      "its detections are mostly noise: its puncta are not tracked."
-                      if session in unreliable else "")
-            what = ("implausibly few: no signal, out of focus, or the wrong channel as PSD-95"
-                    if few else "implausibly many, likely noise taken for puncta (a low "
-                    "detect.threshold, data without a morphology channel, or the wrong channel "
-                    "as PSD-95)")
-            failed = failed.replace("most likely because its detections are mostly noise",
-                                    "as its detections are too few") if few else failed
+            what, cause = (
+                ("implausibly few: no signal, out of focus, or the wrong channel as PSD-95",
+                 "as its detections are too few") if few else
+                ("implausibly many, likely noise taken for puncta (a low detect.threshold, data "
+                 "without a morphology channel, or the wrong channel as PSD-95)",
+                 "most likely because its detections are mostly noise"))
+            failed = (f" Its registration failed (too few puncta matched), {cause}: its puncta "
+                      "are not tracked." if session in unreliable else "")
             warnings.append(f"cell {cell}, session {session}: {int(n)} detections, "
                             f"{'; '.join(reasons)}: {what}.{failed}")
     return {"cell": cell, "median_detections": median, "sessions": rows, "warnings": warnings}

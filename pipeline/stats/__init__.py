@@ -63,9 +63,10 @@ def run_stats(table: pd.DataFrame, out_dir: str | Path, *, n_bins: int = StatsPa
     noise_by_type = {ct: noise_estimate(repeats[repeats["cell_type"] == ct])
                      for ct in t["cell_type"].unique()}
     per_cell_turnover = turnover_per_cell(t)
+    per_cell_survival = survival_per_cell(t)
     results = {
         "lognormal": lognormal_table(t, noise_by_type),
-        "survival": survival(t),
+        "survival": survival(t, per_cell_survival),
         "survival_by_quartile": survival_by_quartile(t),
         "turnover": turnover(t, per_cell_turnover),
         "hazard": hazard_table(pairs),
@@ -86,7 +87,7 @@ def run_stats(table: pd.DataFrame, out_dir: str | Path, *, n_bins: int = StatsPa
         results[name].to_csv(out / f"{name}.csv", index=False, float_format="%.6g")
     plots.weight_histograms(t, results["lognormal"], out / "weights_lognormal.png")
     plots.survival_curves(results["survival"], results["survival_by_quartile"],
-                          out / "survival.png", per_cell=survival_per_cell(t))
+                          out / "survival.png", per_cell=per_cell_survival)
     plots.kesten_moments(pairs, details, out / "kesten.png")
     plots.transition_matrices(results["markov_transition"], out / "markov_transition.png")
     plots.stationary_vs_observed(results["markov_stationary"], results["markov_survival"],

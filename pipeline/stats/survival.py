@@ -99,14 +99,15 @@ def survival_per_cell(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def survival(table: pd.DataFrame) -> pd.DataFrame:
+def survival(table: pd.DataFrame, per_cell: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per cell type and day (from each cell's first session).
 
     ``survival``: mean over cells of the share of first-session synapses present that day,
     with ``sem`` and ``n_cells`` (the published definition).  ``km_*``: Kaplan-Meier estimate
     of time to first absence pooled over synapses, later-born synapses entering late.
+    ``per_cell``: :func:`survival_per_cell` of the table, when the caller has it already.
     """
-    per_cell = survival_per_cell(table)
+    per_cell = survival_per_cell(table) if per_cell is None else per_cell
     rows = []
     for (ctype, day), grp in per_cell.groupby(["cell_type", "day"]):
         mean, sem, n = _mean_sem(grp["survival"])

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .evaluate import (assign_true_ids, match_points, precision_recall, score_links,
+from .evaluate import (assign_true_ids, score_detection, score_links, session_order,
                        track_true_ids, true_links_of, turnover_vs_truth)
 
 #: the columns of ``evaluation/annotations.csv`` that hold a score
@@ -40,20 +40,19 @@ def cell_agreement(ann: pd.DataFrame, *, detections: dict[str, pd.DataFrame],
     """
     spacing = np.asarray(spacing, float)
     days = synapses.drop_duplicates("session").set_index("session")["day"].to_dict()
-    order = sorted(days, key=days.get)
+    order = session_order(synapses)
     truth = _as_truth(ann, days)
-    det_scores, n_det, n_match = [], 0, 0
+    gate = {"gate_um": gate_um, "z_scale": z_scale}
+    det_scores = []
     for session in order:
         pts = truth[(truth["session"] == session) & (truth["present"] == 1)]
         det = detections.get(session, pd.DataFrame(columns=["z", "y", "x"]))
-        ia, _ = match_points(det[["z", "y", "x"]].to_numpy(float) * spacing,
-                             pts[["z", "y", "x"]].to_numpy(float) * spacing,
-                             gate_um=gate_um, z_scale=z_scale)
-        det_scores.append(precision_recall(len(pts), len(det), len(ia)))
-        n_det, n_match = n_det + len(det), n_match + len(ia)
+        det_scores.append(score_detection(det[["z", "y", "x"]].to_numpy(float),
+                                          pts[["z", "y", "x"]].to_numpy(float), spacing, **gate))
     det_df = pd.DataFrame(det_scores)
+    n_det, n_match = int(det_df["n_detected"].sum()), int(det_df["n_matched"].sum())
     t = tracks.copy()
-    t["true_id"] = _ids(t, truth, spacing, gate_um, z_scale)
+    t["true_id"] = assign_true_ids(t, truth, spacing, **gate)
     links = score_links(t, t["true_id"].to_numpy(), true_links_of(t, t["true_id"].to_numpy()))
     # presence, turnover and survival of the synapses both followed
     id_map = track_true_ids(t)
@@ -70,11 +69,11 @@ def cell_agreement(ann: pd.DataFrame, *, detections: dict[str, pd.DataFrame],
     agree = (mine[observed] == theirs[observed])
     per_synapse = pd.DataFrame({
         "annotation_id": followed,
-        "synapse_id": [int(ours.loc[ours["annotation_id"] == a, "synapse_id"].iloc[0])
-                       for a in followed],
-        "sessions_compared": [int(observed.loc[a].sum()) for a in followed],
-        "sessions_agreeing": [int(agree.loc[a].sum()) if a in agree.index.get_level_values(0)
-                              else 0 for a in followed]})
+        "synapse_id": ours.groupby("annotation_id")["synapse_id"].first().reindex(followed)
+        .astype(int).to_numpy(),
+        "sessions_compared": observed.groupby(level=0).sum().reindex(followed).to_numpy(int),
+        "sessions_agreeing": agree.groupby(level=0).sum().reindex(followed, fill_value=0)
+        .to_numpy(int)})
     per_synapse["agreement"] = per_synapse["sessions_agreeing"] / per_synapse[
         "sessions_compared"].replace(0, np.nan)
     cell_type = synapses["cell_type"].iloc[0] if len(synapses) else ""
@@ -108,21 +107,6 @@ def cell_agreement(ann: pd.DataFrame, *, detections: dict[str, pd.DataFrame],
         "survival_pipeline": turn.get("survival_ours", np.nan), "log_weight_r": r,
         "synapses_followed": len(followed)}
     return scores, per_synapse
-
-
-def _ids(tracks, truth, spacing, gate_um, z_scale) -> np.ndarray:
-    """Per track row, the annotated synapse it matches (the scorer's gate), or -1."""
-    if np.isclose(gate_um, 0.6) and np.isclose(z_scale, 0.2):
-        return assign_true_ids(tracks, truth, spacing)      # exactly evaluate --truth's
-    out = np.full(len(tracks), -1)
-    for session in truth.sort_values("day")["session"].drop_duplicates():
-        pts = truth[(truth["session"] == session) & (truth["present"] == 1)]
-        idx = np.flatnonzero((tracks["session"].astype(str) == session).to_numpy())
-        ia, ib = match_points(tracks.iloc[idx][["z", "y", "x"]].to_numpy() * spacing,
-                              pts[["z", "y", "x"]].to_numpy() * spacing, gate_um=gate_um,
-                              z_scale=z_scale)
-        out[idx[ia]] = pts["synapse_id"].to_numpy()[ib]
-    return out
 
 
 def _stats_table(rows: pd.DataFrame, days: dict, cell_type: str) -> pd.DataFrame:
@@ -189,7 +173,7 @@ def evaluate_annotations(ann: pd.DataFrame, results, *, complete: bool = False,
     rows, per_synapse = [], []
     for cell, a in ann.groupby("cell"):
         mine = synapses[synapses["cell"] == cell]
-        sessions = list(mine.sort_values("day")["session"].drop_duplicates())
+        sessions = session_order(mine)
         parts, detections, spacing = [], {}, None
         for session in sessions:
             meta = json.loads(layout.path("ingest_meta", cell=cell, session=session).read_text())

@@ -46,11 +46,14 @@ def _spacing_of(params: dict, cell: str) -> np.ndarray:
     return np.asarray(params[cell]["spacing"], float)
 
 
-def score_detection(det_vox: np.ndarray, true_vox: np.ndarray, spacing) -> dict:
-    """Precision/recall/F1 of detected vs true positions (voxel units, one session)."""
-    ia, ib = match_points(np.asarray(det_vox) * spacing, np.asarray(true_vox) * spacing)
+def score_detection(det_vox: np.ndarray, true_vox: np.ndarray, spacing, *,
+                    gate_um: float = 0.6, z_scale: float = 1.0 / PSF_ANISOTROPY) -> dict:
+    """Precision/recall/F1 of detected vs true positions (voxel units, one session; the
+    gate as :func:`match_points`)."""
+    ia, ib = match_points(np.asarray(det_vox) * spacing, np.asarray(true_vox) * spacing,
+                          gate_um=gate_um, z_scale=z_scale)
     return {**precision_recall(len(true_vox), len(det_vox), len(ia)), "n_true": len(true_vox),
-            "n_detected": len(det_vox)}
+            "n_detected": len(det_vox), "n_matched": len(ia)}
 
 
 def registration_error_um(transform, session_um, reference_um) -> np.ndarray:
@@ -86,15 +89,17 @@ def session_order(truth_cell: pd.DataFrame) -> list[str]:
     return list(truth_cell.sort_values("day")["session"].drop_duplicates())
 
 
-def assign_true_ids(tracks: pd.DataFrame, truth_cell: pd.DataFrame, spacing) -> np.ndarray:
+def assign_true_ids(tracks: pd.DataFrame, truth_cell: pd.DataFrame, spacing, *,
+                    gate_um: float = 0.6, z_scale: float = 1.0 / PSF_ANISOTROPY) -> np.ndarray:
     """Per row of ``tracks`` (session, z, y, x in that session's voxels) the id of the true
-    synapse it matches (one-to-one per session, scorer's gate), or -1."""
+    synapse it matches (one-to-one per session, the gate as :func:`match_points`), or -1."""
     true_id = np.full(len(tracks), -1)
     for sess in session_order(truth_cell):
         tp = truth_cell[(truth_cell["session"] == sess) & (truth_cell["present"] == 1)]
         idx = np.flatnonzero((tracks["session"].astype(str) == sess).to_numpy())
         ia, ib = match_points(tracks.iloc[idx][["z", "y", "x"]].to_numpy() * spacing,
-                              tp[["z", "y", "x"]].to_numpy() * spacing)
+                              tp[["z", "y", "x"]].to_numpy() * spacing, gate_um=gate_um,
+                              z_scale=z_scale)
         true_id[idx[ia]] = tp["synapse_id"].to_numpy()[ib]
     return true_id
 
