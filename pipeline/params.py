@@ -47,6 +47,15 @@ class DetectParams:
         0.5, "keep puncta this close to the labelled cell (morphology channel); None: anywhere")
     cell_threshold: float = _p(
         5.0, "cell mask: smoothed morphology above its median plus this many noise SDs")
+    shaft_line_um: float | None = _p(
+        2.5, "without a morphology channel, the shaft's diffuse PSD-95 is estimated from the "
+             "PSD-95 channel (openings by lines this long, um) and subtracted; None: not")
+    shaft_distance_um: float | None = _p(
+        2.0, "without a morphology channel, keep puncta this close to the dendrite its diffuse "
+             "PSD-95 outlines (spine heads lie up to ~2 um from the shaft); None: anywhere")
+    local_noise: str = _p(
+        "auto", "threshold in units of the noise around each peak (the shaft is noisier than "
+                "the neuropil): auto (without a morphology channel) | always | never")
     min_separation_um: tuple[float, float, float] = _p(
         (0.8, 0.25, 0.25), "smallest distance (z, y, x) between two peaks, um")
     aperture_um: tuple[float, float, float] = _p(

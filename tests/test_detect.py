@@ -153,9 +153,13 @@ def test_morphology_share_is_estimated_and_removed(sim_pyr):
     # an image that is only bleed-through: nothing is detected once it is subtracted
     rng = np.random.default_rng(4)
     fake = rng.poisson(0.05 * (morph - morph.min()) + 3.0).astype(np.float32)
-    without = detect_puncta(fake, spacing=spacing_of(sim_pyr))
+    without = detect_puncta(fake, spacing=spacing_of(sim_pyr), shaft_line_um=None,
+                            local_noise="never")       # nothing subtracted
     with_morph = detect_puncta(fake, spacing=spacing_of(sim_pyr), morphology=morph)
     assert len(with_morph) < 0.2 * max(len(without), 1) and len(without) > 5
+    # the PSD-95 channel alone: its own line background, local noise and dendrite (issue 25)
+    alone = detect_puncta(fake, spacing=spacing_of(sim_pyr))
+    assert len(alone) < 0.5 * len(without), (len(alone), len(without))
 
 
 def test_simulated_session_with_a_departing_channel_share_and_a_patchy_shaft():

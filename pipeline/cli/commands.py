@@ -143,7 +143,7 @@ def cmd_channels(args) -> None:
 def cmd_detect(args) -> None:
     from ..inputs.stacks import load_ingested
     from ..contract import chosen_for
-    from ..stages.detect import detect_session
+    from ..stages.detect import detect_session, single_channel_choice
 
     stack, meta = load_ingested(args.stack)
     channels = read_json(args.channels) if args.channels else None
@@ -152,6 +152,8 @@ def cmd_detect(args) -> None:
                             share=chosen_for(channels, meta["session"]).get("used"))
     write_table(puncta, args.out, float_format="%.5g")
     print(f"{args.stack}: {len(puncta)} puncta")
+    if stack.shape[0] == 1:
+        print(single_channel_choice(puncta, from_options(DetectParams, args.options)))
 
 
 def cmd_register(args) -> None:

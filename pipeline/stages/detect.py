@@ -21,6 +21,7 @@ from ..core.channels import cell_mask, morphology_coefficient, remove_bleedthrou
 from ..core.noise import robust_noise
 from ..core.optics import FWHM_TO_SIGMA
 from ..core.photometry import aperture_photometry
+from ..core.shaft import dendrite_mask, line_background, local_noise_factor
 from ..params import DetectParams, as_options
 
 def punctum_sigma_um(psf_fwhm_um, punctum_fwhm_um: float) -> np.ndarray:
@@ -277,7 +278,9 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
                   morphology_coefficient_value: float | None = None,
                   cell_distance_um: float | None = _D.cell_distance_um,
                   cell_threshold: float = _D.cell_threshold,
-                  split_snr: float | None = 15.0, workers: int = 1) -> pd.DataFrame:
+                  split_snr: float | None = 15.0, shaft_line_um: float | None = _D.shaft_line_um,
+                  shaft_distance_um: float | None = _D.shaft_distance_um,
+                  local_noise: str = _D.local_noise, workers: int = 1) -> pd.DataFrame:
     """Find PSD-95 puncta in one (z, y, x) stack.
 
     The matched filter (a Gaussian of the punctum's size) minus a wider Gaussian
@@ -310,6 +313,15 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
         the labelled cell (:func:`cell_mask`), which drops puncta of unlabelled neighbouring
         cells and noise in the empty neuropil; None keeps all
     cell_threshold : threshold of :func:`cell_mask`, in noise SDs of the smoothed channel
+    shaft_line_um : without ``morphology``, the dendrite's diffuse PSD-95 is estimated from
+        the image itself (:func:`~pipeline.core.shaft.line_background`, lines this long, um)
+        and subtracted; None: not
+    shaft_distance_um : with ``shaft_line_um`` and no ``morphology``, keep only puncta within
+        this distance (um) of the dendrite that line outlines
+        (:func:`~pipeline.core.shaft.dendrite_mask`; all kept when none is seen); None: keep all
+    local_noise : ``auto`` (without ``morphology``), ``always`` or ``never``: the threshold
+        is in units of the noise around each peak (:func:`~pipeline.core.shaft.local_noise_factor`),
+        not only the stack's, so the brighter, noisier shaft does not pass its noise for puncta
     split_snr : detections this bright or brighter are tested for being two puncta closer
         than the filters resolve (:func:`split_pairs`; the two then share the peak and SNR
         of the detection they came from); None: no test
@@ -321,18 +333,26 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
     ``peak`` (response), ``snr`` (peak over the response's noise SD there),
     ``morphology_coefficient`` (subtracted share of the morphology channel), ``intensity``,
     ``background`` (aperture photometry), ``size_um`` (lateral FWHM estimated from the
-    peak's curvature), ``cell_distance_um`` (to the labelled cell; NaN without
-    ``morphology``).
+    peak's curvature), ``cell_distance_um`` (to the labelled cell, or without ``morphology``
+    to the dendrite the PSD-95 channel outlines; NaN when neither is known).
     """
     spacing = np.asarray(spacing, float)
     sigma_um = punctum_sigma_um(psf_fwhm_um, punctum_fwhm_um)
     sigma_vox = sigma_um / spacing
     signal = image.astype(np.float32)
     k_morph = 0.0
+    dendrite = None     # without morphology: the dendrite the PSD-95 channel outlines
     if morphology is not None:
         k_morph = (morphology_coefficient(image, morphology)
                    if morphology_coefficient_value is None else morphology_coefficient_value)
         signal = remove_bleedthrough(image, morphology, k_morph, spacing=spacing)
+    elif shaft_line_um:
+        shaft = line_background(image, spacing=spacing, length_um=shaft_line_um)
+        signal -= shaft
+        if shaft_distance_um is not None:
+            dendrite = dendrite_mask(shaft, spacing=spacing)
+        del shaft
+    by_neighbourhood = local_noise == "always" or (local_noise == "auto" and morphology is None)
     half = np.maximum(np.round(np.asarray(min_separation_um) / spacing).astype(int), 1)
     from concurrent.futures import ThreadPoolExecutor
 
@@ -353,15 +373,17 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
         noise = robust_noise(resp[tuple(slice(m, n - m) for m, n in zip(margin, resp.shape))])
         # the gain dips just below 1 one voxel in from a face
         peaks = _local_maxima(resp, half, 0.95 * threshold * noise)
-        local_noise = noise * noise_gain_at(noise_gain(resp.shape, sigma_vox=sigma_vox,
+        peak_noise = noise * noise_gain_at(noise_gain(resp.shape, sigma_vox=sigma_vox,
                                                        ratio=ratio), peaks)
-        keep = resp[tuple(peaks.T)] > threshold * local_noise
+        if by_neighbourhood:
+            peak_noise *= local_noise_factor(resp, noise, peaks, spacing=spacing)
+        keep = resp[tuple(peaks.T)] > threshold * peak_noise
         if mask is not None:
             keep &= mask[tuple(peaks.T)]
-        peaks, local_noise = peaks[keep], local_noise[keep]
+        peaks, peak_noise = peaks[keep], peak_noise[keep]
         offsets, sig_vox = _subvoxel(resp, peaks)
         peak = resp[tuple(peaks.T)]
-        found.append((peaks + offsets, peak, peak / local_noise, sig_vox))
+        found.append((peaks + offsets, peak, peak / peak_noise, sig_vox))
         del resp
     pos, peak, snr, sig_vox = found[0]
     for more in found[1:]:
@@ -375,9 +397,10 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
                                   min_snr=split_snr)
         peak, snr, sig_vox = peak[origin], snr[origin], sig_vox[origin]
     to_cell = np.full(len(pos), np.nan)
-    if cell is not None and len(pos):
-        to_cell = distance_to_mask(cell, pos, spacing=spacing)
-        keep = to_cell <= cell_distance_um
+    near, within = (cell, cell_distance_um) if cell is not None else (dendrite, shaft_distance_um)
+    if near is not None and len(pos):
+        to_cell = distance_to_mask(near, pos, spacing=spacing)
+        keep = to_cell <= within
         pos, peak, snr, sig_vox, to_cell = pos[keep], peak[keep], snr[keep], sig_vox[keep], to_cell[keep]
     cols = ["z", "y", "x", "peak", "morphology_coefficient", "snr", "intensity", "background",
             "size_um", "cell_distance_um"]
@@ -415,3 +438,18 @@ def detect_session(stack: np.ndarray, *, spacing, params: DetectParams = DetectP
     for ax, col in enumerate(("z", "y", "x")):
         puncta[f"{col}_um"] = puncta[col] * spacing[ax]
     return puncta
+
+
+def single_channel_choice(puncta: pd.DataFrame, params: DetectParams) -> str:
+    """What detection did without a morphology channel, in words for the run's log."""
+    if not params.shaft_line_um:
+        return "no morphology channel: nothing subtracted (detect.shaft_line_um is null)"
+    where = ("puncta kept anywhere (detect.shaft_distance_um is null)"
+             if params.shaft_distance_um is None else
+             "no dendrite seen in the PSD-95 channel: puncta kept anywhere"
+             if len(puncta) and puncta["cell_distance_um"].isna().all() else
+             f"puncta kept within {params.shaft_distance_um} um of the dendrite it outlines")
+    return (f"no morphology channel: the shaft's diffuse PSD-95 estimated from the PSD-95 "
+            f"channel (openings by {params.shaft_line_um} um lines) and subtracted; threshold "
+            f"{params.threshold} in the noise around each peak (local_noise: "
+            f"{params.local_noise}); {where}")
