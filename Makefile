@@ -12,6 +12,8 @@
 #                   joint calls -> BENCHMARKS_PRESENCE.md (about 20 min on 2 cores)
 # make bench-floor: the ideal observer's turnover errors beside ours on bench-presence's cells
 #                   -> BENCHMARKS_FLOOR.md (under 1 min; run bench-presence first)
+# make bench-regime REGIME=single_channel: the whole workflow on one of make bench's regimes,
+#                   without the peers (detection, links, turnover, registration per session)
 # make sample: regenerate data_sample/ with the simulator (the command is recorded in data_sample/README.md)
 PYTHON ?= python3
 VENV   ?= .venv
@@ -22,7 +24,7 @@ RESULTS ?= results/sample
 SESSIONS ?= data_sample/sessions.tsv
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: venv formats run test lint sample bench bench-stats bench-scale bench-presence bench-floor bench-registration bench-detection clean
+.PHONY: venv formats run test lint sample bench bench-stats bench-scale bench-presence bench-floor bench-registration bench-detection bench-regime clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -75,6 +77,10 @@ bench-registration: $(STAMP)
 
 bench-detection: $(STAMP)
 	$(BIN)/python benchmarks/detection_benchmark.py --out BENCHMARKS_DETECTION.md
+
+REGIME ?= single_channel
+bench-regime: $(STAMP)
+	$(BIN)/python benchmarks/regime_run.py --regimes $(REGIME) --workdir results/bench_regime --cores $(CORES)
 
 bench-floor: $(STAMP)
 	$(BIN)/python benchmarks/presence_floor.py --workdir results/bench_presence --out BENCHMARKS_FLOOR.md

@@ -133,15 +133,16 @@ def _time_detection(results: str, cell: str, workers: int):
 
     rows, warm = [], False
     for sess, stack, sp in _session_stacks(Path(results), cell):
+        morphology = stack[1] if len(stack) > 1 else None      # the single-channel regime
         if not warm:
-            detect_puncta(stack[0], spacing=sp, morphology=stack[1], workers=workers)
+            detect_puncta(stack[0], spacing=sp, morphology=morphology, workers=workers)
             tracemalloc.start()
-            detect_puncta(stack[0], spacing=sp, morphology=stack[1], workers=workers)
+            detect_puncta(stack[0], spacing=sp, morphology=morphology, workers=workers)
             peak = tracemalloc.get_traced_memory()[1]
             tracemalloc.stop()
             warm = True
         t0 = time.perf_counter()
-        detect_puncta(stack[0], spacing=sp, morphology=stack[1], workers=workers)
+        detect_puncta(stack[0], spacing=sp, morphology=morphology, workers=workers)
         rows.append({"session": sess, "seconds": time.perf_counter() - t0,
                      "peak_mb": peak / 2 ** 20, "stack_mb": stack.nbytes / 2 ** 20})
     return rows

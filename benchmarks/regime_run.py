@@ -1,0 +1,71 @@
+"""The workflow end to end on one or more of the benchmark's regimes, without the peers: the
+figures ``make bench`` gives for our pipeline (detection, links, turnover error against the
+truth) and, per session, how registration went and whether it was judged reliable.
+
+    python benchmarks/regime_run.py --regimes single_channel [--workdir DIR] [--out FILE]
+
+Each regime's cell is simulated exactly as ``make bench`` simulates it (same options, same
+seed) and run through the whole Snakemake workflow with the default settings.  Use it to
+measure a change on the regime it concerns in minutes; ``make bench`` remains the record.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+#: per-session registration figures shown (registration_benchmark.session_row)
+SESSION_COLUMNS = ["session", "n", "lateral_median_um", "lateral_p95_um", "n_matches",
+                   "reliable", "flagged_regions", "rows_wrong"]
+
+
+def main(argv=None) -> int:
+    from registration_benchmark import pipeline_sessions, write_report
+    from run_benchmark import REGIMES, run_ours, simulate
+
+    from pipeline.truth.evaluate import evaluate_results
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--regimes", default="single_channel")
+    ap.add_argument("--workdir", default=str(ROOT / "results" / "bench_regime"))
+    ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    started = time.perf_counter()
+    work = Path(args.workdir).resolve()
+    sums, lines = [], []
+    for regime in args.regimes.split(","):
+        data, results = work / regime / "data", work / regime / "results"
+        if results.exists():
+            shutil.rmtree(results)
+        simulate(data, REGIMES[regime])
+        ours = run_ours(data, results, args.cores)
+        scores = evaluate_results(data, results)
+        cell = scores["cell"].iloc[0]
+        per_cell = scores[scores.cell == cell].set_index("metric")["value"]
+        sessions = pipeline_sessions(data, results)
+        sums.append({"regime": regime, **{k: per_cell.get(k) for k in (
+            "detection_f1", "link_f1", "added_abs_error_pp", "lost_abs_error_pp")},
+            "sessions unreliable": int((~sessions["reliable"].astype(bool)).sum()),
+            "worst session lateral p95 (um)": sessions["lateral_p95_um"].max(),
+            "wall (min)": ours["wall_s"] / 60})
+        lines += [f"### {regime}", "", "Scores of the cell:", "",
+                  per_cell.round(4).to_frame().to_markdown(), "",
+                  "Registration per session (against the reference):", "",
+                  sessions[SESSION_COLUMNS].round(3).to_markdown(index=False), ""]
+    write_report("The workflow on single regimes", f"regime_run.py --regimes {args.regimes}",
+                 started, "Simulated as make bench does; the whole workflow with default "
+                 "settings; scored against the simulator's truth.", sums, lines, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
