@@ -3,6 +3,7 @@ used, and detection precision, recall and F1 against the simulator's truth, per 
 for the worst session.
 
     python benchmarks/detection_benchmark.py [--regimes channel_departure,...] [--out FILE]
+                                             [--detect local_noise=always ...]
     make bench-detection             # every regime, into BENCHMARKS_DETECTION.md
 
 Each regime's cell is simulated in memory exactly as ``make bench`` simulates it (same options,
@@ -20,13 +21,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
-def detect_cell(sim) -> pd.DataFrame:
+def detect_cell(sim, settings: dict | None = None) -> pd.DataFrame:
     """Detect every session of a simulated cell as the workflow does (the channels stage's
     share for each session, then the detect stage); one row per session."""
     from pipeline.params import DetectParams
@@ -34,7 +36,7 @@ def detect_cell(sim) -> pd.DataFrame:
     from pipeline.stages.detect import detect_session
     from pipeline.truth.evaluate import score_detection
 
-    params = DetectParams()
+    params = DetectParams(**(settings or {}))
     spacing = np.asarray(sim.params.spacing)
     stacks = {f"s{k:02d}": image.astype(np.float32) for k, image in enumerate(sim.images)}
     estimates = {s: session_share(stack) for s, stack in stacks.items()}
@@ -99,17 +101,21 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--regimes", default=",".join(REGIMES))
     ap.add_argument("--out", default=None)
+    ap.add_argument("--detect", action="append", default=[], metavar="KEY=VALUE",
+                    help="a detect setting other than its default (value as in config.yaml)")
     args = ap.parse_args(argv)
+    settings = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.detect)}
     started = time.perf_counter()
     lines, sums = [], []
     for regime in args.regimes.split(","):
-        per = detect_cell(simulated_cell(COMMON + REGIMES[regime]))
+        per = detect_cell(simulated_cell(COMMON + REGIMES[regime]), settings)
         twin = with_fill(REGIMES[regime])
         if twin is not None:    # what the same photons give with a morphology channel
-            per["f1 with fill"] = detect_cell(simulated_cell(COMMON + twin))["f1"].to_numpy()
+            per["f1 with fill"] = detect_cell(simulated_cell(COMMON + twin), settings)["f1"].to_numpy()
         sums.append(summary(regime, per))
         lines += [f"### {regime}", "", per.round(3).to_markdown(index=False), ""]
-    write_report("Detection per session", f"detection_benchmark.py --regimes {args.regimes}",
+    write_report("Detection per session", f"detection_benchmark.py --regimes {args.regimes}"
+                 + "".join(f" --detect {item}" for item in args.detect),
                  started, "Detection alone, in memory, each session as the workflow detects "
                  "it; precision and recall against the true synapses present and in view "
                  "(0.6 um gate).", sums, lines, args.out)
