@@ -103,3 +103,32 @@ def test_single_channel_8_bit_stacks_detect_with_default_settings(single_channel
     assert new[2] > 60
     assert precision(old) < 0.75, old                           # the failure, reproduced
     assert precision(new) > 0.9 and recall(new) > 0.9, new      # gone
+
+
+def test_a_single_channel_run_says_what_detection_did(tmp_path):
+    """The whole workflow on PSD-95 alone (8-bit): it ends, puncta are tracked, and the run's
+    summary, the report and each detect log say what was done without a morphology channel."""
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    from pipeline.truth.simulate import SimulationParams, write_dataset
+
+    data = write_dataset(tmp_path / "data", [("sc01", SimulationParams(
+        cell_type="pyr", shape=(16, 256, 256), n_sessions=3, seed=11, single_channel=True,
+        bit_depth=8))])
+    results = tmp_path / "results"
+    res = subprocess.run([sys.executable, "-m", "pipeline", "run", str(data / "sessions.tsv"),
+                          "--results", str(results)], capture_output=True, text=True,
+                         cwd=tmp_path)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    tail = res.stdout.split("summary:")[1]
+    assert "cells imaged in one channel" in tail and "cell sc01: no morphology channel" in tail
+    assert "2.5 um line openings" in tail, tail
+    report = (results / "report.html").read_text()
+    assert "Cells imaged in one channel" in report and "cell sc01: no morphology channel" in report
+    log = (results / "logs" / "detect" / "sc01" / "s01.log").read_text()
+    assert "PSD-95 alone: puncta kept within 2 um of the dendrite" in log, log
+    synapses = pd.read_csv(results / "synapses.csv")
+    assert (synapses.groupby("session")["present"].sum() > 10).all()

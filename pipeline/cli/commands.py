@@ -126,7 +126,7 @@ def cmd_check(args) -> None:
 
 
 def cmd_channels(args) -> None:
-    from ..stages.channels import pooled_shares, session_share
+    from ..stages.channels import pooled_shares, session_share, single_channel_note
 
     params = from_options(DetectParams, args.options)
     estimates, cell = {}, ""
@@ -135,7 +135,11 @@ def cmd_channels(args) -> None:
         cell = meta["cell"]
     result = pooled_shares(estimates, cell=cell, departure=params.share_departure,
                            policy=params.departing_share)
+    result["notes"] = ([single_channel_note(cell, params)]
+                       if estimates and all(v is None for v in estimates.values()) else [])
     write_json(result, args.out)
+    for note in result["notes"]:
+        print(note)
     for warning in result["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
 

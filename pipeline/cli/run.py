@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..contract import Layout
 from ..core.errors import InputError
-from ..review.report import (channel_warnings, detection_warnings, input_warnings,
+from ..review.report import (channel_notes, channel_warnings, detection_warnings, input_warnings,
                              registration_warnings, write_report)
 
 _JOB = re.compile(r"^\s*(?:local)?(?:rule|checkpoint) (\w+):")
@@ -143,6 +143,10 @@ def summary(results: Path, by_cell: dict[str, str], started: float) -> tuple[lis
     if warnings:
         lines.append(f"sessions flagged: {len(warnings)}")
         lines += [f"  {w}" for w in warnings]
+    notes = channel_notes(results)
+    if notes:
+        lines.append("cells imaged in one channel:")
+        lines += [f"  {n}" for n in notes]
     for name, path in (("per-synapse table", layout.synapses), ("statistics", layout.stats),
                        ("report", layout.report),
                        ("review pages", layout.path("review_index"))):

@@ -76,6 +76,13 @@ def channel_warnings(results: Path) -> list[str]:
             for w in json.loads(js.read_text()).get("warnings", [])]
 
 
+def channel_notes(results: Path) -> list[str]:
+    """What detection did for each cell without a morphology channel (the channels stage)."""
+    folder = Layout(results).path("channels", cell="x").parent
+    return [n for js in sorted(folder.glob("*.json"))
+            for n in json.loads(js.read_text()).get("notes", [])]
+
+
 REPORT_CSS = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222;"
        "line-height:1.45}table.t{border-collapse:collapse;font-size:12px}table.t td,table.t th"
        "{padding:2px 7px;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}"
@@ -212,6 +219,10 @@ def write_report(results: Path, out: Path, *, failures=(), settings: dict | None
     if warnings:
         parts.append("<h2>Warnings: sessions flagged</h2><ul>" + "".join(
             f"<li>{html.escape(w)}</li>" for w in warnings) + "</ul>")
+    notes = channel_notes(results)
+    if notes:
+        parts.append("<h2>Cells imaged in one channel</h2><ul>" + "".join(
+            f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
     syn = layout.synapses
     table = pd.read_csv(syn) if syn.exists() else None
     stats = layout.stats

@@ -69,3 +69,18 @@ def pooled_shares(estimates: dict, *, cell: str = "", departure: float = DetectP
             "detect.departing_share: keep uses", "detect.departing_share: pool or keep use"))
     return {"cell": cell, "cell_share": cell_share, "departure": departure, "policy": policy,
             "sessions": sessions, "warnings": warnings}
+
+
+def single_channel_note(cell: str, params: DetectParams) -> str:
+    """What detection does for a cell imaged without a morphology channel, for the run's
+    summary and the report (a choice the reader of the numbers must know)."""
+    if not params.shaft_line_um:
+        return (f"cell {cell}: no morphology channel; nothing is subtracted from the PSD-95 "
+                "channel (detect.shaft_line_um is null), so the shaft's diffuse PSD-95 can "
+                "pass for puncta")
+    near = ("" if params.shaft_distance_um is None else
+            f", puncta kept within {params.shaft_distance_um:g} um of the dendrite it outlines")
+    return (f"cell {cell}: no morphology channel; the shaft's diffuse PSD-95 is estimated from "
+            f"the PSD-95 channel ({params.shaft_line_um:g} um line openings) and subtracted, "
+            f"the threshold is in the noise around each peak (local_noise: "
+            f"{params.local_noise}){near}")

@@ -441,15 +441,11 @@ def detect_session(stack: np.ndarray, *, spacing, params: DetectParams = DetectP
 
 
 def single_channel_choice(puncta: pd.DataFrame, params: DetectParams) -> str:
-    """What detection did without a morphology channel, in words for the run's log."""
-    if not params.shaft_line_um:
-        return "no morphology channel: nothing subtracted (detect.shaft_line_um is null)"
-    where = ("puncta kept anywhere (detect.shaft_distance_um is null)"
-             if params.shaft_distance_um is None else
-             "no dendrite seen in the PSD-95 channel: puncta kept anywhere"
-             if len(puncta) and puncta["cell_distance_um"].isna().all() else
-             f"puncta kept within {params.shaft_distance_um} um of the dendrite it outlines")
-    return (f"no morphology channel: the shaft's diffuse PSD-95 estimated from the PSD-95 "
-            f"channel (openings by {params.shaft_line_um} um lines) and subtracted; threshold "
-            f"{params.threshold} in the noise around each peak (local_noise: "
-            f"{params.local_noise}); {where}")
+    """For a session without a morphology channel, whether the dendrite its PSD-95 outlines
+    was seen and confined the puncta (the cell's choices are in the channels stage's note)."""
+    if not params.shaft_line_um or params.shaft_distance_um is None:
+        return "PSD-95 alone: puncta kept anywhere (no dendrite mask asked for)"
+    if len(puncta) and puncta["cell_distance_um"].isna().all():
+        return "PSD-95 alone: no dendrite seen in the PSD-95 channel; puncta kept anywhere"
+    return (f"PSD-95 alone: puncta kept within {params.shaft_distance_um:g} um of the dendrite "
+            "the PSD-95 channel outlines")
