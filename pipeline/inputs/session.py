@@ -32,6 +32,30 @@ def swapped_channels_warning(stack, path) -> str:
             "(ingest.swapped_channels: warn | error | off)")
 
 
+#: above this share of PSD-95 voxels at the channel's lowest value, its dark level was clipped
+CLIPPED_FLOOR_SHARE = 0.5
+
+
+def clipped_floor_warning(stack, path) -> str:
+    """'' unless most of the PSD-95 channel's voxels sit at its lowest value: the dark level
+    was subtracted and clipped (or the offset set too low), the background's noise survives
+    only as sparse specks, and a noise estimate made on it is too low for any threshold in
+    noise units."""
+    from ..core.noise import subsample
+
+    values = subsample(stack[0])
+    low = values.min()
+    share = float((values == low).mean())
+    if share <= CLIPPED_FLOOR_SHARE:
+        return ""
+    return (f"{path}: {100 * share:.0f} % of the PSD-95 channel's voxels sit at its lowest value "
+            f"({low:g}): the dark level was clipped, so the background's noise is mostly cut "
+            "away and detection's noise estimate is too low (a simulated stack clipped so that "
+            "91 % of its voxels were 0 gave 311 detections for 78 synapses, precision 0.24). "
+            "Export the stacks without subtracting the offset or clipping at zero, or raise "
+            "detect.threshold and check the detections on the review pages")
+
+
 def load_session(row: pd.Series, *, config_voxel, max_saturated: float,
                  config_voxel_first: bool = False, swapped: str = "warn"):
     """Every input check of one session (the ingest and check stages share it): returns
@@ -50,6 +74,8 @@ def load_session(row: pd.Series, *, config_voxel, max_saturated: float,
     if swapped != "off" and (why := swapped_channels_warning(stack, row["abs_path"])):
         if swapped == "error":
             raise InputError(why)
+        warnings.append(why)
+    if why := clipped_floor_warning(stack, row["abs_path"]):
         warnings.append(why)
     return stack, voxel, channels, warnings
 
