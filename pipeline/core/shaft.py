@@ -4,7 +4,7 @@ Without a morphology channel nothing says where the shaft is, yet its diffuse (n
 PSD-95 is there in the PSD-95 channel: a line a punctum wide, brighter and noisier (photon
 noise) than the empty neuropil.  A punctum-matched filter answers to it all along its length,
 and with a threshold set on the neuropil's noise its noise peaks pass for puncta (measured on
-the single-channel regime: 60 % of the detections).  Two things answer that here:
+the single-channel regime: 60 % of the detections).  Three things answer that here:
 
 - :func:`line_background`: the grey opening of each plane by line segments longer than a
   punctum, the largest over several orientations.  A line survives the opening along its own
@@ -36,20 +36,18 @@ def line_footprint(length_px: int, angle: float) -> np.ndarray:
 
 
 def line_background(image: np.ndarray, *, spacing, length_um: float = 2.5,
-                    presmooth_vox=(0.0, 0.0, 0.0), directions: int = 8,
-                    bin_yx: int = 2, average_um: float = 1.0) -> np.ndarray:
+                    directions: int = 8, bin_yx: int = 2, average_um: float = 1.0) -> np.ndarray:
     """The line-like part of a (z, y, x) image above its median: the largest, over
     ``directions`` orientations, of the grey opening of each plane by a line ``length_um``
-    long, of the image Gaussian-smoothed by ``presmooth_vox`` (z, y, x SDs in voxels) and
-    block-averaged ``bin_yx`` times in y and x (an estimate that varies over microns needs no
-    finer grid).  Structures shorter than the line in every in-plane direction (puncta) are
+    long, of the image block-averaged ``bin_yx`` times in y and x (an estimate that varies over
+    microns needs no finer grid; smoothing across the line as well made the shaft it found
+    wider and lower than the real one).  Structures shorter than the line in every in-plane direction (puncta) are
     not in it; a dendrite's shaft, running in the plane, is.  Along each direction the image is
     first averaged over ``average_um`` (a minimum over noisy values lies below their mean: on
     a noisy shaft the opening alone fell ~30 % short).  Float32, full size, >= 0.
     """
     spacing = np.asarray(spacing, float)
-    smooth = ndimage.gaussian_filter(image.astype(np.float32), presmooth_vox)
-    small = block_average_yx(smooth, bin_yx)
+    small = block_average_yx(image.astype(np.float32, copy=False), bin_yx)
     length_px = max(int(round(length_um / (spacing[1] * bin_yx))) | 1, 3)
     average_px = max(int(round(average_um / (spacing[1] * bin_yx))) | 1, 1)
     best = None
