@@ -151,13 +151,13 @@ def cmd_detect(args) -> None:
 
     stack, meta = load_ingested(args.stack)
     channels = read_json(args.channels) if args.channels else None
-    puncta = detect_session(stack, spacing=meta["voxel_um"], workers=args.threads,
-                            params=from_options(DetectParams, args.options),
+    params = from_options(DetectParams, args.options)
+    puncta = detect_session(stack, spacing=meta["voxel_um"], workers=args.threads, params=params,
                             share=chosen_for(channels, meta["session"]).get("used"))
     write_table(puncta, args.out, float_format="%.5g")
     print(f"{args.stack}: {len(puncta)} puncta")
     if stack.shape[0] == 1:
-        print(single_channel_choice(puncta, from_options(DetectParams, args.options)))
+        print(single_channel_choice(puncta, params))
 
 
 def cmd_register(args) -> None:

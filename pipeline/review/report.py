@@ -69,18 +69,21 @@ def detection_warnings(results: Path) -> list[str]:
             for w in json.loads(js.read_text()).get("warnings", [])]
 
 
+def _channels_lines(results: Path, key: str) -> list[str]:
+    """The lines under ``key`` of every cell's channels-stage record."""
+    folder = Layout(results).path("channels", cell="x").parent
+    return [line for js in sorted(folder.glob("*.json"))
+            for line in json.loads(js.read_text()).get(key, [])]
+
+
 def channel_warnings(results: Path) -> list[str]:
     """Each session whose morphology share departed from its cell's (the channels stage)."""
-    folder = Layout(results).path("channels", cell="x").parent
-    return [w for js in sorted(folder.glob("*.json"))
-            for w in json.loads(js.read_text()).get("warnings", [])]
+    return _channels_lines(results, "warnings")
 
 
 def channel_notes(results: Path) -> list[str]:
     """What detection did for each cell without a morphology channel (the channels stage)."""
-    folder = Layout(results).path("channels", cell="x").parent
-    return [n for js in sorted(folder.glob("*.json"))
-            for n in json.loads(js.read_text()).get("notes", [])]
+    return _channels_lines(results, "notes")
 
 
 REPORT_CSS = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222;"
