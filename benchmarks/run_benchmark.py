@@ -56,6 +56,15 @@ REGIMES = {
     "single_channel": ["--cells", "pyr", "--seed", "606", "--single-channel", "true",
                        "--bit-depth", "8"],
 }
+#: regimes of a target the workflow does not analyse yet, measured by detection_benchmark.py
+#: alone (issue 26): a spiny dendrite's fill, one 8-bit channel scaled per stack, heads
+#: 0.4-1 um on necks 0.5-2 um (a fifth stubby), spines born and lost, two sessions imaged
+#: 20 % shallower (the top and the bottom planes left out) and brightness varying 20 %
+SPINE_REGIMES = {
+    "spines": ["--cells", "pyr", "--seed", "707", "--spines", "true", "--bit-depth", "8",
+               "--crop-sessions", "3,6", "--crop-depth-fraction", "0.8",
+               "--crop-depth-offset", "0.5", "--brightness-sd", "0.2"],
+}
 COMMON = ["--n-sessions", "8", "--shape", "34,512,512"]
 #: the same cells with one session imaged at half its depth (the top 17 of 34 planes)
 CROPPED = {"pyr_typical": ["--crop-sessions", "4", "--crop-depth-fraction", "0.5"],

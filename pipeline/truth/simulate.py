@@ -107,6 +107,19 @@ class SimulationParams:
     # scaled to its own range (0 to its 99.99th percentile), as many acquisition programs save
     single_channel: bool = False
     bit_depth: int = 16
+    # spines (issue 26): the lab images a cell fill alone and follows spines.  The one channel
+    # is the fill; every synapse is a spine whose head holds fill in proportion to its weight
+    # (head volume tracks synaptic strength), FWHM that volume's diameter clipped to
+    # spine_head_um; necks spine_neck_um long from the shaft's surface, a stubby_fraction of
+    # spines with none (the head on the shaft); a lost spine takes its neck with it
+    spines: bool = False
+    spine_neck_um: tuple[float, float] = (0.5, 2.0)
+    spine_head_um: tuple[float, float] = (0.4, 1.0)
+    stubby_fraction: float = 0.2
+    # fill per um^3 of spine head (the shaft's own concentration, in the splat's units: a
+    # 0.45 um radius shaft holds 20 per um of length) and the head volume of weight 1, um^3
+    fill_per_um3: float = 20.0 / (np.pi * 0.45 ** 2)
+    head_um3_per_weight: float = 0.14
     # dynamics
     kesten: tuple[float, float, float, float] | None = None
     weight_lognormal: tuple[float, float] | None = None
@@ -239,11 +252,16 @@ def _sample_sites(p: SimulationParams, dendrites, n: int, rng) -> pd.DataFrame:
         c, t = d.points[i], d.tangents[i]
         perp = np.cross(t, rng.normal(size=3))
         perp /= np.linalg.norm(perp)
-        if p.cell_type == "pyr":
+        if p.cell_type == "pyr" or p.spines:
             side = np.array([0.0, -t[2], t[1]]) * rng.choice([-1, 1])  # lateral, in y-x
             side = side / np.linalg.norm(side) + 0.25 * perp
             side /= np.linalg.norm(side)
-            dist = d.radius + rng.uniform(*p.spine_length_um)
+            if not p.spines:
+                dist = d.radius + rng.uniform(*p.spine_length_um)
+            elif rng.uniform() < p.stubby_fraction:   # the head sits on the shaft's surface
+                dist = d.radius + 0.5 * np.mean(p.spine_head_um)
+            else:
+                dist = d.radius + rng.uniform(*p.spine_neck_um)
             head = c + dist * side
             rows.append((*head, *c, d.radius, "spine"))
         else:
@@ -289,8 +307,8 @@ def render_puncta(shape, spacing, centres_vox, integrals, sigmas_um) -> np.ndarr
     return vol.reshape(shape)
 
 
-def _morphology_points(dendrites, sites: pd.DataFrame):
-    """Points (um) and weights describing shafts, spine necks and heads."""
+def _morphology_points(dendrites, sites: pd.DataFrame, *, heads: bool = True):
+    """Points (um) and weights describing shafts, spine necks and (``heads``) heads."""
     pts, wts = [], []
     for d in dendrites:
         pts.append(d.points)
@@ -301,9 +319,19 @@ def _morphology_points(dendrites, sites: pd.DataFrame):
         t = np.linspace(0, 1, max(int(np.linalg.norm(head - base) / 0.05), 2))[:, None]
         pts.append(base + t * (head - base))
         wts.append(np.full(len(t), 0.15))
-        pts.append(head[None])
-        wts.append(np.array([6.0]))  # a head ~0.6 um across
+        if heads:
+            pts.append(head[None])
+            wts.append(np.array([6.0]))  # a head ~0.6 um across
     return np.concatenate(pts), np.concatenate(wts)
+
+
+def spine_heads(p: SimulationParams, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(fill in the head, in the splat's units; the head's FWHM, um) of spines of these
+    weights: volume ``head_um3_per_weight * weight``, FWHM the diameter of a sphere of that
+    volume clipped to ``spine_head_um`` (the fill is in proportion to the volume either way)."""
+    volume = p.head_um3_per_weight * np.asarray(weights, float)
+    diameter = np.clip((6 * volume / np.pi) ** (1 / 3), *p.spine_head_um)
+    return volume * p.fill_per_um3, diameter
 
 
 def shaft_texture(points_um: np.ndarray, *, cv: float, seed: int, wavelength_um: float = 1.5,
@@ -342,13 +370,22 @@ def _render_session(p: SimulationParams, to_session, morph_pts, morph_w,
     mvox = to_session(morph_pts) / spacing
     morph = splat(p.shape, mvox, morph_w)
     blur_um = np.sqrt(psf_sigma ** 2 + 0.2 ** 2)
+    # the scale is set on the shafts and necks (a session's heads do not change it)
+    scale = p.morphology_peak_photons / max(np.percentile(
+        ndimage.gaussian_filter(morph, blur_um / spacing, mode="constant"), 99.95), 1e-12)
+    if p.spines:     # spine heads, sized and filled by their weights, then the same blur
+        fill, diameter = spine_heads(p, weights)
+        morph += render_puncta(p.shape, spacing, to_session(punct_um) / spacing, fill,
+                               (diameter * FWHM_TO_SIGMA)[:, None] * np.ones(3))
     morph = ndimage.gaussian_filter(morph, blur_um / spacing, mode="constant")
-    scale = p.morphology_peak_photons / max(np.percentile(morph, 99.95), 1e-12)
     morph *= scale * brightness
     if red_blob is not None:    # after the PSD-95 channel's share of the fill is taken
         red_only = red_blob * p.morphology_peak_photons * p.red_blob_brightness * brightness
     else:
         red_only = 0.0
+    if p.spines:
+        morph += p.background_photons * brightness
+        return _recorded(p, (morph,), rng)
     # PSD-95: puncta + diffuse PSD-95 in the dendrite + bleed-through + background
     pvox = to_session(punct_um) / spacing
     sig = np.sqrt(psf_sigma[None] ** 2 + (sizes_um[:, None] * FWHM_TO_SIGMA) ** 2)
@@ -362,13 +399,20 @@ def _render_session(p: SimulationParams, to_session, morph_pts, morph_w,
                                + p.bleedthrough * morph)
     psd += p.background_photons * brightness
     morph += red_only + p.background_photons * brightness
+    out = _recorded(p, (psd, morph), rng)    # both drawn: the same random stream either way
+    return out[:1] if p.single_channel else out
+
+
+def _recorded(p: SimulationParams, channels, rng) -> np.ndarray:
+    """The (c, z, y, x) stack the microscope saves of these expected photon counts: photon
+    and read noise, gain and offset, and with ``bit_depth`` 8 each channel scaled to its own
+    range (0 to its 99.99th percentile)."""
     out = np.empty((2,) + tuple(p.shape), dtype=np.uint16)
-    for c, lam in enumerate((psd, morph)):
+    for c, lam in enumerate(channels):
         counts = rng.poisson(lam).astype(np.float64)
         val = counts * p.gain + rng.normal(0, p.read_noise, lam.shape) + p.offset
         out[c] = np.clip(np.round(val), 0, 65535).astype(np.uint16)
-    if p.single_channel:
-        out = out[:1]
+    out = out[:len(channels)]
     if p.bit_depth == 8:       # each channel of the stack scaled to its own range
         scaled = np.empty(out.shape, np.uint8)
         for c in range(out.shape[0]):
@@ -509,6 +553,8 @@ def simulate_cell(params: SimulationParams, *, cell: str = "cell01") -> Simulate
     for s in range(p.n_sessions):
         brightness = np.exp(rng.normal(0, p.brightness_sd)) * p.bleach_per_session ** s if s else 1.0
         present = ~np.isnan(w[:, s])
+        if p.spines:    # the session's anatomy: shafts and the necks of the spines it has
+            morph_pts, morph_w = _morphology_points(dendrites, sites[present], heads=False)
         images.append(_render_session(p, lambda pts, s=s: session_um(s, pts), morph_pts, morph_w,
                                       pos_ref[present], w[present, s], sizes[present],
                                       brightness, rng, texture=texture,
@@ -531,7 +577,9 @@ def simulate_cell(params: SimulationParams, *, cell: str = "cell01") -> Simulate
             "weight": np.where(present, w[:, s], 0.0),
             "z": vox[:, 0], "y": vox[:, 1], "x": vox[:, 2],
             "z_um": pos_ref[:, 0], "y_um": pos_ref[:, 1], "x_um": pos_ref[:, 2],
-            "kind": sites["kind"].to_numpy(), "size_um": sizes, "brightness": brightness,
+            "kind": sites["kind"].to_numpy(),
+            "size_um": (np.where(present, spine_heads(p, np.nan_to_num(w[:, s]))[1], np.nan)
+                        if p.spines else sizes), "brightness": brightness,
             "in_view": in_view.astype(int)}))
     truth = pd.concat(rows, ignore_index=True)
     return SimulatedCell(images, truth, to_ref, p, days, warp_desc)
@@ -567,7 +615,8 @@ def write_dataset(out: str | Path, cells: list[tuple[str, SimulationParams]]) ->
                              compression="zlib")
             sheet.append({"cell": cell, "cell_type": prm.cell_type, "session": name,
                           "day": _day(sim.days[s]), "path": rel, "psd95_channel": 0,
-                          "morphology_channel": "" if img.shape[0] == 1 else 1})
+                          "morphology_channel": "" if img.shape[0] == 1 else 1,
+                          **({"target": "spines"} if prm.spines else {})})
             transforms[cell][name] = {"matrix": sim.transforms[s].tolist(),
                                       "warp_after_rigid": sim.warps[s]}
         truths.append(sim.truth)
