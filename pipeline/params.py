@@ -68,6 +68,28 @@ class DetectParams:
 
 
 @dataclass(frozen=True)
+class SpinesParams:
+    """A cell whose sheet says ``target: spines``: spine heads in its fill (one channel)."""
+    head_fwhm_um: float = _p(0.6, "typical spine head diameter, um (the matched filter)")
+    threshold: float = _p(
+        6.0, "head response over the noise there (the neuropil's, scaled by photon noise)")
+    surround_ratio: float = _p(2.0, "background Gaussian, times the matched one (lateral)")
+    line_um: float = _p(
+        3.0, "the shaft is the median along a line this long in its own direction, um "
+             "(longer than twice a head)")
+    directions: int = _p(16, "orientations of that line")
+    orientation_um: float = _p(
+        1.5, "the shaft's direction is taken from the image's structure over this, um")
+    core_share: float = _p(
+        0.5, "heads where the shaft estimate exceeds this share of its nearby largest value "
+             "are on the shaft's core: dropped")
+    core_window_um: float = _p(
+        3.0, "'nearby' for core_share, um; a head's weight is its intensity over the shaft's "
+             "largest value within twice this")
+    min_separation_um: float = _p(0.3, "a head tops its neighbours within this distance, um")
+
+
+@dataclass(frozen=True)
 class RegisterParams:
     reference: str = _p("first", "'first' (earliest day) or a session name")
     use_puncta: bool = _p(True, "refine the image registration on matched puncta")
@@ -149,7 +171,8 @@ class ReviewParams:
 
 #: config section -> its parameters
 SECTIONS: dict[str, type] = {
-    "ingest": IngestParams, "detect": DetectParams, "register": RegisterParams,
+    "ingest": IngestParams, "detect": DetectParams, "spines": SpinesParams,
+    "register": RegisterParams,
     "track": TrackParams, "weights": WeightsParams, "presence": PresenceParams,
     "stats": StatsParams,
 }

@@ -7,6 +7,7 @@ rule detect:
         LAYOUT.pattern("detect"),
     params:
         options=options("detect"),
+        spines=options("spines"),
     threads: 2
     conda:
         "../envs/pipeline.yaml"
@@ -16,5 +17,5 @@ rule detect:
         f"{RESULTS}/benchmarks/detect/{{cell}}/{{session}}.tsv"
     shell:
         "python -m pipeline detect --stack {input.stack:q} --channels {input.channels:q} "
-        "--options {params.options:q} "
+        "--options {params.options:q} --spine-options {params.spines:q} "
         "--threads {threads} --out {output:q} > {log:q} 2>&1"

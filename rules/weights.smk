@@ -10,6 +10,7 @@ rule weights:
         null=LAYOUT.pattern("null"),
     params:
         options=options("weights"),
+        spines=options("spines"),
     conda:
         "../envs/pipeline.yaml"
     log:
@@ -19,7 +20,8 @@ rule weights:
     shell:
         "python -m pipeline weights --tracks {input.tracks:q} --stacks {input.stacks:q} "
         "--transforms {input.transforms:q} --channels {input.channels:q} "
-        "--options {params.options:q} --out {output.table:q} "
+        "--options {params.options:q} --spine-options {params.spines:q} "
+        "--out {output.table:q} "
         "--null-out {output.null:q} "
         "> {log:q} 2>&1"
 

@@ -116,5 +116,9 @@ def test_target_column_says_what_the_synapses_are(tmp_path):
         read_sessions(sheet)
     msg = str(err.value)
     assert "row 1 (line 2), column 'target'" in msg and "'spine' is not one of" in msg
-    assert "row 3 (line 4), column 'target': spines (from a cell fill) are not analysed yet" in msg
+    assert "row 3" not in msg and "cell 'c2'" not in msg     # spines: a cell fill's spines
     assert "cell 'c3' has several target values" in msg
+    sheet = _write(tmp_path, header + "c2\tpyr\ts0\t0\ta.tif\tspines\nc2\tpyr\ts1\t4\tb.tif\tspines\n"
+                   "c1\tpyr\ts0\t0\ta.tif\t\nc1\tpyr\ts1\t4\tb.tif\t\n")
+    assert read_sessions(sheet).groupby("cell")["target"].first().to_dict() == {
+        "c1": "puncta", "c2": "spines"}

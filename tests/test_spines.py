@@ -52,3 +52,68 @@ def test_head_fill_follows_weight_and_size_is_clipped():
     np.testing.assert_allclose(fill / fill[2], [0.01, 0.5, 1.0, 2.0, 100.0])
     assert diameter[0] == prm.spine_head_um[0] and diameter[-1] == prm.spine_head_um[1]
     assert prm.spine_head_um[0] < diameter[2] < prm.spine_head_um[1]
+
+
+SPACING = np.array([0.8, 0.0887, 0.0887])
+
+
+def _fill(heads_um, *, seed=0, photons=40.0, shape=(12, 128, 320)):
+    """A straight shaft along x (radius 0.45 um, in plane z 6) and spherical heads at
+    ``heads_um`` ((y offset from the axis, x) in um, in the shaft's plane), blurred by the
+    PSF, with photon noise."""
+    from scipy import ndimage
+
+    from pipeline.core.optics import FWHM_TO_SIGMA, PSF_FWHM_UM
+
+    z, y, x = np.meshgrid(*[np.arange(n) * d for n, d in zip(shape, SPACING)], indexing="ij")
+    axis_y, axis_z = shape[1] // 2 * SPACING[1], 6 * SPACING[0]
+    tube = ((y - axis_y) ** 2 + (z - axis_z) ** 2 <= 0.45 ** 2).astype(float)
+    for dy, hx in heads_um:
+        tube += ((y - axis_y - dy) ** 2 + (x - hx) ** 2 + (z - axis_z) ** 2 <= 0.3 ** 2)
+    sigma = np.asarray(PSF_FWHM_UM) * FWHM_TO_SIGMA / SPACING
+    lam = ndimage.gaussian_filter(np.minimum(tube, 1.0), sigma)
+    lam = 2.0 + photons * lam / lam.max()
+    rng = np.random.default_rng(seed)
+    heads_vox = np.array([[6, (axis_y + dy) / SPACING[1], hx / SPACING[2]] for dy, hx in heads_um])
+    return rng.poisson(lam).astype(np.float32)[None], heads_vox
+
+
+def test_spine_heads_are_found_and_the_shaft_gives_none():
+    """Heads 1-2 um from a bright shaft, and a stubby one on its surface, each found once; no
+    detection along the shaft between them (the puncta detector fires all along it)."""
+    from pipeline.stages.detect import detect_session, detect_spine_session
+    from pipeline.truth.evaluate import match_points
+
+    heads = [(1.5, 4.0), (-1.2, 8.0), (2.0, 12.0), (-1.8, 16.0), (1.1, 20.0), (-0.8, 24.0)]
+    stack, truth = _fill(heads)
+    found = detect_spine_session(stack, spacing=SPACING)
+    pos = found[["z", "y", "x"]].to_numpy()
+    ia, ib = match_points(pos * SPACING, truth * SPACING, gate_um=0.5, z_scale=0.25)
+    assert len(ib) == len(heads), (found[["y", "x", "snr"]], truth)
+    assert len(found) == len(heads), found[["y", "x", "snr", "core_ratio"]]
+    stubby = len(heads) - 1          # 0.8 um from the axis: its head touches the shaft
+    assert stubby in ib
+    # equal heads 0.8-2 um from the same shaft: equal weights (head over shaft intensity)
+    assert found["weight"].std() < 0.15 * found["weight"].mean(), found["weight"]
+    # the puncta detector on the same fill: detections on the shaft, far from every head
+    puncta = detect_session(stack, spacing=SPACING)
+    far = np.min(np.linalg.norm((puncta[["y", "x"]].to_numpy()[:, None] - truth[None, :, 1:])
+                                * SPACING[1:], axis=2), axis=1) > 1.0
+    assert far.sum() >= 3
+
+
+def test_spine_weight_is_head_over_shaft():
+    """A head's weight is its intensity over its shaft's: the whole image twice as bright
+    gives the same weights, a place on the shaft 4 um from any head next to none."""
+    from pipeline.core.spines import head_over_shaft
+    from pipeline.params import SpinesParams
+
+    opts = {k: getattr(SpinesParams(), k) for k in ("head_fwhm_um", "line_um", "directions",
+                                                    "orientation_um", "core_window_um")}
+    stack, truth = _fill([(1.5, 6.0), (-1.5, 14.0)], photons=400.0)
+    w = head_over_shaft(stack[0], truth, spacing=SPACING, **opts)
+    brighter = head_over_shaft(2 * stack[0], truth, spacing=SPACING, **opts)
+    np.testing.assert_allclose(brighter["weight"], w["weight"], rtol=0.02)
+    assert (w["weight"] > 0.1).all() and (w["snr"] > 5).all()
+    empty = head_over_shaft(stack[0], truth + [0, 0, 45], spacing=SPACING, **opts)  # 4 um on
+    assert (empty["weight"].abs() < 0.3 * w["weight"].min()).all()

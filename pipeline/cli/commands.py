@@ -13,7 +13,7 @@ import pandas as pd
 from ..core.errors import InputError
 from ..inputs.curation import ROW_FIELDS as CURATION_FIELDS
 from ..params import (DetectParams, PresenceParams, RegisterParams, ReviewParams,
-                      TrackParams, WeightsParams, from_options)
+                      SpinesParams, TrackParams, WeightsParams, from_options)
 from .files import atomic_dir, atomic_path, read_json, read_table, write_json, write_table
 
 
@@ -126,17 +126,18 @@ def cmd_check(args) -> None:
 
 
 def cmd_channels(args) -> None:
-    from ..stages.channels import pooled_shares, session_share, single_channel_note
+    from ..stages.channels import pooled_shares, session_share, single_channel_note, spines_note
 
     params = from_options(DetectParams, args.options)
-    estimates, cell = {}, ""
+    estimates, cell, target = {}, "", "puncta"
     for stack, meta in _ingested(args.stacks):
         estimates[str(meta["session"])] = session_share(stack)
-        cell = meta["cell"]
+        cell, target = meta["cell"], meta.get("target", "puncta")
     result = pooled_shares(estimates, cell=cell, departure=params.share_departure,
                            policy=params.departing_share)
-    result["notes"] = ([single_channel_note(cell, params)]
-                       if estimates and all(v is None for v in estimates.values()) else [])
+    one_channel = estimates and all(v is None for v in estimates.values())
+    result["notes"] = ([spines_note(cell)] if target == "spines" else
+                       [single_channel_note(cell, params)] if one_channel else [])
     write_json(result, args.out)
     for note in result["notes"]:
         print(note)
@@ -147,9 +148,14 @@ def cmd_channels(args) -> None:
 def cmd_detect(args) -> None:
     from ..inputs.stacks import load_ingested
     from ..contract import chosen_for
-    from ..stages.detect import detect_session, single_channel_choice
+    from ..stages.detect import detect_session, detect_spine_session, single_channel_choice
 
     stack, meta = load_ingested(args.stack)
+    if meta.get("target") == "spines":
+        heads = detect_spine_session(stack, spacing=meta["voxel_um"],
+                                     params=from_options(SpinesParams, args.spine_options))
+        write_table(heads, args.out, float_format="%.5g")
+        return print(f"{args.stack}: {len(heads)} spine heads (target spines: the fill alone)")
     channels = read_json(args.channels) if args.channels else None
     params = from_options(DetectParams, args.options)
     puncta = detect_session(stack, spacing=meta["voxel_um"], workers=args.threads, params=params,
@@ -222,7 +228,8 @@ def cmd_weights(args) -> None:
     channels = read_json(args.channels) if args.channels else None
     table, nulls = measure_cell(sessions, pd.read_csv(args.tracks),
                                 params=from_options(WeightsParams, args.options),
-                                channels=channels)
+                                channels=channels,
+                                spines=from_options(SpinesParams, args.spine_options))
     write_table(table, args.out)
     if args.null_out:
         write_table(nulls, args.null_out)

@@ -129,11 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=commands.cmd_channels)
 
-    p = sub.add_parser("detect", help="detect PSD-95 puncta in one ingested stack")
+    p = sub.add_parser("detect", help="detect PSD-95 puncta (or a fill's spine heads) in one "
+                                      "ingested stack")
     p.add_argument("--stack", required=True)
     p.add_argument("--channels", default=None,
                    help="the channels stage's JSON: the morphology share to subtract")
     p.add_argument("--options", default="{}")
+    p.add_argument("--spine-options", default="{}",
+                   help="the config's spines section (JSON), for a cell with target spines")
     p.add_argument("--threads", type=int, default=1, help="threads for the image filters")
     p.add_argument("--out", required=True)
     p.set_defaults(func=commands.cmd_detect)
@@ -167,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracks", required=True)
     p.add_argument("--stacks", nargs="+", required=True)
     p.add_argument("--transforms", nargs="+", required=True)
+    p.add_argument("--spine-options", default="{}",
+                   help="the config's spines section (JSON), for a cell with target spines")
     p.add_argument("--channels", default=None,
                    help="the channels stage's JSON: each session's morphology share")
     p.add_argument("--options", default="{}")

@@ -65,7 +65,10 @@ def load_session(row: pd.Series, *, config_voxel, max_saturated: float,
     voxel = resolve_voxel(parse_voxel(row["voxel_um"]), info.voxel_um, config_voxel,
                           path=row["abs_path"], config_first=config_voxel_first)
     channels = [int(row["psd95_channel"])]
-    if int(row["morphology_channel"]) >= 0:
+    if row.get("target") == "spines":   # the fill alone: the morphology channel if named
+        channels = [int(row["morphology_channel"])] if int(row["morphology_channel"]) >= 0 \
+            else channels
+    elif int(row["morphology_channel"]) >= 0:
         channels.append(int(row["morphology_channel"]))
     stack = read_stack(row["abs_path"], channels=channels,
                        max_saturated_fraction={channels[0]: max_saturated},
@@ -88,5 +91,7 @@ def session_metadata(row: pd.Series, stack, channels: list[int]) -> dict:
             "day": float(row["day"]), "animal": row["animal"], "source": row["abs_path"],
             "channels": ["psd95"] + (["morphology"] if len(channels) > 1 else []),
             "source_channels": channels,
+            # puncta (PSD-95) or spines (a cell fill): what the detect and weights stages find
+            "target": row.get("target", "puncta"),
             # the detector's full scale when some PSD-95 voxels reach it (weights flag them)
             "psd95_saturation_level": top if frac > 0 else None}

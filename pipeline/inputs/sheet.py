@@ -106,10 +106,6 @@ def read_sessions(path: str | Path, *, check_files: bool = True) -> pd.DataFrame
             except ValueError:
                 problems.append(f"{where}, column 'voxel_um': '{row['voxel_um']}' must be three "
                                 "positive numbers 'z,y,x' in micrometres")
-        if row.get("target") == "spines":
-            problems.append(f"{where}, column 'target': spines (from a cell fill) are not "
-                            "analysed yet; this pipeline follows PSD-95 puncta (target 'puncta', "
-                            "the default)")
         if {"psd95_channel", "morphology_channel"} <= row.keys() and \
                 row["psd95_channel"] == row["morphology_channel"]:
             problems.append(f"{where}: psd95_channel and morphology_channel are both "
@@ -146,12 +142,13 @@ def read_sessions(path: str | Path, *, check_files: bool = True) -> pd.DataFrame
 
     for col, default in (("animal", ""), ("psd95_channel", 0), ("morphology_channel", -1),
                          ("voxel_um", ""), ("time_axis", "error"), ("axes", ""),
-                         ("series", None), ("notes", "")):
+                         ("series", None), ("notes", ""), ("target", "puncta")):
         if col not in df.columns:
             df[col] = default
     df["psd95_channel"] = df["psd95_channel"].fillna(0).astype(int)
     df["morphology_channel"] = df["morphology_channel"].fillna(-1).astype(int)
     df["animal"] = df["animal"].fillna("")
+    df["target"] = df["target"].fillna("puncta").replace("", "puncta")
     df["voxel_um"] = df["voxel_um"].fillna("")
     df["time_axis"] = df["time_axis"].fillna("error")
     df["axes"] = df["axes"].fillna("").str.strip().str.upper()

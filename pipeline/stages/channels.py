@@ -84,3 +84,13 @@ def single_channel_note(cell: str, params: DetectParams) -> str:
             f"the PSD-95 channel ({params.shaft_line_um:g} um line openings) and subtracted, "
             f"the threshold is in the noise around each peak (local_noise: "
             f"{params.local_noise}){near}")
+
+
+def spines_note(cell: str) -> str:
+    """What detection and weights do for a cell whose synapses are spines of a cell fill."""
+    return (f"cell {cell}: spines of a cell fill (target spines): heads are found beside the "
+            "shaft in a matched-filtered z-projection, the shaft estimated along its own "
+            "direction and its core left out (a spine that sits on the shaft's core is not "
+            "found); each spine's weight is its head's intensity over its shaft's. Accuracy on "
+            "simulated spiny dendrites: BENCHMARKS_SPINES.md; check the spines on the review "
+            "pages")

@@ -22,7 +22,8 @@ from ..core.noise import robust_noise
 from ..core.optics import FWHM_TO_SIGMA
 from ..core.photometry import aperture_photometry
 from ..core.shaft import dendrite_mask, line_background, local_noise_factor
-from ..params import DetectParams, as_options
+from ..core.spines import detect_spines
+from ..params import DetectParams, SpinesParams, as_options
 
 def punctum_sigma_um(psf_fwhm_um, punctum_fwhm_um: float) -> np.ndarray:
     """Per-axis SD (um) of a punctum of FWHM ``punctum_fwhm_um`` seen through the PSF."""
@@ -449,3 +450,19 @@ def single_channel_choice(puncta: pd.DataFrame, params: DetectParams) -> str:
         return "PSD-95 alone: no dendrite seen in the PSD-95 channel; puncta kept anywhere"
     return (f"PSD-95 alone: puncta kept within {params.shaft_distance_um:g} um of the dendrite "
             "the PSD-95 channel outlines")
+
+
+def detect_spine_session(stack: np.ndarray, *, spacing,
+                         params: SpinesParams = SpinesParams()) -> pd.DataFrame:
+    """The detect stage on a cell whose synapses are spines (sheet ``target: spines``):
+    :func:`~pipeline.core.spines.detect_spines` on channel 0 (the fill), in the columns the
+    puncta table has (``intensity`` the head above the shaft, ``background`` the shaft,
+    ``size_um`` the head size the filter assumed) plus ``weight`` and ``core_ratio``."""
+    heads = detect_spines(stack[0], spacing=spacing, **as_options(params))
+    spacing = np.asarray(spacing, float)
+    out = heads.assign(morphology_coefficient=0.0, intensity=heads["head"],
+                       background=heads["shaft"], size_um=params.head_fwhm_um,
+                       cell_distance_um=np.nan)
+    for ax, col in enumerate(("z", "y", "x")):
+        out[f"{col}_um"] = out[col] * spacing[ax]
+    return out.drop(columns=["head", "shaft"])

@@ -17,7 +17,8 @@ from ..core.frames import registration_error_at, to_session, track_positions
 from ..core.normalise import normalise_cell_weights
 from ..core.optics import Z_SCALE
 from ..core.photometry import aperture_photometry
-from ..params import WeightsParams
+from ..core.spines import head_over_shaft
+from ..params import SpinesParams, WeightsParams
 
 
 def distinct_puncta(positions: np.ndarray, detected, *, spacing, same_um: float = 0.5,
@@ -138,8 +139,8 @@ def _per_synapse(tracks: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, np.ndar
 
 def measure_session(stack: np.ndarray, meta: dict, transform: dict, tracks: pd.DataFrame, *,
                     params: WeightsParams = WeightsParams(), per_synapse=None,
-                    share: float | None = None,
-                    share_departs: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+                    share: float | None = None, share_departs: bool = False,
+                    spines: SpinesParams = SpinesParams()) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every synapse of a cell measured in one session's (c, z, y, x) ``stack`` (``meta``: its
     ingest metadata; ``transform``: its register dict), where it was detected at its own
     position, elsewhere at its track's centre; and the null places on the cell.  Returns the
@@ -147,7 +148,10 @@ def measure_session(stack: np.ndarray, meta: dict, transform: dict, tracks: pd.D
     ``_per_synapse(tracks)`` gives, when the caller measures several sessions; ``share``: the
     morphology share the channels stage chose for this session (with ``bleedthrough`` 'auto';
     None estimates it here), ``share_departs``: its own estimate departed from its cell's
-    (every row gets the quality flag ``channel_departs``)."""
+    (every row gets the quality flag ``channel_departs``).  A cell with ``target`` spines in
+    ``meta``: ``intensity`` is each spine's head over its shaft
+    (:func:`~pipeline.core.spines.head_over_shaft`, settings ``spines``), ``snr`` the head
+    over the noise, ``background`` the shaft."""
     centres, curated, n_detected = per_synapse or _per_synapse(tracks)
     ids = centres.index.to_numpy()
     spacing = np.asarray(meta["voxel_um"])
@@ -180,6 +184,12 @@ def measure_session(stack: np.ndarray, meta: dict, transform: dict, tracks: pd.D
                           "z": null[:, 0], "y": null[:, 1], "x": null[:, 2],
                           "snr": phot["snr"].to_numpy()[len(vox):]})
     phot = phot.iloc[:len(vox)]
+    if meta.get("target") == "spines":
+        spine = head_over_shaft(stack[0], vox, spacing=spacing, **{
+            k: getattr(spines, k) for k in ("head_fwhm_um", "line_um", "directions",
+                                            "orientation_um", "core_window_um")})
+        phot = phot.assign(intensity=spine["weight"].to_numpy(), snr=spine["snr"].to_numpy(),
+                           background=spine["shaft"].to_numpy())
     link = det["link_distance_um"].reindex(ids).to_numpy()
     confidence, competitor = (det[c].reindex(ids).to_numpy() if c in det.columns
                               else np.full(len(ids), np.nan)
@@ -213,8 +223,8 @@ def measure_session(stack: np.ndarray, meta: dict, transform: dict, tracks: pd.D
 
 
 def measure_cell(sessions: Iterable[tuple[np.ndarray, dict, dict]], tracks: pd.DataFrame, *,
-                 params: WeightsParams = WeightsParams(),
-                 channels: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                 params: WeightsParams = WeightsParams(), channels: dict | None = None,
+                 spines: SpinesParams = SpinesParams()) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The weights stage on one cell: ``sessions`` yields each session's ``(stack, meta,
     transform)`` (a generator keeps one stack in memory at a time); ``channels``: the channels
     stage's result (each session's morphology share, used when ``bleedthrough`` is 'auto').
@@ -226,7 +236,7 @@ def measure_cell(sessions: Iterable[tuple[np.ndarray, dict, dict]], tracks: pd.D
         entry = chosen_for(channels, meta["session"])
         r, n = measure_session(stack, meta, transform, tracks, params=params,
                                per_synapse=per_synapse, share=entry.get("used"),
-                               share_departs=bool(entry.get("departs")))
+                               share_departs=bool(entry.get("departs")), spines=spines)
         rows.append(r)
         nulls.append(n)
     table = pd.concat(rows, ignore_index=True)
