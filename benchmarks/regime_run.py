@@ -29,7 +29,7 @@ SESSION_COLUMNS = ["session", "n", "lateral_median_um", "lateral_p95_um", "n_mat
 
 def main(argv=None) -> int:
     from registration_benchmark import pipeline_sessions, write_report
-    from run_benchmark import REGIMES, run_ours, simulate
+    from run_benchmark import REGIMES, SPINE_REGIMES, run_ours, simulate
 
     from pipeline.truth.evaluate import evaluate_results
 
@@ -46,7 +46,7 @@ def main(argv=None) -> int:
         data, results = work / regime / "data", work / regime / "results"
         if results.exists():
             shutil.rmtree(results)
-        simulate(data, REGIMES[regime])
+        simulate(data, {**REGIMES, **SPINE_REGIMES}[regime])
         ours = run_ours(data, results, args.cores)
         scores = evaluate_results(data, results)
         cell = scores["cell"].iloc[0]

@@ -154,7 +154,8 @@ def detect_spines(image: np.ndarray, *, spacing, head_fwhm_um: float, threshold:
                      / np.interp(raw_neuropil, means, variances))
     snr = response[at] / (noise * photon)
     core_ratio = level[at] / np.maximum(shaft_near[at], 1e-12)
-    keep = (snr > threshold) & (core_ratio < core_share)
+    # a head rises above the shaft estimate (the DoG also peaks beside a dip in the fill)
+    keep = (snr > threshold) & (core_ratio < core_share) & (head[at] > 0)
     peaks, snr, core_ratio = peaks[keep], snr[keep], core_ratio[keep]
     at = tuple(peaks.T)
     z = depth[at].astype(float) + _parabola_offset(smooth, depth, peaks)
