@@ -59,8 +59,8 @@ SPACING = np.array([0.8, 0.0887, 0.0887])
 
 def _fill(heads_um, *, seed=0, photons=40.0, shape=(12, 128, 320)):
     """A straight shaft along x (radius 0.45 um, in plane z 6) and spherical heads at
-    ``heads_um`` ((y offset from the axis, x) in um, in the shaft's plane), blurred by the
-    PSF, with photon noise."""
+    ``heads_um`` ((y offset from the axis, x[, radius]) in um, in the shaft's plane; radius
+    0.3 um unless given), blurred by the PSF, with photon noise."""
     from scipy import ndimage
 
     from pipeline.core.optics import FWHM_TO_SIGMA, PSF_FWHM_UM
@@ -68,13 +68,14 @@ def _fill(heads_um, *, seed=0, photons=40.0, shape=(12, 128, 320)):
     z, y, x = np.meshgrid(*[np.arange(n) * d for n, d in zip(shape, SPACING)], indexing="ij")
     axis_y, axis_z = shape[1] // 2 * SPACING[1], 6 * SPACING[0]
     tube = ((y - axis_y) ** 2 + (z - axis_z) ** 2 <= 0.45 ** 2).astype(float)
-    for dy, hx in heads_um:
-        tube += ((y - axis_y - dy) ** 2 + (x - hx) ** 2 + (z - axis_z) ** 2 <= 0.3 ** 2)
+    for dy, hx, *radius in heads_um:
+        tube += ((y - axis_y - dy) ** 2 + (x - hx) ** 2 + (z - axis_z) ** 2
+                 <= (radius[0] if radius else 0.3) ** 2)
     sigma = np.asarray(PSF_FWHM_UM) * FWHM_TO_SIGMA / SPACING
     lam = ndimage.gaussian_filter(np.minimum(tube, 1.0), sigma)
     lam = 2.0 + photons * lam / lam.max()
     rng = np.random.default_rng(seed)
-    heads_vox = np.array([[6, (axis_y + dy) / SPACING[1], hx / SPACING[2]] for dy, hx in heads_um])
+    heads_vox = np.array([[6, (axis_y + h[0]) / SPACING[1], h[1] / SPACING[2]] for h in heads_um])
     return rng.poisson(lam).astype(np.float32)[None], heads_vox
 
 
@@ -117,3 +118,64 @@ def test_spine_weight_is_head_over_shaft():
     assert (w["weight"] > 0.1).all() and (w["snr"] > 5).all()
     empty = head_over_shaft(stack[0], truth + [0, 0, 45], spacing=SPACING, **opts)  # 4 um on
     assert (empty["weight"].abs() < 0.3 * w["weight"].min()).all()
+
+
+def test_a_spine_too_small_to_detect_in_one_session_keeps_its_id():
+    """Six spines in three sessions; one of them shrinks below detection in the middle
+    session (its head 0.1 um across) and recovers: tracking gives it one id in the first and
+    last sessions, and the others one id each throughout."""
+    from pipeline.stages.detect import detect_spine_session
+    from pipeline.stages.track import track_cell
+
+    heads = [(1.5, 4.0), (-1.2, 8.0), (2.0, 12.0), (-1.8, 16.0), (1.1, 20.0), (-1.4, 24.0)]
+    shrunk = heads[:2] + [(*heads[2], 0.05)] + heads[3:]
+    stacks = [_fill(heads, seed=1)[0], _fill(shrunk, seed=2)[0], _fill(heads, seed=3)[0]]
+    identity = {"matrix": np.eye(4).tolist(), "reliable": True}
+    found, metas = [], []
+    for k, stack in enumerate(stacks):
+        found.append(detect_spine_session(stack, spacing=SPACING))
+        metas.append({"cell": "c1", "session": f"s{k}", "day": 4.0 * k,
+                      "shape_czyx": list(stack.shape), "voxel_um": SPACING.tolist()})
+    assert [len(f) for f in found] == [6, 5, 6]
+    tracks, unreliable = track_cell(found, [identity] * 3, metas)
+    assert unreliable == []
+    assert tracks["synapse_id"].nunique() == 6
+    x_of = tracks.groupby("synapse_id")["x"].median() * SPACING[2]
+    gone = (x_of - heads[2][1]).abs().idxmin()
+    assert sorted(tracks.loc[tracks.synapse_id == gone, "session"]) == ["s0", "s2"]
+    assert (tracks.groupby("synapse_id").size().drop(gone) == 3).all()
+
+
+def test_a_spines_run_follows_spines_and_says_so(tmp_path):
+    """A sheet with target spines (a simulated 8-bit fill): the whole workflow ends, spine
+    heads are detected and tracked with weights, most true spines are found, and the run's
+    summary and report name the cell as spines of a cell fill."""
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    from pipeline.truth.evaluate import evaluate_results
+    from pipeline.truth.simulate import write_dataset
+
+    data = write_dataset(tmp_path / "data", [("sp01", SimulationParams(
+        cell_type="pyr", shape=(16, 256, 256), n_sessions=3, seed=21, spines=True,
+        bit_depth=8))])
+    assert "spines" in (data / "sessions.tsv").read_text()
+    results = tmp_path / "results"
+    res = subprocess.run([sys.executable, "-m", "pipeline", "run", str(data / "sessions.tsv"),
+                          "--results", str(results)], capture_output=True, text=True,
+                         cwd=tmp_path)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    tail = res.stdout.split("summary:")[1]
+    assert "cell sp01: spines of a cell fill" in tail, tail
+    report = (results / "report.html").read_text()
+    assert "cell sp01: spines of a cell fill" in report
+    assert "For sp01 (dendritic spines of a cell fill)" in report      # the methods paragraph
+    log = (results / "logs" / "detect" / "sp01" / "s01.log").read_text()
+    assert "spine heads (target spines" in log, log
+    synapses = pd.read_csv(results / "synapses.csv")
+    assert (synapses.loc[synapses.present == 1, "weight"] > 0).mean() > 0.95
+    scores = evaluate_results(data, results).set_index("metric")["value"]
+    assert scores["detection_recall"] > 0.6 and scores["detection_precision"] > 0.7, scores
+    assert scores["link_f1"] > 0.85, scores

@@ -138,6 +138,7 @@ def cmd_channels(args) -> None:
     one_channel = estimates and all(v is None for v in estimates.values())
     result["notes"] = ([spines_note(cell)] if target == "spines" else
                        [single_channel_note(cell, params)] if one_channel else [])
+    result["spine_cells"] = [cell] if target == "spines" else []
     write_json(result, args.out)
     for note in result["notes"]:
         print(note)

@@ -263,7 +263,8 @@ def write_report(results: Path, out: Path, *, failures=(), settings: dict | None
     start, end = EVALUATION_MARKS
     parts.append(start + annotation_section(results) + end)
     parts.append("<h2>Methods</h2>" + methods_paragraph(
-        settings, sessions=None if table is None else table[["cell", "session"]]))
+        settings, sessions=None if table is None else table[["cell", "session"]],
+        spine_cells=_channels_lines(results, "spine_cells")))
     review = sorted(p.parent.name for p in layout.review.glob("*/index.html"))
     if review:
         parts.append("<h2>Review</h2><p><a href='review/index.html'>Every synapse</a> (sortable, "

@@ -258,8 +258,10 @@ STATS_DEFINITIONS = (
     "cells as replicates (at least stats.min_cells_per_type cells per type).")
 
 
-def methods_paragraph(settings: dict | None, *, sessions: pd.DataFrame | None = None) -> str:
-    """Methods text generated from a run: stages, changed settings, software, definitions."""
+def methods_paragraph(settings: dict | None, *, sessions: pd.DataFrame | None = None,
+                      spine_cells=()) -> str:
+    """Methods text generated from a run: stages, changed settings, software, definitions
+    (``spine_cells``: cells whose synapses are spines of a cell fill)."""
     changed = changed_settings(settings) if settings else None
     data = ""
     if sessions is not None and len(sessions):
@@ -282,6 +284,13 @@ def methods_paragraph(settings: dict | None, *, sessions: pd.DataFrame | None = 
         "an ellipsoidal aperture at its registered position, normalised per cell and session; "
         "presence in each session was called from all sessions' evidence by a two-state hidden "
         "Markov model per synapse fitted to the cell's own data. ")
+    if spine_cells:
+        stages += (
+            f"For {', '.join(map(_esc, sorted(spine_cells)))} (dendritic spines of a cell fill) spine heads were "
+            "detected instead in a matched-filtered projection along z, beside the shaft "
+            "estimated as the median along its own direction, with the shaft's core left out "
+            "and the threshold in the photon noise at the shaft's level; each spine's weight is "
+            "its head's intensity over its shaft's. ")
     if changed is None:
         setting = "The run's settings were not recorded with this report. "
     elif changed:
