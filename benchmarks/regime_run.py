@@ -60,7 +60,9 @@ def main(argv=None) -> int:
             "lost err pp (presence calls)": pop.get("lost_abs_error_pp"),
             "sessions unreliable": int((~sessions["reliable"].astype(bool)).sum()),
             "worst session lateral p95 (um)": sessions["lateral_p95_um"].max(),
-            "wall (min)": ours["wall_s"] / 60})
+            "wall (min)": ours["wall_s"] / 60,
+            "largest job peak memory (MB)": pd.Series(
+                [v["max_rss_mb"] for v in ours["stages"].values()]).max()})
         lines += [f"### {regime}", "", "Scores of the cell:", "",
                   per_cell.round(4).to_frame().to_markdown(), "",
                   "The cell type's population figures (``_ours``: from the presence stage's "

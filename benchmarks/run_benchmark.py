@@ -64,6 +64,11 @@ SPINE_REGIMES = {
     "spines": ["--cells", "pyr", "--seed", "707", "--spines", "true", "--bit-depth", "8",
                "--crop-sessions", "3,6", "--crop-depth-fraction", "0.8",
                "--crop-depth-offset", "0.5", "--brightness-sd", "0.2"],
+    # the cost target: 6 sessions of ~20 M voxels (40 x 708 x 708)
+    "spines_20M": ["--cells", "pyr", "--seed", "717", "--spines", "true", "--bit-depth", "8",
+                   "--crop-sessions", "3", "--crop-depth-fraction", "0.8",
+                   "--crop-depth-offset", "0.5", "--brightness-sd", "0.2",
+                   "--n-sessions", "6", "--shape", "40,708,708"],
 }
 COMMON = ["--n-sessions", "8", "--shape", "34,512,512"]
 #: the same cells with one session imaged at half its depth (the top 17 of 34 planes)
