@@ -70,6 +70,15 @@ def snakemake(workdir: Path, *args: str, timeout: float = 1800) -> subprocess.Co
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
 
 
+def pipeline_run(sheet: Path, results: Path, *, cwd: Path) -> str:
+    """``python -m pipeline run SHEET --results RESULTS``, which must succeed; its summary (the
+    output after 'summary:')."""
+    res = subprocess.run([sys.executable, "-m", "pipeline", "run", str(sheet),
+                          "--results", str(results)], capture_output=True, text=True, cwd=cwd)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    return res.stdout.split("summary:")[1]
+
+
 def fingerprint(folder: Path) -> dict:
     return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, hashlib.md5(p.read_bytes()).hexdigest())
             for p in sorted(folder.rglob("*")) if p.is_file()}

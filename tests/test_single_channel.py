@@ -8,7 +8,7 @@ from pipeline.stages.detect import detect_puncta
 from pipeline.truth.evaluate import score_detection
 from pipeline.truth.simulate import render_puncta
 
-from conftest import spacing_of, truth_of
+from conftest import pipeline_run, spacing_of, truth_of
 
 SPACING = np.array([0.8, 0.0887, 0.0887])
 
@@ -108,9 +108,6 @@ def test_single_channel_8_bit_stacks_detect_with_default_settings(single_channel
 def test_a_single_channel_run_says_what_detection_did(tmp_path):
     """The whole workflow on PSD-95 alone (8-bit): it ends, puncta are tracked, and the run's
     summary, the report and each detect log say what was done without a morphology channel."""
-    import subprocess
-    import sys
-
     import pandas as pd
 
     from pipeline.truth.simulate import SimulationParams, write_dataset
@@ -119,11 +116,7 @@ def test_a_single_channel_run_says_what_detection_did(tmp_path):
         cell_type="pyr", shape=(16, 256, 256), n_sessions=3, seed=11, single_channel=True,
         bit_depth=8))])
     results = tmp_path / "results"
-    res = subprocess.run([sys.executable, "-m", "pipeline", "run", str(data / "sessions.tsv"),
-                          "--results", str(results)], capture_output=True, text=True,
-                         cwd=tmp_path)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    tail = res.stdout.split("summary:")[1]
+    tail = pipeline_run(data / "sessions.tsv", results, cwd=tmp_path)
     assert "cells imaged in one channel" in tail and "cell sc01: no morphology channel" in tail
     assert "2.5 um line openings" in tail, tail
     report = (results / "report.html").read_text()

@@ -2,6 +2,7 @@
 beside the shaft."""
 import numpy as np
 import pytest
+from conftest import pipeline_run
 
 from pipeline.truth.simulate import SimulationParams, simulate_cell, spine_heads
 
@@ -150,9 +151,6 @@ def test_a_spines_run_follows_spines_and_says_so(tmp_path):
     """A sheet with target spines (a simulated 8-bit fill): the whole workflow ends, spine
     heads are detected and tracked with weights, most true spines are found, and the run's
     summary and report name the cell as spines of a cell fill."""
-    import subprocess
-    import sys
-
     import pandas as pd
 
     from pipeline.truth.evaluate import evaluate_results
@@ -163,11 +161,7 @@ def test_a_spines_run_follows_spines_and_says_so(tmp_path):
         bit_depth=8))])
     assert "spines" in (data / "sessions.tsv").read_text()
     results = tmp_path / "results"
-    res = subprocess.run([sys.executable, "-m", "pipeline", "run", str(data / "sessions.tsv"),
-                          "--results", str(results)], capture_output=True, text=True,
-                         cwd=tmp_path)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    tail = res.stdout.split("summary:")[1]
+    tail = pipeline_run(data / "sessions.tsv", results, cwd=tmp_path)
     assert "cell sp01: spines of a cell fill" in tail, tail
     report = (results / "report.html").read_text()
     assert "cell sp01: spines of a cell fill" in report
