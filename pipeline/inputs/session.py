@@ -89,7 +89,8 @@ def session_metadata(row: pd.Series, stack, channels: list[int]) -> dict:
                                                          **read_options(row)).dtype)
     return {"cell": row["cell"], "cell_type": row["cell_type"], "session": row["session"],
             "day": float(row["day"]), "animal": row["animal"], "source": row["abs_path"],
-            "channels": ["psd95"] + (["morphology"] if len(channels) > 1 else []),
+            "channels": (["fill"] if row.get("target") == "spines" else
+                         ["psd95"] + (["morphology"] if len(channels) > 1 else [])),
             "source_channels": channels,
             # puncta (PSD-95) or spines (a cell fill): what the detect and weights stages find
             "target": row.get("target", "puncta"),
