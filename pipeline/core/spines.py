@@ -195,19 +195,20 @@ def head_over_shaft(image: np.ndarray, points_vox: np.ndarray, *, spacing,
     head is there or not: ``head`` (the largest projection above the shaft estimate within
     ``search_um`` of the point, laterally), ``shaft`` (the shaft's largest value within
     twice ``core_window_um``, above the neuropil), ``weight`` (their ratio), ``snr`` (head over
-    the noise there, as :func:`detect_spines` measures it)."""
+    the robust noise of the projection's residual above the shaft, high-passed at four head
+    widths: one noise for the whole stack, unlike :func:`detect_spines`' photon-scaled one)."""
     spacing = np.asarray(spacing, float)
     proj = project(image, spacing=spacing, head_fwhm_um=head_fwhm_um)[0]
     shaft = shaft_estimate(proj, pixel_um=spacing[1], line_um=line_um, directions=directions,
                            orientation_um=orientation_um)
-    head = ndimage.maximum_filter(proj - shaft,
+    residual = proj - shaft
+    head = ndimage.maximum_filter(residual,
                                   size=2 * max(int(round(search_um / spacing[1])), 1) + 1)
     level = shaft - float(np.median(shaft))
     shaft_near = _shaft_reference(level, max(int(round(core_window_um / spacing[1])) | 1, 3))
     yx = np.clip(np.round(np.asarray(points_vox, float).reshape(-1, 3)[:, 1:]).astype(int), 0,
                  np.array(proj.shape) - 1)
     at = tuple(yx.T)
-    residual = proj - shaft
     noise = robust_noise(residual - ndimage.gaussian_filter(residual, 4 * head_sigma_vox(
         spacing, head_fwhm_um)[1:]))
     return pd.DataFrame({"head": head[at], "shaft": shaft_near[at],
