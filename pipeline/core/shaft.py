@@ -36,8 +36,7 @@ def line_footprint(length_px: int, angle: float) -> np.ndarray:
 
 
 def line_background(image: np.ndarray, *, spacing, length_um: float = 2.5,
-                    directions: int = 8, bin_yx: int = 2, average_um: float = 1.0,
-                    statistic: str = "opening") -> np.ndarray:
+                    directions: int = 8, bin_yx: int = 2, average_um: float = 1.0) -> np.ndarray:
     """The line-like part of a (z, y, x) image above its median: the largest, over
     ``directions`` orientations, of the grey opening of each plane by a line ``length_um``
     long, of the image block-averaged ``bin_yx`` times in y and x (an estimate that varies over
@@ -46,10 +45,6 @@ def line_background(image: np.ndarray, *, spacing, length_um: float = 2.5,
     not in it; a dendrite's shaft, running in the plane, is.  Along each direction the image is
     first averaged over ``average_um`` (a minimum over noisy values lies below their mean: on
     a noisy shaft the opening alone fell ~30 % short).  Float32, full size, >= 0.
-
-    ``statistic`` 'median': the median along each line instead of the opening (no averaging
-    first).  A blob shorter than half the line is left out all the same, and a bright, noisy
-    shaft (a cell fill) is met without the opening's bias below its mean.
     """
     spacing = np.asarray(spacing, float)
     small = block_average_yx(image.astype(np.float32, copy=False), bin_yx)
@@ -59,11 +54,6 @@ def line_background(image: np.ndarray, *, spacing, length_um: float = 2.5,
     for k in range(directions):
         angle = np.pi * k / directions
         line = small
-        if statistic == "median":
-            opened = ndimage.median_filter(small, footprint=line_footprint(length_px, angle),
-                                           mode="nearest")
-            best = opened if best is None else np.maximum(best, opened, out=best)
-            continue
         if average_px > 1:    # the opening's minimum is biased low by the noise: average first
             kernel = line_footprint(average_px, angle).astype(np.float32)
             line = ndimage.convolve(small, kernel / kernel.sum(), mode="nearest")
