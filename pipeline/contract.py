@@ -50,7 +50,7 @@ CURATION_CALLS = ("present", "absent")
 #: each with an SVG twin)
 STATS_TABLES = ("lognormal", "survival", "survival_by_quartile", "turnover", "hazard",
                 "markov_transition", "markov_stationary", "markov_survival", "kesten",
-                "celltype_comparison")
+                "celltype_comparison", "summary")
 STATS_PLOTS = ("weights_lognormal", "survival", "kesten", "markov_transition",
                "markov_stationary")
 

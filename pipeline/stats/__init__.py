@@ -15,6 +15,7 @@ from .hazard import hazard_table
 from .kesten import kesten_table
 from .noise import noise_estimate
 from .markov import markov_chain
+from .summary import summary_table
 from .survival import (survival, survival_by_quartile, survival_per_cell, turnover,
                        turnover_per_cell)
 from .table import TableError, consecutive_pairs, prepare_table, split_repeats
@@ -83,6 +84,10 @@ def run_stats(table: pd.DataFrame, out_dir: str | Path, *, n_bins: int = StatsPa
     results["celltype_comparison"] = celltype_comparison(
         t, per_cell_turnover, details, min_cells=min_cells_per_type,
         min_animals=min_animals_per_type, n_boot=n_boot, rng=rng)
+    results["summary"] = summary_table(
+        t, per_cell_turnover=per_cell_turnover, per_cell_survival=per_cell_survival,
+        noise_by_type=noise_by_type, kesten=results["kesten"], hazard=results["hazard"],
+        min_cells=min_cells_per_type)
     for name in STATS_TABLES:
         results[name].to_csv(out / f"{name}.csv", index=False, float_format="%.6g")
     plots.weight_histograms(t, results["lognormal"], out / "weights_lognormal.png")

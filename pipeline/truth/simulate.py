@@ -120,6 +120,10 @@ class SimulationParams:
     # 0.45 um radius shaft holds 20 per um of length) and the head volume of weight 1, um^3
     fill_per_um3: float = 20.0 / (np.pi * 0.45 ** 2)
     head_um3_per_weight: float = 0.14
+    # a second session on the first day ("s00r", listed after s00, the synapses and weights of
+    # s00 seen through a new motion and new noise): the repeat imaging that the statistics'
+    # measurement-noise estimate rests on (issue 27)
+    repeat_first_session: bool = False
     # dynamics
     kesten: tuple[float, float, float, float] | None = None
     weight_lognormal: tuple[float, float] | None = None
@@ -157,6 +161,7 @@ class SimulatedCell:
     params: SimulationParams
     days: list[float] = field(default_factory=list)
     warps: list = field(default_factory=list)  # per session: the warp's plane waves (after the rigid part)
+    sessions: list[str] = field(default_factory=list)  # per session its name
 
 
 # --------------------------------------------------------------------------- geometry
@@ -453,7 +458,8 @@ def simulate_cell(params: SimulationParams, *, cell: str = "cell01") -> Simulate
 
     # session transforms: tissue (= reference) um -> session um: rigid, then a smooth warp
     to_session, warps, warp_desc = [np.eye(4)], [lambda pts: np.asarray(pts, float)], [[]]
-    for _ in range(1, p.n_sessions):
+    # the repeat session's motion is drawn last, so that cells without one are unchanged
+    for _ in range(1, p.n_sessions + int(p.repeat_first_session)):
         u = rng.uniform(-1, 1)      # one draw, as before rotation_min_deg existed
         angle = np.sign(u) * (p.rotation_min_deg + abs(u) * (p.rotation_deg - p.rotation_min_deg))
         rot = rotation_matrix(angle,
@@ -470,7 +476,7 @@ def simulate_cell(params: SimulationParams, *, cell: str = "cell01") -> Simulate
         """Sites that stay well inside the stack in every session."""
         margin = np.array([1.5 * p.psf_fwhm_um[0], 1.0, 1.0])
         ok = np.ones(len(pos_um), bool)
-        for s in range(p.n_sessions):
+        for s in range(len(to_session)):
             q = session_um(s, pos_um)
             ok &= np.all((q >= margin) & (q <= (shape - 1) * spacing - margin), axis=1)
         return ok
@@ -548,15 +554,18 @@ def simulate_cell(params: SimulationParams, *, cell: str = "cell01") -> Simulate
     texture = (shaft_texture(morph_pts, cv=p.shaft_texture, seed=p.seed)
                if p.shaft_texture > 0 else None)
     pos_ref = sites[["z_um", "y_um", "x_um"]].to_numpy()
-    days = [s * p.interval_days for s in range(p.n_sessions)]
+    # (motion index, weight column, name, day) of every session rendered
+    rendered = [(s, s, f"s{s:02d}", s * p.interval_days) for s in range(p.n_sessions)]
+    if p.repeat_first_session:
+        rendered.append((p.n_sessions, 0, "s00r", 0.0))
     images, rows, to_ref = [], [], []
-    for s in range(p.n_sessions):
-        brightness = np.exp(rng.normal(0, p.brightness_sd)) * p.bleach_per_session ** s if s else 1.0
-        present = ~np.isnan(w[:, s])
+    for s, col, name, day in rendered:
+        brightness = np.exp(rng.normal(0, p.brightness_sd)) * p.bleach_per_session ** col if s else 1.0
+        present = ~np.isnan(w[:, col])
         if p.spines:    # the session's anatomy: shafts and the necks of the spines it has
             morph_pts, morph_w = _morphology_points(dendrites, sites[present], heads=False)
         images.append(_render_session(p, lambda pts, s=s: session_um(s, pts), morph_pts, morph_w,
-                                      pos_ref[present], w[present, s], sizes[present],
+                                      pos_ref[present], w[present, col], sizes[present],
                                       brightness, rng, texture=texture,
                                       share_factor=(p.channel_share_factor
                                                     if s in p.channel_share_sessions else 1.0),
@@ -573,16 +582,17 @@ def simulate_cell(params: SimulationParams, *, cell: str = "cell01") -> Simulate
                                                                  np.zeros(3)))
         rows.append(pd.DataFrame({
             "cell": cell, "cell_type": p.cell_type, "synapse_id": np.arange(1, len(sites) + 1),
-            "session": f"s{s:02d}", "day": days[s], "present": present.astype(int),
-            "weight": np.where(present, w[:, s], 0.0),
+            "session": name, "day": day, "present": present.astype(int),
+            "weight": np.where(present, w[:, col], 0.0),
             "z": vox[:, 0], "y": vox[:, 1], "x": vox[:, 2],
             "z_um": pos_ref[:, 0], "y_um": pos_ref[:, 1], "x_um": pos_ref[:, 2],
             "kind": sites["kind"].to_numpy(),
-            "size_um": (np.where(present, spine_heads(p, np.nan_to_num(w[:, s]))[1], np.nan)
+            "size_um": (np.where(present, spine_heads(p, np.nan_to_num(w[:, col]))[1], np.nan)
                         if p.spines else sizes), "brightness": brightness,
             "in_view": in_view.astype(int)}))
     truth = pd.concat(rows, ignore_index=True)
-    return SimulatedCell(images, truth, to_ref, p, days, warp_desc)
+    return SimulatedCell(images, truth, to_ref, p, [r[3] for r in rendered], warp_desc,
+                         [r[2] for r in rendered])
 
 
 def _crop_planes(p: SimulationParams, session: int) -> tuple[int, int]:
@@ -607,7 +617,7 @@ def write_dataset(out: str | Path, cells: list[tuple[str, SimulationParams]]) ->
         (out / "images" / cell).mkdir(parents=True, exist_ok=True)
         transforms[cell] = {}
         for s, img in enumerate(sim.images):
-            name = f"s{s:02d}"
+            name = sim.sessions[s]
             rel = f"images/{cell}/{name}.tif"
             tifffile.imwrite(out / rel, img.transpose(1, 0, 2, 3), imagej=True,
                              resolution=(1 / prm.spacing[2], 1 / prm.spacing[1]),
