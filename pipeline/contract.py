@@ -30,6 +30,10 @@ REGISTRATION_COLUMNS = ["registration_error_um"]
 #: names it when a link is in doubt); last, so that earlier columns keep their places
 COMPETITOR_COLUMNS = ["link_competitor_um"]
 
+#: added by collect from the dendrite stage: the length of dendrite in that session's stack
+#: (empty without a morphology channel); density per um = synapses present / this
+DENDRITE_COLUMNS = ["dendrite_length_um"]
+
 #: the weights stage's per-cell table, in this column order
 WEIGHTS_TABLE = (SYNAPSE_COLUMNS + WEIGHTS_COLUMNS + CURATED_COLUMNS + LINK_COLUMNS
                  + QUALITY_COLUMNS + REGISTRATION_COLUMNS + COMPETITOR_COLUMNS)
@@ -50,7 +54,7 @@ CURATION_CALLS = ("present", "absent")
 #: each with an SVG twin)
 STATS_TABLES = ("lognormal", "survival", "survival_by_quartile", "turnover", "hazard",
                 "markov_transition", "markov_stationary", "markov_survival", "kesten",
-                "celltype_comparison", "summary")
+                "celltype_comparison", "summary", "density")
 STATS_PLOTS = ("weights_lognormal", "survival", "kesten", "markov_transition",
                "markov_stationary")
 
@@ -80,6 +84,7 @@ class Layout:
         "ingest": "ingest/{cell}/{session}.tif",
         "ingest_meta": "ingest/{cell}/{session}.json",
         "channels": "channels/{cell}.json",
+        "dendrite": "dendrite/{cell}.csv",
         "detect": "detect/{cell}/{session}.csv",
         "register": "register/{cell}/{session}.json",
         "register_qc": "register/{cell}/{session}_qc.png",

@@ -92,6 +92,25 @@ class SpinesParams:
 
 
 @dataclass(frozen=True)
+class DendriteParams:
+    """Dendrite length from the morphology channel (or a spines cell's fill): the
+    denominator of synapse density per um (:mod:`pipeline.core.dendrite`)."""
+    smooth_um: float = _p(0.15, "Gaussian smoothing of the stack before the projection, um")
+    line_um: float = _p(
+        3.0, "spines are removed by the median along a line this long in the dendrite's own "
+             "direction, um (longer than a spine)")
+    directions: int = _p(16, "orientations of that line")
+    orientation_um: float = _p(1.5, "the dendrite's direction from the image's structure "
+                                    "over this, um")
+    prune_um: float = _p(3.0, "skeleton branches ending within this of a junction (spines "
+                              "the median left) are removed, um")
+    min_area_um2: float = _p(1.0, "bright specks smaller than this are not dendrite, um^2")
+    depth_smooth_um: float = _p(1.0, "the dendrite's depth is smoothed along it over this, um")
+    edge_um: float = _p(1.0, "a skeleton ending this close to the field's edge is extended to "
+                             "it (the dendrite leaves the field), um")
+
+
+@dataclass(frozen=True)
 class RegisterParams:
     reference: str = _p("first", "'first' (earliest day) or a session name")
     use_puncta: bool = _p(True, "refine the image registration on matched puncta")
@@ -174,6 +193,7 @@ class ReviewParams:
 #: config section -> its parameters
 SECTIONS: dict[str, type] = {
     "ingest": IngestParams, "detect": DetectParams, "spines": SpinesParams,
+    "dendrite": DendriteParams,
     "register": RegisterParams,
     "track": TrackParams, "weights": WeightsParams, "presence": PresenceParams,
     "stats": StatsParams,

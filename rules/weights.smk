@@ -29,7 +29,8 @@ rule weights:
 rule collect:
     """The per-synapse table of all cells: <results>/synapses.csv."""
     input:
-        lambda wc: [LAYOUT.pattern("presence").format(cell=c) for c in checked_cells()],
+        tables=lambda wc: [LAYOUT.pattern("presence").format(cell=c) for c in checked_cells()],
+        dendrites=lambda wc: [LAYOUT.pattern("dendrite").format(cell=c) for c in checked_cells()],
     output:
         LAYOUT.pattern("synapses"),
     conda:
@@ -39,4 +40,5 @@ rule collect:
     benchmark:
         f"{RESULTS}/benchmarks/collect.tsv"
     shell:
-        "python -m pipeline collect --inputs {input:q} --out {output:q} > {log:q} 2>&1"
+        "python -m pipeline collect --inputs {input.tables:q} --dendrites {input.dendrites:q} "
+        "--out {output:q} > {log:q} 2>&1"

@@ -12,8 +12,8 @@ import pandas as pd
 
 from ..core.errors import InputError
 from ..inputs.curation import ROW_FIELDS as CURATION_FIELDS
-from ..params import (DetectParams, PresenceParams, RegisterParams, ReviewParams,
-                      SpinesParams, TrackParams, WeightsParams, from_options)
+from ..params import (DendriteParams, DetectParams, PresenceParams, RegisterParams,
+                      ReviewParams, SpinesParams, TrackParams, WeightsParams, from_options)
 from .files import atomic_dir, atomic_path, read_json, read_table, write_json, write_table
 
 
@@ -144,6 +144,16 @@ def cmd_channels(args) -> None:
         print(note)
     for warning in result["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
+
+
+def cmd_dendrite(args) -> None:
+    from ..stages.dendrite import lengths_table, session_length
+
+    params = from_options(DendriteParams, args.options)
+    rows = [session_length(stack, meta, params=params) for stack, meta in _ingested(args.stacks)]
+    table = lengths_table(rows)
+    write_table(table, args.out, float_format="%.4g")
+    print(table.to_string(index=False))
 
 
 def cmd_detect(args) -> None:
@@ -293,7 +303,14 @@ def _review_cell(args) -> None:
 
 # --------------------------------------------------------------------------- all cells
 def cmd_collect(args) -> None:
+    from ..contract import DENDRITE_COLUMNS
+
     table = pd.concat([pd.read_csv(p) for p in args.inputs], ignore_index=True)
+    if args.dendrites:   # each session's dendrite length beside its rows (density per um)
+        lengths = pd.concat([pd.read_csv(p, dtype={"cell": str, "session": str})
+                             for p in args.dendrites], ignore_index=True)
+        table = table.merge(lengths[["cell", "session", *DENDRITE_COLUMNS]],
+                            on=["cell", "session"], how="left", validate="many_to_one")
     write_table(table, args.out)
     print(f"{args.out}: {len(table)} rows, {table['cell'].nunique()} cell(s)")
 

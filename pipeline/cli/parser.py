@@ -129,6 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=commands.cmd_channels)
 
+    p = sub.add_parser("dendrite", help="dendrite length per session of one cell (the "
+                                        "morphology channel's skeleton), for density per um")
+    p.add_argument("--stacks", nargs="+", required=True, help="the cell's ingested stacks")
+    p.add_argument("--options", default="{}", help="the config's dendrite section (JSON)")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=commands.cmd_dendrite)
+
     p = sub.add_parser("detect", help="detect PSD-95 puncta (or a fill's spine heads) in one "
                                       "ingested stack")
     p.add_argument("--stack", required=True)
@@ -204,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("collect", help="concatenate per-cell tables into synapses.csv")
     p.add_argument("--inputs", nargs="+", required=True)
+    p.add_argument("--dendrites", nargs="*", default=[],
+                   help="the cells' dendrite tables: their length joins each session's rows")
     p.add_argument("--out", required=True)
     p.set_defaults(func=commands.cmd_collect)
 

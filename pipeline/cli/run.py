@@ -16,8 +16,6 @@ from pathlib import Path
 
 from ..contract import Layout
 from ..core.errors import InputError
-from ..review.report import (channel_notes, channel_warnings, detection_warnings, input_warnings,
-                             registration_warnings, write_report)
 
 _JOB = re.compile(r"^\s*(?:local)?(?:rule|checkpoint) (\w+):")
 _FIELD = re.compile(r"^\s+(jobid|wildcards|log): (.*)$")
@@ -126,6 +124,9 @@ def failures_by_cell(results: Path, failed: list[dict]) -> dict[str, str]:
 
 def summary(results: Path, by_cell: dict[str, str], started: float) -> tuple[list[str], bool]:
     """Closing lines of a run and whether everything succeeded."""
+    from ..review.report import (channel_notes, channel_warnings, detection_warnings,
+                                 input_warnings, registration_warnings)
+
     layout = Layout(results)
     lines, ok = [], not by_cell
     done = sorted(p.name for p in layout.cell_folders("presence_summary")
@@ -157,6 +158,7 @@ def summary(results: Path, by_cell: dict[str, str], started: float) -> tuple[lis
 
 def run(args) -> int:
     from ..inputs.sheet import read_sessions
+    from ..review.report import write_report
 
     sheet, results = Path(args.sheet).resolve(), Path(args.results).resolve()
     n_cells = read_sessions(sheet)["cell"].nunique()   # every sheet problem before anything runs

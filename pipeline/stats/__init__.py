@@ -10,6 +10,7 @@ from ..contract import STATS_TABLES
 from ..params import StatsParams
 from . import plots
 from .compare import celltype_comparison
+from .density import density_per_session, density_table
 from .distributions import fit_lognormal
 from .hazard import hazard_table
 from .kesten import kesten_table
@@ -84,10 +85,12 @@ def run_stats(table: pd.DataFrame, out_dir: str | Path, *, n_bins: int = StatsPa
     results["celltype_comparison"] = celltype_comparison(
         t, per_cell_turnover, details, min_cells=min_cells_per_type,
         min_animals=min_animals_per_type, n_boot=n_boot, rng=rng)
+    per_session_density = density_per_session(t)
+    results["density"] = density_table(t, per_session_density)
     results["summary"] = summary_table(
         t, per_cell_turnover=per_cell_turnover, per_cell_survival=per_cell_survival,
         noise_by_type=noise_by_type, kesten=results["kesten"], hazard=results["hazard"],
-        min_cells=min_cells_per_type)
+        density=per_session_density, min_cells=min_cells_per_type)
     for name in STATS_TABLES:
         results[name].to_csv(out / f"{name}.csv", index=False, float_format="%.6g")
     plots.weight_histograms(t, results["lognormal"], out / "weights_lognormal.png")

@@ -64,13 +64,14 @@ def _last_day_survival(per_cell_survival: pd.DataFrame) -> tuple[pd.Series, floa
 
 def summary_table(table: pd.DataFrame, *, per_cell_turnover: pd.DataFrame,
                   per_cell_survival: pd.DataFrame, noise_by_type: dict,
-                  kesten: pd.DataFrame, hazard: pd.DataFrame,
+                  kesten: pd.DataFrame, hazard: pd.DataFrame, density: pd.DataFrame,
                   min_cells: int = StatsParams.min_cells_per_type) -> pd.DataFrame:
     """Per cell type the headline quantities with 95 % CIs (see the module docstring).
 
     ``table`` is the prepared main table (repeats split off), the others as ``run_stats``
-    computes them.  Means over cells use :func:`mean_ci`; the Kesten and hazard rows copy
-    their tables' estimates and intervals.
+    computes them (``density``: :func:`pipeline.stats.density.density_per_session`).  Means
+    over cells use :func:`mean_ci`; the Kesten and hazard rows copy their tables' estimates
+    and intervals.
     """
     rows = []
     for ct, grp in table.groupby("cell_type"):
@@ -112,6 +113,11 @@ def summary_table(table: pd.DataFrame, *, per_cell_turnover: pd.DataFrame,
                      np.sqrt(np.maximum(sigma ** 2 - noise["log_var"], 0.0)),
                      f"minus the ln-weight noise variance {noise['log_var']:.3g} from "
                      f"{noise['n_repeat_pairs']} repeat pairs (its own uncertainty not in the CI)")
+        dens = density[(density["cell_type"] == ct)].dropna(subset=["density_per_um"])
+        if len(dens):
+            first = dens.sort_values("day").groupby("cell")["density_per_um"].first()
+            add_mean("density_per_um", first, "synapses present per um of dendrite in each "
+                     "cell's first session")
         haz = hazard[(hazard["cell_type"] == ct) & (hazard["model"] == "logistic")
                      & (hazard["term"] == "ln_w")]
         if len(haz):

@@ -162,6 +162,7 @@ class SimulatedCell:
     days: list[float] = field(default_factory=list)
     warps: list = field(default_factory=list)  # per session: the warp's plane waves (after the rigid part)
     sessions: list[str] = field(default_factory=list)  # per session its name
+    dendrite_um: list[float] = field(default_factory=list)  # per session, dendrite length in view
 
 
 # --------------------------------------------------------------------------- geometry
@@ -558,7 +559,7 @@ def simulate_cell(params: SimulationParams, *, cell: str = "cell01") -> Simulate
     rendered = [(s, s, f"s{s:02d}", s * p.interval_days) for s in range(p.n_sessions)]
     if p.repeat_first_session:
         rendered.append((p.n_sessions, 0, "s00r", 0.0))
-    images, rows, to_ref = [], [], []
+    images, rows, to_ref, dendrite_um = [], [], [], []
     for s, col, name, day in rendered:
         brightness = np.exp(rng.normal(0, p.brightness_sd)) * p.bleach_per_session ** col if s else 1.0
         present = ~np.isnan(w[:, col])
@@ -578,6 +579,8 @@ def simulate_cell(params: SimulationParams, *, cell: str = "cell01") -> Simulate
             images[-1] = images[-1][:, z0:z0 + n_planes].copy()
             vox[:, 0] -= z0
         in_view = np.all((vox >= -0.5) & (vox <= np.array([n_planes, *shape[1:]]) - 0.5), axis=1)
+        dendrite_um.append(_length_in_view(dendrites, lambda pts, s=s: session_um(s, pts),
+                                           spacing, z0, [n_planes, *shape[1:]]))
         to_ref.append(np.linalg.inv(to_session[s]) @ affine_about(np.eye(3), [z0 * spacing[0], 0, 0],
                                                                  np.zeros(3)))
         rows.append(pd.DataFrame({
@@ -592,7 +595,20 @@ def simulate_cell(params: SimulationParams, *, cell: str = "cell01") -> Simulate
             "in_view": in_view.astype(int)}))
     truth = pd.concat(rows, ignore_index=True)
     return SimulatedCell(images, truth, to_ref, p, [r[3] for r in rendered], warp_desc,
-                         [r[2] for r in rendered])
+                         [r[2] for r in rendered], dendrite_um)
+
+
+def _length_in_view(dendrites, to_session, spacing, z0: int, shape) -> float:
+    """Length (um, along the tissue's centre lines) of dendrite whose centre line lies inside a
+    session's stack (``shape`` planes from plane ``z0``)."""
+    total = 0.0
+    for d in dendrites:
+        vox = to_session(d.points) / spacing
+        vox[:, 0] -= z0
+        inside = np.all((vox >= -0.5) & (vox <= np.asarray(shape) - 0.5), axis=1)
+        step = np.linalg.norm(np.diff(d.points, axis=0), axis=1)
+        total += float(step[inside[:-1] & inside[1:]].sum())
+    return total
 
 
 def _crop_planes(p: SimulationParams, session: int) -> tuple[int, int]:
@@ -611,7 +627,7 @@ def write_dataset(out: str | Path, cells: list[tuple[str, SimulationParams]]) ->
 
     out = Path(out)
     (out / "truth").mkdir(parents=True, exist_ok=True)
-    sheet, truths, transforms, params = [], [], {}, {}
+    sheet, truths, transforms, params, lengths = [], [], {}, {}, []
     for cell, prm in cells:
         sim = simulate_cell(prm, cell=cell)
         (out / "images" / cell).mkdir(parents=True, exist_ok=True)
@@ -630,6 +646,8 @@ def write_dataset(out: str | Path, cells: list[tuple[str, SimulationParams]]) ->
             transforms[cell][name] = {"matrix": sim.transforms[s].tolist(),
                                       "warp_after_rigid": sim.warps[s]}
         truths.append(sim.truth)
+        lengths += [{"cell": cell, "session": n, "day": _day(d), "dendrite_length_um": L}
+                    for n, d, L in zip(sim.sessions, sim.days, sim.dendrite_um)]
         params[cell] = _jsonable(asdict(sim.params))
     pd.DataFrame(sheet).to_csv(out / "sessions.tsv", sep="\t", index=False)
     pd.concat(truths, ignore_index=True).to_csv(out / "truth" / "synapses.csv", index=False,
@@ -640,6 +658,7 @@ def write_dataset(out: str | Path, cells: list[tuple[str, SimulationParams]]) ->
                        "stack also carries a smooth warp applied after the rigid motion "
                        "(warp_after_rigid, plane waves); truth/synapses.csv holds the exact "
                        "positions", "cells": transforms}, indent=1))
+    pd.DataFrame(lengths).to_csv(out / "truth" / "dendrites.csv", index=False, float_format="%.4f")
     (out / "truth" / "params.json").write_text(json.dumps(params, indent=1))
     return out
 

@@ -1,0 +1,152 @@
+"""Dendrite length from the morphology channel: the denominator of synapse density per um.
+
+The stack is projected along z (maximum), smoothed, thresholded (Otsu on the projection above
+its background), thinned to a skeleton, and spurs shorter than ``prune_um`` (spines: neck plus
+head) are removed.  Length sums the skeleton's steps (corner steps counted once), each projected
+on the skeleton's local direction (so that a digital line's staircase measures its true length
+at any angle), lengthened by the change in depth of the dendrite (the z of the brightest plane
+under the skeleton, smoothed along it).  An end
+within ``edge_um`` of the field's edge is extended to it (a skeleton stops about a radius short
+of where the dendrite leaves the field).  Where two dendrites cross, the few um about the
+crossing are lost (the skeleton there is a junction whose short arms are pruned).
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+from skimage.filters import threshold_otsu
+from skimage.morphology import remove_small_objects, skeletonize
+
+from .spines import shaft_estimate
+
+_OFFSETS = [(0, 1), (1, 0), (1, 1), (1, -1)]          # each 8-neighbour pair once
+
+
+def _edges(skel: np.ndarray):
+    """(pixel pairs, diagonal?) of the skeleton's 8-neighbour graph, a diagonal step left out
+    where the two pixels are also joined through an orthogonal corner pixel."""
+    ny, nx = skel.shape
+    pad = np.pad(skel, 1)
+    a_list, b_list, diag = [], [], []
+    ys, xs = np.nonzero(skel)
+    for dy, dx in _OFFSETS:
+        ok = pad[ys + 1 + dy, xs + 1 + dx]
+        if dy and dx:   # a corner pixel makes this diagonal step redundant
+            ok &= ~(pad[ys + 1 + dy, xs + 1] | pad[ys + 1, xs + 1 + dx])
+        a_list.append(np.stack([ys[ok], xs[ok]], 1))
+        b_list.append(np.stack([ys[ok] + dy, xs[ok] + dx], 1))
+        diag.append(np.full(ok.sum(), bool(dy and dx)))
+    return np.concatenate(a_list), np.concatenate(b_list), np.concatenate(diag)
+
+
+def _neighbours(skel: np.ndarray) -> np.ndarray:
+    return ndimage.convolve(skel.astype(np.uint8), np.ones((3, 3), np.uint8), mode="constant") - 1
+
+
+def _prune(skel: np.ndarray, spur_px: int) -> np.ndarray:
+    """Remove spurs up to ``spur_px`` pixels long: end points are peeled ``spur_px`` times, then
+    the branches that survived grow back along the original skeleton from their own end points
+    (so the main branches keep their full length and the spurs stay gone)."""
+    core = skel.copy()
+    for _ in range(spur_px):
+        ends = core & (_neighbours(core) <= 1)
+        if not ends.any():
+            break
+        core &= ~ends
+    grown = core & (_neighbours(core) <= 1)
+    for _ in range(spur_px):
+        grown = ndimage.binary_dilation(grown, np.ones((3, 3), bool)) & skel & ~core
+    return core | grown
+
+
+def dendrite_skeleton(morphology: np.ndarray, *, spacing, smooth_um: float, line_um: float,
+                      directions: int, orientation_um: float, prune_um: float,
+                      min_area_um2: float) -> tuple[np.ndarray, np.ndarray]:
+    """(skeleton in y, x; depth in planes under it) of a morphology stack (z, y, x)."""
+    sz, sy, sx = (float(s) for s in spacing)
+    vol = ndimage.gaussian_filter(np.asarray(morphology, np.float32),
+                                  (0.5, smooth_um / sy, smooth_um / sx))
+    depth = vol.argmax(axis=0).astype(float)
+    # spines removed: the median along the dendrite's own direction (a spine is shorter than
+    # the line, the shaft longer), so that they neither bend nor branch the skeleton
+    proj = shaft_estimate(vol.max(axis=0), pixel_um=sy, line_um=line_um, directions=directions,
+                          orientation_um=orientation_um)
+    background = np.median(proj)
+    fg = proj > threshold_otsu(proj) if proj.max() > background else np.zeros(proj.shape, bool)
+    fg = remove_small_objects(fg, max_size=max(int(min_area_um2 / (sy * sx)), 1))
+    skel = _prune(skeletonize(fg), int(round(prune_um / min(sy, sx))))
+    return skel, depth
+
+
+def _tangents(skel: np.ndarray, *, window_px: int) -> tuple[np.ndarray, np.ndarray]:
+    """(t_y, t_x) unit tangent of the skeleton at each pixel: the principal direction of the
+    skeleton pixels within ``window_px`` (their second moments, by box filters)."""
+    yy, xx = np.indices(skel.shape, dtype=float)
+    w = skel.astype(float)
+    box = lambda a: ndimage.uniform_filter(a, 2 * window_px + 1, mode="constant")  # noqa: E731
+    n = np.maximum(box(w), 1e-12)
+    my, mx = box(w * yy) / n, box(w * xx) / n
+    cyy = box(w * yy * yy) / n - my * my
+    cxx = box(w * xx * xx) / n - mx * mx
+    cxy = box(w * yy * xx) / n - my * mx
+    theta = 0.5 * np.arctan2(2 * cxy, cxx - cyy)
+    return np.sin(theta), np.cos(theta)
+
+
+def skeleton_length_um(skel: np.ndarray, depth: np.ndarray, *, spacing,
+                       depth_smooth_um: float) -> float:
+    """Length (um) of a skeleton with the dendrite's depth (planes) under each pixel.
+
+    Each step of the 8-neighbour chain counts by its projection on the local tangent: the
+    steps of a digital line sum to its displacement, so a straight line of any angle measures
+    its true length, and the chain's zigzags add nothing."""
+    sz, sy, sx = (float(s) for s in spacing)
+    if not skel.any():
+        return 0.0
+    # depth smoothed along the skeleton: a normalised convolution over skeleton pixels
+    sig = (depth_smooth_um / sy, depth_smooth_um / sx)
+    wsum = ndimage.gaussian_filter(skel.astype(float), sig)
+    zs = ndimage.gaussian_filter(np.where(skel, depth, 0.0), sig) / np.maximum(wsum, 1e-9)
+    ty, tx = _tangents(skel, window_px=max(int(round(depth_smooth_um / 2 / sy)), 2))
+    a, b, _ = _edges(skel)
+    ay, ax, by, bx = a[:, 0], a[:, 1], b[:, 0], b[:, 1]
+    uy, ux = ty[ay, ax] + ty[by, bx], tx[ay, ax] + tx[by, bx]
+    flip = (ty[ay, ax] * ty[by, bx] + tx[ay, ax] * tx[by, bx]) < 0   # tangents are axial
+    uy, ux = np.where(flip, ty[ay, ax] - ty[by, bx], uy), np.where(flip, tx[ay, ax] - tx[by, bx], ux)
+    norm = np.maximum(np.hypot(uy, ux), 1e-12)
+    along = np.abs((ay - by) * sy * uy / norm + (ax - bx) * sx * ux / norm)
+    dz = (zs[ay, ax] - zs[by, bx]) * sz
+    return float(np.sum(np.sqrt(along ** 2 + dz ** 2)))
+
+
+def _end_to_edge_um(skel: np.ndarray, labels: np.ndarray, *, spacing,
+                    within_um: float) -> np.ndarray:
+    """Per piece, the distance (um) from its end points to the field's edge, for ends within
+    ``within_um`` of it: a skeleton stops about a radius short of where its dendrite leaves
+    the field."""
+    sy, sx = (float(s) for s in spacing[1:])
+    ny, nx = skel.shape
+    ys, xs = np.nonzero(skel & (_neighbours(skel) == 1))
+    dist = np.minimum.reduce([ys * sy, (ny - 1 - ys) * sy, xs * sx, (nx - 1 - xs) * sx])
+    near = dist <= within_um
+    return np.bincount(labels[ys[near], xs[near]] - 1, weights=dist[near],
+                       minlength=int(labels.max()))
+
+
+def dendrite_length(morphology: np.ndarray, *, spacing, smooth_um: float, line_um: float,
+                    directions: int, orientation_um: float, prune_um: float,
+                    min_area_um2: float, depth_smooth_um: float, edge_um: float) -> dict:
+    """Length of dendrite (um) in a morphology stack, and of each connected piece (the
+    settings' defaults and meanings: :class:`pipeline.params.DendriteParams`).
+
+    Returns ``{"length_um", "pieces_um": [longest first], "skeleton": (y, x) bool}``.
+    """
+    skel, depth = dendrite_skeleton(morphology, spacing=spacing, smooth_um=smooth_um,
+                                    line_um=line_um, directions=directions,
+                                    orientation_um=orientation_um, prune_um=prune_um, min_area_um2=min_area_um2)
+    lab, n = ndimage.label(skel, np.ones((3, 3), bool))
+    to_edge = _end_to_edge_um(skel, lab, spacing=spacing, within_um=edge_um)
+    pieces = sorted((skeleton_length_um(lab == i, depth, spacing=spacing,
+                                        depth_smooth_um=depth_smooth_um) + to_edge[i - 1]
+                     for i in range(1, n + 1)), reverse=True)
+    return {"length_um": float(sum(pieces)), "pieces_um": pieces, "skeleton": skel}
