@@ -194,7 +194,7 @@ def conclusion_table(c: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_report(out: Path, quantities: pd.DataFrame, conclusions: pd.DataFrame,
-                 walls: list, args, seconds: float) -> None:
+                 walls: list, failed: list, args, seconds: float) -> None:
     qt = quantity_table(quantities)
     ct = conclusion_table(conclusions)
     eff = quantities[(quantities["study"] == "effect") & quantities["has_ci"]]
@@ -209,7 +209,9 @@ def write_report(out: Path, quantities: pd.DataFrame, conclusions: pd.DataFrame,
         "6 PV cells from 3 animals, 8 sessions 4 days apart + a repeat session on day 0, stacks "
         f"{'x'.join(map(str, STUDY_SHAPE))}; the workflow with default settings; "
         "`stats/summary.csv` from the images against the same statistic on the simulator's "
-        "truth table. Seeds: " + ", ".join(map(str, sorted(quantities['seed'].unique()))) + ".", "",
+        "truth table. Seeds: " + ", ".join(map(str, sorted(quantities['seed'].unique()))) + ".",
+        "", f"Studies the workflow could not finish: {len(failed)}"
+        + "".join(f"\n- {f}" for f in failed), "",
         "## Targets", "",
         f"- pooled coverage of the images' 95 % CIs (effect studies, every quantity with a CI, "
         f"truth-table value): {k}/{n} = {k / max(n, 1):.3f}; one-sided binomial p (below 95 %) "
@@ -249,7 +251,7 @@ def main(argv=None) -> int:
     n_seeds = 3 if args.quick else args.seeds
     work = Path(args.workdir).resolve()
     started = time.perf_counter()
-    quantities, conclusions, walls = [], [], []
+    quantities, conclusions, walls, failed = [], [], [], []
     for seed in range(args.first_seed, args.first_seed + n_seeds):
         for kind in ("effect", "null"):
             base = work / f"{kind}_{seed}"
@@ -258,7 +260,12 @@ def main(argv=None) -> int:
             for d in (results, truth_out):
                 if d.exists():
                     shutil.rmtree(d)
-            walls.append(run_workflow(data, results, args.cores))
+            try:
+                walls.append(run_workflow(data, results, args.cores))
+            except RuntimeError as exc:     # a study the workflow cannot finish is a finding
+                failed.append(f"seed {seed} {kind}: {str(exc).splitlines()[0]}")
+                print(failed[-1], flush=True)
+                continue
             truth_stats(data, truth_out)
             q, c = score_study(data, results, truth_out, seed, kind)
             quantities.append(q)
@@ -266,8 +273,8 @@ def main(argv=None) -> int:
             pd.concat(quantities).to_csv(work / "quantities.csv", index=False)
             pd.concat(conclusions).to_csv(work / "conclusions.csv", index=False)
             print(f"seed {seed} {kind}: {walls[-1] / 60:.1f} min", flush=True)
-    write_report(Path(args.out), pd.concat(quantities), pd.concat(conclusions), walls, args,
-                 time.perf_counter() - started)
+    write_report(Path(args.out), pd.concat(quantities), pd.concat(conclusions), walls, failed,
+                 args, time.perf_counter() - started)
     return 0
 
 

@@ -258,3 +258,25 @@ def test_a_synapse_detected_twice_in_one_session_is_merged_but_two_neighbours_ar
     # the split session carries the synapse's whole light, in units of the same noise
     assert one["intensity"].tolist() == [300, 310, 310, 320, 290, 305]
     assert one["snr"].tolist() == pytest.approx([30, 31, 31, 32, 29, 30.5])
+
+
+def test_a_repeat_session_on_the_same_day_shares_its_days_state():
+    """Repeat imaging (two sessions on one day, for the noise estimate) is one time step of
+    the HMM: calls there agree, and a synapse dim in one of the two is present in both."""
+    rng = np.random.default_rng(5)
+    states = np.vstack([_background(rng), [1, 1, 1, 1, 1, 1]])
+    t = _cell(states, rng)
+    sid = len(states)
+    first = t[t["session"] == "s0"].assign(session="s0r")
+    first["snr"] = first["snr"] + rng.normal(0, TAU, len(first))    # a new look, new noise
+    first.loc[first["synapse_id"] == sid, ["snr", "detected"]] = [1.0, 0]   # dim in the repeat
+    t = pd.concat([t, first], ignore_index=True)
+    out, _ = call_presence(t.drop(columns="truth"))
+    both = out[out["day"] == 0].pivot(index="synapse_id", columns="session", values="p_present")
+    assert np.allclose(both["s0"], both["s0r"])
+    assert both.loc[sid, "s0r"] > 0.5
+    # the time steps are the days: the fit is the one of the same table without the repeat
+    # but with the two looks' evidence combined; a synapse absent on day 0 stays absent there
+    truth = t[t["session"] == "s0"].set_index("synapse_id")["truth"]
+    called = (both["s0"] >= 0.5).astype(int)
+    assert (called == truth.reindex(called.index)).mean() > 0.95

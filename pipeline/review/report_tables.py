@@ -106,8 +106,31 @@ def comparison_table(df: pd.DataFrame) -> str:
                "note": "nothing to note"})
 
 
+def summary_table(df: pd.DataFrame) -> str:
+    return html_table(df, [
+        ("cell_type", "cell type", None), ("quantity", "quantity", None),
+        ("estimate", "estimate", "{:.3g}"), (ci("ci_low", "ci_high", "{:.3g}"), "95 % CI", None),
+        ("n_cells", "cells", "{:.0f}"), ("n_animals", "animals", "{:.0f}"),
+        ("n_sessions", "sessions", "{:.0f}"), ("note", "note", None)],
+        empty={"95 % CI": "fewer than 3 cells (or animals, where cells share them): no "
+                          "interval", "note": "nothing to note"})
+
+
+def density_table(df: pd.DataFrame) -> str:
+    return html_table(df, [
+        ("cell_type", "cell type", None), ("day", "day", "{:g}"), ("n_cells", "cells", "{:.0f}"),
+        ("density_per_um", "synapses per um", "{:.3f}"),
+        (ci("ci_low", "ci_high", "{:.3f}"), "95 % CI", None),
+        ("change_from_first", "change from the first session", "{:+.1%}"),
+        (ci("change_ci_low", "change_ci_high", "{:+.1%}"), "95 % CI of the change", None)],
+        empty={"95 % CI": "fewer than 3 cells (or animals): no interval",
+               "95 % CI of the change": "first session, or fewer than 3 cells (or animals)"})
+
+
 #: stats table -> (heading, formatter)
-TABLES = {"turnover": ("Turnover per interval", turnover_table),
+TABLES = {"summary": ("Headline quantities with 95 % CIs", summary_table),
+          "density": ("Synapse density per um of dendrite", density_table),
+"turnover": ("Turnover per interval", turnover_table),
           "survival": ("Survival of first-session synapses", survival_table),
           "lognormal": ("Log-normal fits per session", lognormal_table),
           "kesten": ("Kesten fits of weight changes", kesten_table),

@@ -91,8 +91,21 @@ def absent_state(null_snr) -> tuple[float, float]:
     return centre, float(MAD_TO_SD * np.median(np.abs(null - centre)))
 
 
+def _by_step(log_e, obs, steps):
+    """Log emissions and evidence per time step: sessions of one step (a repeat session on
+    the same day) are independent looks at one state, their log emissions added."""
+    n_steps = int(steps.max()) + 1
+    le = np.zeros((2, obs.shape[0], n_steps))
+    ob = np.zeros((obs.shape[0], n_steps), bool)
+    for j, k in enumerate(steps):
+        le[:, :, k] += np.where(obs[None, :, j], log_e[:, :, j], 0.0)
+        ob[:, k] |= obs[:, j]
+    return le, ob
+
+
 def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float = 1e-6,
-                 birth_prior: float = 1.0, loss_prior: float = 1.0, min_null: int = 30) -> dict:
+                 birth_prior: float = 1.0, loss_prior: float = 1.0, min_null: int = 30,
+                 steps=None) -> dict:
     """Fit the two-state HMM to tracks x sessions of snr and return posteriors and parameters.
 
     Parameters
@@ -109,6 +122,9 @@ def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float 
     birth_prior, loss_prior : float
         Pseudo-counts added to the expected births and losses (and 10x as many to the
         expected non-events), a weak prior that keeps rates away from 0 and 1.
+    steps : (n_sessions,) int array, optional
+        The time step of each session (0, 1, ...; default: one each).  Sessions sharing a step
+        (a repeat imaging on one day) see the same hidden state: no birth or loss between them.
 
     Returns
     -------
@@ -117,6 +133,7 @@ def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float 
     z = np.asarray(snr, float)
     obs = np.asarray(observed, bool) & np.isfinite(z)
     z = np.where(obs, z, 0.0)
+    steps = np.arange(z.shape[1]) if steps is None else np.asarray(steps, int)
     zo = z[obs]
     # The absent state is background-subtracted signal: centred on 0, with its spread taken
     # from the negative values, which mostly absent positions produce.  Fitted from all values
@@ -135,9 +152,10 @@ def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float 
               "m1": float(np.log(np.median(hi))) if len(hi) else 2.0, "s1": 1.0}
     prev = -np.inf
     for it in range(n_iter):
-        log_e0, log_e1 = _log_emissions(z, params)
-        p1, xi, loglik = _forward_backward(np.stack([log_e0, log_e1]), obs, params["pi1"],
-                                           params["birth"], params["loss"])
+        log_e, ob = _by_step(np.stack(_log_emissions(z, params)), obs, steps)
+        p1, xi, loglik = _forward_backward(log_e, ob, params["pi1"], params["birth"],
+                                           params["loss"])
+        p1 = p1[:, steps]
         # M-step
         params["pi1"] = float(np.clip(p1[:, 0].mean(), 1e-3, 1 - 1e-3))
         params["birth"] = float((xi[0, 1] + birth_prior) / (xi[0].sum() + 11 * birth_prior))
@@ -157,10 +175,9 @@ def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float 
         if abs(loglik - prev) < tol * abs(loglik):
             break
         prev = loglik
-    log_e0, log_e1 = _log_emissions(z, params)
-    p1, _, loglik = _forward_backward(np.stack([log_e0, log_e1]), obs, params["pi1"],
-                                      params["birth"], params["loss"])
-    return {"p_present": p1, "params": {**params, "loglik": loglik, "iterations": it + 1}}
+    log_e, ob = _by_step(np.stack(_log_emissions(z, params)), obs, steps)
+    p1, _, loglik = _forward_backward(log_e, ob, params["pi1"], params["birth"], params["loss"])
+    return {"p_present": p1[:, steps], "params": {**params, "loglik": loglik, "iterations": it + 1}}
 
 
 # --------------------------------------------------------------------------- tracks
@@ -294,12 +311,20 @@ def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
     if model == "hmm":
         t, n_pieces = merge_fragments(t, max_distance_um=merge_distance_um)
         observed = t["observed"] == 1
-        sessions = sorted(t["day"].unique())
-        snr = t.pivot(index="synapse_id", columns="day", values="snr").reindex(columns=sessions)
-        seen = t.pivot(index="synapse_id", columns="day", values="observed").reindex(columns=sessions)
-        fit = fit_presence(snr.to_numpy(), seen.fillna(0).to_numpy() == 1, null_snr=null_snr)
+        # sessions in time order; a repeat session (a second one on the same day) shares its
+        # day's time step
+        t["session"] = t["session"].astype(str)
+        order = t[["session", "day"]].drop_duplicates("session").sort_values("day", kind="stable")
+        sessions = order["session"].tolist()
+        steps = pd.factorize(order["day"], sort=True)[0]
+        snr = t.pivot(index="synapse_id", columns="session", values="snr").reindex(columns=sessions)
+        seen = t.pivot(index="synapse_id", columns="session",
+                       values="observed").reindex(columns=sessions)
+        fit = fit_presence(snr.to_numpy(), seen.fillna(0).to_numpy() == 1, null_snr=null_snr,
+                           steps=steps)
         p = pd.DataFrame(fit["p_present"], index=snr.index, columns=sessions)
-        t["p_present"] = p.stack().reindex(pd.MultiIndex.from_arrays([t["synapse_id"], t["day"]])).to_numpy()
+        t["p_present"] = p.stack().reindex(
+            pd.MultiIndex.from_arrays([t["synapse_id"], t["session"]])).to_numpy()
         # where not observed there is nothing to call: p_present there is the model's guess
         # from the other sessions, and `present` is left empty (the statistics skip the row)
         t["present"] = (t["p_present"] >= 0.5).astype(float).where(observed)
