@@ -12,6 +12,10 @@
 #                   joint calls -> BENCHMARKS_PRESENCE.md (about 20 min on 2 cores)
 # make bench-floor: the ideal observer's turnover errors beside ours on bench-presence's cells
 #                   -> BENCHMARKS_FLOOR.md (under 1 min; run bench-presence first)
+# make bench-science: simulated studies (6 pyramidal + 6 PV cells in 3 animals, 8 sessions and a
+#                   repeat) through the whole workflow and stats, effect and null, 20 seeds:
+#                   bias and CI coverage per quantity, the PV-vs-pyramidal conclusions, density
+#                   -> BENCHMARKS_SCIENCE.md (about 10 h on 2 cores; SEEDS=3 for a quick look)
 # make bench-regime REGIME=single_channel: the whole workflow on one of make bench's regimes,
 #                   without the peers (detection, links, turnover, registration per session)
 # make sample: regenerate data_sample/ with the simulator (the command is recorded in data_sample/README.md)
@@ -24,7 +28,7 @@ RESULTS ?= results/sample
 SESSIONS ?= data_sample/sessions.tsv
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: venv formats run test lint sample bench bench-stats bench-scale bench-presence bench-floor bench-registration bench-detection bench-regime clean
+.PHONY: venv formats run test lint sample bench bench-science bench-stats bench-scale bench-presence bench-floor bench-registration bench-detection bench-regime clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -81,6 +85,10 @@ bench-detection: $(STAMP)
 REGIME ?= single_channel
 bench-regime: $(STAMP)
 	$(BIN)/python benchmarks/regime_run.py --regimes $(REGIME) --workdir results/bench_regime --cores $(CORES)
+
+SEEDS ?= 20
+bench-science: $(STAMP)
+	$(BIN)/python benchmarks/science_benchmark.py --seeds $(SEEDS) --workdir results/bench_science --out BENCHMARKS_SCIENCE.md --cores $(CORES)
 
 bench-floor: $(STAMP)
 	$(BIN)/python benchmarks/presence_floor.py --workdir results/bench_presence --out BENCHMARKS_FLOOR.md

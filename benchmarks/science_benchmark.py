@@ -150,6 +150,24 @@ def score_study(data: Path, results: Path, truth_out: Path, seed: int, kind: str
     return both, pd.DataFrame(conclusions)
 
 
+def density_rows(data: Path, results: Path, seed: int, kind: str) -> pd.DataFrame:
+    """Per cell and session: dendrite length and density from the images vs the truth."""
+    syn = pd.read_csv(results / "synapses.csv", dtype={"session": str})
+    truth = pd.read_csv(data / "truth" / "synapses.csv", dtype={"session": str})
+    lengths = pd.read_csv(data / "truth" / "dendrites.csv", dtype={"session": str})
+    ours = syn.groupby(["cell", "cell_type", "session"]).agg(
+        n=("present", lambda p: int((p == 1).sum())),
+        length=("dendrite_length_um", "first")).reset_index()
+    true = truth.groupby(["cell", "session"])["present"].sum().rename("n_true").reset_index()
+    out = ours.merge(true, on=["cell", "session"]).merge(
+        lengths.rename(columns={"dendrite_length_um": "length_true"}), on=["cell", "session"])
+    out["density"] = out["n"] / out["length"]
+    out["density_true"] = out["n_true"] / out["length_true"]
+    out["length_error"] = out["length"] / out["length_true"] - 1
+    out["density_error"] = out["density"] / out["density_true"] - 1
+    return out.assign(seed=seed, study=kind)
+
+
 def binom_below(k: int, n: int, p0: float) -> float:
     """One-sided p of k successes in n or fewer under rate p0."""
     return float(sps.binomtest(k, n, p0, alternative="less").pvalue) if n else np.nan
@@ -193,25 +211,49 @@ def conclusion_table(c: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def density_summary(d: pd.DataFrame) -> pd.DataFrame:
+    """Per cell type: mean and worst errors of length and density (cell-sessions, and the
+    per-study mean density of the type)."""
+    rows = []
+    for ct, g in d.groupby("cell_type"):
+        per_study = g.groupby(["seed", "study"]).agg(dens=("density", "mean"),
+                                                     true=("density_true", "mean"))
+        err = per_study["dens"] / per_study["true"] - 1
+        rows.append({"cell_type": ct, "cell_sessions": len(g),
+                     "length error, mean": g["length_error"].mean(),
+                     "length error, worst": g["length_error"].abs().max(),
+                     "density error, mean": g["density_error"].mean(),
+                     "density error, median |.|": g["density_error"].abs().median(),
+                     "density error, worst": g["density_error"].abs().max(),
+                     "type's mean density per study, mean error": err.mean(),
+                     "type's mean density per study, worst error": err.abs().max()})
+    return pd.DataFrame(rows)
+
+
 def write_report(out: Path, quantities: pd.DataFrame, conclusions: pd.DataFrame,
-                 walls: list, failed: list, args, seconds: float) -> None:
+                 densities: pd.DataFrame, studies: pd.DataFrame, args, seconds: float) -> None:
     qt = quantity_table(quantities)
     ct = conclusion_table(conclusions)
     eff = quantities[(quantities["study"] == "effect") & quantities["has_ci"]]
     k, n = int(eff["covers_truth_table"].sum()), len(eff)
     worst = qt[qt["study"] == "effect"].sort_values("coverage_truth_table").head(5)
-    cmd = "python benchmarks/science_benchmark.py " + (
-        "--quick" if args.quick else f"--seeds {args.seeds}")
+    failed = studies[studies["failed"].notna()] if "failed" in studies else studies.iloc[:0]
+    by_commit = studies.groupby("commit")["seed"].agg(lambda v: ", ".join(map(str, sorted(set(v)))))
     lines = [
         "# Science end to end: simulated studies through the whole workflow", "",
-        f"Command: `{cmd}` ({seconds / 60:.0f} min on this machine; "
-        f"a study's workflow {np.median(walls) / 60:.1f} min median). Each study: 6 pyramidal + "
-        "6 PV cells from 3 animals, 8 sessions 4 days apart + a repeat session on day 0, stacks "
+        "Command: `make bench-science` (`python benchmarks/science_benchmark.py --seeds 20`; "
+        "each study's scores are kept in `benchmarks/science_runs/` and seeds already there are "
+        "not run again, so the seeds can be run a few at a time: `--first-seed K --seeds N`). "
+        f"This report pools {len(studies)} studies (seeds by commit: "
+        + "; ".join(f"{c}: {v}" for c, v in by_commit.items())
+        + f"); a study's workflow took {studies['wall_min'].median():.1f} min (median) on 2 "
+        "cores. Each study: 6 pyramidal + 6 PV cells from 3 animals (2 of each per animal), "
+        "8 sessions 4 days apart + a repeat session on day 0, stacks "
         f"{'x'.join(map(str, STUDY_SHAPE))}; the workflow with default settings; "
         "`stats/summary.csv` from the images against the same statistic on the simulator's "
-        "truth table. Seeds: " + ", ".join(map(str, sorted(quantities['seed'].unique()))) + ".",
-        "", f"Studies the workflow could not finish: {len(failed)}"
-        + "".join(f"\n- {f}" for f in failed), "",
+        "truth table.", "",
+        f"Studies the workflow could not finish: {len(failed)}"
+        + "".join(f"\n- seed {r.seed} {r.study}: {r.failed}" for r in failed.itertuples()), "",
         "## Targets", "",
         f"- pooled coverage of the images' 95 % CIs (effect studies, every quantity with a CI, "
         f"truth-table value): {k}/{n} = {k / max(n, 1):.3f}; one-sided binomial p (below 95 %) "
@@ -231,6 +273,12 @@ def write_report(out: Path, quantities: pd.DataFrame, conclusions: pd.DataFrame,
         "`truth_table`: the same tests on the simulator's truth, i.e. what the design "
         "could find with perfect image stages.", "",
         ct.round(3).to_markdown(index=False), "",
+        "## Density per um of dendrite", "",
+        "Dendrite length from the morphology channel (the dendrite stage) against the "
+        "simulator's centre lines in each session's view; density = synapses called present "
+        "over that length, against true synapses present over the true length (target: "
+        "within 5 %).", "",
+        density_summary(densities).round(4).to_markdown(index=False), "",
         "## Every quantity", "",
         "`mean_bias`: images minus truth table, mean over studies; `coverage_truth_table`: "
         "share of studies whose 95 % CI from the images holds the truth table's value; "
@@ -239,42 +287,68 @@ def write_report(out: Path, quantities: pd.DataFrame, conclusions: pd.DataFrame,
     out.write_text("\n".join(lines))
 
 
+def _commit() -> str:
+    res = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                         capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "pipeline", "rules",
+                            "Snakefile", "config.yaml"], capture_output=True, text=True).stdout
+    return res.stdout.strip() + ("+changes" if dirty.strip() else "")
+
+
+def run_study(work: Path, record: Path, seed: int, kind: str, cores: int) -> None:
+    """Simulate, run and score one study; its rows go to ``record`` (one CSV per table)."""
+    base = work / f"{kind}_{seed}"
+    data, results, truth_out = base / "data", base / "results", base / "truth_stats"
+    write_study(data, seed, kind)
+    for d in (results, truth_out):
+        if d.exists():
+            shutil.rmtree(d)
+    study = {"seed": seed, "study": kind, "commit": _commit()}
+    try:
+        study["wall_min"] = run_workflow(data, results, cores) / 60
+    except RuntimeError as exc:     # a study the workflow cannot finish is a finding
+        study["failed"] = str(exc)[:300].replace("\n", " ")
+    else:
+        truth_stats(data, truth_out)
+        q, c = score_study(data, results, truth_out, seed, kind)
+        q.to_csv(record / f"{kind}_{seed}_quantities.csv", index=False)
+        c.to_csv(record / f"{kind}_{seed}_conclusions.csv", index=False)
+        density_rows(data, results, seed, kind).to_csv(record / f"{kind}_{seed}_density.csv",
+                                                       index=False)
+    pd.DataFrame([study]).to_csv(record / f"{kind}_{seed}_study.csv", index=False)
+    print(f"seed {seed} {kind}: " + (f"{study['wall_min']:.1f} min" if "wall_min" in study
+                                     else "FAILED"), flush=True)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--seeds", type=int, default=20, help="seeds first-seed, first-seed + 1, ...")
     ap.add_argument("--quick", action="store_true", help="3 seeds, for development")
     ap.add_argument("--first-seed", type=int, default=1)
     ap.add_argument("--workdir", default=str(ROOT / "results" / "bench_science"))
+    ap.add_argument("--record", default=str(ROOT / "benchmarks" / "science_runs"),
+                    help="each study's scores (kept: a seed already there is not run again "
+                         "unless --rerun; the report pools every study there)")
+    ap.add_argument("--rerun", action="store_true")
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS_SCIENCE.md"))
     args = ap.parse_args(argv)
     n_seeds = 3 if args.quick else args.seeds
-    work = Path(args.workdir).resolve()
+    work, record = Path(args.workdir).resolve(), Path(args.record).resolve()
+    record.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    quantities, conclusions, walls, failed = [], [], [], []
     for seed in range(args.first_seed, args.first_seed + n_seeds):
         for kind in ("effect", "null"):
-            base = work / f"{kind}_{seed}"
-            data, results, truth_out = base / "data", base / "results", base / "truth_stats"
-            write_study(data, seed, kind)
-            for d in (results, truth_out):
-                if d.exists():
-                    shutil.rmtree(d)
-            try:
-                walls.append(run_workflow(data, results, args.cores))
-            except RuntimeError as exc:     # a study the workflow cannot finish is a finding
-                failed.append(f"seed {seed} {kind}: {str(exc).splitlines()[0]}")
-                print(failed[-1], flush=True)
-                continue
-            truth_stats(data, truth_out)
-            q, c = score_study(data, results, truth_out, seed, kind)
-            quantities.append(q)
-            conclusions.append(c)
-            pd.concat(quantities).to_csv(work / "quantities.csv", index=False)
-            pd.concat(conclusions).to_csv(work / "conclusions.csv", index=False)
-            print(f"seed {seed} {kind}: {walls[-1] / 60:.1f} min", flush=True)
-    write_report(Path(args.out), pd.concat(quantities), pd.concat(conclusions), walls, failed,
-                 args, time.perf_counter() - started)
+            if args.rerun or not (record / f"{kind}_{seed}_study.csv").exists():
+                run_study(work, record, seed, kind, args.cores)
+
+    def pooled(name):
+        files = sorted(record.glob(f"*_{name}.csv"))
+        return pd.concat([pd.read_csv(f) for f in files], ignore_index=True) if files else None
+
+    studies = pooled("study")
+    write_report(Path(args.out), pooled("quantities"), pooled("conclusions"), pooled("density"),
+                 studies, args, time.perf_counter() - started)
     return 0
 
 

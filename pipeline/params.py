@@ -102,12 +102,12 @@ class DendriteParams:
     directions: int = _p(16, "orientations of that line")
     orientation_um: float = _p(1.5, "the dendrite's direction from the image's structure "
                                     "over this, um")
+    threshold: float = _p(4.0, "dendrite: above the field's background by this many robust "
+                                "SDs, joined to parts above twice this")
     prune_um: float = _p(3.0, "skeleton branches ending within this of a junction (spines "
                               "the median left) are removed, um")
     min_area_um2: float = _p(1.0, "bright specks smaller than this are not dendrite, um^2")
     depth_smooth_um: float = _p(1.0, "the dendrite's depth is smoothed along it over this, um")
-    edge_um: float = _p(1.0, "a skeleton ending this close to the field's edge is extended to "
-                             "it (the dendrite leaves the field), um")
 
 
 @dataclass(frozen=True)

@@ -139,6 +139,9 @@ def test_changed_parameter_reruns_its_stage_and_what_depends_on_it_only(sample_r
                     "collect": 1, "stats": 1, "report": 1, "all": 1}
     jobs = _dry_run_jobs(sample_run, tmp_path, "stats", "n_boot", 200)
     assert jobs == {"stats": 1, "report": 1, "all": 1}
+    # the dendrite lengths feed the table's density column, nothing upstream of it
+    jobs = _dry_run_jobs(sample_run, tmp_path, "dendrite", "threshold", 5.0)
+    assert jobs == {"dendrite": 2, "collect": 1, "stats": 1, "report": 1, "all": 1}
 
 
 def test_lint_is_clean():

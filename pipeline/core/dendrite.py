@@ -1,21 +1,22 @@
 """Dendrite length from the morphology channel: the denominator of synapse density per um.
 
-The stack is projected along z (maximum), smoothed, thresholded (Otsu on the projection above
-its background), thinned to a skeleton, and spurs shorter than ``prune_um`` (spines: neck plus
+The stack is smoothed and projected along z (maximum), its spines removed by a median along the
+dendrite's direction, thresholded (robust SDs above the field's background, with hysteresis),
+thinned to a skeleton, and spurs shorter than ``prune_um`` (spines: neck plus
 head) are removed.  Length sums the skeleton's steps (corner steps counted once), each projected
 on the skeleton's local direction (so that a digital line's staircase measures its true length
 at any angle), lengthened by the change in depth of the dendrite (the z of the brightest plane
-under the skeleton, smoothed along it).  An end
-within ``edge_um`` of the field's edge is extended to it (a skeleton stops about a radius short
-of where the dendrite leaves the field).  Where two dendrites cross, the few um about the
+under the skeleton, smoothed along it).  The mask is
+mirrored beyond the field's edge before thinning, so that a dendrite leaving the field is
+measured to the edge.  Where two dendrites cross, the few um about the
 crossing are lost (the skeleton there is a junction whose short arms are pruned).
 """
 from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
-from skimage.filters import threshold_otsu
-from skimage.morphology import remove_small_objects, skeletonize
+from skimage.filters import apply_hysteresis_threshold
+from skimage.morphology import remove_small_holes, remove_small_objects, skeletonize
 
 from .spines import shaft_estimate
 
@@ -60,8 +61,8 @@ def _prune(skel: np.ndarray, spur_px: int) -> np.ndarray:
 
 
 def dendrite_skeleton(morphology: np.ndarray, *, spacing, smooth_um: float, line_um: float,
-                      directions: int, orientation_um: float, prune_um: float,
-                      min_area_um2: float) -> tuple[np.ndarray, np.ndarray]:
+                      directions: int, orientation_um: float, threshold: float,
+                      prune_um: float, min_area_um2: float) -> tuple[np.ndarray, np.ndarray]:
     """(skeleton in y, x; depth in planes under it) of a morphology stack (z, y, x)."""
     sz, sy, sx = (float(s) for s in spacing)
     vol = ndimage.gaussian_filter(np.asarray(morphology, np.float32),
@@ -71,10 +72,26 @@ def dendrite_skeleton(morphology: np.ndarray, *, spacing, smooth_um: float, line
     # the line, the shaft longer), so that they neither bend nor branch the skeleton
     proj = shaft_estimate(vol.max(axis=0), pixel_um=sy, line_um=line_um, directions=directions,
                           orientation_um=orientation_um)
+    # dendrite: above the field's background (its median: dendrites cover a small part of a
+    # field) by `threshold` robust SDs, grown from parts above twice that (hysteresis; a
+    # threshold between the classes, Otsu's, loses a dim dendrite beside a bright one), and
+    # within it the part above half the largest value nearby (each dendrite's own half width,
+    # whatever its brightness, without the spines' remains beside it)
     background = np.median(proj)
-    fg = proj > threshold_otsu(proj) if proj.max() > background else np.zeros(proj.shape, bool)
+    spread = 1.4826 * np.median(np.abs(proj - background)) or 1.0
+    fg = apply_hysteresis_threshold(proj, background + threshold * spread,
+                                    background + 2 * threshold * spread)
+    nearby = ndimage.maximum_filter(proj, size=2 * int(round(line_um / 2 / sy)) + 1)
+    fg &= proj - background >= 0.5 * (nearby - background)
     fg = remove_small_objects(fg, max_size=max(int(min_area_um2 / (sy * sx)), 1))
-    skel = _prune(skeletonize(fg), int(round(prune_um / min(sy, sx))))
+    # a loop around a small hole (spine heads beside the shaft joined by the mask) is no
+    # dendrite: filled before thinning
+    fg = remove_small_holes(fg, max_size=int(4 * min_area_um2 / (sy * sx)))
+    # thinned with the mask mirrored beyond the field's edge, so that a dendrite leaving the
+    # field is thinned to its edge (not forked toward the corners of its cut end, nor short)
+    pad = int(round(prune_um / sy))
+    skel = skeletonize(np.pad(fg, pad, mode="reflect"))
+    skel = _prune(skel, int(round(prune_um / min(sy, sx))))[pad:-pad, pad:-pad]
     return skel, depth
 
 
@@ -119,23 +136,9 @@ def skeleton_length_um(skel: np.ndarray, depth: np.ndarray, *, spacing,
     return float(np.sum(np.sqrt(along ** 2 + dz ** 2)))
 
 
-def _end_to_edge_um(skel: np.ndarray, labels: np.ndarray, *, spacing,
-                    within_um: float) -> np.ndarray:
-    """Per piece, the distance (um) from its end points to the field's edge, for ends within
-    ``within_um`` of it: a skeleton stops about a radius short of where its dendrite leaves
-    the field."""
-    sy, sx = (float(s) for s in spacing[1:])
-    ny, nx = skel.shape
-    ys, xs = np.nonzero(skel & (_neighbours(skel) == 1))
-    dist = np.minimum.reduce([ys * sy, (ny - 1 - ys) * sy, xs * sx, (nx - 1 - xs) * sx])
-    near = dist <= within_um
-    return np.bincount(labels[ys[near], xs[near]] - 1, weights=dist[near],
-                       minlength=int(labels.max()))
-
-
 def dendrite_length(morphology: np.ndarray, *, spacing, smooth_um: float, line_um: float,
-                    directions: int, orientation_um: float, prune_um: float,
-                    min_area_um2: float, depth_smooth_um: float, edge_um: float) -> dict:
+                    directions: int, orientation_um: float, threshold: float, prune_um: float,
+                    min_area_um2: float, depth_smooth_um: float) -> dict:
     """Length of dendrite (um) in a morphology stack, and of each connected piece (the
     settings' defaults and meanings: :class:`pipeline.params.DendriteParams`).
 
@@ -143,10 +146,14 @@ def dendrite_length(morphology: np.ndarray, *, spacing, smooth_um: float, line_u
     """
     skel, depth = dendrite_skeleton(morphology, spacing=spacing, smooth_um=smooth_um,
                                     line_um=line_um, directions=directions,
-                                    orientation_um=orientation_um, prune_um=prune_um, min_area_um2=min_area_um2)
+                                    orientation_um=orientation_um, threshold=threshold,
+                                    prune_um=prune_um, min_area_um2=min_area_um2)
     lab, n = ndimage.label(skel, np.ones((3, 3), bool))
-    to_edge = _end_to_edge_um(skel, lab, spacing=spacing, within_um=edge_um)
     pieces = sorted((skeleton_length_um(lab == i, depth, spacing=spacing,
-                                        depth_smooth_um=depth_smooth_um) + to_edge[i - 1]
+                                        depth_smooth_um=depth_smooth_um)
                      for i in range(1, n + 1)), reverse=True)
-    return {"length_um": float(sum(pieces)), "pieces_um": pieces, "skeleton": skel}
+    # a piece shorter than a spine is a spine head's ring or a speck, not dendrite
+    pieces = [p for p in pieces if p >= prune_um]
+    keep = [i for i in range(1, n + 1) if (lab == i).sum() * min(spacing[1:]) >= prune_um]
+    return {"length_um": float(sum(pieces)), "pieces_um": pieces,
+            "skeleton": np.isin(lab, keep)}

@@ -33,9 +33,10 @@ def session_length(stack: np.ndarray, meta: dict, *, params: DendriteParams) -> 
         return row
     res = dendrite_length(image, spacing=meta["voxel_um"], smooth_um=params.smooth_um,
                           line_um=params.line_um, directions=params.directions,
-                          orientation_um=params.orientation_um, prune_um=params.prune_um,
+                          orientation_um=params.orientation_um, threshold=params.threshold,
+                          prune_um=params.prune_um,
                           min_area_um2=params.min_area_um2,
-                          depth_smooth_um=params.depth_smooth_um, edge_um=params.edge_um)
+                          depth_smooth_um=params.depth_smooth_um)
     return {**row, "dendrite_length_um": res["length_um"], "channel": channel,
             "pieces_um": ";".join(f"{p:.2f}" for p in res["pieces_um"])}
 

@@ -94,17 +94,19 @@ def summary_table(table: pd.DataFrame, *, per_cell_turnover: pd.DataFrame,
                          "ci_high": hi, "ci_method": method,
                          "note": "; ".join(n for n in (*few, note) if n)})
 
-        def add_mean(quantity, per_cell, note=""):
+        def add_mean(quantity, per_cell, note="", bounds=(0.0, np.inf)):
             est, lo, hi, method, _ = mean_ci(per_cell, animals)
-            add(quantity, est, lo, hi, method, note)
+            # a t interval can reach past what the quantity can be (a share above 1)
+            add(quantity, est, np.clip(lo, *bounds), np.clip(hi, *bounds), method, note)
 
         surv_ct = per_cell_survival[per_cell_survival["cell_type"] == ct]
         surv, day = _last_day_survival(surv_ct)
         add_mean("survival_last_day", surv, f"day {day:g} from each cell's first session"
-                 if np.isfinite(day) else "no day imaged in every cell")
+                 if np.isfinite(day) else "no day imaged in every cell", bounds=(0.0, 1.0))
         dyn = per_cell_turnover[per_cell_turnover["cell_type"] == ct]
         add_mean("turnover_per_interval", dyn.groupby("cell")["dynamic"].mean(),
-                 "added + lost per interval (the published dynamic turnover), mean over intervals, then cells")
+                 "added + lost per interval (the published dynamic turnover), mean over "
+                 "intervals, then cells", bounds=(0.0, 2.0))
         sigma = _first_session_sigma(grp)
         add_mean("sigma_ln_w", sigma, "SD of ln w in each cell's first session")
         noise = noise_by_type.get(ct)
@@ -118,14 +120,16 @@ def summary_table(table: pd.DataFrame, *, per_cell_turnover: pd.DataFrame,
             first = dens.sort_values("day").groupby("cell")["density_per_um"].first()
             add_mean("density_per_um", first, "synapses present per um of dendrite in each "
                      "cell's first session")
-        haz = hazard[(hazard["cell_type"] == ct) & (hazard["model"] == "logistic")
-                     & (hazard["term"] == "ln_w")]
+        haz = (hazard[(hazard["cell_type"] == ct) & (hazard["model"] == "logistic")
+                      & (hazard["term"] == "ln_w")]
+               if {"cell_type", "model", "term"} <= set(hazard.columns) else hazard.iloc[:0])
         if len(haz):
             h = haz.iloc[0]
             add("hazard_slope_ln_w", h["coef"], h["ci_low"], h["ci_high"],
                 f"logistic regression, SE {h['se_type']}", h.get("note", "") or "")
-        ml = kesten[(kesten["cell_type"] == ct) & (kesten["method"] == "maximum_likelihood")
-                    & (kesten.get("model") == "both")]
+        ml = (kesten[(kesten["cell_type"] == ct) & (kesten["method"] == "maximum_likelihood")
+                     & (kesten["model"] == "both") & kesten["a"].notna()]
+              if {"cell_type", "method", "model", "a"} <= set(kesten.columns) else kesten.iloc[:0])
         for _, r in ml.iterrows():
             corrected = r["noise_correction"] != "none"
             for k in PARAMS:
