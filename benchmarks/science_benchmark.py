@@ -344,7 +344,9 @@ def main(argv=None) -> int:
 
     def pooled(name):
         files = sorted(record.glob(f"*_{name}.csv"))
-        return pd.concat([pd.read_csv(f) for f in files], ignore_index=True) if files else None
+        # the study kind "null" must stay a word (read_csv takes it for a missing value)
+        return pd.concat([pd.read_csv(f, keep_default_na=False, na_values=[""]) for f in files],
+                         ignore_index=True) if files else None
 
     studies = pooled("study")
     write_report(Path(args.out), pooled("quantities"), pooled("conclusions"), pooled("density"),
