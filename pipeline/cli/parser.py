@@ -122,19 +122,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=commands.cmd_check)
 
-    p = sub.add_parser("channels", help="each session's morphology share of the PSD-95 channel, "
-                                        "checked against the cell's other sessions")
-    p.add_argument("--stacks", nargs="+", required=True, help="the cell's ingested stacks")
-    p.add_argument("--options", default="{}", help="the config's detect section (JSON)")
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=commands.cmd_channels)
-
-    p = sub.add_parser("dendrite", help="dendrite length per session of one cell (the "
-                                        "morphology channel's skeleton), for density per um")
-    p.add_argument("--stacks", nargs="+", required=True, help="the cell's ingested stacks")
-    p.add_argument("--options", default="{}", help="the config's dendrite section (JSON)")
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=commands.cmd_dendrite)
+    for name, what, section, func in (
+            ("channels", "each session's morphology share of the PSD-95 channel, checked "
+                         "against the cell's other sessions", "detect", commands.cmd_channels),
+            ("dendrite", "dendrite length per session of one cell (the morphology channel's "
+                         "skeleton), for density per um", "dendrite", commands.cmd_dendrite)):
+        p = sub.add_parser(name, help=what)       # a per-cell command over its ingested stacks
+        p.add_argument("--stacks", nargs="+", required=True, help="the cell's ingested stacks")
+        p.add_argument("--options", default="{}", help=f"the config's {section} section (JSON)")
+        p.add_argument("--out", required=True)
+        p.set_defaults(func=func)
 
     p = sub.add_parser("detect", help="detect PSD-95 puncta (or a fill's spine heads) in one "
                                       "ingested stack")
