@@ -32,5 +32,6 @@ rule all:
         # (named here, not only through the report's checkpoint-dependent inputs, so that each
         # cell's jobs are in the first DAG and form one group job on a cluster)
         expand(LAYOUT.pattern("presence_summary"), cell=CELLS),
+        expand(LAYOUT.pattern("dendrite"), cell=CELLS),
         expand(LAYOUT.pattern("review_cell"), cell=CELLS),
     default_target: True
