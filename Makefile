@@ -15,7 +15,9 @@
 # make bench-science: simulated studies (6 pyramidal + 6 PV cells in 3 animals, 8 sessions and a
 #                   repeat) through the whole workflow and stats, effect and null, 20 seeds:
 #                   bias and CI coverage per quantity, the PV-vs-pyramidal conclusions, density
-#                   -> BENCHMARKS_SCIENCE.md (about 10 h on 2 cores; SEEDS=3 for a quick look)
+#                   -> BENCHMARKS_SCIENCE.md (about 16 h on 2 cores, 25 min a study; the studies are kept
+#                   in benchmarks/science_runs/ and skipped when run again: SEEDS=4 runs seeds 1-4,
+#                   only those not yet kept)
 # make bench-regime REGIME=single_channel: the whole workflow on one of make bench's regimes,
 #                   without the peers (detection, links, turnover, registration per session)
 # make sample: regenerate data_sample/ with the simulator (the command is recorded in data_sample/README.md)
