@@ -43,6 +43,12 @@ def test_output_contract(sample_run):
     assert (syn.loc[seen, "present"] == (syn.loc[seen, "p_present"] >= 0.5)).all()
     html = (results / "report.html").read_text()
     assert "synapses.csv" in html and "survival.png" in html and "Presence calls" in html
+    # each session's dendrite length beside its rows, as the dendrite stage measured it
+    for cell, lengths in syn.groupby("cell")["dendrite_length_um"]:
+        measured = pd.read_csv(results / "dendrite" / f"{cell}.csv")
+        assert lengths.notna().all() and set(lengths.round(4)) == set(
+            measured["dendrite_length_um"].round(4))
+    assert (pd.read_csv(results / "stats" / "density.csv")["density_per_um"] > 0).all()
     for cell, sess in sheet[["cell", "session"]].itertuples(index=False):
         assert (results / "register" / cell / f"{sess}.json").exists()
         assert (results / "register" / cell / f"{sess}_qc.png").exists()
