@@ -24,11 +24,10 @@ _OFFSETS = [(0, 1), (1, 0), (1, 1), (1, -1)]          # each 8-neighbour pair on
 
 
 def _edges(skel: np.ndarray):
-    """(pixel pairs, diagonal?) of the skeleton's 8-neighbour graph, a diagonal step left out
-    where the two pixels are also joined through an orthogonal corner pixel."""
-    ny, nx = skel.shape
+    """(first pixels, second pixels) of the skeleton's 8-neighbour steps, a diagonal step left
+    out where the two pixels are also joined through an orthogonal corner pixel."""
     pad = np.pad(skel, 1)
-    a_list, b_list, diag = [], [], []
+    a_list, b_list = [], []
     ys, xs = np.nonzero(skel)
     for dy, dx in _OFFSETS:
         ok = pad[ys + 1 + dy, xs + 1 + dx]
@@ -36,8 +35,7 @@ def _edges(skel: np.ndarray):
             ok &= ~(pad[ys + 1 + dy, xs + 1] | pad[ys + 1, xs + 1 + dx])
         a_list.append(np.stack([ys[ok], xs[ok]], 1))
         b_list.append(np.stack([ys[ok] + dy, xs[ok] + dx], 1))
-        diag.append(np.full(ok.sum(), bool(dy and dx)))
-    return np.concatenate(a_list), np.concatenate(b_list), np.concatenate(diag)
+    return np.concatenate(a_list), np.concatenate(b_list)
 
 
 def _neighbours(skel: np.ndarray) -> np.ndarray:
@@ -125,7 +123,7 @@ def skeleton_length_um(skel: np.ndarray, depth: np.ndarray, *, spacing,
     wsum = ndimage.gaussian_filter(skel.astype(float), sig)
     zs = ndimage.gaussian_filter(np.where(skel, depth, 0.0), sig) / np.maximum(wsum, 1e-9)
     ty, tx = _tangents(skel, window_px=max(int(round(depth_smooth_um / 2 / sy)), 2))
-    a, b, _ = _edges(skel)
+    a, b = _edges(skel)
     ay, ax, by, bx = a[:, 0], a[:, 1], b[:, 0], b[:, 1]
     uy, ux = ty[ay, ax] + ty[by, bx], tx[ay, ax] + tx[by, bx]
     flip = (ty[ay, ax] * ty[by, bx] + tx[ay, ax] * tx[by, bx]) < 0   # tangents are axial
@@ -149,11 +147,10 @@ def dendrite_length(morphology: np.ndarray, *, spacing, smooth_um: float, line_u
                                     orientation_um=orientation_um, threshold=threshold,
                                     prune_um=prune_um, min_area_um2=min_area_um2)
     lab, n = ndimage.label(skel, np.ones((3, 3), bool))
-    pieces = sorted((skeleton_length_um(lab == i, depth, spacing=spacing,
-                                        depth_smooth_um=depth_smooth_um)
-                     for i in range(1, n + 1)), reverse=True)
+    lengths = {i: skeleton_length_um(lab == i, depth, spacing=spacing,
+                                     depth_smooth_um=depth_smooth_um) for i in range(1, n + 1)}
     # a piece shorter than a spine is a spine head's ring or a speck, not dendrite
-    pieces = [p for p in pieces if p >= prune_um]
-    keep = [i for i in range(1, n + 1) if (lab == i).sum() * min(spacing[1:]) >= prune_um]
+    keep = {i: v for i, v in lengths.items() if v >= prune_um}
+    pieces = sorted(keep.values(), reverse=True)
     return {"length_um": float(sum(pieces)), "pieces_um": pieces,
-            "skeleton": np.isin(lab, keep)}
+            "skeleton": np.isin(lab, list(keep))}
