@@ -12,6 +12,7 @@ from .kesten import MIN_BOOT_CELLS
 from .kesten_models import PARAMS
 from .replication import (cells_by_animal, counts, hierarchical_sample, replication_note,
                           shares_animals)
+from .summary import first_session_sigma
 from .survival import survival_per_cell
 
 
@@ -25,9 +26,7 @@ def per_cell_values(table: pd.DataFrame, turnover_per_cell: pd.DataFrame) -> pd.
     """Survival per cell and day; one row per cell: mean dynamic turnover, SD of first-session
     ln w."""
     surv = survival_per_cell(table)
-    first_day = table.groupby("cell")["day"].transform("min")
-    first = table[(table["day"] == first_day) & (table["present"] == 1)]
-    sigma = first.groupby("cell")["w"].apply(lambda w: np.log(w).std(ddof=0)).rename("sigma")
+    sigma = first_session_sigma(table).rename("sigma")
     dyn = turnover_per_cell.groupby("cell")["dynamic"].mean().rename("dynamic")
     cells = table.groupby("cell")["cell_type"].first()
     return surv, pd.concat([cells, sigma, dyn], axis=1).reset_index()

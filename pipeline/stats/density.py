@@ -44,9 +44,10 @@ def density_table(table: pd.DataFrame, per_session: pd.DataFrame) -> pd.DataFram
     if ps.empty:
         return pd.DataFrame(columns=DENSITY_COLUMNS)
     ps = ps.assign(rel_day=ps["day"] - ps.groupby("cell")["day"].transform("min"))
+    animals_of = {ct: cells_by_animal(g) if shares_animals(g) else None
+                  for ct, g in table.groupby("cell_type")}
     for (ct, day), grp in ps.groupby(["cell_type", "rel_day"]):
-        of_type = table[table["cell_type"] == ct]
-        animals = cells_by_animal(of_type) if shares_animals(of_type) else None
+        animals = animals_of[ct]
         est, lo, hi, method, _ = mean_ci(grp.set_index("cell")["density_per_um"], animals)
         ch, ch_lo, ch_hi, _, _ = mean_ci(grp.set_index("cell")["change_from_first"], animals)
         if day == 0:

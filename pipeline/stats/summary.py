@@ -46,9 +46,10 @@ def mean_ci(per_cell: pd.Series, animals: dict[str, list[str]] | None, *,
     return est, est - half, est + half, f"t over {n} {what}, {n - 1} df", n
 
 
-def _first_session_sigma(table: pd.DataFrame) -> pd.Series:
+def first_session_sigma(table: pd.DataFrame) -> pd.Series:
+    """Per cell, the SD of ln w over the synapses present in its first session."""
     first_day = table.groupby("cell")["day"].transform("min")
-    first = table[(table["day"] == first_day) & (table["present"] == 1) & (table["w"] > 0)]
+    first = table[(table["day"] == first_day) & (table["present"] == 1)]
     return first.groupby("cell")["w"].apply(lambda w: np.log(w).std(ddof=0))
 
 
@@ -107,7 +108,7 @@ def summary_table(table: pd.DataFrame, *, per_cell_turnover: pd.DataFrame,
         add_mean("turnover_per_interval", dyn.groupby("cell")["dynamic"].mean(),
                  "added + lost per interval (the published dynamic turnover), mean over "
                  "intervals, then cells", bounds=(0.0, 2.0))
-        sigma = _first_session_sigma(grp)
+        sigma = first_session_sigma(grp)
         add_mean("sigma_ln_w", sigma, "SD of ln w in each cell's first session")
         noise = noise_by_type.get(ct)
         if noise is not None:
