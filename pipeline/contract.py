@@ -48,6 +48,13 @@ CURATION_FILE_COLUMNS = ["action", "cell", "synapse_id", "session", "other_synap
 CURATION_IDENTITY = ("reject", "merge", "split")
 #: a person's present/absent call for one session (applied after the presence stage)
 CURATION_CALLS = ("present", "absent")
+#: the sample-check file (``<results>/sample_check.tsv``, saved by the review page's sample
+#: check): per tile checked a ``checked`` row (``claims``: the synapse ids shown, ';'-joined),
+#: per synapse shown but not one a ``wrong`` row, per synapse missed a ``missed`` row (position
+#: in the reference frame)
+SAMPLE_CHECK_COLUMNS = ["tile", "cell", "session", "mark", "synapse_id", "y_um", "x_um",
+                        "claims", "note"]
+SAMPLE_CHECK_MARKS = ("checked", "wrong", "missed")
 
 # --------------------------------------------------------------------------- stats/
 #: the tables ``pipeline.stats.run_stats`` writes (``stats/<name>.csv``) and its plots (PNG,
@@ -80,6 +87,9 @@ class Layout:
         "review": "review",
         "review_index": "review/index.html",
         "review_curation": "review/curation.js",
+        "review_check": "review/check.html",
+        "review_check_tiles": "review/check_tiles.csv",
+        "sample_check": "sample_check.tsv",
         "check": "check/{cell}.json",
         "ingest": "ingest/{cell}/{session}.tif",
         "ingest_meta": "ingest/{cell}/{session}.json",

@@ -188,6 +188,10 @@ class StatsParams:
 class ReviewParams:
     crop_um: float = _p(1.5, "half-width of the review crops, um")
     crop_depth_um: float = _p(2.4, "half-depth of the x-z review crops, um")
+    check_tile_um: float = _p(10.0, "side of a sample-check tile (review/check.html), um")
+    check_tiles: int = _p(60, "tiles drawn for the sample check; check them in order, as many "
+                              "as time allows")
+    check_seed: int = _p(0, "seed of the sample check's draw (the same seed draws the same tiles)")
 
 
 #: config section -> its parameters

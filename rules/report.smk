@@ -14,6 +14,8 @@ rule report:
         report=LAYOUT.pattern("report"),
         review=LAYOUT.pattern("review_index"),
         curation=LAYOUT.pattern("review_curation"),
+        check=LAYOUT.pattern("review_check"),
+        check_tiles=LAYOUT.pattern("review_check_tiles"),
     params:
         results=lambda wc, output: os.path.dirname(output.report),
         curation=curation_all(),
@@ -31,5 +33,6 @@ rule report:
     shell:
         "python -m pipeline report --results {params.results:q} --out {output.report:q} "
         "--review-index {output.review:q} --review-curation {output.curation:q} "
+        "--review-check {output.check:q} "
         "--curation {params.curation:q} --curation-path {params.curation_path:q} "
         "--rerun {params.rerun:q} --settings {params.settings:q} > {log:q} 2>&1"

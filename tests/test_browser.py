@@ -317,3 +317,48 @@ def test_report_reads_in_chromium_and_is_screenshot(page, sample_run, tmp_path):
     assert shot.stat().st_size > 50_000
     assert page.errors == []
     print("screenshot:", shot)
+
+
+def test_sample_check_done_by_clicking_and_scored(page, sample_run, tmp_path):
+    """The sample check page: a circle clicked is a wrong call, a click elsewhere in the tile a
+    missed synapse, 'checked' counts the tile; the file saved is what evaluate scores."""
+    import sys
+
+    page.goto((sample_run.results / "review" / "check.html").as_uri())
+    page.wait_for_load_state("load")
+    data = page.evaluate("window.CHECK")
+    widths = page.eval_on_selector_all("#tile-1 img", "ims => ims.map(i => i.naturalWidth)")
+    assert widths and all(w > 0 for w in widths)
+    tiles = data["tiles"]
+    first = next(t for t in tiles if t["shown"])               # the first tile showing synapses
+    sec = page.locator(f"#tile-{first['order']}")
+    sec.locator("g.claim circle").first.click()                # not a synapse
+    y0, y1, x0, x1 = first["box_um"]
+    c = data["context_um"]
+    grid = [(y, x) for y in np.linspace(y0 + 0.5, y1 - 0.5, 9)
+            for x in np.linspace(x0 + 0.5, x1 - 0.5, 9)]
+    far = max(grid, key=lambda p: min(np.hypot(p[0] - s["y"], p[1] - s["x"]) for s in first["shown"]))
+    box = sec.locator(".tbox").bounding_box()
+    page.mouse.click(box["x"] + (far[1] - x0 + c) / (x1 - x0 + 2 * c) * box["width"],
+                     box["y"] + (far[0] - y0 + c) / (y1 - y0 + 2 * c) * box["height"])
+    sec.locator("button.check-tile").click()
+    page.locator(f"#tile-{first['order'] + 1} button.check-tile").click()
+    assert page.locator("#n-checked").text_content() == "2"
+    assert sec.locator(".counts").text_content().endswith("1 marked not a synapse, 1 missed")
+    with page.expect_download() as dl:
+        page.locator("#save-check").click()
+    saved = tmp_path / "sample_check.tsv"
+    dl.value.save_as(saved)
+    out = tmp_path / "scores.csv"
+    res = subprocess.run([sys.executable, "-m", "pipeline", "evaluate", "--sample-check",
+                          str(saved), "--results", str(sample_run.results), "--out", str(out)],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    row = pd.read_csv(out).set_index("cell").loc["all"]
+    second = tiles[first["order"]]
+    assert (row["tiles_checked"], row["wrong"], row["missed"]) == (2, 1, 1)
+    assert row["shown"] == len(first["shown"]) + len(second["shown"])
+    missed = pd.read_csv(saved, sep="\t").query("mark == 'missed'")
+    assert float(missed["y_um"].iloc[0]) == pytest.approx(far[0], abs=0.1)
+    assert float(missed["x_um"].iloc[0]) == pytest.approx(far[1], abs=0.1)
+    assert page.errors == []

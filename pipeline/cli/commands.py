@@ -357,6 +357,8 @@ def cmd_report(args) -> None:
         with atomic_path(args.review_index) as tmp:
             tmp.write_text(index_page(summarise_synapses(table), cells=cells))
         print(f"review index: {args.review_index}")
+    if args.review_check:
+        _write_check(Path(args.results), Path(args.review_check))
     if args.review_curation:
         from ..review.curation_ui import curation_script
 
@@ -364,6 +366,17 @@ def cmd_report(args) -> None:
         with atomic_path(args.review_curation) as tmp:
             tmp.write_text(curation_script(rows, path=args.curation_path, rerun=args.rerun,
                                            key=str(Path(args.results).resolve())))
+
+
+def _write_check(results: Path, page: Path) -> None:
+    from ..review.check_page import build_check
+
+    tiles, text = build_check(results)
+    with atomic_path(page.with_name("check_tiles.csv")) as tmp:
+        tiles.to_csv(tmp, index=False)
+    with atomic_path(page) as tmp:
+        tmp.write_text(text)
+    print(f"sample check: {page} ({len(tiles)} tiles)")
 
 
 def cmd_export(args) -> None:
@@ -386,17 +399,50 @@ def cmd_export(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    if bool(args.truth) == bool(args.annotations):
-        raise InputError("evaluate: give --truth (a simulated dataset) or --annotations (a "
-                         "lab's own), one of them")
+    given = [a for a in (args.truth, args.annotations, args.sample_check) if a is not None]
+    if len(given) != 1:
+        raise InputError("evaluate: give --truth (a simulated dataset), --annotations (a "
+                         "lab's own) or --sample-check (the review page's), one of them")
     if args.annotations:
         return _evaluate_annotations(args)
+    if args.sample_check is not None:
+        return _evaluate_sample_check(args)
     from ..truth.evaluate import evaluate_results
 
     scores = evaluate_results(Path(args.truth), Path(args.results))
     print(scores.to_string(index=False))
     if args.out:
         scores.to_csv(args.out, index=False)
+
+
+def _evaluate_sample_check(args) -> None:
+    from ..contract import Layout
+    from ..inputs.check_marks import read_marks
+    from ..truth.sample_check import score_sample
+
+    layout = Layout(args.results)
+    tiles_path = layout.path("review_check_tiles")
+    if not tiles_path.exists():
+        raise InputError(f"{tiles_path}: no sample-check tiles; run the workflow into "
+                         f"{args.results} first (the report rule draws them)")
+    marks = read_marks(Path(args.sample_check or layout.path("sample_check")))
+    table, per_tile = score_sample(read_table(tiles_path), read_table(layout.synapses), marks)
+    out = Path(args.out) if args.out else layout.root / "evaluation" / "sample_check.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_table(table, out)
+    write_table(per_tile, out.with_name(out.stem + "_tiles.csv"))
+    shown = ["cell", "tiles_checked", "shown", "wrong", "missed", "precision",
+             "precision_ci_low", "precision_ci_high", "recall", "recall_ci_low", "recall_ci_high"]
+    print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    stale = per_tile.loc[per_tile["stale"], "tile"].tolist()
+    if stale:
+        print(f"not scored, changed since checked (check again): {', '.join(stale)}")
+    print(f"written: {out}; the pooled row 'all' is the whole run")
+    if not args.out:
+        from ..review.report import refresh_evaluation_sections
+
+        if refresh_evaluation_sections(layout.root):
+            print("report.html: section 'Sample check' updated")
 
 
 def _evaluate_annotations(args) -> None:
@@ -424,8 +470,8 @@ def _evaluate_annotations(args) -> None:
     print(f"written: {out} (per synapse: {out.with_name(out.stem + '_synapses.csv')}); "
           f"matched within {lateral:g} um laterally, {axial:g} um axially")
     if not args.out:
-        from ..review.report import refresh_annotation_section
+        from ..review.report import refresh_evaluation_sections
 
-        if refresh_annotation_section(layout.root):
+        if refresh_evaluation_sections(layout.root):
             print("report.html: section 'Agreement with your annotations' updated")
 

@@ -261,6 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write the review index (every synapse) here")
     p.add_argument("--review-curation", default=None,
                    help="also write the pages' curation script (the rows in effect) here")
+    p.add_argument("--review-check", default=None,
+                   help="also write the sample-check page here (review/check.html) and the "
+                        "tiles it draws beside it (check_tiles.csv)")
     p.add_argument("--curation", default="[]", help="JSON list of every curation row in effect")
     p.add_argument("--curation-path", default="", help="the curation file the workflow read")
     p.add_argument("--rerun", default="", help="the command that reruns the workflow")
@@ -281,6 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--annotations", default=None,
                    help="a points table (CSV/TSV), a MapManager map folder or MapManagerCore "
                         "points.csv")
+    p.add_argument("--sample-check", nargs="?", const="", default=None, metavar="FILE",
+                   help="score the marks of the review page's sample check (default "
+                        "RESULTS/sample_check.tsv) as precision and recall of the whole run")
     p.add_argument("--results", required=True)
     p.add_argument("--complete", action="store_true",
                    help="the annotation covers every synapse: also report precision")

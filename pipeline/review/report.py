@@ -159,7 +159,7 @@ def annotation_section(results: Path, *, worst: int = 15) -> str:
             ("added_error_pp", "added, error (pp)", "{:.2f}"),
             ("lost_error_pp", "lost, error (pp)", "{:.2f}"), ("log_weight_r", "r of ln weight", "{:.3f}")]
     out = ("<h2>Agreement with your annotations</h2><p>From <code>python -m pipeline evaluate "
-           f"--annotations</code> (<a href='evaluation/annotations.csv'>annotations.csv</a>; the "
+           "--annotations</code> (<a href='evaluation/annotations.csv'>annotations.csv</a>; the "
            "pooled row is the mean over cells, its 95 % bootstrap CI over cells in the CSV).</p>"
            + html_table(table, cols, empty={
                "precision": "the annotation does not cover every synapse (run with --complete)",
@@ -178,8 +178,44 @@ def annotation_section(results: Path, *, worst: int = 15) -> str:
     return out
 
 
-def refresh_annotation_section(results: Path) -> bool:
-    """Put the current agreement section into an existing report.html (True if it did)."""
+def sample_check_section(results: Path) -> str:
+    """Precision and recall of the run from the sample check (``evaluate --sample-check``)."""
+    path = Path(results) / "evaluation" / "sample_check.csv"
+    if not path.exists():
+        return ""
+    table = pd.read_csv(path)
+    for q in ("precision", "recall"):
+        table[f"{q}_ci"] = [f"{lo:.3f}-{hi:.3f}" if lo == lo else "" for lo, hi in
+                            zip(table[f"{q}_ci_low"], table[f"{q}_ci_high"])]
+    cols = [("cell", "cell", None), ("tiles_checked", "tiles checked", "{:.0f}"),
+            ("tiles_skipped", "skipped", "{:.0f}"), ("tiles_stale", "changed since", "{:.0f}"),
+            ("shown", "synapses shown", "{:.0f}"), ("wrong", "not synapses", "{:.0f}"),
+            ("missed", "missed", "{:.0f}"), ("precision", "precision", "{:.3f}"),
+            ("precision_ci", "precision 95 % CI", None), ("recall", "recall", "{:.3f}"),
+            ("recall_ci", "recall 95 % CI", None)]
+    notes = []
+    skipped = int(table["tiles_skipped"].iloc[-1])
+    stale = int(table["tiles_stale"].iloc[-1])
+    if skipped:
+        notes.append(f"{skipped} tile(s) before the last one checked were skipped: the sample is "
+                     "random only if tiles are checked in order; check them")
+    if stale:
+        notes.append(f"{stale} checked tile(s) changed in a rerun and are not scored: check them "
+                     "again (review/check.html marks them)")
+    synapses = Layout(results).synapses
+    if synapses.exists() and synapses.stat().st_mtime > path.stat().st_mtime:
+        notes.append("the run changed after this was scored: run evaluate --sample-check again")
+    return ("<h2>Sample check</h2><p>Precision and recall of the whole run estimated from the "
+            "tiles a person checked on <a href='review/check.html'>the sample-check page</a> "
+            "(<code>python -m pipeline evaluate --sample-check</code>; the row <i>all</i> is the "
+            "run, the intervals Wilson's with the design effect of tiles).</p>"
+            + html_table(table, cols) + "".join(f"<p class='summary'><b>Note</b>: "
+                                                f"{html.escape(n)}.</p>" for n in notes))
+
+
+def refresh_evaluation_sections(results: Path) -> bool:
+    """Put the current agreement and sample-check sections into an existing report.html (True
+    if it did)."""
     report = Layout(results).report
     if not report.exists():
         return False
@@ -189,7 +225,8 @@ def refresh_annotation_section(results: Path) -> bool:
         return False
     head, rest = text.split(start, 1)
     tail = rest.split(end, 1)[1] if end in rest else rest
-    report.write_text(head + start + annotation_section(results) + end + tail)
+    report.write_text(head + start + annotation_section(results) + sample_check_section(results)
+                      + end + tail)
     return True
 
 
@@ -261,7 +298,7 @@ def write_report(results: Path, out: Path, *, failures=(), settings: dict | None
                          "not imaged).</p>" + html_table(censored.fillna(0), [
                              (c, c, "{:.0f}" if c != "cell" else None) for c in censored.columns]))
     start, end = EVALUATION_MARKS
-    parts.append(start + annotation_section(results) + end)
+    parts.append(start + annotation_section(results) + sample_check_section(results) + end)
     parts.append("<h2>Methods</h2>" + methods_paragraph(
         settings, sessions=None if table is None else table[["cell", "session"]],
         spine_cells=_channels_lines(results, "spine_cells")))
@@ -274,7 +311,11 @@ def write_report(results: Path, out: Path, *, failures=(), settings: dict | None
                      "reference frame with every synapse marked, the registration QC, and each "
                      "synapse's crops across sessions with curation actions (served by "
                      "<code>python -m pipeline review RESULTS</code>, edits are saved and the "
-                     "workflow rerun from the page).</p>")
+                     "workflow rerun from the page).</p><p>No annotations of your own? <a "
+                     "href='review/check.html'>The sample check</a> shows tiles drawn at random; "
+                     "mark what is wrong and what is missed in some of them, save, and <code>"
+                     "python -m pipeline evaluate --sample-check --results RESULTS</code> "
+                     "estimates precision and recall of the whole run.</p>")
     registered = [js for f in layout.cell_folders("register") for js in sorted(f.glob("*.json"))]
     if registered:
         rows = []

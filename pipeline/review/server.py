@@ -9,11 +9,15 @@ they save the person's staged edits straight to the curation file and can start 
 ``POST /api/curation``   a complete curation file; saved only when it parses and names only
                          cells of this run; the previous version is kept beside it
                          (``curation.tsv.~<time>~``)
+``GET  /api/sample-check``  the sample-check file's text (review/check.html's marks), if saved
+``POST /api/sample-check``  the complete sample-check file; saved to ``RESULTS/sample_check.tsv``
+                         when it parses, the previous version kept beside it
 ``POST /api/rerun``      ``python -m pipeline run SHEET --results RESULTS`` in the background
 ``GET  /api/rerun``      whether it runs, its exit status and the end of its output
 
 The server binds to 127.0.0.1 only and refuses writes that come from another site's page.
-Nothing is ever written into the imaging directory: only the curation file and the rerun's log.
+Nothing is ever written into the imaging directory: only the curation file, the sample-check
+file and the rerun's log.
 """
 from __future__ import annotations
 
@@ -34,6 +38,7 @@ import pandas as pd
 
 from ..contract import CURATION_FILE_COLUMNS, Layout
 from ..core.errors import InputError
+from ..inputs.check_marks import parse_marks
 from ..inputs.curation import curation_path, parse_curation, read_curation
 
 MAX_BODY = 2_000_000    # bytes: a curation file of tens of thousands of rows
@@ -77,10 +82,11 @@ class Rerun:
 
 
 def make_handler(root: Path, *, read_path, save_path: Path, cells: set[str],
-                 rerun: Rerun, host: str):
+                 rerun: Rerun, host: str, check_path: Path | None = None):
     """The request handler class serving ``root`` (see the module's description);
     ``read_path()`` gives the curation file the workflow reads now (it changes on the first save)."""
     root = root.resolve()
+    check_path = check_path or Layout(root).path("sample_check")
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "synapse-review"
@@ -139,6 +145,9 @@ def make_handler(root: Path, *, read_path, save_path: Path, cells: set[str],
                                         "rows": rows})
             if url.path == "/api/rerun":
                 return self._json(200, rerun.status())
+            if url.path == "/api/sample-check":
+                text = check_path.read_text(encoding="utf-8") if check_path.exists() else ""
+                return self._json(200, {"path": str(check_path), "text": text})
             if url.path == "/favicon.ico":     # browsers ask for it; there is none
                 return self._send(204, b"", "image/x-icon")
             if url.path in ("", "/"):
@@ -166,12 +175,14 @@ def make_handler(root: Path, *, read_path, save_path: Path, cells: set[str],
                     return self._json(202, rerun.start())
                 except InputError as exc:
                     return self._json(409, {"error": str(exc)})
-            if url.path != "/api/curation":
+            if url.path not in ("/api/curation", "/api/sample-check"):
                 return self._json(404, {"error": f"no such action {url.path}"})
             size = int(self.headers.get("Content-Length") or 0)
             if size <= 0 or size > MAX_BODY:
-                return self._json(400, {"error": f"a curation file of 1 to {MAX_BODY} bytes"})
+                return self._json(400, {"error": f"a file of 1 to {MAX_BODY} bytes"})
             text = self.rfile.read(size).decode("utf-8", errors="replace")
+            if url.path == "/api/sample-check":
+                return self._save_check(text)
             try:
                 rows = parse_curation(text, source="the saved curation file")
                 unknown = sorted(set(rows["cell"]) - cells)
@@ -184,6 +195,16 @@ def make_handler(root: Path, *, read_path, save_path: Path, cells: set[str],
             print(f"saved {len(rows)} curation row(s) to {save_path}"
                   + (f" (previous version: {backup})" if backup else ""), flush=True)
             return self._json(200, {"saved": str(save_path), "rows": len(rows),
+                                    "backup": str(backup) if backup else None})
+
+        def _save_check(self, text: str) -> None:
+            try:
+                marks = parse_marks(text, source="the saved sample-check file")
+            except InputError as exc:
+                return self._json(400, {"error": str(exc)})
+            backup = save_text(check_path, text)
+            print(f"saved {len(marks)} sample-check mark(s) to {check_path}", flush=True)
+            return self._json(200, {"saved": str(check_path), "rows": len(marks),
                                     "backup": str(backup) if backup else None})
 
     return Handler
