@@ -1,6 +1,7 @@
 """stats/summary.csv: the headline quantities with their CIs, on tables with known answers."""
 import numpy as np
 import pandas as pd
+import pytest
 from scipy import stats
 
 from pipeline.stats import run_stats
@@ -57,3 +58,13 @@ def test_summary_rows_agree_with_the_other_tables_and_cover_the_truth(tmp_path):
     assert np.isnan(pv.loc["turnover_per_interval", "ci_low"])
     assert "2 cell(s), fewer than 3" in pv.loc["turnover_per_interval", "note"]
     assert pyr.loc["turnover_per_interval", "note"].startswith("added + lost")
+
+
+def test_a_bootstrap_p_is_never_zero():
+    from pipeline.stats.compare import bootstrap_p
+
+    assert bootstrap_p(np.linspace(0.1, 1, 999)) == pytest.approx(2 / 1000)   # every draw > 0
+    draws = np.r_[-np.ones(25), np.ones(974)]
+    assert bootstrap_p(draws) == pytest.approx(2 * 26 / 1000)
+    assert bootstrap_p(-draws) == pytest.approx(2 * 26 / 1000)               # either side
+    assert bootstrap_p(np.r_[-np.ones(500), np.ones(499)]) == 1.0

@@ -44,6 +44,18 @@ def _welch(x, y, alpha=0.05):
     return diff, lo, hi, t.statistic, t.pvalue, mw.pvalue
 
 
+def bootstrap_p(diffs: np.ndarray) -> float:
+    """Two-sided p of "no difference" from bootstrap draws of a difference.
+
+    ``(1 + k) / (n + 1)`` per side, k the draws on the far side of 0: never 0, since n draws
+    cannot show a p below about 1/n (a p of 0 would claim certainty no resampling gives).
+    """
+    d = np.asarray(diffs, float)
+    n = len(d)
+    k = min(int(np.sum(d <= 0)), int(np.sum(d >= 0)))
+    return min(1.0, 2 * (1 + k) / (n + 1))
+
+
 def _hierarchical(xa: pd.Series, xb: pd.Series, animals_a: dict, animals_b: dict, *,
                   n_boot: int, rng: np.random.Generator, alpha: float):
     """Difference of means (b - a) of per-cell values, its percentile CI and two-sided p over
@@ -59,7 +71,7 @@ def _hierarchical(xa: pd.Series, xb: pd.Series, animals_a: dict, animals_b: dict
     if len(diffs) < 2:
         return diff, np.nan, np.nan, np.nan
     lo, hi = np.percentile(diffs, [100 * alpha / 2, 100 * (1 - alpha / 2)])
-    return diff, lo, hi, min(1.0, 2 * min(np.mean(diffs <= 0), np.mean(diffs >= 0)))
+    return diff, lo, hi, bootstrap_p(diffs)
 
 
 def celltype_comparison(table: pd.DataFrame, turnover_per_cell: pd.DataFrame,
@@ -133,7 +145,7 @@ def celltype_comparison(table: pd.DataFrame, turnover_per_cell: pd.DataFrame,
             for j, k in enumerate(PARAMS):
                 diffs = db["draws"][:n, j] - da["draws"][:n, j]
                 lo, hi = np.percentile(diffs, [100 * alpha / 2, 100 * (1 - alpha / 2)]) if n else (np.nan,) * 2
-                p = min(1.0, 2 * min(np.mean(diffs <= 0), np.mean(diffs >= 0))) if n else np.nan
+                p = bootstrap_p(diffs) if n else np.nan
                 if k_note:
                     lo = hi = p = np.nan
                 rows.append({**base, "quantity": f"kesten_{k}",
