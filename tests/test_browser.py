@@ -362,3 +362,39 @@ def test_sample_check_done_by_clicking_and_scored(page, sample_run, tmp_path):
     assert float(missed["y_um"].iloc[0]) == pytest.approx(far[0], abs=0.1)
     assert float(missed["x_um"].iloc[0]) == pytest.approx(far[1], abs=0.1)
     assert page.errors == []
+
+
+def test_sample_check_served_is_saved_and_read_back_in_another_browser(browser, sample_run,
+                                                                        tmp_path):
+    """Served, 'save' writes RESULTS/sample_check.tsv; a browser with none of the marks in its
+    own storage (another computer, cleared data) shows them from that file."""
+    results = tmp_path / "results"
+    shutil.copytree(sample_run.results / "review", results / "review")
+    shutil.copy(sample_run.results / "synapses.csv", results / "synapses.csv")
+    server, base = _served(results)
+    try:
+        first = browser.new_context()
+        pg = first.new_page()
+        pg.goto(base + "/review/check.html")
+        pg.wait_for_load_state("networkidle")
+        tile = pg.evaluate("window.CHECK.tiles.find(t => t.shown.length)")
+        sec = pg.locator(f"#tile-{tile['order']}")
+        sec.locator("g.claim circle").first.click()
+        sec.locator("button.check-tile").click()
+        pg.locator("#save-check").click()
+        pg.wait_for_function("document.getElementById('check-msg').textContent.includes('saved')")
+        saved = pd.read_csv(results / "sample_check.tsv", sep="\t")
+        assert sorted(saved["mark"]) == ["checked", "wrong"]
+        assert (saved["tile"] == tile["tile"]).all()
+        first.close()
+        second = browser.new_context()          # empty local storage
+        pg = second.new_page()
+        pg.goto(base + "/review/check.html")
+        pg.wait_for_function("document.getElementById('n-checked').textContent === '1'")
+        sec = pg.locator(f"#tile-{tile['order']}")
+        assert "done" in sec.get_attribute("class")
+        assert "1 marked not a synapse" in sec.locator(".counts").text_content()
+        second.close()
+    finally:
+        server.shutdown()
+        server.server_close()
