@@ -3,6 +3,7 @@ turned into precision and recall of the whole run with honest intervals."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import subprocess
 import sys
 import threading
@@ -232,7 +233,7 @@ def test_the_server_saves_the_sample_check_and_keeps_the_last(tmp_path):
         status, out = post(good.replace("1;2", "1;3"))
         assert status == 200 and out["backup"]
         saved = results / "sample_check.tsv"
-        assert "1;3" in saved.read_text() and "1;2" in open(out["backup"]).read()
+        assert "1;3" in saved.read_text() and "1;2" in Path(out["backup"]).read_text()
         with urllib.request.urlopen(base + "/api/sample-check") as r:
             assert "1;3" in json.loads(r.read())["text"]
     finally:

@@ -147,4 +147,4 @@ def marks_from_points(tiles: pd.DataFrame, table: pd.DataFrame, points: pd.DataF
         rows += [{**base, "mark": "missed", "y_um": f"{y:.3f}", "x_um": f"{x:.3f}"}
                  for k, (y, x) in enumerate(true[["y_um", "x_um"]].to_numpy(float))
                  if k not in paired_true]
-    return pd.DataFrame(rows).reindex(columns=SAMPLE_CHECK_COLUMNS).fillna("")
+    return pd.DataFrame(rows).reindex(columns=SAMPLE_CHECK_COLUMNS).astype(object).fillna("")

@@ -1,0 +1,94 @@
+"""Where the images' turnover departs from the truth table's: every gain or loss the presence
+calls make on a synapse matched to a true one, against the true synapse's history.
+
+For each cell of a study folder of ``make bench-science`` (``<workdir>/<kind>_<seed>/``: ``data``
+and ``results``) our synapses are matched to true ones (the true synapse nearest to the
+detections, within 1 um, by majority over sessions).  An event of ours is ``matched`` when the
+true synapse changes at the same interval; otherwise ``shifted`` (the true synapse changes
+within 2 intervals: the same event, called earlier or later, no count bias) or ``spurious``
+(the true synapse does not change near it).  For spurious ones the true weight in the sessions
+we called absent tells why: below ``--dim`` (a synapse too faint to see, which the truth
+table counts present) or not (a failure of ours: identity, deblending, registration).
+
+    python benchmarks/science_events.py /tmp/sci_work/effect_3
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.spatial import cKDTree
+
+
+def _match(g: pd.DataFrame, t: pd.DataFrame, sessions: list[str]) -> dict:
+    votes: dict = {}
+    for s in sessions:
+        o, tt = g[g["session"] == s], t[t["session"] == s]
+        if o.empty or tt.empty:
+            continue
+        d, j = cKDTree(tt[["z_um", "y_um", "x_um"]].to_numpy()).query(
+            o[["z_um", "y_um", "x_um"]].to_numpy())
+        for sid, dd, jj, det in zip(o["synapse_id"], d, j, o["detected"]):
+            if dd < 1.0 and det == 1:
+                votes.setdefault(sid, []).append(tt["synapse_id"].iloc[jj])
+    return {sid: pd.Series(v).mode().iloc[0] for sid, v in votes.items()}
+
+
+def events(study: Path, *, dim: float) -> pd.DataFrame:
+    ours = pd.read_csv(study / "results" / "synapses.csv")
+    truth = pd.read_csv(study / "data" / "truth" / "synapses.csv")
+    ours = ours[~ours["session"].astype(str).str.endswith("r")]     # repeats: same day
+    truth = truth[~truth["session"].astype(str).str.endswith("r")]
+    rows = []
+    for cell, g in ours.groupby("cell"):
+        t = truth[truth["cell"] == cell]
+        sessions = list(g.sort_values("day")["session"].drop_duplicates())
+        match = _match(g, t, sessions)
+        ours_p = g.pivot_table(index="synapse_id", columns="session", values="present",
+                               aggfunc="first").reindex(columns=sessions)
+        true_p = t.pivot_table(index="synapse_id", columns="session", values="present",
+                               aggfunc="first").reindex(columns=sessions)
+        true_w = t.pivot_table(index="synapse_id", columns="session", values="weight",
+                               aggfunc="first").reindex(columns=sessions)
+        n_truth = int(np.nansum(np.abs(np.diff(true_p.to_numpy(float), axis=1))))
+        counts = {"cell": cell, "cell_type": g["cell_type"].iloc[0], "truth_events": n_truth,
+                  "ours_events": 0, "matched": 0, "shifted": 0, "spurious_dim": 0,
+                  "spurious_bright": 0, "unmatched_synapse": 0}
+        for sid, row in ours_p.iterrows():
+            a = row.to_numpy(float)
+            for k in range(len(a) - 1):
+                if np.isnan(a[k]) or np.isnan(a[k + 1]) or a[k] == a[k + 1]:
+                    continue
+                counts["ours_events"] += 1
+                if sid not in match:
+                    counts["unmatched_synapse"] += 1
+                    continue
+                b = true_p.loc[match[sid]].to_numpy(float)
+                changes = np.flatnonzero(np.diff(b) != 0)
+                if k in changes:
+                    counts["matched"] += 1
+                elif np.any(np.abs(changes - k) <= 2):
+                    counts["shifted"] += 1
+                else:
+                    absent = k + 1 if a[k] == 1 else k      # the session we call absent
+                    w = true_w.loc[match[sid]].to_numpy(float)[absent]
+                    counts["spurious_dim" if w < dim else "spurious_bright"] += 1
+        rows.append(counts)
+    return pd.DataFrame(rows)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("studies", nargs="+", type=Path)
+    ap.add_argument("--dim", type=float, default=0.2,
+                    help="true weight below which a synapse is taken as too faint to see")
+    args = ap.parse_args(argv)
+    table = pd.concat([events(s, dim=args.dim).assign(study=s.name) for s in args.studies])
+    print(table.to_string(index=False))
+    print(table.groupby("cell_type").sum(numeric_only=True).to_string())
+
+
+if __name__ == "__main__":
+    main()
