@@ -231,7 +231,8 @@ def density_summary(d: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_report(out: Path, quantities: pd.DataFrame, conclusions: pd.DataFrame,
-                 densities: pd.DataFrame, studies: pd.DataFrame, args, seconds: float) -> None:
+                 densities: pd.DataFrame, studies: pd.DataFrame, args, seconds: float,
+                 events: pd.DataFrame | None = None) -> None:
     qt = quantity_table(quantities)
     ct = conclusion_table(conclusions)
     eff = quantities[(quantities["study"] == "effect") & quantities["has_ci"]]
@@ -278,7 +279,23 @@ def write_report(out: Path, quantities: pd.DataFrame, conclusions: pd.DataFrame,
         "simulator's centre lines in each session's view; density = synapses called present "
         "over that length, against true synapses present over the true length (target: "
         "within 5 %).", "",
-        density_summary(densities).round(4).to_markdown(index=False), "",
+        density_summary(densities).round(4).to_markdown(index=False), ""]
+    if events is not None:
+        lines += [
+            "## Where turnover departs from the truth table", "",
+            "Every gain or loss the presence calls make on a synapse matched to a true one "
+            "(`python benchmarks/science_events.py STUDY_DIR`; recorded for "
+            f"{events[['study', 'seed']].drop_duplicates().shape[0]} studies): `matched` at the "
+            "same interval as the truth's; `shifted` within 2 intervals (the same event called "
+            "earlier or later, mostly a synapse fading below detection before the truth loses "
+            "it: no count bias); `spurious_dim`: the true synapse does not change nearby and its "
+            f"true weight is below {EVENTS_DIM:g} where we call it absent (too faint to see, yet "
+            "present in the truth table); `spurious_bright`: the same with a synapse bright "
+            "enough to see (our failure: identity in dense clusters, deblending, "
+            "registration); `unmatched_synapse`: events of synapses matched to no true one. "
+            "`excess`: our events over the truth's, minus 1.", "",
+            events_table(events).round(3).to_markdown(index=False), ""]
+    lines += [
         "## Every quantity", "",
         "`mean_bias`: images minus truth table, mean over studies; `coverage_truth_table`: "
         "share of studies whose 95 % CI from the images holds the truth table's value; "
@@ -287,12 +304,34 @@ def write_report(out: Path, quantities: pd.DataFrame, conclusions: pd.DataFrame,
     out.write_text("\n".join(lines))
 
 
+#: true weight below which a synapse counts as too faint to see (science_events.py --dim)
+EVENTS_DIM = 0.2
+
+
 def _commit() -> str:
     res = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                          capture_output=True, text=True)
     dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "pipeline", "rules",
                             "Snakefile", "config.yaml"], capture_output=True, text=True).stdout
     return res.stdout.strip() + ("+changes" if dirty.strip() else "")
+
+
+def record_events(base: Path, record: Path, seed: int, kind: str) -> None:
+    """Each gain/loss of the presence calls against the true synapse's (science_events.py)."""
+    from science_events import events
+
+    events(base, dim=EVENTS_DIM).assign(seed=seed, study=kind).to_csv(
+        record / f"{kind}_{seed}_events.csv", index=False)
+
+
+def events_table(ev: pd.DataFrame) -> pd.DataFrame:
+    """Per study kind and cell type: events of the truth and ours, by cause."""
+    cols = ["truth_events", "ours_events", "matched", "shifted", "spurious_dim",
+            "spurious_bright", "unmatched_synapse"]
+    out = ev.groupby(["study", "cell_type"])[cols].sum().reset_index()
+    out.insert(2, "studies", ev.groupby(["study", "cell_type"])["seed"].nunique().to_numpy())
+    out["excess"] = (out["ours_events"] - out["truth_events"]) / out["truth_events"]
+    return out
 
 
 def run_study(work: Path, record: Path, seed: int, kind: str, cores: int) -> None:
@@ -315,6 +354,7 @@ def run_study(work: Path, record: Path, seed: int, kind: str, cores: int) -> Non
         c.to_csv(record / f"{kind}_{seed}_conclusions.csv", index=False)
         density_rows(data, results, seed, kind).to_csv(record / f"{kind}_{seed}_density.csv",
                                                        index=False)
+        record_events(base, record, seed, kind)
     pd.DataFrame([study]).to_csv(record / f"{kind}_{seed}_study.csv", index=False)
     print(f"seed {seed} {kind}: " + (f"{study['wall_min']:.1f} min" if "wall_min" in study
                                      else "FAILED"), flush=True)
@@ -348,9 +388,15 @@ def main(argv=None) -> int:
         return pd.concat([pd.read_csv(f, keep_default_na=False, na_values=[""]) for f in files],
                          ignore_index=True) if files else None
 
+    for study_csv in sorted(record.glob("*_study.csv")):    # events of studies run before
+        kind, seed = study_csv.stem.split("_")[:2]
+        base = work / f"{kind}_{seed}"
+        if (not (record / f"{kind}_{seed}_events.csv").exists()
+                and (base / "results" / "synapses.csv").exists()):
+            record_events(base, record, int(seed), kind)
     studies = pooled("study")
     write_report(Path(args.out), pooled("quantities"), pooled("conclusions"), pooled("density"),
-                 studies, args, time.perf_counter() - started)
+                 studies, args, time.perf_counter() - started, events=pooled("events"))
     return 0
 
 
