@@ -150,7 +150,8 @@ def summary(results: Path, by_cell: dict[str, str], started: float) -> tuple[lis
         lines += [f"  {n}" for n in notes]
     for name, path in (("per-synapse table", layout.synapses), ("statistics", layout.stats),
                        ("report", layout.report),
-                       ("review pages", layout.path("review_index"))):
+                       ("review pages", layout.path("review_index")),
+                       ("sample check", layout.path("review_check"))):
         if path.exists() and path.stat().st_mtime >= started:
             lines.append(f"{name + ':':<19}{path}")
     return lines, ok
