@@ -63,6 +63,7 @@ def test_the_draw_is_fixed_by_its_seed_and_a_smaller_sample_is_its_start():
     assert big["y1_um"].max() == 45.0 and (big["x1_um"] - big["x0_um"]).min() == 5.0
     small = draw_tiles(fields, sessions, tile_um=10, n=20, seed=0)
     assert small["tile"].tolist() == big["tile"].head(20).tolist()
+    assert draw_tiles({}, {}, tile_um=10, n=20, seed=0).empty      # every cell failed
     other = draw_tiles(fields, sessions, tile_um=10, n=20, seed=1)
     assert set(other["tile"]) != set(small["tile"])
     # every tile equally likely: over many seeds, cell a's share of the first 20 is 75/87

@@ -52,6 +52,8 @@ def draw_tiles(fields: dict[str, tuple[float, float]], sessions: dict[str, list[
                                  "session": session, "rank": _rank(seed, cell, session, iy, ix),
                                  "y0_um": iy * tile_um, "y1_um": min((iy + 1) * tile_um, height),
                                  "x0_um": ix * tile_um, "x1_um": min((ix + 1) * tile_um, width)})
+    if not rows:                    # no cell reached its review page
+        return pd.DataFrame(columns=TILE_COLUMNS)
     drawn = pd.DataFrame(rows).sort_values("rank", kind="stable").head(n)
     drawn["order"] = np.arange(1, len(drawn) + 1)
     return drawn[TILE_COLUMNS].reset_index(drop=True)
