@@ -223,3 +223,20 @@ def test_null_positions_lie_on_the_cell_away_from_every_synapse():
     pair = np.linalg.norm((null[:, None] - null[None]) * SPACING, axis=2)
     assert pair[np.triu_indices(len(null), 1)].min() >= 1.5
     assert len(null_positions(np.zeros_like(mask), synapses, spacing=SPACING)) == 0
+
+
+def test_an_undetected_synapse_at_another_ones_detection_is_not_observed():
+    """Its light is the detection's (distinct_puncta): called absent it would be a loss and a
+    rebirth; it is not observed there instead."""
+    from pipeline.stages.weights import shadowed_by_detection
+
+    um = np.array([[8.0, 4.0, 4.0],     # A detected
+                   [8.0, 4.0, 4.3],     # B, 0.3 um beside A: shadowed
+                   [8.8, 4.0, 4.0],     # C, 0.8 um below A (0.4 after z scaling): shadowed
+                   [8.0, 4.0, 5.5],     # D, 1.5 um away: measured on its own
+                   [8.0, 6.0, 4.0]])    # E detected
+    vox = um / np.asarray(SPACING)
+    out = shadowed_by_detection(vox, [True, False, False, False, True], spacing=SPACING)
+    assert out.tolist() == [False, True, True, False, False]
+    assert not shadowed_by_detection(vox, [True] * 5, spacing=SPACING).any()
+    assert not shadowed_by_detection(vox, [False] * 5, spacing=SPACING).any()

@@ -21,7 +21,11 @@ from ..core.spines import head_over_shaft
 from ..params import SpinesParams, WeightsParams
 
 
-def distinct_puncta(positions: np.ndarray, detected, *, spacing, same_um: float = 0.5,
+#: two puncta closer than this (um, z distances times Z_SCALE) cannot be measured apart
+SAME_PUNCTUM_UM = 0.5
+
+
+def distinct_puncta(positions: np.ndarray, detected, *, spacing, same_um: float = SAME_PUNCTUM_UM,
                     z_scale: float = Z_SCALE, priority=None) -> np.ndarray:
     """Which positions stand for a punctum of their own: all but those within ``same_um``
     (z distances times ``z_scale``) of one already taken, detected positions taken first,
@@ -90,10 +94,33 @@ QUALITY_FLAGS = ("saturated", "edge", "neighbour", "low_snr", "misregistered",
                  "channel_departs")
 
 
+def shadowed_by_detection(positions: np.ndarray, detected, *, spacing,
+                          same_um: float = SAME_PUNCTUM_UM,
+                          z_scale: float = Z_SCALE) -> np.ndarray:
+    """Which undetected positions lie within ``same_um`` (z distances times ``z_scale``) of
+    another synapse's detection in the same session.
+
+    Such a synapse cannot be measured apart from the detected one: :func:`distinct_puncta`
+    gives their light to the detection, so its own measurement is ~0 whether it is there or
+    not.  Called absent, it would be a loss and a rebirth (in a dense PV cluster, a detection
+    linked to the neighbouring track for a session); it is not observed there instead.  Pieces
+    of one track this close are merged by the presence stage, which keeps the detected row.
+    """
+    from scipy.spatial import cKDTree
+
+    pos = np.asarray(positions, float).reshape(-1, 3) * np.asarray(spacing) * [z_scale, 1, 1]
+    detected = np.asarray(detected, bool)
+    out = np.zeros(len(pos), bool)
+    if detected.any() and (~detected).any():
+        dist = cKDTree(pos[detected]).query(pos[~detected])[0]
+        out[~detected] = dist < same_um
+    return out
+
+
 def quality_flags(phot: pd.DataFrame, positions: np.ndarray, present, *, spacing,
                   radius_um=WeightsParams.aperture_um, min_snr: float = WeightsParams.min_snr,
                   spread_um=(1.3, 0.3, 0.3), misregistered=None,
-                  channel_departs: bool = False) -> pd.Series:
+                  channel_departs: bool = False, shadowed=None) -> pd.Series:
     """Why a synapse-session's weight may be off: ';'-joined flags, '' when none.
 
     ``saturated``: a voxel of its aperture at the detector's full scale (the weight is
@@ -106,7 +133,8 @@ def quality_flags(phot: pd.DataFrame, positions: np.ndarray, present, *, spacing
     limit (``misregistered``, a boolean per row: the position, and so the weight, may belong
     to another place); ``channel_departs``: the session's own estimate of the morphology
     share departed from its cell's, and the channels stage chose another (every row of the
-    session; :mod:`pipeline.stages.channels`).  ``phot`` is :func:`aperture_photometry`'s output at ``positions`` (all
+    session; :mod:`pipeline.stages.channels`); ``shadowed``: not detected, at another
+    synapse's detection (:func:`shadowed_by_detection`: not observed).  ``phot`` is :func:`aperture_photometry`'s output at ``positions`` (all
     synapses of one session, voxel units).
     """
     from scipy.spatial import cKDTree
@@ -123,7 +151,9 @@ def quality_flags(phot: pd.DataFrame, positions: np.ndarray, present, *, spacing
              "low_snr": (np.asarray(present) == 1) & (phot["snr"].to_numpy() < min_snr),
              "misregistered": (np.zeros(len(pos), bool) if misregistered is None
                                else np.asarray(misregistered, bool)),
-             "channel_departs": np.full(len(pos), bool(channel_departs))}
+             "channel_departs": np.full(len(pos), bool(channel_departs)),
+             "shadowed": (np.zeros(len(pos), bool) if shadowed is None
+                          else np.asarray(shadowed, bool))}
     rows = zip(*(np.where(v, k, "") for k, v in flags.items()))
     return pd.Series([";".join(f for f in r if f) for r in rows], index=phot.index, dtype=object)
 
@@ -194,18 +224,20 @@ def measure_session(stack: np.ndarray, meta: dict, transform: dict, tracks: pd.D
     confidence, competitor = (det[c].reindex(ids).to_numpy() if c in det.columns
                               else np.full(len(ids), np.nan)
                               for c in ("link_confidence", "link_competitor_um"))
-    # observed: inside the stack with most of its aperture, in a session registered reliably;
-    # elsewhere no call is made (a synapse at the stack's face measures cut off, not absent)
+    # observed: inside the stack with most of its aperture, in a session registered reliably,
+    # and not at another synapse's detection (its light is that one's); elsewhere no call is
+    # made (a synapse at the stack's face measures cut off, not absent)
+    shadowed = shadowed_by_detection(vox, found, spacing=spacing)
     observed = ((phot["in_view"].to_numpy() == 1)
                 & (phot["aperture_inside"].to_numpy() >= params.min_aperture_inside)
-                & bool(transform.get("reliable", True)))
+                & bool(transform.get("reliable", True)) & ~shadowed)
     # a detection with no signal above its local background is not a credible punctum
     present = np.where(observed, found & (phot["intensity"].to_numpy() > 0), np.nan)
     reg_error = registration_error_at(transform, ref_um)
     limit = (transform.get("error") or {}).get("limit_um", np.inf)
     flags = quality_flags(phot, vox, present, spacing=spacing, radius_um=aperture,
                           min_snr=params.min_snr, misregistered=reg_error > limit,
-                          channel_departs=share_departs)
+                          channel_departs=share_departs, shadowed=shadowed)
     rows = pd.DataFrame({
         "cell": meta["cell"], "cell_type": meta["cell_type"], "synapse_id": ids,
         "session": meta["session"], "day": meta["day"], "present": present,
