@@ -84,7 +84,7 @@ def run_stats(table: pd.DataFrame, out_dir: str | Path, *, n_bins: int = StatsPa
     results["kesten"], details = kesten_table(pairs, noise_by_type, n_bins=n_bins, n_boot=n_boot, rng=rng)
     results["celltype_comparison"] = celltype_comparison(
         t, per_cell_turnover, details, min_cells=min_cells_per_type,
-        min_animals=min_animals_per_type, n_boot=n_boot, rng=rng)
+        min_animals=min_animals_per_type)
     per_session_density = density_per_session(t)
     results["density"] = density_table(t, per_session_density)
     results["summary"] = summary_table(
