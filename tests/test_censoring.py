@@ -294,7 +294,8 @@ def test_comparing_over_animals_keeps_the_nominal_false_positive_rate():
     """3 animals x 2 cells per type, both types alike: the test over animal means calls a
     difference no more often than the nominal 5 % (Welch's on 3 + 3 units is a little
     conservative, 3 %; a hierarchical bootstrap over 3 animals called one in 8 %)."""
-    from pipeline.stats.compare import _over_animals, animal_means
+    from pipeline.stats.compare import _over_animals
+    from pipeline.stats.replication import animal_means
 
     rng = np.random.default_rng(0)
     animals_a = {f"a{k}": [f"c{2 * k}", f"c{2 * k + 1}"] for k in range(3)}

@@ -10,7 +10,8 @@ from scipy import stats
 from ..params import StatsParams
 from .kesten import MIN_BOOT_CELLS
 from .kesten_models import PARAMS
-from .replication import cells_by_animal, counts, replication_note, shares_animals
+from .replication import (animal_means, cells_by_animal, counts, replication_note,
+                          shares_animals)
 from .summary import first_session_sigma
 from .survival import survival_per_cell
 
@@ -53,13 +54,6 @@ def bootstrap_p(diffs: np.ndarray) -> float:
     n = len(d)
     k = min(int(np.sum(d <= 0)), int(np.sum(d >= 0)))
     return min(1.0, 2 * (1 + k) / (n + 1))
-
-
-def animal_means(values: pd.Series, animals: dict[str, list[str]]) -> np.ndarray:
-    """Each animal's mean of its cells' values (cells without a value left out)."""
-    means = [np.nanmean(values.reindex(cells).to_numpy(float)) if values.reindex(cells).notna().any()
-             else np.nan for cells in animals.values()]
-    return np.asarray(means, float)
 
 
 def _over_animals(xa: pd.Series, xb: pd.Series, animals_a: dict, animals_b: dict, *,

@@ -2,8 +2,9 @@
 
 Synapses of one cell are not independent replicates, and neither are cells of one animal: a
 comparison between cell types rests on cells (with at least ``min_cells_per_type`` per type) or,
-where the sheet names animals and cells share them, on animals, resampled hierarchically (animals,
-then cells within each drawn animal).  A cell without an animal is its own animal.
+where the sheet names animals and cells share them, on animals: their means (:func:`animal_means`),
+or resampled hierarchically (animals, then cells within each drawn animal) for the Kesten fits.
+A cell without an animal is its own animal.
 """
 from __future__ import annotations
 
@@ -42,6 +43,13 @@ def counts(table: pd.DataFrame) -> dict:
 def shares_animals(table: pd.DataFrame) -> bool:
     """True when some animal holds more than one cell: the cells are then not independent."""
     return bool(table.groupby("animal_unit")["cell"].nunique().gt(1).any())
+
+
+def animal_means(per_cell: pd.Series, animals: dict[str, list[str]]) -> pd.Series:
+    """Each animal's mean of its cells' values (``per_cell``: index cell; cells without a
+    value left out; NaN for an animal with none)."""
+    return pd.Series({a: per_cell.reindex(cells).mean() for a, cells in animals.items()},
+                     dtype=float)
 
 
 def hierarchical_sample(rng: np.random.Generator, animals: dict[str, list[str]]) -> list[str]:

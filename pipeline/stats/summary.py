@@ -14,7 +14,7 @@ from scipy import stats
 
 from ..params import StatsParams
 from .kesten_models import PARAMS
-from .replication import cells_by_animal, shares_animals
+from .replication import animal_means, cells_by_animal, shares_animals
 
 SUMMARY_COLUMNS = ["cell_type", "quantity", "estimate", "ci_low", "ci_high", "ci_method",
                    "n_cells", "n_animals", "n_sessions", "note"]
@@ -34,7 +34,7 @@ def mean_ci(per_cell: pd.Series, animals: dict[str, list[str]] | None, *,
     """
     x = per_cell.dropna()
     if animals is not None:
-        units = pd.Series({a: x.reindex(cells).mean() for a, cells in animals.items()}).dropna()
+        units = animal_means(x, animals).dropna()
         what = "animals (cells averaged within each)"
     else:
         units, what = x, "cells"
