@@ -369,10 +369,11 @@ def cmd_report(args) -> None:
 
 
 def _write_check(results: Path, page: Path) -> None:
+    from ..contract import Layout
     from ..review.check_page import build_check
 
     tiles, text = build_check(results)
-    with atomic_path(page.with_name("check_tiles.csv")) as tmp:
+    with atomic_path(Layout(results).path("review_check_tiles")) as tmp:
         tiles.to_csv(tmp, index=False)
     with atomic_path(page) as tmp:
         tmp.write_text(text)
