@@ -8,6 +8,8 @@
 #                   noise correction, LRT size -> BENCHMARKS_STATS.md (about 10 min on 2 cores)
 # make bench-scale: peak memory and time per job on 1024x1024x100 two-channel 16-bit sessions
 #                   -> BENCHMARKS_SCALE.md
+# make bench-crowded: detection and weights on one 8-bit stack of 20 M voxels holding 13,000
+#                   puncta (issue 24's cost target) -> BENCHMARKS_CROWDED.md (about 3 min)
 # make bench-presence: turnover and survival over 3 more full-size cells per regime, detection vs
 #                   joint calls -> BENCHMARKS_PRESENCE.md (about 20 min on 2 cores)
 # make bench-floor: the ideal observer's turnover errors beside ours on bench-presence's cells
@@ -30,7 +32,7 @@ RESULTS ?= results/sample
 SESSIONS ?= data_sample/sessions.tsv
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: venv formats run test lint sample bench bench-science bench-stats bench-scale bench-presence bench-floor bench-registration bench-detection bench-regime clean
+.PHONY: venv formats run test lint sample bench bench-science bench-stats bench-scale bench-crowded bench-presence bench-floor bench-registration bench-detection bench-regime clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -74,6 +76,9 @@ bench: $(VENV)/.peers
 
 bench-scale: $(STAMP)
 	$(BIN)/python benchmarks/scale_benchmark.py --workdir results/bench_scale --out BENCHMARKS_SCALE.md --cores $(CORES)
+
+bench-crowded: $(STAMP)
+	$(BIN)/python benchmarks/candidates_cost.py --out BENCHMARKS_CROWDED.md
 
 bench-presence: $(STAMP)
 	$(BIN)/python benchmarks/presence_benchmark.py --workdir results/bench_presence --out BENCHMARKS_PRESENCE.md --cores $(CORES)

@@ -6,8 +6,6 @@ Neighbours' light is taken out with Gaussian templates (:func:`deblend`).
 """
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 
@@ -47,13 +45,45 @@ def _near_neighbours(pos, neighbours, shape_k, half, spacing, radius, outer):
     return out
 
 
+#: positions measured at once (bounds the memory of a crowded stack's photometry)
+PHOTOMETRY_CHUNK = 256
+#: largest group of sources sharing light that :func:`deblend` inverts densely (cubic cost)
+DENSE_GROUP = 1500
+
+
+def _offset_grid(pos, half, spacing, radius, shape):
+    """For each position, over its grid of voxels (half-widths ``half``): squared distance
+    in aperture radii ``(p, k)``, whether the voxel is inside the stack, and its flat index
+    (clipped into the stack)."""
+    n = len(pos)
+    base = np.round(pos).astype(np.int64)
+    coords = [base[:, ax, None] + np.arange(-h, h + 1)[None] for ax, h in enumerate(half)]
+    dz, dy, dx = (d ** 2 for d in _axis_distances(base, pos, half, spacing, radius))
+    r2 = (dz[:, :, None, None] + dy[:, None, :, None] + dx[:, None, None, :]).reshape(n, -1)
+    iz, iy, ix = ((c >= 0) & (c < shape[ax]) for ax, c in enumerate(coords))
+    inside = (iz[:, :, None, None] & iy[:, None, :, None] & ix[:, None, None, :]).reshape(n, -1)
+    cz, cy, cx = (np.clip(c, 0, shape[ax] - 1) for ax, c in enumerate(coords))
+    flat = ((cz[:, :, None, None] * shape[1] + cy[:, None, :, None]) * shape[2]
+            + cx[:, None, None, :]).reshape(n, -1)
+    return r2, inside, flat
+
+
+def _row_median(values: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """Median of each row's ``values`` where ``keep`` (NaN for a row with none): what
+    ``np.nanmedian(np.where(keep, values, nan), axis=1)`` gives, with one sort of the whole
+    array instead of a median per row (10x faster on thousands of rows)."""
+    ordered = np.sort(np.where(keep, values, np.inf), axis=1)
+    count = keep.sum(1)
+    rows = np.arange(len(values))
+    lo, hi = np.maximum((count - 1) // 2, 0), np.minimum(count // 2, values.shape[1] - 1)
+    with np.errstate(invalid="ignore"):
+        return np.where(count > 0, (ordered[rows, lo] + ordered[rows, hi]) / 2, np.nan)
+
+
 def _subtract_shell(vals, ap, sh, n_ap):
     """(background, noise, intensity, snr) from the aperture and shell voxel values."""
-    shell_vals = np.where(sh, vals, np.nan)
-    with warnings.catch_warnings():  # a position far outside the stack has an empty shell
-        warnings.simplefilter("ignore", RuntimeWarning)
-        bg = np.nanmedian(shell_vals, axis=1)
-        noise = MAD_TO_SD * np.nanmedian(np.abs(shell_vals - bg[:, None]), axis=1)
+    bg = _row_median(vals, sh)
+    noise = MAD_TO_SD * _row_median(np.abs(vals - bg[:, None]), sh)
     intensity = np.where(ap, vals, 0).sum(1) - n_ap * bg
     noise = np.maximum(noise, 1e-6 * np.maximum(np.abs(bg), 1))
     return bg, noise, intensity, intensity / (noise * np.sqrt(np.maximum(n_ap, 1)))
@@ -103,21 +133,27 @@ def aperture_photometry(image: np.ndarray, positions: np.ndarray, *, spacing,
     radius = np.asarray(radius_um, float)
     half = _half_widths(spacing, radius * shell[1])
     shape = np.array(image.shape)
-    # each position's grid of voxels around it, axis by axis (separable: cheap to build)
-    base = np.round(pos).astype(np.int64)
-    coords = [base[:, ax, None] + np.arange(-h, h + 1)[None] for ax, h in enumerate(half)]
-    dz, dy, dx = (d ** 2 for d in _axis_distances(base, pos, half, spacing, radius))
-    r2 = (dz[:, :, None, None] + dy[:, None, :, None] + dx[:, None, None, :]).reshape(n, -1)
-    iz, iy, ix = ((c >= 0) & (c < shape[ax]) for ax, c in enumerate(coords))
-    inside = (iz[:, :, None, None] & iy[:, None, :, None] & ix[:, None, None, :]).reshape(n, -1)
-    cz, cy, cx = (np.clip(c, 0, shape[ax] - 1) for ax, c in enumerate(coords))
-    flat = ((cz[:, :, None, None] * shape[1] + cy[:, None, :, None]) * shape[2]
-            + cx[:, None, None, :]).reshape(n, -1)                           # (n, k)
-    vals = image.reshape(-1)[flat].astype(np.float64)
-    ap = (r2 <= 1.0) & inside
-    sh = (r2 > shell[0] ** 2) & (r2 <= shell[1] ** 2) & inside
+    k = int(np.prod(2 * half + 1))
+    ap, sh = np.zeros((n, k), bool), np.zeros((n, k), bool)
+    whole = np.zeros(n, int)
+    bg, noise, intensity, snr = (np.zeros(n) for _ in range(4))
+    n_sat = np.zeros(n, int)
+    src = image if raw is None else raw
+    count_saturated = saturation is not None and np.isfinite(saturation)
+    # positions a chunk at a time: the (positions x grid voxels) arrays of a crowded stack
+    # (10,000 puncta) would otherwise take gigabytes
+    for lo in range(0, n, PHOTOMETRY_CHUNK):
+        part = slice(lo, lo + PHOTOMETRY_CHUNK)
+        r2, inside, flat = _offset_grid(pos[part], half, spacing, radius, shape)
+        ap[part] = (r2 <= 1.0) & inside
+        sh[part] = (r2 > shell[0] ** 2) & (r2 <= shell[1] ** 2) & inside
+        whole[part] = (r2 <= 1.0).sum(1)
+        vals = image.reshape(-1)[flat].astype(np.float64)
+        bg[part], noise[part], intensity[part], snr[part] = _subtract_shell(
+            vals, ap[part], sh[part], ap[part].sum(1))
+        if count_saturated:
+            n_sat[part] = ((src.reshape(-1)[flat] >= saturation) & ap[part]).sum(1)
     n_ap = ap.sum(1)
-    bg, noise, intensity, snr = _subtract_shell(vals, ap, sh, n_ap)
     deblending = sources is not None and template_fwhm_um is not None
     if deblending:
         # a bright source's core in a neighbour's shell raises its median: left out; dim ones
@@ -126,15 +162,17 @@ def aperture_photometry(image: np.ndarray, positions: np.ndarray, *, spacing,
         sources = np.asarray(sources, bool)
         bright = sources & (snr >= mask_snr)
         if bright.any():
-            sh &= ~_near_neighbours(pos, pos[bright], sh.shape[1], half, spacing, radius,
+            near = _near_neighbours(pos, pos[bright], k, half, spacing, radius,
                                     radius * shell[1])
-            bg, noise, intensity, snr = _subtract_shell(vals, ap, sh, n_ap)
+            changed = np.flatnonzero((near & sh).any(1))   # only their shells change
+            sh &= ~near
+            for lo in range(0, len(changed), PHOTOMETRY_CHUNK):
+                rows = changed[lo:lo + PHOTOMETRY_CHUNK]
+                _, _, flat = _offset_grid(pos[rows], half, spacing, radius, shape)
+                vals = image.reshape(-1)[flat].astype(np.float64)
+                bg[rows], noise[rows], intensity[rows], snr[rows] = _subtract_shell(
+                    vals, ap[rows], sh[rows], n_ap[rows])
     in_view = np.all((pos >= -0.5) & (pos <= shape - 0.5), axis=1)
-    whole = r2 <= 1.0
-    n_sat = np.zeros(n, int)
-    if saturation is not None and np.isfinite(saturation):
-        src = image if raw is None else raw
-        n_sat = ((src.reshape(-1)[flat] >= saturation) & ap).sum(1)
     plain = intensity
     if deblending:
         w = _light_fractions(ap, sh, pos, half, spacing, radius, template_fwhm_um)
@@ -142,7 +180,7 @@ def aperture_photometry(image: np.ndarray, positions: np.ndarray, *, spacing,
         snr = intensity / sd
     return pd.DataFrame({"intensity": intensity, "background": bg, "noise": noise,
                          "snr": snr, "in_view": in_view.astype(int),
-                         "aperture_inside": n_ap / np.maximum(whole.sum(1), 1),
+                         "aperture_inside": n_ap / np.maximum(whole, 1),
                          "n_saturated": n_sat, "aperture_intensity": plain})
 
 
@@ -180,8 +218,27 @@ def _light_fractions(ap, sh, pos, half, spacing, radius, template_fwhm_um):
     return sparse.csr_matrix((vals, (rows, cols)), shape=(n, n))
 
 
+def _local_variances(w, noise: np.ndarray) -> np.ndarray:
+    """Variance of each solved light ``a = W^-1 I`` (``I`` independent with SD ``noise``),
+    ``sum_j (W^-1)_ij^2 noise_j^2``, from the inverse of the block of ``W`` (sparse csr) over
+    the source and the sources within two steps of it (sharing light with one that shares
+    light with it).  The inverse falls off within a step or two, so this is close to the whole
+    inverse's row at a cost linear in the group's size: on 9,400 puncta crowded as a
+    knock-in's (70 per 1000 um3), within 2 % for 99 % of them and 9 % at most (one step alone:
+    up to 70 % off; an exact sparse solve took 14 s there and 120 s at twice the density)."""
+    pattern = (w != 0).astype(np.float32)
+    pattern = (pattern @ pattern).tocsr()
+    out = np.empty(w.shape[0])
+    for i in range(w.shape[0]):
+        nb = pattern.indices[pattern.indptr[i]:pattern.indptr[i + 1]]
+        row = np.linalg.inv(w[nb][:, nb].toarray())[np.flatnonzero(nb == i)[0]]
+        out[i] = ((row * noise[nb]) ** 2).sum()
+    return out
+
+
 def deblend(intensity: np.ndarray, noise_of_sum: np.ndarray, fractions,
-            sources: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            sources: np.ndarray, *, dense_group: int = DENSE_GROUP
+            ) -> tuple[np.ndarray, np.ndarray]:
     """Aperture sums with the neighbours' light taken out.
 
     The neighbours are the ``sources``: the puncta detected in this session.  Their sums are
@@ -193,9 +250,12 @@ def deblend(intensity: np.ndarray, noise_of_sum: np.ndarray, fractions,
     ``(W_ii a_i, its SD)`` for sources and ``(I_i - W_iS a_S, its SD)`` for the others: an
     isolated punctum keeps its sum and noise.  ``noise_of_sum`` is the SD of each ``I``
     (independent per aperture).  A position with no aperture voxels in the stack keeps its
-    values.
+    values.  A group of more than ``dense_group`` sources (a crowded stack joins thousands)
+    is solved sparsely, its variances from each source's neighbourhood
+    (:func:`_local_variances`).
     """
     from scipy.sparse.csgraph import connected_components
+    from scipy.sparse.linalg import spsolve
 
     intensity = np.asarray(intensity, float)
     noise = np.asarray(noise_of_sum, float)
@@ -208,6 +268,11 @@ def deblend(intensity: np.ndarray, noise_of_sum: np.ndarray, fractions,
     n_groups, label = connected_components(w[src][:, src], directed=False)
     for g in np.flatnonzero(np.bincount(label, minlength=n_groups) > 1):
         k = src[label == g]
+        if len(k) > dense_group:
+            w_kk = w[k][:, k].tocsr()
+            a[k] = spsolve(w_kk.tocsc(), intensity[k])
+            var_a[k] = _local_variances(w_kk, noise[k])
+            continue
         inv = np.linalg.inv(w[k][:, k].toarray())
         a[k] = inv @ intensity[k]
         var_a[k] = ((inv * noise[k][None, :]) ** 2).sum(1)
