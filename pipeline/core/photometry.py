@@ -223,9 +223,10 @@ def _local_variances(w, noise: np.ndarray) -> np.ndarray:
     ``sum_j (W^-1)_ij^2 noise_j^2``, from the inverse of the block of ``W`` (sparse csr) over
     the source and the sources within two steps of it (sharing light with one that shares
     light with it).  The inverse falls off within a step or two, so this is close to the whole
-    inverse's row at a cost linear in the group's size: on 9,400 puncta crowded as a
-    knock-in's (70 per 1000 um3), within 2 % for 99 % of them and 9 % at most (one step alone:
-    up to 70 % off; an exact sparse solve took 14 s there and 120 s at twice the density)."""
+    inverse's row at a cost linear in the group's size (``tests/test_crowded.py``: within
+    10 %, 1 % for the median punctum, at a knock-in's 70 puncta per 1000 um3; one step alone
+    was off by up to 70 % and an exact sparse solve for every row took minutes at twice that
+    density)."""
     pattern = (w != 0).astype(np.float32)
     pattern = (pattern @ pattern).tocsr()
     out = np.empty(w.shape[0])
