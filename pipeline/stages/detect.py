@@ -222,11 +222,19 @@ def split_pairs(signal: np.ndarray, pos: np.ndarray, snr: np.ndarray, *, spacing
     psf_z_um = 2.5 * sigma_um[0] / FWHM_TO_SIGMA / 2.0   # 2.5 half-widths in z
     r = int(np.ceil(4 * sigma_px))
     shape = np.array(signal.shape)
+    # another detection in the patch (and the planes summed) makes its spot look elongated,
+    # and a point the fit put there would be dropped below: no fit (a crowded stack's cost)
+    from scipy.spatial import cKDTree
+    r_um = r * spacing[1]
+    scaled = pos * spacing * [r_um / psf_z_um, 1.0, 1.0]
+    crowded = np.array([len(js) > 1 for js in cKDTree(scaled).query_ball_point(
+        scaled, r_um, p=np.inf)]) if len(pos) else np.zeros(0, bool)
     out, origin = [], []
     for i, p in enumerate(pos):
         out.append(p), origin.append(i)
         c = np.round(p).astype(int)
-        if snr[i] < min_snr or np.any(c[1:] - r < 0) or np.any(c[1:] + r >= shape[1:]):
+        if (snr[i] < min_snr or crowded[i] or np.any(c[1:] - r < 0)
+                or np.any(c[1:] + r >= shape[1:])):
             continue
         z0, z1 = max(c[0] - 1, 0), min(c[0] + 2, shape[0])
         patch = signal[z0:z1, c[1] - r:c[1] + r + 1, c[2] - r:c[2] + r + 1].sum(0, dtype=np.float64)
