@@ -92,3 +92,42 @@ def test_local_maxima_are_the_boxes_maxima_by_either_route(floor):
     for off in np.argwhere(np.ones(tuple(2 * half + 1), bool)) - half:   # brute force
         top &= vals >= resp[tuple(np.clip(cand + off, 0, np.array(resp.shape) - 1).T)]
     np.testing.assert_array_equal(_local_maxima(resp, half, floor), cand[top])
+
+
+def _pair_image(rng, extra=()):
+    from pipeline.truth.simulate import render_puncta
+    from pipeline.stages.detect import punctum_sigma_um
+    from pipeline.params import DetectParams
+
+    sigma_um = punctum_sigma_um(DetectParams.psf_fwhm_um, 0.0)
+    pair = np.array([[4.0, 32.0, 30.0], [4.0, 32.0, 30.0 + 0.45 / SPACING[2]], *extra])
+    image = render_puncta((9, 64, 64), SPACING, pair, np.full(len(pair), 20000.0),
+                          np.tile(sigma_um, (len(pair), 1))) + 10.0
+    return pair, rng.poisson(image).astype(np.float32), sigma_um
+
+
+def test_two_puncta_closer_than_resolved_are_split_where_they_are():
+    from pipeline.stages.detect import split_pairs
+
+    pair, image, sigma_um = _pair_image(np.random.default_rng(4))
+    out, origin = split_pairs(image, pair.mean(0)[None], np.array([50.0]), spacing=SPACING,
+                              sigma_um=sigma_um)
+    assert len(out) == 2 and origin.tolist() == [0, 0]
+    found = np.sort(out[:, 2]) * SPACING[2]
+    np.testing.assert_allclose(found, pair[:, 2] * SPACING[2], atol=0.05)
+
+
+def test_a_detection_with_another_in_its_patch_is_not_fitted(monkeypatch):
+    """A crowded stack's cost: the neighbour's light elongates the spot, and a point put on
+    it would be dropped as already detected; such a pair stays one detection."""
+    import pipeline.stages.detect as detect
+
+    neighbour = [4.0, 32.0 + 0.6 / SPACING[1], 32.0]          # 0.6 um away, inside the patch
+    pair, image, sigma_um = _pair_image(np.random.default_rng(4), [neighbour])
+    calls = []
+    real = detect.fit_pair
+    monkeypatch.setattr(detect, "fit_pair", lambda *a, **k: calls.append(1) or real(*a, **k))
+    positions = np.array([pair[:2].mean(0), neighbour])
+    out, _ = detect.split_pairs(image, positions, np.array([50.0, 50.0]), spacing=SPACING,
+                                sigma_um=sigma_um)
+    assert calls == [] and len(out) == 2
