@@ -140,26 +140,37 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--regimes", default=",".join(REGIMES))
     ap.add_argument("--out", default=None)
+    ap.add_argument("--seed", type=int, default=None,
+                    help="simulate each regime with this seed instead of its own (another "
+                         "draw of the same regime)")
     ap.add_argument("--detect", action="append", default=[], metavar="KEY=VALUE",
                     help="a detect setting other than its default (value as in config.yaml)")
     args = ap.parse_args(argv)
     settings = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.detect)}
     started = time.perf_counter()
     lines, sums = [], []
+
+    def reseeded(regime_args: list[str]) -> list[str]:
+        out = list(regime_args)
+        if args.seed is not None:
+            out[out.index("--seed") + 1] = str(args.seed)
+        return out
+
     for regime in args.regimes.split(","):
         if regime in SPINE_REGIMES:
-            per = detect_spine_cell(simulated_cell(COMMON + SPINE_REGIMES[regime]))
+            per = detect_spine_cell(simulated_cell(COMMON + reseeded(SPINE_REGIMES[regime])))
             sums.append(spine_summary(regime, per))
             lines += [f"### {regime} (1 um gate)", "",
                       per.round(3).to_markdown(index=False), ""]
             continue
-        per = detect_cell(simulated_cell(COMMON + REGIMES[regime]), settings)
-        twin = with_fill(REGIMES[regime])
+        per = detect_cell(simulated_cell(COMMON + reseeded(REGIMES[regime])), settings)
+        twin = with_fill(reseeded(REGIMES[regime]))
         if twin is not None:    # what the same photons give with a morphology channel
             per["f1 with fill"] = detect_cell(simulated_cell(COMMON + twin), settings)["f1"].to_numpy()
         sums.append(summary(regime, per))
         lines += [f"### {regime}", "", per.round(3).to_markdown(index=False), ""]
     write_report("Detection per session", f"detection_benchmark.py --regimes {args.regimes}"
+                 + (f" --seed {args.seed}" if args.seed is not None else "")
                  + "".join(f" --detect {item}" for item in args.detect),
                  started, "Detection alone, in memory, each session as the workflow detects "
                  "it; precision and recall against the true synapses present and in view "
