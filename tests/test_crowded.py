@@ -29,6 +29,7 @@ def test_row_median_is_numpys_nanmedian():
     keep[3] = False                                        # no voxel kept: NaN
     keep[4] = False
     keep[4, 7] = True                                      # one voxel kept
+    values[5, :10] = np.nan                                # NaN voxels are no values
     with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
         expected = np.nanmedian(np.where(keep, values, np.nan), axis=1)
     np.testing.assert_array_equal(_row_median(values, keep), expected)

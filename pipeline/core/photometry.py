@@ -72,6 +72,7 @@ def _row_median(values: np.ndarray, keep: np.ndarray) -> np.ndarray:
     """Median of each row's ``values`` where ``keep`` (NaN for a row with none): what
     ``np.nanmedian(np.where(keep, values, nan), axis=1)`` gives, with one sort of the whole
     array instead of a median per row (10x faster on thousands of rows)."""
+    keep = keep & ~np.isnan(values)          # as nanmedian: a NaN voxel is no value
     ordered = np.sort(np.where(keep, values, np.inf), axis=1)
     count = keep.sum(1)
     rows = np.arange(len(values))
