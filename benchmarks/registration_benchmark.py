@@ -60,6 +60,7 @@ def session_row(truth: pd.DataFrame, session: str, result: dict, spacing, true_m
     """One session's figures: residuals of the true synapses in view, the angle found against
     the truth's, and how QC judged it (session and rows)."""
     from pipeline.core.frames import registration_error_at
+    from pipeline.core.similarity import median_similarity
 
     res = session_residuals(truth, session, result, spacing)
     t = _in_view(truth, session)
@@ -76,6 +77,8 @@ def session_row(truth: pd.DataFrame, session: str, result: dict, spacing, true_m
             "model": result.get("model"), "n_matches": result["n_matches"],
             "reliable": result["reliable"],
             "flagged_regions": len(result.get("misregistered_regions") or []),
+            "similarity_median": median_similarity(result),
+            "unlike_regions": len(result.get("dissimilar_regions") or []),
             "rows_wrong": int(wrong.sum()), "wrong_flagged": int((wrong & flagged).sum()),
             "right_flagged": int((~wrong & flagged).sum())}
 
@@ -139,6 +142,9 @@ def summary(regime: str, per_session: pd.DataFrame) -> dict:
             "rows > 0.5 um": int(per_session.rows_wrong.sum()),
             "of which flagged ": int(per_session.wrong_flagged.sum()),
             "rows <= 0.5 um flagged": int(per_session.right_flagged.sum()),
+            **({"sessions with patches unlike the reference":
+                int((per_session.unlike_regions > 0).sum())}
+               if "unlike_regions" in per_session else {}),
             "rows": int(per_session.n.sum()),
             **({"s per session": per_session.seconds.mean()} if "seconds" in per_session else {})}
 

@@ -124,6 +124,9 @@ class RegisterParams:
                               "um (0: off)")
     misregistered_um: float = _p(0.5, "estimated local registration error above which rows "
                                       "are flagged misregistered and the region reported, um")
+    min_similarity: float = _p(0.5, "local correlation of the morphology channel with the "
+                                    "reference's, after registration, below which a patch "
+                                    "with structure is reported as unlike the reference")
 
 
 @dataclass(frozen=True)

@@ -298,6 +298,25 @@ def test_a_correct_registration_has_no_flagged_region(deformed_right_half):
     *_, undeformed = deformed_right_half
     assert undeformed["misregistered_regions"] == []
     assert np.max(undeformed["error"]["error_um"]) < 0.25
+    assert undeformed["dissimilar_regions"] == []          # nor a patch unlike the reference
+    final = np.array(undeformed["similarity"]["final"], float)
+    contrast = np.array(undeformed["similarity"]["contrast"], float)
+    assert np.nanmedian(final[contrast >= 0.6]) > 0.9
+
+
+def test_a_deformed_right_half_looks_unlike_the_reference_there_and_not_elsewhere(
+        deformed_right_half):
+    sim, src, dst, centre, _ = deformed_right_half
+    res = _register_stage(sim, 1)
+    unlike = res["dissimilar_regions"]
+    assert len(unlike) >= 1
+    assert all(r["x_um"][1] > centre + 2 for r in unlike)   # on the deformed half only
+    assert all(r["x_um"][0] > centre - 4 for r in unlike)   # (a block reaches 4 um out)
+    sim_map = res["similarity"]
+    final = np.array(sim_map["final"], float)
+    x = sim_map["origin_um"][1] + np.arange(final.shape[1]) * sim_map["step_um"][1]
+    assert np.nanmedian(final[:, x < centre - 4]) > 0.9      # the left half still alike
+    assert np.nanmedian(final[:, x > centre + 4]) < 0.7
 
 
 def test_a_deformed_right_half_is_flagged_there_and_not_elsewhere(deformed_right_half):
@@ -354,9 +373,19 @@ def test_misregistered_regions_reach_the_warnings_and_the_qc_figure(tmp_path):
     (folder / "s03.json").write_text(json.dumps(result))
     (folder / "s01.json").write_text(json.dumps({**result, "session": "s01",
                                                  "misregistered_regions": []}))
+    unlike = {"y_um": [30.0, 38.0], "x_um": [4.0, 12.0], "similarity": 0.21}
+    similarity = {"origin_um": [2.0, 2.0], "step_um": [4.0, 4.0],
+                  "final": [[0.9, None], [0.95, 0.21]], "global": [[0.8, None], [0.9, 0.2]],
+                  "contrast": [[1.0, 0.1], [1.2, 1.1]]}
+    (folder / "s02.json").write_text(json.dumps({**result, "session": "s02",
+                                                 "misregistered_regions": [],
+                                                 "dissimilar_regions": [unlike],
+                                                 "similarity": similarity}))
     warnings = registration_warnings(tmp_path)
-    assert len(warnings) == 1
-    assert "cell c1, session s03" in warnings[0] and "y 2-14 um, x 20-30 um" in warnings[0]
+    assert len(warnings) == 2
+    assert "cell c1, session s03" in warnings[1] and "y 2-14 um, x 20-30 um" in warnings[1]
+    assert "cell c1, session s02" in warnings[0] and "y 30-38 um, x 4-12 um" in warnings[0]
+    assert "unlike the reference" in warnings[0] and "0.21" in warnings[0]
     img = np.random.default_rng(0).random((4, 64, 64)).astype(np.float32)
     registration_figure(img, img, result, spacing=[0.8, 0.5, 0.5],
                         reference_spacing=[0.8, 0.5, 0.5], path=tmp_path / "qc.png")
@@ -365,6 +394,13 @@ def test_misregistered_regions_reach_the_warnings_and_the_qc_figure(tmp_path):
 
     page = _qc_table([{**result, "qc_href": "qc.png"}])
     assert "y 2-14, x 20-30 um (0.9 um)" in page
+    page = _qc_table([{**result, "qc_href": "qc.png", "dissimilar_regions": [unlike],
+                       "similarity": similarity}])
+    assert "y 30-38, x 4-12 um (0.21)" in page and "<td>0.90 " in page   # median of 3 patches
+    registration_figure(img, img, {**result, "dissimilar_regions": [unlike],
+                                   "similarity": similarity}, spacing=[0.8, 0.5, 0.5],
+                        reference_spacing=[0.8, 0.5, 0.5], path=tmp_path / "qc2.png")
+    assert (tmp_path / "qc2.png").stat().st_size > 1000
 
 
 def test_a_block_cut_by_the_moving_field_edge_is_measured_over_its_covered_part():

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..contract import CURATION_FILE_COLUMNS
+from ..core.similarity import median_similarity
 from . import curation_ui as ui
 
 CURATION_HEADER = "\t".join(CURATION_FILE_COLUMNS)
@@ -308,6 +309,9 @@ def _qc_table(qc: list[dict]) -> str:
         regions = "; ".join(f"y {g['y_um'][0]:.0f}-{g['y_um'][1]:.0f}, x {g['x_um'][0]:.0f}-"
                             f"{g['x_um'][1]:.0f} um ({g['error_um']:.1f} um)"
                             for g in q.get("misregistered_regions") or [])
+        unlike = "; ".join(f"y {g['y_um'][0]:.0f}-{g['y_um'][1]:.0f}, x {g['x_um'][0]:.0f}-"
+                           f"{g['x_um'][1]:.0f} um ({g['similarity']:.2f})"
+                           for g in q.get("dissimilar_regions") or [])
         rows.append(f"<tr><td>{_esc(q['session'])}</td><td>"
                     + ", ".join(f"{v:.2f}" for v in q["shift_um"])
                     + f"</td><td>{_num(q.get('rotation_deg', 0.0), '{:.2f}')[0]}</td>"
@@ -315,16 +319,21 @@ def _qc_table(qc: list[dict]) -> str:
                     f"<td>{_num(q.get('overlap'), '{:.2f}')[0]}</td><td>{_num(q.get('peak'))[0]}"
                     f"</td><td>{'yes' if q.get('warp') else ''}</td><td>{rel}</td>"
                     f"<td>{'<span class=bad>' + _esc(regions) + '</span>' if regions else ''}</td>"
+                    f"<td>{_num(median_similarity(q), '{:.2f}')[0]}"
+                    f"{' <span class=bad>' + _esc(unlike) + '</span>' if unlike else ''}</td>"
                     f"<td><a href='{_esc(q['qc_href'])}'>figure</a></td></tr>")
     return ("<table class='t'><thead><tr><th>session</th><th>shift (z, y, x) um</th>"
             "<th>rotation (deg)</th><th>matched puncta</th><th>residual um</th>"
             "<th>field overlap</th><th>correlation peak</th><th>warp</th><th>reliable</th>"
             "<th>misregistered regions (reference frame, largest error)</th>"
-            "<th>QC</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+            "<th>morphology similarity after registration (median over patches; patches "
+            "unlike the reference)</th><th>QC</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
             "<p>Projections show the matrix part of each transform (the local corrections and "
             "the smooth warp, when fitted, move points by a few tenths of a micrometre more). "
             "Rows in a misregistered region carry the quality flag <code>misregistered</code>; "
-            "the QC figure outlines the region.</p>")
+            "the QC figure outlines the region (yellow) and the patches whose morphology stays "
+            "unlike the reference's after registration (cyan), and maps the similarity.</p>")
+
 
 
 def curation_rows(cell: str, g: pd.DataFrame) -> list[tuple[str, str]]:

@@ -23,9 +23,35 @@ def _projected_into_reference(moving, matrix, *, spacing, reference_spacing, ref
                                     order=1, cval=0.0)
 
 
+def _similarity_panel(ax, result, shape, reference_spacing) -> None:
+    """The register stage's map of how alike the session's morphology and the reference's are
+    after registration, patch by patch (blank: not measured), over the reference field."""
+    sim = result.get("similarity") or {}
+    ax.set_xlim(-0.5, shape[1] - 0.5)
+    ax.set_ylim(shape[0] - 0.5, -0.5)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if not sim.get("final"):
+        ax.set_title("morphology similarity: not measured")
+        return
+    values = np.array(sim["final"], dtype=float)
+    ry, rx = np.asarray(reference_spacing, float)[1:]
+    (oy, ox), (sy, sx) = sim["origin_um"], sim["step_um"]
+    ny, nx = values.shape
+    extent = [(ox - sx / 2) / rx, (ox + (nx - 0.5) * sx) / rx,
+              (oy + (ny - 0.5) * sy) / ry, (oy - sy / 2) / ry]
+    shown = ax.imshow(values, cmap="viridis", vmin=0, vmax=1, extent=extent,
+                      interpolation="nearest")
+    ax.figure.colorbar(shown, ax=ax, fraction=0.046, pad=0.02)
+    ax.set_title("morphology similarity after registration\n(correlation per patch; "
+                 "cyan: unlike the reference)", fontsize=9)
+
+
 def registration_figure(reference, moving, result, *, spacing, reference_spacing, path):
     """Max projections of the reference (magenta) and the session (green), before and after
-    (the session resampled into the reference frame by the full transform)."""
+    (the transform's matrix part), and the map of the morphology's similarity after the whole
+    transform (:func:`pipeline.core.similarity.similarity_map`)."""
     ref = reference.max(axis=0)
     sy, sx = np.asarray(spacing)[1:] / np.asarray(reference_spacing)[1:]
     mov = moving.max(axis=0)
@@ -38,8 +64,8 @@ def registration_figure(reference, moving, result, *, spacing, reference_spacing
                                             reference_spacing=reference_spacing,
                                             reference_shape=reference.shape))
     r = _norm(ref)
-    fig = Figure(figsize=(10, 5))
-    axes = fig.subplots(1, 2)
+    fig = Figure(figsize=(15, 5))
+    axes = fig.subplots(1, 3)
     for ax, img, title in ((axes[0], before, "before"), (axes[1], after, "after")):
         ax.imshow(np.stack([r, img, r], axis=-1))
         ax.set_title(f"{title} (reference magenta, session green)")
@@ -54,6 +80,12 @@ def registration_figure(reference, moving, result, *, spacing, reference_spacing
                                     fill=False, edgecolor="yellow", linewidth=1.5))
         axes[1].text(x0 / rx, y0 / ry, f"{region['error_um']:.1f} um", color="yellow",
                      fontsize=7, va="bottom")
+    _similarity_panel(axes[2], result, r.shape, reference_spacing)
+    for region in result.get("dissimilar_regions") or []:
+        (y0, y1), (x0, x1) = region["y_um"], region["x_um"]
+        for ax in axes[1:]:
+            ax.add_patch(Rectangle((x0 / rx, y0 / ry), (x1 - x0) / rx, (y1 - y0) / ry,
+                                   fill=False, edgecolor="cyan", linewidth=1.2, linestyle="--"))
     fig.suptitle(f"{result.get('cell', '')} {result.get('session', '')}: shift "
                  f"{np.round(result['shift_um'], 2)} um (z, y, x), rotation "
                  f"{result.get('rotation_deg', 0.0):.1f} deg, {result['n_matches']} matched puncta, "

@@ -35,8 +35,9 @@ def input_warnings(results: Path) -> list[str]:
 
 
 def registration_warnings(results: Path) -> list[str]:
-    """Each session whose registration the register stage judged unreliable, or where it
-    estimates its own error above its limit somewhere (the regions, in the reference frame)."""
+    """Each session whose registration the register stage judged unreliable, where it
+    estimates its own error above its limit somewhere, or where its morphology channel stays
+    unlike the reference's after registration (the regions, in the reference frame)."""
     out = []
     layout = Layout(results)
     for folder in layout.cell_folders("register"):
@@ -56,6 +57,15 @@ def registration_warnings(results: Path) -> list[str]:
                 out.append(f"{where}: registration error estimated above {limit:g} um in "
                            f"{len(regions)} region(s) of the reference frame: {boxes}; rows "
                            "there carry the quality flag 'misregistered' (see its QC figure)")
+            unlike = r.get("dissimilar_regions") or []
+            if unlike:
+                boxes = "; ".join(f"y {g['y_um'][0]:.0f}-{g['y_um'][1]:.0f} um, x "
+                                  f"{g['x_um'][0]:.0f}-{g['x_um'][1]:.0f} um (similarity "
+                                  f"{g['similarity']:.2f})" for g in unlike)
+                out.append(f"{where}: after registration the morphology channel is unlike the "
+                           f"reference's in {len(unlike)} region(s) of the reference frame: "
+                           f"{boxes}; misregistered there, or the dendrite left the stack's "
+                           "depth or changed: look at its QC figure before trusting rows there")
     return out
 
 

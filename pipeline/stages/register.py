@@ -29,6 +29,8 @@ from ..core.correlate import (estimate_rotation_z, phase_correlate, rotation_z_m
 from ..core.frames import (FRAME_CONVENTION, fit_warp, to_reference, transform_points,
                            warp_displacement)
 from ..core.regerror import error_map
+from ..core.similarity import high_pass as _high_pass
+from ..core.similarity import dissimilar_regions, similarity_map
 from ..core.noise import MAD_TO_SD
 from ..core.optics import Z_SCALE
 from ..params import RegisterParams
@@ -214,17 +216,6 @@ def _binned_to_um(spacing, factor: int) -> np.ndarray:
 EDGE_BAND_UM = 1.0
 
 
-def _high_pass(channel: np.ndarray, spacing, background_um: float = 2.0) -> np.ndarray:
-    """The channel without its smooth background (a box mean of about ``background_um``:
-    the dendrite's glow would otherwise pull blocks towards the shaft), bright outliers
-    clipped, unit SD."""
-    size = np.maximum(np.round(2 * background_um / np.asarray(spacing)).astype(int) | 1, 1)
-    img = channel - ndimage.uniform_filter(channel, size, mode="nearest")
-    sample = img.ravel()[::7]
-    img = np.minimum(img, np.percentile(sample, 99.9))
-    return (img - sample.mean()) / (sample.std() + 1e-9)
-
-
 def refine_on_images(reference: np.ndarray, moving: np.ndarray, matrix, *, spacing,
                      block_um: float = RegisterParams.block_um, factor: int = 2) -> dict | None:
     """Local corrections to a global transform, measured on the images themselves: the moving
@@ -311,7 +302,8 @@ def register_session(reference: np.ndarray, moving: np.ndarray, *, spacing,
                      max_rotation_deg: float = RegisterParams.max_rotation_deg,
                      min_matches: int = RegisterParams.min_matches,
                      warp_length_um: float = 0.0, block_um: float = 0.0,
-                     misregistered_um: float = RegisterParams.misregistered_um) -> dict:
+                     misregistered_um: float = RegisterParams.misregistered_um,
+                     min_similarity: float = RegisterParams.min_similarity) -> dict:
     """Estimate the transform of one session into the reference session's frame.
 
     Parameters
@@ -336,6 +328,9 @@ def register_session(reference: np.ndarray, moving: np.ndarray, *, spacing,
         better
     misregistered_um : the error (:func:`error_map`) above which a region of the field is
         reported in ``misregistered_regions``
+    min_similarity : the local similarity of the morphology channel after registration
+        (:func:`similarity_map`) below which a patch with structure is reported in
+        ``dissimilar_regions``
 
     Returns
     -------
@@ -425,6 +420,16 @@ def register_session(reference: np.ndarray, moving: np.ndarray, *, spacing,
         field = (np.array(reference.shape[2:]) - 1) * ref_spacing[1:]
         error, regions = error_map(final, reference_points_um, moving_points_um, pairs,
                                    field_um=field, limit_um=misregistered_um)
+    # the images' own say, patch by patch: the morphology after the global transform alone
+    # and after the whole one (the local correction is measured on the same images, so a
+    # patch it could not fix stays unlike the reference)
+    final = {"matrix": matrix, "grid": grid, "warp": warp}
+    local = grid is not None or warp is not None
+    similarity = similarity_map(reference, mov,
+                                {"global": matrix, **({"final": final} if local else {})},
+                                spacing=ref_spacing, block_um=block_um or 8.0)
+    similarity.setdefault("final", similarity["global"])
+    dissimilar = dissimilar_regions(similarity, min_similarity=min_similarity)
     overlap = field_overlap(matrix, mov.shape[1:], reference.shape[1:], ref_spacing)
     expected = 0
     if reference_points_um is not None and moving_points_um is not None:
@@ -441,7 +446,8 @@ def register_session(reference: np.ndarray, moving: np.ndarray, *, spacing,
             "shift_um": list(map(float, matrix[:3, 3])),
             "rotation_deg": angle, "coarse_shift_um": list(map(float, coarse)), "peak": peak,
             "model": chosen, "loo_error_um": loo, "error": error,
-            "misregistered_regions": regions,
+            "misregistered_regions": regions, "similarity": similarity,
+            "dissimilar_regions": dissimilar,
             "n_matches": int(n), "expected_matches": expected, "residual_um": resid,
             "overlap": overlap, "reliable": reliable}
 
@@ -478,7 +484,7 @@ def register_to_reference(reference: np.ndarray, moving: np.ndarray, *, spacing,
                   "n_matches": 0, "residual_um": 0.0, "overlap": 1.0, "reliable": True,
                   "error": {"origin_um": [0.0, 0.0], "step_um": [1.0, 1.0], "error_um": [[0.0]],
                             "limit_um": params.misregistered_um},
-                  "misregistered_regions": []}
+                  "misregistered_regions": [], "dissimilar_regions": []}
     else:
         points = {}
         if params.use_puncta:
@@ -490,7 +496,8 @@ def register_to_reference(reference: np.ndarray, moving: np.ndarray, *, spacing,
                                   min_matches=params.min_matches,
                                   warp_length_um=params.warp_length_um,
                                   block_um=params.block_um,
-                                  misregistered_um=params.misregistered_um)
+                                  misregistered_um=params.misregistered_um,
+                                  min_similarity=params.min_similarity)
     result.update({"cell": cell, "session": session, "reference_session": reference_session,
                    "channels": ["psd95", "morphology"][:n_ch], "convention": FRAME_CONVENTION})
     return result

@@ -1,0 +1,185 @@
+"""How alike two aligned stacks look, patch by patch: the image half of the register stage's
+quality map (the puncta half is :mod:`pipeline.core.regerror`).
+
+A registration can be right where it matched puncta and wrong a few micrometres away; the
+morphology channel shows it there too, as a patch where the registered session no longer
+looks like the reference.  :func:`local_similarity` is the correlation of the two stacks block
+by block; :func:`resample_to_reference` puts a session's stack into the reference frame
+through a whole transform (matrix, grid and warp).
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from .channels import block_average_yx
+from .frames import to_session
+
+
+def high_pass(channel: np.ndarray, spacing, background_um: float = 2.0) -> np.ndarray:
+    """The channel without its smooth background (a box mean of about ``background_um``:
+    the dendrite's glow would otherwise pull blocks towards the shaft), bright outliers
+    clipped, unit SD."""
+    size = np.maximum(np.round(2 * background_um / np.asarray(spacing)).astype(int) | 1, 1)
+    img = channel - ndimage.uniform_filter(channel, size, mode="nearest")
+    sample = img.ravel()[::7]
+    img = np.minimum(img, np.percentile(sample, 99.9))
+    return (img - sample.mean()) / (sample.std() + 1e-9)
+
+
+def resample_to_reference(image: np.ndarray, transform, *, shape, spacing,
+                          reference_spacing, offset_um=(0.0, 0.0, 0.0),
+                          node_vox: int = 4) -> np.ndarray:
+    """A session's (z, y, x) ``image`` resampled onto the reference's voxel grid of ``shape``
+    through ``transform`` (a register stage dict or a 4x4: session um -> reference um; voxels
+    outside the session's stack are 0).  ``offset_um``: where voxel (0, 0, 0)'s centre lies in
+    um of both frames (nonzero for stacks binned from the full-resolution ones).  The grid and
+    the warp are smooth over micrometres: their inverse is computed every ``node_vox``
+    pixels in y and x and interpolated between."""
+    spacing = np.asarray(spacing, float)
+    ref_sp = np.asarray(reference_spacing, float)
+    offset = np.asarray(offset_um, float)
+    image = np.asarray(image, np.float32)
+    if not isinstance(transform, dict) or not (transform.get("grid") or transform.get("warp")):
+        matrix = np.asarray(transform["matrix"] if isinstance(transform, dict) else transform,
+                            float)
+        # reference voxel -> reference um -> session um -> session voxel
+        a = np.linalg.inv(matrix)
+        lin = (a[:3, :3] * ref_sp[None, :]) / spacing[:, None]
+        off = (a[:3, :3] @ offset + a[:3, 3] - offset) / spacing
+        return ndimage.affine_transform(image, lin, offset=off, output_shape=tuple(shape),
+                                        order=1, cval=0.0)
+    nz, ny, nx = shape
+    ys = np.arange(0, ny + node_vox - 1, node_vox).clip(max=ny - 1)
+    xs = np.arange(0, nx + node_vox - 1, node_vox).clip(max=nx - 1)
+    zz, yy, xx = np.meshgrid(np.arange(nz), ys, xs, indexing="ij")
+    nodes = np.stack([zz.ravel(), yy.ravel(), xx.ravel()], 1) * ref_sp + offset
+    back = ((to_session(transform, nodes) - offset) / spacing).reshape(nz, len(ys), len(xs), 3)
+    # node coordinates -> every voxel: linear between nodes, plane by plane (the nodes are on
+    # every plane), so that memory stays a few copies of the image
+    fy = np.interp(np.arange(ny), ys, np.arange(len(ys)))
+    fx = np.interp(np.arange(nx), xs, np.arange(len(xs)))
+    gy, gx = np.meshgrid(fy, fx, indexing="ij")
+    coords = np.empty((3, nz, ny, nx), np.float32)
+    for z in range(nz):
+        for k in range(3):
+            coords[k, z] = ndimage.map_coordinates(back[z, ..., k], [gy, gx], order=1,
+                                                   mode="nearest")
+    return ndimage.map_coordinates(image, coords, order=1, mode="constant", cval=0.0)
+
+
+def local_similarity(reference: np.ndarray, moving: np.ndarray, valid: np.ndarray, *,
+                     block_vox: int, smooth_vox: float = 1.0,
+                     min_inside: float = 0.5) -> dict:
+    """Correlation of two aligned (z, y, x) stacks in overlapping lateral blocks.
+
+    Both are smoothed by ``smooth_vox`` (sigma in y and x, half that in z, voxels: noise is
+    independent between sessions
+    and would pull every correlation down alike); a block counts the voxels where ``valid``
+    (z, y, x: where ``moving`` has data) and is measured when at least ``min_inside`` of it
+    is.  Blocks of ``block_vox`` pixels overlap by half, as
+    :func:`pipeline.core.blockmatch.local_shifts` lays them.
+
+    Returns a dict with ``origin_vox`` and ``step_vox`` (y, x of the first block centre and
+    the spacing of centres), ``similarity`` (ny, nx: Pearson r, NaN where not measured) and
+    ``contrast`` (ny, nx: the reference block's SD over the whole reference's, how much there
+    is to see; a block of background alone correlates poorly however well registered).
+    """
+    sigma = (smooth_vox / 2, smooth_vox, smooth_vox)
+    ref = ndimage.gaussian_filter(np.asarray(reference, np.float32), sigma)
+    mov = ndimage.gaussian_filter(np.asarray(moving, np.float32), sigma)
+    valid = np.asarray(valid, bool)
+    whole_sd = float(ref[valid].std()) + 1e-12 if valid.any() else 1.0
+    _, ny, nx = ref.shape
+    b = int(min(block_vox, ny, nx))
+    step = max(b // 2, 1)
+    ys = list(range(0, max(ny - b, 0) + 1, step))
+    xs = list(range(0, max(nx - b, 0) + 1, step))
+    sim = np.full((len(ys), len(xs)), np.nan)
+    contrast = np.zeros((len(ys), len(xs)))
+    for i, y in enumerate(ys):
+        for j, x in enumerate(xs):
+            cover = valid[:, y:y + b, x:x + b]
+            if cover.mean() < min_inside:
+                continue
+            r = ref[:, y:y + b, x:x + b][cover]
+            m = mov[:, y:y + b, x:x + b][cover]
+            r, m = r - r.mean(), m - m.mean()
+            den = np.sqrt((r @ r) * (m @ m))
+            sim[i, j] = float(r @ m / den) if den > 0 else 0.0
+            contrast[i, j] = float(r.std()) / whole_sd
+    return {"origin_vox": [ys[0] + (b - 1) / 2, xs[0] + (b - 1) / 2], "step_vox": [step, step],
+            "similarity": sim, "contrast": contrast}
+
+
+def similarity_map(reference: np.ndarray, moving: np.ndarray, transforms: dict, *, spacing,
+                   block_um: float, factor: int = 2, edge_um: float = 2.0) -> dict:
+    """Local similarity of the morphology channel (the last of (c, z, y, x) stacks; the only
+    one of a single-channel stack) after each of ``transforms`` (name -> transform), both
+    stacks on the same voxel grid of ``spacing``.
+
+    The stacks are binned by ``factor`` laterally and high-passed (:func:`high_pass`), the
+    session resampled into the reference frame (:func:`resample_to_reference`) and compared
+    block by block (:func:`local_similarity`, blocks of about ``block_um``), leaving out a band
+    of ``edge_um`` along the session field's edge (its high-pass sees a border there).
+
+    Returns ``origin_um`` and ``step_um`` (y, x of the block centres, reference frame),
+    ``contrast`` and one (ny, nx) ``similarity`` per transform name (NaN: not measured).
+    """
+    spacing = np.asarray(spacing, float)
+    sp_b = spacing * [1, factor, factor]
+    offset = np.r_[0.0, (factor - 1) / 2 * spacing[1:]]
+    ref = high_pass(block_average_yx(reference[-1:], factor)[0].astype(np.float32), sp_b)
+    mov = high_pass(block_average_yx(moving[-1:], factor)[0].astype(np.float32), sp_b)
+    block = max(int(round(block_um / sp_b[1])), 8)
+    band = np.ones((1, 3, 3), bool)
+    out = {}
+    for name, transform in transforms.items():
+        common = dict(shape=ref.shape, spacing=sp_b, reference_spacing=sp_b, offset_um=offset)
+        warped = resample_to_reference(mov, transform, **common)
+        valid = resample_to_reference(np.ones(mov.shape, np.float32), transform, **common) > 0.99
+        valid = ndimage.binary_erosion(valid, band, iterations=int(np.ceil(edge_um / sp_b[1])),
+                                       border_value=1)
+        result = local_similarity(ref, warped, valid, block_vox=block)
+        out[name] = _json_grid(result["similarity"])
+        out.setdefault("contrast", _json_grid(result["contrast"]))
+        out.setdefault("origin_um", (np.asarray(result["origin_vox"]) * sp_b[1:]
+                                     + offset[1:]).tolist())
+        out.setdefault("step_um", (np.asarray(result["step_vox"]) * sp_b[1:]).tolist())
+    return out
+
+
+def _json_grid(values: np.ndarray) -> list:
+    """A 2-D array as nested lists for JSON, NaN as None (JSON has no NaN)."""
+    return [[None if np.isnan(v) else round(float(v), 3) for v in row] for row in values]
+
+
+def dissimilar_regions(similarity: dict, *, min_similarity: float, key: str = "final",
+                       min_contrast: float = 0.6) -> list[dict]:
+    """Connected groups of blocks of a :func:`similarity_map` whose similarity under ``key``
+    is below ``min_similarity`` where the reference has structure to compare (``contrast``
+    at least ``min_contrast``: on the benchmark's regimes a block of background alone
+    correlates at 0.5-0.6 however well registered).  One dict per group: ``y_um`` and
+    ``x_um`` ranges (reference frame) and the lowest ``similarity``."""
+    sim = np.array(similarity[key], dtype=float)          # None -> NaN
+    contrast = np.array(similarity["contrast"], dtype=float)
+    low = (sim < min_similarity) & (contrast >= min_contrast)
+    labels, n = ndimage.label(low, structure=np.ones((3, 3)))
+    origin, step = np.asarray(similarity["origin_um"]), np.asarray(similarity["step_um"])
+    regions = []
+    for k in range(1, n + 1):
+        yy, xx = np.nonzero(labels == k)
+        regions.append({"y_um": [float(origin[0] + (yy.min() - 1) * step[0]),
+                                 float(origin[0] + (yy.max() + 1) * step[0])],
+                        "x_um": [float(origin[1] + (xx.min() - 1) * step[1]),
+                                 float(origin[1] + (xx.max() + 1) * step[1])],
+                        "similarity": float(np.nanmin(sim[labels == k]))})
+    return regions
+
+
+def median_similarity(result: dict, key: str = "final") -> float:
+    """Median over the measured patches of a register stage result's similarity map
+    (NaN without one)."""
+    values = [v for row in (result.get("similarity") or {}).get(key) or [] for v in row
+              if v is not None]
+    return float(np.median(values)) if values else float("nan")
