@@ -55,6 +55,10 @@ REGIMES = {
     # its own range, as many labs' files come
     "single_channel": ["--cells", "pyr", "--seed", "606", "--single-channel", "true",
                        "--bit-depth", "8"],
+    # close pairs (issue 24): 14 % of the first session's PV synapses in pairs 0.3-0.4 um
+    # apart laterally (12-14 % of those present in each session), closer than the optics
+    # resolve; tracking must not alternate between the two members
+    "close_pairs": ["--cells", "PV", "--seed", "808", "--close-pair-fraction", "0.14"],
 }
 #: regimes of a target the workflow does not analyse yet, measured by detection_benchmark.py
 #: alone (issue 26): a spiny dendrite's fill, one 8-bit channel scaled per stack, heads

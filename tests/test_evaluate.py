@@ -154,3 +154,38 @@ def test_normalisation_error_sees_a_population_shift_that_median_ratio_ignores()
     err = normalisation_error_pct(res.drop(columns="weight_true"), truth)
     assert err["median_ratio"] < 0.5, err              # brightness alone: recovered exactly
     assert err["percentile_40_60"] > 5, err            # the newcomers moved the percentile scale
+
+
+def test_the_simulator_makes_close_pairs_of_independent_synapses():
+    from pipeline.truth.simulate import SimulationParams, simulate_cell
+
+    sim = simulate_cell(SimulationParams(cell_type="PV", seed=808, n_sessions=2,
+                                         shape=(34, 384, 384), close_pair_fraction=0.14))
+    t = sim.truth[sim.truth.session == "s00"].set_index("synapse_id")
+    members = t[t.partner_id > 0]
+    assert 0.10 <= len(members) / len(t) <= 0.16
+    assert (members.loc[members.partner_id, "partner_id"].to_numpy()
+            == members.index.to_numpy()).all()                  # mates of each other
+    xyz = ["z_um", "y_um", "x_um"]
+    d = np.linalg.norm(members[xyz].to_numpy() - members.loc[members.partner_id, xyz].to_numpy(),
+                       axis=1)
+    assert d.min() >= 0.3 - 1e-9 and d.max() <= 0.4 + 1e-9
+    assert "partner_id" not in simulate_cell(SimulationParams(
+        cell_type="PV", seed=808, n_sessions=2, shape=(34, 128, 128))).truth.columns
+
+
+def test_pair_scores_count_a_link_to_the_other_member_as_an_alternation():
+    from pipeline.truth.evaluate import pair_scores
+
+    truth = pd.DataFrame({"synapse_id": [1, 2, 3], "partner_id": [2, 1, 0]})
+    # track 10 follows synapse 1, then sees 2 (the pair as one spot), then 1 again;
+    # track 11 follows synapse 3 throughout
+    tracks = pd.DataFrame({"synapse_id": [10, 10, 10, 11, 11, 11],
+                           "session_index": [0, 1, 2, 0, 1, 2],
+                           "true_id": [1, 2, 1, 3, 3, 3]})
+    s = pair_scores(tracks, truth)
+    assert s["pair_links"] == 2 and s["pair_link_precision"] == 0.0
+    assert s["pair_switch_tracks"] == 1
+    tracks.loc[1, "true_id"] = 1
+    s = pair_scores(tracks, truth)
+    assert s["pair_link_precision"] == 1.0 and s["pair_switch_tracks"] == 0

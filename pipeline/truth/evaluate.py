@@ -85,6 +85,27 @@ def score_links(tracks: pd.DataFrame, truth_ids: np.ndarray, true_links: set) ->
     return out
 
 
+def pair_scores(tracks: pd.DataFrame, truth_cell: pd.DataFrame) -> dict:
+    """How tracking treats close pairs (truth with ``partner_id``, the simulator's
+    ``close_pair_fraction``): ``pair_link_precision``, the share of links with an end on a
+    pair member whose two ends match the same true synapse (a pair seen as one detection
+    matches one member; a link from it to the other member is an identity alternation), and
+    ``pair_switch_tracks``, tracks whose detections match both members of a pair.
+    ``tracks`` carries ``true_id`` (:func:`assign_true_ids`)."""
+    mates = truth_cell[truth_cell["partner_id"] > 0].drop_duplicates("synapse_id")
+    mate_of = dict(zip(mates["synapse_id"], mates["partner_id"]))
+    t = tracks.sort_values(["synapse_id", "session_index"])
+    nxt = t.groupby("synapse_id")[["session_index", "true_id"]].shift(-1)
+    linked = (nxt["session_index"] == t["session_index"] + 1).to_numpy()
+    a, b = t["true_id"].to_numpy()[linked], nxt["true_id"].to_numpy()[linked]
+    on_pair = np.array([x in mate_of or y in mate_of for x, y in zip(a, b)], bool)
+    right = (a >= 0) & (a == b)
+    ids = t[t["true_id"] > 0].groupby("synapse_id")["true_id"].agg(set)
+    switches = sum(any(mate_of.get(i) in s for i in s) for s in ids)
+    return {"pair_link_precision": float(right[on_pair].mean()) if on_pair.any() else np.nan,
+            "pair_links": int(on_pair.sum()), "pair_switch_tracks": int(switches)}
+
+
 def session_order(truth_cell: pd.DataFrame) -> list[str]:
     return list(truth_cell.sort_values("day")["session"].drop_duplicates())
 
@@ -190,7 +211,8 @@ def evaluate_results(dataset: Path, results: Path) -> pd.DataFrame:
                 ("link_precision", links["precision"]), ("link_recall", links["recall"]),
                 ("link_f1", links["f1"]), ("log_weight_r", r_w), ("log_change_r", r_dw),
                 *((f"normalisation_error_pct_{k}", v) for k, v in norm.items()),
-                *turnover_error_pp(tracks, tcell).items()):
+                *turnover_error_pp(tracks, tcell).items(),
+                *(pair_scores(tracks, tcell).items() if "partner_id" in tcell else ())):
             rows.append({"cell": cell, "metric": metric, "value": value})
     rows += _population_scores(truth, synapses, params)
     return pd.DataFrame(rows)

@@ -85,6 +85,11 @@ class SimulationParams:
     # beyond every other (registration must not extrapolate a fit made elsewhere)
     sparse_fraction: float = 0.0
     sparse_density_factor: float = 1.0
+    # close pairs (issue 24): this share of the first session's synapses are members of a
+    # pair close_pair_um apart laterally, closer than the optics resolve (two synapses on one
+    # spine head, neighbours on a shaft); each member has its own weight, loss and birth
+    close_pair_fraction: float = 0.0
+    close_pair_um: tuple[float, float] = (0.3, 0.4)
     # acquisition: sessions imaged with fewer planes (a shallower stack), the kept planes
     # starting at crop_depth_offset of the planes left out (0: the top ones, 1: the bottom ones)
     crop_sessions: tuple[int, ...] = ()
@@ -525,6 +530,10 @@ def simulate_cell(params: SimulationParams, *, cell: str = "cell01") -> Simulate
     visible_len = sum(d.length for d in dendrites) * np.mean(on_line)
     n0 = rng.poisson(p.synapse_density_per_um * visible_len)
     sites = new_sites(n0)
+    partner = np.full(len(sites), -1)
+    if p.close_pair_fraction > 0:
+        sites, partner = _with_close_partners(sites, p, rng, visible)
+        taken = np.vstack([taken, sites[["z_um", "y_um", "x_um"]].to_numpy()[n0:] * scale])
     mu, sigma = p.weight_lognormal
     sites["weight0"] = np.exp(rng.normal(mu, sigma, len(sites)))
     sites["born"] = 0
@@ -545,6 +554,7 @@ def simulate_cell(params: SimulationParams, *, cell: str = "cell01") -> Simulate
         born["weight0"] = np.exp(rng.normal(*p.birth_lognormal, len(born)))
         born["born"] = s
         sites = pd.concat([sites, born], ignore_index=True)
+        partner = np.concatenate([partner, np.full(len(born), -1)])
         cols.append(np.concatenate([col, born["weight0"].to_numpy()]))
     w = np.full((len(sites), p.n_sessions), np.nan)
     for s, col in enumerate(cols):
@@ -592,10 +602,50 @@ def simulate_cell(params: SimulationParams, *, cell: str = "cell01") -> Simulate
             "kind": sites["kind"].to_numpy(),
             "size_um": (np.where(present, spine_heads(p, np.nan_to_num(w[:, col]))[1], np.nan)
                         if p.spines else sizes), "brightness": brightness,
-            "in_view": in_view.astype(int)}))
+            "in_view": in_view.astype(int),
+            **({"partner_id": np.where(partner >= 0, partner + 1, 0)}
+               if p.close_pair_fraction > 0 else {})}))
     truth = pd.concat(rows, ignore_index=True)
     return SimulatedCell(images, truth, to_ref, p, [r[3] for r in rendered], warp_desc,
                          [r[2] for r in rendered], dendrite_um)
+
+
+def _with_close_partners(sites: pd.DataFrame, p: SimulationParams, rng, visible):
+    """``sites`` with a mate added to some of them, ``close_pair_um`` away in a random lateral
+    direction, so that ``close_pair_fraction`` of all are pair members (sites are tried in a
+    random order; a mate that would leave the view or come within ``min_separation_um`` of a
+    third site is not added).  Returns the sites and, per site, the row of its mate (-1:
+    none)."""
+    f = p.close_pair_fraction
+    n = len(sites)
+    wanted = int(round(n * f / (2 - f)))
+    order = rng.permutation(n)
+    angle = rng.uniform(0, 2 * np.pi, n)
+    dist = rng.uniform(*p.close_pair_um, n)
+    xyz = sites[["z_um", "y_um", "x_um"]].to_numpy()
+    mates = xyz[order] + np.c_[np.zeros(n), dist * np.sin(angle), dist * np.cos(angle)]
+    inside = visible(mates)
+    scale = np.array([1 / p.z_anisotropy, 1.0, 1.0])
+    taken = xyz * scale
+    chosen = []
+    for k, i in enumerate(order):
+        if len(chosen) >= wanted:
+            break
+        if not inside[k]:
+            continue
+        d = np.linalg.norm(taken - mates[k] * scale, axis=1)
+        d[i] = np.inf
+        if d.min() >= p.min_separation_um:
+            chosen.append(i)
+            taken = np.vstack([taken, mates[k] * scale])
+            xyz = np.vstack([xyz, mates[k]])
+    chosen = np.asarray(chosen, int)
+    rows = sites.iloc[chosen].copy()
+    rows[["z_um", "y_um", "x_um"]] = xyz[n:]
+    partner = np.full(n + len(chosen), -1)
+    partner[chosen] = n + np.arange(len(chosen))
+    partner[n:] = chosen
+    return pd.concat([sites, rows], ignore_index=True), partner
 
 
 def _length_in_view(dendrites, to_session, spacing, z0: int, shape) -> float:
