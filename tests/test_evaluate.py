@@ -177,15 +177,22 @@ def test_the_simulator_makes_close_pairs_of_independent_synapses():
 def test_pair_scores_count_a_link_to_the_other_member_as_an_alternation():
     from pipeline.truth.evaluate import pair_scores
 
-    truth = pd.DataFrame({"synapse_id": [1, 2, 3], "partner_id": [2, 1, 0]})
-    # track 10 follows synapse 1, then sees 2 (the pair as one spot), then 1 again;
-    # track 11 follows synapse 3 throughout
+    # synapses 1 and 2 are mates, 3 is alone; all present in sessions s0-s2
+    truth = pd.DataFrame({"synapse_id": [1, 2, 3] * 3, "partner_id": [2, 1, 0] * 3,
+                          "session": ["s0"] * 3 + ["s1"] * 3 + ["s2"] * 3, "present": 1})
+    # track 10 is one spot for the pair (matched to 1, then 2, then 1); track 11 follows 3
     tracks = pd.DataFrame({"synapse_id": [10, 10, 10, 11, 11, 11],
                            "session_index": [0, 1, 2, 0, 1, 2],
-                           "true_id": [1, 2, 1, 3, 3, 3]})
+                           "session": ["s0", "s1", "s2"] * 2, "true_id": [1, 2, 1, 3, 3, 3]})
     s = pair_scores(tracks, truth)
     assert s["pair_links"] == 2 and s["pair_link_precision"] == 0.0
-    assert s["pair_switch_tracks"] == 1
+    assert s["pair_unit_link_precision"] == 1.0       # one spot for both: its links are right
+    assert s["pair_switch_tracks"] == 0
+    # resolved apart (another track has the mate in each session): now a real alternation
+    other = pd.DataFrame({"synapse_id": [12, 12, 12], "session_index": [0, 1, 2],
+                          "session": ["s0", "s1", "s2"], "true_id": [2, 1, 2]})
+    s = pair_scores(pd.concat([tracks, other], ignore_index=True), truth)
+    assert s["pair_unit_link_precision"] == 0.0 and s["pair_switch_tracks"] == 2
     tracks.loc[1, "true_id"] = 1
     s = pair_scores(tracks, truth)
     assert s["pair_link_precision"] == 1.0 and s["pair_switch_tracks"] == 0

@@ -73,8 +73,21 @@ def test_similarity_is_one_for_the_same_stack_and_drops_where_a_patch_moved(text
 def test_dissimilar_regions_need_structure_and_low_similarity():
     sim = {"origin_um": [2.0, 2.0], "step_um": [2.0, 2.0],
            "final": [[0.9, 0.2, 0.95], [0.92, 0.3, None], [0.9, 0.9, 0.1]],
-           "contrast": [[1.0, 1.0, 1.0], [1.0, 0.9, 1.0], [1.0, 1.0, 0.2]]}
+           "contrast": [[5.0, 5.0, 5.0], [5.0, 4.0, 5.0], [5.0, 5.0, 1.0]]}
     regions = dissimilar_regions(sim, min_similarity=0.5)
     assert len(regions) == 1                  # (2, 2) is background: not a region
     r = regions[0]
     assert r["y_um"] == [0.0, 6.0] and r["x_um"] == [2.0, 6.0] and r["similarity"] == 0.2
+    # PSD-95 alone (a one-channel cell): puncta change between sessions, no region
+    assert dissimilar_regions({**sim, "channel": "psd95"}, min_similarity=0.5) == []
+
+
+def test_contrast_is_structure_over_the_background_texture(texture):
+    rng = np.random.default_rng(1)
+    stack = rng.normal(0, 1, texture.shape).astype(np.float32)      # background alone
+    stack[:, 20:40, 20:40] += 200 * (texture[:, 20:40, 20:40] - texture.mean())   # a structure
+    res = local_similarity(stack, stack, np.ones(stack.shape, bool), block_vox=20)
+    centres = res["origin_vox"][0] + np.arange(res["contrast"].shape[0]) * res["step_vox"][0]
+    on = np.abs(centres - 29.5) < 1
+    assert res["contrast"][np.ix_(on, on)].min() > 3
+    assert np.median(res["contrast"]) < 1.2

@@ -14,6 +14,7 @@ from scipy import ndimage
 
 from .channels import block_average_yx
 from .frames import to_session
+from .noise import robust_noise
 
 
 def high_pass(channel: np.ndarray, spacing, background_um: float = 2.0) -> np.ndarray:
@@ -82,14 +83,15 @@ def local_similarity(reference: np.ndarray, moving: np.ndarray, valid: np.ndarra
 
     Returns a dict with ``origin_vox`` and ``step_vox`` (y, x of the first block centre and
     the spacing of centres), ``similarity`` (ny, nx: Pearson r, NaN where not measured) and
-    ``contrast`` (ny, nx: the reference block's SD over the whole reference's, how much there
-    is to see; a block of background alone correlates poorly however well registered).
+    ``contrast`` (ny, nx: the reference block's SD over the SD its noise alone would give,
+    how much there is to see; a block of background alone correlates poorly however well
+    registered).  The noise is estimated from differences of neighbouring voxels along x
+    (structure is smooth over a voxel, noise is not) and carried through the smoothing.
     """
     sigma = (smooth_vox / 2, smooth_vox, smooth_vox)
     ref = ndimage.gaussian_filter(np.asarray(reference, np.float32), sigma)
     mov = ndimage.gaussian_filter(np.asarray(moving, np.float32), sigma)
     valid = np.asarray(valid, bool)
-    whole_sd = float(ref[valid].std()) + 1e-12 if valid.any() else 1.0
     _, ny, nx = ref.shape
     b = int(min(block_vox, ny, nx))
     step = max(b // 2, 1)
@@ -97,6 +99,7 @@ def local_similarity(reference: np.ndarray, moving: np.ndarray, valid: np.ndarra
     xs = list(range(0, max(nx - b, 0) + 1, step))
     sim = np.full((len(ys), len(xs)), np.nan)
     contrast = np.zeros((len(ys), len(xs)))
+    noise_sd = _smoothed_noise_sd(np.asarray(reference, np.float32), sigma)
     for i, y in enumerate(ys):
         for j, x in enumerate(xs):
             cover = valid[:, y:y + b, x:x + b]
@@ -107,7 +110,7 @@ def local_similarity(reference: np.ndarray, moving: np.ndarray, valid: np.ndarra
             r, m = r - r.mean(), m - m.mean()
             den = np.sqrt((r @ r) * (m @ m))
             sim[i, j] = float(r @ m / den) if den > 0 else 0.0
-            contrast[i, j] = float(r.std()) / whole_sd
+            contrast[i, j] = float(r.std()) / noise_sd
     return {"origin_vox": [ys[0] + (b - 1) / 2, xs[0] + (b - 1) / 2], "step_vox": [step, step],
             "similarity": sim, "contrast": contrast}
 
@@ -123,8 +126,9 @@ def similarity_map(reference: np.ndarray, moving: np.ndarray, transforms: dict, 
     block by block (:func:`local_similarity`, blocks of about ``block_um``), leaving out a band
     of ``edge_um`` along the session field's edge (its high-pass sees a border there).
 
-    Returns ``origin_um`` and ``step_um`` (y, x of the block centres, reference frame),
-    ``contrast`` and one (ny, nx) ``similarity`` per transform name (NaN: not measured).
+    Returns ``channel`` (``morphology``, or ``psd95`` for single-channel stacks),
+    ``origin_um`` and ``step_um`` (y, x of the block centres, reference frame), ``contrast``
+    and one (ny, nx) ``similarity`` per transform name (None: not measured).
     """
     spacing = np.asarray(spacing, float)
     sp_b = spacing * [1, factor, factor]
@@ -133,7 +137,7 @@ def similarity_map(reference: np.ndarray, moving: np.ndarray, transforms: dict, 
     mov = high_pass(block_average_yx(moving[-1:], factor)[0].astype(np.float32), sp_b)
     block = max(int(round(block_um / sp_b[1])), 8)
     band = np.ones((1, 3, 3), bool)
-    out = {}
+    out = {"channel": "morphology" if min(len(reference), len(moving)) > 1 else "psd95"}
     for name, transform in transforms.items():
         common = dict(shape=ref.shape, spacing=sp_b, reference_spacing=sp_b, offset_um=offset)
         warped = resample_to_reference(mov, transform, **common)
@@ -154,13 +158,28 @@ def _json_grid(values: np.ndarray) -> list:
     return [[None if np.isnan(v) else round(float(v), 3) for v in row] for row in values]
 
 
+def _smoothed_noise_sd(image: np.ndarray, sigma) -> float:
+    """SD that the image's noise keeps after Gaussian smoothing by ``sigma`` (voxels): the
+    noise's SD from the median absolute difference of neighbours along x, times the SD that
+    smoothing leaves of unit white noise."""
+    step = np.diff(image, axis=-1)
+    sd = robust_noise(step) / np.sqrt(2)
+    unit = ndimage.gaussian_filter(np.random.default_rng(0).normal(
+        size=(32, 64, 64)).astype(np.float32), sigma, mode="wrap")
+    return max(sd * float(unit.std()), 1e-12)
+
+
 def dissimilar_regions(similarity: dict, *, min_similarity: float, key: str = "final",
-                       min_contrast: float = 0.6) -> list[dict]:
-    """Connected groups of blocks of a :func:`similarity_map` whose similarity under ``key``
-    is below ``min_similarity`` where the reference has structure to compare (``contrast``
-    at least ``min_contrast``: on the benchmark's regimes a block of background alone
-    correlates at 0.5-0.6 however well registered).  One dict per group: ``y_um`` and
+                       min_contrast: float = 3.0) -> list[dict]:
+    """Connected groups of blocks of a :func:`similarity_map` of the morphology channel whose
+    similarity under ``key`` is below ``min_similarity`` where the reference has structure to
+    compare (``contrast`` at least ``min_contrast``: on the benchmark's two-channel regimes
+    blocks of background alone correlate near 0 however well registered).  A one-channel map
+    (``channel`` ``psd95``) gives none: puncta come, go and change between sessions, so a
+    patch of PSD-95 is rightly unlike its reference.  One dict per group: ``y_um`` and
     ``x_um`` ranges (reference frame) and the lowest ``similarity``."""
+    if similarity.get("channel") == "psd95":
+        return []
     sim = np.array(similarity[key], dtype=float)          # None -> NaN
     contrast = np.array(similarity["contrast"], dtype=float)
     low = (sim < min_similarity) & (contrast >= min_contrast)

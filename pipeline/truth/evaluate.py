@@ -87,22 +87,41 @@ def score_links(tracks: pd.DataFrame, truth_ids: np.ndarray, true_links: set) ->
 
 def pair_scores(tracks: pd.DataFrame, truth_cell: pd.DataFrame) -> dict:
     """How tracking treats close pairs (truth with ``partner_id``, the simulator's
-    ``close_pair_fraction``): ``pair_link_precision``, the share of links with an end on a
-    pair member whose two ends match the same true synapse (a pair seen as one detection
-    matches one member; a link from it to the other member is an identity alternation), and
-    ``pair_switch_tracks``, tracks whose detections match both members of a pair.
-    ``tracks`` carries ``true_id`` (:func:`assign_true_ids`)."""
+    ``close_pair_fraction``).  ``tracks`` carries ``true_id`` (:func:`assign_true_ids`) and
+    ``session``.
+
+    ``pair_link_precision``: the share of links with an end on a pair member whose two ends
+    match the same true synapse.  A pair closer than the optics resolve is one detection,
+    matched to either member, so this counts every such link as an identity alternation.
+    ``pair_unit_link_precision`` scores such a detection as the pair (the members present
+    in that session that no other detection matched): a link is right when its two ends share
+    a member.  ``pair_switch_tracks``: tracks with detections matched to each member of a
+    pair, each alone (the members resolved apart, and the track jumping between them).
+    """
     mates = truth_cell[truth_cell["partner_id"] > 0].drop_duplicates("synapse_id")
     mate_of = dict(zip(mates["synapse_id"], mates["partner_id"]))
-    t = tracks.sort_values(["synapse_id", "session_index"])
+    present = truth_cell[truth_cell["present"] == 1]
+    present = set(zip(present["synapse_id"], present["session"].astype(str)))
+    t = tracks.sort_values(["synapse_id", "session_index"]).reset_index(drop=True)
+    sess = t["session"].astype(str)
+    matched = set(zip(t["true_id"], sess))
+    units = []
+    for tid, ss in zip(t["true_id"], sess):
+        mate = mate_of.get(tid)
+        stands_for_both = mate is not None and (mate, ss) in present and (mate, ss) not in matched
+        units.append(frozenset((tid, mate)) if stands_for_both else frozenset((tid,)))
     nxt = t.groupby("synapse_id")[["session_index", "true_id"]].shift(-1)
-    linked = (nxt["session_index"] == t["session_index"] + 1).to_numpy()
+    linked = np.flatnonzero((nxt["session_index"] == t["session_index"] + 1).to_numpy())
     a, b = t["true_id"].to_numpy()[linked], nxt["true_id"].to_numpy()[linked]
     on_pair = np.array([x in mate_of or y in mate_of for x, y in zip(a, b)], bool)
     right = (a >= 0) & (a == b)
-    ids = t[t["true_id"] > 0].groupby("synapse_id")["true_id"].agg(set)
+    unit_right = np.array([a[k] >= 0 and bool(units[i] & units[i + 1])
+                           for k, i in enumerate(linked)], bool)
+    alone = pd.Series([next(iter(u)) if len(u) == 1 else -1 for u in units], index=t.index)
+    ids = alone[alone > 0].groupby(t["synapse_id"]).agg(set)
     switches = sum(any(mate_of.get(i) in s for i in s) for s in ids)
-    return {"pair_link_precision": float(right[on_pair].mean()) if on_pair.any() else np.nan,
+    share = (lambda ok: float(ok[on_pair].mean()) if on_pair.any() else np.nan)
+    return {"pair_link_precision": share(right), "pair_unit_link_precision": share(unit_right),
             "pair_links": int(on_pair.sum()), "pair_switch_tracks": int(switches)}
 
 
