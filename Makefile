@@ -20,6 +20,9 @@
 #                   -> BENCHMARKS_SCIENCE.md (about 16 h on 2 cores, 25 min a study; the studies are kept
 #                   in benchmarks/science_runs/ and skipped when run again: SEEDS=4 runs seeds 1-4,
 #                   only those not yet kept)
+# make bench-pairs: pairs of puncta 0.3-0.4 um apart (the close_pairs regime): detected as two or
+#                   one, and whether a spot's shape tells a pair from a single punctum
+#                   -> BENCHMARKS_CLOSE_PAIRS.md (about 3 min)
 # make bench-regime REGIME=single_channel: the whole workflow on one of make bench's regimes,
 #                   without the peers (detection, links, turnover, registration per session)
 # make sample: regenerate data_sample/ with the simulator (the command is recorded in data_sample/README.md)
@@ -32,7 +35,7 @@ RESULTS ?= results/sample
 SESSIONS ?= data_sample/sessions.tsv
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: venv formats run test lint sample bench bench-science bench-stats bench-scale bench-crowded bench-presence bench-floor bench-registration bench-detection bench-regime clean
+.PHONY: venv formats run test lint sample bench bench-science bench-stats bench-scale bench-crowded bench-presence bench-floor bench-registration bench-detection bench-regime bench-pairs clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -85,6 +88,9 @@ bench-presence: $(STAMP)
 
 bench-registration: $(STAMP)
 	$(BIN)/python benchmarks/registration_benchmark.py --out BENCHMARKS_REGISTRATION.md
+
+bench-pairs: $(STAMP)
+	$(BIN)/python benchmarks/close_pairs.py --out BENCHMARKS_CLOSE_PAIRS.md
 
 bench-detection: $(STAMP)
 	$(BIN)/python benchmarks/detection_benchmark.py --out BENCHMARKS_DETECTION.md
