@@ -7,7 +7,9 @@ from scipy import ndimage
 
 
 def _norm(img):
-    lo, hi = np.percentile(img, [1, 99.7])
+    # a resampled image is 0 beyond the session's field: its levels come from the rest
+    inside = img[img != 0]
+    lo, hi = np.percentile(inside if inside.size > img.size // 10 else img, [1, 99.7])
     return np.clip((img - lo) / max(hi - lo, 1e-9), 0, 1)
 
 
@@ -44,8 +46,7 @@ def _similarity_panel(ax, result, shape, reference_spacing) -> None:
     shown = ax.imshow(values, cmap="viridis", vmin=0, vmax=1, extent=extent,
                       interpolation="nearest")
     ax.figure.colorbar(shown, ax=ax, fraction=0.046, pad=0.02)
-    ax.set_title("morphology similarity after registration\n(correlation per patch; "
-                 "cyan: unlike the reference)", fontsize=9)
+    ax.set_title("morphology alike after (r per patch)", fontsize=10)
 
 
 def registration_figure(reference, moving, result, *, spacing, reference_spacing, path):
@@ -90,5 +91,5 @@ def registration_figure(reference, moving, result, *, spacing, reference_spacing
                  f"{np.round(result['shift_um'], 2)} um (z, y, x), rotation "
                  f"{result.get('rotation_deg', 0.0):.1f} deg, {result['n_matches']} matched puncta, "
                  f"residual {result['residual_um']:.2f} um, reliable={result['reliable']}")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.94))   # room for the title
     fig.savefig(path, dpi=80, format="png")

@@ -343,7 +343,9 @@ def register_session(reference: np.ndarray, moving: np.ndarray, *, spacing,
     field), ``overlap`` (fraction of the moving stack's field that lands inside the
     reference's) and ``reliable`` (False when the fields hardly overlap, or when fewer than a
     quarter of the expected puncta found a partner, or, without puncta, when the correlation
-    peak is weak).
+    peak is weak); and how far to trust it across the field: ``error`` and
+    ``misregistered_regions`` (:func:`error_map`, from the puncta), ``similarity`` and
+    ``dissimilar_regions`` (:func:`similarity_map`, from the images).
     """
     spacing = np.asarray(spacing, float)
     ref_spacing = np.asarray(spacing if reference_spacing is None else reference_spacing, float)
