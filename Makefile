@@ -21,8 +21,8 @@
 #                   in benchmarks/science_runs/ and skipped when run again: SEEDS=4 runs seeds 1-4,
 #                   only those not yet kept)
 # make bench-pairs: pairs of puncta 0.3-0.4 um apart (the close_pairs regime): detected as two or
-#                   one, and whether a spot's shape tells a pair from a single punctum
-#                   -> BENCHMARKS_CLOSE_PAIRS.md (about 3 min)
+#                   one, whether a spot's shape tells a pair from a single punctum, and the
+#                   whole workflow's links on them -> BENCHMARKS_CLOSE_PAIRS.md (about 12 min)
 # make bench-regime REGIME=single_channel: the whole workflow on one of make bench's regimes,
 #                   without the peers (detection, links, turnover, registration per session)
 # make sample: regenerate data_sample/ with the simulator (the command is recorded in data_sample/README.md)
@@ -91,6 +91,8 @@ bench-registration: $(STAMP)
 
 bench-pairs: $(STAMP)
 	$(BIN)/python benchmarks/close_pairs.py --out BENCHMARKS_CLOSE_PAIRS.md
+	$(BIN)/python benchmarks/regime_run.py --regimes close_pairs --workdir results/bench_regime --cores $(CORES) --out results/bench_regime/close_pairs.md
+	cat results/bench_regime/close_pairs.md >> BENCHMARKS_CLOSE_PAIRS.md
 
 bench-detection: $(STAMP)
 	$(BIN)/python benchmarks/detection_benchmark.py --out BENCHMARKS_DETECTION.md
