@@ -23,7 +23,13 @@ def test_resampling_puts_a_session_point_where_the_transform_maps_it():
     m = translation_matrix([0.4, 1.0, -0.6]) @ rotation_z_matrix(4.0, [4.0, 8.0, 9.0])
     grid = {"origin_um": [0.0, 0.0], "step_um": [8.0, 8.0],      # a local correction too
             "displacement_um": np.tile([0.0, -0.3, 0.5], (3, 3, 1)).tolist()}
-    for transform in (m, {"matrix": m.tolist(), "grid": grid}):
+    from pipeline.core.frames import fit_warp
+
+    warp = fit_warp(np.array([[4.0, 5.0, 6.0], [4.0, 10.0, 12.0], [3.0, 14.0, 4.0]]),
+                    np.array([[0.1, 0.3, -0.2], [0.0, -0.3, 0.3], [0.05, 0.2, 0.25]]),
+                    length_um=4.0)                  # a smooth warp, the node path's hardest
+    for transform in (m, {"matrix": m.tolist(), "grid": grid},
+                      {"matrix": m.tolist(), "grid": grid, "warp": warp}):
         for z, y, x in [(5, 40, 45), (4, 22, 58)]:
             blob = np.zeros((10, 80, 90), np.float32)
             blob[z, y, x] = 1.0

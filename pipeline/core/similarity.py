@@ -13,7 +13,7 @@ import numpy as np
 from scipy import ndimage
 
 from .channels import block_average_yx
-from .frames import to_session
+from .frames import to_session, transform_points
 from .noise import robust_noise
 
 
@@ -29,90 +29,107 @@ def high_pass(channel: np.ndarray, spacing, background_um: float = 2.0) -> np.nd
 
 
 def resample_to_reference(image: np.ndarray, transform, *, shape, spacing,
-                          reference_spacing, offset_um=(0.0, 0.0, 0.0),
-                          node_vox: int = 4) -> np.ndarray:
+                          reference_spacing, offset_um=(0.0, 0.0, 0.0), node_um: float = 2.5,
+                          with_cover: bool = False):
     """A session's (z, y, x) ``image`` resampled onto the reference's voxel grid of ``shape``
     through ``transform`` (a register stage dict or a 4x4: session um -> reference um; voxels
     outside the session's stack are 0).  ``offset_um``: where voxel (0, 0, 0)'s centre lies in
     um of both frames (nonzero for stacks binned from the full-resolution ones).  The grid and
-    the warp are smooth over micrometres: their inverse is computed every ``node_vox``
-    pixels in y and x and interpolated between."""
+    the warp are smooth over micrometres (the grid's nodes are 4 um apart, the warp's length
+    8 um): their inverse is computed on nodes about ``node_um`` apart and interpolated
+    linearly between.  With
+    ``with_cover``, also returns where the session's stack has data (boolean, same shape)."""
     spacing = np.asarray(spacing, float)
     ref_sp = np.asarray(reference_spacing, float)
     offset = np.asarray(offset_um, float)
     image = np.asarray(image, np.float32)
-    if not isinstance(transform, dict) or not (transform.get("grid") or transform.get("warp")):
+    steps = np.maximum(np.round(node_um / ref_sp).astype(int), 1)
+    lattice = [np.unique(np.r_[np.arange(0, n, step), n - 1]) for n, step in zip(shape, steps)]
+    nodes = np.stack(np.meshgrid(*lattice, indexing="ij"), -1).reshape(-1, 3) * ref_sp + offset
+    if _is_local(transform):
+        back = to_session(transform, nodes)
+    else:   # exact: an affine map is linear between nodes
         matrix = np.asarray(transform["matrix"] if isinstance(transform, dict) else transform,
                             float)
-        # reference voxel -> reference um -> session um -> session voxel
-        a = np.linalg.inv(matrix)
-        lin = (a[:3, :3] * ref_sp[None, :]) / spacing[:, None]
-        off = (a[:3, :3] @ offset + a[:3, 3] - offset) / spacing
-        return ndimage.affine_transform(image, lin, offset=off, output_shape=tuple(shape),
-                                        order=1, cval=0.0)
-    nz, ny, nx = shape
-    ys = np.arange(0, ny + node_vox - 1, node_vox).clip(max=ny - 1)
-    xs = np.arange(0, nx + node_vox - 1, node_vox).clip(max=nx - 1)
-    zz, yy, xx = np.meshgrid(np.arange(nz), ys, xs, indexing="ij")
-    nodes = np.stack([zz.ravel(), yy.ravel(), xx.ravel()], 1) * ref_sp + offset
-    back = ((to_session(transform, nodes) - offset) / spacing).reshape(nz, len(ys), len(xs), 3)
-    # node coordinates -> every voxel: linear between nodes, plane by plane (the nodes are on
-    # every plane), so that memory stays a few copies of the image
-    fy = np.interp(np.arange(ny), ys, np.arange(len(ys)))
-    fx = np.interp(np.arange(nx), xs, np.arange(len(xs)))
-    gy, gx = np.meshgrid(fy, fx, indexing="ij")
-    coords = np.empty((3, nz, ny, nx), np.float32)
-    for z in range(nz):
-        for k in range(3):
-            coords[k, z] = ndimage.map_coordinates(back[z, ..., k], [gy, gx], order=1,
-                                                   mode="nearest")
-    return ndimage.map_coordinates(image, coords, order=1, mode="constant", cval=0.0)
+        back = transform_points(np.linalg.inv(matrix), nodes)
+    back = ((back - offset) / spacing).reshape(*[len(v) for v in lattice], 3)
+    coords = np.stack([_between_nodes(back[..., k], lattice, shape) for k in range(3)])
+    # inside the session's stack, up to rounding (a point on its last plane stays on it)
+    hi = np.asarray(image.shape, np.float32)[:, None, None, None] - 1
+    cover = np.all((coords >= -1e-3) & (coords <= hi + 1e-3), axis=0)
+    out = ndimage.map_coordinates(image, coords, order=1, mode="nearest")
+    out[~cover] = 0.0
+    return (out, cover) if with_cover else out
+
+
+def _is_local(transform) -> bool:
+    return isinstance(transform, dict) and bool(transform.get("grid") or transform.get("warp"))
+
+
+def _between_nodes(values: np.ndarray, lattice, shape) -> np.ndarray:
+    """Values on a node lattice (one index array per axis) at every voxel of ``shape``:
+    linear along each axis, one small matrix product per axis."""
+    out = values
+    for axis, (nodes, n) in enumerate(zip(lattice, shape)):
+        weights = np.zeros((n, len(nodes)), np.float32)
+        pos = np.interp(np.arange(n), nodes, np.arange(len(nodes)))
+        lo = np.minimum(np.floor(pos).astype(int), len(nodes) - 1)
+        hi = np.minimum(lo + 1, len(nodes) - 1)
+        frac = (pos - lo).astype(np.float32)
+        weights[np.arange(n), lo] += 1 - frac
+        weights[np.arange(n), hi] += frac
+        out = np.moveaxis(np.tensordot(weights, out, axes=(1, axis)), 0, axis)
+    return out.astype(np.float32)
 
 
 def local_similarity(reference: np.ndarray, moving: np.ndarray, valid: np.ndarray, *,
                      block_vox: int, smooth_vox: float = 1.0,
                      min_inside: float = 0.5) -> dict:
-    """Correlation of two aligned (z, y, x) stacks in overlapping lateral blocks.
+    """Correlation of two aligned (z, y, x) stacks in overlapping lateral blocks (``moving``
+    and ``valid`` may hold several, (k, z, y, x), each compared with the one reference).
 
     Both are smoothed by ``smooth_vox`` (sigma in y and x, half that in z, voxels: noise is
-    independent between sessions
-    and would pull every correlation down alike); a block counts the voxels where ``valid``
-    (z, y, x: where ``moving`` has data) and is measured when at least ``min_inside`` of it
-    is.  Blocks of ``block_vox`` pixels overlap by half, as
+    independent between sessions and would pull every correlation down alike); a block counts
+    the voxels where ``valid`` (where ``moving`` has data) and is measured when at least
+    ``min_inside`` of it is.  Blocks of ``block_vox`` pixels overlap by half, as
     :func:`pipeline.core.blockmatch.local_shifts` lays them.
 
     Returns a dict with ``origin_vox`` and ``step_vox`` (y, x of the first block centre and
-    the spacing of centres), ``similarity`` (ny, nx: Pearson r, NaN where not measured) and
-    ``contrast`` (ny, nx: the reference block's SD over the SD its noise alone would give,
+    the spacing of centres), ``similarity`` ((k,) ny, nx: Pearson r, NaN where not measured)
+    and ``contrast`` (ny, nx: the reference block's SD over the SD its noise alone would give,
     how much there is to see; a block of background alone correlates poorly however well
     registered).  The noise is estimated from differences of neighbouring voxels along x
     (structure is smooth over a voxel, noise is not) and carried through the smoothing.
     """
     sigma = (smooth_vox / 2, smooth_vox, smooth_vox)
     ref = ndimage.gaussian_filter(np.asarray(reference, np.float32), sigma)
-    mov = ndimage.gaussian_filter(np.asarray(moving, np.float32), sigma)
-    valid = np.asarray(valid, bool)
+    several = np.ndim(moving) == 4
+    movs = np.asarray(moving, np.float32) if several else np.asarray(moving, np.float32)[None]
+    valids = np.asarray(valid, bool) if several else np.asarray(valid, bool)[None]
     _, ny, nx = ref.shape
     b = int(min(block_vox, ny, nx))
     step = max(b // 2, 1)
     ys = list(range(0, max(ny - b, 0) + 1, step))
     xs = list(range(0, max(nx - b, 0) + 1, step))
-    sim = np.full((len(ys), len(xs)), np.nan)
-    contrast = np.zeros((len(ys), len(xs)))
+    sim = np.full((len(movs), len(ys), len(xs)), np.nan)
+    contrast = np.full((len(ys), len(xs)), np.nan)
     noise_sd = _smoothed_noise_sd(np.asarray(reference, np.float32), sigma)
-    for i, y in enumerate(ys):
-        for j, x in enumerate(xs):
-            cover = valid[:, y:y + b, x:x + b]
-            if cover.mean() < min_inside:
-                continue
-            r = ref[:, y:y + b, x:x + b][cover]
-            m = mov[:, y:y + b, x:x + b][cover]
-            r, m = r - r.mean(), m - m.mean()
-            den = np.sqrt((r @ r) * (m @ m))
-            sim[i, j] = float(r @ m / den) if den > 0 else 0.0
-            contrast[i, j] = float(r.std()) / noise_sd
+    for k, (mov, ok) in enumerate(zip(movs, valids)):
+        mov = ndimage.gaussian_filter(mov, sigma)
+        for i, y in enumerate(ys):
+            for j, x in enumerate(xs):
+                cover = ok[:, y:y + b, x:x + b]
+                if cover.mean() < min_inside:
+                    continue
+                r = ref[:, y:y + b, x:x + b][cover]
+                m = mov[:, y:y + b, x:x + b][cover]
+                r, m = r - r.mean(), m - m.mean()
+                den = np.sqrt((r @ r) * (m @ m))
+                sim[k, i, j] = float(r @ m / den) if den > 0 else 0.0
+                if np.isnan(contrast[i, j]):
+                    contrast[i, j] = float(r.std()) / noise_sd
     return {"origin_vox": [ys[0] + (b - 1) / 2, xs[0] + (b - 1) / 2], "step_vox": [step, step],
-            "similarity": sim, "contrast": contrast}
+            "similarity": sim if several else sim[0], "contrast": np.nan_to_num(contrast)}
 
 
 def similarity_map(reference: np.ndarray, moving: np.ndarray, transforms: dict, *, spacing,
@@ -138,18 +155,20 @@ def similarity_map(reference: np.ndarray, moving: np.ndarray, transforms: dict, 
     block = max(int(round(block_um / sp_b[1])), 8)
     band = np.ones((1, 3, 3), bool)
     out = {"channel": "morphology" if min(len(reference), len(moving)) > 1 else "psd95"}
-    for name, transform in transforms.items():
-        common = dict(shape=ref.shape, spacing=sp_b, reference_spacing=sp_b, offset_um=offset)
-        warped = resample_to_reference(mov, transform, **common)
-        valid = resample_to_reference(np.ones(mov.shape, np.float32), transform, **common) > 0.99
-        valid = ndimage.binary_erosion(valid, band, iterations=int(np.ceil(edge_um / sp_b[1])),
-                                       border_value=1)
-        result = local_similarity(ref, warped, valid, block_vox=block)
-        out[name] = _json_grid(result["similarity"])
-        out.setdefault("contrast", _json_grid(result["contrast"]))
-        out.setdefault("origin_um", (np.asarray(result["origin_vox"]) * sp_b[1:]
-                                     + offset[1:]).tolist())
-        out.setdefault("step_um", (np.asarray(result["step_vox"]) * sp_b[1:]).tolist())
+    warped, valid = [], []
+    for transform in transforms.values():
+        image, cover = resample_to_reference(mov, transform, shape=ref.shape, spacing=sp_b,
+                                             reference_spacing=sp_b, offset_um=offset,
+                                             with_cover=True)
+        warped.append(image)
+        valid.append(ndimage.binary_erosion(cover, band, border_value=1,
+                                            iterations=int(np.ceil(edge_um / sp_b[1]))))
+    result = local_similarity(ref, np.stack(warped), np.stack(valid), block_vox=block)
+    for name, sim in zip(transforms, result["similarity"]):
+        out[name] = _json_grid(sim)
+    out["contrast"] = _json_grid(result["contrast"])
+    out["origin_um"] = (np.asarray(result["origin_vox"]) * sp_b[1:] + offset[1:]).tolist()
+    out["step_um"] = (np.asarray(result["step_vox"]) * sp_b[1:]).tolist()
     return out
 
 
