@@ -72,6 +72,21 @@ def _fill(values: np.ndarray, weights: np.ndarray, sigma: float) -> np.ndarray:
     return num / np.maximum(den, 1e-12)[..., None], den
 
 
+def block_lattice(ny: int, nx: int, block_vox: int) -> tuple[int, int, list, list]:
+    """Lateral blocks of ``block_vox`` pixels (at most the field) overlapping by half:
+    ``(size, step, y starts, x starts)``."""
+    b = int(min(block_vox, ny, nx))
+    step = max(b // 2, 1)
+    return (b, step, list(range(0, max(ny - b, 0) + 1, step)),
+            list(range(0, max(nx - b, 0) + 1, step)))
+
+
+def lattice_origin(b: int, step: int, ys: list, xs: list) -> dict:
+    """``origin_vox`` (y, x of the first block's centre) and ``step_vox`` of a
+    :func:`block_lattice`."""
+    return {"origin_vox": [ys[0] + (b - 1) / 2, xs[0] + (b - 1) / 2], "step_vox": [step, step]}
+
+
 def local_shifts(reference: np.ndarray, moving: np.ndarray, footprint: np.ndarray, *,
                  spacing, block_vox: int, min_peak: float = 0.08, max_shift_um: float = 1.5,
                  max_disagreement_um: float = 0.3, min_inside: float = 0.5) -> dict:
@@ -89,10 +104,7 @@ def local_shifts(reference: np.ndarray, moving: np.ndarray, footprint: np.ndarra
     """
     spacing = np.asarray(spacing, float)
     _, nz, ny, nx = reference.shape
-    b = int(min(block_vox, ny, nx))
-    step = max(b // 2, 1)
-    ys = list(range(0, max(ny - b, 0) + 1, step))
-    xs = list(range(0, max(nx - b, 0) + 1, step))
+    b, step, ys, xs = block_lattice(ny, nx, block_vox)
     shifts = np.zeros((len(ys), len(xs), 3))
     peaks = np.zeros((len(ys), len(xs)))
     ok = np.zeros((len(ys), len(xs)), bool)
@@ -125,5 +137,5 @@ def local_shifts(reference: np.ndarray, moving: np.ndarray, footprint: np.ndarra
         far, _ = _fill(shifts, weights, 3.0 * max(len(ys), len(xs)))
         blend = np.clip(den / (weights[ok].mean() * 0.2), 0, 1)[..., None]
         field = blend * near + (1 - blend) * far
-    return {"origin_vox": [ys[0] + (b - 1) / 2, xs[0] + (b - 1) / 2], "step_vox": [step, step],
-            "displacement_um": field, "kept": ok, "peak": peaks}
+    return {**lattice_origin(b, step, ys, xs), "displacement_um": field, "kept": ok,
+            "peak": peaks}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from .blockmatch import block_lattice, lattice_origin
 from .channels import block_average_yx
 from .frames import to_session, transform_points
 from .noise import robust_noise
@@ -107,10 +108,7 @@ def local_similarity(reference: np.ndarray, moving: np.ndarray, valid: np.ndarra
     movs = np.asarray(moving, np.float32) if several else np.asarray(moving, np.float32)[None]
     valids = np.asarray(valid, bool) if several else np.asarray(valid, bool)[None]
     _, ny, nx = ref.shape
-    b = int(min(block_vox, ny, nx))
-    step = max(b // 2, 1)
-    ys = list(range(0, max(ny - b, 0) + 1, step))
-    xs = list(range(0, max(nx - b, 0) + 1, step))
+    b, step, ys, xs = block_lattice(ny, nx, block_vox)
     sim = np.full((len(movs), len(ys), len(xs)), np.nan)
     contrast = np.full((len(ys), len(xs)), np.nan)
     noise_sd = _smoothed_noise_sd(np.asarray(reference, np.float32), sigma)
@@ -128,8 +126,8 @@ def local_similarity(reference: np.ndarray, moving: np.ndarray, valid: np.ndarra
                 sim[k, i, j] = float(r @ m / den) if den > 0 else 0.0
                 if np.isnan(contrast[i, j]):
                     contrast[i, j] = float(r.std()) / noise_sd
-    return {"origin_vox": [ys[0] + (b - 1) / 2, xs[0] + (b - 1) / 2], "step_vox": [step, step],
-            "similarity": sim if several else sim[0], "contrast": np.nan_to_num(contrast)}
+    return {**lattice_origin(b, step, ys, xs), "similarity": sim if several else sim[0],
+            "contrast": np.nan_to_num(contrast)}
 
 
 def similarity_map(reference: np.ndarray, moving: np.ndarray, transforms: dict, *, spacing,

@@ -327,13 +327,13 @@ def _qc_table(qc: list[dict]) -> str:
             "<th>field overlap</th><th>correlation peak</th><th>warp</th><th>reliable</th>"
             "<th>misregistered regions (reference frame, largest error)</th>"
             "<th>morphology similarity after registration (median over patches; patches "
-            "unlike the reference)</th><th>QC</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+            "unlike the reference)</th><th>QC</th></tr></thead><tbody>" + "".join(rows)
+            + "</tbody></table>"
             "<p>Projections show the matrix part of each transform (the local corrections and "
             "the smooth warp, when fitted, move points by a few tenths of a micrometre more). "
             "Rows in a misregistered region carry the quality flag <code>misregistered</code>; "
             "the QC figure outlines the region (yellow) and the patches whose morphology stays "
             "unlike the reference's after registration (cyan), and maps the similarity.</p>")
-
 
 
 def curation_rows(cell: str, g: pd.DataFrame) -> list[tuple[str, str]]:

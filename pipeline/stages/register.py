@@ -415,21 +415,21 @@ def register_session(reference: np.ndarray, moving: np.ndarray, *, spacing,
             chosen = chosen.replace("+warp", "") + "+grid" + ("+warp" if warp else "")
             resid = float(np.median(np.linalg.norm(
                 to_reference({**local, "warp": warp}, src) - dst, axis=1)))
+    final = {"matrix": matrix, "grid": grid, "warp": warp}
     error, regions = None, []
     if use_puncta and n >= min_matches:
-        final = {"matrix": matrix, "grid": grid, "warp": warp}
         pairs = _matched(final, reference_points_um, moving_points_um)
         field = (np.array(reference.shape[2:]) - 1) * ref_spacing[1:]
         error, regions = error_map(final, reference_points_um, moving_points_um, pairs,
                                    field_um=field, limit_um=misregistered_um)
     # the images' own say, patch by patch: the morphology after the global transform alone
     # and after the whole one (the local correction is measured on the same images, so a
-    # patch it could not fix stays unlike the reference)
-    final = {"matrix": matrix, "grid": grid, "warp": warp}
-    local = grid is not None or warp is not None
+    # patch it could not fix stays unlike the reference); without a local part the two are
+    # one transform, resampled once
+    corrected = grid is not None or warp is not None
     similarity = similarity_map(reference, mov,
-                                {"global": matrix, **({"final": final} if local else {})},
-                                spacing=ref_spacing, block_um=block_um or 8.0)
+                                {"global": matrix, **({"final": final} if corrected else {})},
+                                spacing=ref_spacing, block_um=block_um or RegisterParams.block_um)
     similarity.setdefault("final", similarity["global"])
     dissimilar = dissimilar_regions(similarity, min_similarity=min_similarity)
     overlap = field_overlap(matrix, mov.shape[1:], reference.shape[1:], ref_spacing)

@@ -64,6 +64,14 @@ def registration_error_um(transform, session_um, reference_um) -> np.ndarray:
     return np.linalg.norm(to_reference(transform, session_um) - np.asarray(reference_um), axis=1)
 
 
+def _links(tracks: pd.DataFrame):
+    """``tracks`` (with ``true_id``) sorted by track and session, each row's successor in its
+    track (``session_index``, ``true_id``), and which rows link to the very next session."""
+    t = tracks.sort_values(["synapse_id", "session_index"])
+    nxt = t.groupby("synapse_id")[["session_index", "true_id"]].shift(-1)
+    return t, nxt, (nxt["session_index"] == t["session_index"] + 1).to_numpy()
+
+
 def score_links(tracks: pd.DataFrame, truth_ids: np.ndarray, true_links: set) -> dict:
     """Precision and recall of links between consecutive sessions.
 
@@ -71,9 +79,7 @@ def score_links(tracks: pd.DataFrame, truth_ids: np.ndarray, true_links: set) ->
     ``true_links`` holds (true_id, session_index) for true synapses detected at that session
     and the next.  A predicted link is right when both ends match the same true synapse.
     """
-    t = tracks.assign(true_id=truth_ids).sort_values(["synapse_id", "session_index"])
-    nxt = t.groupby("synapse_id")[["session_index", "true_id"]].shift(-1)
-    linked = nxt["session_index"] == t["session_index"] + 1
+    t, nxt, linked = _links(tracks.assign(true_id=truth_ids))
     pred = t[linked]
     correct = (pred["true_id"].to_numpy() >= 0) & (pred["true_id"].to_numpy() ==
                                                     nxt.loc[linked, "true_id"].to_numpy())
@@ -102,7 +108,9 @@ def pair_scores(tracks: pd.DataFrame, truth_cell: pd.DataFrame) -> dict:
     mate_of = dict(zip(mates["synapse_id"], mates["partner_id"]))
     present = truth_cell[truth_cell["present"] == 1]
     present = set(zip(present["synapse_id"], present["session"].astype(str)))
-    t = tracks.sort_values(["synapse_id", "session_index"]).reset_index(drop=True)
+    t, nxt, linked = _links(tracks)
+    t, nxt = t.reset_index(drop=True), nxt.reset_index(drop=True)
+    linked = np.flatnonzero(linked)
     sess = t["session"].astype(str)
     matched = set(zip(t["true_id"], sess))
     units = []
@@ -110,8 +118,6 @@ def pair_scores(tracks: pd.DataFrame, truth_cell: pd.DataFrame) -> dict:
         mate = mate_of.get(tid)
         stands_for_both = mate is not None and (mate, ss) in present and (mate, ss) not in matched
         units.append(frozenset((tid, mate)) if stands_for_both else frozenset((tid,)))
-    nxt = t.groupby("synapse_id")[["session_index", "true_id"]].shift(-1)
-    linked = np.flatnonzero((nxt["session_index"] == t["session_index"] + 1).to_numpy())
     a, b = t["true_id"].to_numpy()[linked], nxt["true_id"].to_numpy()[linked]
     on_pair = np.array([x in mate_of or y in mate_of for x, y in zip(a, b)], bool)
     right = (a >= 0) & (a == b)

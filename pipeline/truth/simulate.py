@@ -627,7 +627,7 @@ def _with_close_partners(sites: pd.DataFrame, p: SimulationParams, rng, visible)
     inside = visible(mates)
     scale = np.array([1 / p.z_anisotropy, 1.0, 1.0])
     taken = xyz * scale
-    chosen = []
+    chosen, placed = [], []         # the site given a mate, and which of ``mates`` it got
     for k, i in enumerate(order):
         if len(chosen) >= wanted:
             break
@@ -637,11 +637,11 @@ def _with_close_partners(sites: pd.DataFrame, p: SimulationParams, rng, visible)
         d[i] = np.inf
         if d.min() >= p.min_separation_um:
             chosen.append(i)
+            placed.append(k)
             taken = np.vstack([taken, mates[k] * scale])
-            xyz = np.vstack([xyz, mates[k]])
     chosen = np.asarray(chosen, int)
     rows = sites.iloc[chosen].copy()
-    rows[["z_um", "y_um", "x_um"]] = xyz[n:]
+    rows[["z_um", "y_um", "x_um"]] = mates[placed]
     partner = np.full(n + len(chosen), -1)
     partner[chosen] = n + np.arange(len(chosen))
     partner[n:] = chosen
