@@ -32,7 +32,8 @@ def spot_shapes(stack: np.ndarray, det: pd.DataFrame, *, spacing) -> pd.DataFram
     planes of the bleed-through-corrected PSD-95 channel, as the pair test takes it)."""
     from pipeline.core.channels import remove_bleedthrough
     from pipeline.params import DetectParams
-    from pipeline.stages.detect import elongation, fit_pair, punctum_sigma_um
+    from pipeline.core.pairs import elongation, fit_pairs
+    from pipeline.stages.detect import punctum_sigma_um
 
     prm = DetectParams()
     sigma_um = punctum_sigma_um(prm.psf_fwhm_um, prm.punctum_fwhm_um)
@@ -47,7 +48,7 @@ def spot_shapes(stack: np.ndarray, det: pd.DataFrame, *, spacing) -> pd.DataFram
             rows.append((np.nan, np.nan))
             continue
         patch = signal[max(z - 1, 0):z + 2, y - r:y + r + 1, x - r:x + r + 1].sum(0, dtype=np.float64)
-        rows.append((elongation(patch, sigma_px=sigma_px), fit_pair(patch, sigma_px=sigma_px)[2]))
+        rows.append((elongation(patch, sigma_px=sigma_px), fit_pairs(patch, sigma_px=sigma_px)[2]))
     return pd.DataFrame(rows, columns=["elongation", "two_point_gain"], index=det.index)
 
 

@@ -126,8 +126,8 @@ def test_a_detection_with_another_in_its_patch_is_not_fitted(monkeypatch):
     neighbour = [4.0, 32.0 + 0.6 / SPACING[1], 32.0]          # 0.6 um away, inside the patch
     pair, image, sigma_um = _pair_image(np.random.default_rng(4), [neighbour])
     calls = []
-    real = detect.fit_pair
-    monkeypatch.setattr(detect, "fit_pair", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = detect.fit_pairs
+    monkeypatch.setattr(detect, "fit_pairs", lambda p, **k: calls.append(len(p)) or real(p, **k))
     positions = np.array([pair[:2].mean(0), neighbour])
     out, _ = detect.split_pairs(image, positions, np.array([50.0, 50.0]), spacing=SPACING,
                                 sigma_um=sigma_um)

@@ -20,6 +20,7 @@ from scipy import ndimage
 from ..core.channels import cell_mask, morphology_coefficient, remove_bleedthrough
 from ..core.noise import robust_noise
 from ..core.optics import FWHM_TO_SIGMA
+from ..core.pairs import elongation, fit_pairs
 from ..core.photometry import aperture_photometry
 from ..core.shaft import dendrite_mask, line_background, local_noise_factor
 from ..core.spines import detect_spines
@@ -106,114 +107,14 @@ def _subvoxel(resp: np.ndarray, peaks: np.ndarray):
     return offsets, sigmas
 
 
-def _border_median(patch: np.ndarray) -> float:
-    """Median of a (y, x) patch's outermost rows and columns: its background."""
-    return float(np.median(np.concatenate([patch[0], patch[-1], patch[:, 0], patch[:, -1]])))
-
-
-def fit_pair(patch: np.ndarray, *, sigma_px: float):
-    """Is a bright spot in a (y, x) patch one punctum or two?
-
-    Fits (least squares) one Gaussian of free size, elongation and orientation, and two
-    Gaussians of the point-spread width ``sigma_px`` (pixels), each on a background plane.
-    One elongated punctum is fitted as well by the first model as by the second; two
-    points closer than the resolution are not, because their profile is flatter-topped
-    than any Gaussian.
-
-    Returns
-    -------
-    (centres, amplitudes, f) : centres (2, 2) of the two-point fit in patch pixels, their
-    amplitudes, and ``f = (rss_one - rss_two) / noise**2`` with the noise from the two-point
-    fit's residuals: large when two points explain the patch much better.
-    """
-    from scipy.optimize import least_squares
-
-    h, w = patch.shape
-    yy, xx = (v.ravel() for v in np.mgrid[0:h, 0:w].astype(float))
-    data = patch.ravel()
-    bg = _border_median(patch)
-    amp = max(float(patch.max() - bg), 0.0)
-    s2 = sigma_px ** 2
-
-    # one Gaussian, shape by its inverse covariance (a, b, c): exp(-(a dy² + 2b dy dx + c dx²)/2)
-    # both models sit on a background plane p[0] + p[-2] (y - yc) + p[-1] (x - xc): a punctum
-    # on the flank of a dendrite is lopsided, and two points must not be the only way to say so
-    ty, tx = yy - (h - 1) / 2, xx - (w - 1) / 2
-    free = [-np.inf, np.inf]
-
-    def one(p):
-        dy, dx = yy - p[2], xx - p[3]
-        return (p[0] + p[7] * ty + p[8] * tx - data
-                + p[1] * np.exp(-0.5 * (p[4] * dy * dy + 2 * p[5] * dy * dx + p[6] * dx * dx)))
-
-    def one_jac(p):
-        dy, dx = yy - p[2], xx - p[3]
-        g = np.exp(-0.5 * (p[4] * dy * dy + 2 * p[5] * dy * dx + p[6] * dx * dx))
-        ag = p[1] * g
-        return np.column_stack([np.ones_like(g), g, ag * (p[4] * dy + p[5] * dx),
-                                ag * (p[5] * dy + p[6] * dx), -0.5 * ag * dy * dy,
-                                -ag * dy * dx, -0.5 * ag * dx * dx, ty, tx])
-
-    lo = [-np.inf, 0, 0, 0, 1 / (16 * s2), -2 / s2, 1 / (16 * s2), free[0], free[0]]
-    hi = [np.inf, np.inf, h - 1, w - 1, 4 / s2, 2 / s2, 4 / s2, free[1], free[1]]
-    r1 = least_squares(one, np.clip([bg, amp, (h - 1) / 2, (w - 1) / 2, 1 / s2, 0, 1 / s2, 0, 0],
-                                    lo, hi), jac=one_jac, bounds=(lo, hi), max_nfev=60)
-    b, a, y0, x0 = r1.x[:4]
-    evals, evecs = np.linalg.eigh(np.array([[r1.x[4], r1.x[5]], [r1.x[5], r1.x[6]]]))
-    major, axis = 1 / np.sqrt(max(evals[0], 1e-12)), evecs[:, 0]   # least curvature = long axis
-    half = np.sqrt(max(major ** 2 - s2, 0.25 * s2))
-
-    def two(p):
-        g1 = np.exp(-0.5 * ((yy - p[2]) ** 2 + (xx - p[3]) ** 2) / s2)
-        g2 = np.exp(-0.5 * ((yy - p[5]) ** 2 + (xx - p[6]) ** 2) / s2)
-        return p[0] + p[7] * ty + p[8] * tx + p[1] * g1 + p[4] * g2 - data
-
-    def two_jac(p):
-        g1 = np.exp(-0.5 * ((yy - p[2]) ** 2 + (xx - p[3]) ** 2) / s2)
-        g2 = np.exp(-0.5 * ((yy - p[5]) ** 2 + (xx - p[6]) ** 2) / s2)
-        return np.column_stack([np.ones_like(g1), g1, p[1] * g1 * (yy - p[2]) / s2,
-                                p[1] * g1 * (xx - p[3]) / s2, g2, p[4] * g2 * (yy - p[5]) / s2,
-                                p[4] * g2 * (xx - p[6]) / s2, ty, tx])
-
-    start = [b, a / 2, y0 + half * axis[0], x0 + half * axis[1],
-             a / 2, y0 - half * axis[0], x0 - half * axis[1], r1.x[7], r1.x[8]]
-    lo = [-np.inf, 0, 0, 0, 0, 0, 0, free[0], free[0]]
-    hi = [np.inf, np.inf, h - 1, w - 1, np.inf, h - 1, w - 1, free[1], free[1]]
-    r2 = least_squares(two, np.clip(start, lo, hi), jac=two_jac, bounds=(lo, hi), max_nfev=60)
-    rss1, rss2 = 2 * r1.cost, 2 * r2.cost
-    noise2 = rss2 / max(data.size - 9, 1)
-    centres = np.array([[r2.x[2], r2.x[3]], [r2.x[5], r2.x[6]]])
-    return centres, np.array([r2.x[1], r2.x[4]]), (rss1 - rss2) / max(noise2, 1e-12)
-
-
-def elongation(patch: np.ndarray, *, sigma_px: float) -> float:
-    """Ratio of the major to the minor axis of a spot centred in a (y, x) patch, from the
-    second moments of its background-subtracted, Gaussian-windowed intensity."""
-    h, w = patch.shape
-    yy, xx = np.mgrid[0:h, 0:w].astype(float)
-    yy -= (h - 1) / 2
-    xx -= (w - 1) / 2
-    bg = _border_median(patch)
-    wgt = np.clip(patch - bg, 0, None) * np.exp(-(yy ** 2 + xx ** 2) / (8 * sigma_px ** 2))
-    tot = wgt.sum()
-    if tot <= 0:
-        return 1.0
-    my, mx = (wgt * yy).sum() / tot, (wgt * xx).sum() / tot
-    cov = np.array([[(wgt * (yy - my) ** 2).sum(), (wgt * (yy - my) * (xx - mx)).sum()],
-                    [0.0, (wgt * (xx - mx) ** 2).sum()]]) / tot
-    cov[1, 0] = cov[0, 1]
-    lo, hi = np.linalg.eigvalsh(cov)
-    return float(np.sqrt(hi / max(lo, 1e-12)))
-
-
 def split_pairs(signal: np.ndarray, pos: np.ndarray, snr: np.ndarray, *, spacing, sigma_um,
                 min_snr: float = 15.0, min_f: float = 30.0, min_separation_um: float = 0.25):
     """Split detections that are two puncta closer than the filters resolve.
 
     For each detection with ``snr >= min_snr`` whose spot is elongated (major over minor axis
-    1.2 or more, :func:`elongation`) the sum of three planes around it is tested with
-    :func:`fit_pair`; it becomes two when the two-point model is better by ``min_f``
-    (in noise units), its points are ``min_separation_um`` or more apart, and each keeps
+    1.2 or more, :func:`~pipeline.core.pairs.elongation`) the sum of three planes around it
+    is tested with :func:`~pipeline.core.pairs.fit_pairs` (all such spots at once); it
+    becomes two when the two-point model is better by ``min_f`` (in noise units), its points are ``min_separation_um`` or more apart, and each keeps
     at least a quarter of the pair's brightness.  Returns the new (n, 3) positions and, per
     row, the index of the detection it came from.
     """
@@ -229,19 +130,24 @@ def split_pairs(signal: np.ndarray, pos: np.ndarray, snr: np.ndarray, *, spacing
     scaled = pos * spacing * [r_um / psf_z_um, 1.0, 1.0]
     crowded = np.array([len(js) > 1 for js in cKDTree(scaled).query_ball_point(
         scaled, r_um, p=np.inf)]) if len(pos) else np.zeros(0, bool)
-    out, origin = [], []
+    tested, patches = [], []
     for i, p in enumerate(pos):
-        out.append(p), origin.append(i)
         c = np.round(p).astype(int)
         if (snr[i] < min_snr or crowded[i] or np.any(c[1:] - r < 0)
                 or np.any(c[1:] + r >= shape[1:])):
             continue
         z0, z1 = max(c[0] - 1, 0), min(c[0] + 2, shape[0])
         patch = signal[z0:z1, c[1] - r:c[1] + r + 1, c[2] - r:c[2] + r + 1].sum(0, dtype=np.float64)
-        if elongation(patch, sigma_px=sigma_px) < 1.2:
+        if elongation(patch, sigma_px=sigma_px) >= 1.2:
+            tested.append(i), patches.append(patch)
+    fits = dict(zip(tested, zip(*fit_pairs(np.array(patches), sigma_px=sigma_px)))) if tested else {}
+    out, origin = [], []
+    for i, p in enumerate(pos):
+        out.append(p), origin.append(i)
+        if i not in fits:
             continue
-        centres, amps, f = fit_pair(patch, sigma_px=sigma_px)
-        yx = centres - r + c[1:]
+        centres, amps, f = fits[i]
+        yx = centres - r + np.round(p[1:]).astype(int)
         sep_um = np.linalg.norm((yx[0] - yx[1]) * spacing[1:])
         if f < min_f or sep_um < min_separation_um or amps.min() < 0.25 * amps.sum():
             continue
