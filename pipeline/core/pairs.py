@@ -23,24 +23,28 @@ def border_median(patch: np.ndarray) -> np.ndarray:
     return np.median(edge, -1)
 
 
-def elongation(patch: np.ndarray, *, sigma_px: float) -> float:
-    """Ratio of the major to the minor axis of a spot centred in a (y, x) patch, from the
-    second moments of its background-subtracted, Gaussian-windowed intensity."""
-    h, w = patch.shape
+def elongation(patches: np.ndarray, *, sigma_px: float):
+    """Ratio of the major to the minor axis of the spot centred in each (y, x) patch (or in
+    a stack of them, (n, y, x)), from the second moments of its background-subtracted,
+    Gaussian-windowed intensity (1 for a patch with nothing above its background)."""
+    stack = np.asarray(patches, float)
+    single = stack.ndim == 2
+    stack = stack.reshape((-1,) + stack.shape[-2:])
+    h, w = stack.shape[1:]
     yy, xx = np.mgrid[0:h, 0:w].astype(float)
     yy -= (h - 1) / 2
     xx -= (w - 1) / 2
-    bg = float(border_median(patch))
-    wgt = np.clip(patch - bg, 0, None) * np.exp(-(yy ** 2 + xx ** 2) / (8 * sigma_px ** 2))
-    tot = wgt.sum()
-    if tot <= 0:
-        return 1.0
-    my, mx = (wgt * yy).sum() / tot, (wgt * xx).sum() / tot
-    cov = np.array([[(wgt * (yy - my) ** 2).sum(), (wgt * (yy - my) * (xx - mx)).sum()],
-                    [0.0, (wgt * (xx - mx) ** 2).sum()]]) / tot
-    cov[1, 0] = cov[0, 1]
-    lo, hi = np.linalg.eigvalsh(cov)
-    return float(np.sqrt(hi / max(lo, 1e-12)))
+    bg = border_median(stack)[:, None, None]
+    wgt = np.clip(stack - bg, 0, None) * np.exp(-(yy ** 2 + xx ** 2) / (8 * sigma_px ** 2))
+    tot = wgt.sum((1, 2))
+    safe = np.where(tot > 0, tot, 1.0)
+    my, mx = (wgt * yy).sum((1, 2)) / safe, (wgt * xx).sum((1, 2)) / safe
+    dy, dx = yy - my[:, None, None], xx - mx[:, None, None]
+    cyy, cyx, cxx = ((wgt * a * b).sum((1, 2)) / safe for a, b in ((dy, dy), (dy, dx), (dx, dx)))
+    cov = np.stack([np.stack([cyy, cyx], -1), np.stack([cyx, cxx], -1)], -2)
+    evals = np.linalg.eigvalsh(cov)
+    ratio = np.where(tot > 0, np.sqrt(evals[:, 1] / np.maximum(evals[:, 0], 1e-12)), 1.0)
+    return float(ratio[0]) if single else ratio
 
 
 def fit_pairs(patches: np.ndarray, *, sigma_px: float):

@@ -114,8 +114,9 @@ def split_pairs(signal: np.ndarray, pos: np.ndarray, snr: np.ndarray, *, spacing
     For each detection with ``snr >= min_snr`` whose spot is elongated (major over minor axis
     1.2 or more, :func:`~pipeline.core.pairs.elongation`) the sum of three planes around it
     is tested with :func:`~pipeline.core.pairs.fit_pairs` (all such spots at once); it
-    becomes two when the two-point model is better by ``min_f`` (in noise units), its points are ``min_separation_um`` or more apart, and each keeps
-    at least a quarter of the pair's brightness.  Returns the new (n, 3) positions and, per
+    becomes two when the two-point model is better by ``min_f`` (in noise units), its
+    points are ``min_separation_um`` or more apart, and each keeps at least a quarter of the
+    pair's brightness.  Returns the new (n, 3) positions and, per
     row, the index of the detection it came from.
     """
     spacing = np.asarray(spacing, float)
@@ -137,9 +138,12 @@ def split_pairs(signal: np.ndarray, pos: np.ndarray, snr: np.ndarray, *, spacing
                 or np.any(c[1:] + r >= shape[1:])):
             continue
         z0, z1 = max(c[0] - 1, 0), min(c[0] + 2, shape[0])
-        patch = signal[z0:z1, c[1] - r:c[1] + r + 1, c[2] - r:c[2] + r + 1].sum(0, dtype=np.float64)
-        if elongation(patch, sigma_px=sigma_px) >= 1.2:
-            tested.append(i), patches.append(patch)
+        tested.append(i)
+        patches.append(signal[z0:z1, c[1] - r:c[1] + r + 1, c[2] - r:c[2] + r + 1].sum(0, dtype=np.float64))
+    if tested:
+        patches = np.array(patches)
+        long = elongation(patches, sigma_px=sigma_px) >= 1.2
+        tested, patches = [i for i, k in zip(tested, long) if k], patches[long]
     fits = dict(zip(tested, zip(*fit_pairs(np.array(patches), sigma_px=sigma_px)))) if tested else {}
     out, origin = [], []
     for i, p in enumerate(pos):
