@@ -71,14 +71,23 @@ def noise_gain_at(gain, points: np.ndarray) -> np.ndarray:
 
 def distance_to_mask(mask: np.ndarray, points_vox: np.ndarray, *, spacing) -> np.ndarray:
     """Distance (um) from each (z, y, x) voxel position to the nearest voxel of ``mask``
-    (about half a voxel or less when inside it; inf when the mask is empty)."""
+    (about half a voxel or less when inside it; inf when the mask is empty).
+
+    Only the mask's surface is searched: from a point outside, a voxel of the interior
+    (its six neighbours in the mask) is never the nearest, since its neighbour towards the
+    point is nearer; from a point whose own voxel is in the mask, that voxel is."""
     from scipy.spatial import cKDTree
 
-    pts = np.asarray(points_vox, float).reshape(-1, 3) * spacing
+    spacing = np.asarray(spacing, float)
+    pts = np.asarray(points_vox, float).reshape(-1, 3)
     if not mask.any() or len(pts) == 0:
         return np.full(len(pts), np.inf)
-    tree = cKDTree(np.argwhere(mask) * np.asarray(spacing, float))
-    return tree.query(pts)[0]
+    surface = mask & ~ndimage.binary_erosion(mask, border_value=1)
+    out = cKDTree(np.argwhere(surface) * spacing).query(pts * spacing)[0]
+    own = np.clip(np.round(pts).astype(int), 0, np.array(mask.shape) - 1)
+    inside = mask[tuple(own.T)]
+    out[inside] = np.linalg.norm((pts[inside] - own[inside]) * spacing, axis=1)
+    return out
 
 
 def _subvoxel(resp: np.ndarray, peaks: np.ndarray):
