@@ -4,6 +4,7 @@ for the worst session.
 
     python benchmarks/detection_benchmark.py [--regimes channel_departure,...] [--out FILE]
                                              [--detect local_noise=always ...]
+                                             [--spines head_fwhm_um=0.2 ...]
     make bench-detection             # every regime, into BENCHMARKS_DETECTION.md
     python benchmarks/detection_benchmark.py --regimes spines --out BENCHMARKS_SPINES.md
 
@@ -29,13 +30,15 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
-def detect_spine_cell(sim) -> pd.DataFrame:
+def detect_spine_cell(sim, spine_settings: dict | None = None) -> pd.DataFrame:
     """Every session of a simulated fill, by the detect stage's puncta detector (what a fill
-    given as target puncta gets) and its spine detector (target spines); one row per session,
-    scored with a 1 um gate."""
+    given as target puncta gets) and its spine detector (target spines, with
+    ``spine_settings`` other than config's); one row per session, scored with a 1 um gate."""
+    from pipeline.params import SpinesParams
     from pipeline.stages.detect import detect_session, detect_spine_session
     from pipeline.truth.evaluate import SPINE_GATE_UM, score_detection
 
+    spine_params = SpinesParams(**(spine_settings or {}))
     spacing = np.asarray(sim.params.spacing)
     rows = []
     for k, image in enumerate(sim.images):
@@ -44,7 +47,8 @@ def detect_spine_cell(sim) -> pd.DataFrame:
                       & (sim.truth.in_view == 1)]
         row = {"session": session, "planes": image.shape[1], "n_true": len(t)}
         for name, find in (("puncta detector", lambda im: detect_session(im, spacing=spacing)),
-                           ("spine detector", lambda im: detect_spine_session(im, spacing=spacing))):
+                           ("spine detector", lambda im: detect_spine_session(im, spacing=spacing,
+                                                                              params=spine_params))):
             t0 = time.perf_counter()
             det = find(image.astype(np.float32))
             secs = time.perf_counter() - t0
@@ -145,8 +149,12 @@ def main(argv=None) -> int:
                          "draw of the same regime)")
     ap.add_argument("--detect", action="append", default=[], metavar="KEY=VALUE",
                     help="a detect setting other than its default (value as in config.yaml)")
+    ap.add_argument("--spines", action="append", default=[], metavar="KEY=VALUE",
+                    help="a spines setting other than its default, for a spine regime")
     args = ap.parse_args(argv)
-    settings = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.detect)}
+    settings, spine_settings = (
+        {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in items)}
+        for items in (args.detect, args.spines))
     started = time.perf_counter()
     lines, sums = [], []
 
@@ -158,7 +166,8 @@ def main(argv=None) -> int:
 
     for regime in args.regimes.split(","):
         if regime in SPINE_REGIMES:
-            per = detect_spine_cell(simulated_cell(COMMON + reseeded(SPINE_REGIMES[regime])))
+            per = detect_spine_cell(simulated_cell(COMMON + reseeded(SPINE_REGIMES[regime])),
+                                    spine_settings)
             sums.append(spine_summary(regime, per))
             lines += [f"### {regime} (1 um gate)", "",
                       per.round(3).to_markdown(index=False), ""]
@@ -171,7 +180,8 @@ def main(argv=None) -> int:
         lines += [f"### {regime}", "", per.round(3).to_markdown(index=False), ""]
     write_report("Detection per session", f"detection_benchmark.py --regimes {args.regimes}"
                  + (f" --seed {args.seed}" if args.seed is not None else "")
-                 + "".join(f" --detect {item}" for item in args.detect),
+                 + "".join(f" --detect {item}" for item in args.detect)
+                 + "".join(f" --spines {item}" for item in args.spines),
                  started, "Detection alone, in memory, each session as the workflow detects "
                  "it; precision and recall against the true synapses present and in view "
                  "(0.6 um gate; 1 um for a spine regime, detected as target puncta and as target "
