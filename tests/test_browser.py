@@ -115,9 +115,13 @@ def test_table_sorts_filters_and_links_to_each_synapse(page, sample_run):
     link = page.locator("#all tbody tr:visible a").first
     sid = link.inner_text()
     link.click()
+    # the cell's page opens the strip once it has loaded: wait for that, not a fixed moment
+    # (is_visible() does not wait; on a loaded machine it once ran before the page's script)
+    page.wait_for_load_state("load")
     assert page.url.endswith(f"review/PV02/index.html#syn-{sid}")
     strip = page.locator(f"#syn-{sid}")
-    assert strip.is_visible() and strip.locator("img").evaluate("i => i.naturalWidth") > 0
+    strip.wait_for(state="visible", timeout=30_000)
+    assert strip.locator("img").evaluate("i => i.naturalWidth") > 0
     box = strip.bounding_box()
     assert box is not None and -2 <= box["y"] < 1000                # scrolled into view
     assert page.errors == []
