@@ -153,7 +153,7 @@ def split_pairs(signal: np.ndarray, pos: np.ndarray, snr: np.ndarray, *, spacing
         patches = np.array(patches)
         long = elongation(patches, sigma_px=sigma_px) >= 1.2
         tested, patches = [i for i, k in zip(tested, long) if k], patches[long]
-    fits = dict(zip(tested, zip(*fit_pairs(np.array(patches), sigma_px=sigma_px)))) if tested else {}
+    fits = dict(zip(tested, zip(*fit_pairs(patches, sigma_px=sigma_px)))) if tested else {}
     out, origin = [], []
     for i, p in enumerate(pos):
         out.append(p), origin.append(i)
