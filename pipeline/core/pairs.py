@@ -23,13 +23,17 @@ def border_median(patch: np.ndarray) -> np.ndarray:
     return np.median(edge, -1)
 
 
+def _as_stack(patches) -> tuple[np.ndarray, bool]:
+    """(n, y, x) float patches, and whether one (y, x) patch was given."""
+    stack = np.asarray(patches, float)
+    return stack.reshape((-1,) + stack.shape[-2:]), stack.ndim == 2
+
+
 def elongation(patches: np.ndarray, *, sigma_px: float):
     """Ratio of the major to the minor axis of the spot centred in each (y, x) patch (or in
     a stack of them, (n, y, x)), from the second moments of its background-subtracted,
     Gaussian-windowed intensity (1 for a patch with nothing above its background)."""
-    stack = np.asarray(patches, float)
-    single = stack.ndim == 2
-    stack = stack.reshape((-1,) + stack.shape[-2:])
+    stack, single = _as_stack(patches)
     h, w = stack.shape[1:]
     yy, xx = np.mgrid[0:h, 0:w].astype(float)
     yy -= (h - 1) / 2
@@ -68,9 +72,7 @@ def fit_pairs(patches: np.ndarray, *, sigma_px: float):
     the two-point fit's residuals: large when two points explain the patch much better.
     Without the leading axis for one (h, w) patch.
     """
-    stack = np.asarray(patches, float)
-    single = stack.ndim == 2
-    stack = stack.reshape((-1,) + stack.shape[-2:])
+    stack, single = _as_stack(patches)
     if len(stack) > CHUNK:      # the Jacobians' memory: CHUNK x pixels x 9 doubles at a time
         parts = [fit_pairs(stack[i:i + CHUNK], sigma_px=sigma_px)
                  for i in range(0, len(stack), CHUNK)]
