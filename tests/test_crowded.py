@@ -4,6 +4,7 @@ what the exact computation gives."""
 import tracemalloc
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import ndimage
 
@@ -63,6 +64,24 @@ def test_a_large_group_solved_sparsely_gives_the_dense_solution():
     assert np.abs(ratio - 1).max() < 0.1 and np.median(np.abs(ratio - 1)) < 0.01, ratio
 
 
+def test_threads_change_nothing_in_photometry_or_detection():
+    """Chunks measured in two threads, the shaft's directions shared between two, the local
+    noise's smoothings side by side: the same values as one thread, to the bit."""
+    from pipeline.stages.detect import detect_puncta
+
+    rng = np.random.default_rng(4)
+    centres, image = _crowded(rng, 700, (20, 256, 256))
+    sources = np.ones(len(centres), bool)
+    one, two = (aperture_photometry(image, centres, spacing=SPACING, sources=sources,
+                                    template_fwhm_um=(2.0, 0.45, 0.45), workers=w)
+                for w in (1, 2))
+    assert len(one) == 700
+    pd.testing.assert_frame_equal(one, two)
+    one, two = (detect_puncta(image, spacing=SPACING, workers=w) for w in (1, 2))
+    assert len(one) > 300                 # without a morphology channel: every shortcut runs
+    pd.testing.assert_frame_equal(one, two)
+
+
 def test_photometry_of_ten_thousand_puncta_stays_within_its_memory_bound():
     rng = np.random.default_rng(2)
     shape = (34, 768, 768)                     # 20 M voxels
@@ -82,7 +101,8 @@ def test_photometry_of_ten_thousand_puncta_stays_within_its_memory_bound():
 
 
 @pytest.mark.parametrize("floor", [2.5, -5.0])     # few candidates; every voxel a candidate
-def test_local_maxima_are_the_boxes_maxima_by_either_route(floor):
+def test_local_maxima_are_the_boxes_maxima(floor):
+    """Ties (values rounded to 0.1) and faces included: the same as a brute-force scan."""
     from pipeline.stages.detect import _local_maxima
 
     resp = np.random.default_rng(3).normal(size=(20, 100, 120)).astype(np.float32).round(1)

@@ -37,6 +37,21 @@ def test_line_background_is_the_shaft_without_its_puncta():
     assert bg[8, 64, 40] < 20.0 * 1.15                # the punctum on it: only the shaft's level
 
 
+@pytest.mark.parametrize("length", [7, 15])
+def test_openings_by_lines_are_scipys(length):
+    """The shaft's openings (shifted whole-array minima, a 1-D filter along an axis) give
+    scipy's grey opening's values in every direction, ties and the planes' edges included."""
+    from scipy import ndimage
+
+    from pipeline.core.shaft import _opening_by_line, line_footprint
+
+    image = np.random.default_rng(5).normal(size=(3, 40, 50)).astype(np.float32).round(1)
+    for k in range(8):
+        footprint = line_footprint(length, np.pi * k / 8)
+        np.testing.assert_array_equal(_opening_by_line(image, footprint),
+                                      ndimage.grey_opening(image, footprint=footprint))
+
+
 def test_local_noise_factor_is_the_noise_ratio_where_a_region_is_noisier():
     rng = np.random.default_rng(0)
     shape = (16, 96, 96)

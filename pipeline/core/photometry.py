@@ -51,6 +51,19 @@ PHOTOMETRY_CHUNK = 256
 DENSE_GROUP = 1500
 
 
+def _each_chunk(measure, starts, workers: int) -> None:
+    """``measure(start)`` for each of ``starts`` (chunks writing disjoint rows), in
+    ``workers`` threads."""
+    if workers <= 1:
+        for lo in starts:
+            measure(lo)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(measure, starts))     # list: an exception in a chunk is raised here
+
+
 def _offset_grid(pos, half, spacing, radius, shape):
     """For each position, over its grid of voxels (half-widths ``half``): squared distance
     in aperture radii ``(p, k)``, whether the voxel is inside the stack, and its flat index
@@ -93,8 +106,8 @@ def _subtract_shell(vals, ap, sh, n_ap):
 def aperture_photometry(image: np.ndarray, positions: np.ndarray, *, spacing,
                         radius_um=APERTURE_UM, shell=(1.5, 2.5),
                         saturation: float | None = None, raw: np.ndarray | None = None,
-                        sources=None, template_fwhm_um=None, mask_snr: float = 10.0
-                        ) -> pd.DataFrame:
+                        sources=None, template_fwhm_um=None, mask_snr: float = 10.0,
+                        workers: int = 1) -> pd.DataFrame:
     """Integrated, background-subtracted intensity at sub-voxel positions.
 
     Parameters
@@ -115,6 +128,8 @@ def aperture_photometry(image: np.ndarray, positions: np.ndarray, *, spacing,
         ``template_fwhm_um`` (z, y, x; the PSF and a typical punctum together).  What a
         neighbour puts in an aperture is not the synapse's weight, and would make an absent
         synapse look present.  ``aperture_intensity`` keeps the plain sum.
+    workers : threads measuring chunks of positions at once (numpy's gathers and sorts
+        release the GIL); the values do not depend on it
 
     Returns
     -------
@@ -143,7 +158,7 @@ def aperture_photometry(image: np.ndarray, positions: np.ndarray, *, spacing,
     count_saturated = saturation is not None and np.isfinite(saturation)
     # positions a chunk at a time: the (positions x grid voxels) arrays of a crowded stack
     # (10,000 puncta) would otherwise take gigabytes
-    for lo in range(0, n, PHOTOMETRY_CHUNK):
+    def measure(lo):
         part = slice(lo, lo + PHOTOMETRY_CHUNK)
         r2, inside, flat = _offset_grid(pos[part], half, spacing, radius, shape)
         ap[part] = (r2 <= 1.0) & inside
@@ -154,6 +169,8 @@ def aperture_photometry(image: np.ndarray, positions: np.ndarray, *, spacing,
             vals, ap[part], sh[part], ap[part].sum(1))
         if count_saturated:
             n_sat[part] = ((src.reshape(-1)[flat] >= saturation) & ap[part]).sum(1)
+
+    _each_chunk(measure, range(0, n, PHOTOMETRY_CHUNK), workers)
     n_ap = ap.sum(1)
     deblending = sources is not None and template_fwhm_um is not None
     if deblending:
@@ -167,12 +184,15 @@ def aperture_photometry(image: np.ndarray, positions: np.ndarray, *, spacing,
                                     radius * shell[1])
             changed = np.flatnonzero((near & sh).any(1))   # only their shells change
             sh &= ~near
-            for lo in range(0, len(changed), PHOTOMETRY_CHUNK):
+
+            def remeasure(lo):
                 rows = changed[lo:lo + PHOTOMETRY_CHUNK]
                 _, _, flat = _offset_grid(pos[rows], half, spacing, radius, shape)
                 vals = image.reshape(-1)[flat].astype(np.float64)
                 bg[rows], noise[rows], intensity[rows], snr[rows] = _subtract_shell(
                     vals, ap[rows], sh[rows], n_ap[rows])
+
+            _each_chunk(remeasure, range(0, len(changed), PHOTOMETRY_CHUNK), workers)
     in_view = np.all((pos >= -0.5) & (pos <= shape - 0.5), axis=1)
     plain = intensity
     if deblending:

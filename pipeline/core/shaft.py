@@ -35,8 +35,36 @@ def line_footprint(length_px: int, angle: float) -> np.ndarray:
     return fp[None]
 
 
+def _extreme_along(image: np.ndarray, offsets: np.ndarray, reduce) -> np.ndarray:
+    """``reduce`` (np.minimum or np.maximum) of ``image`` over in-plane ``offsets`` (dy, dx)
+    of each voxel, the planes extended by reflection (scipy's ``mode='reflect'``): one
+    whole-array operation per offset, ~2x faster than scipy's footprint filter here."""
+    if not offsets[:, 0].any() or not offsets[:, 1].any():     # along an axis: van Herk
+        axis = 2 if not offsets[:, 0].any() else 1
+        size = len(offsets)
+        if np.array_equal(np.sort(offsets[:, axis - 1]), np.arange(size) - size // 2):
+            filt = ndimage.minimum_filter1d if reduce is np.minimum else ndimage.maximum_filter1d
+            return filt(image, size, axis=axis, mode="reflect")
+    r = int(np.abs(offsets).max())
+    padded = np.pad(image, ((0, 0), (r, r), (r, r)), mode="symmetric")
+    ny, nx = image.shape[1:]
+    out = None
+    for dy, dx in offsets:
+        view = padded[:, r + dy:r + dy + ny, r + dx:r + dx + nx]
+        out = view.copy() if out is None else reduce(out, view, out=out)
+    return out
+
+
+def _opening_by_line(image: np.ndarray, footprint: np.ndarray) -> np.ndarray:
+    """``scipy.ndimage.grey_opening(image, footprint=footprint)`` for a (1, n, n) footprint
+    symmetric about its centre (:func:`line_footprint`), the same values."""
+    offsets = np.argwhere(footprint[0]) - footprint.shape[1] // 2
+    return _extreme_along(_extreme_along(image, offsets, np.minimum), offsets, np.maximum)
+
+
 def line_background(image: np.ndarray, *, spacing, length_um: float = 2.5,
-                    directions: int = 8, bin_yx: int = 2, average_um: float = 1.0) -> np.ndarray:
+                    directions: int = 8, bin_yx: int = 2, average_um: float = 1.0,
+                    workers: int = 1) -> np.ndarray:
     """The line-like part of a (z, y, x) image above its median: the largest, over
     ``directions`` orientations, of the grey opening of each plane by a line ``length_um``
     long, of the image block-averaged ``bin_yx`` times in y and x (an estimate that varies over
@@ -45,20 +73,29 @@ def line_background(image: np.ndarray, *, spacing, length_um: float = 2.5,
     not in it; a dendrite's shaft, running in the plane, is.  Along each direction the image is
     first averaged over ``average_um`` (a minimum over noisy values lies below their mean: on
     a noisy shaft the opening alone fell ~30 % short).  Float32, full size, >= 0.
+    ``workers`` threads share the directions (the result does not depend on it).
     """
     spacing = np.asarray(spacing, float)
     small = block_average_yx(image.astype(np.float32, copy=False), bin_yx)
     length_px = max(int(round(length_um / (spacing[1] * bin_yx))) | 1, 3)
     average_px = max(int(round(average_um / (spacing[1] * bin_yx))) | 1, 1)
-    best = None
-    for k in range(directions):
-        angle = np.pi * k / directions
-        line = small
-        if average_px > 1:    # the opening's minimum is biased low by the noise: average first
-            kernel = line_footprint(average_px, angle).astype(np.float32)
-            line = ndimage.convolve(small, kernel / kernel.sum(), mode="nearest")
-        opened = ndimage.grey_opening(line, footprint=line_footprint(length_px, angle))
-        best = opened if best is None else np.maximum(best, opened, out=best)
+
+    def largest_opening(ks):
+        best = None
+        for k in ks:
+            angle = np.pi * k / directions
+            line = small
+            if average_px > 1:    # the opening's minimum is biased low by the noise: average first
+                kernel = line_footprint(average_px, angle).astype(np.float32)
+                line = ndimage.convolve(small, kernel / kernel.sum(), mode="nearest")
+            opened = _opening_by_line(line, line_footprint(length_px, angle))
+            best = opened if best is None else np.maximum(best, opened, out=best)
+        return best
+
+    best, *more = _in_threads(largest_opening, [range(i, directions, max(workers, 1))
+                                                for i in range(min(max(workers, 1), directions))])
+    for part in more:
+        np.maximum(best, part, out=best)
     best -= np.median(best)
     np.maximum(best, 0, out=best)
     out = np.zeros(image.shape, np.float32)
@@ -71,6 +108,17 @@ def line_background(image: np.ndarray, *, spacing, length_um: float = 2.5,
     return ndimage.gaussian_filter(out, (0, bin_yx / 2, bin_yx / 2))
 
 
+def _in_threads(work, items, workers: int | None = None) -> list:
+    """``[work(item) for item in items]``, in as many threads as items (or ``workers``):
+    numpy's and scipy.ndimage's whole-array work releases the GIL."""
+    if len(items) <= 1 or workers == 1:
+        return [work(item) for item in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers or len(items)) as pool:
+        return list(pool.map(work, items))
+
+
 def _truncated_sd_ratio(a: np.ndarray) -> np.ndarray:
     """SD of a normal variable kept within +-a of its SDs, over its SD."""
     phi = np.exp(-0.5 * a * a) / np.sqrt(2 * np.pi)
@@ -80,7 +128,7 @@ def _truncated_sd_ratio(a: np.ndarray) -> np.ndarray:
 
 def local_noise_factor(response: np.ndarray, noise: float, points: np.ndarray, *, spacing,
                        window_um=(2.0, 1.0, 1.0), keep_within: float = 4.0,
-                       bin_yx: int = 2) -> np.ndarray:
+                       bin_yx: int = 2, workers: int = 1) -> np.ndarray:
     """The noise SD of ``response`` around each integer (z, y, x) of ``points``, over
     ``noise`` (the stack's), at least 1.
 
@@ -88,7 +136,8 @@ def local_noise_factor(response: np.ndarray, noise: float, points: np.ndarray, *
     noise SDs of zero (puncta and their surrounds left out), weighted by a Gaussian window of
     SDs ``window_um``; what the truncation removes of the noise itself is put back by
     inverting the SD of a truncated normal (a region twice as noisy as the stack loses more
-    of its noise to the cut than the stack does).
+    of its noise to the cut than the stack does).  With ``workers`` > 1 the two smoothings run
+    in two threads.
     """
     pts = np.asarray(points, int).reshape(-1, 3)
     if len(pts) == 0 or noise <= 0:
@@ -99,9 +148,13 @@ def local_noise_factor(response: np.ndarray, noise: float, points: np.ndarray, *
     square = np.where(kept, response * response, 0).astype(np.float32)
     at = tuple(np.minimum(pts // [1, bin_yx, bin_yx],
                           np.array(response.shape) // [1, bin_yx, bin_yx] - 1).T)
-    weight = ndimage.gaussian_filter(block_average_yx(kept.astype(np.float32), bin_yx), sigma)[at]
-    measured = np.sqrt(ndimage.gaussian_filter(block_average_yx(square, bin_yx), sigma)[at]
-                       / np.maximum(weight, 1e-6)) / noise
+
+    def smoothed_at_points(values):
+        return ndimage.gaussian_filter(block_average_yx(values, bin_yx), sigma)[at]
+
+    weight, sums = _in_threads(smoothed_at_points, [kept.astype(np.float32), square],
+                               workers=min(max(workers, 1), 2))
+    measured = np.sqrt(sums / np.maximum(weight, 1e-6)) / noise
     # measured = s * ratio(keep_within / s) for true local SD s: solve on a grid (monotone)
     s = np.linspace(0.5, 8.0, 600)
     seen = s * _truncated_sd_ratio(keep_within / s)

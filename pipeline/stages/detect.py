@@ -179,25 +179,28 @@ def split_pairs(signal: np.ndarray, pos: np.ndarray, snr: np.ndarray, *, spacing
 
 def _local_maxima(resp: np.ndarray, half, floor: float) -> np.ndarray:
     """(n, 3) voxels above ``floor`` that are the maximum of their (2*half+1) box (the box
-    clipped at the stack's faces).  Only voxels above the floor are examined, so this costs
-    a small fraction of a full maximum filter; where many are (a stack crowded with puncta),
-    the maximum filter is used, with the same result."""
+    clipped at the stack's faces).  Only voxels above the floor are examined, against their
+    box's voxels nearest first, and a candidate is dropped at its first larger neighbour:
+    most fall within their 26 nearest, so a stack crowded with puncta (800,000 voxels above
+    the floor) costs a fraction of a full maximum filter."""
     cand = np.argwhere(resp > floor)
     if len(cand) == 0:
         return cand
-    size = tuple(2 * np.asarray(half) + 1)
-    if len(cand) * np.prod(size) > 4 * resp.size:   # the separable filter is cheaper
-        top = ndimage.maximum_filter(resp, size=size, mode="nearest")
-        return cand[resp[tuple(cand.T)] >= top[tuple(cand.T)]]
-    shape = np.array(resp.shape)
+    half = np.asarray(half, int)
+    # edge padding: a box clipped at a face compares with the face's voxels, as before
+    padded = np.pad(resp, [(h, h) for h in half], mode="edge")
+    strides = np.array([padded.shape[1] * padded.shape[2], padded.shape[2], 1])
+    at = (cand + half) @ strides
     vals = resp[tuple(cand.T)]
-    is_max = np.ones(len(cand), bool)
-    for off in np.argwhere(np.ones(size, bool)) - half:
-        if not off.any():
-            continue
-        nb = np.clip(cand + off, 0, shape - 1)
-        is_max &= vals >= resp[tuple(nb.T)]
-    return cand[is_max]
+    offsets = np.argwhere(np.ones(tuple(2 * half + 1), bool)) - half
+    offsets = offsets[np.argsort((offsets ** 2).sum(1), kind="stable")][1:]   # nearest first
+    keep = np.arange(len(cand))
+    flat = padded.reshape(-1)
+    for step in offsets @ strides:
+        ok = vals >= flat[at + step]
+        if not ok.all():
+            keep, at, vals = keep[ok], at[ok], vals[ok]
+    return cand[keep]
 
 
 _D = DetectParams   # the defaults
@@ -258,7 +261,8 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
     split_snr : detections this bright or brighter are tested for being two puncta closer
         than the filters resolve (:func:`split_pairs`; the two then share the peak and SNR
         of the detection they came from); None: no test
-    workers : threads for the Gaussian filters (scipy releases the GIL in them)
+    workers : threads for the filters, the shaft's openings and the photometry (scipy and
+        numpy release the GIL in them); the result does not depend on it
 
     Returns
     -------
@@ -280,7 +284,8 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
                    if morphology_coefficient_value is None else morphology_coefficient_value)
         signal = remove_bleedthrough(image, morphology, k_morph, spacing=spacing)
     elif shaft_line_um:
-        shaft = line_background(image, spacing=spacing, length_um=shaft_line_um)
+        shaft = line_background(image, spacing=spacing, length_um=shaft_line_um,
+                                workers=workers)
         signal -= shaft
         if shaft_distance_um is not None:
             dendrite = dendrite_mask(shaft, spacing=spacing)
@@ -309,7 +314,8 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
         peak_noise = noise * noise_gain_at(noise_gain(resp.shape, sigma_vox=sigma_vox,
                                                        ratio=ratio), peaks)
         if by_neighbourhood:
-            peak_noise *= local_noise_factor(resp, noise, peaks, spacing=spacing)
+            peak_noise *= local_noise_factor(resp, noise, peaks, spacing=spacing,
+                                             workers=workers)
         keep = resp[tuple(peaks.T)] > threshold * peak_noise
         if mask is not None:
             keep &= mask[tuple(peaks.T)]
@@ -339,7 +345,8 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
             "size_um", "cell_distance_um"]
     if len(pos) == 0:
         return pd.DataFrame(columns=cols)
-    phot = aperture_photometry(signal, pos, spacing=spacing, radius_um=aperture_um)
+    phot = aperture_photometry(signal, pos, spacing=spacing, radius_um=aperture_um,
+                               workers=workers)
     # the DoG of a Gaussian blob is narrower than the blob; report the lateral FWHM in um
     with np.errstate(all="ignore"):
         lateral = np.sqrt(sig_vox[:, 1] * sig_vox[:, 2]) * np.sqrt(spacing[1] * spacing[2]) / FWHM_TO_SIGMA
