@@ -97,3 +97,17 @@ def test_contrast_is_structure_over_the_background_texture(texture):
     on = np.abs(centres - 29.5) < 1
     assert res["contrast"][np.ix_(on, on)].min() > 3
     assert np.median(res["contrast"]) < 1.2
+
+
+def test_smoothed_noise_sd_is_what_smoothing_leaves_of_white_noise():
+    """The noise SD after smoothing, from the kernel's weights: what a large draw of white
+    noise, smoothed, shows (within its sampling error)."""
+    from scipy import ndimage
+
+    from pipeline.core.similarity import _smoothed_noise_sd
+
+    rng = np.random.default_rng(11)
+    noise = rng.normal(scale=3.0, size=(48, 160, 160)).astype(np.float32)
+    for sigma in [(0.5, 1.0, 1.0), (1.5, 3.0, 3.0)]:
+        seen = ndimage.gaussian_filter(noise, sigma, mode="wrap").std()
+        assert abs(_smoothed_noise_sd(noise, sigma) / seen - 1) < 0.03, sigma

@@ -178,12 +178,17 @@ def _json_grid(values: np.ndarray) -> list:
 def _smoothed_noise_sd(image: np.ndarray, sigma) -> float:
     """SD that the image's noise keeps after Gaussian smoothing by ``sigma`` (voxels): the
     noise's SD from the median absolute difference of neighbours along x, times the SD that
-    smoothing leaves of unit white noise."""
+    smoothing leaves of unit white noise: the root of the sum of the kernel's squared weights
+    (scipy's kernel, truncated at 4 SDs; it is separable, so a product over axes)."""
     step = np.diff(image, axis=-1)
     sd = robust_noise(step) / np.sqrt(2)
-    unit = ndimage.gaussian_filter(np.random.default_rng(0).normal(
-        size=(32, 64, 64)).astype(np.float32), sigma, mode="wrap")
-    return max(sd * float(unit.std()), 1e-12)
+    gain = 1.0
+    for s in np.atleast_1d(sigma):
+        if s > 0:
+            x = np.arange(-int(4.0 * s + 0.5), int(4.0 * s + 0.5) + 1)
+            w = np.exp(-0.5 * (x / s) ** 2)
+            gain *= float(np.sqrt(((w / w.sum()) ** 2).sum()))
+    return max(sd * gain, 1e-12)
 
 
 def dissimilar_regions(similarity: dict, *, min_similarity: float, key: str = "final",
