@@ -85,19 +85,56 @@ def _row_median(values: np.ndarray, keep: np.ndarray) -> np.ndarray:
     """Median of each row's ``values`` where ``keep`` (NaN for a row with none): what
     ``np.nanmedian(np.where(keep, values, nan), axis=1)`` gives, with one sort of the whole
     array instead of a median per row (10x faster on thousands of rows)."""
+    return _median_and_mad(values, keep)[0]
+
+
+def _median_and_mad(values: np.ndarray, keep: np.ndarray, *, mad: bool = False):
+    """(median, median absolute deviation from it) of each row's ``values`` where ``keep``
+    (NaN for a row with none; the deviation only with ``mad``, else None), from one sort.
+
+    The deviations of sorted values from their median fall, then rise: two sorted runs
+    (below the median, read backwards, and from it on), so their median is found by a
+    binary search for how many of the smallest deviations each run holds, not a second
+    sort.  The values are those of ``|values - median|``, to the bit."""
     keep = keep & ~np.isnan(values)          # as nanmedian: a NaN voxel is no value
     ordered = np.sort(np.where(keep, values, np.inf), axis=1)
     count = keep.sum(1)
     rows = np.arange(len(values))
-    lo, hi = np.maximum((count - 1) // 2, 0), np.minimum(count // 2, values.shape[1] - 1)
+    last = values.shape[1] - 1
+    lo, hi = np.maximum((count - 1) // 2, 0), np.minimum(count // 2, last)
     with np.errstate(invalid="ignore"):
-        return np.where(count > 0, (ordered[rows, lo] + ordered[rows, hi]) / 2, np.nan)
+        median = np.where(count > 0, (ordered[rows, lo] + ordered[rows, hi]) / 2, np.nan)
+    if not mad:
+        return median, None
+    below = (ordered < median[:, None]).sum(1)      # run L: median - ordered[below-1-i]
+    n_left, n_right = below, count - below           # run R: ordered[below+i] - median
+
+    def left(i):
+        return median - ordered[rows, np.clip(below - 1 - i, 0, last)]
+
+    def right(i):
+        return ordered[rows, np.clip(below + i, 0, last)] - median
+
+    def kth(k):                                      # the k-th smallest (0-based) of L and R
+        a_lo, a_hi = np.maximum(0, k + 1 - n_right), np.minimum(k + 1, n_left)
+        while (a_lo < a_hi).any():
+            mid = (a_lo + a_hi) // 2
+            go_up = (a_lo < a_hi) & (left(mid) < right(k - mid))
+            a_lo = np.where(go_up, mid + 1, a_lo)
+            a_hi = np.where((a_lo < a_hi) & ~go_up, mid, a_hi)
+        b = k + 1 - a_lo
+        return np.maximum(np.where(a_lo > 0, left(a_lo - 1), -np.inf),
+                          np.where(b > 0, right(b - 1), -np.inf))
+
+    with np.errstate(invalid="ignore"):
+        spread = np.where(count > 0, (kth(lo) + kth(hi)) / 2, np.nan)
+    return median, spread
 
 
 def _subtract_shell(vals, ap, sh, n_ap):
     """(background, noise, intensity, snr) from the aperture and shell voxel values."""
-    bg = _row_median(vals, sh)
-    noise = MAD_TO_SD * _row_median(np.abs(vals - bg[:, None]), sh)
+    bg, spread = _median_and_mad(vals, sh, mad=True)
+    noise = MAD_TO_SD * spread
     intensity = np.where(ap, vals, 0).sum(1) - n_ap * bg
     noise = np.maximum(noise, 1e-6 * np.maximum(np.abs(bg), 1))
     return bg, noise, intensity, intensity / (noise * np.sqrt(np.maximum(n_ap, 1)))
