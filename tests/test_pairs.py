@@ -36,3 +36,6 @@ def test_patches_fitted_together_give_what_each_gives_alone():
         c, a, g = fit_pairs(patch, sigma_px=SIGMA_PX)
         np.testing.assert_allclose(c, centres[k], atol=1e-6)
         np.testing.assert_allclose(g, f[k], rtol=1e-6)
+    # shared between two threads (two parts of the batch): the same values
+    for got, whole in zip(fit_pairs(patches, sigma_px=SIGMA_PX, workers=2), (centres, amplitudes, f)):
+        np.testing.assert_allclose(got, whole, rtol=1e-9, atol=1e-9)

@@ -51,7 +51,7 @@ def elongation(patches: np.ndarray, *, sigma_px: float):
     return float(ratio[0]) if single else ratio
 
 
-def fit_pairs(patches: np.ndarray, *, sigma_px: float):
+def fit_pairs(patches: np.ndarray, *, sigma_px: float, workers: int = 1):
     """Is the bright spot in each (y, x) patch one punctum or two?
 
     Fits (least squares) one Gaussian of free size, elongation and orientation, and two
@@ -64,6 +64,7 @@ def fit_pairs(patches: np.ndarray, *, sigma_px: float):
     Parameters
     ----------
     patches : (n, h, w) array, or one (h, w) patch
+    workers : threads sharing the patches (each patch's fit is its own: the same values)
 
     Returns
     -------
@@ -73,9 +74,21 @@ def fit_pairs(patches: np.ndarray, *, sigma_px: float):
     Without the leading axis for one (h, w) patch.
     """
     stack, single = _as_stack(patches)
-    if len(stack) > CHUNK:      # the Jacobians' memory: CHUNK x pixels x 9 doubles at a time
-        parts = [fit_pairs(stack[i:i + CHUNK], sigma_px=sigma_px)
-                 for i in range(0, len(stack), CHUNK)]
+    # the Jacobians' memory: CHUNK x pixels x 9 doubles at a time, and a part per thread
+    chunk = min(CHUNK, -(-len(stack) // max(int(workers), 1)))
+    if len(stack) > chunk:
+        starts = range(0, len(stack), chunk)
+
+        def part(i):
+            return fit_pairs(stack[i:i + chunk], sigma_px=sigma_px)
+
+        if workers > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(int(workers)) as pool:
+                parts = list(pool.map(part, starts))
+        else:
+            parts = [part(i) for i in starts]
         return tuple(np.concatenate(v) for v in zip(*parts))
     n, h, w = stack.shape
     yy, xx = (v.ravel() for v in np.mgrid[0:h, 0:w].astype(float))

@@ -145,7 +145,8 @@ def local_noise_factor(response: np.ndarray, noise: float, points: np.ndarray, *
     # a window of microns needs no finer grid than 2x2 voxels in the plane: 4x less work
     sigma = np.asarray(window_um, float) / (np.asarray(spacing, float) * [1, bin_yx, bin_yx])
     kept = np.abs(response) < keep_within * noise
-    square = np.where(kept, response * response, 0).astype(np.float32)
+    square = np.square(response, dtype=np.float32)     # in place below: no more copies
+    square[~kept] = 0
     at = tuple(np.minimum(pts // [1, bin_yx, bin_yx],
                           np.array(response.shape) // [1, bin_yx, bin_yx] - 1).T)
 

@@ -83,7 +83,10 @@ def distance_to_mask(mask: np.ndarray, points_vox: np.ndarray, *, spacing) -> np
     if not mask.any() or len(pts) == 0:
         return np.full(len(pts), np.inf)
     surface = mask & ~ndimage.binary_erosion(mask, border_value=1)
-    out = cKDTree(np.argwhere(surface) * spacing).query(pts * spacing)[0]
+    # an unbalanced tree builds in half the time (1.5 M surface voxels of a crowded stack's
+    # dendrite mask: 0.8 -> 0.4 s) and finds the same nearest distances
+    out = cKDTree(np.argwhere(surface) * spacing, balanced_tree=False,
+                  compact_nodes=False).query(pts * spacing)[0]
     own = np.clip(np.round(pts).astype(int), 0, np.array(mask.shape) - 1)
     inside = mask[tuple(own.T)]
     out[inside] = np.linalg.norm((pts[inside] - own[inside]) * spacing, axis=1)
@@ -117,7 +120,8 @@ def _subvoxel(resp: np.ndarray, peaks: np.ndarray):
 
 
 def split_pairs(signal: np.ndarray, pos: np.ndarray, snr: np.ndarray, *, spacing, sigma_um,
-                min_snr: float = 15.0, min_f: float = 30.0, min_separation_um: float = 0.25):
+                min_snr: float = 15.0, min_f: float = 30.0, min_separation_um: float = 0.25,
+                workers: int = 1):
     """Split detections that are two puncta closer than the filters resolve.
 
     For each detection with ``snr >= min_snr`` whose spot is elongated (major over minor axis
@@ -126,7 +130,7 @@ def split_pairs(signal: np.ndarray, pos: np.ndarray, snr: np.ndarray, *, spacing
     becomes two when the two-point model is better by ``min_f`` (in noise units), its
     points are ``min_separation_um`` or more apart, and each keeps at least a quarter of the
     pair's brightness.  Returns the new (n, 3) positions and, per
-    row, the index of the detection it came from.
+    row, the index of the detection it came from.  ``workers``: threads for the fits.
     """
     spacing = np.asarray(spacing, float)
     sigma_px = float(sigma_um[1] / spacing[1])
@@ -153,7 +157,8 @@ def split_pairs(signal: np.ndarray, pos: np.ndarray, snr: np.ndarray, *, spacing
         patches = np.array(patches)
         long = elongation(patches, sigma_px=sigma_px) >= 1.2
         tested, patches = [i for i, k in zip(tested, long) if k], patches[long]
-    fits = dict(zip(tested, zip(*fit_pairs(patches, sigma_px=sigma_px)))) if tested else {}
+    fits = dict(zip(tested, zip(*fit_pairs(patches, sigma_px=sigma_px,
+                                                      workers=workers)))) if tested else {}
     out, origin = [], []
     for i, p in enumerate(pos):
         out.append(p), origin.append(i)
@@ -278,7 +283,7 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
     sigma_vox = sigma_um / spacing
     signal = image.astype(np.float32)
     k_morph = 0.0
-    dendrite = None     # without morphology: the dendrite the PSD-95 channel outlines
+    shaft = None        # without morphology: the diffuse PSD-95 that outlines the dendrite
     if morphology is not None:
         k_morph = (morphology_coefficient(image, morphology)
                    if morphology_coefficient_value is None else morphology_coefficient_value)
@@ -287,23 +292,11 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
         shaft = line_background(image, spacing=spacing, length_um=shaft_line_um,
                                 workers=workers)
         signal -= shaft
-        if shaft_distance_um is not None:
-            dendrite = dendrite_mask(shaft, spacing=spacing)
-        del shaft
     by_neighbourhood = local_noise == "always" or (local_noise == "auto" and morphology is None)
     half = np.maximum(np.round(np.asarray(min_separation_um) / spacing).astype(int), 1)
-    from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max(int(workers), 1)) as pool:
-        on_cell = (pool.submit(cell_mask, morphology, spacing=spacing, threshold=cell_threshold)
-                   if morphology is not None and cell_distance_um is not None else None)
-        blurred = list(pool.map(lambda r: ndimage.gaussian_filter(signal, sigma_vox * r, mode="nearest"),
-                                (1.0, *surround_ratios)))
-        cell = on_cell.result() if on_cell is not None else None
-    matched = blurred.pop(0)
-    found = []
-    for ratio in surround_ratios:
-        resp = blurred.pop(0)
+    def peaks_of(ratio, resp):
+        """(positions, peak, snr, subvoxel SDs) of the DoG of surround ``ratio``."""
         np.subtract(matched, resp, out=resp)
         # the noise SD of the interior, where the padding does not reach
         margin = np.ceil(3 * ratio * sigma_vox).astype(int)
@@ -322,8 +315,25 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
         peaks, peak_noise = peaks[keep], peak_noise[keep]
         offsets, sig_vox = _subvoxel(resp, peaks)
         peak = resp[tuple(peaks.T)]
-        found.append((peaks + offsets, peak, peak / peak_noise, sig_vox))
-        del resp
+        return peaks + offsets, peak, peak / peak_noise, sig_vox
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    # the filters, the masks and each ratio's peaks side by side (scipy's filters and numpy's
+    # whole-array work release the GIL); the results do not depend on the threads
+    with ThreadPoolExecutor(max(int(workers), 1)) as pool:
+        on_cell = (pool.submit(cell_mask, morphology, spacing=spacing, threshold=cell_threshold)
+                   if morphology is not None and cell_distance_um is not None else None)
+        on_dendrite = (pool.submit(dendrite_mask, shaft, spacing=spacing)
+                       if shaft is not None and shaft_distance_um is not None else None)
+        del shaft           # freed as soon as the mask is made
+        blurred = list(pool.map(lambda r: ndimage.gaussian_filter(signal, sigma_vox * r, mode="nearest"),
+                                (1.0, *surround_ratios)))
+        matched = blurred.pop(0)
+        found = list(pool.map(peaks_of, surround_ratios, blurred))
+        del blurred, matched
+        cell = on_cell.result() if on_cell is not None else None
+        dendrite = on_dendrite.result() if on_dendrite is not None else None
     pos, peak, snr, sig_vox = found[0]
     for more in found[1:]:
         if len(pos) and len(more[0]):
@@ -333,7 +343,7 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
         pos, peak, snr, sig_vox = (np.concatenate([a, b]) for a, b in zip((pos, peak, snr, sig_vox), more))
     if split_snr is not None and len(pos):
         pos, origin = split_pairs(signal, pos, snr, spacing=spacing, sigma_um=sigma_um,
-                                  min_snr=split_snr)
+                                  min_snr=split_snr, workers=workers)
         peak, snr, sig_vox = peak[origin], snr[origin], sig_vox[origin]
     to_cell = np.full(len(pos), np.nan)
     near, within = (cell, cell_distance_um) if cell is not None else (dendrite, shaft_distance_um)
