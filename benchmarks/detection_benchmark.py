@@ -71,9 +71,10 @@ def spine_summary(regime: str, per_session: pd.DataFrame) -> dict:
     return out
 
 
-def detect_cell(sim, settings: dict | None = None) -> pd.DataFrame:
+def detect_cell(sim, settings: dict | None = None, threads: int = 2) -> pd.DataFrame:
     """Detect every session of a simulated cell as the workflow does (the channels stage's
-    share for each session, then the detect stage); one row per session."""
+    share for each session, then the detect stage on ``threads`` threads, as its rule has);
+    one row per session."""
     from pipeline.params import DetectParams
     from pipeline.stages.channels import pooled_shares, session_share
     from pipeline.stages.detect import detect_session
@@ -89,7 +90,7 @@ def detect_cell(sim, settings: dict | None = None) -> pd.DataFrame:
     for session, stack in stacks.items():
         t0 = time.perf_counter()
         det = detect_session(stack, spacing=spacing, params=params,
-                             share=chosen[session]["used"])
+                             share=chosen[session]["used"], workers=threads)
         secs = time.perf_counter() - t0
         t = sim.truth[(sim.truth.session == session) & (sim.truth.present == 1)
                       & (sim.truth.in_view == 1)]
@@ -151,6 +152,9 @@ def main(argv=None) -> int:
                     help="a detect setting other than its default (value as in config.yaml)")
     ap.add_argument("--spines", action="append", default=[], metavar="KEY=VALUE",
                     help="a spines setting other than its default, for a spine regime")
+    ap.add_argument("--threads", type=int, default=2,
+                    help="threads of the detect stage (its rule has 2; the detections do not "
+                         "depend on it, the seconds do)")
     args = ap.parse_args(argv)
     settings, spine_settings = (
         {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in items)}
@@ -172,10 +176,12 @@ def main(argv=None) -> int:
             lines += [f"### {regime} (1 um gate)", "",
                       per.round(3).to_markdown(index=False), ""]
             continue
-        per = detect_cell(simulated_cell(COMMON + reseeded(REGIMES[regime])), settings)
+        per = detect_cell(simulated_cell(COMMON + reseeded(REGIMES[regime])), settings,
+                          args.threads)
         twin = with_fill(reseeded(REGIMES[regime]))
         if twin is not None:    # what the same photons give with a morphology channel
-            per["f1 with fill"] = detect_cell(simulated_cell(COMMON + twin), settings)["f1"].to_numpy()
+            per["f1 with fill"] = detect_cell(simulated_cell(COMMON + twin), settings,
+                                              args.threads)["f1"].to_numpy()
         sums.append(summary(regime, per))
         lines += [f"### {regime}", "", per.round(3).to_markdown(index=False), ""]
     write_report("Detection per session", f"detection_benchmark.py --regimes {args.regimes}"
