@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .threads import thread_map
+
 #: iterations of the damped Gauss-Newton fit (each one evaluation of model and Jacobian)
 ITERATIONS = 60
 #: patches fitted together
@@ -82,13 +84,7 @@ def fit_pairs(patches: np.ndarray, *, sigma_px: float, workers: int = 1):
         def part(i):
             return fit_pairs(stack[i:i + chunk], sigma_px=sigma_px)
 
-        if workers > 1:
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(int(workers)) as pool:
-                parts = list(pool.map(part, starts))
-        else:
-            parts = [part(i) for i in starts]
+        parts = thread_map(part, starts, workers=max(int(workers), 1))
         return tuple(np.concatenate(v) for v in zip(*parts))
     n, h, w = stack.shape
     yy, xx = (v.ravel() for v in np.mgrid[0:h, 0:w].astype(float))

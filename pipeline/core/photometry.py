@@ -11,6 +11,7 @@ import pandas as pd
 
 from .noise import MAD_TO_SD
 from .optics import APERTURE_UM, FWHM_TO_SIGMA
+from .threads import thread_map
 
 
 def _half_widths(spacing, outer_um):
@@ -49,19 +50,6 @@ def _near_neighbours(pos, neighbours, shape_k, half, spacing, radius, outer):
 PHOTOMETRY_CHUNK = 256
 #: largest group of sources sharing light that :func:`deblend` inverts densely (cubic cost)
 DENSE_GROUP = 1500
-
-
-def _each_chunk(measure, starts, workers: int) -> None:
-    """``measure(start)`` for each of ``starts`` (chunks writing disjoint rows), in
-    ``workers`` threads."""
-    if workers <= 1:
-        for lo in starts:
-            measure(lo)
-        return
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(measure, starts))     # list: an exception in a chunk is raised here
 
 
 def _offset_grid(pos, half, spacing, radius, shape):
@@ -207,7 +195,7 @@ def aperture_photometry(image: np.ndarray, positions: np.ndarray, *, spacing,
         if count_saturated:
             n_sat[part] = ((src.reshape(-1)[flat] >= saturation) & ap[part]).sum(1)
 
-    _each_chunk(measure, range(0, n, PHOTOMETRY_CHUNK), workers)
+    thread_map(measure, range(0, n, PHOTOMETRY_CHUNK), workers=workers)
     n_ap = ap.sum(1)
     deblending = sources is not None and template_fwhm_um is not None
     if deblending:
@@ -229,7 +217,7 @@ def aperture_photometry(image: np.ndarray, positions: np.ndarray, *, spacing,
                 bg[rows], noise[rows], intensity[rows], snr[rows] = _subtract_shell(
                     vals, ap[rows], sh[rows], n_ap[rows])
 
-            _each_chunk(remeasure, range(0, len(changed), PHOTOMETRY_CHUNK), workers)
+            thread_map(remeasure, range(0, len(changed), PHOTOMETRY_CHUNK), workers=workers)
     in_view = np.all((pos >= -0.5) & (pos <= shape - 0.5), axis=1)
     plain = intensity
     if deblending:

@@ -23,6 +23,7 @@ from scipy import ndimage, special
 
 from .channels import block_average_yx
 from .noise import robust_noise
+from .threads import thread_map
 
 
 def line_footprint(length_px: int, angle: float) -> np.ndarray:
@@ -92,7 +93,7 @@ def line_background(image: np.ndarray, *, spacing, length_um: float = 2.5,
             best = opened if best is None else np.maximum(best, opened, out=best)
         return best
 
-    best, *more = _in_threads(largest_opening, [range(i, directions, max(workers, 1))
+    best, *more = thread_map(largest_opening, [range(i, directions, max(workers, 1))
                                                 for i in range(min(max(workers, 1), directions))])
     for part in more:
         np.maximum(best, part, out=best)
@@ -106,17 +107,6 @@ def line_background(image: np.ndarray, *, spacing, length_um: float = 2.5,
     out[:, :, up.shape[2]:] = out[:, :, up.shape[2] - 1:up.shape[2]]
     # the blocks' steps would be edges to a punctum filter
     return ndimage.gaussian_filter(out, (0, bin_yx / 2, bin_yx / 2))
-
-
-def _in_threads(work, items, workers: int | None = None) -> list:
-    """``[work(item) for item in items]``, in as many threads as items (or ``workers``):
-    numpy's and scipy.ndimage's whole-array work releases the GIL."""
-    if len(items) <= 1 or workers == 1:
-        return [work(item) for item in items]
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(workers or len(items)) as pool:
-        return list(pool.map(work, items))
 
 
 def _truncated_sd_ratio(a: np.ndarray) -> np.ndarray:
@@ -153,7 +143,7 @@ def local_noise_factor(response: np.ndarray, noise: float, points: np.ndarray, *
     def smoothed_at_points(values):
         return ndimage.gaussian_filter(block_average_yx(values, bin_yx), sigma)[at]
 
-    weight, sums = _in_threads(smoothed_at_points, [kept.astype(np.float32), square],
+    weight, sums = thread_map(smoothed_at_points, [kept.astype(np.float32), square],
                                workers=min(max(workers, 1), 2))
     measured = np.sqrt(sums / np.maximum(weight, 1e-6)) / noise
     # measured = s * ratio(keep_within / s) for true local SD s: solve on a grid (monotone)
