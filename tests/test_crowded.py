@@ -159,3 +159,18 @@ def test_a_detection_with_another_in_its_patch_is_not_fitted(monkeypatch):
     out, _ = detect.split_pairs(image, positions, np.array([50.0, 50.0]), spacing=SPACING,
                                 sigma_um=sigma_um)
     assert calls == [] and len(out) == 2
+
+
+def test_thread_map_keeps_order_and_raises_a_pieces_error():
+    from pipeline.core.threads import thread_map
+
+    assert thread_map(lambda v: v * v, range(7), workers=2) == [v * v for v in range(7)]
+    assert thread_map(lambda v: v + 1, [3]) == [4]
+
+    def fails_on_three(v):
+        if v == 3:
+            raise ValueError("piece 3")
+        return v
+
+    with pytest.raises(ValueError, match="piece 3"):
+        thread_map(fails_on_three, range(6), workers=2)
