@@ -266,8 +266,9 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
     split_snr : detections this bright or brighter are tested for being two puncta closer
         than the filters resolve (:func:`split_pairs`; the two then share the peak and SNR
         of the detection they came from); None: no test
-    workers : threads for the filters, the shaft's openings and the photometry (scipy and
-        numpy release the GIL in them); the result does not depend on it
+    workers : threads for the filters, the shaft's openings, each filter's peaks, the pair
+        fits and the photometry (scipy and numpy release the GIL in them); the result does
+        not depend on it
 
     Returns
     -------
