@@ -84,7 +84,7 @@ def fit_pairs(patches: np.ndarray, *, sigma_px: float, workers: int = 1):
         def part(i):
             return fit_pairs(stack[i:i + chunk], sigma_px=sigma_px)
 
-        parts = thread_map(part, starts, workers=max(int(workers), 1))
+        parts = thread_map(part, starts, workers=workers)
         return tuple(np.concatenate(v) for v in zip(*parts))
     n, h, w = stack.shape
     yy, xx = (v.ravel() for v in np.mgrid[0:h, 0:w].astype(float))

@@ -93,8 +93,8 @@ def line_background(image: np.ndarray, *, spacing, length_um: float = 2.5,
             best = opened if best is None else np.maximum(best, opened, out=best)
         return best
 
-    best, *more = thread_map(largest_opening, [range(i, directions, max(workers, 1))
-                                                for i in range(min(max(workers, 1), directions))])
+    groups = max(min(workers, directions), 1)          # directions i, i + groups, ...
+    best, *more = thread_map(largest_opening, [range(i, directions, groups) for i in range(groups)])
     for part in more:
         np.maximum(best, part, out=best)
     best -= np.median(best)
@@ -144,7 +144,7 @@ def local_noise_factor(response: np.ndarray, noise: float, points: np.ndarray, *
         return ndimage.gaussian_filter(block_average_yx(values, bin_yx), sigma)[at]
 
     weight, sums = thread_map(smoothed_at_points, [kept.astype(np.float32), square],
-                               workers=min(max(workers, 1), 2))
+                               workers=workers)
     measured = np.sqrt(sums / np.maximum(weight, 1e-6)) / noise
     # measured = s * ratio(keep_within / s) for true local SD s: solve on a grid (monotone)
     s = np.linspace(0.5, 8.0, 600)
