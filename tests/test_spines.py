@@ -104,6 +104,32 @@ def test_spine_heads_are_found_and_the_shaft_gives_none():
     assert far.sum() >= 3
 
 
+def test_heads_are_found_in_a_fill_whose_background_was_clipped_at_zero():
+    """A stack exported background-subtracted (everything below the neuropil's level set to
+    0) has no noise left in its background: the photon scaling must not divide by that
+    nothing (it did: not one head found).  Ingest warns of such a stack; what it finds is
+    the reviewer's to check."""
+    from pipeline.core.spines import photon_factor
+    from pipeline.stages.detect import detect_spine_session
+    from pipeline.truth.evaluate import match_points
+
+    heads = [(1.5, 4.0), (-1.2, 8.0), (2.0, 12.0), (-1.8, 16.0), (1.1, 20.0), (-0.8, 24.0)]
+    stack, truth = _fill(heads)
+    clipped = np.maximum(stack - 6, 0)
+    assert np.median(clipped) == 0
+    found = detect_spine_session(clipped, spacing=SPACING)
+    ia, ib = match_points(found[["z", "y", "x"]].to_numpy() * SPACING, truth * SPACING,
+                          gate_um=0.5, z_scale=0.25)
+    assert len(ib) == len(heads), found[["y", "x", "snr"]]
+    # the factor: 1 at the neuropil, growing with the level, finite with a zero background
+    means, variances = np.array([0.0, 10.0, 20.0]), np.array([0.0, 4.0, 9.0])
+    np.testing.assert_allclose(photon_factor([0.0, 10.0, 20.0], means, variances, neuropil=0.0),
+                               [1.0, 1.0, 1.5])
+    np.testing.assert_allclose(photon_factor([0.0, 10.0], means, variances, neuropil=10.0),
+                               [1.0, 1.5])
+    assert (photon_factor([5.0], means, np.zeros(3), neuropil=0.0) == 1.0).all()
+
+
 def test_spine_weight_is_head_over_shaft():
     """A head's weight is its intensity over its shaft's: the whole image twice as bright
     gives the same weights, a place on the shaft 4 um from any head next to none."""

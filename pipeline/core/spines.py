@@ -87,6 +87,20 @@ def variance_curve(image: np.ndarray, *, bins: int = 24) -> tuple[np.ndarray, np
     return np.array(means), np.maximum.accumulate(np.array(variances))
 
 
+def photon_factor(level, means, variances, *, neuropil: float) -> np.ndarray:
+    """How much noisier the image is at ``level`` above ``neuropil`` than at the neuropil
+    (the square root of :func:`variance_curve`'s variances there, at least 1).  The neuropil's
+    variance is floored at the smallest positive one the curve shows: a stack whose
+    background was subtracted and clipped at zero (or one without noise) has none there,
+    and dividing by it would leave no head standing."""
+    level = np.maximum(np.asarray(level, float), 0)
+    positive = variances[variances > 0]
+    if len(positive) == 0:
+        return np.ones(level.shape)
+    base = max(float(np.interp(neuropil, means, variances)), float(positive.min()))
+    return np.sqrt(np.maximum(np.interp(neuropil + level, means, variances), base) / base)
+
+
 def project(image: np.ndarray, *, spacing, head_fwhm_um: float):
     """(matched-filtered projection, plane of each pixel's largest value, the filtered stack)
     of a (z, y, x) fill."""
@@ -148,10 +162,7 @@ def detect_spines(image: np.ndarray, *, spacing, head_fwhm_um: float, threshold:
     top = ndimage.maximum_filter(response, size=2 * half + 1, mode="nearest")
     peaks = np.argwhere((response >= top) & (response > threshold * noise))
     at = tuple(peaks.T)
-    means, variances = variance_curve(image)
-    raw_neuropil = float(np.median(image))
-    photon = np.sqrt(np.interp(raw_neuropil + np.maximum(level[at], 0), means, variances)
-                     / np.interp(raw_neuropil, means, variances))
+    photon = photon_factor(level[at], *variance_curve(image), neuropil=float(np.median(image)))
     snr = response[at] / (noise * photon)
     core_ratio = level[at] / np.maximum(shaft_near[at], 1e-12)
     # a head rises above the shaft estimate (the DoG also peaks beside a dip in the fill)

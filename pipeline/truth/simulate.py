@@ -112,6 +112,10 @@ class SimulationParams:
     # scaled to its own range (0 to its 99.99th percentile), as many acquisition programs save
     single_channel: bool = False
     bit_depth: int = 16
+    # False: each stack records its expected counts (gain and offset, no photon or read
+    # noise; the random draws still made, so the truth is the same): what a detector finds
+    # when noise is not what limits it (benchmarks/spine_errors.py --noise-free)
+    photon_noise: bool = True
     # spines (issue 26): the lab images a cell fill alone and follows spines.  The one channel
     # is the fill; every synapse is a spine whose head holds fill in proportion to its weight
     # (head volume tracks synaptic strength), FWHM that volume's diameter clipped to
@@ -422,6 +426,8 @@ def _recorded(p: SimulationParams, channels, rng) -> np.ndarray:
     for c, lam in enumerate(channels):
         counts = rng.poisson(lam).astype(np.float64)
         val = counts * p.gain + rng.normal(0, p.read_noise, lam.shape) + p.offset
+        if not p.photon_noise:
+            val = lam * p.gain + p.offset
         out[c] = np.clip(np.round(val), 0, 65535).astype(np.uint16)
     out = out[:len(channels)]
     if p.bit_depth == 8:       # each channel of the stack scaled to its own range

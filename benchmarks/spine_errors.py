@@ -1,0 +1,150 @@
+"""What the spine detector gets wrong on a spine regime, and what it finds without noise.
+
+    python benchmarks/spine_errors.py [--regime spines] [--seed N] [--noise-free]
+                                      [--spines head_fwhm_um=0.2 ...] [--out FILE]
+
+Each session of the regime's cell (simulated as ``make bench`` does) is detected by the detect
+stage's spine detector and matched to the true spines present and in view (1 um gate, as
+``detection_benchmark.py``).  Each missed spine is put in the first class it fits:
+
+- ``beside another``: another true spine lies within ``BESIDE_UM`` laterally (two heads
+  that close are one blob after the optics and the head filter);
+- ``dim``: its head over the noise (``head_over_shaft``'s SNR at the true position) is below
+  the detector's threshold;
+- ``other``: on the shaft's core, hidden above or below the shaft, or not explained here.
+
+Each false detection is ``near a found spine`` (within ``NEAR_UM`` of a matched detection: a
+neck, or a second peak of one head) or ``elsewhere``.  With ``--noise-free`` the same cell
+is simulated again without photon and read noise (the same truth) and detected with the
+same settings: what the detector's filters find when noise is not what limits them.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from scipy.spatial import cKDTree
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+#: a missed spine with another true spine this close (lateral, um) is "beside another"
+BESIDE_UM = 1.2
+#: a false detection this close (lateral, um) to a matched one is "near a found spine":
+#: a neck (0.5-2 um) or a second peak of one head
+NEAR_UM = 2.5
+
+
+def session_errors(image: np.ndarray, truth: pd.DataFrame, *, spacing, params) -> dict:
+    """One session's detections, matches, and the classes of its misses and false ones."""
+    from pipeline.core.spines import head_over_shaft
+    from pipeline.stages.detect import detect_spine_session
+    from pipeline.truth.evaluate import SPINE_GATE_UM, match_points
+
+    spacing = np.asarray(spacing, float)
+    det = detect_spine_session(image.astype(np.float32), spacing=spacing, params=params)
+    true_vox = truth[["z", "y", "x"]].to_numpy(float)
+    det_vox = det[["z", "y", "x"]].to_numpy(float)
+    i_det, i_true = match_points(det_vox * spacing, true_vox * spacing, gate_um=SPINE_GATE_UM)
+    missed = np.setdiff1d(np.arange(len(truth)), i_true)
+    false = np.setdiff1d(np.arange(len(det)), i_det)
+    lateral = true_vox[:, 1:] * spacing[1:]
+    nearest_other = (cKDTree(lateral).query(lateral, k=2)[0][:, 1] if len(truth) > 1
+                     else np.full(len(truth), np.inf))
+    snr = head_over_shaft(image[0], true_vox[missed], spacing=spacing,
+                          head_fwhm_um=params.head_fwhm_um, line_um=params.line_um,
+                          directions=params.directions, orientation_um=params.orientation_um,
+                          core_window_um=params.core_window_um)["snr"].to_numpy()
+    beside = nearest_other[missed] < BESIDE_UM
+    dim = ~beside & (snr < params.threshold)
+    found = det_vox[i_det, 1:] * spacing[1:]
+    near = (cKDTree(found).query(det_vox[false, 1:] * spacing[1:])[0] < NEAR_UM
+            if len(found) and len(false) else np.zeros(len(false), bool))
+    n_det, n_true, n_match = len(det), len(truth), len(i_det)
+    return {"n_true": n_true, "n": n_det,
+            "precision": n_match / n_det if n_det else np.nan,
+            "recall": n_match / n_true if n_true else np.nan,
+            "missed": len(missed), "missed beside another": int(beside.sum()),
+            "missed dim": int(dim.sum()), "missed other": int((~beside & ~dim).sum()),
+            "false": len(false), "false near a found spine": int(near.sum()),
+            "false elsewhere": int((~near).sum())}
+
+
+def cell_errors(sim, params) -> pd.DataFrame:
+    """:func:`session_errors` of every session of a simulated fill, one row each."""
+    rows = []
+    for k, image in enumerate(sim.images):
+        session = f"s{k:02d}"
+        truth = sim.truth[(sim.truth.session == session) & (sim.truth.present == 1)
+                          & (sim.truth.in_view == 1)]
+        rows.append({"session": session, **session_errors(image, truth,
+                                                           spacing=sim.params.spacing,
+                                                           params=params)})
+    return pd.DataFrame(rows)
+
+
+def totals(per_session: pd.DataFrame) -> dict:
+    """Pooled figures of a cell: precision and recall over all sessions, counts summed."""
+    s = per_session.sum(numeric_only=True)
+    matched = s["n_true"] - s["missed"]
+    return {"precision": matched / s["n"], "recall": matched / s["n_true"],
+            "worst session recall": per_session.recall.min(),
+            **{k: int(s[k]) for k in ("missed", "missed beside another", "missed dim",
+                                      "missed other", "false", "false near a found spine",
+                                      "false elsewhere")}}
+
+
+def main(argv=None) -> int:
+    from registration_benchmark import write_report
+    from run_benchmark import COMMON, SPINE_REGIMES
+
+    from pipeline.cli.parser import build_parser, simulation_overrides
+    from pipeline.params import SpinesParams
+    from pipeline.truth.simulate import SimulationParams, simulate_cell
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--regime", default="spines", choices=sorted(SPINE_REGIMES))
+    ap.add_argument("--seed", type=int, default=None, help="another draw of the regime")
+    ap.add_argument("--noise-free", action="store_true",
+                    help="also detect the cell simulated without photon and read noise")
+    ap.add_argument("--spines", action="append", default=[], metavar="KEY=VALUE",
+                    help="a spines setting other than its default")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    started = time.perf_counter()
+    params = SpinesParams(**{k: yaml.safe_load(v) for k, v in
+                             (item.split("=", 1) for item in args.spines)})
+    regime_args = list(SPINE_REGIMES[args.regime])
+    if args.seed is not None:
+        regime_args[regime_args.index("--seed") + 1] = str(args.seed)
+    ns = build_parser().parse_args(["simulate", "--out", "unused", *COMMON, *regime_args])
+    prm = SimulationParams(cell_type=ns.cells.split(",")[0], seed=ns.seed,
+                           **simulation_overrides(ns))
+    variants = [("with noise", prm)] + ([("noise-free", replace(prm, photon_noise=False))]
+                                        if args.noise_free else [])
+    sums, lines = [], []
+    for name, p in variants:
+        per = cell_errors(simulate_cell(p, cell="pyr01"), params)
+        sums.append({"regime": args.regime, "seed": p.seed, "images": name, **totals(per)})
+        lines += [f"### {args.regime}, {name}", "", per.round(3).to_markdown(index=False), ""]
+    command = (f"spine_errors.py --regime {args.regime}"
+               + (f" --seed {args.seed}" if args.seed is not None else "")
+               + (" --noise-free" if args.noise_free else "")
+               + "".join(f" --spines {item}" for item in args.spines))
+    write_report("Spine detection errors", command, started,
+                 f"Matched within 1 um; a miss 'beside another' has a true spine within "
+                 f"{BESIDE_UM} um, 'dim' a head below the threshold over the noise; a false "
+                 f"detection 'near a found spine' lies within {NEAR_UM} um of a matched one.",
+                 sums, lines, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
