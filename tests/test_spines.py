@@ -1,6 +1,9 @@
 """Spines from a cell fill (issue 26): the simulator's spiny dendrite, and spine heads found
 beside the shaft."""
+from dataclasses import replace
+
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import pipeline_run
 
@@ -53,6 +56,20 @@ def test_head_fill_follows_weight_and_size_is_clipped():
     np.testing.assert_allclose(fill / fill[2], [0.01, 0.5, 1.0, 2.0, 100.0])
     assert diameter[0] == prm.spine_head_um[0] and diameter[-1] == prm.spine_head_um[1]
     assert prm.spine_head_um[0] < diameter[2] < prm.spine_head_um[1]
+
+
+def test_a_noise_free_simulation_has_the_same_truth_and_no_noise():
+    """``photon_noise=False`` records the expected counts (spine_errors.py --noise-free): the
+    same cell (truth, brightness), and a background without noise."""
+    prm = SimulationParams(cell_type="pyr", shape=(8, 96, 96), n_sessions=2, seed=3,
+                           spines=True)
+    noisy = simulate_cell(prm)
+    clean = simulate_cell(replace(prm, photon_noise=False))
+    pd.testing.assert_frame_equal(noisy.truth, clean.truth)
+    corner = (slice(None), slice(None), slice(0, 8), slice(0, 8))   # neuropil only
+    assert np.ptp(clean.images[1][corner]) <= 1 < np.ptp(noisy.images[1][corner])
+    # the mean image is the same: noise is all that differs
+    assert abs(clean.images[1].mean() - noisy.images[1].mean()) < 0.01 * noisy.images[1].mean()
 
 
 SPACING = np.array([0.8, 0.0887, 0.0887])
