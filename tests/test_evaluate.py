@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from pipeline.truth.evaluate import (evaluate_results, match_points, registration_error_um,
-                               score_detection, score_links, turnover_error_pp)
+                               score_detection, score_links, turnover_error_pp,
+                               wrong_links)
 
 from conftest import ROOT
 
@@ -61,6 +62,12 @@ def test_links_perfect_and_swapped():
     swapped.loc[swapped.session_index == 1, "synapse_id"] = [2, 1]
     s = score_links(swapped, true_id, true_links)
     assert s["precision"] == 0 and s["recall"] == 0
+    assert wrong_links(tr, true_id) == {"links_wrong_false_end": 0, "links_wrong_swapped": 0}
+    assert wrong_links(swapped, true_id) == {"links_wrong_false_end": 0, "links_wrong_swapped": 4}
+    # a false detection (true id -1) linked in sessions 1 and 2: both its links have that end
+    false_end = true_id.copy()
+    false_end[tr.index[(tr.synapse_id == 2) & (tr.session_index == 1)]] = -1
+    assert wrong_links(tr, false_end) == {"links_wrong_false_end": 2, "links_wrong_swapped": 0}
 
 
 def _perfect_results(tmp_path):

@@ -91,6 +91,18 @@ def score_links(tracks: pd.DataFrame, truth_ids: np.ndarray, true_links: set) ->
     return out
 
 
+def wrong_links(tracks: pd.DataFrame, truth_ids: np.ndarray) -> dict:
+    """What the wrong links between consecutive sessions are (:func:`score_links`' ends):
+    ``links_wrong_false_end``, those with an end on a detection no true synapse matched (a
+    false detection kept across sessions: linking can do nothing about it), and
+    ``links_wrong_swapped``, those joining two different true synapses (a tracking error)."""
+    t, nxt, linked = _links(tracks.assign(true_id=truth_ids))
+    a = t.loc[linked, "true_id"].to_numpy()
+    b = nxt.loc[linked, "true_id"].to_numpy()
+    return {"links_wrong_false_end": int(((a < 0) | (b < 0)).sum()),
+            "links_wrong_swapped": int(((a >= 0) & (b >= 0) & (a != b)).sum())}
+
+
 def pair_scores(tracks: pd.DataFrame, truth_cell: pd.DataFrame) -> dict:
     """How tracking treats close pairs (truth with ``partner_id``, the simulator's
     ``close_pair_fraction``).  ``tracks`` carries ``true_id`` (:func:`assign_true_ids`) and
@@ -234,7 +246,9 @@ def evaluate_results(dataset: Path, results: Path) -> pd.DataFrame:
                 ("registration_error_um_median", float(np.median(errs))),
                 ("registration_error_um_p95", float(np.percentile(errs, 95))),
                 ("link_precision", links["precision"]), ("link_recall", links["recall"]),
-                ("link_f1", links["f1"]), ("log_weight_r", r_w), ("log_change_r", r_dw),
+                ("link_f1", links["f1"]),
+                *wrong_links(tracks, tracks["true_id"].to_numpy()).items(),
+                ("log_weight_r", r_w), ("log_change_r", r_dw),
                 *((f"normalisation_error_pct_{k}", v) for k, v in norm.items()),
                 *turnover_error_pp(tracks, tcell).items(),
                 *(pair_scores(tracks, tcell).items() if "partner_id" in tcell else ())):
