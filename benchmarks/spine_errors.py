@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +45,7 @@ def session_errors(image: np.ndarray, truth: pd.DataFrame, *, spacing, params) -
     """One session's detections, matches, and the classes of its misses and false ones."""
     from pipeline.core.spines import head_over_shaft
     from pipeline.stages.detect import detect_spine_session
-    from pipeline.truth.evaluate import SPINE_GATE_UM, match_points
+    from pipeline.truth.evaluate import SPINE_GATE_UM, match_points, precision_recall
 
     spacing = np.asarray(spacing, float)
     det = detect_spine_session(image.astype(np.float32), spacing=spacing, params=params)
@@ -67,10 +66,9 @@ def session_errors(image: np.ndarray, truth: pd.DataFrame, *, spacing, params) -
     found = det_vox[i_det, 1:] * spacing[1:]
     near = (cKDTree(found).query(det_vox[false, 1:] * spacing[1:])[0] < NEAR_UM
             if len(found) and len(false) else np.zeros(len(false), bool))
-    n_det, n_true, n_match = len(det), len(truth), len(i_det)
-    return {"n_true": n_true, "n": n_det,
-            "precision": n_match / n_det if n_det else np.nan,
-            "recall": n_match / n_true if n_true else np.nan,
+    score = precision_recall(len(truth), len(det), len(i_det))
+    return {"n_true": len(truth), "n": len(det),
+            "precision": score["precision"], "recall": score["recall"],
             "missed": len(missed), "missed beside another": int(beside.sum()),
             "missed dim": int(dim.sum()), "missed other": int((~beside & ~dim).sum()),
             "false": len(false), "false near a found spine": int(near.sum()),
@@ -102,12 +100,10 @@ def totals(per_session: pd.DataFrame) -> dict:
 
 
 def main(argv=None) -> int:
-    from registration_benchmark import write_report
+    from registration_benchmark import simulated_cell, write_report
     from run_benchmark import COMMON, SPINE_REGIMES
 
-    from pipeline.cli.parser import build_parser, simulation_overrides
     from pipeline.params import SpinesParams
-    from pipeline.truth.simulate import SimulationParams, simulate_cell
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--regime", default="spines", choices=sorted(SPINE_REGIMES))
@@ -124,15 +120,13 @@ def main(argv=None) -> int:
     regime_args = list(SPINE_REGIMES[args.regime])
     if args.seed is not None:
         regime_args[regime_args.index("--seed") + 1] = str(args.seed)
-    ns = build_parser().parse_args(["simulate", "--out", "unused", *COMMON, *regime_args])
-    prm = SimulationParams(cell_type=ns.cells.split(",")[0], seed=ns.seed,
-                           **simulation_overrides(ns))
-    variants = [("with noise", prm)] + ([("noise-free", replace(prm, photon_noise=False))]
-                                        if args.noise_free else [])
+    seed = int(regime_args[regime_args.index("--seed") + 1])
+    variants = [("with noise", [])] + ([("noise-free", ["--photon-noise", "false"])]
+                                       if args.noise_free else [])
     sums, lines = [], []
-    for name, p in variants:
-        per = cell_errors(simulate_cell(p, cell="pyr01"), params)
-        sums.append({"regime": args.regime, "seed": p.seed, "images": name, **totals(per)})
+    for name, extra in variants:
+        per = cell_errors(simulated_cell(COMMON + regime_args + extra), params)
+        sums.append({"regime": args.regime, "seed": seed, "images": name, **totals(per)})
         lines += [f"### {args.regime}, {name}", "", per.round(3).to_markdown(index=False), ""]
     command = (f"spine_errors.py --regime {args.regime}"
                + (f" --seed {args.seed}" if args.seed is not None else "")

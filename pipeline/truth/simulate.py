@@ -426,7 +426,7 @@ def _recorded(p: SimulationParams, channels, rng) -> np.ndarray:
     for c, lam in enumerate(channels):
         counts = rng.poisson(lam).astype(np.float64)
         val = counts * p.gain + rng.normal(0, p.read_noise, lam.shape) + p.offset
-        if not p.photon_noise:
+        if not p.photon_noise:     # the draws above still made: the same random stream
             val = lam * p.gain + p.offset
         out[c] = np.clip(np.round(val), 0, 65535).astype(np.uint16)
     out = out[:len(channels)]
