@@ -71,14 +71,14 @@ def spine_summary(regime: str, per_session: pd.DataFrame) -> dict:
     return out
 
 
-def detect_cell(sim, settings: dict | None = None, threads: int = 2) -> pd.DataFrame:
+def detected_sessions(sim, settings: dict | None = None, threads: int = 2):
     """Detect every session of a simulated cell as the workflow does (the channels stage's
     share for each session, then the detect stage on ``threads`` threads, as its rule has);
-    one row per session."""
+    yields, per session, its name, detections, true synapses present and in view, the
+    channels stage's choice (``estimate``, ``used``, ``departs``) and the seconds taken."""
     from pipeline.params import DetectParams
     from pipeline.stages.channels import pooled_shares, session_share
     from pipeline.stages.detect import detect_session
-    from pipeline.truth.evaluate import score_detection
 
     params = DetectParams(**(settings or {}))
     spacing = np.asarray(sim.params.spacing)
@@ -86,7 +86,6 @@ def detect_cell(sim, settings: dict | None = None, threads: int = 2) -> pd.DataF
     estimates = {s: session_share(stack) for s, stack in stacks.items()}
     chosen = pooled_shares(estimates, departure=params.share_departure,
                            policy=params.departing_share)["sessions"]
-    rows = []
     for session, stack in stacks.items():
         t0 = time.perf_counter()
         det = detect_session(stack, spacing=spacing, params=params,
@@ -94,13 +93,24 @@ def detect_cell(sim, settings: dict | None = None, threads: int = 2) -> pd.DataF
         secs = time.perf_counter() - t0
         t = sim.truth[(sim.truth.session == session) & (sim.truth.present == 1)
                       & (sim.truth.in_view == 1)]
+        yield session, det, t, chosen[session], secs
+
+
+def detect_cell(sim, settings: dict | None = None, threads: int = 2) -> pd.DataFrame:
+    """Every session of a simulated cell detected as the workflow does
+    (:func:`detected_sessions`) and scored; one row per session."""
+    from pipeline.truth.evaluate import score_detection
+
+    spacing = np.asarray(sim.params.spacing)
+    rows = []
+    for session, det, t, share, secs in detected_sessions(sim, settings, threads):
         score = score_detection(det[["z", "y", "x"]].to_numpy(), t[["z", "y", "x"]].to_numpy(),
                                 spacing)
         n_false = len(det) - int(round(score["precision"] * len(det))) if len(det) else 0
         rows.append({"session": session, "n_true": len(t), "n_detected": len(det),
-                     "share_estimate": estimates[session],
-                     "share_used": chosen[session]["used"],
-                     "departs": chosen[session]["departs"],
+                     "share_estimate": share["estimate"],
+                     "share_used": share["used"],
+                     "departs": share["departs"],
                      "precision": score["precision"], "recall": score["recall"],
                      "f1": score["f1"], "false_share": n_false / max(len(det), 1),
                      "seconds": secs})
