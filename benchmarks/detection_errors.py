@@ -1,4 +1,4 @@
-"""What the false detections of a two-channel regime stand on (structure the image has
+"""What the false detections of a regime stand on (structure the image has
 without noise, such as patchy shaft PSD-95, or noise), and what its missed synapses are.
 
     python benchmarks/detection_errors.py [--regime channel_departure] [--sessions 8]
@@ -13,7 +13,8 @@ kind:
 - *beside a synapse*: a synapse present in that session lies within 1.2 um (a displaced or
   split detection of it);
 - *on structure*: the noise-free image, filtered as the detector filters it (each surround
-  ratio's DoG after the same morphology share is subtracted), has a peak (the maximum of
+  ratio's DoG after the same morphology share, or without a morphology channel the
+  shaft's line background, is subtracted), has a peak (the maximum of
   the detector's neighbourhood) within 1 plane and 3 pixels of it of at least half the
   threshold in the noisy image's noise SD at that place: the noise only lifted a
   bump that is there in every session;
@@ -76,31 +77,71 @@ def own_peak_at(image: np.ndarray, points: np.ndarray, *, half, window=(1, 3, 3)
     return out
 
 
-def filtered_at(stack: np.ndarray, share: float, points: np.ndarray, *, spacing, params,
-                noisy: np.ndarray | None = None):
+def in_units_of(clean: np.ndarray, noisy: np.ndarray) -> np.ndarray:
+    """The noise-free twin in the noisy stack's units, channel by channel (least squares of
+    noisy on clean: an 8-bit stack is scaled to its own range, and the twin's range differs)."""
+    from pipeline.core.noise import subsample
+
+    out = np.empty(clean.shape, np.float32)
+    for c in range(clean.shape[0]):
+        x, y = subsample(clean[c]).astype(float), subsample(noisy[c]).astype(float)
+        a, b = np.polyfit(x, y, 1)
+        out[c] = a * clean[c] + b
+    return out
+
+
+def detector_signal(stack: np.ndarray, noisy: np.ndarray, share, *, spacing, params):
+    """What the detector filters, made of ``stack`` as it is made of the ``noisy`` stack: the
+    morphology share subtracted (left alone where the noisy stack shows a foreign object), or
+    without a morphology channel the shaft's line background."""
+    from pipeline.core.channels import foreign_morphology
+    from pipeline.core.noise import subsample
+    from pipeline.core.shaft import line_background
+
+    if noisy.shape[0] == 1:
+        return stack[0] - line_background(stack[0], spacing=spacing,
+                                          length_um=params.shaft_line_um, workers=2)
+    kept = ~foreign_morphology(noisy[0], noisy[1], share, spacing=spacing)
+    return stack[0] - np.float32(share) * (stack[1] - np.median(subsample(stack[1]))) * kept
+
+
+def filtered_at(stack: np.ndarray, share, points: np.ndarray, *, spacing, params,
+                noisy: np.ndarray | None = None, rescale: bool = False):
     """Per point, the largest peak of the DoG response over the surround ratios near it
-    (:func:`own_peak_at`) in units of the noisy image's noise SD there (``noisy``: that
-    image, default ``stack`` itself), and the width ratio (DoG one scale up over the
-    detector's) at it."""
-    from pipeline.core.channels import foreign_morphology, remove_bleedthrough
-    from pipeline.core.noise import robust_noise, subsample
+    (:func:`own_peak_at`) in units of the noisy image's noise SD there, as the detector
+    takes it (``noisy``: that image, default ``stack`` itself), and the width ratio (DoG one
+    scale up over the detector's) at it.  ``rescale``: put ``stack`` in the noisy one's units
+    first (:func:`in_units_of`; 8-bit stacks each scaled to their own range)."""
+    from pipeline.core.noise import robust_noise
+    from pipeline.core.shaft import local_noise_factor
     from pipeline.stages.detect import noise_gain, noise_gain_at, punctum_sigma_um
 
     sigma_vox = punctum_sigma_um(params.psf_fwhm_um, params.punctum_fwhm_um) / spacing
     half = np.maximum(np.round(np.asarray(params.min_separation_um) / spacing).astype(int), 1)
-    noisy = stack if noisy is None else noisy
-    ref = remove_bleedthrough(noisy[0], noisy[1], share, spacing=spacing)
-    # the noisy image's subtraction (where it leaves a foreign object alone) on ``stack``
-    kept = ~foreign_morphology(noisy[0], noisy[1], share, spacing=spacing)
-    signal = stack[0] - np.float32(share) * (stack[1] - np.median(subsample(stack[1]))) * kept
+    if noisy is None:
+        noisy = stack
+    elif rescale:
+        stack = in_units_of(stack, noisy)
+    ref = detector_signal(noisy, noisy, share, spacing=spacing, params=params)
+    signal = detector_signal(stack, noisy, share, spacing=spacing, params=params)
+    at_vox = points.round().astype(int)
+    # the detector's noise at a peak: the interior's, its rise near the faces, and without a
+    # morphology channel (local_noise auto) the noise around the peak
+    by_neighbourhood = params.local_noise == "always" or (params.local_noise == "auto"
+                                                          and noisy.shape[0] == 1)
     best = np.full(len(points), -np.inf)
     for ratio in params.surround_ratios:
-        noise = robust_noise(dog(ref, sigma_vox, ratio))
-        noise = noise * noise_gain_at(noise_gain(signal.shape, sigma_vox=sigma_vox,
-                                                 ratio=ratio), points.round().astype(int))
+        resp = dog(ref, sigma_vox, ratio)
+        margin = np.ceil(3 * ratio * sigma_vox).astype(int)
+        margin = np.where(np.array(resp.shape) > 4 * margin, margin, 0)
+        noise = robust_noise(resp[tuple(slice(m, n - m) for m, n in zip(margin, resp.shape))])
+        at_noise = noise * noise_gain_at(noise_gain(resp.shape, sigma_vox=sigma_vox,
+                                                    ratio=ratio), at_vox)
+        if by_neighbourhood:
+            at_noise = at_noise * local_noise_factor(resp, noise, at_vox, spacing=spacing)
         best = np.maximum(best, own_peak_at(dog(signal, sigma_vox, ratio), points,
-                                            half=half) / noise)
-    at = tuple(points.round().astype(int).T)
+                                            half=half) / at_noise)
+    at = tuple(at_vox.T)
     first = params.surround_ratios[0]
     width = (dog(signal, sigma_vox * SCALE_UP, first)[at]
              / np.maximum(dog(signal, sigma_vox, first)[at], 1e-12))
@@ -115,6 +156,8 @@ def session_rows(sim, clean, sessions: int, threads: int):
 
     params = DetectParams()
     spacing = np.asarray(sim.params.spacing)
+    # 16-bit stacks record the same gain and offset with and without noise
+    rescale = sim.params.bit_depth < 16
     scale = np.array([1 / PSF_ANISOTROPY, 1, 1])
     rows = []
     for k, (session, det, t, share, _) in enumerate(detected_sessions(sim, None, threads)):
@@ -130,7 +173,8 @@ def session_rows(sim, clean, sessions: int, threads: int):
         beside = false & (d <= BESIDE_UM)
         clean_snr, clean_width = filtered_at(clean.images[k].astype(np.float32), share["used"],
                                              pos, spacing=spacing, params=params,
-                                             noisy=sim.images[k].astype(np.float32))
+                                             noisy=sim.images[k].astype(np.float32),
+                                             rescale=rescale)
         _, noisy_width = filtered_at(sim.images[k].astype(np.float32), share["used"], pos,
                                      spacing=spacing, params=params)
         structure = false & ~beside & (clean_snr >= params.threshold / 2)
@@ -143,7 +187,7 @@ def session_rows(sim, clean, sessions: int, threads: int):
         np.fill_diagonal(lateral, np.inf)
         true_snr, _ = filtered_at(clean.images[k].astype(np.float32), share["used"], true_pos,
                                   spacing=spacing, params=params,
-                                  noisy=sim.images[k].astype(np.float32))
+                                  noisy=sim.images[k].astype(np.float32), rescale=rescale)
         crowded = (missed & ~np.isfinite(true_snr)
                    & (lateral.min(1, initial=np.inf) * spacing[1] <= BESIDE_UM))
         faint = missed & ~crowded & ~(true_snr >= params.threshold)
@@ -179,8 +223,6 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     regime_args = COMMON + REGIMES[args.regime]
-    if "--single-channel" in regime_args:
-        ap.error(f"{args.regime} has no morphology channel; this measure needs one")
     started = time.perf_counter()
     sim = simulated_cell(regime_args)
     clean = simulated_cell(regime_args + ["--photon-noise", "false"])
