@@ -105,30 +105,21 @@ def detector_signal(stack: np.ndarray, noisy: np.ndarray, share, *, spacing, par
     return stack[0] - np.float32(share) * (stack[1] - np.median(subsample(stack[1]))) * kept
 
 
-def filtered_at(stack: np.ndarray, share, points: np.ndarray, *, spacing, params,
-                noisy: np.ndarray | None = None, rescale: bool = False):
-    """Per point, the largest peak of the DoG response over the surround ratios near it
-    (:func:`own_peak_at`) in units of the noisy image's noise SD there, as the detector
-    takes it (``noisy``: that image, default ``stack`` itself), and the width ratio (DoG one
-    scale up over the detector's) at it.  ``rescale``: put ``stack`` in the noisy one's units
-    first (:func:`in_units_of`; 8-bit stacks each scaled to their own range)."""
+def peak_snr_at(signal: np.ndarray, ref: np.ndarray, points: np.ndarray, *, spacing, params,
+                single_channel: bool) -> np.ndarray:
+    """Per point, the largest peak of ``signal``'s DoG response over the surround ratios near
+    it (:func:`own_peak_at`) in units of the noise SD the detector takes there from ``ref``
+    (the noisy image's :func:`detector_signal`): the interior's, its rise near the faces, and
+    without a morphology channel (``local_noise`` auto) the noise around the peak."""
     from pipeline.core.noise import robust_noise
     from pipeline.core.shaft import local_noise_factor
     from pipeline.stages.detect import noise_gain, noise_gain_at, punctum_sigma_um
 
     sigma_vox = punctum_sigma_um(params.psf_fwhm_um, params.punctum_fwhm_um) / spacing
     half = np.maximum(np.round(np.asarray(params.min_separation_um) / spacing).astype(int), 1)
-    if noisy is None:
-        noisy = stack
-    elif rescale:
-        stack = in_units_of(stack, noisy)
-    ref = detector_signal(noisy, noisy, share, spacing=spacing, params=params)
-    signal = detector_signal(stack, noisy, share, spacing=spacing, params=params)
     at_vox = points.round().astype(int)
-    # the detector's noise at a peak: the interior's, its rise near the faces, and without a
-    # morphology channel (local_noise auto) the noise around the peak
     by_neighbourhood = params.local_noise == "always" or (params.local_noise == "auto"
-                                                          and noisy.shape[0] == 1)
+                                                          and single_channel)
     best = np.full(len(points), -np.inf)
     for ratio in params.surround_ratios:
         resp = dog(ref, sigma_vox, ratio)
@@ -141,11 +132,18 @@ def filtered_at(stack: np.ndarray, share, points: np.ndarray, *, spacing, params
             at_noise = at_noise * local_noise_factor(resp, noise, at_vox, spacing=spacing)
         best = np.maximum(best, own_peak_at(dog(signal, sigma_vox, ratio), points,
                                             half=half) / at_noise)
-    at = tuple(at_vox.T)
+    return best
+
+
+def width_at(signal: np.ndarray, points: np.ndarray, *, spacing, params) -> np.ndarray:
+    """The width ratio at each point: ``signal``'s DoG one scale up over the detector's."""
+    from pipeline.stages.detect import punctum_sigma_um
+
+    sigma_vox = punctum_sigma_um(params.psf_fwhm_um, params.punctum_fwhm_um) / spacing
+    at = tuple(points.round().astype(int).T)
     first = params.surround_ratios[0]
-    width = (dog(signal, sigma_vox * SCALE_UP, first)[at]
-             / np.maximum(dog(signal, sigma_vox, first)[at], 1e-12))
-    return best, width
+    return (dog(signal, sigma_vox * SCALE_UP, first)[at]
+            / np.maximum(dog(signal, sigma_vox, first)[at], 1e-12))
 
 
 def session_rows(sim, clean, sessions: int, threads: int):
@@ -171,16 +169,22 @@ def session_rows(sim, clean, sessions: int, threads: int):
         d = np.linalg.norm((pos[:, None] - present[["z", "y", "x"]].to_numpy()[None])
                            * spacing * scale, axis=2).min(1)
         beside = false & (d <= BESIDE_UM)
-        # the noise-free twin at the detections and at the true synapses, filtered once
+        # what the detector filters, of the noisy stack and of its noise-free twin (each
+        # made once), at the detections and at the true synapses
         true_pos = t[["z", "y", "x"]].to_numpy(float)
-        both_snr, both_width = filtered_at(clean.images[k].astype(np.float32), share["used"],
-                                           np.concatenate([pos, true_pos]), spacing=spacing,
-                                           params=params, noisy=sim.images[k].astype(np.float32),
-                                           rescale=rescale)
+        noisy = sim.images[k].astype(np.float32)
+        twin = clean.images[k].astype(np.float32)
+        twin = in_units_of(twin, noisy) if rescale else twin
+        noisy_signal = detector_signal(noisy, noisy, share["used"], spacing=spacing,
+                                       params=params)
+        clean_signal = detector_signal(twin, noisy, share["used"], spacing=spacing,
+                                       params=params)
+        both_snr = peak_snr_at(clean_signal, noisy_signal, np.concatenate([pos, true_pos]),
+                               spacing=spacing, params=params,
+                               single_channel=noisy.shape[0] == 1)
         clean_snr, true_snr = both_snr[:len(pos)], both_snr[len(pos):]
-        clean_width = both_width[:len(pos)]
-        _, noisy_width = filtered_at(sim.images[k].astype(np.float32), share["used"], pos,
-                                     spacing=spacing, params=params)
+        clean_width = width_at(clean_signal, pos, spacing=spacing, params=params)
+        noisy_width = width_at(noisy_signal, pos, spacing=spacing, params=params)
         structure = false & ~beside & (clean_snr >= params.threshold / 2)
         # the misses: no peak of its own without noise beside another synapse (one peak for
         # two), its own peak under the threshold without noise, or noise hid a peak above it
