@@ -172,6 +172,9 @@ class PresenceParams:
     warn_not_observed: float = _p(
         0.2, "warn about a session whose stack leaves this share of its cell's synapses "
              "unobserved (censored)")
+    warn_absent_departure: float = _p(
+        1.0, "warn about a session whose places without a synapse measure, in median, this "
+             "many of the cell's absent-state SDs away from the cell's centre")
 
 
 @dataclass(frozen=True)

@@ -280,3 +280,27 @@ def test_a_repeat_session_on_the_same_day_shares_its_days_state():
     truth = t[t["session"] == "s0"].set_index("synapse_id")["truth"]
     called = (both["s0"] >= 0.5).astype(int)
     assert (called == truth.reindex(called.index)).mean() > 0.95
+
+
+def test_a_session_whose_places_without_a_synapse_measure_high_is_named():
+    """One session's background estimated 0.8 count per voxel low (what a whole-count median
+    did on a dim 16-bit session): every place there measures +2.5 SDs, absent synapses look
+    present.  The summary names that session, and no other."""
+    rng = np.random.default_rng(11)
+    k, shift = 6, 2.5 * TAU
+    t = _cell(_background(rng, k=k), rng)
+    sessions = np.repeat([f"s{i}" for i in range(k)], 90)
+    null = rng.normal(0, TAU, len(sessions))
+    high = t["session"] == "s3"
+    t.loc[high, "snr"] += shift
+    null[sessions == "s3"] += shift
+    _, summary = call_presence(t, null_snr=null, null_sessions=sessions)
+    named = [w for w in summary["warnings"] if "places without a synapse" in w]
+    assert len(named) == 1 and "session s3:" in named[0], summary["warnings"]
+    assert summary["absent_departure"]["s3"] == pytest.approx(2.5, abs=0.5)
+    # the same cell without the shift: nothing named
+    null[sessions == "s3"] -= shift
+    t.loc[high, "snr"] -= shift
+    _, calm = call_presence(t, null_snr=null, null_sessions=sessions)
+    assert not [w for w in calm["warnings"] if "places without a synapse" in w]
+    assert max(abs(d) for d in calm["absent_departure"].values()) < 0.5

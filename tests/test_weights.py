@@ -43,6 +43,31 @@ def test_noise_free_background_only_measures_zero():
     assert phot["in_view"].item() == 1
 
 
+@pytest.mark.parametrize("photons", [0.7, 1.4, 2.6])
+def test_a_whole_count_low_background_without_a_punctum_measures_zero(photons):
+    # a dim session of a 16-bit detector: an offset of 10 counts plus a Poisson background of
+    # about one photon per voxel.  The shell's median is a whole count (11 at 1.4 photons,
+    # 0.4 below the mean); subtracting it left 0.4 x 365 aperture voxels = 146 counts of
+    # "signal" at every place without a synapse, and a session's absent synapses called present
+    rng = np.random.default_rng(1)
+    img = (10 + rng.poisson(photons, (20, 160, 160))).astype(np.uint16)
+    yx = np.arange(20, 150, 22.0)
+    pos = np.array([(10.0, y, x) for y in yx for x in yx])
+    phot = aperture_photometry(img, pos, spacing=SPACING)
+    se = phot["intensity"].std() / np.sqrt(len(pos))
+    assert abs(phot["intensity"].mean()) < 4 * se
+    np.testing.assert_allclose(phot["background"], 10 + photons, atol=0.1)
+
+
+def test_a_bright_neighbours_core_in_the_shell_does_not_raise_the_background():
+    rng = np.random.default_rng(2)
+    img = 10 + rng.normal(0, 1, (16, 64, 64))
+    img[8, 45:48, 31:34] += 300            # 2 aperture radii from the position, in its shell
+    phot = aperture_photometry(img, np.array([[8.0, 32.0, 32.0]]), spacing=SPACING)
+    assert abs(phot["background"].item() - 10) < 0.1
+    assert abs(phot["intensity"].item()) < 4 * phot["noise"].item() * 365 ** 0.5
+
+
 def test_position_outside_the_stack_is_flagged():
     img = np.ones((16, 64, 64))
     phot = aperture_photometry(img, np.array([[8.0, 70.0, 32.0]]), spacing=SPACING)

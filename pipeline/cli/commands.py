@@ -252,8 +252,11 @@ def cmd_presence(args) -> None:
     from ..contract import PRESENCE_TABLE
     from ..stages.presence import presence_cell
 
-    null = pd.read_csv(args.null)["snr"].to_numpy() if args.null else None
-    out, summary = presence_cell(pd.read_csv(args.table), null_snr=null,
+    null = (pd.read_csv(args.null, dtype={"session": str}) if args.null
+            else pd.DataFrame({"snr": [], "session": []}))
+    out, summary = presence_cell(pd.read_csv(args.table),
+                                 null_snr=null["snr"].to_numpy() if args.null else None,
+                                 null_sessions=null["session"].to_numpy(),
                                  curation=_curation_rows(args.curation),
                                  params=from_options(PresenceParams, args.options))
     write_table(out, args.out, columns=[c for c in PRESENCE_TABLE if c in out.columns])

@@ -1,7 +1,10 @@
 """Aperture photometry: background-subtracted integrated fluorescence at given positions.
 
 The aperture is an ellipsoid around the (sub-voxel) position; the local background is the
-median of a surrounding shell, and the shell's spread (MAD) gives the noise used for the SNR.
+mean of a surrounding shell's voxels within a few noise SDs of its median (a clipped mean:
+bright neighbours' cores left out, and no snapping to whole counts: the median of an
+integer-valued stack is a whole count, 0.4 count per voxel off a dim session's mean), and the
+shell's spread (MAD) gives the noise used for the SNR.
 Neighbours' light is taken out with Gaussian templates (:func:`deblend`).
 """
 from __future__ import annotations
@@ -48,6 +51,8 @@ def _near_neighbours(pos, neighbours, shape_k, half, spacing, radius, outer):
 
 #: positions measured at once (bounds the memory of a crowded stack's photometry)
 PHOTOMETRY_CHUNK = 256
+#: the background is the mean of the shell's voxels within this many noise SDs of its median
+BACKGROUND_CLIP_SD = 4.0
 #: largest group of sources sharing light that :func:`deblend` inverts densely (cubic cost)
 DENSE_GROUP = 1500
 
@@ -119,10 +124,31 @@ def _median_and_mad(values: np.ndarray, keep: np.ndarray, *, mad: bool = False):
     return median, spread
 
 
+def clipped_mean(values: np.ndarray, keep: np.ndarray, *, centre, sd,
+                 clip_sd: float = BACKGROUND_CLIP_SD) -> np.ndarray:
+    """Mean of each row's ``values`` where ``keep`` and within ``clip_sd`` times ``sd`` of
+    ``centre`` (per row); where ``sd`` is 0 (more than half the values equal) the row's plain
+    SD sets the window.  NaN for a row with none.
+
+    The background under a punctum is what an average voxel of the shell holds: its median
+    is not, on a skewed (low-count) or whole-count distribution (a stack of integers has a
+    whole-count median, up to half a count per voxel off the mean, which a 365-voxel aperture
+    turns into a signal of 180 counts).  Clipping keeps a bright neighbour's core out."""
+    keep = keep & np.isfinite(values)
+    count = keep.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(keep, values, 0).sum(1) / count
+        plain = np.sqrt(np.where(keep, (values - mean[:, None]) ** 2, 0).sum(1) / count)
+        width = clip_sd * np.where(sd > 0, sd, plain)
+        inside = keep & (np.abs(values - np.asarray(centre)[:, None]) <= width[:, None])
+        return np.where(inside, values, 0).sum(1) / inside.sum(1)
+
+
 def _subtract_shell(vals, ap, sh, n_ap):
     """(background, noise, intensity, snr) from the aperture and shell voxel values."""
-    bg, spread = _median_and_mad(vals, sh, mad=True)
+    median, spread = _median_and_mad(vals, sh, mad=True)
     noise = MAD_TO_SD * spread
+    bg = clipped_mean(vals, sh, centre=median, sd=noise)
     intensity = np.where(ap, vals, 0).sum(1) - n_ap * bg
     noise = np.maximum(noise, 1e-6 * np.maximum(np.abs(bg), 1))
     return bg, noise, intensity, intensity / (noise * np.sqrt(np.maximum(n_ap, 1)))
@@ -159,7 +185,7 @@ def aperture_photometry(image: np.ndarray, positions: np.ndarray, *, spacing,
     Returns
     -------
     DataFrame with ``intensity`` (sum over the aperture minus its size times the background),
-    ``background`` (median per voxel in the shell), ``noise`` (robust per-voxel SD in the
+    ``background`` (clipped mean per voxel in the shell, :func:`clipped_mean`), ``noise`` (robust per-voxel SD in the
     shell), ``snr`` (intensity over the noise of the sum), ``in_view`` (position inside the
     stack), ``aperture_inside`` (share of the aperture's voxels inside the stack),
     ``n_saturated`` and ``aperture_intensity`` (the plain sum, before any deblending).  Voxels outside the stack are left out of both sums.
@@ -199,9 +225,9 @@ def aperture_photometry(image: np.ndarray, positions: np.ndarray, *, spacing,
     n_ap = ap.sum(1)
     deblending = sources is not None and template_fwhm_um is not None
     if deblending:
-        # a bright source's core in a neighbour's shell raises its median: left out; dim ones
-        # are not (they move the median little, and the shells of crowded dim synapses would
-        # shrink to a noisy few voxels)
+        # a bright source's core in a neighbour's shell raises its background: left out; dim
+        # ones are not (deblending takes out what they add to the mean, and the shells of
+        # crowded dim synapses would shrink to a noisy few voxels)
         sources = np.asarray(sources, bool)
         bright = sources & (snr >= mask_snr)
         if bright.any():
@@ -235,7 +261,7 @@ def _light_fractions(ap, sh, pos, half, spacing, radius, template_fwhm_um):
     ``template_fwhm_um`` at ``pos[j]`` adds to position ``i``'s background-subtracted sum:
     its light in ``i``'s aperture ``ap[i]`` (over the offset grid of half-widths ``half``
     around ``pos[i]``) minus the aperture's size times its mean over ``i``'s shell ``sh[i]``
-    (for small additions to a noisy shell the median moves by their mean).  Only pairs close
+    (the clipped mean moves by their mean).  Only pairs close
     enough to share light are computed."""
     from scipy import sparse
     from scipy.spatial import cKDTree

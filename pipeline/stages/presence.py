@@ -82,6 +82,35 @@ def posterior_signal(z, params) -> np.ndarray:
     return (w * _S_GRID).sum(axis=1) / w.sum(axis=1)
 
 
+def absent_departures(null_snr, sessions, *, cell: str,
+                      limit: float = PresenceParams.warn_absent_departure) -> tuple[dict, list]:
+    """How far each session's places without a synapse (``null_snr``, measured in session
+    ``sessions``) sit from those of the cell's other sessions: their median minus the others'
+    centre, over the others' spread (:func:`absent_state`).  The model has one absent state
+    for the cell; a session whose background is estimated high (or low) moves every absent
+    synapse there toward present (or a dim present one toward absent) without any other
+    sign.  Returns the departures by session and a warning for each beyond ``limit``."""
+    null = pd.DataFrame({"snr": np.asarray(null_snr, float),
+                         "session": np.asarray(sessions).astype(str)})
+    null = null[np.isfinite(null["snr"])]
+    departure, warnings = {}, []
+    if null["session"].nunique() < 2:
+        return departure, warnings
+    for s, own in null.groupby("session", sort=False)["snr"]:
+        centre, sd = absent_state(null.loc[null["session"] != s, "snr"])
+        d = (own.median() - centre) / sd if sd > 0 else 0.0
+        departure[s] = round(float(d), 3)
+        if abs(d) > limit:
+            effect = ("absent synapses there look present" if d > 0
+                      else "dim present synapses there look absent")
+            warnings.append(
+                f"cell {cell}, session {s}: places without a synapse measure {d:+.1f} SDs "
+                f"from the cell's other sessions (median signal {own.median():.1f} vs "
+                f"{centre:.1f}): {effect}; check that session's background (detector "
+                "offset, bleed-through share, a dim or clipped stack)")
+    return departure, warnings
+
+
 def absent_state(null_snr) -> tuple[float, float]:
     """Centre (median) and robust SD (scaled MAD) of measurements where no synapse is: what
     an absent synapse measures."""
@@ -289,7 +318,8 @@ def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
                   uncertain=PresenceParams.uncertain, gaps: str = PresenceParams.gaps,
                   merge_distance_um: float = PresenceParams.merge_distance_um,
                   warn_not_observed: float = PresenceParams.warn_not_observed,
-                  null_snr=None) -> tuple[pd.DataFrame, dict]:
+                  warn_absent_departure: float = PresenceParams.warn_absent_departure,
+                  null_snr=None, null_sessions=None) -> tuple[pd.DataFrame, dict]:
     """Present/absent per synapse and session for one cell's table (from the weights stage).
 
     Adds ``p_present`` (posterior probability), ``present_detected`` (the per-session call:
@@ -298,7 +328,9 @@ def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
     holds the model's estimate of its signal instead); ``present`` becomes the joint call (p >= 0.5) with ``model="hmm"`` or stays the
     per-session call with ``model="detection"``.  ``gaps="split"`` applies the published
     convention (see ``split_at_gaps``).  ``null_snr``: the signal measured where no synapse is
-    (:func:`fit_presence`).  Returns the table and a summary of what changed.
+    (:func:`fit_presence`); ``null_sessions``: the session of each, to name a session whose
+    absent state departs from the cell's (:func:`absent_departures`, beyond
+    ``warn_absent_departure`` SDs).  Returns the table and a summary of what changed.
     """
     t = table.copy()
     if "observed" not in t.columns:      # a table from before the column existed
@@ -366,6 +398,10 @@ def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
         "params": params,
         **not_observed_summary(t, warn_fraction=warn_not_observed),
     }
+    if null_snr is not None and null_sessions is not None:
+        summary["absent_departure"], departs = absent_departures(
+            null_snr, null_sessions, cell=str(t["cell"].iloc[0]), limit=warn_absent_departure)
+        summary["warnings"] += departs
     return t, summary
 
 
@@ -424,16 +460,19 @@ def _force(out: pd.DataFrame, sel, call: int) -> None:
     out.loc[sel, "curated"] = 1
 
 
-def presence_cell(table: pd.DataFrame, *, null_snr=None, curation: pd.DataFrame | None = None,
+def presence_cell(table: pd.DataFrame, *, null_snr=None, null_sessions=None,
+                  curation: pd.DataFrame | None = None,
                   params: PresenceParams = PresenceParams()) -> tuple[pd.DataFrame, dict]:
     """The presence stage on one cell's weights table: joint calls (:func:`call_presence`),
     then a person's present/absent rows (``curation``, :func:`curate_calls`), then the
     per-session normalisation again, since the synapses called present changed.  Returns the
     table and a summary (calls changed, fitted parameters)."""
     out, summary = call_presence(table, model=params.model, null_snr=null_snr,
+                                 null_sessions=null_sessions,
                                  uncertain=tuple(params.uncertain), gaps=params.gaps,
                                  merge_distance_um=params.merge_distance_um,
-                                 warn_not_observed=params.warn_not_observed)
+                                 warn_not_observed=params.warn_not_observed,
+                                 warn_absent_departure=params.warn_absent_departure)
     if curation is not None and len(curation):
         out = curate_calls(out, curation)
     n_calls = 0 if curation is None else int(curation["action"].isin(CURATION_CALLS).sum())
