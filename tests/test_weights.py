@@ -43,12 +43,14 @@ def test_noise_free_background_only_measures_zero():
     assert phot["in_view"].item() == 1
 
 
-@pytest.mark.parametrize("photons", [0.7, 1.4, 2.6])
+@pytest.mark.parametrize("photons", [0.5, 1.4, 2.6, 4.5, 5.0])
 def test_a_whole_count_low_background_without_a_punctum_measures_zero(photons):
     # a dim session of a 16-bit detector: an offset of 10 counts plus a Poisson background of
     # about one photon per voxel.  The shell's median is a whole count (11 at 1.4 photons,
     # 0.4 below the mean); subtracting it left 0.4 x 365 aperture voxels = 146 counts of
-    # "signal" at every place without a synapse, and a session's absent synapses called present
+    # "signal" at every place without a synapse, and a session's absent synapses called present.
+    # Its MAD is a whole count too: 0 at 0.5 photons (an SNR of millions), 1.5 counts SD at
+    # 4.5 photons and 3 at 5, where the truth is 2.1 and 2.2
     rng = np.random.default_rng(1)
     img = (10 + rng.poisson(photons, (20, 160, 160))).astype(np.uint16)
     yx = np.arange(20, 150, 22.0)
@@ -57,6 +59,8 @@ def test_a_whole_count_low_background_without_a_punctum_measures_zero(photons):
     se = phot["intensity"].std() / np.sqrt(len(pos))
     assert abs(phot["intensity"].mean()) < 4 * se
     np.testing.assert_allclose(phot["background"], 10 + photons, atol=0.1)
+    np.testing.assert_allclose(phot["noise"], np.sqrt(photons), rtol=0.06)
+    assert 0.8 < phot["snr"].std() < 1.25
 
 
 def test_a_bright_neighbours_core_in_the_shell_does_not_raise_the_background():
@@ -197,7 +201,9 @@ def test_deblending_leaves_an_absent_synapse_beside_a_bright_one_near_zero():
                                     template_fwhm_um=(2.0, 0.6, 0.6))
         snr_raw.append(raw["snr"].iloc[0])
         snr_clean.append(clean["snr"].iloc[0])
-    assert np.mean(snr_raw) > 5                              # the aperture alone sees a punctum
+    # the aperture alone sees a punctum (4.1 noise units; 5.1 when the background was the
+    # shell's median, which the neighbour's light in the shell moves less than its mean)
+    assert np.mean(snr_raw) > 3
     # unbiased within 1 noise unit, spread about one noise unit
     assert abs(np.mean(snr_clean)) < 1.0 and np.std(snr_clean) < 2.0, (np.mean(snr_clean), np.std(snr_clean))
 

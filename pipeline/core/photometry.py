@@ -1,10 +1,9 @@
 """Aperture photometry: background-subtracted integrated fluorescence at given positions.
 
 The aperture is an ellipsoid around the (sub-voxel) position; the local background is the
-mean of a surrounding shell's voxels within a few noise SDs of its median (a clipped mean:
-bright neighbours' cores left out, and no snapping to whole counts: the median of an
-integer-valued stack is a whole count, 0.4 count per voxel off a dim session's mean), and the
-shell's spread (MAD) gives the noise used for the SNR.
+mean of a surrounding shell's voxels within a few noise SDs of its median, and their SD the
+noise used for the SNR (:func:`clipped_mean_and_sd`: bright neighbours' cores left out, and
+no snapping to whole counts, as the median and MAD of an integer-valued stack do).
 Neighbours' light is taken out with Gaussian templates (:func:`deblend`).
 """
 from __future__ import annotations
@@ -52,7 +51,7 @@ def _near_neighbours(pos, neighbours, shape_k, half, spacing, radius, outer):
 #: positions measured at once (bounds the memory of a crowded stack's photometry)
 PHOTOMETRY_CHUNK = 256
 #: the background is the mean of the shell's voxels within this many noise SDs of its median
-BACKGROUND_CLIP_SD = 4.0
+BACKGROUND_CLIP_SD = 5.0
 #: largest group of sources sharing light that :func:`deblend` inverts densely (cubic cost)
 DENSE_GROUP = 1500
 
@@ -124,31 +123,46 @@ def _median_and_mad(values: np.ndarray, keep: np.ndarray, *, mad: bool = False):
     return median, spread
 
 
-def clipped_mean(values: np.ndarray, keep: np.ndarray, *, centre, sd,
-                 clip_sd: float = BACKGROUND_CLIP_SD) -> np.ndarray:
-    """Mean of each row's ``values`` where ``keep`` and within ``clip_sd`` times ``sd`` of
-    ``centre`` (per row); where ``sd`` is 0 (more than half the values equal) the row's plain
-    SD sets the window.  NaN for a row with none.
+def clipped_mean_and_sd(values: np.ndarray, keep: np.ndarray, *, centre, sd,
+                        clip_sd: float = BACKGROUND_CLIP_SD) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and SD of each row's ``values`` where ``keep``, leaving out those more than
+    ``clip_sd`` SDs away: first from ``centre`` in units of ``sd`` (per row; a row's plain SD
+    where ``sd`` is 0), then from the mean of what is left in units of its SD.  NaN for a row
+    with none.
 
-    The background under a punctum is what an average voxel of the shell holds: its median
-    is not, on a skewed (low-count) or whole-count distribution (a stack of integers has a
-    whole-count median, up to half a count per voxel off the mean, which a 365-voxel aperture
-    turns into a signal of 180 counts).  Clipping keeps a bright neighbour's core out."""
+    The background under a punctum is what an average voxel of the shell holds, and its noise
+    the spread of those voxels: a median and MAD are not, on whole-count (low-photon)
+    stacks.  A stack of integers has a whole-count median, up to half a count per voxel off
+    the mean, which a 365-voxel aperture turns into 180 counts of signal; its MAD is a whole
+    count too (0 with more than half the voxels equal, 1.5 count SDs at 1 to 4.5 photons, 3 at
+    5 photons), so the SNR of a session would jump with its brightness.  The first window
+    (robust ``centre`` and ``sd``: the median and MAD) keeps a bright neighbour's core out; the
+    second, about the mean, gives back the long side of a skewed (few-photon) distribution,
+    which a window about its median cuts."""
     keep = keep & np.isfinite(values)
     count = keep.sum(1)
+
+    def moments(inside):
+        n_in = inside.sum(1)
+        mean = np.where(inside, values, 0).sum(1) / n_in
+        var = np.where(inside, (values - mean[:, None]) ** 2, 0).sum(1)
+        return mean, np.sqrt(var / np.maximum(n_in - 1, 1))
+
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(keep, values, 0).sum(1) / count
-        plain = np.sqrt(np.where(keep, (values - mean[:, None]) ** 2, 0).sum(1) / count)
+        _, plain = moments(keep)
         width = clip_sd * np.where(sd > 0, sd, plain)
-        inside = keep & (np.abs(values - np.asarray(centre)[:, None]) <= width[:, None])
-        return np.where(inside, values, 0).sum(1) / inside.sum(1)
+        mean, spread = moments(keep & (np.abs(values - np.asarray(centre)[:, None])
+                                       <= width[:, None]))
+        # (a row of one value keeps it: its SD is 0, its mean that value to rounding)
+        tolerance = clip_sd * spread + 1e-9 * np.maximum(np.abs(mean), 1)
+        mean, spread = moments(keep & (np.abs(values - mean[:, None]) <= tolerance[:, None]))
+        return mean, np.where(count > 0, spread, np.nan)
 
 
 def _subtract_shell(vals, ap, sh, n_ap):
     """(background, noise, intensity, snr) from the aperture and shell voxel values."""
     median, spread = _median_and_mad(vals, sh, mad=True)
-    noise = MAD_TO_SD * spread
-    bg = clipped_mean(vals, sh, centre=median, sd=noise)
+    bg, noise = clipped_mean_and_sd(vals, sh, centre=median, sd=MAD_TO_SD * spread)
     intensity = np.where(ap, vals, 0).sum(1) - n_ap * bg
     noise = np.maximum(noise, 1e-6 * np.maximum(np.abs(bg), 1))
     return bg, noise, intensity, intensity / (noise * np.sqrt(np.maximum(n_ap, 1)))
@@ -185,10 +199,11 @@ def aperture_photometry(image: np.ndarray, positions: np.ndarray, *, spacing,
     Returns
     -------
     DataFrame with ``intensity`` (sum over the aperture minus its size times the background),
-    ``background`` (clipped mean per voxel in the shell, :func:`clipped_mean`), ``noise`` (robust per-voxel SD in the
-    shell), ``snr`` (intensity over the noise of the sum), ``in_view`` (position inside the
-    stack), ``aperture_inside`` (share of the aperture's voxels inside the stack),
-    ``n_saturated`` and ``aperture_intensity`` (the plain sum, before any deblending).  Voxels outside the stack are left out of both sums.
+    ``background`` and ``noise`` (the clipped mean and SD per voxel in the shell,
+    :func:`clipped_mean_and_sd`), ``snr`` (intensity over the noise of the sum), ``in_view``
+    (position inside the stack), ``aperture_inside`` (share of the aperture's voxels inside
+    the stack), ``n_saturated`` and ``aperture_intensity`` (the plain sum, before any
+    deblending).  Voxels outside the stack are left out of both sums.
     """
     pos = np.asarray(positions, dtype=float).reshape(-1, 3)
     n = len(pos)
