@@ -174,7 +174,7 @@ class PresenceParams:
              "unobserved (censored)")
     warn_absent_departure: float = _p(
         1.0, "warn about a session whose places without a synapse measure, in median, this "
-             "many of the cell's absent-state SDs away from the cell's centre")
+             "many absent-state SDs away from those of the cell's other sessions")
 
 
 @dataclass(frozen=True)

@@ -142,20 +142,23 @@ def clipped_mean_and_sd(values: np.ndarray, keep: np.ndarray, *, centre, sd,
     keep = keep & np.isfinite(values)
     count = keep.sum(1)
 
-    def moments(inside):
+    def moments(values, inside):
         n_in = inside.sum(1)
         mean = np.where(inside, values, 0).sum(1) / n_in
         var = np.where(inside, (values - mean[:, None]) ** 2, 0).sum(1)
         return mean, np.sqrt(var / np.maximum(n_in - 1, 1))
 
     with np.errstate(invalid="ignore", divide="ignore"):
-        _, plain = moments(keep)
-        width = clip_sd * np.where(sd > 0, sd, plain)
-        mean, spread = moments(keep & (np.abs(values - np.asarray(centre)[:, None])
-                                       <= width[:, None]))
+        width = clip_sd * np.asarray(sd, float)
+        tied = ~(width > 0)               # the plain SD only where the MAD gives none
+        if tied.any():
+            width[tied] = clip_sd * moments(values[tied], keep[tied])[1]
+        mean, spread = moments(values, keep & (np.abs(values - np.asarray(centre)[:, None])
+                                               <= width[:, None]))
         # (a row of one value keeps it: its SD is 0, its mean that value to rounding)
         tolerance = clip_sd * spread + 1e-9 * np.maximum(np.abs(mean), 1)
-        mean, spread = moments(keep & (np.abs(values - mean[:, None]) <= tolerance[:, None]))
+        mean, spread = moments(values, keep & (np.abs(values - mean[:, None])
+                                               <= tolerance[:, None]))
         return mean, np.where(count > 0, spread, np.nan)
 
 
