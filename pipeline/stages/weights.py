@@ -224,19 +224,21 @@ def measure_session(stack: np.ndarray, meta: dict, transform: dict, tracks: pd.D
     confidence, competitor = (det[c].reindex(ids).to_numpy() if c in det.columns
                               else np.full(len(ids), np.nan)
                               for c in ("link_confidence", "link_competitor_um"))
-    # observed: inside the stack with most of its aperture, in a session registered reliably,
-    # and not at another synapse's detection (its light is that one's); elsewhere no call is
-    # made (a synapse at the stack's face measures cut off, not absent)
+    reg_error = registration_error_at(transform, ref_um)
+    misregistered = reg_error > (transform.get("error") or {}).get("limit_um", np.inf)
+    # observed: inside the stack with most of its aperture, in a session registered reliably
+    # and not misregistered here (the aperture may sit beside the synapse, whose detection then
+    # starts a track of its own: a false loss and a false gain), and not at another synapse's
+    # detection (its light is that one's); elsewhere no call is made (a synapse at the stack's
+    # face measures cut off, not absent)
     shadowed = shadowed_by_detection(vox, found, spacing=spacing)
     observed = ((phot["in_view"].to_numpy() == 1)
                 & (phot["aperture_inside"].to_numpy() >= params.min_aperture_inside)
-                & bool(transform.get("reliable", True)) & ~shadowed)
+                & bool(transform.get("reliable", True)) & ~misregistered & ~shadowed)
     # a detection with no signal above its local background is not a credible punctum
     present = np.where(observed, found & (phot["intensity"].to_numpy() > 0), np.nan)
-    reg_error = registration_error_at(transform, ref_um)
-    limit = (transform.get("error") or {}).get("limit_um", np.inf)
     flags = quality_flags(phot, vox, present, spacing=spacing, radius_um=aperture,
-                          min_snr=params.min_snr, misregistered=reg_error > limit,
+                          min_snr=params.min_snr, misregistered=misregistered,
                           channel_departs=share_departs, shadowed=shadowed)
     rows = pd.DataFrame({
         "cell": meta["cell"], "cell_type": meta["cell_type"], "synapse_id": ids,
