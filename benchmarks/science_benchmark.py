@@ -1,6 +1,10 @@
 """From images to the paper's conclusions: simulated studies through the whole workflow.
 
     python benchmarks/science_benchmark.py [--seeds 20 | --quick] [--out BENCHMARKS_SCIENCE.md]
+    python benchmarks/science_benchmark.py --first-seed 16 --seeds 2 --rerun --from-stage weights
+
+(the second form repeats seeds 16-17's runs kept in ``--workdir`` from the weights stage on,
+after a change there: the same simulated studies and upstream outputs, new scores.)
 
 Each study: 6 pyramidal and 6 PV cells from 3 animals (2 of each type per animal), 8 sessions
 4 days apart plus a repeat session on day 0 (the noise estimate), small stacks so that a study
@@ -78,10 +82,12 @@ def write_study(data: Path, seed: int, kind: str) -> None:
     sheet.to_csv(data / "sessions.tsv", sep="\t", index=False)
 
 
-def run_workflow(data: Path, results: Path, cores: int) -> float:
+def run_workflow(data: Path, results: Path, cores: int, from_stage: str | None = None) -> float:
+    """The whole workflow (or, with ``from_stage``, that rule and everything after it)."""
+    force = ["--forceall"] if from_stage is None else ["--forcerun", from_stage]
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
            "--directory", str(results.parent / ".snakemake_work"), "--cores", str(cores),
-           "--forceall", "--config", f"sessions={data / 'sessions.tsv'}", f"results={results}"]
+           *force, "--config", f"sessions={data / 'sessions.tsv'}", f"results={results}"]
     env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
     t0 = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -239,7 +245,12 @@ def write_report(out: Path, quantities: pd.DataFrame, conclusions: pd.DataFrame,
     k, n = int(eff["covers_truth_table"].sum()), len(eff)
     worst = qt[qt["study"] == "effect"].sort_values("coverage_truth_table").head(5)
     failed = studies[studies["failed"].notna()] if "failed" in studies else studies.iloc[:0]
-    by_commit = studies.groupby("commit")["seed"].agg(lambda v: ", ".join(map(str, sorted(set(v)))))
+    from_stage = (studies["from_stage"].fillna("").astype(str) if "from_stage" in studies
+                  else pd.Series("", index=studies.index))
+    label = studies["commit"].astype(str) + np.where(from_stage != "",
+                                                     " (repeated from " + from_stage + ")", "")
+    by_commit = studies.groupby(label)["seed"].agg(lambda v: ", ".join(map(str, sorted(set(v)))))
+    full_runs = studies[from_stage == ""]
     lines = [
         "# Science end to end: simulated studies through the whole workflow", "",
         "Command: `make bench-science` (`python benchmarks/science_benchmark.py --seeds 20`; "
@@ -247,7 +258,7 @@ def write_report(out: Path, quantities: pd.DataFrame, conclusions: pd.DataFrame,
         "not run again, so the seeds can be run a few at a time: `--first-seed K --seeds N`). "
         f"This report pools {len(studies)} studies (seeds by commit: "
         + "; ".join(f"{c}: {v}" for c, v in by_commit.items())
-        + f"); a study's workflow took {studies['wall_min'].median():.1f} min (median) on 2 "
+        + f"); a study's whole workflow took {full_runs['wall_min'].median():.1f} min (median) on 2 "
         "cores. Each study: 6 pyramidal + 6 PV cells from 3 animals (2 of each per animal), "
         "8 sessions 4 days apart + a repeat session on day 0, stacks "
         f"{'x'.join(map(str, STUDY_SHAPE))}; the workflow with default settings; "
@@ -334,17 +345,23 @@ def events_table(ev: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def run_study(work: Path, record: Path, seed: int, kind: str, cores: int) -> None:
-    """Simulate, run and score one study; its rows go to ``record`` (one CSV per table)."""
+def run_study(work: Path, record: Path, seed: int, kind: str, cores: int,
+              from_stage: str | None = None) -> None:
+    """Simulate, run and score one study; its rows go to ``record`` (one CSV per table).
+    With ``from_stage``, the study's earlier run in ``work`` is repeated from that stage on
+    (the same simulated data and upstream outputs) instead."""
     base = work / f"{kind}_{seed}"
     data, results, truth_out = base / "data", base / "results", base / "truth_stats"
-    write_study(data, seed, kind)
-    for d in (results, truth_out):
+    if from_stage is None:
+        write_study(data, seed, kind)
+    elif not (results / "synapses.csv").exists():
+        raise SystemExit(f"{base}: no earlier run to repeat from {from_stage}")
+    for d in (results, truth_out) if from_stage is None else (truth_out,):
         if d.exists():
             shutil.rmtree(d)
-    study = {"seed": seed, "study": kind, "commit": _commit()}
+    study = {"seed": seed, "study": kind, "commit": _commit(), "from_stage": from_stage or ""}
     try:
-        study["wall_min"] = run_workflow(data, results, cores) / 60
+        study["wall_min"] = run_workflow(data, results, cores, from_stage) / 60
     except RuntimeError as exc:     # a study the workflow cannot finish is a finding
         study["failed"] = str(exc)[:300].replace("\n", " ")
     else:
@@ -370,6 +387,9 @@ def main(argv=None) -> int:
                     help="each study's scores (kept: a seed already there is not run again "
                          "unless --rerun; the report pools every study there)")
     ap.add_argument("--rerun", action="store_true")
+    ap.add_argument("--from-stage", default=None, metavar="RULE",
+                    help="with --rerun: repeat each study's run in --workdir from this rule on "
+                         "(e.g. weights) instead of simulating and running it all again")
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS_SCIENCE.md"))
     args = ap.parse_args(argv)
@@ -380,7 +400,7 @@ def main(argv=None) -> int:
     for seed in range(args.first_seed, args.first_seed + n_seeds):
         for kind in ("effect", "null"):
             if args.rerun or not (record / f"{kind}_{seed}_study.csv").exists():
-                run_study(work, record, seed, kind, args.cores)
+                run_study(work, record, seed, kind, args.cores, args.from_stage)
 
     def pooled(name):
         files = sorted(record.glob(f"*_{name}.csv"))
