@@ -58,6 +58,12 @@ class DetectParams:
                 "the neuropil): auto (without a morphology channel) | always | never")
     min_separation_um: tuple[float, float, float] = _p(
         (0.8, 0.25, 0.25), "smallest distance (z, y, x) between two peaks, um")
+    close_separation_um: tuple[float, float, float] = _p(
+        (0.8, 0.15, 0.15), "a peak that tops only this smaller neighbourhood (z, y, x), um "
+                           "(two puncta a plane apart, a few pixels aside) is kept ...")
+    close_min_snr: float = _p(
+        10.0, "... when its SNR is at least this (a weaker one is more often noise on a "
+              "punctum's flank)")
     aperture_um: tuple[float, float, float] = _p(
         APERTURE_UM, "semi-axes (z, y, x) of the photometry aperture, um")
     share_departure: float = _p(

@@ -301,3 +301,48 @@ def test_the_simulator_writes_single_channel_8_bit_stacks_as_labs_do(tmp_path):
     two = write_dataset(tmp_path / "two", [("pyr01", SimulationParams(
         cell_type="pyr", shape=(12, 96, 96), n_sessions=2, seed=3))])
     assert tifffile.imread(two / "images" / "pyr01" / "s00.tif").shape == (12, 2, 96, 96)
+
+
+def _plane_apart_pairs(rng, *, brighter: float, n: int = 12):
+    """Stacks of two puncta one plane apart and 0.6 um aside, the first ``brighter`` times
+    the second (the flank of the bright one, a plane away, tops the dim one's peak within
+    the default 0.25 um box)."""
+    psf = np.array([2.0, 0.4, 0.4]) / 2.355
+    for _ in range(n):
+        c = np.array([[9.5, 48, 48], [10.5, 48, 48 + 0.6 / SPACING[2]]]) + rng.uniform(-0.5, 0.5, 3)
+        img = render_puncta((20, 96, 96), SPACING, c, [1500 * brighter, 1500], np.tile(psf, (2, 1)))
+        yield c, rng.poisson(img + 10).astype(np.float32)
+
+
+def test_a_punctum_a_plane_from_a_brighter_one_is_found():
+    rng = np.random.default_rng(1)
+    found, found_box_only = [], []
+    for centres, img in _plane_apart_pairs(rng, brighter=3.0):
+        for out, opts in ((found, {}), (found_box_only, {"close_min_snr": np.inf})):
+            det = detect_puncta(img, spacing=SPACING, **opts)
+            ia, _ = match_points(det[["z", "y", "x"]].to_numpy() * SPACING, centres * SPACING,
+                                 gate_um=0.3)
+            out.append(len(ia))
+    assert np.mean(found) >= 1.75, found                # both, nearly always
+    assert np.mean(found_box_only) <= 1.5, found_box_only   # the default box alone: often one
+
+
+def test_isolated_dim_puncta_get_no_second_peak():
+    """The smaller box is for bright peaks: a weak one there is more often noise on a flank."""
+    rng = np.random.default_rng(2)
+    psf = np.array([2.0, 0.4, 0.4]) / 2.355
+    n_true = n_det = 0
+    for _ in range(4):
+        c = np.column_stack([rng.uniform(5, 14, 40), rng.uniform(8, 120, 40),
+                             rng.uniform(8, 120, 40)])
+        keep = [0]
+        for i in range(1, len(c)):
+            if np.linalg.norm((c[keep] - c[i]) * SPACING * [0.3, 1, 1], axis=1).min() > 1.5:
+                keep.append(i)
+        c = c[keep]
+        img = render_puncta((20, 128, 128), SPACING, c, rng.uniform(150, 500, len(c)),
+                            np.tile(psf, (len(c), 1)))
+        det = detect_puncta(rng.poisson(img + 3.0).astype(np.float32), spacing=SPACING)
+        n_true, n_det = n_true + len(c), n_det + len(det)
+        assert det["snr"].min() < 8      # dim enough to matter
+    assert n_det <= n_true + 1, (n_det, n_true)

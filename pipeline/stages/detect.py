@@ -189,8 +189,11 @@ def _local_maxima(resp: np.ndarray, half, floor: float) -> np.ndarray:
     most fall within their 26 nearest, so a stack crowded with puncta (800,000 voxels above
     the floor) costs a fraction of a full maximum filter."""
     cand = np.argwhere(resp > floor)
-    if len(cand) == 0:
-        return cand
+    return cand[_box_maxima(resp, cand, half)] if len(cand) else cand
+
+
+def _box_maxima(resp: np.ndarray, cand: np.ndarray, half) -> np.ndarray:
+    """Indices of the voxels ``cand`` (n, 3) that are the maximum of their (2*half+1) box."""
     half = np.asarray(half, int)
     # edge padding: a box clipped at a face compares with the face's voxels, as before
     padded = np.pad(resp, [(h, h) for h in half], mode="edge")
@@ -205,7 +208,7 @@ def _local_maxima(resp: np.ndarray, half, floor: float) -> np.ndarray:
         ok = vals >= flat[at + step]
         if not ok.all():
             keep, at, vals = keep[ok], at[ok], vals[ok]
-    return cand[keep]
+    return keep
 
 
 _D = DetectParams   # the defaults
@@ -214,7 +217,9 @@ _D = DetectParams   # the defaults
 def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
                   punctum_fwhm_um: float = _D.punctum_fwhm_um, threshold: float = _D.threshold,
                   surround_ratios=_D.surround_ratios,
-                  min_separation_um=_D.min_separation_um, aperture_um=_D.aperture_um,
+                  min_separation_um=_D.min_separation_um,
+                  close_separation_um=_D.close_separation_um, close_min_snr=_D.close_min_snr,
+                  aperture_um=_D.aperture_um,
                   mask: np.ndarray | None = None, morphology: np.ndarray | None = None,
                   morphology_coefficient_value: float | None = None,
                   cell_distance_um: float | None = _D.cell_distance_um,
@@ -243,6 +248,10 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
         precedence
     min_separation_um : half-size (z, y, x) of the neighbourhood in which a peak must be
         the maximum
+    close_separation_um, close_min_snr : a peak that is the maximum only of this smaller
+        neighbourhood (two puncta a plane apart and a few pixels aside, each with its own
+        peak) is kept when its SNR is at least ``close_min_snr``; a weaker one is more often
+        noise on a punctum's flank
     aperture_um : semi-axes of the photometry aperture (see :func:`aperture_photometry`)
     mask : optional boolean (z, y, x); peaks outside it are dropped
     morphology : optional (z, y, x) morphology channel; the part of it that shows in the
@@ -294,7 +303,9 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
                                 workers=workers)
         signal -= shaft
     by_neighbourhood = local_noise == "always" or (local_noise == "auto" and morphology is None)
-    half = np.maximum(np.round(np.asarray(min_separation_um) / spacing).astype(int), 1)
+    half, close_half = (np.maximum(np.round(np.asarray(sep) / spacing).astype(int), 1)
+                        for sep in (min_separation_um, close_separation_um))
+    close_half = np.minimum(close_half, half)
 
     def peaks_of(ratio, resp):
         """(positions, peak, snr, subvoxel SDs) of the DoG of surround ``ratio``."""
@@ -304,13 +315,16 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
         margin = np.where(np.array(resp.shape) > 4 * margin, margin, 0)
         noise = robust_noise(resp[tuple(slice(m, n - m) for m, n in zip(margin, resp.shape))])
         # the gain dips just below 1 one voxel in from a face
-        peaks = _local_maxima(resp, half, 0.95 * threshold * noise)
+        peaks = _local_maxima(resp, close_half, 0.95 * threshold * noise)
+        tops_all = np.zeros(len(peaks), bool)
+        tops_all[_box_maxima(resp, peaks, half)] = True
         peak_noise = noise * noise_gain_at(noise_gain(resp.shape, sigma_vox=sigma_vox,
                                                        ratio=ratio), peaks)
         if by_neighbourhood:
             peak_noise *= local_noise_factor(resp, noise, peaks, spacing=spacing,
                                              workers=workers)
-        keep = resp[tuple(peaks.T)] > threshold * peak_noise
+        level = np.where(tops_all, threshold, max(threshold, close_min_snr))
+        keep = resp[tuple(peaks.T)] > level * peak_noise
         if mask is not None:
             keep &= mask[tuple(peaks.T)]
         peaks, peak_noise = peaks[keep], peak_noise[keep]
