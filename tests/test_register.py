@@ -335,7 +335,7 @@ def test_a_deformed_right_half_is_flagged_there_and_not_elsewhere(deformed_right
     assert all(r["x_um"][1] > centre for r in res["misregistered_regions"])
 
 
-def test_rows_in_a_misregistered_region_carry_the_flag_and_are_not_observed():
+def test_rows_in_a_misregistered_region_carry_the_flag_and_can_be_censored():
     from pipeline.stages.weights import measure_session
 
     rng = np.random.default_rng(3)
@@ -355,9 +355,15 @@ def test_rows_in_a_misregistered_region_carry_the_flag_and_are_not_observed():
     assert rows.loc[2, "registration_error_um"] > 0.5 > rows.loc[1, "registration_error_um"]
     assert "misregistered" in rows.loc[2, "quality_flags"]
     assert "misregistered" not in rows.loc[1, "quality_flags"]
-    # where the position may be another place's, no call is made: censored, not absent
-    assert rows.loc[2, "observed"] == 0 and np.isnan(rows.loc[2, "present"])
-    assert rows.loc[1, "observed"] == 1 and rows.loc[1, "present"] == 0
+    assert rows.loc[2, "observed"] == 1 and rows.loc[2, "present"] == 0   # called, by default
+    # with censor_misregistered, where the position may be another place's no call is made
+    from pipeline.params import WeightsParams
+
+    censored, _ = measure_session(stack, meta, transform, tracks,
+                                  params=WeightsParams(censor_misregistered=True))
+    censored = censored.set_index("synapse_id")
+    assert censored.loc[2, "observed"] == 0 and np.isnan(censored.loc[2, "present"])
+    assert censored.loc[1, "observed"] == 1 and censored.loc[1, "present"] == 0
 
 
 def test_misregistered_regions_reach_the_warnings_and_the_qc_figure(tmp_path):

@@ -226,15 +226,18 @@ def measure_session(stack: np.ndarray, meta: dict, transform: dict, tracks: pd.D
                               for c in ("link_confidence", "link_competitor_um"))
     reg_error = registration_error_at(transform, ref_um)
     misregistered = reg_error > (transform.get("error") or {}).get("limit_um", np.inf)
-    # observed: inside the stack with most of its aperture, in a session registered reliably
-    # and not misregistered here (the aperture may sit beside the synapse, whose detection then
-    # starts a track of its own: a false loss and a false gain), and not at another synapse's
-    # detection (its light is that one's); elsewhere no call is made (a synapse at the stack's
-    # face measures cut off, not absent)
+    # observed: inside the stack with most of its aperture, in a session registered reliably,
+    # and not at another synapse's detection (its light is that one's); elsewhere no call is
+    # made (a synapse at the stack's face measures cut off, not absent).  With
+    # censor_misregistered also not where the registration may be off (the aperture may sit
+    # beside the synapse, whose detection then starts a track of its own: a false loss and a
+    # false gain); off by default, as a lost synapse can raise that estimate itself
     shadowed = shadowed_by_detection(vox, found, spacing=spacing)
     observed = ((phot["in_view"].to_numpy() == 1)
                 & (phot["aperture_inside"].to_numpy() >= params.min_aperture_inside)
-                & bool(transform.get("reliable", True)) & ~misregistered & ~shadowed)
+                & bool(transform.get("reliable", True)) & ~shadowed)
+    if params.censor_misregistered:
+        observed &= ~misregistered
     # a detection with no signal above its local background is not a credible punctum
     present = np.where(observed, found & (phot["intensity"].to_numpy() > 0), np.nan)
     flags = quality_flags(phot, vox, present, spacing=spacing, radius_um=aperture,
