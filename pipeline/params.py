@@ -165,6 +165,11 @@ class WeightsParams:
         False, "a row flagged misregistered is not observed (censored) instead of called; off: "
                "where puncta are lost the error estimate rises and losses were censored "
                "(bench-science null study, seed 17: PV survival 0.78 -> 0.81, truth 0.74)")
+    shaft_line_um: float | None = _p(
+        DetectParams.shaft_line_um,
+        "without a morphology channel, the shaft's diffuse PSD-95 (line openings this long, um, "
+        "as detection estimates it) is subtracted before measuring, and places on the dendrite "
+        "it outlines are the absent state; None: nothing subtracted, no absent places")
     deblend_fwhm_um: tuple[float, float, float] | None = _p(
         (2.05, 0.6, 0.6), "FWHM (z, y, x) of a typical punctum in the image, um, used to take "
                           "neighbours' light out of each aperture; None: plain aperture sums")

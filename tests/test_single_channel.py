@@ -155,3 +155,55 @@ def test_a_stack_with_its_dark_level_clipped_is_named():
     clipped = (img - 75).clip(0, None).round()
     why = clipped_floor_warning(clipped, "a.tif")
     assert why.startswith("a.tif: ") and "dark level was clipped" in why and "(0)" in why
+
+
+def _one_session_tracks(positions_vox, detected_in):
+    """A track table: synapse k (1, 2, ...) detected at ``positions_vox[k - 1]`` in session
+    ``detected_in[k - 1]``."""
+    import pandas as pd
+
+    pos = np.asarray(positions_vox, float)
+    um = pos * SPACING
+    return pd.DataFrame({"synapse_id": np.arange(1, len(pos) + 1), "session": detected_in,
+                         "z": pos[:, 0], "y": pos[:, 1], "x": pos[:, 2], "z_um": um[:, 0],
+                         "y_um": um[:, 1], "x_um": um[:, 2], "link_distance_um": np.nan})
+
+
+def test_a_synapse_lost_from_the_shaft_measures_like_the_shaft_without_one():
+    """Without a morphology channel the weights stage subtracts the shaft's diffuse PSD-95
+    and takes the absent state from places on the dendrite it outlines.  Before, a synapse
+    lost from the shaft still measured the shaft's light above its aperture's surround (many
+    noise SDs: present), and there were no absent places (the joint calls then found almost
+    no losses on the simulated single-channel regime, survival 1.00 against 0.74)."""
+    from pipeline.params import WeightsParams
+    from pipeline.stages.weights import measure_session
+
+    rng = np.random.default_rng(11)
+    shape = (16, 128, 192)
+    on_shaft = np.array([[8.0, 64.0, 40.0], [8.0, 64.0, 90.0], [8.0, 64.0, 150.0]])
+    # the shaft's light in an aperture about that of a median punctum, as on the regime
+    expected = (_shaft(shape, 64, peak=15.0) + 5.0
+                + render_puncta(shape, SPACING, on_shaft[:2], np.full(2, 3000.0),
+                                np.tile([0.85, 0.17, 0.17], (2, 1))))
+    stack = rng.poisson(expected)[None].astype(np.float32)
+    # 1 and 2 are there and detected; 3 was detected in s00 and is gone
+    tracks = _one_session_tracks(on_shaft, ["s01", "s01", "s00"])
+    meta = {"cell": "c", "cell_type": "pyr", "session": "s01", "day": 4.0,
+            "voxel_um": SPACING.tolist()}
+    transform = {"matrix": np.eye(4).tolist(), "reliable": True}
+    rows, null = measure_session(stack, meta, transform, tracks)
+    rows = rows.set_index("synapse_id")
+    assert len(null) >= 10                               # places on the dendrite it outlines
+    centre = np.median(null["snr"])
+    spread = 1.4826 * np.median(np.abs(null["snr"] - centre))
+    # within the absent state (the opening falls ~10 % short on the shaft's ridge, which the
+    # null places, spread over the dendrite, only partly share)
+    assert abs(rows.loc[3, "snr"] - centre) < 3 * spread, (rows.loc[3, "snr"], centre, spread)
+    assert rows.loc[1, "snr"] > centre + 10 * spread and rows.loc[2, "snr"] > centre + 10 * spread
+    # the failure, reproduced: nothing subtracted, the lost synapse measures the shaft
+    old, old_null = measure_session(stack, meta, transform, tracks,
+                                    params=WeightsParams(shaft_line_um=None))
+    old = old.set_index("synapse_id")
+    assert len(old_null) == 0
+    assert old.loc[3, "snr"] > 0.4 * old.loc[1, "snr"], old["snr"]      # half a punctum
+    assert old.loc[3, "snr"] - rows.loc[3, "snr"] > 10 * spread
