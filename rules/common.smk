@@ -56,6 +56,11 @@ def sessions_of(cell):
     return SESSIONS.loc[SESSIONS["cell"] == cell, "session"].tolist()
 
 
+def target_of(cell):
+    """What the cell's synapses are (sheet column target): puncta or spines."""
+    return SESSIONS.loc[SESSIONS["cell"] == cell, "target"].iloc[0]
+
+
 def reference_session(cell):
     choice = config["register"]["reference"]
     names = sessions_of(cell)

@@ -9,6 +9,7 @@ rule presence:
     params:
         options=options("presence"),
         curation=lambda wc: curation_of(wc.cell),
+        target=lambda wc: target_of(wc.cell),
     conda:
         "../envs/pipeline.yaml"
     log:
@@ -18,4 +19,5 @@ rule presence:
     shell:
         "python -m pipeline presence {input.table:q} --null {input.null:q} --options {params.options:q} "
         "--out {output.table:q} --summary {output.summary:q} --curation {params.curation:q} "
+        "--target {params.target:q} "
         "> {log:q} 2>&1"

@@ -304,3 +304,33 @@ def test_a_session_whose_places_without_a_synapse_measure_high_is_named():
     _, calm = call_presence(t, null_snr=null, null_sessions=sessions)
     assert not [w for w in calm["warnings"] if "places without a synapse" in w]
     assert max(abs(d) for d in calm["absent_departure"].values()) < 0.5
+
+
+def test_an_absent_state_that_was_not_measured_is_named():
+    """Absent synapses on a bright shaft measure +6 (its light in their aperture).  With no
+    null places measured (no dendrite seen, or a single-channel run before the weights stage
+    measured them) the model assumes absent = 0 and calls the lost synapses present: the
+    failure must reach the warnings.  Measured null places: the losses are found, no warning.
+    Spines (their head over shaft is zero when absent) are not named."""
+    rng = np.random.default_rng(5)
+    states = _background(rng, n=200, k=6)
+    signal = np.exp(rng.normal(3.0, 0.5, (200, 1))) * np.ones(6)
+    offset = 6.0
+    table = _cell(states, rng, signal=signal + offset)
+    table["snr"] = np.where(table["truth"] == 1, table["snr"], table["snr"] + offset)
+    table["detected"] = (table["truth"] == 1).astype(int)
+    lost = (table["truth"] == 0).to_numpy()
+    null = offset + rng.normal(0, TAU, 300)
+    calls, notes = {}, {}
+    for name, nulls, expected in (("unmeasured", [], True), ("measured", null, True),
+                                  ("spines", [], False)):
+        out, summary = call_presence(table, null_snr=np.asarray(nulls),
+                                     null_expected=expected)
+        out = out.set_index(["synapse_id", "session"]).loc[
+            list(zip(table["synapse_id"], table["session"]))]
+        calls[name] = (out["present"].to_numpy()[lost] == 1).mean()
+        notes[name] = [w for w in summary["warnings"] if "absent state was not measured" in w]
+    assert calls["unmeasured"] > 0.5, calls                    # the failure: lost called present
+    assert calls["measured"] < 0.1, calls
+    assert len(notes["unmeasured"]) == 1 and "cell c1" in notes["unmeasured"][0]
+    assert notes["measured"] == [] and notes["spines"] == []

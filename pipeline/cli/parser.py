@@ -221,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--curation", default="[]", help="JSON list of the cell's curation rows")
     p.add_argument("--null", default=None,
                    help="the weights stage's null_snr.csv: signal where no synapse is")
+    p.add_argument("--target", default="puncta", choices=["puncta", "spines"],
+                   help="what the cell's synapses are (sheet column target): a spine's head over "
+                        "its shaft measures zero when absent, a PSD-95 punctum's place does not")
     p.set_defaults(func=commands.cmd_presence)
 
     p = sub.add_parser("stats", help="statistics from a long per-synapse table")
