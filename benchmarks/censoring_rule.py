@@ -23,9 +23,10 @@ from pipeline.truth.evaluate import _spacing_of, assign_true_ids, track_true_ids
 from science_events import events
 
 
-def newly_censored(regime_before: Path, regime_after: Path) -> pd.DataFrame:
+def newly_censored(regime_before: Path, regime_after: Path) -> tuple[pd.DataFrame, int]:
     """Rows observed in the run before and not after, with ``present_before`` and
-    ``true_present`` (the true synapse its track matches; NaN for a track matching none)."""
+    ``true_present`` (the true synapse its track matches; NaN for a track matching none),
+    and the number of rows of the run before."""
     truth = pd.read_csv(regime_before / "data" / "truth" / "synapses.csv")
     params = json.loads((regime_before / "data" / "truth" / "params.json").read_text())
     before = pd.read_csv(Layout(regime_before / "results").synapses)
@@ -44,7 +45,7 @@ def newly_censored(regime_before: Path, regime_after: Path) -> pd.DataFrame:
                                 for i, s in zip(ids, rows["session"])]
         out.append(rows[["cell", "synapse_id", "session", "present_before", "true_present",
                          "registration_error_um", "quality_flags"]])
-    return pd.concat(out, ignore_index=True)
+    return pd.concat(out, ignore_index=True), len(before)
 
 
 def main(argv=None) -> None:
@@ -57,8 +58,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     summary = []
     for regime in args.regimes:
-        rows = newly_censored(args.before / regime, args.after / regime)
-        n_rows = len(pd.read_csv(Layout(args.before / regime / "results").synapses))
+        rows, n_rows = newly_censored(args.before / regime, args.after / regime)
         line = {"regime": regime, "rows": n_rows, "newly_censored": len(rows),
                 "of_true_absent": int((rows["true_present"] == 0).sum()),
                 "of_true_present": int((rows["true_present"] == 1).sum()),
