@@ -63,7 +63,14 @@ class DetectParams:
                            "(two puncta a plane apart, a few pixels aside) is kept ...")
     close_min_snr: float = _p(
         10.0, "... when its SNR is at least this (a weaker one is more often noise on a "
-              "punctum's flank)")
+              "punctum's flank); so is a peak of the narrower filter (fine_scale)")
+    fine_scale: float | None = _p(
+        0.6, "lateral SD of a second, narrower matched filter, times the first's: its peaks "
+             "(at close_min_snr or more) are dim puncta beside bright ones; None: not run (nor "
+             "where the shaft's line openings were subtracted: they notch large heads)")
+    fine_apart_sd: float = _p(
+        2.5, "... kept when farther than this from every other detection, in punctum SDs "
+             "per axis")
     aperture_um: tuple[float, float, float] = _p(
         APERTURE_UM, "semi-axes (z, y, x) of the photometry aperture, um")
     share_departure: float = _p(

@@ -226,14 +226,19 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
                   cell_threshold: float = _D.cell_threshold,
                   split_snr: float | None = 15.0, shaft_line_um: float | None = _D.shaft_line_um,
                   shaft_distance_um: float | None = _D.shaft_distance_um,
-                  local_noise: str = _D.local_noise, workers: int = 1) -> pd.DataFrame:
+                  local_noise: str = _D.local_noise, fine_scale: float | None = _D.fine_scale,
+                  fine_apart_sd: float = _D.fine_apart_sd, workers: int = 1) -> pd.DataFrame:
     """Find PSD-95 puncta in one (z, y, x) stack.
 
     The matched filter (a Gaussian of the punctum's size) minus a wider Gaussian
     (``surround_ratios`` times wider) is run once per ratio and the detections are pooled:
     the narrow surround keeps a dim punctum beside a bright one a separate peak, the wide
     one loses less of an isolated dim punctum's signal.  A detection of a later ratio within
-    1.5 punctum SDs of an earlier one is the same punctum and is dropped.
+    1.5 punctum SDs of an earlier one is the same punctum and is dropped.  A third filter,
+    narrower laterally (``fine_scale``), resolves a dim punctum 0.5-0.9 um beside a bright
+    one, which the matched filter's peak swallows: its peaks of SNR ``close_min_snr`` or more
+    (in its own noise) farther than ``fine_apart_sd`` punctum SDs from every detection are
+    added.
 
     Parameters
     ----------
@@ -250,8 +255,9 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
         the maximum
     close_separation_um, close_min_snr : a peak that is the maximum only of this smaller
         neighbourhood (two puncta a plane apart and a few pixels aside, each with its own
-        peak) is kept when its SNR is at least ``close_min_snr``; a weaker one is more often
-        noise on a punctum's flank
+        peak), or only of the narrower filter (``fine_scale``), is kept when its SNR is at
+        least ``close_min_snr``; a weaker one is more often noise on a punctum's flank (or
+        in the narrower filter, on a shaft's texture)
     aperture_um : semi-axes of the photometry aperture (see :func:`aperture_photometry`)
     mask : optional boolean (z, y, x); peaks outside it are dropped
     morphology : optional (z, y, x) morphology channel; the part of it that shows in the
@@ -272,6 +278,11 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
     local_noise : ``auto`` (without ``morphology``), ``always`` or ``never``: the threshold
         is in units of the noise around each peak (:func:`~pipeline.core.shaft.local_noise_factor`),
         not only the stack's, so the brighter, noisier shaft does not pass its noise for puncta
+    fine_scale : lateral SD of the narrower filter over the matched one's; None: not run.
+        Not run where ``shaft_line_um`` was subtracted (its openings notch large heads,
+        which this filter splits)
+    fine_apart_sd : its peaks this far (in punctum SDs per axis) or nearer to a detection
+        are that punctum
     split_snr : detections this bright or brighter are tested for being two puncta closer
         than the filters resolve (:func:`split_pairs`; the two then share the peak and SNR
         of the detection they came from); None: no test
@@ -302,28 +313,31 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
         shaft = line_background(image, spacing=spacing, length_um=shaft_line_um,
                                 workers=workers)
         signal -= shaft
+    notched = shaft is not None
     by_neighbourhood = local_noise == "always" or (local_noise == "auto" and morphology is None)
     half, close_half = (np.maximum(np.round(np.asarray(sep) / spacing).astype(int), 1)
                         for sep in (min_separation_um, close_separation_um))
     close_half = np.minimum(close_half, half)
 
-    def peaks_of(ratio, resp):
-        """(positions, peak, snr, subvoxel SDs) of the DoG of surround ``ratio``."""
-        np.subtract(matched, resp, out=resp)
+    def peaks_of(centre, resp, ratio, sig_vox=sigma_vox, least=threshold):
+        """(positions, peak, snr, subvoxel SDs) of the DoG ``centre - resp`` (surround
+        ``ratio`` times the centre's SDs ``sig_vox``, computed in ``resp``'s place) with an
+        SNR of at least ``least``."""
+        np.subtract(centre, resp, out=resp)
         # the noise SD of the interior, where the padding does not reach
-        margin = np.ceil(3 * ratio * sigma_vox).astype(int)
+        margin = np.ceil(3 * ratio * sig_vox).astype(int)
         margin = np.where(np.array(resp.shape) > 4 * margin, margin, 0)
         noise = robust_noise(resp[tuple(slice(m, n - m) for m, n in zip(margin, resp.shape))])
         # the gain dips just below 1 one voxel in from a face
-        peaks = _local_maxima(resp, close_half, 0.95 * threshold * noise)
+        peaks = _local_maxima(resp, close_half, 0.95 * least * noise)
         tops_all = np.zeros(len(peaks), bool)
         tops_all[_box_maxima(resp, peaks, half)] = True
-        peak_noise = noise * noise_gain_at(noise_gain(resp.shape, sigma_vox=sigma_vox,
+        peak_noise = noise * noise_gain_at(noise_gain(resp.shape, sigma_vox=sig_vox,
                                                        ratio=ratio), peaks)
         if by_neighbourhood:
             peak_noise *= local_noise_factor(resp, noise, peaks, spacing=spacing,
                                              workers=workers)
-        level = np.where(tops_all, threshold, max(threshold, close_min_snr))
+        level = np.where(tops_all, least, max(least, close_min_snr))
         keep = resp[tuple(peaks.T)] > level * peak_noise
         if mask is not None:
             keep &= mask[tuple(peaks.T)]
@@ -345,8 +359,21 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
         blurred = list(pool.map(lambda r: ndimage.gaussian_filter(signal, sigma_vox * r, mode="nearest"),
                                 (1.0, *surround_ratios)))
         matched = blurred.pop(0)
-        found = list(pool.map(peaks_of, surround_ratios, blurred))
+        found = list(pool.map(lambda r, b: peaks_of(matched, b, r), surround_ratios, blurred))
         del blurred, matched
+        # not where the shaft's line openings were subtracted: they notch a large head beside
+        # the shaft and move its matched peak, and this filter splits it (single_channel
+        # regime: 4 false, none found)
+        if fine_scale and not notched:
+            # a narrower centre (lateral only: the misses it is for lie side by side) resolves
+            # a dim punctum 0.5-0.9 um beside a bright one, a shoulder of the matched peak
+            fine_vox = sigma_vox * [1.0, fine_scale, fine_scale]
+            centre, surround = pool.map(
+                lambda r: ndimage.gaussian_filter(signal, fine_vox * r, mode="nearest"),
+                (1.0, surround_ratios[0]))
+            fine = peaks_of(centre, surround, surround_ratios[0], fine_vox,
+                            max(threshold, close_min_snr))
+            del centre, surround
         cell = on_cell.result() if on_cell is not None else None
         dendrite = on_dendrite.result() if on_dendrite is not None else None
     pos, peak, snr, sig_vox = found[0]
@@ -356,6 +383,12 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
             d, _ = cKDTree(pos * spacing / sigma_um).query(more[0] * spacing / sigma_um)
             more = tuple(v[d > 1.5] for v in more)
         pos, peak, snr, sig_vox = (np.concatenate([a, b]) for a, b in zip((pos, peak, snr, sig_vox), more))
+    if fine_scale and not notched and len(fine[0]):
+        if len(pos):
+            from scipy.spatial import cKDTree
+            d, _ = cKDTree(pos * spacing / sigma_um).query(fine[0] * spacing / sigma_um)
+            fine = tuple(v[d > fine_apart_sd] for v in fine)
+        pos, peak, snr, sig_vox = (np.concatenate([a, b]) for a, b in zip((pos, peak, snr, sig_vox), fine))
     if split_snr is not None and len(pos):
         pos, origin = split_pairs(signal, pos, snr, spacing=spacing, sigma_um=sigma_um,
                                   min_snr=split_snr, workers=workers)
