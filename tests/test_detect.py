@@ -361,7 +361,8 @@ def _dim_between_bright(rng, *, n: int = 10, apart_um: float = 0.6, brighter: fl
 
 def test_a_dim_punctum_between_two_bright_ones_is_found_by_the_narrower_filter():
     """The miss of make bench's dense PV shaft (hard_registration: 131 of 134 misses had no
-    peak of their own, a brighter neighbour 0.57-0.9 um aside)."""
+    peak of their own in the matched filter, a neighbour within 1.2 um aside;
+    ``benchmarks/detection_errors.py --regime hard_registration``)."""
     rng = np.random.default_rng(0)
     found = {True: [], False: []}
     extra = []

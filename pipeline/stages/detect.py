@@ -235,7 +235,7 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
     the narrow surround keeps a dim punctum beside a bright one a separate peak, the wide
     one loses less of an isolated dim punctum's signal.  A detection of a later ratio within
     1.5 punctum SDs of an earlier one is the same punctum and is dropped.  A third filter,
-    narrower laterally (``fine_scale``), resolves a dim punctum 0.5-0.9 um beside a bright
+    narrower laterally (``fine_scale``), resolves a dim punctum some 0.6 um beside a bright
     one, which the matched filter's peak swallows: its peaks of SNR ``close_min_snr`` or more
     (in its own noise) farther than ``fine_apart_sd`` punctum SDs from every detection are
     added.
@@ -366,7 +366,7 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
         # regime: 4 false, none found)
         if fine_scale and not notched:
             # a narrower centre (lateral only: the misses it is for lie side by side) resolves
-            # a dim punctum 0.5-0.9 um beside a bright one, a shoulder of the matched peak
+            # a dim punctum some 0.6 um beside a bright one, a shoulder of the matched peak
             fine_vox = sigma_vox * [1.0, fine_scale, fine_scale]
             centre, surround = pool.map(
                 lambda r: ndimage.gaussian_filter(signal, fine_vox * r, mode="nearest"),
