@@ -364,6 +364,7 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
         # not where the shaft's line openings were subtracted: they notch a large head beside
         # the shaft and move its matched peak, and this filter splits it (single_channel
         # regime: 4 false, none found)
+        fine = []
         if fine_scale and not notched:
             # a narrower centre (lateral only: the misses it is for lie side by side) resolves
             # a dim punctum some 0.6 um beside a bright one, a shoulder of the matched peak
@@ -371,24 +372,20 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
             centre, surround = pool.map(
                 lambda r: ndimage.gaussian_filter(signal, fine_vox * r, mode="nearest"),
                 (1.0, surround_ratios[0]))
-            fine = peaks_of(centre, surround, surround_ratios[0], fine_vox,
-                            max(threshold, close_min_snr))
+            fine = [peaks_of(centre, surround, surround_ratios[0], fine_vox,
+                             max(threshold, close_min_snr))]
             del centre, surround
         cell = on_cell.result() if on_cell is not None else None
         dendrite = on_dendrite.result() if on_dendrite is not None else None
+    # later ratios' detections within 1.5 punctum SDs of an earlier one, and the narrower
+    # filter's within fine_apart_sd, are the same punctum
     pos, peak, snr, sig_vox = found[0]
-    for more in found[1:]:
+    for more, apart in [(f, 1.5) for f in found[1:]] + [(f, fine_apart_sd) for f in fine]:
         if len(pos) and len(more[0]):
             from scipy.spatial import cKDTree
             d, _ = cKDTree(pos * spacing / sigma_um).query(more[0] * spacing / sigma_um)
-            more = tuple(v[d > 1.5] for v in more)
+            more = tuple(v[d > apart] for v in more)
         pos, peak, snr, sig_vox = (np.concatenate([a, b]) for a, b in zip((pos, peak, snr, sig_vox), more))
-    if fine_scale and not notched and len(fine[0]):
-        if len(pos):
-            from scipy.spatial import cKDTree
-            d, _ = cKDTree(pos * spacing / sigma_um).query(fine[0] * spacing / sigma_um)
-            fine = tuple(v[d > fine_apart_sd] for v in fine)
-        pos, peak, snr, sig_vox = (np.concatenate([a, b]) for a, b in zip((pos, peak, snr, sig_vox), fine))
     if split_snr is not None and len(pos):
         pos, origin = split_pairs(signal, pos, snr, spacing=spacing, sigma_um=sigma_um,
                                   min_snr=split_snr, workers=workers)
