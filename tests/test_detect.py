@@ -382,7 +382,7 @@ def test_a_dim_punctum_between_two_bright_ones_is_found_by_the_narrower_filter()
 
 
 def test_the_narrower_filter_adds_nothing_to_isolated_puncta():
-    """Noise it lifts around a punctum, or alone, stays below its SNR or off any shoulder."""
+    """Noise it lifts, around a punctum or alone, stays below its SNR bar (close_min_snr)."""
     rng = np.random.default_rng(5)
     for integrals in ((150, 500), (3000, 12000)):
         centres, img = _isolated_puncta(rng, n=40, integrals=integrals)
