@@ -147,6 +147,9 @@ class TrackParams:
     max_distance_um: float = _p(1.0, "gate on the z-scaled distance to a track's mean position")
     z_scale: float = _p(Z_SCALE, "factor on z differences (z is localised less precisely)")
     max_gap: int = _p(1, "sessions a synapse may be missed and keep its id")
+    relink_passes: int = _p(
+        10, "passes re-linking each session against the tracks' positions in all other sessions "
+            "(a synapse no longer takes a missed neighbour's track); 0: link in session order only")
     max_detections_per_1000um3: float = _p(
         20.0, "a session with more detections per 1000 um3 of stack is named as implausible "
               "(sparsely labelled cells give a few; noise taken for puncta gives tens)")

@@ -175,3 +175,43 @@ def test_implausible_numbers_of_detections_are_named_with_the_fix():
     assert "session s2: 0 detections" in w and "implausibly few" in w
     # two sessions: no median to depart from, only the density bound applies
     assert detection_counts([100, 400], metas[:2])["warnings"] == []
+
+
+def test_a_synapse_does_not_take_a_missed_neighbours_track():
+    # A (y=0) is imaged in every session but missed in sessions 3 and 6; B (y=0.45) appears
+    # in session 3.  Linked in order, B takes A's open track in session 3 (its nearest) and
+    # A's punctum starts a new one when it is back: the two alternate.  Re-linked against the
+    # tracks' positions in the other sessions, each keeps one id and A's track has its gaps.
+    a, b = np.array([[5.0, 0.0, 0.0]]), np.array([[5.0, 0.45, 0.0]])
+    present = {"A": [0, 1, 2, 4, 5, 7], "B": [3, 4, 5, 6, 7]}
+    sessions = [np.vstack([p for name, p in (("A", a), ("B", b)) if s in present[name]])
+                for s in range(8)]
+    table = _puncta_table(sessions)
+    table["truth"] = np.where(table["y_um"] < 0.2, "A", "B")
+
+    def ids_of(out):
+        return {name: sorted(set(out.loc[out.truth == name, "synapse_id"])) for name in "AB"}
+
+    in_order = ids_of(link_sessions(table, relink_passes=0))
+    assert len(in_order["A"]) > 1 or len(in_order["B"]) > 1       # the failure it fixes
+    out = link_sessions(table)
+    ids = ids_of(out)
+    assert len(ids["A"]) == 1 and len(ids["B"]) == 1 and ids["A"] != ids["B"], ids
+    a_rows = out[out.truth == "A"]
+    assert sorted(a_rows["session_index"]) == present["A"]
+    # ids are numbered by first appearance; link distances are to the track's earlier mean
+    assert ids["A"] == [1] and ids["B"] == [2]
+    b_rows = out[out.truth == "B"].sort_values("session_index")
+    assert np.isnan(b_rows["link_distance_um"].iloc[0])
+    assert np.allclose(b_rows["link_distance_um"].iloc[1:], 0.0)
+
+
+def test_relinking_keeps_gaps_within_max_gap():
+    # A at y=0 in sessions 0-1 and 4-5 (a 2-session gap), B at y=3 in every session.  With
+    # max_gap=1 no track may span A's gap, whatever the re-linking does.
+    a, b = np.array([[5.0, 0.0, 0.0]]), np.array([[5.0, 3.0, 0.0]])
+    sessions = [np.vstack([a, b]), np.vstack([a, b]), b, b, np.vstack([a, b]), np.vstack([a, b])]
+    out = link_sessions(_puncta_table(sessions), max_gap=1)
+    a_ids = out[out.y_um == 0.0].sort_values("session_index")["synapse_id"].to_numpy()
+    assert a_ids[0] == a_ids[1] and a_ids[2] == a_ids[3] and a_ids[0] != a_ids[2]
+    assert out[out.y_um == 3.0]["synapse_id"].nunique() == 1

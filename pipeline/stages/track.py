@@ -1,23 +1,34 @@
 """Linking puncta across sessions into synapse tracks (in the reference frame).
 
-Sessions are linked in order.  Each open track is represented by the mean reference-frame
+Sessions are first linked in order.  Each open track is represented by the mean reference-frame
 position of its puncta so far; a session's puncta are assigned to open tracks by optimal
 assignment (Hungarian) on distance with a gate, so no punctum is claimed by two tracks.
 A track stays open for ``max_gap`` sessions without a punctum, so a synapse missed once
 keeps its id.  Unassigned puncta start new tracks.
 
+Linking in order alone lets a synapse take its neighbour's track in a session where the
+neighbour was missed: the neighbour's track is then the nearest open one, and the two
+synapses' detections alternate between two tracks (a dense PV shaft: most of the missed links
+of make bench's hard_registration regime).  So each session is then re-linked, in turn,
+against every track's mean position over all *other* sessions, until no assignment changes
+(``relink_passes`` at most); a track left with a longer gap than ``max_gap`` is split there.
+
 Each link gets a confidence: the posterior probability that it is right against its nearest
 competitor (the punctum's next-nearest open track or the track's next-nearest punctum) and
 against "no link" at the gate, under a Gaussian model of the link distance whose width is
 estimated from all the cell's links (median link distance / 1.538, the median of a 3D
-Gaussian's radius in units of its per-axis SD).
+Gaussian's radius in units of its per-axis SD).  Link distances and competitors are those of
+the final tracks, measured as in the first pass: to each track's mean position over the
+sessions before.
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
-from scipy.spatial.distance import cdist
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
 
 from ..core.frames import registration_error_at, to_reference
 from ..params import TrackParams
@@ -26,8 +37,8 @@ COORDS = ["z_um", "y_um", "x_um"]
 
 
 def link_sessions(puncta: pd.DataFrame, *, max_distance_um: float = TrackParams.max_distance_um,
-                  z_scale: float = TrackParams.z_scale,
-                  max_gap: int = TrackParams.max_gap) -> pd.DataFrame:
+                  z_scale: float = TrackParams.z_scale, max_gap: int = TrackParams.max_gap,
+                  relink_passes: int = TrackParams.relink_passes) -> pd.DataFrame:
     """Add a ``synapse_id`` column (1, 2, ...) linking puncta across sessions.
 
     Parameters
@@ -38,49 +49,31 @@ def link_sessions(puncta: pd.DataFrame, *, max_distance_um: float = TrackParams.
     max_distance_um : gate on the (z-scaled) distance between a punctum and a track
     z_scale : factor on z differences (z is localised and registered less precisely)
     max_gap : number of consecutive sessions a track may miss and still be continued
+    relink_passes : at most this many passes re-linking each session against the tracks'
+        positions in all other sessions (0: the links of the first, in-order pass)
 
     Returns
     -------
-    Copy of ``puncta`` with ``synapse_id``, ``link_distance_um`` (distance to the track it
-    joined; NaN for a track's first punctum), ``link_competitor_um`` (distance of the nearest
-    competing candidate; NaN when there is none) and ``link_confidence`` (0-1, see above).
+    Copy of ``puncta`` with ``synapse_id`` (numbered by first appearance),
+    ``link_distance_um`` (distance to the track's mean position over the sessions before; NaN
+    for a track's first punctum), ``link_competitor_um`` (distance of the nearest competing
+    candidate; NaN when there is none) and ``link_confidence`` (0-1, see above).
     """
     out = puncta.copy()
-    out["synapse_id"] = 0
-    out["link_distance_um"] = np.nan
-    out["link_competitor_um"] = np.nan
-    scale = np.array([z_scale, 1.0, 1.0])
-    sums: list[np.ndarray] = []     # per track: sum of positions
-    counts: list[int] = []
-    last_seen: list[int] = []
-    for s in sorted(out["session_index"].unique()):
-        rows = np.flatnonzero(out["session_index"].to_numpy() == s)
-        pos = out.iloc[rows][COORDS].to_numpy(float)
-        open_tracks = [t for t in range(len(sums)) if s - last_seen[t] - 1 <= max_gap]
-        assigned = np.full(len(rows), -1)
-        dist = np.full(len(rows), np.nan)
-        rival = np.full(len(rows), np.nan)
-        if open_tracks and len(rows):
-            centres = np.array([sums[t] / counts[t] for t in open_tracks])
-            d = cdist(pos * scale, centres * scale)
-            ri, ci = _assign(d, max_distance_um)
-            ok = ci >= 0
-            assigned[ri[ok]] = np.array(open_tracks)[ci[ok]]
-            dist[ri[ok]] = d[ri[ok], ci[ok]]
-            rival[ri[ok]] = _nearest_rival(d, ri[ok], ci[ok])
-        for k, t in enumerate(assigned):
-            if t < 0:
-                sums.append(pos[k].copy())
-                counts.append(1)
-                last_seen.append(s)
-                assigned[k] = len(sums) - 1
-            else:
-                sums[t] = sums[t] + pos[k]
-                counts[t] += 1
-                last_seen[t] = s
-        out.iloc[rows, out.columns.get_loc("synapse_id")] = assigned + 1
-        out.iloc[rows, out.columns.get_loc("link_distance_um")] = dist
-        out.iloc[rows, out.columns.get_loc("link_competitor_um")] = rival
+    if out.empty:
+        return out.assign(synapse_id=0, link_distance_um=np.nan, link_competitor_um=np.nan,
+                          link_confidence=np.nan)
+    pos = out[COORDS].to_numpy(float) * np.array([z_scale, 1.0, 1.0])
+    session = out["session_index"].to_numpy()
+    track = _link_in_order(pos, session, gate=max_distance_um, max_gap=max_gap)
+    if relink_passes > 0:
+        track = _relink(pos, session, track, gate=max_distance_um, max_gap=max_gap,
+                        passes=relink_passes)
+    track = _number_by_first_appearance(session, _split_at_gaps(session, track, max_gap))
+    distance, competitor = _link_distances(pos, session, track, max_gap=max_gap)
+    out["synapse_id"] = track + 1
+    out["link_distance_um"] = distance
+    out["link_competitor_um"] = competitor
     extra = (out["registration_error_um"].to_numpy() if "registration_error_um" in out.columns
              else None)
     out["link_confidence"] = link_confidence(out["link_distance_um"], out["link_competitor_um"],
@@ -88,32 +81,167 @@ def link_sessions(puncta: pd.DataFrame, *, max_distance_um: float = TrackParams.
     return out
 
 
-def _assign(d: np.ndarray, gate: float) -> tuple[np.ndarray, np.ndarray]:
-    """Minimum-cost links between puncta (rows of ``d``) and tracks (columns) within ``gate``.
+def _link_in_order(pos: np.ndarray, session: np.ndarray, *, gate: float,
+                   max_gap: int) -> np.ndarray:
+    """Track index (0, 1, ...) of each punctum, linking sessions in order to the open tracks'
+    mean positions so far."""
+    track = np.full(len(pos), -1)
+    sums = np.zeros((len(pos), 3))
+    counts = np.zeros(len(pos), int)
+    last_seen = np.zeros(len(pos), int)
+    n_tracks = 0
+    for s in np.unique(session):
+        rows = np.flatnonzero(session == s)
+        open_tracks = np.flatnonzero(s - last_seen[:n_tracks] - 1 <= max_gap)
+        col = _assign(pos[rows], sums[open_tracks] / counts[open_tracks, None], gate)
+        ids = _tracks_of(col, open_tracks)
+        new = ids < 0
+        ids[new] = n_tracks + np.arange(new.sum())
+        n_tracks += int(new.sum())
+        track[rows] = ids
+        sums[ids] += pos[rows]
+        counts[ids] += 1
+        last_seen[ids] = s
+    return track
+
+
+def _relink(pos: np.ndarray, session: np.ndarray, track: np.ndarray, *, gate: float,
+            max_gap: int, passes: int) -> np.ndarray:
+    """Re-link each session's puncta to the tracks' mean positions over all other sessions
+    (tracks with a punctum within ``max_gap + 1`` sessions of it), until nothing changes."""
+    track = track.copy()
+    sessions = np.unique(session)
+    for _ in range(passes):
+        changed = False
+        for s in sessions:
+            n_tracks = int(track.max()) + 1
+            rows = np.flatnonzero(session == s)
+            others = session != s
+            counts = np.bincount(track[others], minlength=n_tracks)
+            sums = np.stack([np.bincount(track[others], weights=pos[others, a],
+                                         minlength=n_tracks) for a in range(3)], -1)
+            near = others & (np.abs(session - s) <= max_gap + 1)
+            candidates = np.flatnonzero(np.isin(np.arange(n_tracks), track[near]) & (counts > 0))
+            col = _assign(pos[rows], sums[candidates] / counts[candidates, None], gate)
+            ids = _tracks_of(col, candidates)
+            # a punctum left without a track keeps its own if no other session has it
+            alone = (ids < 0) & (counts[track[rows]] == 0)
+            ids[alone] = track[rows][alone]
+            fresh = ids < 0
+            ids[fresh] = n_tracks + np.arange(fresh.sum())
+            if (ids != track[rows]).any():
+                changed = True
+                track[rows] = ids
+        if not changed:
+            break
+    return track
+
+
+def _tracks_of(col: np.ndarray, tracks: np.ndarray) -> np.ndarray:
+    """The track of each linked column (``tracks[col]``), -1 where ``col`` is -1."""
+    ids = np.full(len(col), -1)
+    ids[col >= 0] = tracks[col[col >= 0]]
+    return ids
+
+
+def _split_at_gaps(session: np.ndarray, track: np.ndarray, max_gap: int) -> np.ndarray:
+    """Start a new track wherever a track misses more than ``max_gap`` sessions in a row."""
+    order = np.lexsort((session, track))
+    t, s = track[order], session[order]
+    starts = np.ones(len(order), bool)
+    starts[1:] = (t[1:] != t[:-1]) | (s[1:] - s[:-1] - 1 > max_gap)
+    out = np.empty_like(track)
+    out[order] = np.cumsum(starts) - 1
+    return out
+
+
+def _number_by_first_appearance(session: np.ndarray, track: np.ndarray) -> np.ndarray:
+    """Renumber tracks 0, 1, ... by their first session, then by the table row of their first
+    punctum (the order in which the in-order pass creates them)."""
+    order = np.lexsort((np.arange(len(track)), session))
+    _, first = np.unique(track[order], return_index=True)
+    rank = np.empty(len(first), int)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+    return rank[np.unique(track, return_inverse=True)[1]]
+
+
+def _link_distances(pos: np.ndarray, session: np.ndarray, track: np.ndarray, *,
+                    max_gap: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per punctum: the distance to its track's mean position over the sessions before (NaN
+    for a track's first punctum) and the nearest competing candidate's: the nearest other
+    open track to the punctum, or the nearest other punctum of the session to the track's
+    position (inf when there is none)."""
+    n_tracks = int(track.max()) + 1 if len(track) else 0
+    sums = np.zeros((n_tracks, 3))
+    counts = np.zeros(n_tracks, int)
+    last_seen = np.zeros(n_tracks, int)
+    distance = np.full(len(pos), np.nan)
+    competitor = np.full(len(pos), np.nan)
+    for s in np.unique(session):
+        rows = np.flatnonzero(session == s)
+        open_tracks = np.flatnonzero((counts > 0) & (s - last_seen - 1 <= max_gap))
+        ids = track[rows]
+        linked = np.isin(ids, open_tracks)
+        if linked.any():
+            centres = sums[open_tracks] / counts[open_tracks, None]
+            own = np.searchsorted(open_tracks, ids[linked])
+            p = pos[rows[linked]]
+            distance[rows[linked]] = np.linalg.norm(p - centres[own], axis=1)
+            competitor[rows[linked]] = np.minimum(
+                _nearest_other(centres, p, own),
+                _nearest_other(pos[rows], centres[own], np.flatnonzero(linked)))
+        sums[ids] += pos[rows]
+        counts[ids] += 1
+        last_seen[ids] = s
+    return distance, competitor
+
+
+def _nearest_other(points: np.ndarray, queries: np.ndarray, own: np.ndarray) -> np.ndarray:
+    """Distance from each query to the nearest of ``points`` other than ``points[own[k]]``."""
+    if len(points) < 2:
+        return np.full(len(queries), np.inf)
+    d, i = cKDTree(points).query(queries, k=2)
+    return np.where(i[:, 0] == own, d[:, 1], d[:, 0])
+
+
+def _assign(points: np.ndarray, centres: np.ndarray, gate: float) -> np.ndarray:
+    """Minimum-cost links between puncta (``points``) and tracks (``centres``) within ``gate``:
+    the linked centre per punctum (-1: a new track).
 
     Each punctum may instead start a new track at the cost of the gate.  Without that option
     a rectangular assignment links as many pairs as it can and then minimises their sum, so a
     new punctum near a track whose own punctum is present pushes that punctum onto a
-    neighbour's track (a chain of long links instead of one short link and a birth).
-    Returns row indices and the linked column per row (-1: new track).
+    neighbour's track (a chain of long links instead of one short link and a birth).  Solved
+    separately on each group of puncta and tracks joined by distances within the gate, so the
+    cost grows with the number of puncta and the size of the groups, not with their square.
     """
-    n, m = d.shape
-    cost = np.full((n, m + n), 1e6)
-    cost[:, :m] = np.where(d <= gate, d, 1e6)
-    cost[np.arange(n), m + np.arange(n)] = gate
-    ri, ci = linear_sum_assignment(cost)
-    return ri, np.where(ci < m, ci, -1)    # a pair beyond the gate never beats the new track
-
-
-def _nearest_rival(d: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """For links (rows[k], cols[k]) of distance matrix ``d``: the smallest distance of another
-    track to the punctum or of another punctum to the track (inf when there is none)."""
-    out = np.full(len(rows), np.inf)
-    for k, (i, j) in enumerate(zip(rows, cols)):
-        others = np.concatenate([np.delete(d[i], j), np.delete(d[:, j], i)])
-        if len(others):
-            out[k] = others.min()
-    return out
+    col = np.full(len(points), -1)
+    if not len(points) or not len(centres):
+        return col
+    pairs = cKDTree(points).sparse_distance_matrix(cKDTree(centres), gate,
+                                                   output_type="coo_matrix")
+    n, m = len(points), len(centres)
+    graph = coo_matrix((np.ones(pairs.nnz), (pairs.row, n + pairs.col)), shape=(n + m, n + m))
+    _, group = connected_components(graph, directed=False)
+    # distances stored + 1 so that a pair at distance 0 is not an absent pair
+    within = coo_matrix((pairs.data + 1.0, (pairs.row, pairs.col)), shape=(n, m)).tocsr()
+    order = np.argsort(group, kind="stable")
+    bounds = np.flatnonzero(np.diff(group[order])) + 1
+    for members in np.split(order, bounds):
+        r, c = members[members < n], members[members >= n] - n
+        if not len(r) or not len(c):
+            continue
+        sub = within[r][:, c].toarray() - 1.0
+        if sub.size == 1:
+            col[r[0]] = c[0]       # one punctum, one track within the gate
+            continue
+        cost = np.full((len(r), len(c) + len(r)), 1e6)
+        cost[:, :len(c)] = np.where(sub >= 0, sub, 1e6)
+        cost[np.arange(len(r)), len(c) + np.arange(len(r))] = gate
+        ri, ci = linear_sum_assignment(cost)
+        linked = ci < len(c)       # a pair beyond the gate never beats the new track
+        col[r[ri[linked]]] = c[ci[linked]]
+    return col
 
 
 def link_confidence(distance, competitor, *, gate_um: float, sigma_um: float | None = None,
@@ -181,7 +309,7 @@ def track_cell(puncta: list[pd.DataFrame], transforms: list[dict], metas: list[d
     if unreliable:
         found = found[found["reliable_registration"]]
     return link_sessions(found, max_distance_um=params.max_distance_um, z_scale=params.z_scale,
-                         max_gap=params.max_gap), unreliable
+                         max_gap=params.max_gap, relink_passes=params.relink_passes), unreliable
 
 
 def detection_counts(counts, metas: list[dict], *, unreliable=(),
