@@ -223,20 +223,28 @@ def _assign(points: np.ndarray, centres: np.ndarray, gate: float) -> np.ndarray:
     n, m = len(points), len(centres)
     graph = coo_matrix((np.ones(pairs.nnz), (pairs.row, n + pairs.col)), shape=(n + m, n + m))
     _, group = connected_components(graph, directed=False)
-    # distances stored + 1 so that a pair at distance 0 is not an absent pair
-    within = coo_matrix((pairs.data + 1.0, (pairs.row, pairs.col)), shape=(n, m)).tocsr()
-    order = np.argsort(group, kind="stable")
-    bounds = np.flatnonzero(np.diff(group[order])) + 1
-    for members in np.split(order, bounds):
-        r, c = members[members < n], members[members >= n] - n
-        if not len(r) or not len(c):
-            continue
-        sub = within[r][:, c].toarray() - 1.0
-        if sub.size == 1:
-            col[r[0]] = c[0]       # one punctum, one track within the gate
-            continue
+    n_rows = np.bincount(group[:n], minlength=group.max() + 1)
+    n_cols = np.bincount(group[n:], minlength=group.max() + 1)
+    # most groups are one punctum and one track within the gate: linked without a solve
+    single = (n_rows[group[pairs.row]] == 1) & (n_cols[group[pairs.row]] == 1)
+    col[pairs.row[single]] = pairs.col[single]
+    larger = np.flatnonzero((n_rows > 0) & (n_cols > 0) & ~((n_rows == 1) & (n_cols == 1)))
+    if not len(larger):
+        return col
+    # the remaining groups: one assignment each, from their own edges (local indices)
+    keep = np.isin(group[pairs.row], larger)
+    e_row, e_col, e_d = pairs.row[keep], pairs.col[keep], pairs.data[keep]
+    e_group = group[e_row]
+    row_groups, row_local = _local_index(group[:n], larger)
+    col_groups, col_local = _local_index(group[n:], larger)
+    order = np.argsort(e_group, kind="stable")
+    e_bounds = np.searchsorted(e_group[order], larger)
+    e_ends = np.searchsorted(e_group[order], larger, side="right")
+    for k, g in enumerate(larger):
+        r, c = row_groups[k], col_groups[k]
+        e = order[e_bounds[k]:e_ends[k]]
         cost = np.full((len(r), len(c) + len(r)), 1e6)
-        cost[:, :len(c)] = np.where(sub >= 0, sub, 1e6)
+        cost[row_local[e_row[e]], col_local[e_col[e]]] = e_d[e]
         cost[np.arange(len(r)), len(c) + np.arange(len(r))] = gate
         ri, ci = linear_sum_assignment(cost)
         linked = ci < len(c)       # a pair beyond the gate never beats the new track
@@ -360,3 +368,16 @@ def detection_counts(counts, metas: list[dict], *, unreliable=(),
             warnings.append(f"cell {cell}, session {session}: {int(n)} detections, "
                             f"{'; '.join(reasons)}: {what}.{failed}")
     return {"cell": cell, "median_detections": median, "sessions": rows, "warnings": warnings}
+
+
+def _local_index(group: np.ndarray, groups: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """For each of ``groups`` (sorted): its members' indices; and each member's position
+    within its group (-1 outside ``groups``)."""
+    local = np.full(len(group), -1)
+    members = np.flatnonzero(np.isin(group, groups))
+    members = members[np.argsort(group[members], kind="stable")]
+    starts = np.searchsorted(group[members], groups)
+    ends = np.searchsorted(group[members], groups, side="right")
+    sizes = ends - starts
+    local[members] = np.arange(len(members)) - np.repeat(starts, sizes)
+    return [members[a:b] for a, b in zip(starts, ends)], local
