@@ -42,8 +42,12 @@ PRESENCE_TABLE = (SYNAPSE_COLUMNS + WEIGHTS_COLUMNS + PRESENCE_COLUMNS + CURATED
                   + LINK_COLUMNS + QUALITY_COLUMNS + REGISTRATION_COLUMNS + COMPETITOR_COLUMNS)
 
 # --------------------------------------------------------------------------- curation.tsv
-#: the curation file's columns, tab-separated, one action a row
-CURATION_FILE_COLUMNS = ["action", "cell", "synapse_id", "session", "other_synapse_id", "note"]
+#: the curation file's columns, tab-separated, one action a row.  ``at_um`` ("z y x", the
+#: synapse's mean detected position in the reference frame when the row was made; written by
+#: the review page, may be empty) lets the curate stage see that a row's id now names another
+#: place (the tracks renumbered by a new release or other settings)
+CURATION_FILE_COLUMNS = ["action", "cell", "synapse_id", "session", "other_synapse_id", "note",
+                         "at_um"]
 #: actions on a synapse's identity (applied to the tracks, before weights are measured)
 CURATION_IDENTITY = ("reject", "merge", "split")
 #: a person's present/absent call for one session (applied after the presence stage)

@@ -124,3 +124,39 @@ def test_curation_lines_may_use_spaces_and_need_no_header(tmp_path):
 def test_a_bad_header_is_named():
     with pytest.raises(InputError, match="line 1: the header names sesion"):
         parse_curation("action\tcell\tsynapse_id\tsesion\n")
+
+
+def test_a_row_whose_id_now_names_another_place_is_an_error_naming_the_synapse_there():
+    # rows made on the review page carry at_um, the synapse's place when they were made.  The
+    # tracks are renumbered (a new release, other track settings): 2 and 3 swap ids
+    tracks = _tracks()
+    tracks.loc[tracks.synapse_id == 2, ["y_um", "x_um"]] = [10.0, 10.0]
+    tracks.loc[tracks.synapse_id == 3, ["y_um", "x_um"]] = [20.0, 20.0]
+    made_on_2 = _actions(("reject", "c", "2", "", "")).assign(at_um="1 10.1 9.9")
+    assert 2 not in set(curate_tracks(tracks, made_on_2, sessions=SESSIONS).synapse_id)
+    renumbered = tracks.replace({"synapse_id": {2: 3, 3: 2}})
+    with pytest.raises(InputError, match=r"line 1 .*synapse 2 no longer is.*synapse 3 is there "
+                                         r"now.*renumbered"):
+        curate_tracks(renumbered, made_on_2, sessions=SESSIONS)
+    # a present/absent row is checked too; nothing at the place: said so
+    call = _actions(("absent", "c", "2", "s1", "")).assign(at_um="1 40 40")
+    with pytest.raises(InputError, match="no synapse is there now"):
+        curate_tracks(tracks, call, sessions=SESSIONS)
+    # rows without at_um (written by hand) apply as they stand
+    assert 3 not in set(curate_tracks(renumbered, _actions(("reject", "c", "3", "", "")),
+                                      sessions=SESSIONS).synapse_id)
+
+
+def test_at_um_is_read_written_and_checked_for_form():
+    text = ("action\tcell\tsynapse_id\tsession\tother_synapse_id\tnote\tat_um\n"
+            "reject\tc\t2\t\t\tshaft\t1.00 10.10 9.90\n"
+            "reject\tc\t4\t\t\tby hand\t\n")
+    rows = parse_curation(text)
+    assert rows["at_um"].tolist() == ["1.00 10.10 9.90", ""]
+    assert parse_curation(curation_text(rows))["at_um"].tolist() == rows["at_um"].tolist()
+    # files written before the column existed (six fields) read as before
+    old = parse_curation("reject\tc\t2\t\t\tshaft\n")
+    assert old["at_um"].tolist() == [""] and old["note"].tolist() == ["shaft"]
+    with pytest.raises(InputError, match="line 2: at_um '1 2' must be three numbers"):
+        parse_curation("action\tcell\tsynapse_id\tsession\tother_synapse_id\tnote\tat_um\n"
+                       "reject\tc\t2\t\t\t\t1 2\n")

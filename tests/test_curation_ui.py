@@ -45,6 +45,25 @@ def test_merge_suggestions_are_near_tracks_never_seen_together_nearest_first():
     assert [c["id"] for c in sug[5]] == [3]
 
 
+def test_the_pages_rows_carry_each_tracks_place():
+    from pipeline.review.curation_ui import CURATION_JS, session_controls, synapse_controls, \
+        track_anchors
+    from pipeline.review.pages import curation_rows
+
+    anchors = track_anchors(_table())
+    assert anchors[3] == "2.00 20.00 20.00" and anchors[4] == "2.00 20.00 20.80"
+    bar = synapse_controls("c", [3], merge_suggestions(_table()), anchors)
+    assert "data-action='reject' data-cell='c' data-id='3' data-at='2.00 20.00 20.00'" in bar
+    assert "data-id='3' data-at='2.00 20.00 20.00' title='the two tracks" in bar
+    assert "data-at='2.00 20.00 20.80'" in session_controls("c", 4, "s2", 1, first=False,
+                                                            anchor=anchors[4])
+    assert "at_um:b.dataset.at" in CURATION_JS           # the staged row takes it
+    g = _table()[lambda t: t.track_id == 4]
+    rows = dict(curation_rows("c", g.assign(present=1), anchors))
+    assert rows["reject (track 4)"] == "reject\tc\t4\t\t\t\t2.00 20.00 20.80"
+    assert rows["split from s1 on"].endswith("\t2.00 20.00 20.80")
+
+
 def _label_overlaps(anchors, texts) -> int:
     w = 5.4 * np.array([len(t) for t in texts])
     b = np.c_[anchors[:, 0], anchors[:, 1] - 8, anchors[:, 0] + w, anchors[:, 1] + 1]

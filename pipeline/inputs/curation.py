@@ -89,6 +89,9 @@ def parse_curation(text: str, *, source: str = "curation file") -> pd.DataFrame:
         if action in ("split",) + CALLS and not row["session"]:
             problems.append(f"{where}: '{action}' needs the session column ({action} "
                             f"{row['cell']} {row['synapse_id'] or 'ID'} SESSION)")
+        if row["at_um"] and anchor_of(row["at_um"]) is None:
+            problems.append(f"{where}: at_um '{row['at_um']}' must be three numbers, z y x in um "
+                            "(the review page writes it; or leave it empty)")
         if action == "merge" and not row["other_synapse_id"].isdigit():
             problems.append(f"{where}: 'merge' needs other_synapse_id, a synapse number "
                             f"(merge {row['cell']} {row['synapse_id'] or 'ID'} OTHER_ID)")
@@ -97,6 +100,15 @@ def parse_curation(text: str, *, source: str = "curation file") -> pd.DataFrame:
         raise InputError(f"{len(problems)} problem(s) in the curation file:\n  - "
                          + "\n  - ".join(problems))
     return pd.DataFrame(rows, columns=ROW_FIELDS)
+
+
+def anchor_of(text: str):
+    """The (z, y, x) um of an ``at_um`` field, or None when it is not three numbers."""
+    try:
+        values = [float(v) for v in str(text).replace(",", " ").split()]
+    except ValueError:
+        return None
+    return tuple(values) if len(values) == 3 else None
 
 
 def read_curation(path: str | Path) -> pd.DataFrame:
@@ -112,7 +124,7 @@ def read_curation(path: str | Path) -> pd.DataFrame:
 def curation_text(rows: pd.DataFrame) -> str:
     """A complete curation file (header included, tab-separated) holding ``rows``."""
     lines = ["\t".join(COLUMNS)]
-    for r in rows[COLUMNS].itertuples(index=False):
+    for r in rows.reindex(columns=COLUMNS).fillna("").itertuples(index=False):
         lines.append("\t".join(str(v).replace("\t", " ").replace("\n", " ") for v in r))
     return "\n".join(lines) + "\n"
 

@@ -54,6 +54,17 @@ def merge_suggestions(table: pd.DataFrame) -> dict[int, list[dict]]:
     return {i: sorted(v, key=lambda c: c["distance_um"])[:MERGE_CHOICES] for i, v in out.items()}
 
 
+def track_anchors(table: pd.DataFrame) -> dict[int, str]:
+    """Per track of one cell: its mean detected position in the reference frame, "z y x" (um),
+    the ``at_um`` a curation row made on the page carries (the curate stage checks that the id
+    still names the synapse at that place)."""
+    key = "track_id" if "track_id" in table.columns else "synapse_id"
+    det = table[table.get("detected", pd.Series(1, index=table.index)) == 1]
+    centres = det.groupby(key)[["z_um", "y_um", "x_um"]].mean()
+    return {int(i): " ".join(f"{v:.2f}" for v in xyz)
+            for i, xyz in zip(centres.index, centres.to_numpy(float))}
+
+
 def curation_script(rows: pd.DataFrame, *, path: str, rerun: str, key: str) -> str:
     """``review/curation.js``: the rows in effect, where they are read from, how to rerun."""
     data = {"rows": rows.reindex(columns=CURATION_FILE_COLUMNS).fillna("").astype(str)
@@ -66,11 +77,15 @@ def _esc(v) -> str:
     return html.escape(str(v), quote=True)
 
 
-def synapse_controls(cell: str, tracks: list[int], suggestions: dict[int, list[dict]]) -> str:
-    """The action bar of one synapse: reject each of its tracks, merge with a suggestion."""
+def synapse_controls(cell: str, tracks: list[int], suggestions: dict[int, list[dict]],
+                     anchors: dict[int, str] | None = None) -> str:
+    """The action bar of one synapse: reject each of its tracks, merge with a suggestion.
+    ``anchors``: each track's position (:func:`track_anchors`), carried by its rows."""
+    at = anchors or {}
     buttons = "".join(
         f"<button type='button' class='act' data-action='reject' data-cell='{_esc(cell)}' "
-        f"data-id='{t}' title='the track is not a synapse (key r)'>reject"
+        f"data-id='{t}' data-at='{_esc(at.get(t, ''))}' title='the track is not a synapse "
+        "(key r)'>reject"
         f"{f' track {t}' if len(tracks) > 1 else ''}</button>" for t in tracks)
     options = "".join(
         f"<option value='{c['id']}'>track {c['id']}: {c['distance_um']:.1f} um, seen in "
@@ -78,20 +93,23 @@ def synapse_controls(cell: str, tracks: list[int], suggestions: dict[int, list[d
         for c in suggestions.get(tracks[0], []))
     merge = (f"<label>merge {tracks[0]} with <select class='merge-with'>{options}</select></label>"
              f"<button type='button' class='act' data-action='merge' data-cell='{_esc(cell)}' "
-             f"data-id='{tracks[0]}' title='the two tracks are one synapse (key m)'>merge</button>"
+             f"data-id='{tracks[0]}' data-at='{_esc(at.get(tracks[0], ''))}' title='the two tracks are one synapse (key m)'>merge</button>"
              if options else "<span class='muted'>no merge candidate within "
              f"{MERGE_RADIUS_UM:g} um</span>")
     return f"<div class='curate'>{buttons} {merge}</div>"
 
 
-def session_controls(cell: str, track: int, session: str, present, *, first: bool) -> str:
-    """Per session of a synapse: flip its call, split the track from here on."""
+def session_controls(cell: str, track: int, session: str, present, *, first: bool,
+                     anchor: str = "") -> str:
+    """Per session of a synapse: flip its call, split the track from here on (``anchor``: the
+    track's position, :func:`track_anchors`)."""
     flip = "absent" if present == 1 else "present"
     out = (f"<button type='button' class='act' data-action='{flip}' data-cell='{_esc(cell)}' "
-           f"data-id='{track}' data-session='{_esc(session)}'>mark {flip}</button>")
+           f"data-id='{track}' data-at='{_esc(anchor)}' data-session='{_esc(session)}'>"
+           f"mark {flip}</button>")
     if not first:
         out += (f" <button type='button' class='act' data-action='split' data-cell='{_esc(cell)}'"
-                f" data-id='{track}' data-session='{_esc(session)}' title='from this session on "
+                f" data-id='{track}' data-at='{_esc(anchor)}' data-session='{_esc(session)}' title='from this session on "
                 f"a new synapse'>split here</button>")
     return out
 
@@ -138,7 +156,7 @@ function renderStaged(){
   l.some(r=>rowText(r)===rowText(actionRow(b)))));}
 function actionRow(b){
  const r={action:b.dataset.action,cell:b.dataset.cell,synapse_id:b.dataset.id,
-  session:b.dataset.session||'',other_synapse_id:'',note:''};
+  session:b.dataset.session||'',other_synapse_id:'',note:'',at_um:b.dataset.at||''};
  if(r.action==='merge'){const s=b.closest('.curate').querySelector('select.merge-with');
   r.other_synapse_id=s?s.value:'';}
  return r;}

@@ -336,19 +336,26 @@ def _qc_table(qc: list[dict]) -> str:
             "unlike the reference's after registration (cyan), and maps the similarity.</p>")
 
 
-def curation_rows(cell: str, g: pd.DataFrame) -> list[tuple[str, str]]:
-    """(what it does, tab-separated curation.tsv row) for one synapse's rows (sorted by day)."""
+def curation_rows(cell: str, g: pd.DataFrame,
+                  anchors: dict[int, str] | None = None) -> list[tuple[str, str]]:
+    """(what it does, tab-separated curation.tsv row) for one synapse's rows (sorted by day);
+    ``anchors``: each track's position, the rows' ``at_um``."""
+    at = anchors or {}
     tracks = [int(v) for v in pd.unique(g["track_id"] if "track_id" in g.columns
                                         else g["synapse_id"])]
-    out = [(f"reject (track {t})", f"reject\t{cell}\t{t}\t\t\t") for t in tracks]
+    out = [(f"reject (track {t})", f"reject\t{cell}\t{t}\t\t\t\t{at.get(t, '')}")
+           for t in tracks]
     first = tracks[0]
-    out.append(("merge with another track (fill in its id)", f"merge\t{cell}\t{first}\t\tOTHER_ID\t"))
+    out.append(("merge with another track (fill in its id)",
+                f"merge\t{cell}\t{first}\t\tOTHER_ID\t\t{at.get(first, '')}"))
     tid = g["track_id"] if "track_id" in g.columns else g["synapse_id"]
     for (s, p), t in zip(g[["session", "present"]].itertuples(index=False), tid):
         flip = "absent" if p == 1 else "present"
-        out.append((f"mark {flip} in {s}", f"{flip}\t{cell}\t{int(t)}\t{s}\t\t"))
+        out.append((f"mark {flip} in {s}",
+                    f"{flip}\t{cell}\t{int(t)}\t{s}\t\t\t{at.get(int(t), '')}"))
     for s, t in list(zip(g["session"], tid))[1:]:
-        out.append((f"split from {s} on", f"split\t{cell}\t{int(t)}\t{s}\t\t"))
+        out.append((f"split from {s} on",
+                    f"split\t{cell}\t{int(t)}\t{s}\t\t\t{at.get(int(t), '')}"))
     return out
 
 
@@ -421,6 +428,7 @@ def cell_page(table: pd.DataFrame, summary: pd.DataFrame, *, cell: str, sessions
     strips = []
     info = summary.set_index("synapse_id")
     suggestions = ui.merge_suggestions(t)
+    anchors = ui.track_anchors(t)
     for sid, g in t.groupby("synapse_id", sort=True):
         r = info.loc[sid]
         cols = ["session", "day", "present", "p_present", "detected", "weight", "snr",
@@ -430,17 +438,18 @@ def cell_page(table: pd.DataFrame, summary: pd.DataFrame, *, cell: str, sessions
         trs = "".join("<tr>" + "".join(
             f"<td>{_num(v)[0] if isinstance(v, float) else _esc(v)}</td>" for v in vals)
             + f"<td class='flags'>{_esc(link_doubt(row))}</td><td>"
-            + ui.session_controls(cell, tid, str(row.session), row.present, first=k == 0)
+            + ui.session_controls(cell, tid, str(row.session), row.present, first=k == 0,
+                                  anchor=anchors.get(tid, ""))
             + "</td></tr>" for k, (vals, row, tid) in enumerate(zip(
                 g[cols].itertuples(index=False), g.itertuples(index=False), tids)))
         cur = "".join(f"<div>{_esc(what)}: <pre class='cur'>{_esc(row)}</pre> "
                       f"<button type='button' class='copy'>copy</button></div>"
-                      for what, row in curation_rows(cell, g))
+                      for what, row in curation_rows(cell, g, anchors))
         strips.append(
             f"<section class='syn' id='syn-{sid}'><h3>Synapse {sid} <span class='pat'>"
             f"{_esc(r['pattern'])}</span> tracks {_esc(r['track_ids'])}, certainty "
             f"{r['certainty']:.2f} <span class='flags'>{_esc(r['flags'])}</span></h3>"
-            + ui.synapse_controls(cell, [int(v) for v in pd.unique(tids)], suggestions)
+            + ui.synapse_controls(cell, [int(v) for v in pd.unique(tids)], suggestions, anchors)
             + f"<div class='row'><div class='strip'><img src='syn_{sid}.png' "
             f"width='{strip_width * scale}' alt='synapse {sid} across sessions'>"
             f"<div class='labels'>{labels}</div></div>"

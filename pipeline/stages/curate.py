@@ -17,10 +17,15 @@ present/absent calls are applied by :func:`pipeline.stages.presence.curate_calls
 """
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from ..contract import CURATION_CALLS as CALLS
-from ..inputs.curation import row_error
+from ..inputs.curation import anchor_of, row_error
+
+#: a row's synapse must have a detection this close to the row's ``at_um`` (um; the linking
+#: gate: a track's detections scatter about its mean by less)
+ANCHOR_TOLERANCE_UM = 1.0
 
 
 def curate_tracks(tracks: pd.DataFrame, actions: pd.DataFrame, *,
@@ -40,6 +45,9 @@ def curate_tracks(tracks: pd.DataFrame, actions: pd.DataFrame, *,
         if not mine.any():
             raise row_error(row, f"no such synapse (the cell's tracks have ids {out['synapse_id'].min()}"
                        f"..{out['synapse_id'].max()})")
+        anchor = anchor_of(getattr(row, "at_um", "") or "")
+        if anchor is not None:
+            _check_anchor(out, sid, np.array(anchor), row)
         if row.session and row.session not in order:
             raise row_error(row, f"no session '{row.session}' (the cell's sessions: {', '.join(sessions)})")
         if row.action in CALLS:  # applied after presence; the track is kept as it is
@@ -64,5 +72,29 @@ def curate_tracks(tracks: pd.DataFrame, actions: pd.DataFrame, *,
             out.loc[later, "synapse_id"] = int(out["synapse_id"].max()) + 1
             out.loc[mine, "curated"] = 1
     return out.reset_index(drop=True)  # row order kept: downstream sums come out the same
+
+
+def _nearest_detection_um(tracks: pd.DataFrame, anchor: np.ndarray) -> pd.Series:
+    """Per track id: the distance (um) from ``anchor`` to its nearest detection."""
+    d = np.linalg.norm(tracks[["z_um", "y_um", "x_um"]].to_numpy(float) - anchor, axis=1)
+    return pd.Series(d, index=tracks.index).groupby(tracks["synapse_id"]).min()
+
+
+def _check_anchor(tracks: pd.DataFrame, sid: int, anchor: np.ndarray, row) -> None:
+    """Fail when synapse ``sid`` has no detection near where the row was made (``at_um``):
+    its id now names another synapse, so the row would act on the wrong one."""
+    near = _nearest_detection_um(tracks, anchor)
+    if near.get(sid, np.inf) <= ANCHOR_TOLERANCE_UM:
+        return
+    there = near[near <= ANCHOR_TOLERANCE_UM].sort_values()
+    now = (f"synapse {', '.join(str(i) for i in there.index)} "
+           f"{'is' if len(there) == 1 else 'are'} there now"
+           if len(there) else "no synapse is there now")
+    raise row_error(row, f"made at {' '.join(f'{v:g}' for v in anchor)} um, where synapse {sid} "
+                    f"no longer is (its nearest detection {near.get(sid, np.inf):.1f} um away; "
+                    f"{now}): the tracks were renumbered since the row was made (a new release "
+                    "or other track settings). Change the row's synapse_id to the synapse now "
+                    "at that place (check it on the review page) and its at_um to match, or "
+                    "empty at_um to apply the row as it stands")
 
 
