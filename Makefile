@@ -23,6 +23,8 @@
 # make bench-pairs: pairs of puncta 0.3-0.4 um apart (the close_pairs regime): detected as two or
 #                   one, whether a spot's shape tells a pair from a single punctum, and the
 #                   whole workflow's links on them -> BENCHMARKS_CLOSE_PAIRS.md (about 12 min)
+# make bench-links: the missed and wrong links of make bench's run by cause, linked in session
+#                   order and re-linked -> BENCHMARKS_LINKS.md (under 1 min; run make bench first)
 # make bench-regime REGIME=single_channel: the whole workflow on one of make bench's regimes,
 #                   without the peers (detection, links, turnover, registration per session)
 # make sample: regenerate data_sample/ with the simulator (the command is recorded in data_sample/README.md)
@@ -35,7 +37,7 @@ RESULTS ?= results/sample
 SESSIONS ?= data_sample/sessions.tsv
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: venv formats run test lint sample bench bench-science bench-stats bench-scale bench-crowded bench-presence bench-floor bench-registration bench-detection bench-regime bench-pairs clean
+.PHONY: venv formats run test lint sample bench bench-science bench-stats bench-scale bench-crowded bench-presence bench-floor bench-links bench-registration bench-detection bench-regime bench-pairs clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -104,6 +106,9 @@ bench-regime: $(STAMP)
 SEEDS ?= 20
 bench-science: $(STAMP)
 	$(BIN)/python benchmarks/science_benchmark.py --seeds $(SEEDS) --workdir results/bench_science --out BENCHMARKS_SCIENCE.md --cores $(CORES)
+
+bench-links: $(STAMP)
+	$(BIN)/python benchmarks/link_errors.py --workdir results/bench --out BENCHMARKS_LINKS.md
 
 bench-floor: $(STAMP)
 	$(BIN)/python benchmarks/presence_floor.py --workdir results/bench_presence --out BENCHMARKS_FLOOR.md

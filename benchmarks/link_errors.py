@@ -1,0 +1,123 @@
+"""What the missed and wrong links are, with the track stage's re-linking and without it.
+
+    python benchmarks/link_errors.py --workdir results/bench [--regimes R1,R2] [--out FILE]
+
+Reads a ``make bench`` (or ``benchmarks/regime_run.py``) work folder: per regime, the
+simulator's truth and each cell's track table.  The track stage is run again on the table's
+puncta (reference-frame positions and registration error estimates: the stage's own input) with
+``relink_passes=0`` (links in session order only, the stage before re-linking) and with the
+default, and each is scored against the truth as ``make bench`` scores links.  A missed link
+(a true synapse detected in consecutive sessions, in two tracks) is classed as
+
+- *beyond the gate*: its two detections are farther apart than the gate (z scaled), so no
+  linker with this gate joins them (registration or localisation error);
+- *neighbour took the track*: the track of one of its detections holds another true synapse's
+  detection in the other session (two synapses' detections alternating between tracks);
+- *other*.
+
+A wrong link (consecutive detections of one track that are not one true synapse) is between
+two true synapses or touches a false detection.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+STAGE_INPUT = ["session", "day", "session_index", "z", "y", "x", "z_um", "y_um", "x_um",
+               "registration_error_um"]
+
+
+def classify_links(tracks: pd.DataFrame, true_id: np.ndarray, *, gate_um: float,
+                   z_scale: float) -> dict:
+    """Counts of true links, found links, missed links by cause and wrong links by kind."""
+    from pipeline.truth.evaluate import _links, score_links, true_links_of
+
+    t = tracks.assign(true_id=true_id)
+    true_links = true_links_of(t, true_id)
+    sorted_t, nxt, linked = _links(t)
+    found = {(a, s) for a, s, ok, b in zip(sorted_t["true_id"], sorted_t["session_index"],
+                                           linked, nxt["true_id"]) if ok and a >= 0 and a == b}
+    wrong_pairs = [(a, b) for a, ok, b in zip(sorted_t["true_id"], linked, nxt["true_id"])
+                   if ok and not (a >= 0 and a == b)]
+    at = t.set_index(["true_id", "session_index"])
+    scale = np.array([z_scale, 1.0, 1.0])
+    causes = {"beyond the gate": 0, "neighbour took the track": 0, "other": 0}
+    for tid, s in sorted(true_links - found):
+        a, b = at.loc[(tid, s)], at.loc[(tid, s + 1)]
+        gap = np.linalg.norm((a[["z_um", "y_um", "x_um"]].to_numpy(float)
+                              - b[["z_um", "y_um", "x_um"]].to_numpy(float)) * scale)
+        a_next = t[(t.synapse_id == a.synapse_id) & (t.session_index == s + 1)]["true_id"]
+        b_prev = t[(t.synapse_id == b.synapse_id) & (t.session_index == s)]["true_id"]
+        if gap > gate_um:
+            causes["beyond the gate"] += 1
+        elif ((a_next >= 0) & (a_next != tid)).any() or ((b_prev >= 0) & (b_prev != tid)).any():
+            causes["neighbour took the track"] += 1
+        else:
+            causes["other"] += 1
+    score = score_links(t, true_id, true_links)
+    return {"link_precision": round(score["precision"], 3), "link_recall": round(score["recall"], 3),
+            "true_links": len(true_links), "missed": len(true_links - found),
+            **{f"missed: {k}": v for k, v in causes.items()},
+            "wrong": len(wrong_pairs),
+            "wrong: two true synapses": sum(a >= 0 and b >= 0 for a, b in wrong_pairs),
+            "wrong: a false detection": sum(a < 0 or b < 0 for a, b in wrong_pairs),
+            "tracks": int(t["synapse_id"].nunique())}
+
+
+def regime_rows(workdir: Path, regime: str) -> list[dict]:
+    from pipeline.contract import Layout
+    from pipeline.params import TrackParams
+    from pipeline.stages.track import link_sessions
+    from pipeline.truth.evaluate import _spacing_of, assign_true_ids
+
+    data, results = workdir / regime / "data", workdir / regime / "results"
+    truth = pd.read_csv(data / "truth" / "synapses.csv")
+    params = json.loads((data / "truth" / "params.json").read_text())
+    prm = TrackParams()
+    rows = []
+    for cell in pd.unique(truth["cell"]):
+        path = Layout(results).path("track", cell=cell)
+        if not path.exists():
+            continue
+        puncta = pd.read_csv(path)[STAGE_INPUT]
+        true_id = assign_true_ids(puncta, truth[truth.cell == cell], _spacing_of(params, cell))
+        for label, passes in (("in session order (relink_passes=0)", 0),
+                              (f"re-linked (relink_passes={prm.relink_passes})", prm.relink_passes)):
+            tracks = link_sessions(puncta, relink_passes=passes)
+            rows.append({"regime": regime, "cell": cell, "linking": label,
+                         **classify_links(tracks, true_id, gate_um=prm.max_distance_um,
+                                          z_scale=prm.z_scale)})
+    return rows
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workdir", required=True, help="a make bench work folder")
+    ap.add_argument("--regimes", default=None, help="comma-separated (default: every one there)")
+    ap.add_argument("--out", default=None, help="write the table here (markdown) too")
+    args = ap.parse_args(argv)
+    workdir = Path(args.workdir)
+    regimes = (args.regimes.split(",") if args.regimes else
+               sorted(p.name for p in workdir.iterdir() if (p / "data" / "truth").is_dir()))
+    start = time.time()
+    table = pd.DataFrame([r for regime in regimes for r in regime_rows(workdir, regime)])
+    text = (f"_`python benchmarks/link_errors.py --workdir {args.workdir}"
+            f"{' --regimes ' + args.regimes if args.regimes else ''}` "
+            f"({(time.time() - start) / 60:.1f} min)._\n\n" + table.to_markdown(index=False) + "\n")
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
