@@ -21,7 +21,9 @@ two true synapses or touches a false detection.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -110,9 +112,15 @@ def main(argv=None) -> int:
                sorted(p.name for p in workdir.iterdir() if (p / "data" / "truth").is_dir()))
     start = time.time()
     table = pd.DataFrame([r for regime in regimes for r in regime_rows(workdir, regime)])
-    text = (f"_`python benchmarks/link_errors.py --workdir {args.workdir}"
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
+                            capture_output=True).stdout.strip() or "unknown"
+    text = ("## Links: what the missed and wrong ones are\n\n"
+            f"_`python benchmarks/link_errors.py --workdir {args.workdir}"
             f"{' --regimes ' + args.regimes if args.regimes else ''}` "
-            f"({(time.time() - start) / 60:.1f} min)._\n\n" + table.to_markdown(index=False) + "\n")
+            f"({(time.time() - start) / 60:.1f} min, {datetime.date.today()}, script of commit "
+            f"{commit}). The track stage run again on each cell's puncta, in session order and "
+            "re-linked; scored against the simulator's truth as make bench scores links._\n\n"
+            + table.to_markdown(index=False) + "\n")
     print(text)
     if args.out:
         Path(args.out).write_text(text)
