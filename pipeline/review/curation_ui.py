@@ -93,7 +93,8 @@ def synapse_controls(cell: str, tracks: list[int], suggestions: dict[int, list[d
         for c in suggestions.get(tracks[0], []))
     merge = (f"<label>merge {tracks[0]} with <select class='merge-with'>{options}</select></label>"
              f"<button type='button' class='act' data-action='merge' data-cell='{_esc(cell)}' "
-             f"data-id='{tracks[0]}' data-at='{_esc(at.get(tracks[0], ''))}' title='the two tracks are one synapse (key m)'>merge</button>"
+             f"data-id='{tracks[0]}' data-at='{_esc(at.get(tracks[0], ''))}' "
+             "title='the two tracks are one synapse (key m)'>merge</button>"
              if options else "<span class='muted'>no merge candidate within "
              f"{MERGE_RADIUS_UM:g} um</span>")
     return f"<div class='curate'>{buttons} {merge}</div>"
@@ -109,7 +110,8 @@ def session_controls(cell: str, track: int, session: str, present, *, first: boo
            f"mark {flip}</button>")
     if not first:
         out += (f" <button type='button' class='act' data-action='split' data-cell='{_esc(cell)}'"
-                f" data-id='{track}' data-at='{_esc(anchor)}' data-session='{_esc(session)}' title='from this session on "
+                f" data-id='{track}' data-at='{_esc(anchor)}' data-session='{_esc(session)}'"
+                " title='from this session on "
                 f"a new synapse'>split here</button>")
     return out
 

@@ -96,5 +96,3 @@ def _check_anchor(tracks: pd.DataFrame, sid: int, anchor: np.ndarray, row) -> No
                     "or other track settings). Change the row's synapse_id to the synapse now "
                     "at that place (check it on the review page) and its at_um to match, or "
                     "empty at_um to apply the row as it stands")
-
-
