@@ -240,7 +240,7 @@ def _assign(points: np.ndarray, centres: np.ndarray, gate: float) -> np.ndarray:
     order = np.argsort(e_group, kind="stable")
     e_bounds = np.searchsorted(e_group[order], larger)
     e_ends = np.searchsorted(e_group[order], larger, side="right")
-    for k, g in enumerate(larger):
+    for k in range(len(larger)):
         r, c = row_groups[k], col_groups[k]
         e = order[e_bounds[k]:e_ends[k]]
         cost = np.full((len(r), len(c) + len(r)), 1e6)
@@ -250,6 +250,19 @@ def _assign(points: np.ndarray, centres: np.ndarray, gate: float) -> np.ndarray:
         linked = ci < len(c)       # a pair beyond the gate never beats the new track
         col[r[ri[linked]]] = c[ci[linked]]
     return col
+
+
+def _local_index(group: np.ndarray, groups: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """For each of ``groups`` (sorted): its members' indices; and each member's position
+    within its group (-1 outside ``groups``)."""
+    local = np.full(len(group), -1)
+    members = np.flatnonzero(np.isin(group, groups))
+    members = members[np.argsort(group[members], kind="stable")]
+    starts = np.searchsorted(group[members], groups)
+    ends = np.searchsorted(group[members], groups, side="right")
+    sizes = ends - starts
+    local[members] = np.arange(len(members)) - np.repeat(starts, sizes)
+    return [members[a:b] for a, b in zip(starts, ends)], local
 
 
 def link_confidence(distance, competitor, *, gate_um: float, sigma_um: float | None = None,
@@ -368,16 +381,3 @@ def detection_counts(counts, metas: list[dict], *, unreliable=(),
             warnings.append(f"cell {cell}, session {session}: {int(n)} detections, "
                             f"{'; '.join(reasons)}: {what}.{failed}")
     return {"cell": cell, "median_detections": median, "sessions": rows, "warnings": warnings}
-
-
-def _local_index(group: np.ndarray, groups: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
-    """For each of ``groups`` (sorted): its members' indices; and each member's position
-    within its group (-1 outside ``groups``)."""
-    local = np.full(len(group), -1)
-    members = np.flatnonzero(np.isin(group, groups))
-    members = members[np.argsort(group[members], kind="stable")]
-    starts = np.searchsorted(group[members], groups)
-    ends = np.searchsorted(group[members], groups, side="right")
-    sizes = ends - starts
-    local[members] = np.arange(len(members)) - np.repeat(starts, sizes)
-    return [members[a:b] for a, b in zip(starts, ends)], local
