@@ -25,6 +25,13 @@ MERGE_RADIUS_UM = 5.0
 MERGE_CHOICES = 5
 
 
+def _detected(table: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """One cell's detected rows, and the column naming their track (``track_id`` where the
+    presence stage joined pieces, else ``synapse_id``)."""
+    key = "track_id" if "track_id" in table.columns else "synapse_id"
+    return table[table.get("detected", pd.Series(1, index=table.index)) == 1], key
+
+
 def merge_suggestions(table: pd.DataFrame) -> dict[int, list[dict]]:
     """Per track of one cell: the tracks it could be merged with, nearest first.
 
@@ -32,8 +39,7 @@ def merge_suggestions(table: pd.DataFrame) -> dict[int, list[dict]]:
     reference frame) and was never detected in the same session (the curate stage refuses a
     merge of pieces that share a session).  Each is ``{"id", "distance_um", "sessions"}``.
     """
-    key = "track_id" if "track_id" in table.columns else "synapse_id"
-    det = table[table.get("detected", pd.Series(1, index=table.index)) == 1]
+    det, key = _detected(table)
     if det.empty:
         return {}
     centres = det.groupby(key)[["z_um", "y_um", "x_um"]].mean()
@@ -58,8 +64,7 @@ def track_anchors(table: pd.DataFrame) -> dict[int, str]:
     """Per track of one cell: its mean detected position in the reference frame, "z y x" (um),
     the ``at_um`` a curation row made on the page carries (the curate stage checks that the id
     still names the synapse at that place)."""
-    key = "track_id" if "track_id" in table.columns else "synapse_id"
-    det = table[table.get("detected", pd.Series(1, index=table.index)) == 1]
+    det, key = _detected(table)
     centres = det.groupby(key)[["z_um", "y_um", "x_um"]].mean()
     return {int(i): " ".join(f"{v:.2f}" for v in xyz)
             for i, xyz in zip(centres.index, centres.to_numpy(float))}

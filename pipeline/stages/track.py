@@ -232,19 +232,12 @@ def _assign(points: np.ndarray, centres: np.ndarray, gate: float) -> np.ndarray:
     if not len(larger):
         return col
     # the remaining groups: one assignment each, from their own edges (local indices)
-    keep = np.isin(group[pairs.row], larger)
-    e_row, e_col, e_d = pairs.row[keep], pairs.col[keep], pairs.data[keep]
-    e_group = group[e_row]
     row_groups, row_local = _local_index(group[:n], larger)
     col_groups, col_local = _local_index(group[n:], larger)
-    order = np.argsort(e_group, kind="stable")
-    e_bounds = np.searchsorted(e_group[order], larger)
-    e_ends = np.searchsorted(e_group[order], larger, side="right")
-    for k in range(len(larger)):
-        r, c = row_groups[k], col_groups[k]
-        e = order[e_bounds[k]:e_ends[k]]
+    edge_groups, _ = _local_index(group[pairs.row], larger)
+    for r, c, e in zip(row_groups, col_groups, edge_groups):
         cost = np.full((len(r), len(c) + len(r)), 1e6)
-        cost[row_local[e_row[e]], col_local[e_col[e]]] = e_d[e]
+        cost[row_local[pairs.row[e]], col_local[pairs.col[e]]] = pairs.data[e]
         cost[np.arange(len(r)), len(c) + np.arange(len(r))] = gate
         ri, ci = linear_sum_assignment(cost)
         linked = ci < len(c)       # a pair beyond the gate never beats the new track
