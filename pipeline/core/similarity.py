@@ -54,32 +54,50 @@ def resample_to_reference(image: np.ndarray, transform, *, shape, spacing,
                             float)
         back = transform_points(np.linalg.inv(matrix), nodes)
     back = ((back - offset) / spacing).reshape(*[len(v) for v in lattice], 3)
-    coords = np.stack([_between_nodes(back[..., k], lattice, shape) for k in range(3)])
-    # inside the session's stack, up to rounding (a point on its last plane stays on it)
+    weights = [_node_weights(axis_nodes, n) for axis_nodes, n in zip(lattice, shape)]
     hi = np.asarray(image.shape, np.float32)[:, None, None, None] - 1
-    cover = np.all((coords >= -1e-3) & (coords <= hi + 1e-3), axis=0)
-    out = ndimage.map_coordinates(image, coords, order=1, mode="nearest")
-    out[~cover] = 0.0
+    out = np.empty(tuple(shape), np.float32)
+    cover = np.empty(tuple(shape), bool)
+    # a few planes at a time: the coordinates of every voxel at once (3 float32 per voxel,
+    # with float64 on the way) were the register job's largest allocation
+    for z0 in range(0, shape[0], SLAB_PLANES):
+        rows = [weights[0][z0:z0 + SLAB_PLANES], *weights[1:]]
+        coords = np.stack([_between_nodes(back[..., k], rows) for k in range(3)])
+        # inside the session's stack, up to rounding (a point on its last plane stays on it)
+        inside = np.all((coords >= -1e-3) & (coords <= hi + 1e-3), axis=0)
+        slab = ndimage.map_coordinates(image, coords, order=1, mode="nearest")
+        slab[~inside] = 0.0
+        out[z0:z0 + len(rows[0])], cover[z0:z0 + len(rows[0])] = slab, inside
     return (out, cover) if with_cover else out
+
+
+#: planes of the reference grid resampled at once by :func:`resample_to_reference`
+SLAB_PLANES = 8
 
 
 def _is_local(transform) -> bool:
     return isinstance(transform, dict) and bool(transform.get("grid") or transform.get("warp"))
 
 
-def _between_nodes(values: np.ndarray, lattice, shape) -> np.ndarray:
-    """Values on a node lattice (one index array per axis) at every voxel of ``shape``:
-    linear along each axis, one small matrix product per axis."""
+def _node_weights(nodes: np.ndarray, n: int) -> np.ndarray:
+    """(n, len(nodes)) weights of linear interpolation between ``nodes`` (indices along an
+    axis of n voxels) at every voxel of that axis."""
+    weights = np.zeros((n, len(nodes)), np.float32)
+    pos = np.interp(np.arange(n), nodes, np.arange(len(nodes)))
+    lo = np.minimum(np.floor(pos).astype(int), len(nodes) - 1)
+    hi = np.minimum(lo + 1, len(nodes) - 1)
+    frac = (pos - lo).astype(np.float32)
+    weights[np.arange(n), lo] += 1 - frac
+    weights[np.arange(n), hi] += frac
+    return weights
+
+
+def _between_nodes(values: np.ndarray, weights) -> np.ndarray:
+    """Values on a node lattice at voxels: linear along each axis, one small matrix product
+    per axis with that axis's :func:`_node_weights` (or some of its rows)."""
     out = values
-    for axis, (nodes, n) in enumerate(zip(lattice, shape)):
-        weights = np.zeros((n, len(nodes)), np.float32)
-        pos = np.interp(np.arange(n), nodes, np.arange(len(nodes)))
-        lo = np.minimum(np.floor(pos).astype(int), len(nodes) - 1)
-        hi = np.minimum(lo + 1, len(nodes) - 1)
-        frac = (pos - lo).astype(np.float32)
-        weights[np.arange(n), lo] += 1 - frac
-        weights[np.arange(n), hi] += frac
-        out = np.moveaxis(np.tensordot(weights, out, axes=(1, axis)), 0, axis)
+    for axis, w in enumerate(weights):
+        out = np.moveaxis(np.tensordot(w, out, axes=(1, axis)), 0, axis)
     return out.astype(np.float32)
 
 
@@ -87,7 +105,8 @@ def local_similarity(reference: np.ndarray, moving: np.ndarray, valid: np.ndarra
                      block_vox: int, smooth_vox: float = 1.0,
                      min_inside: float = 0.5) -> dict:
     """Correlation of two aligned (z, y, x) stacks in overlapping lateral blocks (``moving``
-    and ``valid`` may hold several, (k, z, y, x), each compared with the one reference).
+    and ``valid`` may hold several, as lists or (k, z, y, x), each compared with the one
+    reference).
 
     Both are smoothed by ``smooth_vox`` (sigma in y and x, half that in z, voxels: noise is
     independent between sessions and would pull every correlation down alike); a block counts
@@ -104,9 +123,10 @@ def local_similarity(reference: np.ndarray, moving: np.ndarray, valid: np.ndarra
     """
     sigma = (smooth_vox / 2, smooth_vox, smooth_vox)
     ref = ndimage.gaussian_filter(np.asarray(reference, np.float32), sigma)
-    several = np.ndim(moving) == 4
-    movs = np.asarray(moving, np.float32) if several else np.asarray(moving, np.float32)[None]
-    valids = np.asarray(valid, bool) if several else np.asarray(valid, bool)[None]
+    # several as a list (or a 4-D array) are compared one by one, not stacked into a copy
+    several = isinstance(moving, (list, tuple)) or np.ndim(moving) == 4
+    movs = [np.asarray(m, np.float32) for m in (moving if several else [moving])]
+    valids = [np.asarray(v, bool) for v in (valid if several else [valid])]
     _, ny, nx = ref.shape
     b, step, ys, xs = block_lattice(ny, nx, block_vox)
     sim = np.full((len(movs), len(ys), len(xs)), np.nan)
@@ -161,7 +181,8 @@ def similarity_map(reference: np.ndarray, moving: np.ndarray, transforms: dict, 
         warped.append(image)
         valid.append(ndimage.binary_erosion(cover, band, border_value=1,
                                             iterations=int(np.ceil(edge_um / sp_b[1]))))
-    result = local_similarity(ref, np.stack(warped), np.stack(valid), block_vox=block)
+    del mov
+    result = local_similarity(ref, warped, valid, block_vox=block)
     for name, sim in zip(transforms, result["similarity"]):
         out[name] = _json_grid(sim)
     out["contrast"] = _json_grid(result["contrast"])
