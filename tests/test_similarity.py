@@ -111,3 +111,26 @@ def test_smoothed_noise_sd_is_what_smoothing_leaves_of_white_noise():
     for sigma in [(0.5, 1.0, 1.0), (1.5, 3.0, 3.0)]:
         seen = ndimage.gaussian_filter(noise, sigma, mode="wrap").std()
         assert abs(_smoothed_noise_sd(noise, sigma) / seen - 1) < 0.03, sigma
+
+
+@pytest.mark.parametrize("slab", [1, 3])
+def test_resampling_a_few_planes_at_a_time_is_resampling_the_whole_grid(texture, slab,
+                                                                          monkeypatch):
+    """The slabs (10 planes: 8 + 2 by default, and other cuts) give what one resampling of
+    every voxel gives, image and cover, to the bit."""
+    import pipeline.core.similarity as similarity
+
+    m = translation_matrix([0.3, 0.7, -0.4]) @ rotation_z_matrix(-3.0, [4.0, 8.0, 9.0])
+    grid = {"origin_um": [0.0, 0.0], "step_um": [4.0, 4.0],
+            "displacement_um": np.tile([0.1, 0.6, -0.2], (4, 4, 1)).tolist()}
+    kw = dict(shape=texture.shape, spacing=SPACING, reference_spacing=SPACING, with_cover=True)
+    for transform in (m, {"matrix": m.tolist(), "grid": grid}):
+        default = resample_to_reference(texture, transform, **kw)
+        monkeypatch.setattr(similarity, "SLAB_PLANES", texture.shape[0])
+        whole = resample_to_reference(texture, transform, **kw)
+        monkeypatch.setattr(similarity, "SLAB_PLANES", slab)
+        cut = resample_to_reference(texture, transform, **kw)
+        monkeypatch.undo()
+        assert 0 < whole[1].mean() < 1            # part of the grid falls outside the session
+        for out in (default, cut):
+            assert np.array_equal(out[0], whole[0]) and np.array_equal(out[1], whole[1])
