@@ -56,6 +56,12 @@ class DetectParams:
     local_noise: str = _p(
         "auto", "threshold in units of the noise around each peak (the shaft is noisier than "
                 "the neuropil): auto (without a morphology channel) | always | never")
+    local_threshold: float | None = _p(
+        6.0, "... and then the threshold, in those units (the noise around a peak holds the "
+             "shaft's texture, whose peaks pass for puncta at 4.5); None: threshold")
+    local_flanks_um: tuple[float, float, float] | None = _p(
+        (1.6, 0.45, 0.45), "... measured without the voxels this close (z, y, x, um) to a "
+                           "punctum: its flanks are not noise; None: with them")
     min_separation_um: tuple[float, float, float] = _p(
         (0.8, 0.25, 0.25), "smallest distance (z, y, x) between two peaks, um")
     close_separation_um: tuple[float, float, float] = _p(

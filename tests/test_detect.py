@@ -341,7 +341,7 @@ def test_isolated_dim_puncta_get_no_second_peak():
         centres, img = _isolated_puncta(rng, n=40, integrals=(150, 500))
         det = detect_puncta(img, spacing=SPACING)
         n_true, n_det = n_true + len(centres), n_det + len(det)
-        assert det["snr"].min() < 8      # dim enough to matter
+        assert det["snr"].min() < 9      # dim enough to matter (the rule is for SNR < 10)
     assert n_det <= n_true + 1, (n_det, n_true)
 
 

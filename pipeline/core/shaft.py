@@ -118,16 +118,18 @@ def _truncated_sd_ratio(a: np.ndarray) -> np.ndarray:
 
 def local_noise_factor(response: np.ndarray, noise: float, points: np.ndarray, *, spacing,
                        window_um=(2.0, 1.0, 1.0), keep_within: float = 4.0,
-                       bin_yx: int = 2, workers: int = 1) -> np.ndarray:
+                       flanks_um=None, bin_yx: int = 2, workers: int = 1) -> np.ndarray:
     """The noise SD of ``response`` around each integer (z, y, x) of ``points``, over
     ``noise`` (the stack's), at least 1.
 
     The local SD is taken from the voxels whose response lies within ``keep_within`` stack
-    noise SDs of zero (puncta and their surrounds left out), weighted by a Gaussian window of
-    SDs ``window_um``; what the truncation removes of the noise itself is put back by
-    inverting the SD of a truncated normal (a region twice as noisy as the stack loses more
-    of its noise to the cut than the stack does).  With ``workers`` > 1 the two smoothings run
-    in two threads.
+    noise SDs of zero (puncta left out), weighted by a Gaussian window of SDs ``window_um``;
+    what the truncation removes of the noise itself is put back by inverting the SD of a
+    truncated normal (a region twice as noisy as the stack loses more of its noise to the cut
+    than the stack does).  With ``flanks_um`` (z, y, x), the voxels within that distance of
+    one above ``keep_within`` are left out too: a punctum's flanks fall under the cut and,
+    on a shaft crowded with puncta, made most of what was measured there.  With ``workers``
+    > 1 the two smoothings run in two threads.
     """
     pts = np.asarray(points, int).reshape(-1, 3)
     if len(pts) == 0 or noise <= 0:
@@ -135,6 +137,9 @@ def local_noise_factor(response: np.ndarray, noise: float, points: np.ndarray, *
     # a window of microns needs no finer grid than 2x2 voxels in the plane: 4x less work
     sigma = np.asarray(window_um, float) / (np.asarray(spacing, float) * [1, bin_yx, bin_yx])
     kept = np.abs(response) < keep_within * noise
+    if flanks_um is not None:
+        reach = 2 * np.round(np.asarray(flanks_um, float) / np.asarray(spacing, float)).astype(int) + 1
+        kept &= ~ndimage.maximum_filter(response > keep_within * noise, size=tuple(reach))
     square = np.square(response, dtype=np.float32)     # in place below: no more copies
     square[~kept] = 0
     at = tuple(np.minimum(pts // [1, bin_yx, bin_yx],

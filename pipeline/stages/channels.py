@@ -85,7 +85,17 @@ def single_channel_note(cell: str, params: DetectParams) -> str:
             "(the weights stage subtracts it too and measures the absent state on the "
             "dendrite it outlines, weights.shaft_line_um), "
             f"the threshold is in the noise around each peak (local_noise: "
-            f"{params.local_noise}){near}")
+            f"{params.local_noise}{_local_threshold(params)}){near}")
+
+
+def _local_threshold(params) -> str:
+    """The threshold in the noise around each peak, and how that noise is measured."""
+    if params.local_noise == "never":
+        return ""
+    level = params.threshold if params.local_threshold is None else params.local_threshold
+    flanks = ("" if params.local_flanks_um is None else
+              ", measured without puncta's flanks")
+    return f", {level:g} of it{flanks}"
 
 
 def spines_note(cell: str) -> str:

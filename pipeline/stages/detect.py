@@ -226,7 +226,9 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
                   cell_threshold: float = _D.cell_threshold,
                   split_snr: float | None = 15.0, shaft_line_um: float | None = _D.shaft_line_um,
                   shaft_distance_um: float | None = _D.shaft_distance_um,
-                  local_noise: str = _D.local_noise, fine_scale: float | None = _D.fine_scale,
+                  local_noise: str = _D.local_noise,
+                  local_threshold: float | None = _D.local_threshold,
+                  local_flanks_um=_D.local_flanks_um, fine_scale: float | None = _D.fine_scale,
                   fine_apart_sd: float = _D.fine_apart_sd, workers: int = 1) -> pd.DataFrame:
     """Find PSD-95 puncta in one (z, y, x) stack.
 
@@ -278,6 +280,10 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
     local_noise : ``auto`` (without ``morphology``), ``always`` or ``never``: the threshold
         is in units of the noise around each peak (:func:`~pipeline.core.shaft.local_noise_factor`),
         not only the stack's, so the brighter, noisier shaft does not pass its noise for puncta
+    local_threshold : the threshold in those units (None: ``threshold``); they hold the
+        shaft's texture, whose peaks are not Gaussian noise's
+    local_flanks_um : that noise is measured without the voxels this close (z, y, x, um) to a
+        punctum (its flanks); None: with them
     fine_scale : lateral SD of the narrower filter over the matched one's; None: not run.
         Not run where ``shaft_line_um`` was subtracted (its openings notch large heads,
         which this filter splits)
@@ -315,6 +321,8 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
         signal -= shaft
     notched = shaft is not None
     by_neighbourhood = local_noise == "always" or (local_noise == "auto" and morphology is None)
+    if by_neighbourhood and local_threshold is not None:   # thresholds in the local units
+        threshold = local_threshold
     half, close_half = (np.maximum(np.round(np.asarray(sep) / spacing).astype(int), 1)
                         for sep in (min_separation_um, close_separation_um))
     close_half = np.minimum(close_half, half)
@@ -336,7 +344,7 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
                                                        ratio=ratio), peaks)
         if by_neighbourhood:
             peak_noise *= local_noise_factor(resp, noise, peaks, spacing=spacing,
-                                             workers=workers)
+                                             flanks_um=local_flanks_um, workers=workers)
         level = np.where(tops_all, least, max(least, close_min_snr))
         keep = resp[tuple(peaks.T)] > level * peak_noise
         if mask is not None:
