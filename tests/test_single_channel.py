@@ -62,6 +62,29 @@ def test_local_noise_factor_is_the_noise_ratio_where_a_region_is_noisier():
     assert abs(f[0] - 1.0) < 0.1 and abs(f[1] - 2.0) < 0.2, f
 
 
+def test_puncta_flanks_are_not_counted_as_noise():
+    """Noise of SD 1 on a shaft crowded with bright puncta ~2 um apart: halfway between them
+    the flanks (under the 4 SD cut) raised the measured noise to ~1.2; without the voxels
+    near a punctum it is the noise's own, as where there are no puncta at all."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(0)
+    shape = (24, 160, 160)
+    noise = rng.normal(0, 1, shape).astype(np.float32)
+    centres = [(12, y, x) for y in range(14, 160, 22) for x in range(14, 160, 22)]
+    puncta = np.zeros(shape, np.float32)
+    puncta[tuple(np.array(centres).T)] = 1.0
+    puncta = ndimage.gaussian_filter(puncta, (1.0, 2.5, 2.5))
+    response = noise + 40 * puncta / puncta.max()
+    between = np.array([(z, y + 11, x) for z, y, x in centres if y + 11 < shape[1]])
+    with_flanks = local_noise_factor(response, 1.0, between, spacing=SPACING)
+    without = local_noise_factor(response, 1.0, between, spacing=SPACING,
+                                 flanks_um=(1.6, 0.45, 0.45))
+    alone = local_noise_factor(noise, 1.0, between, spacing=SPACING, flanks_um=(1.6, 0.45, 0.45))
+    assert np.median(with_flanks) > 1.12, np.median(with_flanks)
+    assert abs(np.median(without) - 1.0) < 0.05 and abs(np.median(alone) - 1.0) < 0.05
+
+
 def test_no_dendrite_is_seen_in_noise_alone():
     rng = np.random.default_rng(1)
     img = rng.poisson(5.0, size=(16, 128, 128)).astype(np.float32)
