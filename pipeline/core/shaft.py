@@ -128,8 +128,8 @@ def local_noise_factor(response: np.ndarray, noise: float, points: np.ndarray, *
     truncated normal (a region twice as noisy as the stack loses more of its noise to the cut
     than the stack does).  With ``flanks_um`` (z, y, x), the voxels within that distance of
     one above ``keep_within`` are left out too: a punctum's flanks fall under the cut and,
-    on a shaft crowded with puncta, made most of what was measured there.  With ``workers``
-    > 1 the two smoothings run in two threads.
+    on a shaft crowded with puncta, raised what was measured there above the noise's own.
+    With ``workers`` > 1 the two smoothings run in two threads.
     """
     pts = np.asarray(points, int).reshape(-1, 3)
     if len(pts) == 0 or noise <= 0:
