@@ -338,10 +338,12 @@ def test_isolated_dim_puncta_get_no_second_peak():
     rng = np.random.default_rng(2)
     n_true = n_det = 0
     for _ in range(4):
-        centres, img = _isolated_puncta(rng, n=40, integrals=(150, 500))
+        # dimmest 120 counts: at one channel's threshold of 6 local noise SDs (the default
+        # since the flanks are left out of that noise), 150 left some stacks' dimmest above 8
+        centres, img = _isolated_puncta(rng, n=40, integrals=(120, 500))
         det = detect_puncta(img, spacing=SPACING)
         n_true, n_det = n_true + len(centres), n_det + len(det)
-        assert det["snr"].min() < 9      # dim enough to matter (the rule is for SNR < 10)
+        assert det["snr"].min() < 8      # dim enough to matter
     assert n_det <= n_true + 1, (n_det, n_true)
 
 
