@@ -3,7 +3,8 @@
     python benchmarks/local_noise.py [--regime single_channel] [--out FILE]
 
 Without a morphology channel the detect stage sets its threshold in units of the noise
-around each peak (``detect.local_noise``, :func:`pipeline.core.shaft.local_noise_factor`):
+around each peak (``detect.local_noise``, :func:`pipeline.core.shaft.local_noise_factor`,
+with the detector's ``local_flanks_um``):
 the SD of the filtered image near the peak over the stack's.  That SD holds two things: the
 photon and read noise, and structure the noise-free image has there (the texture of the
 shaft's diffuse PSD-95 that its line opening leaves).  The regime's cell is simulated as
@@ -51,7 +52,8 @@ def session_factors(noisy: np.ndarray, twin: np.ndarray, truth: pd.DataFrame, fo
                 sigma_vox, ratio)
     noise = robust_noise(response)
     at_vox = truth[["z", "y", "x"]].to_numpy(float).round().astype(int)
-    factor = local_noise_factor(response, noise, at_vox, spacing=spacing)
+    factor = local_noise_factor(response, noise, at_vox, spacing=spacing,
+                                flanks_um=params.local_flanks_um)
     only_noise = np.square(response - clean)
     local_sd = np.sqrt(ndimage.gaussian_filter(only_noise, np.asarray(WINDOW_UM) / spacing))
     return pd.DataFrame({"found": found, "detector factor": factor,

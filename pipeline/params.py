@@ -57,8 +57,8 @@ class DetectParams:
         "auto", "threshold in units of the noise around each peak (the shaft is noisier than "
                 "the neuropil): auto (without a morphology channel) | always | never")
     local_threshold: float | None = _p(
-        6.0, "... and then the threshold, in those units (the noise around a peak holds the "
-             "shaft's texture, whose peaks pass for puncta at 4.5); None: threshold")
+        6.0, "... and then the threshold, in those units (the shaft's texture is not "
+             "Gaussian noise: its peaks passed for puncta at 4.5); None: threshold")
     local_flanks_um: tuple[float, float, float] | None = _p(
         (1.6, 0.45, 0.45), "... measured without the voxels this close (z, y, x, um) to a "
                            "punctum: its flanks are not noise; None: with them")

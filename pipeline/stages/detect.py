@@ -280,8 +280,8 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
     local_noise : ``auto`` (without ``morphology``), ``always`` or ``never``: the threshold
         is in units of the noise around each peak (:func:`~pipeline.core.shaft.local_noise_factor`),
         not only the stack's, so the brighter, noisier shaft does not pass its noise for puncta
-    local_threshold : the threshold in those units (None: ``threshold``); they hold the
-        shaft's texture, whose peaks are not Gaussian noise's
+    local_threshold : the threshold in those units (None: ``threshold``); the shaft's
+        texture is not Gaussian noise, and its peaks passed for puncta at 4.5
     local_flanks_um : that noise is measured without the voxels this close (z, y, x, um) to a
         punctum (its flanks); None: with them
     fine_scale : lateral SD of the narrower filter over the matched one's; None: not run.
