@@ -1,0 +1,139 @@
+"""Where a workflow run's log-weight r is lost: its synapses' weight errors against the
+simulator's truth, by kind.
+
+    python benchmarks/weight_errors.py RUN [RUN ...] [--top 15] [--out FILE]
+
+``RUN``: a simulated regime's folder with ``data/`` (``python -m pipeline simulate``) and
+``results/`` (the workflow's run on it), as ``make bench`` and ``regime_run.py`` leave them
+(e.g. ``results/bench/close_pairs``).  Each synapse-session scored by ``log_weight_r``
+(called present, matched to a true synapse present there, as
+:func:`pipeline.truth.evaluate.evaluate_results` matches them) gets its log-weight error
+(ours over the truth's, less the cell's median) and one kind:
+
+- *pair seen as one*: its true synapse has a close-pair partner (the simulator's
+  ``partner_id``) present in that session that no detection of ours matched: the one
+  detection stands for both, and its weight is the pair's light;
+- *beside a neighbour*: its row has the quality flag ``neighbour`` (another synapse's light
+  reaches its aperture);
+- *not detected*: measured at its track's centre in a session without a detection;
+- *other*.
+
+Reported per run: r over all rows, the mean absolute error and r without each kind, r
+with a pair seen as one scored against its two members' summed weight (the convention of
+:func:`~pipeline.truth.evaluate.pair_scores`' ``pair_unit_link_precision``), and the rows
+with the largest errors.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+KINDS = ("pair seen as one", "beside a neighbour", "not detected", "other")
+
+
+def scored_rows(run: Path) -> pd.DataFrame:
+    """The synapse-sessions ``log_weight_r`` scores in ``run``, with the truth's weight, the
+    error and the kind."""
+    from pipeline.contract import Layout
+    from pipeline.truth.evaluate import (_spacing_of, assign_true_ids, score_detection,
+                                         track_true_ids)
+
+    truth = pd.read_csv(run / "data" / "truth" / "synapses.csv")
+    params = json.loads((run / "data" / "truth" / "params.json").read_text())
+    layout = Layout(run / "results")
+    synapses = pd.read_csv(layout.synapses)
+    out = []
+    for cell, tcell in truth.groupby("cell"):
+        spacing = _spacing_of(params, cell)
+        tracks = pd.read_csv(layout.path("track", cell=cell))
+        tracks["true_id"] = assign_true_ids(tracks, tcell, spacing)
+        res = synapses[(synapses["cell"] == cell) & (synapses["present"] == 1)].copy()
+        res["true_id"] = res["synapse_id"].map(track_true_ids(tracks))
+        cols = ["synapse_id", "session", "weight"] + (["partner_id"] if "partner_id" in tcell
+                                                      else [])
+        present = tcell[tcell["present"] == 1]
+        both = res.merge(present[cols], left_on=["true_id", "session"],
+                         right_on=["synapse_id", "session"], suffixes=("", "_true"))
+        both = both[(both["weight"] > 0) & (both["weight_true"] > 0)].copy()
+        err = np.log(both["weight"]) - np.log(both["weight_true"])
+        both["error"] = err - err.median()
+        matched = set(zip(tracks["true_id"], tracks["session"].astype(str)))
+        weight_of = dict(zip(zip(present["synapse_id"], present["session"].astype(str)),
+                             present["weight"]))
+        mate = (both["partner_id"] if "partner_id" in both
+                else pd.Series(0, index=both.index)).astype(int)
+        sess = both["session"].astype(str)
+        merged = np.array([m > 0 and (m, s) in weight_of and (m, s) not in matched
+                           for m, s in zip(mate, sess)], bool)
+        both["weight_pair_true"] = np.where(
+            merged, both["weight_true"] + np.array([weight_of.get((m, s), 0.0)
+                                                    for m, s in zip(mate, sess)]),
+            both["weight_true"])
+        flags = both["quality_flags"].fillna("").astype(str)
+        both["kind"] = np.select(
+            [merged, flags.str.contains("neighbour"), both["detected"] == 0],
+            KINDS[:3], KINDS[3])
+        out.append(both)
+    return pd.concat(out, ignore_index=True)
+
+
+def log_r(a: pd.Series, b: pd.Series) -> float:
+    return float(np.corrcoef(np.log(a), np.log(b))[0, 1]) if len(a) > 2 else np.nan
+
+
+def run_summary(name: str, rows: pd.DataFrame) -> dict:
+    out = {"run": name, "rows": len(rows), "r": log_r(rows["weight"], rows["weight_true"]),
+           "r, a pair seen as one scored as the pair": log_r(rows["weight"],
+                                                           rows["weight_pair_true"])}
+    for kind in KINDS:
+        part = rows[rows["kind"] == kind]
+        rest = rows[rows["kind"] != kind]
+        out[f"{kind}: rows"] = len(part)
+        out[f"{kind}: mean |error|"] = float(part["error"].abs().mean()) if len(part) else np.nan
+        out[f"r without {kind}"] = log_r(rest["weight"], rest["weight_true"])
+    return out
+
+
+def main(argv=None) -> int:
+    from registration_benchmark import write_report
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs", nargs="+")
+    ap.add_argument("--top", type=int, default=15)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    started = time.perf_counter()
+    sums, lines = [], []
+    for run in map(Path, args.runs):
+        rows = scored_rows(run)
+        sums.append(run_summary(run.name, rows))
+        worst = rows.reindex(rows["error"].abs().sort_values(ascending=False).index)
+        lines += [f"### {run.name}: the {args.top} largest errors", "",
+                  worst.head(args.top)[["synapse_id", "true_id", "session", "weight",
+                                        "weight_true", "weight_pair_true", "error", "kind",
+                                        "detected", "snr", "quality_flags"]]
+                  .round(3).to_markdown(index=False), ""]
+    summary = pd.DataFrame(sums).set_index("run").T.reset_index(names="figure")
+    write_report("Where the log-weight r is lost",
+                 "weight_errors.py " + " ".join(args.runs), started,
+                 "Each synapse-session log_weight_r scores (called present, matched to a true "
+                 "synapse present there): its log-weight error (less the cell's median) and "
+                 "its kind: a pair seen as one (its close-pair partner present and matched by "
+                 "no detection), beside a neighbour (quality flag), not detected (measured at "
+                 "the track's centre), other.",
+                 summary.to_dict("records"), lines, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
