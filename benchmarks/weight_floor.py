@@ -26,8 +26,10 @@ synapse a source), then normalised per session as the workflow does
   photon or read noise); its amplitude fitted by least squares weighted by each voxel's
   noise variance (measured from the noisy stack minus its twin, against the twin's value).
   With Poisson noise in its Gaussian approximation this is the efficient estimator: no
-  unbiased method has a smaller error, so its r is the ceiling the noise sets.  An 8-bit
-  regime's ideal observer works on the same draws recorded in 16 bits (still a ceiling);
+  unbiased estimate of a weight has a smaller error, so its r is what the photon noise
+  leaves (a shrinking, biased estimate could gain a little r where the weights' spread is
+  not Gaussian: a near-ceiling, not a proof).  An 8-bit regime's ideal observer works on
+  the same draws recorded in 16 bits (no 8-bit rounding);
 - per session (no normalisation): the median and the worst session's r of the aperture.
 
 r is Pearson's of log weights over the present synapses with a positive measured weight,
@@ -124,7 +126,7 @@ def session_measures(sim, twin16, params) -> pd.DataFrame:
     ones (the aperture's, the PSF-weighted fit's, the ideal observer's).  ``twin16``: the
     cell's noise-free twin recorded in 16 bits; the ideal observer of an 8-bit regime
     works on the same draws recorded in 16 bits (``twin16.noisy``), escaping the 8-bit
-    rounding too, so its r is still a ceiling."""
+    rounding too."""
     from pipeline.core.channels import remove_bleedthrough
     from pipeline.core.optics import FWHM_TO_SIGMA
     from pipeline.core.photometry import aperture_photometry

@@ -1,5 +1,5 @@
 """The weight ideal observer of benchmarks/weight_floor.py, whose r BENCHMARKS_WEIGHTS.md and
-the README quote as the ceiling the photon noise sets: unbiased, and its error the
+the README quote as what the photon noise leaves: unbiased, and its error the
 Cramer-Rao bound of a Gaussian profile's amplitude."""
 import sys
 from pathlib import Path
