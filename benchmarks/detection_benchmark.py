@@ -71,21 +71,30 @@ def spine_summary(regime: str, per_session: pd.DataFrame) -> dict:
     return out
 
 
+def chosen_shares(stacks: dict, params=None) -> dict:
+    """The channels stage's choice for each session of a cell (session -> ``estimate``,
+    ``used``, ``departs``), from its (c, z, y, x) ``stacks`` and the detect settings."""
+    from pipeline.params import DetectParams
+    from pipeline.stages.channels import pooled_shares, session_share
+
+    params = params or DetectParams()
+    return pooled_shares({s: session_share(v) for s, v in stacks.items()},
+                         departure=params.share_departure,
+                         policy=params.departing_share)["sessions"]
+
+
 def detected_sessions(sim, settings: dict | None = None, threads: int = 2):
     """Detect every session of a simulated cell as the workflow does (the channels stage's
     share for each session, then the detect stage on ``threads`` threads, as its rule has);
     yields, per session, its name, detections, true synapses present and in view, the
     channels stage's choice (``estimate``, ``used``, ``departs``) and the seconds taken."""
     from pipeline.params import DetectParams
-    from pipeline.stages.channels import pooled_shares, session_share
     from pipeline.stages.detect import detect_session
 
     params = DetectParams(**(settings or {}))
     spacing = np.asarray(sim.params.spacing)
     stacks = {f"s{k:02d}": image.astype(np.float32) for k, image in enumerate(sim.images)}
-    estimates = {s: session_share(stack) for s, stack in stacks.items()}
-    chosen = pooled_shares(estimates, departure=params.share_departure,
-                           policy=params.departing_share)["sessions"]
+    chosen = chosen_shares(stacks, params)
     for session, stack in stacks.items():
         t0 = time.perf_counter()
         det = detect_session(stack, spacing=spacing, params=params,

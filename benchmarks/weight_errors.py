@@ -99,10 +99,6 @@ def scored_rows(run: Path) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True)
 
 
-def log_r(a: pd.Series, b: pd.Series) -> float:
-    return float(np.corrcoef(np.log(a), np.log(b))[0, 1]) if len(a) > 2 else np.nan
-
-
 def worst_session_offset(rows: pd.DataFrame, truth: str) -> tuple[float, str]:
     """The largest |ratio - 1| of a session's median weight ratio (ours over ``truth``'s
     column) to the run's median ratio, and that session."""
@@ -113,6 +109,8 @@ def worst_session_offset(rows: pd.DataFrame, truth: str) -> tuple[float, str]:
 
 
 def run_summary(name: str, rows: pd.DataFrame) -> dict:
+    from weight_floor import log_r
+
     raw, raw_at = worst_session_offset(rows, "weight_true")
     alike, alike_at = worst_session_offset(rows, "weight_normalised")
     drift = np.log(rows["weight_true"] / rows["weight_normalised"]).groupby(rows["session"]).median()

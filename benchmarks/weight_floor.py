@@ -130,19 +130,14 @@ def session_measures(sim, twin16, params) -> pd.DataFrame:
     from pipeline.core.channels import remove_bleedthrough
     from pipeline.core.optics import FWHM_TO_SIGMA
     from pipeline.core.photometry import aperture_photometry
-    from pipeline.params import DetectParams
-    from pipeline.stages.channels import pooled_shares, session_share
+    from detection_benchmark import chosen_shares
     from pipeline.stages.weights import single_channel_psd
 
     spacing = np.asarray(sim.params.spacing)
     stacks = {f"s{k:02d}": image.astype(np.float32) for k, image in enumerate(sim.images)}
     two_channel = sim.images[0].shape[0] > 1
-    chosen = {}
-    if two_channel:     # the channels stage's choice of each session's morphology share
-        d = DetectParams()
-        chosen = pooled_shares({s: session_share(v) for s, v in stacks.items()},
-                               departure=d.share_departure,
-                               policy=d.departing_share)["sessions"]
+    # the channels stage's choice of each session's morphology share
+    chosen = chosen_shares(stacks) if two_channel else {}
     template = None if params.deblend_fwhm_um is None else list(params.deblend_fwhm_um)
     psf_sigma = np.asarray(sim.params.psf_fwhm_um) * FWHM_TO_SIGMA
     rows = []
