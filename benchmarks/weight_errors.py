@@ -100,8 +100,9 @@ def scored_rows(run: Path) -> pd.DataFrame:
 
 
 def worst_session_offset(rows: pd.DataFrame, truth: str) -> tuple[float, str]:
-    """The largest |ratio - 1| of a session's median weight ratio (ours over ``truth``'s
-    column) to the run's median ratio, and that session."""
+    """How far the session most off is: its median weight ratio (ours over ``truth``'s
+    column) over the run's median ratio, as the factor it is off by either way minus 1
+    (exp|log| - 1: 0.10 for 10 % high or 1/1.1 low), and that session."""
     e = np.log(rows["weight"]) - np.log(rows[truth])
     per = e.groupby(rows["session"]).median()
     per = (per - per.median()).abs()
