@@ -33,7 +33,21 @@ sys.path.insert(0, str(ROOT))
 COLS = ["cell", "cell_type", "synapse_id", "session", "day", "present", "weight"]
 
 
-def track_emission_fit(fit, *, within_sd: float, shrink: float):
+def neighbour_mean(lz: np.ndarray, clear: np.ndarray, reach: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per (track, session): the mean of the track's log signal over its clear sessions within
+    ``reach`` sessions, that session left out, and how many there are."""
+    n_t = lz.shape[1]
+    sums, counts = np.zeros(lz.shape), np.zeros(lz.shape)
+    for d in range(-reach, reach + 1):
+        if d == 0:
+            continue
+        lo, hi = max(0, -d), min(n_t, n_t - d)
+        sums[:, lo:hi] += (lz * clear)[:, lo + d:hi + d]
+        counts[:, lo:hi] += clear[:, lo + d:hi + d]
+    return sums / np.maximum(counts, 1), counts
+
+
+def track_emission_fit(fit, *, within_sd: float, shrink: float, reach: int = 0):
     """``fit`` (:func:`pipeline.stages.presence.fit_presence`) followed by a second call with
     per-track present emissions (see the module docstring)."""
     from pipeline.stages import presence as P
@@ -57,16 +71,25 @@ def track_emission_fit(fit, *, within_sd: float, shrink: float):
             sd = (float(np.sqrt((dev[many] ** 2).sum() / max((n[many] - 1).sum(), 1)))
                   if many.any() else prm["s1"])
             sd = max(sd, 0.15)
-        m = (n * own + shrink * prm["m1"]) / (n + shrink)
-        s = np.sqrt((sd ** 2 * n + prm["s1"] ** 2 * shrink) / (n + shrink))
+        if reach > 0:    # centred on the neighbouring sessions' signal, the session left out
+            near, k = neighbour_mean(lz, clear, reach)
+            if within_sd <= 0:
+                dev = (lz - near) * (clear & (k > 0))
+                sd = max(float(np.sqrt((dev ** 2).sum() / max((clear & (k > 0)).sum(), 1))), 0.15)
+            m = (k * near + shrink * prm["m1"]) / (k + shrink)
+            s = np.sqrt((sd ** 2 * k + prm["s1"] ** 2 * shrink) / (k + shrink))
+        else:
+            m = np.repeat(((n * own + shrink * prm["m1"]) / (n + shrink))[:, None], z.shape[1], 1)
+            s = np.repeat(np.sqrt((sd ** 2 * n + prm["s1"] ** 2 * shrink) / (n + shrink))[:, None],
+                          z.shape[1], 1)
         grid = P._S_GRID
-        log_prior = (-0.5 * ((np.log(grid)[None] - m[:, None]) / s[:, None]) ** 2
-                     - np.log(s[:, None] * grid[None]) - 0.5 * np.log(2 * np.pi)
-                     + np.log(np.gradient(grid))[None])
+        log_prior = (-0.5 * ((np.log(grid)[None, None] - m[..., None]) / s[..., None]) ** 2
+                     - np.log(s[..., None] * grid[None, None]) - 0.5 * np.log(2 * np.pi)
+                     + np.log(np.gradient(grid))[None, None])
         mu0, tau0 = prm["mu0"], prm["tau0"]
         log_noise = (-0.5 * ((z[:, :, None] - mu0 - grid[None, None]) / tau0) ** 2
                      - np.log(tau0) - 0.5 * np.log(2 * np.pi))
-        log_e1 = special.logsumexp(log_noise + log_prior[:, None, :], axis=2)
+        log_e1 = special.logsumexp(log_noise + log_prior, axis=2)
         log_e0 = -0.5 * ((z - mu0) / tau0) ** 2 - np.log(tau0) - 0.5 * np.log(2 * np.pi)
         log_e, ob = P._by_step(np.stack([log_e0, log_e1]), obs, steps)
         p, _, loglik = P._forward_backward(log_e, ob, prm["pi1"], prm["birth"], prm["loss"])
@@ -85,10 +108,15 @@ def main(argv=None) -> int:
     ap.add_argument("--regimes", default="PV_typical,pyr_typical,hard_registration,channel_departure")
     ap.add_argument("--within-sd", type=float, default=0.0)
     ap.add_argument("--shrink", type=float, default=1.0)
+    ap.add_argument("--reach", type=int, default=0,
+                    help="> 0: centre each session's present emission on the track's clear "
+                         "sessions within this many sessions (the session left out), not on "
+                         "the track's mean")
     args = ap.parse_args(argv)
     work = Path(args.workdir)
     default_fit = P.fit_presence
-    variant = track_emission_fit(default_fit, within_sd=args.within_sd, shrink=args.shrink)
+    variant = track_emission_fit(default_fit, within_sd=args.within_sd, shrink=args.shrink,
+                                 reach=args.reach)
     rows = []
     try:
         for regime in args.regimes.split(","):
@@ -111,7 +139,8 @@ def main(argv=None) -> int:
         P.fit_presence = default_fit
     table = pd.DataFrame(rows)
     print(f"`python benchmarks/presence_variants.py --workdir {args.workdir} --regimes "
-          f"{args.regimes} --within-sd {args.within_sd} --shrink {args.shrink}`\n")
+          f"{args.regimes} --within-sd {args.within_sd} --shrink {args.shrink} "
+          f"--reach {args.reach}`\n")
     print(table.round(2).to_markdown(index=False))
     print()
     print(table.groupby("regime", sort=False).mean(numeric_only=True).round(2).to_markdown())
