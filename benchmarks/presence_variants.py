@@ -82,15 +82,13 @@ def track_emission_fit(fit, *, within_sd: float, shrink: float, reach: int = 0):
             m = np.repeat(((n * own + shrink * prm["m1"]) / (n + shrink))[:, None], z.shape[1], 1)
             s = np.repeat(np.sqrt((sd ** 2 * n + prm["s1"] ** 2 * shrink) / (n + shrink))[:, None],
                           z.shape[1], 1)
-        grid = P._S_GRID
-        log_prior = (-0.5 * ((np.log(grid)[None, None] - m[..., None]) / s[..., None]) ** 2
-                     - np.log(s[..., None] * grid[None, None]) - 0.5 * np.log(2 * np.pi)
-                     + np.log(np.gradient(grid))[None, None])
+        # the stage's emissions, the present one's prior per (track, session)
+        log_prior = P._log_signal_prior({"m1": m[..., None], "s1": s[..., None]})
+        log_e0, _ = P._log_emissions(z, prm)
         mu0, tau0 = prm["mu0"], prm["tau0"]
-        log_noise = (-0.5 * ((z[:, :, None] - mu0 - grid[None, None]) / tau0) ** 2
+        log_noise = (-0.5 * ((z[:, :, None] - mu0 - P._S_GRID[None, None]) / tau0) ** 2
                      - np.log(tau0) - 0.5 * np.log(2 * np.pi))
         log_e1 = special.logsumexp(log_noise + log_prior, axis=2)
-        log_e0 = -0.5 * ((z - mu0) / tau0) ** 2 - np.log(tau0) - 0.5 * np.log(2 * np.pi)
         log_e, ob = P._by_step(np.stack([log_e0, log_e1]), obs, steps)
         p, _, loglik = P._forward_backward(log_e, ob, prm["pi1"], prm["birth"], prm["loss"])
         return {"p_present": p[:, steps], "params": {**prm, "loglik": loglik,

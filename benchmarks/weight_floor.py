@@ -55,6 +55,20 @@ DEFAULT_REGIMES = ("pyr_typical", "PV_typical", "low_signal_large_motion", "hard
                    "channel_departure", "single_channel", "close_pairs")
 
 
+def _profile_box(point: np.ndarray, sigma_vox: np.ndarray, half: np.ndarray, shape):
+    """(the box of voxels within ``half`` of ``point``'s voxel, cut at the stack's faces, and
+    a Gaussian of SDs ``sigma_vox`` centred on ``point`` sampled there, unit integral), or
+    None where the box is empty."""
+    c = np.round(point).astype(int)
+    lo, hi = np.maximum(c - half, 0), np.minimum(c + half + 1, shape)
+    if np.any(hi <= lo):
+        return None
+    grid = np.stack(np.meshgrid(*(np.arange(a, b) for a, b in zip(lo, hi)), indexing="ij"), -1)
+    g = np.exp(-0.5 * np.sum(((grid - point) / sigma_vox) ** 2, axis=-1))
+    g /= np.prod(sigma_vox) * (2 * np.pi) ** 1.5
+    return tuple(slice(a, b) for a, b in zip(lo, hi)), g
+
+
 def psf_weighted(image: np.ndarray, positions: np.ndarray, background: np.ndarray, *,
                  spacing, fwhm_um, radius_um) -> np.ndarray:
     """The amplitude (integral) of a Gaussian of ``fwhm_um`` at each position fitted by least
@@ -65,18 +79,12 @@ def psf_weighted(image: np.ndarray, positions: np.ndarray, background: np.ndarra
     spacing = np.asarray(spacing, float)
     sigma = np.asarray(fwhm_um, float) * FWHM_TO_SIGMA / spacing
     half = np.ceil(2 * np.asarray(radius_um, float) / spacing).astype(int)
-    grid = np.stack(np.meshgrid(*(np.arange(-h, h + 1) for h in half), indexing="ij"), -1)
-    norm = np.prod(sigma) * (2 * np.pi) ** 1.5
     out = np.full(len(positions), np.nan)
-    shape = np.array(image.shape)
     for i, p in enumerate(np.asarray(positions, float)):
-        c = np.round(p).astype(int)
-        vox = grid + c
-        inside = np.all((vox >= 0) & (vox < shape), axis=-1)
-        g = np.exp(-0.5 * np.sum(((vox - p) / sigma) ** 2, axis=-1)) / norm
-        vals = image[tuple(np.clip(vox, 0, shape - 1).reshape(-1, 3).T)].reshape(g.shape)
-        g, vals = g[inside], vals[inside] - background[i]
-        out[i] = np.sum(g * vals) / max(np.sum(g * g), 1e-12)
+        found = _profile_box(p, sigma, half, image.shape)
+        if found is not None:
+            box, g = found
+            out[i] = np.sum(g * (image[box] - background[i])) / max(np.sum(g * g), 1e-12)
     return out
 
 
@@ -102,20 +110,13 @@ def ideal_weights(noise: np.ndarray, variance: np.ndarray, positions: np.ndarray
     of ``sigmas_um`` at ``positions``, unit integral), over ``unit`` (the image's counts per
     unit weight in this session)."""
     spacing = np.asarray(spacing, float)
-    shape = np.array(noise.shape)
     out = np.full(len(positions), np.nan)
     for i, (p, s_um) in enumerate(zip(np.asarray(positions, float), sigmas_um)):
         sig = s_um / spacing
-        half = np.ceil(reach_sd * sig).astype(int)
-        c = np.round(p).astype(int)
-        lo, hi = np.maximum(c - half, 0), np.minimum(c + half + 1, shape)
-        if np.any(hi <= lo):
+        found = _profile_box(p, sig, np.ceil(reach_sd * sig).astype(int), noise.shape)
+        if found is None:
             continue
-        grid = np.stack(np.meshgrid(*(np.arange(a, b) for a, b in zip(lo, hi)),
-                                    indexing="ij"), -1)
-        g = np.exp(-0.5 * np.sum(((grid - p) / sig) ** 2, axis=-1))
-        g /= np.prod(sig) * (2 * np.pi) ** 1.5
-        box = tuple(slice(a, b) for a, b in zip(lo, hi))
+        box, g = found
         inv = 1.0 / variance[box]
         out[i] = weights[i] + np.sum(g * noise[box] * inv) / np.sum(g * g * inv) / unit
     return out
@@ -131,6 +132,7 @@ def session_measures(sim, twin16, params) -> pd.DataFrame:
     from pipeline.core.optics import FWHM_TO_SIGMA
     from pipeline.core.photometry import aperture_photometry
     from detection_benchmark import chosen_shares
+    from registration_benchmark import _in_view
     from pipeline.stages.weights import single_channel_psd
 
     spacing = np.asarray(sim.params.spacing)
@@ -142,8 +144,7 @@ def session_measures(sim, twin16, params) -> pd.DataFrame:
     psf_sigma = np.asarray(sim.params.psf_fwhm_um) * FWHM_TO_SIGMA
     rows = []
     for k, (session, noisy) in enumerate(stacks.items()):
-        t = sim.truth[(sim.truth.session == session) & (sim.truth.present == 1)
-                      & (sim.truth.in_view == 1)]
+        t = _in_view(sim.truth, session)
         pos = t[["z", "y", "x"]].to_numpy(float)
         if two_channel:
             psd = remove_bleedthrough(noisy[0], noisy[1], chosen[session]["used"],
