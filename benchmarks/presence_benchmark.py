@@ -34,13 +34,14 @@ from run_benchmark import COMMON, REGIMES  # noqa: E402
 SEED_OFFSET = 20   # the main benchmark's seed + 20: cells neither it nor development used
 
 
-def regime_args(sim_args: list[str], n_cells: int) -> list[str]:
-    """The main benchmark's simulator arguments with ``n_cells`` cells and another seed."""
+def regime_args(sim_args: list[str], n_cells: int, seed_offset: int = SEED_OFFSET) -> list[str]:
+    """The main benchmark's simulator arguments with ``n_cells`` cells and its seed plus
+    ``seed_offset``."""
     args = list(sim_args)
     i = args.index("--cells")
     args[i + 1] = ",".join([args[i + 1]] * n_cells)
     j = args.index("--seed")
-    args[j + 1] = str(int(args[j + 1]) + SEED_OFFSET)
+    args[j + 1] = str(int(args[j + 1]) + seed_offset)
     return args
 
 
@@ -66,12 +67,13 @@ def cell_scores(truth: pd.DataFrame, synapses: pd.DataFrame) -> list[dict]:
     return rows
 
 
-def run_regime(name: str, sim_args: list[str], work: Path, n_cells: int, cores: int) -> pd.DataFrame:
+def run_regime(name: str, sim_args: list[str], work: Path, n_cells: int, cores: int,
+               seed_offset: int = SEED_OFFSET) -> pd.DataFrame:
     data, results = work / name / "data", work / name / "results"
     if data.exists():   # always simulate afresh
         shutil.rmtree(data)
     subprocess.run([sys.executable, "-m", "pipeline", "simulate", "--out", str(data), *COMMON,
-                    *regime_args(sim_args, n_cells)], check=True, capture_output=True)
+                    *regime_args(sim_args, n_cells, seed_offset)], check=True, capture_output=True)
     env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
     subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
                     "--directory", str(work / name / ".snakemake_work"), "--cores", str(cores),
@@ -88,12 +90,14 @@ def run_regime(name: str, sim_args: list[str], work: Path, n_cells: int, cores: 
 def write_report(scores: pd.DataFrame, out: Path, args, seconds: float) -> None:
     lines = [
         "# Presence benchmark: turnover and survival over several cells per regime", "",
-        f"`python benchmarks/presence_benchmark.py --cells {args.cells} --cores {args.cores}` "
-        f"(`make bench-presence`), {dt.date.today()}, {os.cpu_count()} CPUs, "
+        f"`python benchmarks/presence_benchmark.py --cells {args.cells} --cores {args.cores}"
+        + (f" --seed-offset {args.seed_offset} --workdir {args.workdir}`, "
+           if args.seed_offset != SEED_OFFSET else "` (`make bench-presence`), ")
+        + f"{dt.date.today()}, {os.cpu_count()} CPUs, "
         f"{platform.python_version()}, {seconds / 60:.1f} min.", "",
         f"{args.cells} full-size cells (8 sessions of 34x512x512 two-channel stacks) per regime of "
         "`BENCHMARKS.md`, simulated with that regime's arguments and its seed + "
-        f"{SEED_OFFSET}. Errors are mean absolute differences of the per-interval fractions "
+        f"{args.seed_offset}. Errors are mean absolute differences of the per-interval fractions "
         "(percentage points), biases the difference of their means; survival is to the last "
         "session. `detection`: present = detected in that session; `joint`: the presence "
         "stage's calls.", "",
@@ -123,10 +127,13 @@ def main() -> None:
     ap.add_argument("--out", default="BENCHMARKS_PRESENCE.md")
     ap.add_argument("--cells", type=int, default=3, help="cells per regime")
     ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--seed-offset", type=int, default=SEED_OFFSET,
+                    help="added to each regime's seed; another value gives cells development "
+                         "never saw (a candidate tuned on the default's cells is tried there)")
     args = ap.parse_args()
     work = Path(args.workdir).resolve()
     t0 = time.perf_counter()
-    scores = pd.concat([run_regime(name, sim, work, args.cells, args.cores)
+    scores = pd.concat([run_regime(name, sim, work, args.cells, args.cores, args.seed_offset)
                         for name, sim in REGIMES.items()], ignore_index=True)
     work.mkdir(parents=True, exist_ok=True)
     scores.to_csv(work / "scores.csv", index=False)
