@@ -1,21 +1,24 @@
-"""A candidate presence model beside the presence stage's, on the presence benchmark's cells:
-the HMM's present state measured against each track's own signal instead of the cell's.
+"""Candidate presence models beside the presence stage's default, on the presence benchmark's
+cells: the HMM's present state measured against each track's own signal instead of the cell's.
 
     python benchmarks/presence_variants.py [--workdir results/bench_presence]
                                            [--regimes PV_typical,pyr_typical]
-                                           [--within-sd 0] [--shrink 1]
+                                           [--reach 1] [--within-sd 0] [--shrink 1]
 
 Why: the ideal observer (``make bench-floor``) knows that a synapse's weight drifts from its
-own last value; the presence stage's HMM scores each session's signal against the log-normal
-of the whole cell's present synapses, so one dim session of a bright PV synapse (true weight
-0.16 after 0.24) can read as absent, and the track comes back next session: a false loss and
-a false birth.  The variant (not the pipeline's; experiment only) keeps the stage's fitted
-HMM (births, losses, the absent state) and calls again with each track's present emission a
-log-normal around that track's mean log signal over its clearly present sessions (shrunk to
-the cell's mean by ``--shrink`` pseudo-sessions), of SD ``--within-sd`` (0: estimated, the
-within-track SD pooled over tracks seen twice or more).  Both are run on the weights tables
-``make bench-presence`` left in ``--workdir`` and scored with the benchmark's turnover errors
-(pp per interval) against the simulator's truth.
+own last value; the presence stage's HMM by default scores each session's signal against the
+log-normal of the whole cell's present synapses, so one dim session of a synapse can read as
+absent, and the track comes back next session: a false loss and a false birth.
+
+``--reach N`` (N > 0) is the stage's option ``presence.own_signal_reach: N``
+(:func:`pipeline.stages.presence.own_signal_prior`): each session's present state centred on
+the track's clearly present sessions within N sessions, that session left out.
+``--reach 0`` is an experiment only (not in the stage): the stage's fitted HMM called again
+with each track's present emission a log-normal around its mean log signal over all its
+clearly present sessions (shrunk to the cell's mean by ``--shrink`` pseudo-sessions), of SD
+``--within-sd`` (0: estimated, the within-track SD pooled over tracks seen twice or more).
+Both are run on the weights tables ``make bench-presence`` left in ``--workdir`` and scored
+with the benchmark's turnover errors (pp per interval) against the simulator's truth.
 """
 from __future__ import annotations
 
@@ -25,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import special
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -33,23 +35,10 @@ sys.path.insert(0, str(ROOT))
 COLS = ["cell", "cell_type", "synapse_id", "session", "day", "present", "weight"]
 
 
-def neighbour_mean(lz: np.ndarray, clear: np.ndarray, reach: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per (track, session): the mean of the track's log signal over its clear sessions within
-    ``reach`` sessions, that session left out, and how many there are."""
-    n_t = lz.shape[1]
-    sums, counts = np.zeros(lz.shape), np.zeros(lz.shape)
-    for d in range(-reach, reach + 1):
-        if d == 0:
-            continue
-        lo, hi = max(0, -d), min(n_t, n_t - d)
-        sums[:, lo:hi] += (lz * clear)[:, lo + d:hi + d]
-        counts[:, lo:hi] += clear[:, lo + d:hi + d]
-    return sums / np.maximum(counts, 1), counts
-
-
-def track_emission_fit(fit, *, within_sd: float, shrink: float, reach: int = 0):
+def track_emission_fit(fit, *, within_sd: float, shrink: float):
     """``fit`` (:func:`pipeline.stages.presence.fit_presence`) followed by a second call with
-    per-track present emissions (see the module docstring)."""
+    per-track present emissions around each track's mean (the ``--reach 0`` experiment of the
+    module docstring)."""
     from pipeline.stages import presence as P
 
     def fitted(snr, observed, **kw):
@@ -71,24 +60,12 @@ def track_emission_fit(fit, *, within_sd: float, shrink: float, reach: int = 0):
             sd = (float(np.sqrt((dev[many] ** 2).sum() / max((n[many] - 1).sum(), 1)))
                   if many.any() else prm["s1"])
             sd = max(sd, 0.15)
-        if reach > 0:    # centred on the neighbouring sessions' signal, the session left out
-            near, k = neighbour_mean(lz, clear, reach)
-            if within_sd <= 0:
-                dev = (lz - near) * (clear & (k > 0))
-                sd = max(float(np.sqrt((dev ** 2).sum() / max((clear & (k > 0)).sum(), 1))), 0.15)
-            m = (k * near + shrink * prm["m1"]) / (k + shrink)
-            s = np.sqrt((sd ** 2 * k + prm["s1"] ** 2 * shrink) / (k + shrink))
-        else:
-            m = np.repeat(((n * own + shrink * prm["m1"]) / (n + shrink))[:, None], z.shape[1], 1)
-            s = np.repeat(np.sqrt((sd ** 2 * n + prm["s1"] ** 2 * shrink) / (n + shrink))[:, None],
-                          z.shape[1], 1)
+        m = np.repeat(((n * own + shrink * prm["m1"]) / (n + shrink))[:, None], z.shape[1], 1)
+        s = np.repeat(np.sqrt((sd ** 2 * n + prm["s1"] ** 2 * shrink) / (n + shrink))[:, None],
+                      z.shape[1], 1)
         # the stage's emissions, the present one's prior per (track, session)
-        log_prior = P._log_signal_prior({"m1": m[..., None], "s1": s[..., None]})
         log_e0, _ = P._log_emissions(z, prm)
-        mu0, tau0 = prm["mu0"], prm["tau0"]
-        log_noise = (-0.5 * ((z[:, :, None] - mu0 - P._S_GRID[None, None]) / tau0) ** 2
-                     - np.log(tau0) - 0.5 * np.log(2 * np.pi))
-        log_e1 = special.logsumexp(log_noise + log_prior, axis=2)
+        log_e1 = P._log_present_emission(z, m, s, prm)
         log_e, ob = P._by_step(np.stack([log_e0, log_e1]), obs, steps)
         p, _, loglik = P._forward_backward(log_e, ob, prm["pi1"], prm["birth"], prm["loss"])
         return {"p_present": p[:, steps], "params": {**prm, "loglik": loglik,
@@ -107,14 +84,16 @@ def main(argv=None) -> int:
     ap.add_argument("--within-sd", type=float, default=0.0)
     ap.add_argument("--shrink", type=float, default=1.0)
     ap.add_argument("--reach", type=int, default=0,
-                    help="> 0: centre each session's present emission on the track's clear "
-                         "sessions within this many sessions (the session left out), not on "
-                         "the track's mean")
+                    help="> 0: the stage's presence.own_signal_reach (--within-sd and --shrink "
+                         "then unused); 0: the experiment centred on each track's mean")
     args = ap.parse_args(argv)
     work = Path(args.workdir)
     default_fit = P.fit_presence
-    variant = track_emission_fit(default_fit, within_sd=args.within_sd, shrink=args.shrink,
-                                 reach=args.reach)
+    if args.reach > 0:
+        def variant(snr, observed, **kw):
+            return default_fit(snr, observed, **{**kw, "own_signal_reach": args.reach})
+    else:
+        variant = track_emission_fit(default_fit, within_sd=args.within_sd, shrink=args.shrink)
     rows = []
     try:
         for regime in args.regimes.split(","):

@@ -206,6 +206,11 @@ class PresenceParams:
     warn_absent_departure: float = _p(
         1.0, "warn about a session whose places without a synapse measure, in median, this "
              "many absent-state SDs away from those of the cell's other sessions")
+    own_signal_reach: int = _p(
+        0, "0: a present synapse's signal is scored against the log-normal of the cell's "
+           "present synapses; N > 0: against the synapse's own signal in its clearly present "
+           "sessions within N sessions, so one dim session of a bright synapse is not called "
+           "absent")
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.stages.presence import call_presence, fit_presence, merge_fragments, split_at_gaps
+from pipeline.stages.presence import (call_presence, fit_presence, merge_fragments,
+                                      neighbour_log_signal, split_at_gaps)
 
 TAU = 2.0  # spread of the signal at positions without a synapse (snr units)
 
@@ -54,16 +55,18 @@ def test_a_synapse_dimmed_below_threshold_is_present_there():
     assert summary["changed_to_present"] >= 1
 
 
-def test_a_synapse_truly_lost_stays_lost():
+@pytest.mark.parametrize("reach", [0, 1])
+def test_a_synapse_truly_lost_stays_lost(reach):
     rng = np.random.default_rng(1)
     states = np.vstack([_background(rng), [1, 1, 1, 0, 0, 0]])
     t = _cell(states, rng, signal=np.full((len(states), 6), 20.0))
-    out, _ = call_presence(t.drop(columns="truth"))
+    out, _ = call_presence(t.drop(columns="truth"), own_signal_reach=reach)
     p = _p(out, len(states))
     assert (p[:3] > 0.9).all() and (p[3:] < 0.1).all()
 
 
-def test_a_faint_one_off_blob_is_not_made_a_synapse():
+@pytest.mark.parametrize("reach", [0, 1])
+def test_a_faint_one_off_blob_is_not_made_a_synapse(reach):
     rng = np.random.default_rng(2)
     states = np.vstack([_background(rng), [0, 0, 0, 0, 0, 0]])
     t = _cell(states, rng)
@@ -71,10 +74,42 @@ def test_a_faint_one_off_blob_is_not_made_a_synapse():
     blob = (t["synapse_id"] == sid) & (t["session"] == "s2")
     t.loc[blob, ["snr", "detected"]] = [5.0, 1]  # the detector fired on a noise peak
     t.loc[blob, "intensity"] = 500.0
-    out, summary = call_presence(t.drop(columns="truth"))
+    out, summary = call_presence(t.drop(columns="truth"), own_signal_reach=reach)
     assert (_p(out, sid) < 0.5).all()
     assert out.loc[out["synapse_id"] == sid, "present_detected"].sum() == 1
     assert summary["changed_to_absent"] >= 1 and summary["never_present"] >= 1
+
+
+def test_own_signal_keeps_a_dim_synapse_present_through_its_dimmest_session():
+    """A dim synapse (6 noise SDs, in a cell whose synapses measure ~20) dips to 1.5 in one
+    session.  Against the cell's log-normal the dip reads as absent (a false loss and a false
+    birth); against its own neighbouring sessions (own_signal_reach=1) it stays present."""
+    rng = np.random.default_rng(0)
+    states = np.vstack([_background(rng), [1] * 6, [1, 1, 1, 0, 0, 0]])
+    t = _cell(states, rng)
+    sid, lost = len(states) - 1, len(states)
+    t.loc[t["synapse_id"] == sid, "snr"] = [6.0, 6.0, 1.5, 6.0, 6.0, 6.0]
+    # as dim, but lost: no neighbouring session vouches for it after the loss
+    t.loc[t["synapse_id"] == lost, "snr"] = [6.0, 6.0, 6.0, 0.5, -1.0, 0.3]
+    cell, _ = call_presence(t.drop(columns="truth"))
+    own, summary = call_presence(t.drop(columns="truth"), own_signal_reach=1)
+    assert _p(cell, sid)[2] < 0.5
+    assert _p(own, sid)[2] > 0.75
+    assert (own.loc[own["synapse_id"] == sid, "present"] == 1).all()
+    p_lost = _p(own, lost)
+    assert (p_lost[:3] > 0.9).all() and (p_lost[3:] < 0.1).all(), p_lost
+    assert 0.15 <= summary["params"]["own_signal_sd"] < 0.3   # tracks of constant signal
+
+
+def test_neighbour_log_signal_leaves_the_session_itself_out():
+    log_s = np.log([[10.0, 20.0, 40.0, 80.0]])
+    clear = np.array([[True, True, True, False]])
+    near, k = neighbour_log_signal(log_s, clear, reach=1)
+    np.testing.assert_allclose(np.exp(near), [[20.0, 20.0, 20.0, 40.0]])
+    np.testing.assert_array_equal(k, [[1, 2, 1, 1]])
+    near, k = neighbour_log_signal(log_s, clear, reach=2)
+    np.testing.assert_allclose(np.exp(near[0, :2]), [np.sqrt(800.0), np.sqrt(400.0)])
+    np.testing.assert_array_equal(k, [[2, 2, 2, 2]])
 
 
 def test_posterior_probabilities_are_calibrated():

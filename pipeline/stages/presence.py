@@ -25,6 +25,10 @@ from ..params import PresenceParams
 _S_GRID = np.geomspace(0.05, 5000, 150)
 #: fewer null measurements than this: the absent state is not measured but assumed (near 0)
 MIN_NULL_PLACES = 30
+#: own_signal_reach: pseudo-sessions of the cell's log-normal beside a track's own sessions
+OWN_SIGNAL_SHRINK = 1.0
+#: own_signal_reach: floor of the pooled within-track SD of ln signal
+OWN_SIGNAL_MIN_SD = 0.15
 
 
 # --------------------------------------------------------------------------- emissions
@@ -46,6 +50,60 @@ def _log_emissions(z, params):
                  - 0.5 * np.log(2 * np.pi))
     log_e1 = special.logsumexp(log_noise + log_prior[None, :], axis=1).reshape(z.shape)
     return log_e0, log_e1
+
+
+def neighbour_log_signal(log_s, clear, *, reach: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per (track, session): the mean of ``log_s`` over the track's ``clear`` sessions within
+    ``reach`` sessions on either side, that session itself left out, and how many there are
+    (0 where none: the mean is then 0)."""
+    n_t = log_s.shape[1]
+    sums, counts = np.zeros(log_s.shape), np.zeros(log_s.shape)
+    kept = np.where(clear, log_s, 0.0)
+    for d in range(-reach, reach + 1):
+        if d == 0:
+            continue
+        lo, hi = max(0, -d), min(n_t, n_t - d)
+        sums[:, lo:hi] += kept[:, lo + d:hi + d]
+        counts[:, lo:hi] += clear[:, lo + d:hi + d]
+    return sums / np.maximum(counts, 1), counts
+
+
+def own_signal_prior(z, clear, params, *, reach: int,
+                     shrink: float = OWN_SIGNAL_SHRINK) -> tuple[np.ndarray, np.ndarray, float]:
+    """The log-normal of a present synapse's true signal per (track, session), from its own
+    clearly present neighbouring sessions instead of the whole cell.
+
+    Centre: the mean ln(z - mu0) over the track's ``clear`` sessions within ``reach``
+    (:func:`neighbour_log_signal`; the session scored is left out, so a dim session cannot
+    pull its own prior down), shrunk to the cell's ``m1`` by ``shrink`` pseudo-sessions.
+    SD: the within-track SD of ln(z - mu0) about that centre, pooled over all tracks (at least
+    :data:`OWN_SIGNAL_MIN_SD`), shrunk alike to the cell's ``s1``.  A track with no clear
+    neighbour keeps the cell's log-normal.  Returns the centres, SDs and the pooled SD."""
+    log_s = np.log(np.maximum(z - params["mu0"], 1e-6))
+    near, k = neighbour_log_signal(log_s, clear, reach=reach)
+    used = clear & (k > 0)
+    sd = float(np.sqrt((((log_s - near) * used) ** 2).sum() / max(used.sum(), 1)))
+    sd = max(sd, OWN_SIGNAL_MIN_SD)
+    centre = (k * near + shrink * params["m1"]) / (k + shrink)
+    spread = np.sqrt((sd ** 2 * k + params["s1"] ** 2 * shrink) / (k + shrink))
+    return centre, spread, sd
+
+
+def _log_present_emission(z, centre, spread, params, *, chunk: int = 4096) -> np.ndarray:
+    """log p(z | present) with a log-normal prior of its own per element (``centre``,
+    ``spread``: arrays shaped like ``z``), integrated over the signal grid in chunks of
+    ``chunk`` elements (memory ~ chunk x grid)."""
+    zf, cf, sf = (np.asarray(a, float).ravel() for a in (z, centre, spread))
+    out = np.empty(zf.shape)
+    log_grid, log_step = np.log(_S_GRID), np.log(np.gradient(_S_GRID))
+    mu0, tau0 = params["mu0"], params["tau0"]
+    for a in range(0, len(zf), chunk):
+        b = slice(a, a + chunk)
+        log_prior = (-0.5 * ((log_grid[None] - cf[b, None]) / sf[b, None]) ** 2
+                     - np.log(sf[b, None] * _S_GRID[None]) + log_step[None])
+        log_noise = -0.5 * ((zf[b, None] - mu0 - _S_GRID[None]) / tau0) ** 2
+        out[b] = special.logsumexp(log_noise + log_prior, axis=1)
+    return (out - np.log(tau0) - np.log(2 * np.pi)).reshape(np.shape(z))
 
 
 # --------------------------------------------------------------------------- HMM
@@ -156,7 +214,7 @@ def _by_step(log_e, obs, steps):
 def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float = 1e-6,
                  birth_prior: float = 1.0, loss_prior: float = 1.0,
                  min_null: int = MIN_NULL_PLACES,
-                 steps=None) -> dict:
+                 steps=None, own_signal_reach: int = PresenceParams.own_signal_reach) -> dict:
     """Fit the two-state HMM to tracks x sessions of snr and return posteriors and parameters.
 
     Parameters
@@ -176,6 +234,11 @@ def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float 
     steps : (n_sessions,) int array, optional
         The time step of each session (0, 1, ...; default: one each).  Sessions sharing a step
         (a repeat imaging on one day) see the same hidden state: no birth or loss between them.
+    own_signal_reach : int
+        0: a present synapse's signal is scored against the cell's log-normal throughout.
+        N > 0: after the fit, the calls are made again with each track's present state centred
+        on its own clearly present sessions within N sessions (:func:`own_signal_prior`), so
+        one dim session of a bright synapse is not called absent.
 
     Returns
     -------
@@ -226,9 +289,20 @@ def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float 
         if abs(loglik - prev) < tol * abs(loglik):
             break
         prev = loglik
-    log_e, ob = _by_step(np.stack(_log_emissions(z, params)), obs, steps)
+    log_e0, log_e1 = _log_emissions(z, params)
+    log_e, ob = _by_step(np.stack([log_e0, log_e1]), obs, steps)
     p1, _, loglik = _forward_backward(log_e, ob, params["pi1"], params["birth"], params["loss"])
-    return {"p_present": p1[:, steps], "params": {**params, "loglik": loglik, "iterations": it + 1}}
+    params = {**params, "loglik": loglik, "iterations": it + 1}
+    if own_signal_reach > 0:
+        # sessions where the cell-wide fit saw the synapse well above the absent state
+        clear = obs & (p1[:, steps] > 0.5) & (z > params["mu0"] + 2 * params["tau0"])
+        centre, spread, params["own_signal_sd"] = own_signal_prior(
+            z, clear, params, reach=own_signal_reach)
+        log_e1 = _log_present_emission(z, centre, spread, params)
+        log_e, ob = _by_step(np.stack([log_e0, log_e1]), obs, steps)
+        p1, _, params["loglik"] = _forward_backward(log_e, ob, params["pi1"], params["birth"],
+                                                    params["loss"])
+    return {"p_present": p1[:, steps], "params": params}
 
 
 # --------------------------------------------------------------------------- tracks
@@ -341,6 +415,7 @@ def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
                   merge_distance_um: float = PresenceParams.merge_distance_um,
                   warn_not_observed: float = PresenceParams.warn_not_observed,
                   warn_absent_departure: float = PresenceParams.warn_absent_departure,
+                  own_signal_reach: int = PresenceParams.own_signal_reach,
                   null_snr=None, null_sessions=None,
                   null_expected: bool = True) -> tuple[pd.DataFrame, dict]:
     """Present/absent per synapse and session for one cell's table (from the weights stage).
@@ -356,7 +431,7 @@ def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
     ``warn_absent_departure`` SDs).  With ``null_expected`` (PSD-95 puncta: the absent state
     is what the dendrite measures, not zero), a ``null_snr`` too short to measure the absent
     state is named in the summary's warnings (:func:`unmeasured_absent_warning`).  Returns
-    the table and a summary of what changed.
+    the table and a summary of what changed.  ``own_signal_reach``: see :func:`fit_presence`.
     """
     t = table.copy()
     if "observed" not in t.columns:      # a table from before the column existed
@@ -379,7 +454,7 @@ def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
         seen = t.pivot(index="synapse_id", columns="session",
                        values="observed").reindex(columns=sessions)
         fit = fit_presence(snr.to_numpy(), seen.fillna(0).to_numpy() == 1, null_snr=null_snr,
-                           steps=steps)
+                           steps=steps, own_signal_reach=own_signal_reach)
         p = pd.DataFrame(fit["p_present"], index=snr.index, columns=sessions)
         t["p_present"] = p.stack().reindex(
             pd.MultiIndex.from_arrays([t["synapse_id"], t["session"]])).to_numpy()
@@ -502,7 +577,8 @@ def presence_cell(table: pd.DataFrame, *, null_snr=None, null_sessions=None,
                                  uncertain=tuple(params.uncertain), gaps=params.gaps,
                                  merge_distance_um=params.merge_distance_um,
                                  warn_not_observed=params.warn_not_observed,
-                                 warn_absent_departure=params.warn_absent_departure)
+                                 warn_absent_departure=params.warn_absent_departure,
+                                 own_signal_reach=params.own_signal_reach)
     if curation is not None and len(curation):
         out = curate_calls(out, curation)
     n_calls = 0 if curation is None else int(curation["action"].isin(CURATION_CALLS).sum())
