@@ -31,6 +31,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 COLS = ["cell", "cell_type", "synapse_id", "session", "day", "present", "weight"]
 
@@ -73,7 +74,32 @@ def track_emission_fit(fit, *, within_sd: float, shrink: float):
     return fitted
 
 
+def wrong_calls(ours: pd.DataFrame, truth_cell: pd.DataFrame) -> int:
+    """Observed rows whose call is wrong: a track matched to a true synapse
+    (:func:`science_events._match`; of several tracks matched to one, the one detected most)
+    called otherwise than the truth there, or any other track called present.  Unlike the
+    turnover errors, wrong calls at different intervals do not cancel."""
+    from science_events import _match
+
+    ours = ours.assign(session=ours["session"].astype(str))
+    truth_cell = truth_cell.assign(session=truth_cell["session"].astype(str))
+    sessions = list(ours.sort_values("day")["session"].drop_duplicates())
+    match = pd.Series(_match(ours, truth_cell, sessions), dtype=float)
+    n_det = ours.groupby("synapse_id")["detected"].sum().reindex(match.index)
+    primary = n_det.groupby(match).idxmax()     # true id -> its track
+    match = match[match.index.isin(primary.to_numpy())].to_dict()
+    seen = ours[ours["observed"] == 1]
+    true_present = truth_cell.set_index(["synapse_id", "session"])["present"]
+    key = pd.MultiIndex.from_arrays([seen["synapse_id"].map(match), seen["session"]])
+    expected = true_present.reindex(key).fillna(0).to_numpy()
+    expected = np.where(seen["synapse_id"].map(match).isna(), 0, expected)
+    return int((seen["present"].to_numpy() != expected).sum())
+
+
 def main(argv=None) -> int:
+    import yaml
+
+    from pipeline.params import PresenceParams, from_options
     from pipeline.stages import presence as P
     from pipeline.stats.table import prepare_table
     from pipeline.truth.evaluate import turnover_vs_truth
@@ -86,14 +112,21 @@ def main(argv=None) -> int:
     ap.add_argument("--reach", type=int, default=0,
                     help="> 0: the stage's presence.own_signal_reach (--within-sd and --shrink "
                          "then unused); 0: the experiment centred on each track's mean")
+    ap.add_argument("--presence", action="append", default=[], metavar="KEY=VALUE",
+                    help="instead of the experiment: the stage with this presence setting "
+                         "other than its default (value as in config.yaml)")
     args = ap.parse_args(argv)
     work = Path(args.workdir)
     default_fit = P.fit_presence
+    settings = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.presence)}
     if args.reach > 0:
-        def variant(snr, observed, **kw):
-            return default_fit(snr, observed, **{**kw, "own_signal_reach": args.reach})
+        settings["own_signal_reach"] = args.reach
+    variant_params = from_options(PresenceParams, settings)
+    if settings:
+        variant, variant_name = default_fit, " ".join(f"{k}={v}" for k, v in settings.items())
     else:
         variant = track_emission_fit(default_fit, within_sd=args.within_sd, shrink=args.shrink)
+        variant_name = "per-track"
     rows = []
     try:
         for regime in args.regimes.split(","):
@@ -104,20 +137,24 @@ def main(argv=None) -> int:
                 null = pd.read_csv(folder / "null_snr.csv", dtype={"session": str})
                 t_true = prepare_table(tc[COLS])
                 row = {"regime": regime, "cell": cell}
-                for name, fit in (("stage", default_fit), ("per-track", variant)):
+                for name, fit, prm in (("stage", default_fit, PresenceParams()),
+                                       (variant_name, variant, variant_params)):
                     P.fit_presence = fit
                     out, _ = P.presence_cell(table, null_snr=null["snr"].to_numpy(),
-                                             null_sessions=null["session"].to_numpy())
+                                             null_sessions=null["session"].to_numpy(),
+                                             params=prm)
                     score = turnover_vs_truth(t_true, prepare_table(out))
                     row[f"added error, {name}"] = score["added_error_pp"]
                     row[f"lost error, {name}"] = score["lost_error_pp"]
+                    row[f"wrong calls, {name}"] = wrong_calls(out, tc)
                 rows.append(row)
     finally:
         P.fit_presence = default_fit
     table = pd.DataFrame(rows)
+    options = "".join(f" --presence {item}" for item in args.presence)
     print(f"`python benchmarks/presence_variants.py --workdir {args.workdir} --regimes "
           f"{args.regimes} --within-sd {args.within_sd} --shrink {args.shrink} "
-          f"--reach {args.reach}`\n")
+          f"--reach {args.reach}{options}`\n")
     print(table.round(2).to_markdown(index=False))
     print()
     print(table.groupby("regime", sort=False).mean(numeric_only=True).round(2).to_markdown())

@@ -211,6 +211,10 @@ class PresenceParams:
            "present synapses; N > 0: against the synapse's own signal in its clearly present "
            "sessions within N sessions, so one dim session of a bright synapse is not called "
            "absent")
+    dim_present: bool = _p(
+        False, "the present state's signal is the cell's log-normal mixed with a dim component "
+               "(uniform from 0 to its 2.5th percentile, share fitted): a present synapse may "
+               "measure as low as an absent one in a session")
 
 
 @dataclass(frozen=True)

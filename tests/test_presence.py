@@ -55,18 +55,18 @@ def test_a_synapse_dimmed_below_threshold_is_present_there():
     assert summary["changed_to_present"] >= 1
 
 
-@pytest.mark.parametrize("reach", [0, 1])
-def test_a_synapse_truly_lost_stays_lost(reach):
+@pytest.mark.parametrize("reach, dim", [(0, False), (1, False), (0, True)])
+def test_a_synapse_truly_lost_stays_lost(reach, dim):
     rng = np.random.default_rng(1)
     states = np.vstack([_background(rng), [1, 1, 1, 0, 0, 0]])
     t = _cell(states, rng, signal=np.full((len(states), 6), 20.0))
-    out, _ = call_presence(t.drop(columns="truth"), own_signal_reach=reach)
+    out, _ = call_presence(t.drop(columns="truth"), own_signal_reach=reach, dim_present=dim)
     p = _p(out, len(states))
     assert (p[:3] > 0.9).all() and (p[3:] < 0.1).all()
 
 
-@pytest.mark.parametrize("reach", [0, 1])
-def test_a_faint_one_off_blob_is_not_made_a_synapse(reach):
+@pytest.mark.parametrize("reach, dim", [(0, False), (1, False), (0, True)])
+def test_a_faint_one_off_blob_is_not_made_a_synapse(reach, dim):
     rng = np.random.default_rng(2)
     states = np.vstack([_background(rng), [0, 0, 0, 0, 0, 0]])
     t = _cell(states, rng)
@@ -74,7 +74,8 @@ def test_a_faint_one_off_blob_is_not_made_a_synapse(reach):
     blob = (t["synapse_id"] == sid) & (t["session"] == "s2")
     t.loc[blob, ["snr", "detected"]] = [5.0, 1]  # the detector fired on a noise peak
     t.loc[blob, "intensity"] = 500.0
-    out, summary = call_presence(t.drop(columns="truth"), own_signal_reach=reach)
+    out, summary = call_presence(t.drop(columns="truth"), own_signal_reach=reach,
+                                 dim_present=dim)
     assert (_p(out, sid) < 0.5).all()
     assert out.loc[out["synapse_id"] == sid, "present_detected"].sum() == 1
     assert summary["changed_to_absent"] >= 1 and summary["never_present"] >= 1
@@ -99,6 +100,48 @@ def test_own_signal_keeps_a_dim_synapse_present_through_its_dimmest_session():
     p_lost = _p(own, lost)
     assert (p_lost[:3] > 0.9).all() and (p_lost[3:] < 0.1).all(), p_lost
     assert 0.15 <= summary["params"]["own_signal_sd"] < 0.3   # tracks of constant signal
+
+
+def _dim_session_tracks(rng, dim_share, n=600, k=8, birth=0.06, loss=0.04):
+    """Tracks from the two-state chain whose present sessions are, with chance ``dim_share``,
+    dim: a signal drawn uniformly between 0 and 7.4 (the cell's median is 20, noise SD 2)."""
+    states = np.zeros((n, k), int)
+    states[:, 0] = rng.random(n) < 0.8
+    for s in range(1, k):
+        u = rng.random(n)
+        states[:, s] = np.where(states[:, s - 1] == 1, u >= loss, u < birth)
+    signal = np.exp(rng.normal(3.0, 0.5, n))[:, None] * np.exp(rng.normal(0, 0.15, (n, k)))
+    dim = (rng.random((n, k)) < dim_share) & (states == 1)
+    signal = np.where(dim, rng.uniform(0, np.exp(2.0), (n, k)), signal)
+    return states, dim, states * signal + rng.normal(0, TAU, (n, k))
+
+
+def test_dim_present_keeps_dim_sessions_of_present_synapses_and_its_rates():
+    """6 % of present sessions dim (down to what an absent synapse measures): with the dim
+    component their share is found and half the wrong calls go, and the loss and birth rates
+    come out near the chain's instead of inflated by the dim sessions."""
+    rng = np.random.default_rng(0)
+    states, dim, snr = _dim_session_tracks(rng, 0.06)
+    seen = np.ones(snr.shape, bool)
+    plain, mixed = fit_presence(snr, seen), fit_presence(snr, seen, dim_present=True)
+    wrong = {name: int(((f["p_present"] >= 0.5) != (states == 1)).sum())
+             for name, f in (("plain", plain), ("mixed", mixed))}
+    assert wrong["mixed"] < 0.6 * wrong["plain"], wrong
+    assert ((mixed["p_present"] < 0.5) & dim).sum() < 0.5 * ((plain["p_present"] < 0.5) & dim).sum()
+    assert 0.025 <= mixed["params"]["dim"] <= 0.08
+    assert mixed["params"]["loss"] == pytest.approx(0.04, abs=0.01)
+    assert mixed["params"]["birth"] == pytest.approx(0.06, abs=0.015)
+    assert plain["params"]["loss"] > 0.055          # what the dim sessions did without it
+
+
+def test_dim_present_finds_no_dim_share_where_there_is_none():
+    rng = np.random.default_rng(1)
+    states, _, snr = _dim_session_tracks(rng, 0.0)
+    seen = np.ones(snr.shape, bool)
+    plain, mixed = fit_presence(snr, seen), fit_presence(snr, seen, dim_present=True)
+    assert mixed["params"]["dim"] < 0.005
+    changed = ((plain["p_present"] >= 0.5) != (mixed["p_present"] >= 0.5)).sum()
+    assert changed <= 3
 
 
 def test_neighbour_log_signal_leaves_the_session_itself_out():

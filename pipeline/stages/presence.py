@@ -25,6 +25,8 @@ from ..params import PresenceParams
 _S_GRID = np.geomspace(0.05, 5000, 150)
 #: fewer null measurements than this: the absent state is not measured but assumed (near 0)
 MIN_NULL_PLACES = 30
+#: dim_present: bounds of the dim component's share of present sessions
+DIM_SHARE_MIN, DIM_SHARE_MAX = 1e-3, 0.25
 #: own_signal_reach: pseudo-sessions of the cell's log-normal beside a track's own sessions
 OWN_SIGNAL_SHRINK = 1.0
 #: own_signal_reach: floor of the pooled within-track SD of ln signal
@@ -33,10 +35,36 @@ OWN_SIGNAL_MIN_SD = 0.15
 
 # --------------------------------------------------------------------------- emissions
 def _log_signal_prior(params):
-    """log P(true signal in each cell of _S_GRID | present): ln s ~ N(m1, s1^2)."""
+    """log P(true signal in each cell of _S_GRID | present): ln s ~ N(m1, s1^2), mixed with
+    the dim component (:func:`_log_dim_prior`) at share ``params["dim"]`` where there is one."""
     m1, s1 = params["m1"], params["s1"]
-    return (-0.5 * ((np.log(_S_GRID) - m1) / s1) ** 2 - np.log(s1 * _S_GRID)
-            - 0.5 * np.log(2 * np.pi) + np.log(np.gradient(_S_GRID)))
+    log_ln = (-0.5 * ((np.log(_S_GRID) - m1) / s1) ** 2 - np.log(s1 * _S_GRID)
+              - 0.5 * np.log(2 * np.pi) + np.log(np.gradient(_S_GRID)))
+    return _with_dim(log_ln, params)
+
+
+def _log_dim_prior(params):
+    """log P(true signal in each cell of _S_GRID | present and dim): uniform between 0 and the
+    log-normal's 2.5th percentile, exp(m1 - 2 s1) (at least the grid's first cell).  A present
+    synapse in a dim session (shrinking before it goes, or a low point of its drift) measures
+    there, down to what an absent one measures; the log-normal alone gives such sessions
+    almost no chance."""
+    top = max(float(np.exp(params["m1"] - 2 * params["s1"])), _S_GRID[1])
+    step = np.gradient(_S_GRID)
+    inside = _S_GRID <= top
+    out = np.full(_S_GRID.shape, -np.inf)
+    out[inside] = np.log(step[inside] / step[inside].sum())
+    return out
+
+
+def _with_dim(log_prior, params):
+    """``log_prior`` mixed with the dim component at share ``params["dim"]`` (none: unchanged)."""
+    dim = float(params.get("dim", 0.0))
+    if dim <= 0:
+        return log_prior
+    if dim >= 1:
+        return _log_dim_prior(params) + np.zeros_like(log_prior)
+    return np.logaddexp(np.log1p(-dim) + log_prior, np.log(dim) + _log_dim_prior(params))
 
 
 def _log_emissions(z, params):
@@ -99,11 +127,12 @@ def _log_present_emission(z, centre, spread, params, *, chunk: int = 4096) -> np
     mu0, tau0 = params["mu0"], params["tau0"]
     for a in range(0, len(zf), chunk):
         b = slice(a, a + chunk)
-        log_prior = (-0.5 * ((log_grid[None] - cf[b, None]) / sf[b, None]) ** 2
-                     - np.log(sf[b, None] * _S_GRID[None]) + log_step[None])
+        log_prior = _with_dim(-0.5 * ((log_grid[None] - cf[b, None]) / sf[b, None]) ** 2
+                              - np.log(sf[b, None] * _S_GRID[None]) + log_step[None]
+                              - 0.5 * np.log(2 * np.pi), params)
         log_noise = -0.5 * ((zf[b, None] - mu0 - _S_GRID[None]) / tau0) ** 2
         out[b] = special.logsumexp(log_noise + log_prior, axis=1)
-    return (out - np.log(tau0) - np.log(2 * np.pi)).reshape(np.shape(z))
+    return (out - np.log(tau0) - 0.5 * np.log(2 * np.pi)).reshape(np.shape(z))
 
 
 # --------------------------------------------------------------------------- HMM
@@ -214,7 +243,8 @@ def _by_step(log_e, obs, steps):
 def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float = 1e-6,
                  birth_prior: float = 1.0, loss_prior: float = 1.0,
                  min_null: int = MIN_NULL_PLACES,
-                 steps=None, own_signal_reach: int = PresenceParams.own_signal_reach) -> dict:
+                 steps=None, own_signal_reach: int = PresenceParams.own_signal_reach,
+                 dim_present: bool = PresenceParams.dim_present) -> dict:
     """Fit the two-state HMM to tracks x sessions of snr and return posteriors and parameters.
 
     Parameters
@@ -239,6 +269,10 @@ def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float 
         N > 0: after the fit, the calls are made again with each track's present state centred
         on its own clearly present sessions within N sessions (:func:`own_signal_prior`), so
         one dim session of a bright synapse is not called absent.
+    dim_present : bool
+        The present state's signal is the cell's log-normal mixed with a dim component
+        (:func:`_log_dim_prior`), its share ``dim`` fitted with the rest (at most
+        :data:`DIM_SHARE_MAX`): a present synapse may measure as low as an absent one.
 
     Returns
     -------
@@ -264,6 +298,8 @@ def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float 
     hi = zo[zo > mu0 + 3 * tau0]
     params = {"pi1": 0.8, "birth": 0.05, "loss": 0.05, "mu0": mu0, "tau0": max(tau0, 0.3),
               "m1": float(np.log(np.median(hi))) if len(hi) else 2.0, "s1": 1.0}
+    if dim_present:
+        params["dim"] = 0.02
     prev = -np.inf
     for it in range(n_iter):
         log_e, ob = _by_step(np.stack(_log_emissions(z, params)), obs, steps)
@@ -278,6 +314,13 @@ def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float 
         if not fixed_null and (zo < 0).sum() >= 5:  # half-normal on the negative side, weighted by P(absent)
             neg = zo < 0
             params["tau0"] = float(max(np.sqrt((w0[neg] * zo[neg] ** 2).sum() / w0[neg].sum()), 0.3))
+
+        if dim_present:   # the dim component's share of the present sessions
+            _, le_dim = _log_emissions(zo, {**params, "dim": 1.0})
+            _, le_all = _log_emissions(zo, params)
+            r = np.exp(np.log(params["dim"]) + le_dim - le_all)
+            params["dim"] = float(np.clip((w1 * r).sum() / max(w1.sum(), 1e-9),
+                                          DIM_SHARE_MIN, DIM_SHARE_MAX))
 
         def nll(th):
             _, le1 = _log_emissions(zo, {**params, "m1": th[0], "s1": th[1]})
@@ -416,6 +459,7 @@ def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
                   warn_not_observed: float = PresenceParams.warn_not_observed,
                   warn_absent_departure: float = PresenceParams.warn_absent_departure,
                   own_signal_reach: int = PresenceParams.own_signal_reach,
+                  dim_present: bool = PresenceParams.dim_present,
                   null_snr=None, null_sessions=None,
                   null_expected: bool = True) -> tuple[pd.DataFrame, dict]:
     """Present/absent per synapse and session for one cell's table (from the weights stage).
@@ -431,7 +475,8 @@ def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
     ``warn_absent_departure`` SDs).  With ``null_expected`` (PSD-95 puncta: the absent state
     is what the dendrite measures, not zero), a ``null_snr`` too short to measure the absent
     state is named in the summary's warnings (:func:`unmeasured_absent_warning`).  Returns
-    the table and a summary of what changed.  ``own_signal_reach``: see :func:`fit_presence`.
+    the table and a summary of what changed.  ``own_signal_reach``, ``dim_present``: see
+    :func:`fit_presence`.
     """
     t = table.copy()
     if "observed" not in t.columns:      # a table from before the column existed
@@ -454,7 +499,8 @@ def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
         seen = t.pivot(index="synapse_id", columns="session",
                        values="observed").reindex(columns=sessions)
         fit = fit_presence(snr.to_numpy(), seen.fillna(0).to_numpy() == 1, null_snr=null_snr,
-                           steps=steps, own_signal_reach=own_signal_reach)
+                           steps=steps, own_signal_reach=own_signal_reach,
+                           dim_present=dim_present)
         p = pd.DataFrame(fit["p_present"], index=snr.index, columns=sessions)
         t["p_present"] = p.stack().reindex(
             pd.MultiIndex.from_arrays([t["synapse_id"], t["session"]])).to_numpy()
@@ -578,7 +624,8 @@ def presence_cell(table: pd.DataFrame, *, null_snr=None, null_sessions=None,
                                  merge_distance_um=params.merge_distance_um,
                                  warn_not_observed=params.warn_not_observed,
                                  warn_absent_departure=params.warn_absent_departure,
-                                 own_signal_reach=params.own_signal_reach)
+                                 own_signal_reach=params.own_signal_reach,
+                                 dim_present=params.dim_present)
     if curation is not None and len(curation):
         out = curate_calls(out, curation)
     n_calls = 0 if curation is None else int(curation["action"].isin(CURATION_CALLS).sum())
