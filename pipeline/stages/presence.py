@@ -272,7 +272,9 @@ def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float 
     dim_present : bool
         The present state's signal is the cell's log-normal mixed with a dim component
         (:func:`_log_dim_prior`), its share ``dim`` fitted with the rest (at most
-        :data:`DIM_SHARE_MAX`): a present synapse may measure as low as an absent one.
+        :data:`DIM_SHARE_MAX`): a present synapse may measure as low as an absent one.  The
+        final calls allow a dim session only next to a session where the track was clearly
+        present (above the absent state by 2 of its SDs, called present by the fit).
 
     Returns
     -------
@@ -336,12 +338,24 @@ def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float 
     log_e, ob = _by_step(np.stack([log_e0, log_e1]), obs, steps)
     p1, _, loglik = _forward_backward(log_e, ob, params["pi1"], params["birth"], params["loss"])
     params = {**params, "loglik": loglik, "iterations": it + 1}
-    if own_signal_reach > 0:
+    if own_signal_reach > 0 or dim_present:
         # sessions where the cell-wide fit saw the synapse well above the absent state
         clear = obs & (p1[:, steps] > 0.5) & (z > params["mu0"] + 2 * params["tau0"])
-        centre, spread, params["own_signal_sd"] = own_signal_prior(
-            z, clear, params, reach=own_signal_reach)
-        log_e1 = _log_present_emission(z, centre, spread, params)
+        if own_signal_reach > 0:
+            centre, spread, params["own_signal_sd"] = own_signal_prior(
+                z, clear, params, reach=own_signal_reach)
+
+            def present(prm):
+                return _log_present_emission(z, centre, spread, prm)
+        else:
+            def present(prm):
+                return _log_emissions(z, prm)[1]
+        log_e1 = present(params)
+        if dim_present:
+            # a dim session only beside one where the synapse was clearly seen: a weak track
+            # never seen clearly (a false detection that persists) is not made present by it
+            _, beside = neighbour_log_signal(np.zeros(z.shape), clear, reach=1)
+            log_e1 = np.where(beside > 0, log_e1, present({**params, "dim": 0.0}))
         log_e, ob = _by_step(np.stack([log_e0, log_e1]), obs, steps)
         p1, _, params["loglik"] = _forward_backward(log_e, ob, params["pi1"], params["birth"],
                                                     params["loss"])
