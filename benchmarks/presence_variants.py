@@ -1,8 +1,9 @@
-"""Candidate presence models beside the presence stage's default, on the presence benchmark's
-cells: the HMM's present state measured against each track's own signal instead of the cell's.
+"""Presence settings and candidate models beside the presence stage's defaults, on the presence
+benchmark's cells: turnover errors and wrong calls against the simulator's truth.
 
     python benchmarks/presence_variants.py [--workdir results/bench_presence]
                                            [--regimes PV_typical,pyr_typical]
+                                           [--presence KEY=VALUE ...]
                                            [--reach 1] [--within-sd 0] [--shrink 1]
 
 Why: the ideal observer (``make bench-floor``) knows that a synapse's weight drifts from its
@@ -10,7 +11,9 @@ own last value; the presence stage's HMM by default scores each session's signal
 log-normal of the whole cell's present synapses, so one dim session of a synapse can read as
 absent, and the track comes back next session: a false loss and a false birth.
 
-``--reach N`` (N > 0) is the stage's option ``presence.own_signal_reach: N``
+``--presence KEY=VALUE`` runs the stage with that presence setting beside its defaults
+(e.g. ``dim_present=false``, ``own_signal_reach=1``).  ``--reach N`` (N > 0) is the stage's
+option ``presence.own_signal_reach: N``
 (:func:`pipeline.stages.presence.own_signal_prior`): each session's present state centred on
 the track's clearly present sessions within N sessions, that session left out.
 ``--reach 0`` is an experiment only (not in the stage): the stage's fitted HMM called again
@@ -18,7 +21,8 @@ with each track's present emission a log-normal around its mean log signal over 
 clearly present sessions (shrunk to the cell's mean by ``--shrink`` pseudo-sessions), of SD
 ``--within-sd`` (0: estimated, the within-track SD pooled over tracks seen twice or more).
 Both are run on the weights tables ``make bench-presence`` left in ``--workdir`` and scored
-with the benchmark's turnover errors (pp per interval) against the simulator's truth.
+with the benchmark's turnover errors (pp per interval) and wrong calls (:func:`wrong_calls`)
+against the simulator's truth.
 """
 from __future__ import annotations
 
