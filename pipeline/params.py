@@ -212,7 +212,7 @@ class PresenceParams:
            "sessions within N sessions, so one dim session of a bright synapse is not called "
            "absent")
     dim_present: bool = _p(
-        True, "the present state's signal is the cell's log-normal mixed with a dim component "
+        False, "the present state's signal is the cell's log-normal mixed with a dim component "
                "(uniform from 0 to its 2.5th percentile, share fitted): a present synapse may "
                "measure as low as an absent one in a session next to one where it was clearly "
                "seen")

@@ -284,9 +284,9 @@ def methods_paragraph(settings: dict | None, *, sessions: pd.DataFrame | None = 
         "an ellipsoidal aperture at its registered position, normalised per cell and session; "
         "presence in each session was called from all sessions' evidence by a two-state hidden "
         "Markov model per synapse fitted to the cell's own data (a present synapse's signal "
-        "log-normal over the cell, mixed, beside sessions where the synapse was clearly seen, "
-        "with a dim component down to what an absent one measures, unless "
-        "<code>presence.dim_present</code> is false below). ")
+        "log-normal over the cell; with <code>presence.dim_present</code> true below, mixed, "
+        "beside sessions where the synapse was clearly seen, with a dim component down to what "
+        "an absent one measures). ")
     if spine_cells:
         stages += (
             f"For {', '.join(map(_esc, sorted(spine_cells)))} (dendritic spines of a cell fill) spine heads were "
