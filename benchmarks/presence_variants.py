@@ -21,8 +21,9 @@ with each track's present emission a log-normal around its mean log signal over 
 clearly present sessions (shrunk to the cell's mean by ``--shrink`` pseudo-sessions), of SD
 ``--within-sd`` (0: estimated, the within-track SD pooled over tracks seen twice or more).
 Both are run on the weights tables ``make bench-presence`` left in ``--workdir`` and scored
-with the benchmark's turnover errors (pp per interval) and wrong calls (:func:`wrong_calls`)
-against the simulator's truth.
+with the benchmark's turnover errors (pp per interval), wrong calls (:func:`wrong_calls`) and
+the first session's sigma of ln weight (:func:`first_session_sigma`) against the simulator's
+truth.
 """
 from __future__ import annotations
 
@@ -100,6 +101,15 @@ def wrong_calls(ours: pd.DataFrame, truth_cell: pd.DataFrame) -> int:
     return int((seen["present"].to_numpy() != expected).sum())
 
 
+def first_session_sigma(table: pd.DataFrame) -> float:
+    """The log-normal sigma of the first session's present weights (``make bench``'s "Models"
+    row): a present row measured at noise level moves it most."""
+    from pipeline.stats.distributions import fit_lognormal
+
+    first = table[(table["day"] == table["day"].min()) & (table["present"] == 1)]
+    return float(fit_lognormal(first["weight"])["sigma"])
+
+
 def main(argv=None) -> int:
     import yaml
 
@@ -140,7 +150,8 @@ def main(argv=None) -> int:
                 table = pd.read_csv(folder / "synapses.csv")
                 null = pd.read_csv(folder / "null_snr.csv", dtype={"session": str})
                 t_true = prepare_table(tc[COLS])
-                row = {"regime": regime, "cell": cell}
+                row = {"regime": regime, "cell": cell,
+                       "sigma, truth table": first_session_sigma(t_true)}
                 for name, fit, prm in (("stage", default_fit, PresenceParams()),
                                        (variant_name, variant, variant_params)):
                     P.fit_presence = fit
@@ -151,6 +162,7 @@ def main(argv=None) -> int:
                     row[f"added error, {name}"] = score["added_error_pp"]
                     row[f"lost error, {name}"] = score["lost_error_pp"]
                     row[f"wrong calls, {name}"] = wrong_calls(out, tc)
+                    row[f"sigma, {name}"] = first_session_sigma(prepare_table(out))
                 rows.append(row)
     finally:
         P.fit_presence = default_fit
