@@ -55,7 +55,7 @@ def track_emission_fit(fit, *, within_sd: float, shrink: float):
         z = np.where(obs, z, 0.0)
         steps = kw.get("steps")
         steps = np.arange(z.shape[1]) if steps is None else np.asarray(steps, int)
-        clear = obs & (p1 > 0.5) & (z > prm["mu0"] + 2 * prm["tau0"])
+        clear = P.clearly_present(z, obs, p1, prm)
         lz = np.log(np.maximum(z, 1e-6))
         n = clear.sum(1)
         own = np.where(n > 0, (lz * clear).sum(1) / np.maximum(n, 1), prm["m1"])
@@ -95,9 +95,9 @@ def wrong_calls(ours: pd.DataFrame, truth_cell: pd.DataFrame) -> int:
     match = match[match.index.isin(primary.to_numpy())].to_dict()
     seen = ours[ours["observed"] == 1]
     true_present = truth_cell.set_index(["synapse_id", "session"])["present"]
+    # a track matched to none has no key in the truth: expected absent
     key = pd.MultiIndex.from_arrays([seen["synapse_id"].map(match), seen["session"]])
     expected = true_present.reindex(key).fillna(0).to_numpy()
-    expected = np.where(seen["synapse_id"].map(match).isna(), 0, expected)
     return int((seen["present"].to_numpy() != expected).sum())
 
 

@@ -80,6 +80,12 @@ def _log_emissions(z, params):
     return log_e0, log_e1
 
 
+def clearly_present(z, observed, p_present, params) -> np.ndarray:
+    """Sessions where the cell-wide fit saw the synapse: observed, called present, and at least
+    2 absent-state SDs above the absent state's centre."""
+    return observed & (p_present > 0.5) & (z > params["mu0"] + 2 * params["tau0"])
+
+
 def neighbour_log_signal(log_s, clear, *, reach: int) -> tuple[np.ndarray, np.ndarray]:
     """Per (track, session): the mean of ``log_s`` over the track's ``clear`` sessions within
     ``reach`` sessions on either side, that session itself left out, and how many there are
@@ -339,8 +345,7 @@ def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float 
     p1, _, loglik = _forward_backward(log_e, ob, params["pi1"], params["birth"], params["loss"])
     params = {**params, "loglik": loglik, "iterations": it + 1}
     if own_signal_reach > 0 or dim_present:
-        # sessions where the cell-wide fit saw the synapse well above the absent state
-        clear = obs & (p1[:, steps] > 0.5) & (z > params["mu0"] + 2 * params["tau0"])
+        clear = clearly_present(z, obs, p1[:, steps], params)
         if own_signal_reach > 0:
             centre, spread, params["own_signal_sd"] = own_signal_prior(
                 z, clear, params, reach=own_signal_reach)
