@@ -23,6 +23,7 @@ from ..core.optics import FWHM_TO_SIGMA
 from ..core.pairs import elongation, fit_pairs
 from ..core.photometry import aperture_photometry
 from ..core.shaft import dendrite_mask, line_background, local_noise_factor
+from ..core.shoulders import blob_responses, blob_size_um
 from ..core.spines import detect_spines
 from ..params import DetectParams, SpinesParams, as_options
 
@@ -229,7 +230,10 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
                   local_noise: str = _D.local_noise,
                   local_threshold: float | None = _D.local_threshold,
                   local_flanks_um=_D.local_flanks_um, fine_scale: float | None = _D.fine_scale,
-                  fine_apart_sd: float = _D.fine_apart_sd, workers: int = 1) -> pd.DataFrame:
+                  fine_apart_sd: float = _D.fine_apart_sd,
+                  shoulder_snr: float | None = _D.shoulder_snr,
+                  shoulder_apart_sd: float = _D.shoulder_apart_sd,
+                  workers: int = 1) -> pd.DataFrame:
     """Find PSD-95 puncta in one (z, y, x) stack.
 
     The matched filter (a Gaussian of the punctum's size) minus a wider Gaussian
@@ -289,6 +293,11 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
         which this filter splits)
     fine_apart_sd : its peaks this far (in punctum SDs per axis) or nearer to a detection
         are that punctum
+    shoulder_snr : puncta on a brighter neighbour's flank: the first ratio's response with
+        every detection's own response taken out (:mod:`~pipeline.core.shoulders`) is
+        searched again, and its peaks of this SNR or more are added; None: not
+    shoulder_apart_sd : ... when farther than this (in punctum SDs per axis) from every
+        detection (nearer, the residual is the model's error at that punctum)
     split_snr : detections this bright or brighter are tested for being two puncta closer
         than the filters resolve (:func:`split_pairs`; the two then share the peak and SNR
         of the detection they came from); None: no test
@@ -327,6 +336,42 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
                         for sep in (min_separation_um, close_separation_um))
     close_half = np.minimum(close_half, half)
 
+    noises = {}     # (surround ratio, threshold) -> the response's noise SD in the interior
+
+    def noise_at(resp, noise, peaks, sig_vox, ratio):
+        """The response's noise SD at integer ``peaks``: the interior's, scaled near the
+        faces and, by neighbourhood, to the noise around each."""
+        out = noise * noise_gain_at(noise_gain(resp.shape, sigma_vox=sig_vox, ratio=ratio), peaks)
+        if by_neighbourhood:
+            out *= local_noise_factor(resp, noise, peaks, spacing=spacing,
+                                      flanks_um=local_flanks_um, workers=workers)
+        return out
+
+    def shoulder_peaks(resp, pos, *, ratio, noise):
+        """Peaks of ``resp`` (the first ratio's response) with the detections at ``pos``
+        taken out (:mod:`~pipeline.core.shoulders`), of SNR ``shoulder_snr`` or more, farther
+        than ``shoulder_apart_sd`` punctum SDs from every detection; as ``peaks_of``."""
+        from scipy.spatial import cKDTree
+
+        at = np.clip(np.round(pos).astype(int), 0, np.array(resp.shape) - 1)
+        _, sd = _subvoxel(resp, at)
+        size = blob_size_um(-0.5 / sd[:, 1] ** 2 - 0.5 / sd[:, 2] ** 2, sigma_vox=sigma_vox,
+                            spacing=spacing, ratio=ratio)
+        resp -= blob_responses(resp.shape, pos, resp[tuple(at.T)], size, sigma_vox=sigma_vox,
+                               spacing=spacing, ratio=ratio)
+        peaks = _local_maxima(resp, half, 0.95 * shoulder_snr * noise)
+        if len(peaks):
+            d, _ = cKDTree(pos * spacing / sigma_um).query(peaks * spacing / sigma_um)
+            peaks = peaks[d > shoulder_apart_sd]
+        if mask is not None:
+            peaks = peaks[mask[tuple(peaks.T)]]
+        peak_noise = noise_at(resp, noise, peaks, sigma_vox, ratio)
+        keep = resp[tuple(peaks.T)] > shoulder_snr * peak_noise
+        peaks, peak_noise = peaks[keep], peak_noise[keep]
+        offsets, sd = _subvoxel(resp, peaks)
+        peak = resp[tuple(peaks.T)]
+        return peaks + offsets, peak, peak / peak_noise, sd
+
     def peaks_of(centre, resp, ratio, sig_vox=sigma_vox, least=threshold):
         """(positions, peak, snr, subvoxel SDs) of the DoG ``centre - resp`` (surround
         ``ratio`` times the centre's SDs ``sig_vox``, computed in ``resp``'s place) with an
@@ -336,15 +381,12 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
         margin = np.ceil(3 * ratio * sig_vox).astype(int)
         margin = np.where(np.array(resp.shape) > 4 * margin, margin, 0)
         noise = robust_noise(resp[tuple(slice(m, n - m) for m, n in zip(margin, resp.shape))])
+        noises[ratio, least] = noise
         # the gain dips just below 1 one voxel in from a face
         peaks = _local_maxima(resp, close_half, 0.95 * least * noise)
         tops_all = np.zeros(len(peaks), bool)
         tops_all[_box_maxima(resp, peaks, half)] = True
-        peak_noise = noise * noise_gain_at(noise_gain(resp.shape, sigma_vox=sig_vox,
-                                                       ratio=ratio), peaks)
-        if by_neighbourhood:
-            peak_noise *= local_noise_factor(resp, noise, peaks, spacing=spacing,
-                                             flanks_um=local_flanks_um, workers=workers)
+        peak_noise = noise_at(resp, noise, peaks, sig_vox, ratio)
         level = np.where(tops_all, least, max(least, close_min_snr))
         keep = resp[tuple(peaks.T)] > level * peak_noise
         if mask is not None:
@@ -368,6 +410,7 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
                                 (1.0, *surround_ratios)))
         matched = blurred.pop(0)
         found = list(pool.map(lambda r, b: peaks_of(matched, b, r), surround_ratios, blurred))
+        first = blurred[0] if shoulder_snr is not None else None   # the first ratio's response
         del blurred, matched
         # not where the shaft's line openings were subtracted: they notch a large head beside
         # the shaft and move its matched peak, and this filter splits it (single_channel
@@ -394,6 +437,11 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
             d, _ = cKDTree(pos * spacing / sigma_um).query(more[0] * spacing / sigma_um)
             more = tuple(v[d > apart] for v in more)
         pos, peak, snr, sig_vox = (np.concatenate([a, b]) for a, b in zip((pos, peak, snr, sig_vox), more))
+    if first is not None and len(pos):
+        more = shoulder_peaks(first, pos, ratio=surround_ratios[0],
+                              noise=noises[surround_ratios[0], threshold])
+        pos, peak, snr, sig_vox = (np.concatenate([a, b]) for a, b in zip((pos, peak, snr, sig_vox), more))
+        del first
     if split_snr is not None and len(pos):
         pos, origin = split_pairs(signal, pos, snr, spacing=spacing, sigma_um=sigma_um,
                                   min_snr=split_snr, workers=workers)
