@@ -78,11 +78,11 @@ class DetectParams:
         2.5, "... kept when farther than this from every other detection, in punctum SDs "
              "per axis")
     shoulder_snr: float | None = _p(
-        None, "puncta on a brighter neighbour's flank: the response with every detection's "
-              "own (a blob of its measured size) taken out is searched again for peaks of "
-              "this SNR; None: not")
+        6.0, "puncta on a brighter neighbour's flank: the response with every detection's "
+             "own (a blob of its measured size) taken out is searched again for peaks of "
+             "this SNR; None: not run (nor where the shaft's line openings were subtracted)")
     shoulder_apart_sd: float = _p(
-        2.5, "... farther than this from every detection, in punctum SDs per axis")
+        4.0, "... farther than this from every detection, in punctum SDs per axis")
     aperture_um: tuple[float, float, float] = _p(
         APERTURE_UM, "semi-axes (z, y, x) of the photometry aperture, um")
     share_departure: float = _p(

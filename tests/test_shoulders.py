@@ -60,7 +60,7 @@ def test_a_dim_punctum_on_a_bright_ones_flank_is_found():
     for centres, img in _shoulders(rng):
         for on in (True, False):
             det = detect_puncta(img, spacing=SPACING, shaft_line_um=None,
-                                shoulder_snr=6.0 if on else None, shoulder_apart_sd=4.0)
+                                shoulder_snr=6.0 if on else None)
             _, ib = match_points(det[["z", "y", "x"]].to_numpy() * SPACING, centres * SPACING,
                                  gate_um=0.3)
             found[on].append(1 in ib)
@@ -89,8 +89,18 @@ def test_isolated_bright_puncta_of_any_size_get_no_shoulder(size_um):
                             rng.uniform(3000, 40000, len(centres)), sd)
         img = rng.poisson(img + 10).astype(np.float32)
         with_shoulders = detect_puncta(img, spacing=SPACING, shaft_line_um=None,
-                                       shoulder_snr=6.0, shoulder_apart_sd=4.0)
-        without = detect_puncta(img, spacing=SPACING, shaft_line_um=None)
+                                       shoulder_snr=6.0)
+        without = detect_puncta(img, spacing=SPACING, shaft_line_um=None, shoulder_snr=None)
         assert len(with_shoulders) == len(without), (len(with_shoulders), len(without))
         n_true, n_det = n_true + len(centres), n_det + len(without)
     assert n_det == n_true
+
+
+def test_not_run_where_the_shafts_line_openings_were_subtracted():
+    """Without a morphology channel the openings notch large heads, which the residual takes
+    for shoulders (single_channel regime: median F1 0.944 -> 0.887 with it)."""
+    rng = np.random.default_rng(3)
+    centres, img = next(_shoulders(rng, n=1))
+    on, off = (detect_puncta(img, spacing=SPACING, shoulder_snr=s) for s in (6.0, None))
+    assert len(on) == len(off)
+    np.testing.assert_array_equal(on[["z", "y", "x"]].to_numpy(), off[["z", "y", "x"]].to_numpy())

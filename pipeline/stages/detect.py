@@ -295,7 +295,8 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
         are that punctum
     shoulder_snr : puncta on a brighter neighbour's flank: the first ratio's response with
         every detection's own response taken out (:mod:`~pipeline.core.shoulders`) is
-        searched again, and its peaks of this SNR or more are added; None: not
+        searched again, and its peaks of this SNR or more are added; None: not run (nor
+        where ``shaft_line_um`` was subtracted)
     shoulder_apart_sd : ... when farther than this (in punctum SDs per axis) from every
         detection (nearer, the residual is the model's error at that punctum)
     split_snr : detections this bright or brighter are tested for being two puncta closer
@@ -410,7 +411,10 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
                                 (1.0, *surround_ratios)))
         matched = blurred.pop(0)
         found = list(pool.map(lambda r, b: peaks_of(matched, b, r), surround_ratios, blurred))
-        first = blurred[0] if shoulder_snr is not None else None   # the first ratio's response
+        # the first ratio's response; not where the shaft's line openings were subtracted,
+        # whose notches in large heads it takes for shoulders (single_channel regime: median
+        # F1 0.944 -> 0.887, benchmarks/detection_benchmark.py)
+        first = blurred[0] if shoulder_snr is not None and not notched else None
         del blurred, matched
         # not where the shaft's line openings were subtracted: they notch a large head beside
         # the shaft and move its matched peak, and this filter splits it (single_channel
