@@ -114,6 +114,11 @@ class SpinesParams:
         3.0, "'nearby' for core_share, um; a head's weight is its intensity over the shaft's "
              "largest value within twice this")
     min_separation_um: float = _p(0.3, "a head tops its neighbours within this distance, um")
+    shoulder_snr: float | None = _p(
+        None, "a head on a brighter one's flank: the response with every head's own (a blob "
+              "of its measured size) taken out is searched again for peaks of this SNR; None: "
+              "not")
+    shoulder_apart_um: float = _p(0.6, "... farther than this from every head, um")
 
 
 @dataclass(frozen=True)

@@ -32,11 +32,11 @@ def test_a_punctums_size_is_read_from_its_response_and_its_response_taken_out(si
     resp = _response(_blob(size_um, centre))
     at = np.round(centre).astype(int)[None]
     _, sd = _subvoxel(resp, at)
-    found = blob_size_um(-0.5 / sd[:, 1] ** 2 - 0.5 / sd[:, 2] ** 2, sigma_vox=SIGMA_VOX,
-                         spacing=SPACING, ratio=RATIO)
+    filters = dict(base_vox=SIGMA_VOX, centre_vox=SIGMA_VOX, surround_vox=RATIO * SIGMA_VOX,
+                   spacing=SPACING)
+    found = blob_size_um(-0.5 / sd[:, 1] ** 2 - 0.5 / sd[:, 2] ** 2, **filters)
     assert abs(found[0] - size_um) < 0.03, found
-    model = blob_responses(resp.shape, centre[None], resp[tuple(at.T)], found,
-                           sigma_vox=SIGMA_VOX, spacing=SPACING, ratio=RATIO)
+    model = blob_responses(resp.shape, centre[None], resp[tuple(at.T)], found, **filters)
     assert np.abs(resp - model).max() < 0.03 * resp.max()
 
 

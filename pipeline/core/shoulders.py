@@ -17,43 +17,45 @@ import numpy as np
 _SIZE_GRID_UM = np.linspace(0.0, 0.8, 161)
 
 
-def _terms(size_um, *, sigma_vox, spacing, ratio):
-    """Peak heights ``(b1, b2)`` and per-axis variances ``(v1, v2)`` (voxels², (..., 3)) of
-    the centre and surround Gaussians' responses to a unit blob of the punctum's own SD
-    ``size_um`` (isotropic, before the point-spread function, which ``sigma_vox`` is)."""
+def _terms(size_um, *, base_vox, centre_vox, surround_vox, spacing):
+    """Peak heights ``(b1, b2)`` and per-axis variances ``(v1, v2)`` (voxels², (..., ndim))
+    of the centre and surround Gaussians' responses to a blob of unit height whose SD is
+    ``base_vox`` (the point-spread function, and any smoothing the image had) widened by the
+    object's own SD ``size_um`` (isotropic)."""
     size = np.asarray(size_um, float)[..., None] / np.asarray(spacing, float)
-    c = np.asarray(sigma_vox, float) ** 2
-    w = c + size ** 2                          # the blob: the PSF widened by the punctum
-    v1, v2 = w + c, w + ratio ** 2 * c
-    b1 = np.prod(np.sqrt(w / v1), -1)
-    b2 = np.prod(np.sqrt(w / v2), -1)
-    return b1, b2, v1, v2
+    w = np.asarray(base_vox, float) ** 2 + size ** 2
+    v1 = w + np.asarray(centre_vox, float) ** 2
+    v2 = w + np.asarray(surround_vox, float) ** 2
+    return np.prod(np.sqrt(w / v1), -1), np.prod(np.sqrt(w / v2), -1), v1, v2
 
 
-def blob_size_um(curvature, *, sigma_vox, spacing, ratio: float) -> np.ndarray:
-    """The punctum's own lateral SD (um) whose blob gives the difference of Gaussians'
-    response this second difference of its log at the peak (over one voxel, the mean of y
-    and x; negative).  NaN (no parabola) is taken as the smallest size; a curvature outside
-    the grid's range is clipped to it."""
-    b1, b2, v1, v2 = _terms(_SIZE_GRID_UM, sigma_vox=sigma_vox, spacing=spacing, ratio=ratio)
+def blob_size_um(curvature, **filters) -> np.ndarray:
+    """The object's own lateral SD (um) whose blob gives the response (centre minus surround
+    Gaussian, ``filters`` as :func:`blob_responses`) this second difference of its log at the
+    peak (over one voxel, the mean of the last two axes; negative).  NaN (no parabola) is
+    taken as the smallest size; a curvature outside the grid's range is clipped to it."""
+    b1, b2, v1, v2 = _terms(_SIZE_GRID_UM, **filters)
     # the second difference over one voxel, as the peak's parabola measures it
-    step = [2 * np.log((b1 * np.exp(-0.5 / v1[:, ax]) - b2 * np.exp(-0.5 / v2[:, ax])) / (b1 - b2))
-            for ax in (1, 2)]
-    lateral = 0.5 * (step[0] + step[1])
+    lateral = np.mean([2 * np.log((b1 * np.exp(-0.5 / v1[:, ax]) - b2 * np.exp(-0.5 / v2[:, ax]))
+                                  / (b1 - b2)) for ax in (-2, -1)], axis=0)
     # lateral curvature rises (towards 0) with the size: np.interp wants it increasing
     k = np.asarray(curvature, float)
     k = np.where(np.isfinite(k), k, lateral[0])
     return np.interp(k, lateral, _SIZE_GRID_UM)
 
 
-def blob_responses(shape, positions, heights, sizes_um, *, sigma_vox, spacing,
-                   ratio: float, reach: float = 3.0) -> np.ndarray:
-    """The difference of Gaussians' response (centre SDs ``sigma_vox``, surround ``ratio``
-    times wider) to blobs at sub-voxel ``positions`` (n, 3), scaled so that each one's
-    response is ``heights`` at its position's nearest voxel, out to ``reach`` SDs of the
-    surround; float32 array of ``shape``."""
+def blob_responses(shape, positions, heights, sizes_um, *, base_vox, centre_vox,
+                   surround_vox, spacing, reach: float = 3.0) -> np.ndarray:
+    """The response (a Gaussian of SDs ``centre_vox`` minus one of ``surround_vox``, per
+    axis in voxels; a centre of 0 is the image itself) to blobs at sub-voxel ``positions``
+    (n, ndim), each of SD ``base_vox`` widened by its own ``sizes_um``, scaled so that each
+    one's response is ``heights`` at its position's nearest voxel, out to ``reach`` SDs of
+    the surround; a float32 array of ``shape``."""
+    from functools import reduce
+
     model = np.zeros(shape, np.float32)
-    b1, b2, v1, v2 = _terms(sizes_um, sigma_vox=sigma_vox, spacing=spacing, ratio=ratio)
+    b1, b2, v1, v2 = _terms(sizes_um, base_vox=base_vox, centre_vox=centre_vox,
+                            surround_vox=surround_vox, spacing=spacing)
     shape = np.asarray(shape)
     for p, h, a1, a2, s1, s2 in zip(np.asarray(positions, float), heights, b1, b2, v1, v2):
         half = np.ceil(reach * np.sqrt(s2)).astype(int)
@@ -65,11 +67,11 @@ def blob_responses(shape, positions, heights, sizes_um, *, sigma_vox, spacing,
         e1 = [np.exp(-0.5 * d * d / v) for d, v in zip(axes, s1)]
         e2 = [np.exp(-0.5 * d * d / v) for d, v in zip(axes, s2)]
         at = np.round(p - lo).astype(int).clip(0, hi - lo - 1)
-        unit = (a1 * e1[0][at[0]] * e1[1][at[1]] * e1[2][at[2]]
-                - a2 * e2[0][at[0]] * e2[1][at[1]] * e2[2][at[2]])
+        unit = (a1 * np.prod([e[i] for e, i in zip(e1, at)])
+                - a2 * np.prod([e[i] for e, i in zip(e2, at)]))
         if unit <= 0:
             continue
         scale = h / unit
-        block = (a1 * scale) * np.einsum("i,j,k->ijk", *e1) - (a2 * scale) * np.einsum("i,j,k->ijk", *e2)
-        model[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] += block.astype(np.float32)
+        block = (a1 * scale) * reduce(np.multiply.outer, e1) - (a2 * scale) * reduce(np.multiply.outer, e2)
+        model[tuple(slice(a, b) for a, b in zip(lo, hi))] += block.astype(np.float32)
     return model

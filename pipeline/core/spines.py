@@ -121,7 +121,8 @@ def shaft_estimate(projection: np.ndarray, *, pixel_um: float, line_um: float,
 def detect_spines(image: np.ndarray, *, spacing, head_fwhm_um: float, threshold: float,
                   surround_ratio: float, line_um: float, directions: int,
                   orientation_um: float, core_share: float, core_window_um: float,
-                  min_separation_um: float) -> pd.DataFrame:
+                  min_separation_um: float, shoulder_snr: float | None,
+                  shoulder_apart_um: float) -> pd.DataFrame:
     """Spine heads in one (z, y, x) stack of a cell fill (the settings' defaults and
     meanings: :class:`pipeline.params.SpinesParams`).
 
@@ -136,6 +137,10 @@ def detect_spines(image: np.ndarray, *, spacing, head_fwhm_um: float, threshold:
     core_share, core_window_um : peaks where the shaft estimate is above ``core_share`` of
         its largest value within ``core_window_um`` are on the shaft, and dropped
     min_separation_um : a peak tops its neighbours within this lateral distance
+    shoulder_snr, shoulder_apart_um : a head on a brighter one's flank: the response with
+        every peak's own taken out (:mod:`~pipeline.core.shoulders`, a blob of the size its
+        curvature gives) is searched again for peaks of this SNR farther than
+        ``shoulder_apart_um`` from every peak; None: not
 
     Returns
     -------
@@ -161,20 +166,55 @@ def detect_spines(image: np.ndarray, *, spacing, head_fwhm_um: float, threshold:
     half = max(int(round(min_separation_um / spacing[1])), 1)
     top = ndimage.maximum_filter(response, size=2 * half + 1, mode="nearest")
     peaks = np.argwhere((response >= top) & (response > threshold * noise))
+    peak, least = response[tuple(peaks.T)], np.full(len(peaks), float(threshold))
+    if shoulder_snr is not None and len(peaks):
+        more, more_peak = _shoulder_peaks(
+            response, peaks, noise * shoulder_snr, half=half,
+            apart_px=shoulder_apart_um / spacing[1], base_vox=lateral,
+            surround_vox=lateral * np.sqrt(surround_ratio ** 2 - 1), spacing=spacing[1:])
+        peaks, peak = np.concatenate([peaks, more]), np.concatenate([peak, more_peak])
+        least = np.concatenate([least, np.full(len(more), float(shoulder_snr))])
     at = tuple(peaks.T)
     photon = photon_factor(level[at], *variance_curve(image), neuropil=float(np.median(image)))
-    snr = response[at] / (noise * photon)
+    snr = peak / (noise * photon)
     core_ratio = level[at] / np.maximum(shaft_near[at], 1e-12)
     # a head rises above the shaft estimate (the DoG also peaks beside a dip in the fill)
-    keep = (snr > threshold) & (core_ratio < core_share) & (head[at] > 0)
-    peaks, snr, core_ratio = peaks[keep], snr[keep], core_ratio[keep]
+    keep = (snr > least) & (core_ratio < core_share) & (head[at] > 0)
+    peaks, snr, core_ratio, peak = peaks[keep], snr[keep], core_ratio[keep], peak[keep]
     at = tuple(peaks.T)
     z = depth[at].astype(float) + _parabola_offset(smooth, depth, peaks)
     out = pd.DataFrame({"z": z, "y": peaks[:, 0].astype(float), "x": peaks[:, 1].astype(float),
-                        "peak": response[at], "snr": snr, "head": head[at],
+                        "peak": peak, "snr": snr, "head": head[at],
                         "shaft": shaft_ref[at], "weight": head[at] / np.maximum(shaft_ref[at], 1e-12),
                         "core_ratio": core_ratio})
     return out.sort_values("snr", ascending=False, ignore_index=True)
+
+
+def _shoulder_peaks(response, peaks, floor, *, half, apart_px, base_vox, surround_vox,
+                    spacing):
+    """(n, 2) peaks of ``response`` above ``floor`` once every one of ``peaks``' own
+    response (a blob of the size its curvature gives) is taken out, farther than
+    ``apart_px`` from all of them (nearer, the residual is the model's error there), and
+    the residual there."""
+    from scipy.spatial import cKDTree
+
+    from .shoulders import blob_responses, blob_size_um
+
+    filters = dict(base_vox=base_vox, centre_vox=np.zeros(2), surround_vox=surround_vox,
+                   spacing=spacing)
+    padded = np.pad(response, 1, mode="edge")
+    at = tuple((peaks + 1).T)
+    with np.errstate(all="ignore"):
+        curv = [2 * np.log(np.sqrt(padded[tuple((peaks + 1 + d).T)] * padded[tuple((peaks + 1 - d).T)])
+                           / padded[at]) for d in (np.array([1, 0]), np.array([0, 1]))]
+    size = blob_size_um(0.5 * (curv[0] + curv[1]), **filters)
+    residual = response - blob_responses(response.shape, peaks, response[tuple(peaks.T)], size,
+                                         **filters)
+    top = ndimage.maximum_filter(residual, size=2 * half + 1, mode="nearest")
+    found = np.argwhere((residual >= top) & (residual > floor))
+    if len(found):
+        found = found[cKDTree(peaks).query(found)[0] > apart_px]
+    return found, residual[tuple(found.T)]
 
 
 def _shaft_reference(level: np.ndarray, near_px: int) -> np.ndarray:

@@ -318,6 +318,7 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
     spacing = np.asarray(spacing, float)
     sigma_um = punctum_sigma_um(psf_fwhm_um, punctum_fwhm_um)
     sigma_vox = sigma_um / spacing
+    psf_vox = punctum_sigma_um(psf_fwhm_um, 0.0) / spacing
     signal = image.astype(np.float32)
     k_morph = 0.0
     shaft = None        # without morphology: the diffuse PSD-95 that outlines the dendrite
@@ -356,10 +357,11 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
 
         at = np.clip(np.round(pos).astype(int), 0, np.array(resp.shape) - 1)
         _, sd = _subvoxel(resp, at)
-        size = blob_size_um(-0.5 / sd[:, 1] ** 2 - 0.5 / sd[:, 2] ** 2, sigma_vox=sigma_vox,
-                            spacing=spacing, ratio=ratio)
-        resp -= blob_responses(resp.shape, pos, resp[tuple(at.T)], size, sigma_vox=sigma_vox,
-                               spacing=spacing, ratio=ratio)
+        # the blob: the PSF (the matched filter's SD) widened by the punctum's own size
+        filters = dict(base_vox=psf_vox, centre_vox=sigma_vox, surround_vox=ratio * sigma_vox,
+                       spacing=spacing)
+        size = blob_size_um(-0.5 / sd[:, 1] ** 2 - 0.5 / sd[:, 2] ** 2, **filters)
+        resp -= blob_responses(resp.shape, pos, resp[tuple(at.T)], size, **filters)
         peaks = _local_maxima(resp, half, 0.95 * shoulder_snr * noise)
         if len(peaks):
             d, _ = cKDTree(pos * spacing / sigma_um).query(peaks * spacing / sigma_um)
