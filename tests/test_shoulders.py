@@ -98,7 +98,8 @@ def test_isolated_bright_puncta_of_any_size_get_no_shoulder(size_um):
 
 def test_not_run_where_the_shafts_line_openings_were_subtracted():
     """Without a morphology channel the openings notch large heads, which the residual takes
-    for shoulders (single_channel regime: median F1 0.944 -> 0.887 with it)."""
+    for shoulders (single_channel regime: median F1 0.944 -> 0.887 with it; the command in
+    detect.py's comment)."""
     rng = np.random.default_rng(3)
     centres, img = next(_shoulders(rng, n=1))
     on, off = (detect_puncta(img, spacing=SPACING, shoulder_snr=s) for s in (6.0, None))

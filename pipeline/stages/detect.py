@@ -415,7 +415,9 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
         found = list(pool.map(lambda r, b: peaks_of(matched, b, r), surround_ratios, blurred))
         # the first ratio's response; not where the shaft's line openings were subtracted,
         # whose notches in large heads it takes for shoulders (single_channel regime: median
-        # F1 0.944 -> 0.887, benchmarks/detection_benchmark.py)
+        # F1 0.944 -> 0.887, 7 sessions above 10 % false; benchmarks/detection_benchmark.py
+        # --regimes single_channel --detect shoulder_snr=6 --detect shoulder_apart_sd=4 at
+        # commit c8ada65, where it ran there)
         first = blurred[0] if shoulder_snr is not None and not notched else None
         del blurred, matched
         # not where the shaft's line openings were subtracted: they notch a large head beside
