@@ -2,6 +2,7 @@
 simulator's truth, by kind.
 
     python benchmarks/weight_errors.py RUN [RUN ...] [--top 15] [--out FILE]
+                                       [--against OTHER_RUN]
 
 ``RUN``: a simulated regime's folder with ``data/`` (``python -m pipeline simulate``) and
 ``results/`` (the workflow's run on it), as ``make bench`` and ``regime_run.py`` leave them
@@ -130,6 +131,43 @@ def run_summary(name: str, rows: pd.DataFrame) -> dict:
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in out.items()}
 
 
+def _only(rows: pd.DataFrame, both: pd.DataFrame, key: list[str]) -> pd.DataFrame:
+    """``rows`` whose ``key`` is not in ``both``."""
+    mark = rows.merge(both[key], on=key, how="left", indicator=True)
+    return mark[mark["_merge"] == "left_only"]
+
+
+def against(rows: pd.DataFrame, other: pd.DataFrame, *, top: int) -> tuple[dict, pd.DataFrame]:
+    """Two runs on the same cell (``rows`` and ``other``'s :func:`scored_rows`): r on the
+    true synapse-sessions both score (each run's first row of each), the rows only one
+    scores, and the ``top`` common rows whose absolute error changed most."""
+    from weight_floor import log_r
+
+    key = ["true_id", "session"]
+    a, b = (r.drop_duplicates(key) for r in (rows, other))
+    both = a.merge(b, on=key, suffixes=("", "_other"))
+    change = both["error"].abs() - both["error_other"].abs()
+    figures = {"rows": len(a), "rows, other run": len(b), "rows both score": len(both),
+               "r on them": log_r(both["weight"], both["weight_true"]),
+               "r on them, other run": log_r(both["weight_other"], both["weight_true_other"]),
+               "mean |error| on them": float(both["error"].abs().mean()),
+               "mean |error| on them, other run": float(both["error_other"].abs().mean()),
+               "rows only this run scores": len(a) - len(both),
+               "mean |error| of those": float(_only(a, both, key)["error"].abs().mean()),
+               "rows only the other scores": len(b) - len(both),
+               "mean |error| of those, other run": float(_only(b, both, key)["error"].abs().mean())}
+    for n in (1, 3):     # without the rows that changed most (either way)
+        rest = both.drop(change.abs().sort_values(ascending=False).index[:n])
+        figures[f"r on them without the {n} most changed"] = log_r(rest["weight"], rest["weight_true"])
+        figures[f"r on them without the {n} most changed, other run"] = log_r(
+            rest["weight_other"], rest["weight_true_other"])
+    cols = ["true_id", "session", "weight_true", "weight", "weight_other", "error",
+            "error_other", "detected", "detected_other", "quality_flags"]
+    moved = both.reindex(change.abs().sort_values(ascending=False).index).head(top)[cols]
+    return ({k: round(v, 3) if isinstance(v, float) else v for k, v in figures.items()},
+            moved.round(3))
+
+
 def main(argv=None) -> int:
     from registration_benchmark import write_report
 
@@ -137,6 +175,9 @@ def main(argv=None) -> int:
     ap.add_argument("runs", nargs="+")
     ap.add_argument("--top", type=int, default=15)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--against", default=None, metavar="RUN",
+                    help="another run on the same cell (e.g. before a change): r on the rows "
+                         "both score, and the rows whose error changed most")
     args = ap.parse_args(argv)
     started = time.perf_counter()
     sums, lines = [], []
@@ -149,9 +190,18 @@ def main(argv=None) -> int:
                                         "weight_true", "weight_pair_true", "error", "kind",
                                         "detected", "snr", "quality_flags"]]
                   .round(3).to_markdown(index=False), ""]
+    if args.against:
+        other = scored_rows(Path(args.against))
+        for run in map(Path, args.runs):
+            figures, moved = against(scored_rows(run), other, top=args.top)
+            lines += [f"### {run.name} against {args.against}", "",
+                      pd.Series(figures).to_frame("value").to_markdown(), "",
+                      f"The {args.top} rows whose error changed most (`_other`: the other run):",
+                      "", moved.to_markdown(index=False), ""]
     summary = pd.DataFrame(sums).set_index("run").T.reset_index(names="figure")
     write_report("Where the log-weight r is lost",
-                 "weight_errors.py " + " ".join(args.runs), started,
+                 "weight_errors.py " + " ".join(args.runs)
+                 + (f" --against {args.against}" if args.against else ""), started,
                  "Each synapse-session log_weight_r scores (called present, matched to a true "
                  "synapse present there): its log-weight error (less the cell's median) and "
                  "its kind: a pair seen as one (its close-pair partner present and matched by "
