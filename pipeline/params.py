@@ -83,6 +83,10 @@ class DetectParams:
              "this SNR; None: not run (nor where the shaft's line openings were subtracted)")
     shoulder_apart_sd: float = _p(
         4.0, "... farther than this from every detection, in punctum SDs per axis")
+    shoulder_near_sd: float = _p(
+        3.5, "... and from this distance on (punctum SDs) at shoulder_near_snr")
+    shoulder_near_snr: float | None = _p(
+        None, "... the SNR a residual peak that near needs; None: none kept that near")
     aperture_um: tuple[float, float, float] = _p(
         APERTURE_UM, "semi-axes (z, y, x) of the photometry aperture, um")
     share_departure: float = _p(

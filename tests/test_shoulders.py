@@ -105,3 +105,22 @@ def test_not_run_where_the_shafts_line_openings_were_subtracted():
     on, off = (detect_puncta(img, spacing=SPACING, shoulder_snr=s) for s in (6.0, None))
     assert len(on) == len(off)
     np.testing.assert_array_equal(on[["z", "y", "x"]].to_numpy(), off[["z", "y", "x"]].to_numpy())
+
+
+def test_a_bright_enough_shoulder_nearer_than_the_default_is_found_with_the_near_band():
+    """0.62 um aside (3.6 punctum SDs): beyond the default's reach (4 SDs); with
+    shoulder_near_snr the band from 3.5 SDs is searched at that higher SNR."""
+    rng = np.random.default_rng(4)
+    found = {None: [], 10.0: []}
+    extra = 0
+    for centres, img in _shoulders(rng, n=6, apart_um=0.62, brighter=4.0):
+        for near in found:
+            det = detect_puncta(img, spacing=SPACING, shaft_line_um=None, shoulder_near_snr=near)
+            _, ib = match_points(det[["z", "y", "x"]].to_numpy() * SPACING, centres * SPACING,
+                                 gate_um=0.3)
+            found[near].append(1 in ib)
+            if near:
+                extra += len(det) - len(ib)
+    assert np.mean(found[10.0]) >= 5 / 6, found
+    assert np.mean(found[None]) <= 0.5, found
+    assert extra <= 1, extra

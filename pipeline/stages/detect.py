@@ -233,6 +233,8 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
                   fine_apart_sd: float = _D.fine_apart_sd,
                   shoulder_snr: float | None = _D.shoulder_snr,
                   shoulder_apart_sd: float = _D.shoulder_apart_sd,
+                  shoulder_near_sd: float = _D.shoulder_near_sd,
+                  shoulder_near_snr: float | None = _D.shoulder_near_snr,
                   workers: int = 1) -> pd.DataFrame:
     """Find PSD-95 puncta in one (z, y, x) stack.
 
@@ -299,6 +301,9 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
         where ``shaft_line_um`` was subtracted)
     shoulder_apart_sd : ... when farther than this (in punctum SDs per axis) from every
         detection (nearer, the residual is the model's error at that punctum)
+    shoulder_near_sd, shoulder_near_snr : ... and from ``shoulder_near_sd`` to
+        ``shoulder_apart_sd``, at this higher SNR (a neighbour 0.6 um aside on a dense shaft
+        is there; so is the model's error beside a punctum on a textured shaft); None: not
     split_snr : detections this bright or brighter are tested for being two puncta closer
         than the filters resolve (:func:`split_pairs`; the two then share the peak and SNR
         of the detection they came from); None: no test
@@ -363,13 +368,19 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
         size = blob_size_um(-0.5 / sd[:, 1] ** 2 - 0.5 / sd[:, 2] ** 2, **filters)
         resp -= blob_responses(resp.shape, pos, resp[tuple(at.T)], size, **filters)
         peaks = _local_maxima(resp, half, 0.95 * shoulder_snr * noise)
+        # nearer than shoulder_apart_sd, down to shoulder_near_sd, at shoulder_near_snr
+        nearest = shoulder_apart_sd if shoulder_near_snr is None else shoulder_near_sd
+        d = np.zeros(0)
         if len(peaks):
             d, _ = cKDTree(pos * spacing / sigma_um).query(peaks * spacing / sigma_um)
-            peaks = peaks[d > shoulder_apart_sd]
+            peaks, d = peaks[d > nearest], d[d > nearest]
         if mask is not None:
-            peaks = peaks[mask[tuple(peaks.T)]]
+            inside = mask[tuple(peaks.T)]
+            peaks, d = peaks[inside], d[inside]
         peak_noise = noise_at(resp, noise, peaks, sigma_vox, ratio)
-        keep = resp[tuple(peaks.T)] > shoulder_snr * peak_noise
+        bar = np.where(d > shoulder_apart_sd, shoulder_snr,
+                       shoulder_snr if shoulder_near_snr is None else shoulder_near_snr)
+        keep = resp[tuple(peaks.T)] > bar * peak_noise
         peaks, peak_noise = peaks[keep], peak_noise[keep]
         offsets, sd = _subvoxel(resp, peaks)
         peak = resp[tuple(peaks.T)]
