@@ -369,17 +369,15 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
         resp -= blob_responses(resp.shape, pos, resp[tuple(at.T)], size, **filters)
         peaks = _local_maxima(resp, half, 0.95 * shoulder_snr * noise)
         # nearer than shoulder_apart_sd, down to shoulder_near_sd, at shoulder_near_snr
-        nearest = shoulder_apart_sd if shoulder_near_snr is None else shoulder_near_sd
-        d = np.zeros(0)
-        if len(peaks):
-            d, _ = cKDTree(pos * spacing / sigma_um).query(peaks * spacing / sigma_um)
-            peaks, d = peaks[d > nearest], d[d > nearest]
+        nearest, near_snr = ((shoulder_apart_sd, shoulder_snr) if shoulder_near_snr is None
+                             else (shoulder_near_sd, shoulder_near_snr))
+        d, _ = cKDTree(pos * spacing / sigma_um).query(peaks * spacing / sigma_um)
+        peaks, d = peaks[d > nearest], d[d > nearest]
         if mask is not None:
             inside = mask[tuple(peaks.T)]
             peaks, d = peaks[inside], d[inside]
         peak_noise = noise_at(resp, noise, peaks, sigma_vox, ratio)
-        bar = np.where(d > shoulder_apart_sd, shoulder_snr,
-                       shoulder_snr if shoulder_near_snr is None else shoulder_near_snr)
+        bar = np.where(d > shoulder_apart_sd, shoulder_snr, near_snr)
         keep = resp[tuple(peaks.T)] > bar * peak_noise
         peaks, peak_noise = peaks[keep], peak_noise[keep]
         offsets, sd = _subvoxel(resp, peaks)
