@@ -30,6 +30,11 @@ REGISTRATION_COLUMNS = ["registration_error_um"]
 #: names it when a link is in doubt); last, so that earlier columns keep their places
 COMPETITOR_COLUMNS = ["link_competitor_um"]
 
+#: added by the presence stage, last: 1 where a synapse called present measured within the
+#: noise of absence (its weight is unknown; the statistics of weights leave the row out,
+#: turnover and survival count it present)
+NOISE_COLUMNS = ["weight_at_noise"]
+
 #: added by collect from the dendrite stage: the length of dendrite in that session's stack
 #: (empty without a morphology channel); density per um = synapses present / this
 DENDRITE_COLUMNS = ["dendrite_length_um"]
@@ -39,7 +44,8 @@ WEIGHTS_TABLE = (SYNAPSE_COLUMNS + WEIGHTS_COLUMNS + CURATED_COLUMNS + LINK_COLU
                  + QUALITY_COLUMNS + REGISTRATION_COLUMNS + COMPETITOR_COLUMNS)
 #: the presence stage's per-cell table (and so synapses.csv), in this column order
 PRESENCE_TABLE = (SYNAPSE_COLUMNS + WEIGHTS_COLUMNS + PRESENCE_COLUMNS + CURATED_COLUMNS
-                  + LINK_COLUMNS + QUALITY_COLUMNS + REGISTRATION_COLUMNS + COMPETITOR_COLUMNS)
+                  + LINK_COLUMNS + QUALITY_COLUMNS + REGISTRATION_COLUMNS + COMPETITOR_COLUMNS
+                  + NOISE_COLUMNS)
 
 # --------------------------------------------------------------------------- curation.tsv
 #: the curation file's columns, tab-separated, one action a row.  ``at_um`` ("z y x", the

@@ -132,7 +132,7 @@ def summarise_synapses(table: pd.DataFrame) -> pd.DataFrame:
     max(p_present, 1 - p_present): sorting on it puts the synapses a person should look at
     first on top.  ``min_link_confidence`` is its least sure link (pipeline.stages.track).
     ``flags`` lists: uncertain (a call between the presence stage's bounds), imputed (a weight
-    not measured), edge (outside the stack in a session), not_observed (no call in a session:
+    not measured), at_noise (present, measured within the noise of none), edge (outside the stack in a session), not_observed (no call in a session:
     outside the stack or badly registered), gap (absent between two present sessions), curated,
     and any ``quality_flags`` of the table.  ``pattern``: one mark per session, present
     (filled), absent (hollow) or not observed (a dot); ``present``: sessions present of those
@@ -151,6 +151,8 @@ def summarise_synapses(table: pd.DataFrame) -> pd.DataFrame:
             flags.append("uncertain")
         if g.get("weight_imputed", pd.Series(0)).astype(int).any():
             flags.append("imputed")
+        if g.get("weight_at_noise", pd.Series(0)).astype(int).any():
+            flags.append("at_noise")
         if (g.get("in_view", pd.Series(1)).astype(int) == 0).any():
             flags.append("edge")
         if np.isnan(calls).any():

@@ -119,13 +119,16 @@ def _presence_table(summaries, presence) -> str:
                           "rows": sm["rows"], "to_present": sm["changed_to_present"],
                           "to_absent": sm["changed_to_absent"], "uncertain": sm["uncertain"],
                           "imputed": sm.get("weights_imputed", 0),
+                          "at_noise": sm.get("weights_at_noise", 0),
                           "merged": sm["fragments_merged"], "split": sm["synapses_split"],
                           "never": sm["never_present"]} for js, sm in zip(summaries, presence)])
     return html_table(rows, [
         ("cell", "cell", None), ("model", "model", None), ("rows", "synapse-sessions", "{:.0f}"),
         ("to_present", "absent to present (vs per-session detection)", "{:.0f}"),
         ("to_absent", "present to absent", "{:.0f}"), ("uncertain", "uncertain calls", "{:.0f}"),
-        ("imputed", "weights imputed", "{:.0f}"), ("merged", "track pieces joined", "{:.0f}"),
+        ("imputed", "weights imputed", "{:.0f}"),
+        ("at_noise", "present at noise level (weight left out of the weight statistics)", "{:.0f}"),
+        ("merged", "track pieces joined", "{:.0f}"),
         ("split", "synapses split at gaps", "{:.0f}"),
         ("never", "tracks never present", "{:.0f}")])
 

@@ -25,6 +25,9 @@ from ..params import PresenceParams
 _S_GRID = np.geomspace(0.05, 5000, 150)
 #: fewer null measurements than this: the absent state is not measured but assumed (near 0)
 MIN_NULL_PLACES = 30
+#: a session is clearly present this many absent-state SDs above the absent state's centre;
+#: a present one below that measured within the noise of absence (``weight_at_noise``)
+CLEAR_SDS = 2.0
 #: dim_present: bounds of the dim component's share of present sessions
 DIM_SHARE_MIN, DIM_SHARE_MAX = 1e-3, 0.25
 #: own_signal_reach: pseudo-sessions of the cell's log-normal beside a track's own sessions
@@ -82,8 +85,8 @@ def _log_emissions(z, params):
 
 def clearly_present(z, observed, p_present, params) -> np.ndarray:
     """Sessions where the cell-wide fit saw the synapse: observed, called present, and at least
-    2 absent-state SDs above the absent state's centre."""
-    return observed & (p_present > 0.5) & (z > params["mu0"] + 2 * params["tau0"])
+    ``CLEAR_SDS`` absent-state SDs above the absent state's centre."""
+    return observed & (p_present > 0.5) & (z > params["mu0"] + CLEAR_SDS * params["tau0"])
 
 
 def neighbour_log_signal(log_s, clear, *, reach: int) -> tuple[np.ndarray, np.ndarray]:
@@ -616,6 +619,17 @@ def curate_calls(table: pd.DataFrame, actions: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def weight_at_noise(table: pd.DataFrame, params: dict) -> pd.Series:
+    """1 where a synapse called present measured no more than ``CLEAR_SDS`` absent-state SDs
+    above the absent state's centre (``params``: the HMM's ``mu0``, ``tau0``): present by its
+    other sessions, or a person's call, but its weight is within the noise of none.  0
+    everywhere without a fitted absent state (``model: detection`` calls only detections)."""
+    if "mu0" not in params:
+        return pd.Series(0, index=table.index)
+    level = params["mu0"] + CLEAR_SDS * params["tau0"]
+    return ((table["present"] == 1) & ~(table["snr"] > level)).astype(int)
+
+
 def _force(out: pd.DataFrame, sel, call: int) -> None:
     """Set a person's call on the rows ``sel`` of the presence table (in place)."""
     out.loc[sel, "present"] = call
@@ -651,6 +665,8 @@ def presence_cell(table: pd.DataFrame, *, null_snr=None, null_sessions=None,
     summary["curated_calls"] = n_calls
     # the per-session scale follows the synapses now called present
     out["weight"] = normalise_cell_weights(out, str(out["normalisation"].iloc[0]))
+    out["weight_at_noise"] = weight_at_noise(out, summary["params"])
+    summary["weights_at_noise"] = int(out["weight_at_noise"].sum())
     summary["cell"] = str(out["cell"].iloc[0])
     if "curated" not in out.columns:
         out["curated"] = 0

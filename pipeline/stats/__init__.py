@@ -81,7 +81,11 @@ def run_stats(table: pd.DataFrame, out_dir: str | Path, *, n_bins: int = StatsPa
             [c[part].assign(cell_type=ct) for ct, c in chains.items()], ignore_index=True)
         cols = results[f"markov_{part}"].columns
         results[f"markov_{part}"] = results[f"markov_{part}"][["cell_type", *cols.drop("cell_type")]]
-    results["kesten"], details = kesten_table(pairs, noise_by_type, n_bins=n_bins, n_boot=n_boot, rng=rng)
+    # w' given w: a start at noise level has no measured w (selecting on the regressor leaves
+    # the fit unbiased; an end at noise level stays, a noisy measurement of a dim w')
+    weighed = pairs[pairs["measured_t"]]
+    results["kesten"], details = kesten_table(weighed, noise_by_type, n_bins=n_bins,
+                                              n_boot=n_boot, rng=rng)
     results["celltype_comparison"] = celltype_comparison(
         t, per_cell_turnover, details, min_cells=min_cells_per_type,
         min_animals=min_animals_per_type)
@@ -96,7 +100,7 @@ def run_stats(table: pd.DataFrame, out_dir: str | Path, *, n_bins: int = StatsPa
     plots.weight_histograms(t, results["lognormal"], out / "weights_lognormal.png")
     plots.survival_curves(results["survival"], results["survival_by_quartile"],
                           out / "survival.png", per_cell=per_cell_survival)
-    plots.kesten_moments(pairs, details, out / "kesten.png")
+    plots.kesten_moments(weighed, details, out / "kesten.png")
     plots.transition_matrices(results["markov_transition"], out / "markov_transition.png")
     plots.stationary_vs_observed(results["markov_stationary"], results["markov_survival"],
                                  out / "markov_stationary.png")

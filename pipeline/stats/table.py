@@ -24,8 +24,9 @@ def _rows(mask) -> str:
 
 
 def prepare_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Validate a long table and return it with ``observed`` and ``w`` (weight where present,
-    0 where absent, NaN where not observed).
+    """Validate a long table and return it with ``observed``, ``w`` (weight where present,
+    0 where absent, NaN where not observed) and ``at_noise`` (present, and the optional column
+    ``weight_at_noise`` is 1: measured within the noise of absence).
 
     A synapse-session is not observed where ``present`` is empty or the optional column
     ``observed`` is 0 (outside the imaged volume, or a badly registered region): every
@@ -66,6 +67,9 @@ def prepare_table(df: pd.DataFrame) -> pd.DataFrame:
     out["weight"] = weight
     out["w"] = np.where(out["present"] == 1, weight, 0.0)
     out.loc[~observed, "w"] = np.nan
+    flagged = (pd.to_numeric(out["weight_at_noise"], errors="coerce").fillna(0) == 1
+               if "weight_at_noise" in out.columns else False)
+    out["at_noise"] = (out["present"] == 1) & flagged
     for col in ("cell", "cell_type", "session"):
         out[col] = out[col].astype(str)
     out["animal_unit"] = animal_units(out)      # the independent unit above the cell
@@ -107,14 +111,17 @@ def split_repeats(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def consecutive_pairs(table: pd.DataFrame) -> pd.DataFrame:
-    """Pairs of consecutive sessions per synapse: cell_type, cell, day, w_t, w_next; an
-    interval counts only where the synapse was observed at both ends."""
+    """Pairs of consecutive sessions per synapse: cell_type, cell, day, w_t, w_next, and
+    ``measured_t``: False where the start is present at noise level (``at_noise``), so that
+    ``w_t`` is no measure of its weight; an interval counts only where the synapse was
+    observed at both ends."""
     t = table.sort_values(["cell", "synapse_id", "day"], kind="stable")
     nxt = t.groupby(["cell", "synapse_id"])[["w", "day"]].shift(-1)
     pairs = pd.DataFrame({"cell_type": t["cell_type"], "cell": t["cell"],
                           "animal_unit": t["animal_unit"] if "animal_unit" in t else t["cell"],
                           "synapse_id": t["synapse_id"], "day": t["day"],
-                          "day_next": nxt["day"], "w_t": t["w"], "w_next": nxt["w"]})
+                          "day_next": nxt["day"], "w_t": t["w"], "w_next": nxt["w"],
+                          "measured_t": ~t["at_noise"] if "at_noise" in t else True})
     return pairs.dropna(subset=["w_t", "w_next"]).reset_index(drop=True)
 
 
