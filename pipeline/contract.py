@@ -31,8 +31,8 @@ REGISTRATION_COLUMNS = ["registration_error_um"]
 COMPETITOR_COLUMNS = ["link_competitor_um"]
 
 #: added by the presence stage, last: 1 where a synapse called present measured within the
-#: noise of absence (its weight is unknown; the statistics of weights leave the row out,
-#: turnover and survival count it present)
+#: noise of absence (turnover and survival count it present; an interval starting there has no
+#: measured weight at its start, so the loss hazard and the Kesten fits leave it out)
 NOISE_COLUMNS = ["weight_at_noise"]
 
 #: added by collect from the dendrite stage: the length of dendrite in that session's stack

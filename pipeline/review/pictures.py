@@ -132,8 +132,9 @@ def summarise_synapses(table: pd.DataFrame) -> pd.DataFrame:
     max(p_present, 1 - p_present): sorting on it puts the synapses a person should look at
     first on top.  ``min_link_confidence`` is its least sure link (pipeline.stages.track).
     ``flags`` lists: uncertain (a call between the presence stage's bounds), imputed (a weight
-    not measured), at_noise (present, measured within the noise of none), edge (outside the stack in a session), not_observed (no call in a session:
-    outside the stack or badly registered), gap (absent between two present sessions), curated,
+    not measured), at_noise (present, measured within the noise of none), edge (outside the
+    stack in a session), not_observed (no call in a session: outside the stack or badly
+    registered), gap (absent between two present sessions), curated,
     and any ``quality_flags`` of the table.  ``pattern``: one mark per session, present
     (filled), absent (hollow) or not observed (a dot); ``present``: sessions present of those
     observed.

@@ -127,7 +127,7 @@ def _presence_table(summaries, presence) -> str:
         ("to_present", "absent to present (vs per-session detection)", "{:.0f}"),
         ("to_absent", "present to absent", "{:.0f}"), ("uncertain", "uncertain calls", "{:.0f}"),
         ("imputed", "weights imputed", "{:.0f}"),
-        ("at_noise", "present at noise level (weight left out of the weight statistics)", "{:.0f}"),
+        ("at_noise", "present, measured at noise level", "{:.0f}"),
         ("merged", "track pieces joined", "{:.0f}"),
         ("split", "synapses split at gaps", "{:.0f}"),
         ("never", "tracks never present", "{:.0f}")])
