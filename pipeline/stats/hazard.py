@@ -14,16 +14,13 @@ MIN_CLUSTERS = 5
 
 def at_risk_intervals(pairs: pd.DataFrame) -> pd.DataFrame:
     """Intervals in which a synapse could be lost: present at the start (w_t > 0) with its
-    weight measured there (``measured_t``, where given).
+    weight measured there (``measured_t``).
 
     Adds ``ln_w`` (at the start) and ``lost`` (absent at the end: a synapse present at the
     end, measured or not, persisted).  Leaving out the intervals whose start weight is
     unknown selects on the regressor, which leaves the slope unbiased.
     """
-    start = pairs["w_t"] > 0
-    if "measured_t" in pairs.columns:
-        start &= pairs["measured_t"]
-    r = pairs[start].copy()
+    r = pairs[(pairs["w_t"] > 0) & pairs["measured_t"]].copy()
     r["ln_w"] = np.log(r["w_t"])
     r["lost"] = (r["w_next"] <= 0).astype(int)
     return r

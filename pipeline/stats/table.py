@@ -121,7 +121,7 @@ def consecutive_pairs(table: pd.DataFrame) -> pd.DataFrame:
                           "animal_unit": t["animal_unit"] if "animal_unit" in t else t["cell"],
                           "synapse_id": t["synapse_id"], "day": t["day"],
                           "day_next": nxt["day"], "w_t": t["w"], "w_next": nxt["w"],
-                          "measured_t": ~t["at_noise"] if "at_noise" in t else True})
+                          "measured_t": ~t["at_noise"]})
     return pairs.dropna(subset=["w_t", "w_next"]).reset_index(drop=True)
 
 
