@@ -68,3 +68,23 @@ def test_presence_flags_present_rows_within_the_absent_states_noise():
     assert weight_at_noise(t, params).tolist() == [1, 0, 1, 0, 0, 0]
     # the per-session model fits no absent state: nothing is flagged
     assert weight_at_noise(t, {}).tolist() == [0] * 6
+
+
+def test_make_bench_scores_the_kesten_fit_that_stats_reports(tmp_path):
+    # the benchmark's "ours" Kesten row must be stats/kesten.csv's binned fit, not a fit that
+    # still holds the intervals starting at noise (their w_t is 100x too small here)
+    from pipeline.truth.evaluate import population_scores
+
+    truth, noisy, _ = _at_noise_table()
+    params = {"gen": {"cell_type": "pyr", "loss_logit": (-2.0, -1.0),
+                      "weight_lognormal": (0.0, 0.8), "kesten": (-0.05, 0.04, 0.07, 0.11)}}
+    scores = pd.DataFrame(population_scores(truth, noisy, params)).set_index("metric")["value"]
+    kesten = run_stats(noisy, tmp_path, n_boot=20, seed=0)["kesten"]
+    binned = kesten[kesten["method"] == "binned_moments"].iloc[0]
+    for k in "acbd":
+        assert np.isclose(scores[f"kesten_{k}_ours"], binned[k])
+    # and the at-noise starts do move the fit: the scorer would differ without them left out
+    everything = run_stats(noisy.drop(columns="weight_at_noise"), tmp_path / "all", n_boot=20,
+                           seed=0)["kesten"]
+    assert not np.isclose(everything[everything["method"] == "binned_moments"].iloc[0]["a"],
+                          binned["a"], rtol=0.05)

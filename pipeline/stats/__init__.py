@@ -19,7 +19,7 @@ from .markov import markov_chain
 from .summary import summary_table
 from .survival import (survival, survival_by_quartile, survival_per_cell, turnover,
                        turnover_per_cell)
-from .table import TableError, consecutive_pairs, prepare_table, split_repeats
+from .table import TableError, consecutive_pairs, prepare_table, split_repeats, weighed_pairs
 
 __all__ = ["run_stats", "prepare_table", "TableError"]
 
@@ -81,9 +81,7 @@ def run_stats(table: pd.DataFrame, out_dir: str | Path, *, n_bins: int = StatsPa
             [c[part].assign(cell_type=ct) for ct, c in chains.items()], ignore_index=True)
         cols = results[f"markov_{part}"].columns
         results[f"markov_{part}"] = results[f"markov_{part}"][["cell_type", *cols.drop("cell_type")]]
-    # w' given w: a start at noise level has no measured w (selecting on the regressor leaves
-    # the fit unbiased; an end at noise level stays, a noisy measurement of a dim w')
-    weighed = pairs[pairs["measured_t"]]
+    weighed = weighed_pairs(pairs)
     results["kesten"], details = kesten_table(weighed, noise_by_type, n_bins=n_bins,
                                               n_boot=n_boot, rng=rng)
     results["celltype_comparison"] = celltype_comparison(

@@ -125,6 +125,14 @@ def consecutive_pairs(table: pd.DataFrame) -> pd.DataFrame:
     return pairs.dropna(subset=["w_t", "w_next"]).reset_index(drop=True)
 
 
+def weighed_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
+    """The pairs whose start has a measured weight (``measured_t``): the ones a model of
+    w' given w may use.  A start at noise level has no measured w, and selecting on the
+    regressor leaves the fit unbiased; an end at noise level stays (a noisy measurement of a
+    dim w')."""
+    return pairs[pairs["measured_t"]]
+
+
 def long_from_matrix(wide: pd.DataFrame, *, cell_type: str | None = None) -> pd.DataFrame:
     """Long table from a wide synapse x session weight matrix (0 or empty = absent).
 

@@ -94,14 +94,14 @@ def recovery_run(seed: int, *, n_cells: int = 12, n_boot: int = 200) -> dict:
     from ..stats.hazard import at_risk_intervals, fit_loss_logistic
     from ..stats.kesten import kesten_fits
     from ..stats.noise import noise_estimate
-    from ..stats.table import consecutive_pairs, prepare_table, split_repeats
+    from ..stats.table import consecutive_pairs, prepare_table, split_repeats, weighed_pairs
 
     tr = TRUTH
     t = simulate_table(n_cells=n_cells, sigma=tr["sigma"],
                        kesten=(tr["a"], tr["c"], tr["b"], tr["d"]),
                        loss_logit=(tr["loss_intercept"], tr["loss_ln_w"]), seed=seed)
     t, repeats = split_repeats(prepare_table(t))
-    pairs = consecutive_pairs(t)
+    pairs = weighed_pairs(consecutive_pairs(t))  # as run_stats fits Kesten
     out = {}
     first = t[(t["day"] == 0) & (t["present"] == 1)]
     ln = fit_lognormal(first["w"])

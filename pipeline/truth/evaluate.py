@@ -253,7 +253,7 @@ def evaluate_results(dataset: Path, results: Path) -> pd.DataFrame:
                 *turnover_error_pp(tracks, tcell).items(),
                 *(pair_scores(tracks, tcell).items() if "partner_id" in tcell else ())):
             rows.append({"cell": cell, "metric": metric, "value": value})
-    rows += _population_scores(truth, synapses, params)
+    rows += population_scores(truth, synapses, params)
     return pd.DataFrame(rows)
 
 
@@ -398,11 +398,11 @@ def censoring_comparison(cut: pd.DataFrame, full: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _population_scores(truth: pd.DataFrame, synapses: pd.DataFrame, params: dict) -> list[dict]:
+def population_scores(truth: pd.DataFrame, synapses: pd.DataFrame, params: dict) -> list[dict]:
     """Turnover, log-normal sigma and Kesten fits: ours vs the truth table vs the generator."""
     from ..stats.distributions import fit_lognormal
     from ..stats.kesten_models import fit_kesten_binned
-    from ..stats.table import consecutive_pairs, prepare_table
+    from ..stats.table import consecutive_pairs, prepare_table, weighed_pairs
 
     rows = []
     t_true = prepare_table(truth[["cell", "cell_type", "synapse_id", "session", "day", "present", "weight"]])
@@ -437,7 +437,7 @@ def _population_scores(truth: pd.DataFrame, synapses: pd.DataFrame, params: dict
         for coef, value in zip("acbd", gen["kesten"]):
             rows.append({"cell": key, "metric": f"kesten_{coef}_generating", "value": value})
         for name, tab in (("truth_table", t_true), ("ours", t_ours)):
-            pairs = consecutive_pairs(tab[tab.cell_type == ct])
+            pairs = weighed_pairs(consecutive_pairs(tab[tab.cell_type == ct]))  # as stats/kesten.csv
             try:
                 fit = fit_kesten_binned(pairs["w_t"], pairs["w_next"])
             except ValueError:
