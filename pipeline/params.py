@@ -55,10 +55,12 @@ class DetectParams:
              "PSD-95 outlines (spine heads lie up to ~2 um from the shaft); None: anywhere")
     local_noise: str = _p(
         "auto", "threshold in units of the noise around each peak (the shaft is noisier than "
-                "the neuropil): auto (without a morphology channel) | always | never")
+                "the neuropil): auto (without a morphology channel) | always | cell (that "
+                "noise measured on the labelled cell only, at threshold) | never")
     local_threshold: float | None = _p(
         6.0, "... and then the threshold, in those units (the shaft's texture is not "
-             "Gaussian noise: its peaks passed for puncta at 4.5); None: threshold")
+             "Gaussian noise: its peaks passed for puncta at 4.5; not for cell); None: "
+             "threshold")
     local_flanks_um: tuple[float, float, float] | None = _p(
         (1.6, 0.45, 0.45), "... measured without the voxels this close (z, y, x, um) to a "
                            "punctum: its flanks are not noise; None: with them")

@@ -118,7 +118,8 @@ def _truncated_sd_ratio(a: np.ndarray) -> np.ndarray:
 
 def local_noise_factor(response: np.ndarray, noise: float, points: np.ndarray, *, spacing,
                        window_um=(2.0, 1.0, 1.0), keep_within: float = 4.0,
-                       flanks_um=None, bin_yx: int = 2, workers: int = 1) -> np.ndarray:
+                       flanks_um=None, where: np.ndarray | None = None, bin_yx: int = 2,
+                       workers: int = 1) -> np.ndarray:
     """The noise SD of ``response`` around each integer (z, y, x) of ``points``, over
     ``noise`` (the stack's), at least 1.
 
@@ -140,6 +141,8 @@ def local_noise_factor(response: np.ndarray, noise: float, points: np.ndarray, *
     if flanks_um is not None:
         reach = 2 * np.round(np.asarray(flanks_um, float) / np.asarray(spacing, float)).astype(int) + 1
         kept &= ~ndimage.maximum_filter(response > keep_within * noise, size=tuple(reach))
+    if where is not None:
+        kept &= where
     square = np.square(response, dtype=np.float32)     # in place below: no more copies
     square[~kept] = 0
     at = tuple(np.minimum(pts // [1, bin_yx, bin_yx],

@@ -283,11 +283,15 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
     shaft_distance_um : with ``shaft_line_um`` and no ``morphology``, keep only puncta within
         this distance (um) of the dendrite that line outlines
         (:func:`~pipeline.core.shaft.dendrite_mask`; all kept when none is seen); None: keep all
-    local_noise : ``auto`` (without ``morphology``), ``always`` or ``never``: the threshold
-        is in units of the noise around each peak (:func:`~pipeline.core.shaft.local_noise_factor`),
-        not only the stack's, so the brighter, noisier shaft does not pass its noise for puncta
-    local_threshold : the threshold in those units (None: ``threshold``); the shaft's
-        texture is not Gaussian noise, and its peaks passed for puncta at 4.5
+    local_noise : ``auto`` (without ``morphology``), ``always``, ``cell`` or ``never``: the
+        threshold is in units of the noise around each peak
+        (:func:`~pipeline.core.shaft.local_noise_factor`), not only the stack's, so the
+        brighter, noisier shaft does not pass its noise for puncta; ``cell``: that noise
+        measured on the labelled cell's voxels only (the morphology channel's
+        :func:`cell_mask`), where the shaft's texture is, at ``threshold``
+    local_threshold : the threshold in those units (None: ``threshold``) where the noise
+        around a peak includes the neuropil's; the shaft's texture is not Gaussian noise, and
+        its peaks passed for puncta at 4.5
     local_flanks_um : that noise is measured without the voxels this close (z, y, x, um) to a
         punctum (its flanks); None: with them
     fine_scale : lateral SD of the narrower filter over the matched one's; None: not run.
@@ -336,9 +340,15 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
                                 workers=workers)
         signal -= shaft
     notched = shaft is not None
-    by_neighbourhood = local_noise == "always" or (local_noise == "auto" and morphology is None)
-    if by_neighbourhood and local_threshold is not None:   # thresholds in the local units
-        threshold = local_threshold
+    by_neighbourhood = (local_noise in ("always", "cell")
+                        or (local_noise == "auto" and morphology is None))
+    # "cell": the noise around each peak measured on the labelled cell's voxels only (the
+    # shaft's own texture and photon noise, which the neuropil around it dilutes), at the
+    # threshold; local_threshold is for the noise of a neighbourhood that includes neuropil
+    noise_where = (cell_mask(morphology, spacing=spacing, threshold=cell_threshold)
+                   if local_noise == "cell" and morphology is not None else None)
+    if by_neighbourhood and noise_where is None and local_threshold is not None:
+        threshold = local_threshold     # thresholds in the local units
     half, close_half = (np.maximum(np.round(np.asarray(sep) / spacing).astype(int), 1)
                         for sep in (min_separation_um, close_separation_um))
     close_half = np.minimum(close_half, half)
@@ -351,7 +361,8 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
         out = noise * noise_gain_at(noise_gain(resp.shape, sigma_vox=sig_vox, ratio=ratio), peaks)
         if by_neighbourhood:
             out *= local_noise_factor(resp, noise, peaks, spacing=spacing,
-                                      flanks_um=local_flanks_um, workers=workers)
+                                      flanks_um=local_flanks_um, where=noise_where,
+                                      workers=workers)
         return out
 
     def shoulder_peaks(resp, pos, *, ratio, noise):
@@ -414,7 +425,8 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
     # whole-array work release the GIL); the results do not depend on the threads
     with ThreadPoolExecutor(max(int(workers), 1)) as pool:
         on_cell = (pool.submit(cell_mask, morphology, spacing=spacing, threshold=cell_threshold)
-                   if morphology is not None and cell_distance_um is not None else None)
+                   if morphology is not None and cell_distance_um is not None
+                   and noise_where is None else None)
         on_dendrite = (pool.submit(dendrite_mask, shaft, spacing=spacing)
                        if shaft is not None and shaft_distance_um is not None else None)
         del shaft           # freed as soon as the mask is made
@@ -443,7 +455,8 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
             fine = [peaks_of(centre, surround, surround_ratios[0], fine_vox,
                              max(threshold, close_min_snr))]
             del centre, surround
-        cell = on_cell.result() if on_cell is not None else None
+        cell = (on_cell.result() if on_cell is not None
+                else noise_where if cell_distance_um is not None else None)
         dendrite = on_dendrite.result() if on_dendrite is not None else None
     # later ratios' detections within 1.5 punctum SDs of an earlier one, and the narrower
     # filter's within fine_apart_sd, are the same punctum
