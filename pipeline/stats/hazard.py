@@ -8,6 +8,8 @@ import pandas as pd
 import statsmodels.api as sm
 from statsmodels.duration.hazard_regression import PHReg
 
+from .table import weighed_pairs
+
 #: below this many cells, standard errors are not clustered by cell (too few clusters)
 MIN_CLUSTERS = 5
 
@@ -20,7 +22,8 @@ def at_risk_intervals(pairs: pd.DataFrame) -> pd.DataFrame:
     end, measured or not, persisted).  Leaving out the intervals whose start weight is
     unknown selects on the regressor, which leaves the slope unbiased.
     """
-    r = pairs[(pairs["w_t"] > 0) & pairs["measured_t"]].copy()
+    r = weighed_pairs(pairs)
+    r = r[r["w_t"] > 0].copy()
     r["ln_w"] = np.log(r["w_t"])
     r["lost"] = (r["w_next"] <= 0).astype(int)
     return r
