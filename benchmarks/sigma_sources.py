@@ -12,7 +12,8 @@ matched to a true synapse, and the truth's over the same synapses and over every
 present; the rows of matched tracks whose true synapse is absent in that session; then the
 rows of tracks matched to none (count, median weight over the session's
 median, median SNR), split by whether their track was detected in at least half the
-sessions (*persistent*: a structure of the image, seen again and again) or not.
+sessions (*persistent*: a structure of the image, seen again and again) or not; last, the
+mean over the sessions.
 """
 from __future__ import annotations
 
@@ -80,6 +81,8 @@ def main(argv=None) -> int:
              f"{time.strftime('%Y-%m-%d')}._"]
     for run in args.runs:
         table = session_rows(run)
+        mean = table.drop(columns=["cell", "session"]).mean()
+        table = pd.concat([table, pd.DataFrame([{"cell": "mean", "session": "", **mean}])])
         parts += ["", f"### {run}", "", table.round(3).to_markdown(index=False)]
     parts += ["", f"_{(time.time() - t0) / 60:.1f} min._"]
     text = "\n".join(parts) + "\n"
