@@ -18,7 +18,6 @@ mean over the sessions.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -31,19 +30,10 @@ sys.path.insert(0, str(ROOT))
 
 
 def session_rows(run: Path) -> pd.DataFrame:
-    from pipeline.contract import Layout
-    from pipeline.truth.evaluate import _spacing_of, assign_true_ids, track_true_ids
+    from pipeline.truth.evaluate import cells_with_true_ids
 
-    truth = pd.read_csv(run / "data" / "truth" / "synapses.csv")
-    params = json.loads((run / "data" / "truth" / "params.json").read_text())
-    layout = Layout(run / "results")
-    synapses = pd.read_csv(layout.synapses)
     rows = []
-    for cell, tcell in truth.groupby("cell"):
-        tracks = pd.read_csv(layout.path("track", cell=cell))
-        tracks["true_id"] = assign_true_ids(tracks, tcell, _spacing_of(params, cell))
-        ours = synapses[synapses["cell"] == cell].copy()
-        ours["true_id"] = ours["synapse_id"].map(track_true_ids(tracks))
+    for cell, tcell, _, ours in cells_with_true_ids(run / "data", run / "results"):
         n_sessions = ours["session"].nunique()
         detected_in = ours.groupby("synapse_id")["detected"].sum()
         ours["persistent"] = ours["synapse_id"].map(detected_in) >= n_sessions / 2

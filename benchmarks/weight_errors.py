@@ -31,7 +31,6 @@ with the largest errors.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -49,21 +48,12 @@ KINDS = ("pair seen as one", "beside a neighbour", "not detected", "other")
 def scored_rows(run: Path) -> pd.DataFrame:
     """The synapse-sessions ``log_weight_r`` scores in ``run``, with the truth's weight, the
     error and the kind."""
-    from pipeline.contract import Layout
     from pipeline.core.normalise import normalise_cell_weights
-    from pipeline.truth.evaluate import _spacing_of, assign_true_ids, track_true_ids
+    from pipeline.truth.evaluate import cells_with_true_ids
 
-    truth = pd.read_csv(run / "data" / "truth" / "synapses.csv")
-    params = json.loads((run / "data" / "truth" / "params.json").read_text())
-    layout = Layout(run / "results")
-    synapses = pd.read_csv(layout.synapses)
     out = []
-    for cell, tcell in truth.groupby("cell"):
-        spacing = _spacing_of(params, cell)
-        tracks = pd.read_csv(layout.path("track", cell=cell))
-        tracks["true_id"] = assign_true_ids(tracks, tcell, spacing)
-        res = synapses[(synapses["cell"] == cell) & (synapses["present"] == 1)].copy()
-        res["true_id"] = res["synapse_id"].map(track_true_ids(tracks))
+    for cell, tcell, tracks, ours in cells_with_true_ids(run / "data", run / "results"):
+        res = ours[ours["present"] == 1]
         cols = ["synapse_id", "session", "weight"] + (["partner_id"] if "partner_id" in tcell
                                                       else [])
         present = tcell[tcell["present"] == 1].copy()

@@ -196,6 +196,25 @@ def turnover_error_pp(tracks: pd.DataFrame, truth_cell: pd.DataFrame) -> dict:
 SPINE_GATE_UM = 1.0
 
 
+def cells_with_true_ids(dataset: Path, results: Path):
+    """Per simulated cell of a run: (cell, its truth rows, its tracks and its ``synapses.csv``
+    rows, both with ``true_id``: per track row the true synapse it matches, per synapse row the
+    one its track matched most, NaN for none), matched as :func:`evaluate_results` matches."""
+    import json
+
+    truth = pd.read_csv(dataset / "truth" / "synapses.csv")
+    params = json.loads((dataset / "truth" / "params.json").read_text())
+    layout = Layout(results)
+    synapses = pd.read_csv(layout.synapses)
+    for cell, tcell in truth.groupby("cell"):
+        gate = {"gate_um": SPINE_GATE_UM} if params.get(cell, {}).get("spines") else {}
+        tracks = pd.read_csv(layout.path("track", cell=cell))
+        tracks["true_id"] = assign_true_ids(tracks, tcell, _spacing_of(params, cell), **gate)
+        ours = synapses[synapses["cell"] == cell].copy()
+        ours["true_id"] = ours["synapse_id"].map(track_true_ids(tracks))
+        yield cell, tcell, tracks, ours
+
+
 def evaluate_results(dataset: Path, results: Path) -> pd.DataFrame:
     """Score a pipeline run on a simulated dataset; one row per metric and cell (a spine
     cell's detections matched within :data:`SPINE_GATE_UM`, a punctum's within 0.6 um)."""
@@ -206,10 +225,9 @@ def evaluate_results(dataset: Path, results: Path) -> pd.DataFrame:
     layout = Layout(results)
     synapses = pd.read_csv(layout.synapses)
     rows = []
-    for cell, tcell in truth.groupby("cell"):
+    for cell, tcell, tracks, res_all in cells_with_true_ids(dataset, results):
         spacing = _spacing_of(params, cell)
         gate = {"gate_um": SPINE_GATE_UM} if params.get(cell, {}).get("spines") else {}
-        tracks = pd.read_csv(layout.path("track", cell=cell))
         sessions = session_order(tcell)
         det_scores, reg_err = [], []
         for sess in sessions:
@@ -220,12 +238,9 @@ def evaluate_results(dataset: Path, results: Path) -> pd.DataFrame:
             est = json.loads(layout.path("register", cell=cell, session=sess).read_text())
             reg_err.append(registration_error_um(est, tp[["z", "y", "x"]].to_numpy() * spacing,
                                                  tp[["z_um", "y_um", "x_um"]].to_numpy()))
-        tracks["true_id"] = assign_true_ids(tracks, tcell, spacing, **gate)
         links = score_links(tracks, tracks["true_id"].to_numpy(),
                             true_links_of(tracks, tracks["true_id"].to_numpy()))
-        id_map = track_true_ids(tracks)
-        res = synapses[(synapses["cell"] == cell) & (synapses["present"] == 1)].copy()
-        res["true_id"] = res["synapse_id"].map(id_map)
+        res = res_all[res_all["present"] == 1]
         both = res.merge(tcell[tcell["present"] == 1][["synapse_id", "session", "weight"]],
                          left_on=["true_id", "session"], right_on=["synapse_id", "session"],
                          suffixes=("", "_true"))
@@ -233,8 +248,6 @@ def evaluate_results(dataset: Path, results: Path) -> pd.DataFrame:
         r_w = np.corrcoef(np.log(both["weight"]), np.log(both["weight_true"]))[0, 1] \
             if len(both) > 2 else np.nan
         # log weight change of synapses persisting in both truth and result
-        res_all = synapses[synapses["cell"] == cell].copy()
-        res_all["true_id"] = res_all["synapse_id"].map(id_map)
         r_dw = _log_change_r(res_all, tcell, sessions)
         norm = normalisation_error_pct(res_all, tcell)
         det_df = pd.DataFrame(det_scores)
