@@ -30,10 +30,10 @@ sys.path.insert(0, str(ROOT))
 
 
 def session_rows(run: Path) -> pd.DataFrame:
-    from pipeline.truth.evaluate import cells_with_true_ids
+    from pipeline.truth.evaluate import cells_with_true_ids, read_run
 
     rows = []
-    for cell, tcell, _, ours in cells_with_true_ids(run / "data", run / "results"):
+    for cell, tcell, _, ours in cells_with_true_ids(*read_run(run / "data", run / "results")):
         n_sessions = ours["session"].nunique()
         detected_in = ours.groupby("synapse_id")["detected"].sum()
         ours["persistent"] = ours["synapse_id"].map(detected_in) >= n_sessions / 2

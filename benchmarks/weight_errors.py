@@ -49,10 +49,10 @@ def scored_rows(run: Path) -> pd.DataFrame:
     """The synapse-sessions ``log_weight_r`` scores in ``run``, with the truth's weight, the
     error and the kind."""
     from pipeline.core.normalise import normalise_cell_weights
-    from pipeline.truth.evaluate import cells_with_true_ids
+    from pipeline.truth.evaluate import cells_with_true_ids, read_run
 
     out = []
-    for cell, tcell, tracks, ours in cells_with_true_ids(run / "data", run / "results"):
+    for cell, tcell, tracks, ours in cells_with_true_ids(*read_run(run / "data", run / "results")):
         res = ours[ours["present"] == 1]
         cols = ["synapse_id", "session", "weight"] + (["partner_id"] if "partner_id" in tcell
                                                       else [])

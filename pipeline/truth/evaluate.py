@@ -196,20 +196,31 @@ def turnover_error_pp(tracks: pd.DataFrame, truth_cell: pd.DataFrame) -> dict:
 SPINE_GATE_UM = 1.0
 
 
-def cells_with_true_ids(dataset: Path, results: Path):
-    """Per simulated cell of a run: (cell, its truth rows, its tracks and its ``synapses.csv``
-    rows, both with ``true_id``: per track row the true synapse it matches, per synapse row the
-    one its track matched most, NaN for none), matched as :func:`evaluate_results` matches."""
+def _gate_of(params: dict, cell: str) -> dict:
+    """The match gate for ``cell``: :data:`SPINE_GATE_UM` for a spine cell, else the default."""
+    return {"gate_um": SPINE_GATE_UM} if params.get(cell, {}).get("spines") else {}
+
+
+def read_run(dataset: Path, results: Path):
+    """(truth, params, layout, synapses) of a workflow run on a simulated dataset."""
     import json
 
     truth = pd.read_csv(dataset / "truth" / "synapses.csv")
     params = json.loads((dataset / "truth" / "params.json").read_text())
     layout = Layout(results)
-    synapses = pd.read_csv(layout.synapses)
+    return truth, params, layout, pd.read_csv(layout.synapses)
+
+
+def cells_with_true_ids(truth: pd.DataFrame, params: dict, layout: Layout,
+                        synapses: pd.DataFrame):
+    """Per simulated cell of a run (:func:`read_run`): (cell, its truth rows, its tracks and
+    its ``synapses`` rows, both with ``true_id``: per track row the true synapse it matches,
+    per synapse row the one its track matched most, NaN for none), as
+    :func:`evaluate_results` matches them."""
     for cell, tcell in truth.groupby("cell"):
-        gate = {"gate_um": SPINE_GATE_UM} if params.get(cell, {}).get("spines") else {}
         tracks = pd.read_csv(layout.path("track", cell=cell))
-        tracks["true_id"] = assign_true_ids(tracks, tcell, _spacing_of(params, cell), **gate)
+        tracks["true_id"] = assign_true_ids(tracks, tcell, _spacing_of(params, cell),
+                                            **_gate_of(params, cell))
         ours = synapses[synapses["cell"] == cell].copy()
         ours["true_id"] = ours["synapse_id"].map(track_true_ids(tracks))
         yield cell, tcell, tracks, ours
@@ -220,14 +231,11 @@ def evaluate_results(dataset: Path, results: Path) -> pd.DataFrame:
     cell's detections matched within :data:`SPINE_GATE_UM`, a punctum's within 0.6 um)."""
     import json
 
-    truth = pd.read_csv(dataset / "truth" / "synapses.csv")
-    params = json.loads((dataset / "truth" / "params.json").read_text())
-    layout = Layout(results)
-    synapses = pd.read_csv(layout.synapses)
+    truth, params, layout, synapses = read_run(dataset, results)
     rows = []
-    for cell, tcell, tracks, res_all in cells_with_true_ids(dataset, results):
+    for cell, tcell, tracks, res_all in cells_with_true_ids(truth, params, layout, synapses):
         spacing = _spacing_of(params, cell)
-        gate = {"gate_um": SPINE_GATE_UM} if params.get(cell, {}).get("spines") else {}
+        gate = _gate_of(params, cell)
         sessions = session_order(tcell)
         det_scores, reg_err = [], []
         for sess in sessions:
