@@ -125,6 +125,10 @@ class SpinesParams:
               "of its measured size) taken out is searched again for peaks of this SNR; None: "
               "not")
     shoulder_apart_um: float = _p(0.6, "... farther than this from every head, um")
+    neck_ratio: float | None = _p(
+        0.8, "a peak below this share of a head's response, between the head and the shaft "
+             "(the head's nearest core), is its neck: dropped; None: kept")
+    neck_width_um: float = _p(0.35, "... within this of the line from the head to the shaft, um")
 
 
 @dataclass(frozen=True)

@@ -75,10 +75,11 @@ def test_a_noise_free_simulation_has_the_same_truth_and_no_noise():
 SPACING = np.array([0.8, 0.0887, 0.0887])
 
 
-def _fill(heads_um, *, seed=0, photons=40.0, shape=(12, 128, 320)):
+def _fill(heads_um, *, seed=0, photons=40.0, shape=(12, 128, 320), neck_radius_um=0.0):
     """A straight shaft along x (radius 0.45 um, in plane z 6) and spherical heads at
     ``heads_um`` ((y offset from the axis, x[, radius]) in um, in the shaft's plane; radius
-    0.3 um unless given), blurred by the PSF, with photon noise."""
+    0.3 um unless given), each on a neck of ``neck_radius_um`` from the shaft's axis (0: none),
+    blurred by the PSF, with photon noise."""
     from scipy import ndimage
 
     from pipeline.core.optics import FWHM_TO_SIGMA, PSF_FWHM_UM
@@ -89,6 +90,8 @@ def _fill(heads_um, *, seed=0, photons=40.0, shape=(12, 128, 320)):
     for dy, hx, *radius in heads_um:
         tube += ((y - axis_y - dy) ** 2 + (x - hx) ** 2 + (z - axis_z) ** 2
                  <= (radius[0] if radius else 0.3) ** 2)
+        tube += ((np.abs(y - axis_y - dy / 2) <= abs(dy) / 2)
+                 & ((x - hx) ** 2 + (z - axis_z) ** 2 <= neck_radius_um ** 2))
     sigma = np.asarray(PSF_FWHM_UM) * FWHM_TO_SIGMA / SPACING
     lam = ndimage.gaussian_filter(np.minimum(tube, 1.0), sigma)
     lam = 2.0 + photons * lam / lam.max()
@@ -119,6 +122,46 @@ def test_spine_heads_are_found_and_the_shaft_gives_none():
     far = np.min(np.linalg.norm((puncta[["y", "x"]].to_numpy()[:, None] - truth[None, :, 1:])
                                 * SPACING[1:], axis=2), axis=1) > 1.0
     assert far.sum() >= 3
+
+
+def test_neck_peaks_are_dimmer_peaks_between_a_head_and_its_shaft():
+    """Known geometry: a shaft along row 10; a head at row 40.  Dimmer peaks on the line
+    between them are its neck; off the line, beyond the head, as bright, or no head: kept."""
+    from pipeline.core.spines import neck_peaks
+
+    core = np.zeros((60, 60), bool)
+    core[8:13] = True
+    peaks = np.array([[40, 30],     # the head
+                      [25, 30],     # on its neck, half as bright: dropped
+                      [25, 38],     # 8 px off the line: a second spine
+                      [50, 30],     # beyond the head, away from the shaft
+                      [20, 31],     # on the line but as bright as the head
+                      [30, 50]])    # a lone peak elsewhere
+    response = np.array([10.0, 5.0, 5.0, 5.0, 9.0, 4.0])
+    on = neck_peaks(peaks, response, core, ratio=0.8, width_px=3.0)
+    np.testing.assert_array_equal(on, [False, True, False, False, False, False])
+    assert not neck_peaks(peaks, response, np.zeros_like(core), ratio=0.8, width_px=3.0).any()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_neck_gives_no_detection_and_a_dim_head_beside_one_is_kept(seed):
+    """Heads on necks 1.6-2.2 um long (0.2 um across, the shaft's fill): the filters also peak
+    on the necks (the rule off: extra detections), which are dropped as the necks of the
+    heads they lead to; a dim head 1.3 um beside a neck, off its line, is a spine and kept."""
+    from pipeline.params import SpinesParams
+    from pipeline.stages.detect import detect_spine_session
+    from pipeline.truth.evaluate import match_points
+
+    heads = [(2.0, 4.0), (-1.8, 8.0), (2.2, 12.0), (-2.0, 16.0), (1.6, 20.0), (-2.2, 24.0),
+             (1.2, 21.3, 0.22)]
+    stack, truth = _fill(heads, seed=seed, neck_radius_um=0.1)
+    without = detect_spine_session(stack, spacing=SPACING, params=SpinesParams(neck_ratio=None))
+    assert len(without) > len(heads), without[["y", "x", "peak"]]
+    found = detect_spine_session(stack, spacing=SPACING)
+    ia, ib = match_points(found[["z", "y", "x"]].to_numpy() * SPACING, truth * SPACING,
+                          gate_um=0.5, z_scale=0.25)
+    assert len(found) == len(heads) and sorted(ib) == list(range(len(heads))), \
+        found[["y", "x", "peak"]]
 
 
 def test_heads_are_found_in_a_fill_whose_background_was_clipped_at_zero():

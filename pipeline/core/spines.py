@@ -17,7 +17,9 @@ answers to it all along its length (the puncta detector, measured on the simulat
   there: photon noise grows with the fill, so the noise of the empty neuropil is scaled by the
   variance the stack shows at the shaft's level (:func:`variance_curve`);
 - peaks on the shaft's core (the shaft estimate above ``core_share`` of its largest value
-  nearby) are dropped: there the estimate's error is larger than a small head.
+  nearby) are dropped: there the estimate's error is larger than a small head;
+- :func:`neck_peaks`: a dimmer peak on the line from a head to the shaft is that spine's neck
+  (a neck 0.5-2 um long is as wide as the head filter and holds fill), not a second spine.
 
 :func:`head_over_shaft` gives each head's weight as MapManager reports it: the head's
 intensity over the shaft's.
@@ -122,7 +124,8 @@ def detect_spines(image: np.ndarray, *, spacing, head_fwhm_um: float, threshold:
                   surround_ratio: float, line_um: float, directions: int,
                   orientation_um: float, core_share: float, core_window_um: float,
                   min_separation_um: float, shoulder_snr: float | None,
-                  shoulder_apart_um: float) -> pd.DataFrame:
+                  shoulder_apart_um: float, neck_ratio: float | None,
+                  neck_width_um: float) -> pd.DataFrame:
     """Spine heads in one (z, y, x) stack of a cell fill (the settings' defaults and
     meanings: :class:`pipeline.params.SpinesParams`).
 
@@ -141,6 +144,9 @@ def detect_spines(image: np.ndarray, *, spacing, head_fwhm_um: float, threshold:
         every peak's own taken out (:mod:`~pipeline.core.shoulders`, a blob of the size its
         curvature gives) is searched again for peaks of this SNR farther than
         ``shoulder_apart_um`` from every peak; None: not
+    neck_ratio, neck_width_um : a peak whose response is below ``neck_ratio`` times a head's,
+        within ``neck_width_um`` of the line from that head to the shaft's core and between
+        them, is the head's neck and dropped (:func:`neck_peaks`); None: kept
 
     Returns
     -------
@@ -181,6 +187,11 @@ def detect_spines(image: np.ndarray, *, spacing, head_fwhm_um: float, threshold:
     # a head rises above the shaft estimate (the DoG also peaks beside a dip in the fill)
     keep = (snr > least) & (core_ratio < core_share) & (head[at] > 0)
     peaks, snr, core_ratio, peak = peaks[keep], snr[keep], core_ratio[keep], peak[keep]
+    if neck_ratio is not None and len(peaks) > 1:
+        core = (level >= core_share * shaft_ref) & (level > threshold * noise)
+        keep = ~neck_peaks(peaks, peak, core, ratio=neck_ratio,
+                           width_px=neck_width_um / spacing[1])
+        peaks, snr, core_ratio, peak = peaks[keep], snr[keep], core_ratio[keep], peak[keep]
     at = tuple(peaks.T)
     z = depth[at].astype(float) + _parabola_offset(smooth, depth, peaks)
     out = pd.DataFrame({"z": z, "y": peaks[:, 0].astype(float), "x": peaks[:, 1].astype(float),
@@ -188,6 +199,42 @@ def detect_spines(image: np.ndarray, *, spacing, head_fwhm_um: float, threshold:
                         "shaft": shaft_ref[at], "weight": head[at] / np.maximum(shaft_ref[at], 1e-12),
                         "core_ratio": core_ratio})
     return out.sort_values("snr", ascending=False, ignore_index=True)
+
+
+def neck_peaks(peaks: np.ndarray, response: np.ndarray, core: np.ndarray, *, ratio: float,
+               width_px: float) -> np.ndarray:
+    """Which of ``peaks`` ((n, 2) y, x pixels of a projection) lie on a brighter peak's neck.
+
+    Peak ``i`` is on peak ``j``'s neck when ``response[i] < ratio * response[j]`` and ``i``
+    lies between ``j`` and the nearest pixel of ``core`` (the shaft) to ``j``, within
+    ``width_px`` of the line joining them.  A neck leaves the shaft towards its head, so the
+    head's nearest shaft is where its neck starts; a second spine beside a head lies off
+    that line, or is about as bright.  Pairs are searched within the longest such line:
+    the cost grows with the number of peaks, not the image.
+    """
+    from scipy.spatial import cKDTree
+
+    peaks = np.asarray(peaks, float)
+    on_neck = np.zeros(len(peaks), bool)
+    if len(peaks) < 2 or not core.any():
+        return on_neck
+    _, nearest = ndimage.distance_transform_edt(~core, return_indices=True)
+    at = tuple(peaks.astype(int).T)
+    base = np.stack([nearest[0][at], nearest[1][at]], axis=1).astype(float)
+    neck = base - peaks                       # head to the shaft, per peak as a head
+    length = np.linalg.norm(neck, axis=1)
+    pairs = cKDTree(peaks).query_pairs(float(length.max()) + width_px, output_type="ndarray")
+    if len(pairs) == 0:
+        return on_neck
+    both = np.concatenate([pairs, pairs[:, ::-1]])       # (candidate neck, head)
+    i, j = both[:, 0], both[:, 1]
+    ok = (response[i] < ratio * response[j]) & (length[j] > 0)
+    i, j = i[ok], j[ok]
+    v, seg = peaks[i] - peaks[j], neck[j]
+    t = np.einsum("ij,ij->i", v, seg) / length[j] ** 2
+    across = np.abs(v[:, 0] * seg[:, 1] - v[:, 1] * seg[:, 0]) / length[j]
+    on_neck[i[(t > 0) & (t < 1) & (across < width_px)]] = True
+    return on_neck
 
 
 def _shoulder_peaks(response, peaks, floor, *, half, apart_px, base_vox, surround_vox,
