@@ -138,9 +138,13 @@ def test_neck_peaks_are_dimmer_peaks_between_a_head_and_its_shaft():
                       [20, 31],     # on the line but as bright as the head
                       [30, 50]])    # a lone peak elsewhere
     response = np.array([10.0, 5.0, 5.0, 5.0, 9.0, 4.0])
-    on = neck_peaks(peaks, response, core, ratio=0.8, width_px=3.0)
+    on = neck_peaks(peaks, response, core, ratio=0.8, width_px=3.0, max_length_px=40)
     np.testing.assert_array_equal(on, [False, True, False, False, False, False])
-    assert not neck_peaks(peaks, response, np.zeros_like(core), ratio=0.8, width_px=3.0).any()
+    assert not neck_peaks(peaks, response, np.zeros_like(core), ratio=0.8, width_px=3.0,
+                          max_length_px=40).any()
+    # a head farther from the shaft than the reach is not judged (nor searched around)
+    assert not neck_peaks(peaks, response, core, ratio=0.8, width_px=3.0,
+                          max_length_px=20).any()
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -190,7 +190,7 @@ def detect_spines(image: np.ndarray, *, spacing, head_fwhm_um: float, threshold:
     if neck_ratio is not None and len(peaks) > 1:
         core = (level >= core_share * shaft_ref) & (level > threshold * noise)
         keep = ~neck_peaks(peaks, peak, core, ratio=neck_ratio,
-                           width_px=neck_width_um / spacing[1])
+                           width_px=neck_width_um / spacing[1], max_length_px=near)
         peaks, snr, core_ratio, peak = peaks[keep], snr[keep], core_ratio[keep], peak[keep]
     at = tuple(peaks.T)
     z = depth[at].astype(float) + _parabola_offset(smooth, depth, peaks)
@@ -202,15 +202,16 @@ def detect_spines(image: np.ndarray, *, spacing, head_fwhm_um: float, threshold:
 
 
 def neck_peaks(peaks: np.ndarray, response: np.ndarray, core: np.ndarray, *, ratio: float,
-               width_px: float) -> np.ndarray:
+               width_px: float, max_length_px: float) -> np.ndarray:
     """Which of ``peaks`` ((n, 2) y, x pixels of a projection) lie on a brighter peak's neck.
 
     Peak ``i`` is on peak ``j``'s neck when ``response[i] < ratio * response[j]`` and ``i``
     lies between ``j`` and the nearest pixel of ``core`` (the shaft) to ``j``, within
     ``width_px`` of the line joining them.  A neck leaves the shaft towards its head, so the
     head's nearest shaft is where its neck starts; a second spine beside a head lies off
-    that line, or is about as bright.  Pairs are searched within the longest such line:
-    the cost grows with the number of peaks, not the image.
+    that line, or is about as bright.  Only heads within ``max_length_px`` of the core are
+    judged, and pairs are searched within that reach: the cost grows with the number of
+    peaks, not with the image or the distance to the shaft.
     """
     from scipy.spatial import cKDTree
 
@@ -223,6 +224,7 @@ def neck_peaks(peaks: np.ndarray, response: np.ndarray, core: np.ndarray, *, rat
     base = np.stack([nearest[0][at], nearest[1][at]], axis=1).astype(float)
     neck = base - peaks                       # head to the shaft, per peak as a head
     length = np.linalg.norm(neck, axis=1)
+    length[length > max_length_px] = 0          # too far from the shaft: not judged
     pairs = cKDTree(peaks).query_pairs(float(length.max()) + width_px, output_type="ndarray")
     if len(pairs) == 0:
         return on_neck
