@@ -168,6 +168,34 @@ def test_a_neck_gives_no_detection_and_a_dim_head_beside_one_is_kept(seed):
         found[["y", "x", "peak"]]
 
 
+def test_spine_null_places_lie_beside_the_shaft_and_measure_an_absent_head():
+    """The weights stage's null places of a spines cell (the presence model's absent state):
+    beside the shaft where a head could be, and there the head over the shaft measures about
+    nothing, while the heads measure far above it (without them the absent state was fitted
+    to the synapses' own rows, 6.7 SDs wide on the spines regime, and spines of 6-15 SDs were
+    called absent)."""
+    from pipeline.core.spines import head_over_shaft, spine_zone
+    from pipeline.params import SpinesParams, as_options
+    from pipeline.stages.weights import null_positions
+
+    heads = [(1.5, 4.0), (-1.2, 8.0), (2.0, 12.0), (-1.8, 16.0), (1.1, 20.0), (-0.8, 24.0)]
+    stack, truth = _fill(heads, neck_radius_um=0.1)
+    opts = as_options(SpinesParams())
+    zone = spine_zone(stack[0], spacing=SPACING, **{k: opts[k] for k in (
+        "head_fwhm_um", "surround_ratio", "line_um", "directions", "orientation_um",
+        "core_share", "core_window_um", "threshold")})
+    off_axis = np.abs(np.argwhere(zone)[:, 1] - stack.shape[2] // 2) * SPACING[1]
+    assert len(off_axis) > 1000 and off_axis.min() > 0.45 and off_axis.max() < 3.5
+    assert (np.argwhere(zone)[:, 1] > stack.shape[2] // 2).mean() > 0.3   # both sides
+    null = null_positions(zone, truth, spacing=SPACING)
+    assert len(null) >= 50
+    settings = {k: opts[k] for k in ("head_fwhm_um", "line_um", "directions", "orientation_um",
+                                     "core_window_um")}
+    at_null = head_over_shaft(stack[0], null, spacing=SPACING, **settings)["snr"]
+    at_heads = head_over_shaft(stack[0], truth, spacing=SPACING, **settings)["snr"]
+    assert abs(at_null.median()) < 2 and at_heads.min() > 5 * at_null.abs().median()
+
+
 def test_heads_are_found_in_a_fill_whose_background_was_clipped_at_zero():
     """A stack exported background-subtracted (everything below the neuropil's level set to
     0) has no noise left in its background: the photon scaling must not divide by that

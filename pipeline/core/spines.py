@@ -188,7 +188,8 @@ def detect_spines(image: np.ndarray, *, spacing, head_fwhm_um: float, threshold:
     keep = (snr > least) & (core_ratio < core_share) & (head[at] > 0)
     peaks, snr, core_ratio, peak = peaks[keep], snr[keep], core_ratio[keep], peak[keep]
     if neck_ratio is not None and len(peaks) > 1:
-        core = (level >= core_share * shaft_ref) & (level > threshold * noise)
+        core = shaft_core(level, shaft_ref, core_share=core_share, floor=threshold * noise,
+                          min_pixels=int(round(line_um / spacing[1])))
         keep = ~neck_peaks(peaks, peak, core, ratio=neck_ratio,
                            width_px=neck_width_um / spacing[1], max_length_px=near)
         peaks, snr, core_ratio, peak = peaks[keep], snr[keep], core_ratio[keep], peak[keep]
@@ -199,6 +200,51 @@ def detect_spines(image: np.ndarray, *, spacing, head_fwhm_um: float, threshold:
                         "shaft": shaft_ref[at], "weight": head[at] / np.maximum(shaft_ref[at], 1e-12),
                         "core_ratio": core_ratio})
     return out.sort_values("snr", ascending=False, ignore_index=True)
+
+
+def shaft_core(level: np.ndarray, shaft_ref: np.ndarray, *, core_share: float,
+               floor: float, min_pixels: int) -> np.ndarray:
+    """The shaft's core in a projection: the shaft estimate (``level``, above the neuropil)
+    at ``core_share`` or more of its largest value within twice the core window
+    (``shaft_ref``; a window that reaches past a head on a long neck to its shaft) and above
+    ``floor`` (the detection threshold's noise: no core in the empty neuropil), in pieces of
+    ``min_pixels`` or more (a shaft is long; a speck at the field's edge is not one)."""
+    core = (level >= core_share * shaft_ref) & (level > floor)
+    labels, n = ndimage.label(core)
+    if n == 0:
+        return core
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)
+    return (sizes >= min_pixels)[labels] & core
+
+
+def spine_zone(image: np.ndarray, *, spacing, head_fwhm_um: float, surround_ratio: float,
+               line_um: float, directions: int, orientation_um: float, core_share: float,
+               core_window_um: float, threshold: float,
+               reach_um: tuple[float, float] = (0.3, 2.5)) -> np.ndarray:
+    """Where a spine head could be in a (z, y, x) fill: the voxels (each column's plane of
+    largest filtered value) ``reach_um`` from the shaft's core (:func:`shaft_core`; heads sit
+    on necks up to ~2 um long).  Places there without a spine show what an absent spine's
+    head over its shaft measures, the presence model's absent state (the weights stage's
+    null places)."""
+    spacing = np.asarray(spacing, float)
+    proj, depth, _ = project(image, spacing=spacing, head_fwhm_um=head_fwhm_um)
+    shaft = shaft_estimate(proj, pixel_um=spacing[1], line_um=line_um, directions=directions,
+                           orientation_um=orientation_um)
+    head = proj - shaft
+    lateral = head_sigma_vox(spacing, head_fwhm_um)[1:]
+    noise = robust_noise(head - ndimage.gaussian_filter(
+        head, lateral * np.sqrt(surround_ratio ** 2 - 1)))
+    level = shaft - float(np.median(shaft))
+    near = max(int(round(core_window_um / spacing[1])) | 1, 3)
+    core = shaft_core(level, _shaft_reference(level, near), core_share=core_share,
+                      floor=threshold * noise, min_pixels=int(round(line_um / spacing[1])))
+    zone = np.zeros(np.shape(image), bool)
+    if not core.any():
+        return zone
+    dist = ndimage.distance_transform_edt(~core) * spacing[1]
+    yy, xx = np.nonzero((dist >= reach_um[0]) & (dist <= reach_um[1]))
+    zone[depth[yy, xx], yy, xx] = True
+    return zone
 
 
 def neck_peaks(peaks: np.ndarray, response: np.ndarray, core: np.ndarray, *, ratio: float,

@@ -18,7 +18,7 @@ from ..core.normalise import normalise_cell_weights
 from ..core.optics import Z_SCALE
 from ..core.photometry import aperture_photometry
 from ..core.shaft import dendrite_mask, line_background
-from ..core.spines import head_over_shaft
+from ..core.spines import head_over_shaft, spine_zone
 from ..params import SpinesParams, WeightsParams
 
 
@@ -201,7 +201,8 @@ def measure_session(stack: np.ndarray, meta: dict, transform: dict, tracks: pd.D
     (every row gets the quality flag ``channel_departs``).  A cell with ``target`` spines in
     ``meta``: ``intensity`` is each spine's head over its shaft
     (:func:`~pipeline.core.spines.head_over_shaft`, settings ``spines``), ``snr`` the head
-    over the noise, ``background`` the shaft."""
+    over the noise, ``background`` the shaft, and the null places lie beside the shaft where a
+    head could be (:func:`~pipeline.core.spines.spine_zone`), measured the same way."""
     centres, curated, n_detected = per_synapse or _per_synapse(tracks)
     ids = centres.index.to_numpy()
     spacing = np.asarray(meta["voxel_um"])
@@ -221,7 +222,12 @@ def measure_session(stack: np.ndarray, meta: dict, transform: dict, tracks: pd.D
                 k_morph = (share if share is not None
                            else morphology_coefficient(stack[0], stack[1]))
             psd = remove_bleedthrough(stack[0], stack[1], k_morph, spacing=spacing)
-    elif params.shaft_line_um and meta.get("target") != "spines":
+    elif meta.get("target") == "spines":   # places beside the shaft: an absent spine
+        cell = spine_zone(stack[0], spacing=spacing, **{
+            k: getattr(spines, k) for k in ("head_fwhm_um", "surround_ratio", "line_um",
+                                            "directions", "orientation_um", "core_share",
+                                            "core_window_um", "threshold")})
+    elif params.shaft_line_um:
         psd, cell = single_channel_psd(stack[0], spacing=spacing,
                                        shaft_line_um=params.shaft_line_um)
     aperture = list(params.aperture_um)
@@ -235,16 +241,18 @@ def measure_session(stack: np.ndarray, meta: dict, transform: dict, tracks: pd.D
     phot = aperture_photometry(psd, both, spacing=spacing, radius_um=aperture,
                                saturation=meta.get("psd95_saturation_level"), raw=stack[0],
                                sources=sources, template_fwhm_um=template)
-    nulls = pd.DataFrame({"session": meta["session"], "day": meta["day"],
-                          "z": null[:, 0], "y": null[:, 1], "x": null[:, 2],
-                          "snr": phot["snr"].to_numpy()[len(vox):]})
+    null_snr = phot["snr"].to_numpy()[len(vox):]
     phot = phot.iloc[:len(vox)]
     if meta.get("target") == "spines":
-        spine = head_over_shaft(stack[0], vox, spacing=spacing, **{
+        spine = head_over_shaft(stack[0], both, spacing=spacing, **{
             k: getattr(spines, k) for k in ("head_fwhm_um", "line_um", "directions",
                                             "orientation_um", "core_window_um")})
+        null_snr = spine["snr"].to_numpy()[len(vox):]
+        spine = spine.iloc[:len(vox)]
         phot = phot.assign(intensity=spine["weight"].to_numpy(), snr=spine["snr"].to_numpy(),
                            background=spine["shaft"].to_numpy())
+    nulls = pd.DataFrame({"session": meta["session"], "day": meta["day"],
+                          "z": null[:, 0], "y": null[:, 1], "x": null[:, 2], "snr": null_snr})
     link = det["link_distance_um"].reindex(ids).to_numpy()
     confidence, competitor = (det[c].reindex(ids).to_numpy() if c in det.columns
                               else np.full(len(ids), np.nan)
