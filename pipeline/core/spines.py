@@ -120,6 +120,23 @@ def shaft_estimate(projection: np.ndarray, *, pixel_um: float, line_um: float,
     return along_shaft_median(projection, angle, length_px=length, directions=directions)
 
 
+def _head_maps(image, *, spacing, head_fwhm_um, surround_ratio, line_um, directions,
+               orientation_um, core_window_um):
+    """What detection and :func:`spine_zone` read off a fill: (projection, plane of each
+    pixel's largest value, the filtered stack, projection above the shaft estimate, its
+    difference-of-Gaussians response, that response's robust noise, the shaft estimate above
+    the neuropil, the core window in pixels)."""
+    proj, depth, smooth = project(image, spacing=spacing, head_fwhm_um=head_fwhm_um)
+    shaft = shaft_estimate(proj, pixel_um=spacing[1], line_um=line_um, directions=directions,
+                           orientation_um=orientation_um)
+    head = proj - shaft
+    lateral = head_sigma_vox(spacing, head_fwhm_um)[1:]
+    response = head - ndimage.gaussian_filter(head, lateral * np.sqrt(surround_ratio ** 2 - 1))
+    level = shaft - float(np.median(shaft))
+    near = max(int(round(core_window_um / spacing[1])) | 1, 3)
+    return proj, depth, smooth, head, response, robust_noise(response), level, near
+
+
 def detect_spines(image: np.ndarray, *, spacing, head_fwhm_um: float, threshold: float,
                   surround_ratio: float, line_um: float, directions: int,
                   orientation_um: float, core_share: float, core_window_um: float,
@@ -157,16 +174,11 @@ def detect_spines(image: np.ndarray, *, spacing, head_fwhm_um: float, threshold:
     ``core_ratio`` (shaft estimate there over that largest value).
     """
     spacing = np.asarray(spacing, float)
-    proj, depth, smooth = project(image, spacing=spacing, head_fwhm_um=head_fwhm_um)
-    shaft = shaft_estimate(proj, pixel_um=spacing[1], line_um=line_um, directions=directions,
-                           orientation_um=orientation_um)
-    head = proj - shaft
+    _, depth, smooth, head, response, noise, level, near = _head_maps(
+        image, spacing=spacing, head_fwhm_um=head_fwhm_um, surround_ratio=surround_ratio,
+        line_um=line_um, directions=directions, orientation_um=orientation_um,
+        core_window_um=core_window_um)
     lateral = head_sigma_vox(spacing, head_fwhm_um)[1:]
-    response = head - ndimage.gaussian_filter(head, lateral * np.sqrt(surround_ratio ** 2 - 1))
-    noise = robust_noise(response)
-    neuropil = float(np.median(shaft))
-    level = shaft - neuropil
-    near = max(int(round(core_window_um / spacing[1])) | 1, 3)
     shaft_near = ndimage.maximum_filter(level, size=near)
     shaft_ref = _shaft_reference(level, near)
     half = max(int(round(min_separation_um / spacing[1])), 1)
@@ -227,15 +239,10 @@ def spine_zone(image: np.ndarray, *, spacing, head_fwhm_um: float, surround_rati
     head over its shaft measures, the presence model's absent state (the weights stage's
     null places)."""
     spacing = np.asarray(spacing, float)
-    proj, depth, _ = project(image, spacing=spacing, head_fwhm_um=head_fwhm_um)
-    shaft = shaft_estimate(proj, pixel_um=spacing[1], line_um=line_um, directions=directions,
-                           orientation_um=orientation_um)
-    head = proj - shaft
-    lateral = head_sigma_vox(spacing, head_fwhm_um)[1:]
-    noise = robust_noise(head - ndimage.gaussian_filter(
-        head, lateral * np.sqrt(surround_ratio ** 2 - 1)))
-    level = shaft - float(np.median(shaft))
-    near = max(int(round(core_window_um / spacing[1])) | 1, 3)
+    _, depth, _, _, _, noise, level, near = _head_maps(
+        image, spacing=spacing, head_fwhm_um=head_fwhm_um, surround_ratio=surround_ratio,
+        line_um=line_um, directions=directions, orientation_um=orientation_um,
+        core_window_um=core_window_um)
     core = shaft_core(level, _shaft_reference(level, near), core_share=core_share,
                       floor=threshold * noise, min_pixels=int(round(line_um / spacing[1])))
     zone = np.zeros(np.shape(image), bool)
