@@ -129,6 +129,10 @@ class SpinesParams:
         0.8, "a peak below this share of a head's response, between the head and the shaft "
              "(the head's nearest core), is its neck: dropped; None: kept")
     neck_width_um: float = _p(0.35, "... within this of the line from the head to the shaft, um")
+    shadow_snr: float | None = _p(
+        None, "a spine not detected in a session but measuring at least this head SNR there is "
+              "not observed in it (a head that bright would have been found: the light may be "
+              "a neighbour's); survival nearer the truth, turnover further from it; None: off")
 
 
 @dataclass(frozen=True)

@@ -196,6 +196,42 @@ def test_spine_null_places_lie_beside_the_shaft_and_measure_an_absent_head():
     assert abs(at_null.median()) < 2 and at_heads.min() > 5 * at_null.abs().median()
 
 
+def test_with_shadow_snr_an_undetected_spine_on_a_found_heads_flank_is_not_observed():
+    """``spines.shadow_snr`` (an option, off): a track not detected in this session whose
+    place lies 0.7 um from a head found in it measures that head's light (its flank); by
+    default it is observed, and the presence stage calls it on that light.  With the option
+    it is not observed (flag ``shadowed``); an undetected track where no head is measures
+    nothing and stays observed (an absence), and the detected heads are observed."""
+    from pipeline.params import SpinesParams
+    from pipeline.stages.weights import measure_session
+
+    heads = [(1.5, 4.0, 0.45), (-1.2, 10.0), (2.0, 16.0), (-1.8, 22.0)]
+    stack, truth = _fill(heads, seed=4, photons=80.0)
+    flank = truth[0] + [0, 0, 0.7 / SPACING[2]]        # 0.7 um along x from a large head
+    empty = truth[2] + [0, 0, 3.0 / SPACING[2]]        # beside the shaft, 3 um from any head
+    positions = np.vstack([truth, flank, empty])
+    um = positions * SPACING
+    tracks = pd.DataFrame({"synapse_id": np.arange(1, 7), "session": ["s01"] * 4 + ["s00"] * 2,
+                           "z": positions[:, 0], "y": positions[:, 1], "x": positions[:, 2],
+                           "z_um": um[:, 0], "y_um": um[:, 1], "x_um": um[:, 2],
+                           "link_distance_um": np.nan})
+    meta = {"cell": "c", "cell_type": "pyr", "session": "s01", "day": 4.0, "target": "spines",
+            "voxel_um": SPACING.tolist()}
+    transform = {"matrix": np.eye(4).tolist(), "reliable": True}
+    bright = 12.0
+    rows = measure_session(stack, meta, transform, tracks,
+                           spines=SpinesParams(shadow_snr=bright))[0].set_index("synapse_id")
+    default = measure_session(stack, meta, transform, tracks)[0].set_index("synapse_id")
+    # by default the flank measures a detectable head, and is observed
+    assert default.loc[5, "observed"] == 1 and default.loc[5, "snr"] >= bright
+    assert rows.loc[5, "observed"] == 0 and "shadowed" in rows.loc[5, "quality_flags"]
+    assert rows.loc[6, "observed"] == 1 and rows.loc[6, "snr"] < 3, rows.loc[6]
+    assert (rows.loc[1:4, "observed"] == 1).all() and (rows.loc[1:4, "present"] == 1).all()
+    assert (rows.loc[1:4, "snr"] > 2 * bright).all(), rows["snr"]
+    pd.testing.assert_frame_equal(rows.drop(columns=["observed", "present", "quality_flags"]),
+                                  default.drop(columns=["observed", "present", "quality_flags"]))
+
+
 def test_heads_are_found_in_a_fill_whose_background_was_clipped_at_zero():
     """A stack exported background-subtracted (everything below the neuropil's level set to
     0) has no noise left in its background: the photon scaling must not divide by that

@@ -538,7 +538,9 @@ def detect_spine_session(stack: np.ndarray, *, spacing,
     :func:`~pipeline.core.spines.detect_spines` on channel 0 (the fill), in the columns the
     puncta table has (``intensity`` the head above the shaft, ``background`` the shaft,
     ``size_um`` the head size the filter assumed) plus ``weight`` and ``core_ratio``."""
-    heads = detect_spines(stack[0], spacing=spacing, **as_options(params))
+    options = as_options(params)
+    options.pop("shadow_snr")                   # the weights stage's, not the detector's
+    heads = detect_spines(stack[0], spacing=spacing, **options)
     spacing = np.asarray(spacing, float)
     out = heads.assign(morphology_coefficient=0.0, intensity=heads["head"],
                        background=heads["shaft"], size_um=params.head_fwhm_um,
