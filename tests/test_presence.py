@@ -391,7 +391,8 @@ def test_an_absent_state_that_was_not_measured_is_named():
     null places measured (no dendrite seen, or a single-channel run before the weights stage
     measured them) the model assumes absent = 0 and calls the lost synapses present: the
     failure must reach the warnings.  Measured null places: the losses are found, no warning.
-    Spines (their head over shaft is zero when absent) are not named."""
+    A spines cell without its places beside the shaft is named too, as such (its absent state
+    is then fitted to the spines' own rows)."""
     rng = np.random.default_rng(5)
     states = _background(rng, n=200, k=6)
     signal = np.exp(rng.normal(3.0, 0.5, (200, 1))) * np.ones(6)
@@ -402,10 +403,9 @@ def test_an_absent_state_that_was_not_measured_is_named():
     lost = (table["truth"] == 0).to_numpy()
     null = offset + rng.normal(0, TAU, 300)
     calls, notes = {}, {}
-    for name, nulls, expected in (("unmeasured", [], True), ("measured", null, True),
-                                  ("spines", [], False)):
-        out, summary = call_presence(table, null_snr=np.asarray(nulls),
-                                     null_expected=expected)
+    for name, nulls, target in (("unmeasured", [], "puncta"), ("measured", null, "puncta"),
+                                ("spines", [], "spines"), ("spines measured", null, "spines")):
+        out, summary = call_presence(table, null_snr=np.asarray(nulls), target=target)
         out = out.set_index(["synapse_id", "session"]).loc[
             list(zip(table["synapse_id"], table["session"]))]
         calls[name] = (out["present"].to_numpy()[lost] == 1).mean()
@@ -413,4 +413,6 @@ def test_an_absent_state_that_was_not_measured_is_named():
     assert calls["unmeasured"] > 0.5, calls                    # the failure: lost called present
     assert calls["measured"] < 0.1, calls
     assert len(notes["unmeasured"]) == 1 and "cell c1" in notes["unmeasured"][0]
-    assert notes["measured"] == [] and notes["spines"] == []
+    assert notes["measured"] == [] and notes["spines measured"] == []
+    assert len(notes["spines"]) == 1 and "beside the shaft without a spine" in notes["spines"][0]
+    assert "PSD-95" not in notes["spines"][0] and "cell c1" in notes["spines"][0]

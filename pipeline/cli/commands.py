@@ -258,7 +258,7 @@ def cmd_presence(args) -> None:
                                  null_snr=null["snr"].to_numpy() if args.null else None,
                                  null_sessions=null["session"].to_numpy(),
                                  curation=_curation_rows(args.curation),
-                                 null_expected=args.target != "spines",
+                                 target=args.target,
                                  params=from_options(PresenceParams, args.options))
     write_table(out, args.out, columns=[c for c in PRESENCE_TABLE if c in out.columns])
     write_json(summary, args.summary)

@@ -222,8 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--null", default=None,
                    help="the weights stage's null_snr.csv: signal where no synapse is")
     p.add_argument("--target", default="puncta", choices=["puncta", "spines"],
-                   help="what the cell's synapses are (sheet column target): a spine's head over "
-                        "its shaft measures zero when absent, a PSD-95 punctum's place does not")
+                   help="what the cell's synapses are (sheet column target): the warning for a "
+                        "cell whose absent state was not measured says where it is measured")
     p.set_defaults(func=commands.cmd_presence)
 
     p = sub.add_parser("stats", help="statistics from a long per-synapse table")

@@ -209,17 +209,26 @@ def absent_departures(null_snr, sessions, *, cell: str,
     return departure, warnings
 
 
-def unmeasured_absent_warning(null_snr, *, cell: str) -> list:
+def unmeasured_absent_warning(null_snr, *, cell: str, target: str = "puncta") -> list:
     """A warning (in a list; empty when all is well) when fewer than
     :data:`MIN_NULL_PLACES` places without a synapse were measured on the cell: the absent
     state is then assumed centred on zero (:func:`fit_presence`), but a PSD-95 aperture on the
     dendrite measures its diffuse light, so synapses lost from the shaft are called present
     (on the simulated single-channel regime, before the weights stage measured such places
-    there: survival 1.00 against 0.74, 0.1 % lost per interval against 5.1 %)."""
+    there: survival 1.00 against 0.74, 0.1 % lost per interval against 5.1 %).  ``target``
+    'spines': the places lie beside the shaft's core; without them the absent state's width
+    is fitted to the spines' own rows (6.7 noise units on the simulated spines regime before
+    the places were measured, and spines of 6-15 units were called absent)."""
     null = np.asarray(null_snr, float)
     n = int(np.isfinite(null).sum())
     if n >= MIN_NULL_PLACES:
         return []
+    if target == "spines":
+        return [f"cell {cell}: the absent state was not measured ({n} places beside the "
+                f"shaft without a spine, fewer than {MIN_NULL_PLACES}: no shaft core found in "
+                "the fill); it was fitted to the spines' own rows instead, which can make it "
+                "several noise units wide and call clear spines absent: check losses and "
+                "survival on the review pages, and the fill's shaft in the detect logs"]
     return [f"cell {cell}: the absent state was not measured ({n} places without a synapse on "
             f"the cell, fewer than {MIN_NULL_PLACES}: no cell seen in the morphology channel, "
             "or without one no dendrite seen in the PSD-95 channel or weights.shaft_line_um "
@@ -483,7 +492,7 @@ def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
                   own_signal_reach: int = PresenceParams.own_signal_reach,
                   dim_present: bool = PresenceParams.dim_present,
                   null_snr=None, null_sessions=None,
-                  null_expected: bool = True) -> tuple[pd.DataFrame, dict]:
+                  target: str = "puncta") -> tuple[pd.DataFrame, dict]:
     """Present/absent per synapse and session for one cell's table (from the weights stage).
 
     Adds ``p_present`` (posterior probability), ``present_detected`` (the per-session call:
@@ -494,9 +503,9 @@ def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
     convention (see ``split_at_gaps``).  ``null_snr``: the signal measured where no synapse is
     (:func:`fit_presence`); ``null_sessions``: the session of each, to name a session whose
     absent state departs from the cell's (:func:`absent_departures`, beyond
-    ``warn_absent_departure`` SDs).  With ``null_expected`` (PSD-95 puncta: the absent state
-    is what the dendrite measures, not zero), a ``null_snr`` too short to measure the absent
-    state is named in the summary's warnings (:func:`unmeasured_absent_warning`).  Returns
+    ``warn_absent_departure`` SDs).  A ``null_snr`` too short to measure the absent state is
+    named in the summary's warnings (:func:`unmeasured_absent_warning`; ``target``: the
+    sheet's, 'puncta' or 'spines').  Returns
     the table and a summary of what changed.  ``own_signal_reach``, ``dim_present``: see
     :func:`fit_presence`.
     """
@@ -567,8 +576,9 @@ def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
         "params": params,
         **not_observed_summary(t, warn_fraction=warn_not_observed),
     }
-    if null_snr is not None and null_expected:
-        summary["warnings"] += unmeasured_absent_warning(null_snr, cell=str(t["cell"].iloc[0]))
+    if null_snr is not None:
+        summary["warnings"] += unmeasured_absent_warning(null_snr, cell=str(t["cell"].iloc[0]),
+                                                         target=target)
     if null_snr is not None and null_sessions is not None:
         summary["absent_departure"], departs = absent_departures(
             null_snr, null_sessions, cell=str(t["cell"].iloc[0]), limit=warn_absent_departure)
@@ -643,16 +653,16 @@ def _force(out: pd.DataFrame, sel, call: int) -> None:
 
 
 def presence_cell(table: pd.DataFrame, *, null_snr=None, null_sessions=None,
-                  curation: pd.DataFrame | None = None, null_expected: bool = True,
+                  curation: pd.DataFrame | None = None, target: str = "puncta",
                   params: PresenceParams = PresenceParams()) -> tuple[pd.DataFrame, dict]:
     """The presence stage on one cell's weights table: joint calls (:func:`call_presence`),
     then a person's present/absent rows (``curation``, :func:`curate_calls`), then the
     per-session normalisation again, since the synapses called present changed.
-    ``null_expected``: False for spines (a head over its shaft measures zero when absent), so
-    a cell without null places is not named for it.  Returns the table and a summary (calls
+    ``target``: the sheet's ('puncta' or 'spines': the warning for a cell without null places
+    says what they are).  Returns the table and a summary (calls
     changed, fitted parameters)."""
     out, summary = call_presence(table, model=params.model, null_snr=null_snr,
-                                 null_sessions=null_sessions, null_expected=null_expected,
+                                 null_sessions=null_sessions, target=target,
                                  uncertain=tuple(params.uncertain), gaps=params.gaps,
                                  merge_distance_um=params.merge_distance_um,
                                  warn_not_observed=params.warn_not_observed,
