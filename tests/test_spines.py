@@ -194,6 +194,18 @@ def test_spine_null_places_lie_beside_the_shaft_and_measure_an_absent_head():
     at_null = head_over_shaft(stack[0], null, spacing=SPACING, **settings)["snr"]
     at_heads = head_over_shaft(stack[0], truth, spacing=SPACING, **settings)["snr"]
     assert abs(at_null.median()) < 2 and at_heads.min() > 5 * at_null.abs().median()
+    # the weights stage computes the projection and shaft once and hands them to both
+    from pipeline.core.spines import head_maps
+
+    maps = head_maps(stack[0], spacing=SPACING, **{k: opts[k] for k in (
+        "head_fwhm_um", "surround_ratio", "line_um", "directions", "orientation_um",
+        "core_window_um")})
+    np.testing.assert_array_equal(zone, spine_zone(stack[0], spacing=SPACING, maps=maps, **{
+        k: opts[k] for k in ("head_fwhm_um", "surround_ratio", "line_um", "directions",
+                             "orientation_um", "core_share", "core_window_um", "threshold")}))
+    pd.testing.assert_frame_equal(
+        head_over_shaft(stack[0], truth, spacing=SPACING, **settings),
+        head_over_shaft(stack[0], truth, spacing=SPACING, maps=maps, **settings))
 
 
 def test_with_shadow_snr_an_undetected_spine_on_a_found_heads_flank_is_not_observed():

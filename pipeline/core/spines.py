@@ -120,12 +120,14 @@ def shaft_estimate(projection: np.ndarray, *, pixel_um: float, line_um: float,
     return along_shaft_median(projection, angle, length_px=length, directions=directions)
 
 
-def _head_maps(image, *, spacing, head_fwhm_um, surround_ratio, line_um, directions,
+def head_maps(image, *, spacing, head_fwhm_um, surround_ratio, line_um, directions,
                orientation_um, core_window_um):
-    """What detection and :func:`spine_zone` read off a fill: (projection, plane of each
-    pixel's largest value, the filtered stack, projection above the shaft estimate, its
-    difference-of-Gaussians response, that response's robust noise, the shaft estimate above
-    the neuropil, the core window in pixels)."""
+    """What detection, :func:`spine_zone` and :func:`head_over_shaft` read off a fill:
+    (projection, plane of each pixel's largest value, the filtered stack, projection above the
+    shaft estimate, its difference-of-Gaussians response, that response's robust noise, the
+    shaft estimate above the neuropil, the core window in pixels).  The weights stage computes
+    it once per session and hands it to both (``maps``): the filtering and the shaft's
+    median along 16 directions are most of their cost."""
     proj, depth, smooth = project(image, spacing=spacing, head_fwhm_um=head_fwhm_um)
     shaft = shaft_estimate(proj, pixel_um=spacing[1], line_um=line_um, directions=directions,
                            orientation_um=orientation_um)
@@ -174,7 +176,7 @@ def detect_spines(image: np.ndarray, *, spacing, head_fwhm_um: float, threshold:
     ``core_ratio`` (shaft estimate there over that largest value).
     """
     spacing = np.asarray(spacing, float)
-    _, depth, smooth, head, response, noise, level, near = _head_maps(
+    _, depth, smooth, head, response, noise, level, near = head_maps(
         image, spacing=spacing, head_fwhm_um=head_fwhm_um, surround_ratio=surround_ratio,
         line_um=line_um, directions=directions, orientation_um=orientation_um,
         core_window_um=core_window_um)
@@ -232,17 +234,19 @@ def shaft_core(level: np.ndarray, shaft_ref: np.ndarray, *, core_share: float,
 def spine_zone(image: np.ndarray, *, spacing, head_fwhm_um: float, surround_ratio: float,
                line_um: float, directions: int, orientation_um: float, core_share: float,
                core_window_um: float, threshold: float,
-               reach_um: tuple[float, float] = (0.3, 2.5)) -> np.ndarray:
+               reach_um: tuple[float, float] = (0.3, 2.5), maps=None) -> np.ndarray:
     """Where a spine head could be in a (z, y, x) fill: the voxels (each column's plane of
     largest filtered value) ``reach_um`` from the shaft's core (:func:`shaft_core`; heads sit
     on necks up to ~2 um long).  Places there without a spine show what an absent spine's
     head over its shaft measures, the presence model's absent state (the weights stage's
-    null places)."""
+    null places).  ``maps``: :func:`head_maps` of this image with these settings, if the
+    caller has it."""
     spacing = np.asarray(spacing, float)
-    _, depth, _, _, _, noise, level, near = _head_maps(
-        image, spacing=spacing, head_fwhm_um=head_fwhm_um, surround_ratio=surround_ratio,
-        line_um=line_um, directions=directions, orientation_um=orientation_um,
-        core_window_um=core_window_um)
+    if maps is None:
+        maps = head_maps(image, spacing=spacing, head_fwhm_um=head_fwhm_um,
+                         surround_ratio=surround_ratio, line_um=line_um, directions=directions,
+                         orientation_um=orientation_um, core_window_um=core_window_um)
+    _, depth, _, _, _, noise, level, near = maps
     core = shaft_core(level, _shaft_reference(level, near), core_share=core_share,
                       floor=threshold * noise, min_pixels=int(round(line_um / spacing[1])))
     zone = np.zeros(np.shape(image), bool)
@@ -343,22 +347,27 @@ def _parabola_offset(smooth, depth, peaks) -> np.ndarray:
 def head_over_shaft(image: np.ndarray, points_vox: np.ndarray, *, spacing,
                     head_fwhm_um: float, line_um: float, directions: int,
                     orientation_um: float, core_window_um: float,
-                    search_um: float = 0.25) -> pd.DataFrame:
+                    search_um: float = 0.25, maps=None) -> pd.DataFrame:
     """Each point's head intensity over its shaft's (MapManager's spine weight), whether a
     head is there or not: ``head`` (the largest projection above the shaft estimate within
     ``search_um`` of the point, laterally), ``shaft`` (the shaft's largest value within
     twice ``core_window_um``, above the neuropil), ``weight`` (their ratio), ``snr`` (head over
     the robust noise of the projection's residual above the shaft, high-passed at four head
-    widths: one noise for the whole stack, unlike :func:`detect_spines`' photon-scaled one)."""
+    widths: one noise for the whole stack, unlike :func:`detect_spines`' photon-scaled one).
+    ``maps``: :func:`head_maps` of this image with these settings, if the caller has it."""
     spacing = np.asarray(spacing, float)
-    proj = project(image, spacing=spacing, head_fwhm_um=head_fwhm_um)[0]
-    shaft = shaft_estimate(proj, pixel_um=spacing[1], line_um=line_um, directions=directions,
-                           orientation_um=orientation_um)
-    residual = proj - shaft
+    if maps is None:
+        proj = project(image, spacing=spacing, head_fwhm_um=head_fwhm_um)[0]
+        shaft = shaft_estimate(proj, pixel_um=spacing[1], line_um=line_um,
+                               directions=directions, orientation_um=orientation_um)
+        residual = proj - shaft
+        level = shaft - float(np.median(shaft))
+        near = max(int(round(core_window_um / spacing[1])) | 1, 3)
+    else:
+        proj, _, _, residual, _, _, level, near = maps
     head = ndimage.maximum_filter(residual,
                                   size=2 * max(int(round(search_um / spacing[1])), 1) + 1)
-    level = shaft - float(np.median(shaft))
-    shaft_near = _shaft_reference(level, max(int(round(core_window_um / spacing[1])) | 1, 3))
+    shaft_near = _shaft_reference(level, near)
     yx = np.clip(np.round(np.asarray(points_vox, float).reshape(-1, 3)[:, 1:]).astype(int), 0,
                  np.array(proj.shape) - 1)
     at = tuple(yx.T)

@@ -18,7 +18,7 @@ from ..core.normalise import normalise_cell_weights
 from ..core.optics import Z_SCALE
 from ..core.photometry import aperture_photometry
 from ..core.shaft import dendrite_mask, line_background
-from ..core.spines import head_over_shaft, spine_zone
+from ..core.spines import head_maps, head_over_shaft, spine_zone
 from ..params import SpinesParams, WeightsParams
 
 
@@ -231,7 +231,7 @@ def measure_session(stack: np.ndarray, meta: dict, transform: dict, tracks: pd.D
     found = np.isin(ids, det.index)
     vox[found] = det.loc[ids[found], ["z", "y", "x"]].to_numpy()
     ref_um[found] = det.loc[ids[found], ["z_um", "y_um", "x_um"]].to_numpy()
-    psd, k_morph, cell = stack[0], 0.0, None
+    psd, k_morph, cell, maps = stack[0], 0.0, None, None
     if stack.shape[0] > 1:
         cell = cell_mask(stack[1], spacing=spacing)
         if params.bleedthrough != 0:
@@ -241,7 +241,11 @@ def measure_session(stack: np.ndarray, meta: dict, transform: dict, tracks: pd.D
                            else morphology_coefficient(stack[0], stack[1]))
             psd = remove_bleedthrough(stack[0], stack[1], k_morph, spacing=spacing)
     elif meta.get("target") == "spines":   # places beside the shaft: an absent spine
-        cell = spine_zone(stack[0], spacing=spacing, **{
+        maps = head_maps(stack[0], spacing=spacing, **{     # once, for the zone and the heads
+            k: getattr(spines, k) for k in ("head_fwhm_um", "surround_ratio", "line_um",
+                                            "directions", "orientation_um", "core_window_um")})
+        maps = (*maps[:2], None, *maps[3:])      # the filtered stack: neither reads it
+        cell = spine_zone(stack[0], spacing=spacing, maps=maps, **{
             k: getattr(spines, k) for k in ("head_fwhm_um", "surround_ratio", "line_um",
                                             "directions", "orientation_um", "core_share",
                                             "core_window_um", "threshold")})
@@ -262,7 +266,7 @@ def measure_session(stack: np.ndarray, meta: dict, transform: dict, tracks: pd.D
     null_snr = phot["snr"].to_numpy()[len(vox):]
     phot = phot.iloc[:len(vox)]
     if meta.get("target") == "spines":
-        spine = head_over_shaft(stack[0], both, spacing=spacing, **{
+        spine = head_over_shaft(stack[0], both, spacing=spacing, maps=maps, **{
             k: getattr(spines, k) for k in ("head_fwhm_um", "line_um", "directions",
                                             "orientation_um", "core_window_um")})
         null_snr = spine["snr"].to_numpy()[len(vox):]
