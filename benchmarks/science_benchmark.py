@@ -391,6 +391,8 @@ def main(argv=None) -> int:
                     help="with --rerun: repeat each study's run in --workdir from this rule on "
                          "(e.g. weights) instead of simulating and running it all again")
     ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--kinds", default="effect,null",
+                    help="the study kinds to run for each seed (default %(default)s)")
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS_SCIENCE.md"))
     args = ap.parse_args(argv)
     n_seeds = 3 if args.quick else args.seeds
@@ -398,7 +400,7 @@ def main(argv=None) -> int:
     record.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     for seed in range(args.first_seed, args.first_seed + n_seeds):
-        for kind in ("effect", "null"):
+        for kind in args.kinds.split(","):
             if args.rerun or not (record / f"{kind}_{seed}_study.csv").exists():
                 run_study(work, record, seed, kind, args.cores, args.from_stage)
 

@@ -243,6 +243,11 @@ class PresenceParams:
                "seen")
 
 
+#: stats.type_test's choices: where animals hold cells of both types, compare the types within
+#: animals (cells the units, each animal a block), or over the animals' means of each type
+TYPE_TESTS = ("within_animals", "animal_means")
+
+
 @dataclass(frozen=True)
 class StatsParams:
     drop_uncertain: bool = _p(False, "leave out synapses with any presence_uncertain row")
@@ -254,6 +259,13 @@ class StatsParams:
         3, "cell-type comparisons report p-values only with at least this many cells per type")
     min_animals_per_type: int = _p(
         2, "where cells share animals, at least this many animals per type")
+    type_test: str = _p(
+        "within_animals",
+        "where animals hold cells of both types: 'within_animals' compares the types over "
+        "cells with each animal a block (a random-intercept model's answer; assumes the "
+        "difference is the same in every animal, p_type_by_animal tests it); 'animal_means': "
+        "Welch's t on each type's animal means (valid when it differs between animals, less "
+        "power)")
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,9 @@ rule stats:
         outdir=lambda wc, output: os.path.dirname(output[0]),
         opts=lambda wc: "--kesten-bins {kesten_bins} --markov-bins {markov_bins} "
         "--n-boot {n_boot} --seed {seed} --min-cells-per-type {min_cells_per_type} "
-        "--min-animals-per-type {min_animals_per_type}".format(**config["stats"])
+        "--min-animals-per-type {min_animals_per_type} --type-test {type_test}".format(
+            **config["stats"]
+        )
         + (" --drop-uncertain" if config["stats"].get("drop_uncertain") else ""),
     conda:
         "../envs/pipeline.yaml"

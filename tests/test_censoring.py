@@ -290,6 +290,91 @@ def test_a_session_of_pure_noise_is_named_not_dropped_silently(tmp_path):
     assert "Sessions left out of every statistic" in report and "session s03" in report
 
 
+def _crossed(rng, *, difference=0.0, animal_sd=0.0, by_animal_sd=0.0, cells=2, animals=3):
+    """Per-cell values of two types, ``cells`` of each in each animal: an animal's shift common
+    to both types (SD ``animal_sd``), the difference b - a varying between animals
+    (SD ``by_animal_sd``), each cell's own scatter SD 1."""
+    shift = rng.normal(0, animal_sd, animals)
+    extra = rng.normal(0, by_animal_sd, animals)
+    animal = np.repeat(np.arange(animals), cells)
+    xa = pd.Series(shift[animal] + rng.normal(0, 1, len(animal)),
+                   index=[f"a{k}" for k in range(len(animal))])
+    xb = pd.Series(shift[animal] + difference + extra[animal] + rng.normal(0, 1, len(animal)),
+                   index=[f"b{k}" for k in range(len(animal))])
+    of = pd.Series(np.r_[animal, animal].astype(str), index=[*xa.index, *xb.index])
+    return xa, xb, of
+
+
+def test_within_animals_is_the_randomised_block_analysis():
+    """The within-animal difference, its CI and p are those of an ordinary least-squares fit
+    of value ~ type + animal (statsmodels), and the interaction F test that of the nested
+    models' comparison."""
+    import statsmodels.formula.api as smf
+    from statsmodels.stats.anova import anova_lm
+
+    from pipeline.stats.compare import _within_animals
+
+    xa, xb, of = _crossed(np.random.default_rng(3), difference=1.0, animal_sd=2.0,
+                          by_animal_sd=1.0)
+    diff, lo, hi, stat, p, p_int, df = _within_animals(xa, xb, of, alpha=0.05, min_animals=2)
+    d = pd.DataFrame({"y": pd.concat([xa, xb]), "t": np.r_[np.zeros(6), np.ones(6)],
+                      "animal": of.reindex([*xa.index, *xb.index]).to_numpy()})
+    fit = smf.ols("y ~ t + C(animal)", d).fit()
+    assert df == fit.df_resid == 8
+    assert np.isclose(diff, fit.params["t"]) and np.isclose(p, fit.pvalues["t"])
+    assert np.allclose([lo, hi], fit.conf_int().loc["t"])
+    # balanced: the difference is the mean of the animals' own differences
+    assert np.isclose(diff, (xb.to_numpy() - xa.to_numpy()).mean())
+    full = smf.ols("y ~ t * C(animal)", d).fit()
+    assert np.isclose(p_int, anova_lm(fit, full)["Pr(>F)"].iloc[1])
+    # one animal holding both types is no comparison within animals
+    one = of.where(of == "0", "x" + of)
+    one[xb.index] = of[xb.index].where(of[xb.index] == "0", "y" + of[xb.index])
+    assert _within_animals(xa, xb, one, alpha=0.05, min_animals=2) is None
+
+
+def test_within_animals_keeps_the_nominal_rate_and_sees_through_animal_shifts():
+    """3 animals x 2 cells of each type.  Types alike, animals shifting both types (SD 2): the
+    within-animal test calls a difference at the nominal 5 %; a difference of 2.5 cell SDs is
+    found in most studies within animals and rarely over the animal means, whose spread the
+    shifts swell.  Where the difference varies between animals the interaction test says so."""
+    from pipeline.stats.compare import _over_animals, _within_animals
+
+    rng = np.random.default_rng(11)
+    animals_a = {str(k): [f"a{2 * k}", f"a{2 * k + 1}"] for k in range(3)}
+    animals_b = {str(k): [f"b{2 * k}", f"b{2 * k + 1}"] for k in range(3)}
+    reps = 2000
+    null = [_within_animals(*_crossed(rng, animal_sd=2.0), alpha=0.05, min_animals=2)[4]
+            for _ in range(reps)]
+    assert 0.038 <= np.mean(np.array(null) < 0.05) <= 0.062
+    found_within, found_means = 0, 0
+    for _ in range(500):
+        xa, xb, of = _crossed(rng, difference=2.5, animal_sd=2.0)
+        found_within += _within_animals(xa, xb, of, alpha=0.05, min_animals=2)[4] < 0.05
+        found_means += _over_animals(xa, xb, animals_a, animals_b, alpha=0.05)[4] < 0.05
+    assert found_within / 500 > 0.85 and found_means / 500 < 0.4, (found_within, found_means)
+    # the difference 0, +4, -4 cell SDs in the three animals: the interaction is seen
+    varying = [_within_animals(*_crossed(rng, by_animal_sd=4.0), alpha=0.05,
+                               min_animals=2)[5] for _ in range(200)]
+    steady = [_within_animals(*_crossed(rng), alpha=0.05, min_animals=2)[5]
+              for _ in range(200)]
+    assert np.mean(np.array(varying) < 0.05) > 0.6
+    assert np.mean(np.array(steady) < 0.05) < 0.1
+
+
+def test_a_study_whose_animals_hold_both_types_is_compared_within_animals():
+    crossed = _study(6, lambda c: f"m{c % 3}", lambda c: f"m{c % 3}")
+    row = _comparison(crossed).loc["turnover_dynamic_per_interval"]
+    assert row["test"].startswith("t within animals") and row["note"] == ""
+    assert np.isfinite(row["p"]) and np.isfinite(row["p_type_by_animal"])
+    means = celltype_comparison(crossed, turnover_per_cell(crossed), {},
+                                type_test="animal_means").set_index("quantity")
+    assert means.loc["turnover_dynamic_per_interval", "test"] == "Welch t over animal means"
+    assert np.isnan(means.loc["turnover_dynamic_per_interval", "p_type_by_animal"])
+    with pytest.raises(ValueError, match="type_test"):
+        celltype_comparison(crossed, turnover_per_cell(crossed), {}, type_test="pooled")
+
+
 def test_comparing_over_animals_keeps_the_nominal_false_positive_rate():
     """3 animals x 2 cells per type, both types alike: the test over animal means calls a
     difference no more often than the nominal 5 % (Welch's on 3 + 3 units is a little
@@ -313,3 +398,26 @@ def test_comparing_over_animals_keeps_the_nominal_false_positive_rate():
     # at most the nominal rate (binomial upper bound for 2000 draws), and not so conservative
     # that a real difference could not show
     assert 0.02 <= calls / reps <= 0.062, calls / reps
+
+
+def test_a_difference_that_varies_between_animals_is_named_in_the_warnings(tmp_path):
+    from pipeline.contract import Layout
+    from pipeline.review.report import stats_warnings
+    from pipeline.stats.compare import COMPARISON_COLUMNS
+
+    stats_dir = Layout(tmp_path).stats
+    stats_dir.mkdir(parents=True)
+    rows = pd.DataFrame([{"quantity": "survival_day_28", "cell_type_a": "PV", "cell_type_b": "pyr",
+                          "p": 0.01, "p_type_by_animal": 0.004},
+                         {"quantity": "sigma_ln_w_first_session", "cell_type_a": "PV",
+                          "cell_type_b": "pyr", "p": 0.02, "p_type_by_animal": 0.6},
+                         {"quantity": "kesten_a", "cell_type_a": "PV", "cell_type_b": "pyr",
+                          "p": 0.3}], columns=COMPARISON_COLUMNS)
+    rows.to_csv(stats_dir / "celltype_comparison.csv", index=False)
+    warned = stats_warnings(tmp_path)
+    assert len(warned) == 1 and "survival_day_28 (pyr - PV)" in warned[0]
+    assert "p = 0.004" in warned[0] and "animal_means" in warned[0]
+    # a table written before the column existed gives no warning (and no error)
+    rows.drop(columns="p_type_by_animal").to_csv(stats_dir / "celltype_comparison.csv",
+                                                  index=False)
+    assert stats_warnings(tmp_path) == []

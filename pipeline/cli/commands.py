@@ -331,7 +331,7 @@ def cmd_stats(args) -> None:
         run_stats(table, tmp, n_bins=args.kesten_bins, markov_bins=args.markov_bins,
                   n_boot=args.n_boot, seed=args.seed,
                   min_cells_per_type=args.min_cells_per_type,
-                  min_animals_per_type=args.min_animals_per_type)
+                  min_animals_per_type=args.min_animals_per_type, type_test=args.type_test)
     print(f"statistics written to {args.out}/")
 
 

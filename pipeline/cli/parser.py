@@ -5,7 +5,7 @@ import argparse
 from dataclasses import fields
 
 from ..inputs.discover import DEFAULT_PATTERN
-from ..params import IngestParams, ReviewParams, StatsParams
+from ..params import TYPE_TESTS, IngestParams, ReviewParams, StatsParams
 from . import commands, run
 
 DESCRIPTION = "Longitudinal in vivo synapse imaging: sessions sheet -> per-synapse tables -> statistics."
@@ -244,6 +244,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-animals-per-type", type=int,
                    default=StatsParams.min_animals_per_type,
                    help="where cells share animals, this many animals per type "
+                        "(default %(default)s)")
+    p.add_argument("--type-test", choices=TYPE_TESTS,
+                   default=StatsParams.type_test,
+                   help="where animals hold cells of both types: compare the types within "
+                        "animals (each animal a block) or over each type's animal means "
                         "(default %(default)s)")
     p.add_argument("--drop-uncertain", action="store_true",
                    help="leave out synapses with any presence_uncertain row")

@@ -125,7 +125,7 @@ def failures_by_cell(results: Path, failed: list[dict]) -> dict[str, str]:
 def summary(results: Path, by_cell: dict[str, str], started: float) -> tuple[list[str], bool]:
     """Closing lines of a run and whether everything succeeded."""
     from ..review.report import (channel_notes, channel_warnings, detection_warnings,
-                                 input_warnings, registration_warnings)
+                                 input_warnings, registration_warnings, stats_warnings)
 
     layout = Layout(results)
     lines, ok = [], not by_cell
@@ -141,6 +141,7 @@ def summary(results: Path, by_cell: dict[str, str], started: float) -> tuple[lis
     for cell in done:
         sm = json.loads(layout.path("presence_summary", cell=cell).read_text())
         warnings += sm.get("warnings", [])
+    warnings += stats_warnings(results)
     if warnings:
         lines.append(f"sessions flagged: {len(warnings)}")
         lines += [f"  {w}" for w in warnings]

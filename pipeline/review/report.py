@@ -91,6 +91,22 @@ def channel_warnings(results: Path) -> list[str]:
     return _channels_lines(results, "warnings")
 
 
+def stats_warnings(results: Path, *, alpha: float = 0.05) -> list[str]:
+    """Each cell-type difference compared within animals whose size the animals' own
+    differences doubt (type x animal interaction p below ``alpha``): its p assumes one
+    difference in every animal."""
+    path = Layout(results).stats / "celltype_comparison.csv"
+    if not path.exists():
+        return []
+    comp = pd.read_csv(path)
+    if "p_type_by_animal" not in comp.columns:
+        return []
+    return [f"statistics, {r.quantity} ({r.cell_type_b} - {r.cell_type_a}): the difference "
+            f"varies between animals (type x animal p = {r.p_type_by_animal:.2g}); its p "
+            "(within animals) assumes it does not: read it beside stats.type_test: animal_means"
+            for r in comp[comp["p_type_by_animal"] < alpha].itertuples()]
+
+
 def channel_notes(results: Path) -> list[str]:
     """What detection did for each cell without a morphology channel (the channels stage)."""
     return _channels_lines(results, "notes")
@@ -263,7 +279,8 @@ def write_report(results: Path, out: Path, *, failures=(), settings: dict | None
     presence = [json.loads(js.read_text()) for js in summaries]
     warnings = (input_warnings(results) + channel_warnings(results)
                 + detection_warnings(results) + registration_warnings(results)
-                + [w for sm in presence for w in sm.get("warnings", [])])
+                + [w for sm in presence for w in sm.get("warnings", [])]
+                + stats_warnings(results))
     if failures:
         parts.append("<h2>Failures</h2><p>Cells left out of synapses.csv and the statistics "
                      "(their jobs failed with the same message; fix the file or remove the "

@@ -101,8 +101,11 @@ def comparison_table(df: pd.DataFrame) -> str:
         ("quantity", "quantity", None), ("cell_type_a", "type a", None),
         ("value_a", "a", "{:.3g}"), ("cell_type_b", "type b", None), ("value_b", "b", "{:.3g}"),
         (diff, "b - a [95 % CI]", None), ("test", "test", None), ("p", "p", "{:.2g}"),
+        ("p_type_by_animal", "type x animal p", "{:.2g}"),
         ("n_a", "n a", "{:.0f}"), ("n_b", "n b", "{:.0f}"), ("note", "note", None)],
         empty={"p": "no test: too few cells or animals per type (see the note)",
+               "type x animal p": "not tested: the types were not compared within animals, or no "
+                                  "animal holds two cells of a type",
                "note": "nothing to note"})
 
 

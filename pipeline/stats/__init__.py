@@ -50,7 +50,8 @@ def run_stats(table: pd.DataFrame, out_dir: str | Path, *, n_bins: int = StatsPa
               markov_bins: int = StatsParams.markov_bins, n_boot: int = StatsParams.n_boot,
               seed: int = StatsParams.seed,
               min_cells_per_type: int = StatsParams.min_cells_per_type,
-              min_animals_per_type: int = StatsParams.min_animals_per_type) -> dict:
+              min_animals_per_type: int = StatsParams.min_animals_per_type,
+              type_test: str = StatsParams.type_test) -> dict:
     """Compute every statistic from a long table and write CSV tables and plots (PNG + SVG).
 
     Repeat sessions (a cell imaged twice on one day) serve only the measurement-noise
@@ -86,7 +87,7 @@ def run_stats(table: pd.DataFrame, out_dir: str | Path, *, n_bins: int = StatsPa
                                               n_boot=n_boot, rng=rng)
     results["celltype_comparison"] = celltype_comparison(
         t, per_cell_turnover, details, min_cells=min_cells_per_type,
-        min_animals=min_animals_per_type)
+        min_animals=min_animals_per_type, type_test=type_test)
     per_session_density = density_per_session(t)
     results["density"] = density_table(t, per_session_density)
     results["summary"] = summary_table(

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..params import StatsParams
+from ..params import TYPE_TESTS, StatsParams
 from .kesten import MIN_BOOT_CELLS
 from .kesten_models import PARAMS
 from .replication import (animal_means, cells_by_animal, counts, replication_note,
@@ -19,7 +19,7 @@ from .survival import survival_per_cell
 COMPARISON_COLUMNS = ["quantity", "cell_type_a", "cell_type_b", "value_a", "value_b",
                       "difference", "ci_low", "ci_high", "test", "statistic", "p",
                       "p_mann_whitney", "n_a", "n_b", "n_animals_a", "n_animals_b",
-                      "n_synapses_a", "n_synapses_b", "note"]
+                      "n_synapses_a", "n_synapses_b", "note", "p_type_by_animal"]
 
 
 def per_cell_values(table: pd.DataFrame, turnover_per_cell: pd.DataFrame) -> pd.DataFrame:
@@ -71,23 +71,77 @@ def _over_animals(xa: pd.Series, xb: pd.Series, animals_a: dict, animals_b: dict
     return diff, lo, hi, stat, p
 
 
+def _design(xa: pd.Series, xb: pd.Series, animal: pd.Series):
+    """Cells of both types with a value: value, type (0 a, 1 b) and animal unit."""
+    v = pd.concat([xa, xb]).astype(float)
+    t = np.r_[np.zeros(len(xa)), np.ones(len(xb))]
+    keep = ~np.isnan(v.to_numpy())
+    return v.to_numpy()[keep], t[keep], animal.reindex(v.index).to_numpy()[keep]
+
+
+def _within_animals(xa: pd.Series, xb: pd.Series, animal: pd.Series, *, alpha: float,
+                    min_animals: int):
+    """Difference (b - a) within animals: least squares on the cells with one level per animal
+    (each animal a block) and the type; t on the residual df.
+
+    The analysis of a randomised block design, and what a mixed model with a random intercept
+    per animal gives on a balanced design: an animal's shift, common to its cells of both types,
+    leaves the difference untouched, and the cells (more units than animals) carry it.  It
+    assumes the difference is the same in every animal; ``p_type_by_animal`` (an F test of the
+    type x animal interaction, where animals hold more than one cell of a type) says when the
+    data doubt it.  Returns None where fewer than ``min_animals`` (and 2) animals hold both types
+    or no df is left.
+    """
+    y, t, a = _design(xa, xb, animal)
+    levels, idx = np.unique(a, return_inverse=True)
+    both = [k for k in range(len(levels)) if len(set(t[idx == k])) == 2]
+    df = len(y) - len(levels) - 1
+    if len(both) < max(2, min_animals) or df < 1:
+        return None
+    blocks = (idx[:, None] == np.arange(len(levels))).astype(float)
+    X = np.column_stack([t, blocks])
+    beta, *_ = np.linalg.lstsq(X, y, rcond=None)
+    rss = float(np.sum((y - X @ beta) ** 2))
+    se = np.sqrt(rss / df * np.linalg.inv(X.T @ X)[0, 0])
+    stat = beta[0] / se if se > 0 else np.nan
+    p = 2 * stats.t.sf(abs(stat), df) if np.isfinite(stat) else np.nan
+    half = stats.t.ppf(1 - alpha / 2, df) * se
+    # the interaction: each animal holding both types its own difference
+    Xf = np.column_stack([X] + [t * (idx == k) for k in both[1:]])
+    df_full = len(y) - Xf.shape[1]
+    p_int = np.nan
+    if df_full >= 1:
+        bf, *_ = np.linalg.lstsq(Xf, y, rcond=None)
+        rss_full = float(np.sum((y - Xf @ bf) ** 2))
+        if rss_full > 0:
+            f = ((rss - rss_full) / (len(both) - 1)) / (rss_full / df_full)
+            p_int = float(stats.f.sf(f, len(both) - 1, df_full))
+    return beta[0], beta[0] - half, beta[0] + half, stat, p, p_int, df
+
+
 def celltype_comparison(table: pd.DataFrame, turnover_per_cell: pd.DataFrame,
                         kesten_details: dict, *, alpha: float = 0.05,
                         min_cells: int = StatsParams.min_cells_per_type,
-                        min_animals: int = StatsParams.min_animals_per_type) -> pd.DataFrame:
+                        min_animals: int = StatsParams.min_animals_per_type,
+                        type_test: str = StatsParams.type_test) -> pd.DataFrame:
     """Pairwise tests between cell types (difference = second minus first type).
 
     Survival at the last day both types were imaged, mean turnover per interval and the SD of
-    ln weight are compared over cells: Welch t-test with CI and Mann-Whitney p, or, where cells
-    share animals, Welch's on the animals' means (:func:`_over_animals`).  The ML Kesten
+    ln weight are compared over cells: Welch t-test with CI and Mann-Whitney p; where animals
+    hold cells of both types (at least ``min_animals``), within animals
+    (:func:`_within_animals`; ``type_test='animal_means'`` for the next rule instead); where
+    cells share animals, Welch's on the animals' means (:func:`_over_animals`).  The ML Kesten
     terms are compared by their bootstrap distributions (over cells or animals; percentile CI
     of the difference, two-sided p).  With fewer than ``min_cells`` cells of a type (or, where
     cells share animals, fewer than ``min_animals`` animals) the p-values and CIs are left empty
     and ``note`` says why: synapses of one cell, or cells of one animal, are not independent.
     ``n_animals_*`` counts named animals.
     """
+    if type_test not in TYPE_TESTS:
+        raise ValueError(f"type_test must be one of {TYPE_TESTS}, not {type_test!r}")
     types = sorted(table["cell_type"].unique())
     surv, cells = per_cell_values(table, turnover_per_cell)
+    animal_of = table.groupby("cell")["animal_unit"].first()
     cells = cells.set_index("cell")
     by_type = {t: table[table["cell_type"] == t] for t in types}
     rows = []
@@ -102,7 +156,13 @@ def celltype_comparison(table: pd.DataFrame, turnover_per_cell: pd.DataFrame,
                 "n_synapses_b": cb["n_synapses"], "note": note}
 
         def add(quantity, xa: pd.Series, xb: pd.Series):
-            if shared:
+            within = (_within_animals(xa, xb, animal_of, alpha=alpha, min_animals=min_animals)
+                      if type_test == "within_animals" else None)
+            p_int = np.nan
+            if within is not None:
+                diff, lo, hi, stat, p, p_int, df = within
+                p_mw, test = np.nan, f"t within animals (cells, each animal a block), {df} df"
+            elif shared:
                 diff, lo, hi, stat, p = _over_animals(xa, xb, cells_by_animal(by_type[ta]),
                                                       cells_by_animal(by_type[tb]), alpha=alpha)
                 p_mw, test = np.nan, "Welch t over animal means"
@@ -117,7 +177,8 @@ def celltype_comparison(table: pd.DataFrame, turnover_per_cell: pd.DataFrame,
                          "ci_low": lo, "ci_high": hi, "test": test,
                          "statistic": stat, "p": p, "p_mann_whitney": p_mw,
                          "n_a": int(np.sum(~np.isnan(np.asarray(xa, float)))),
-                         "n_b": int(np.sum(~np.isnan(np.asarray(xb, float))))})
+                         "n_b": int(np.sum(~np.isnan(np.asarray(xb, float)))),
+                         "p_type_by_animal": np.nan if note else p_int})
         days_a = set(surv.loc[surv["cell_type"] == ta, "day"])
         days_b = set(surv.loc[surv["cell_type"] == tb, "day"])
         common = sorted(days_a & days_b)
@@ -147,5 +208,6 @@ def celltype_comparison(table: pd.DataFrame, turnover_per_cell: pd.DataFrame,
                              "test": f"bootstrap of the ML fits over {da.get('resampled', 'cells')}",
                              "statistic": np.nan, "p": p,
                              "p_mann_whitney": np.nan, "n_a": da["ml"]["n_pairs"],
-                             "n_b": db["ml"]["n_pairs"], "note": k_note})
+                             "n_b": db["ml"]["n_pairs"], "note": k_note,
+                             "p_type_by_animal": np.nan})
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
