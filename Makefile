@@ -3,7 +3,8 @@
 # make test  : same environment plus the formats extra, run the test suite
 # make formats: install the optional readers of CZI, LIF, ND2 and OME-Zarr into the venv
 # make lint  : snakemake --lint
-# make bench : accuracy/speed/memory benchmark vs peer tools -> BENCHMARKS.md (about 20 min on 2 cores)
+# make bench : accuracy/speed/memory benchmark vs peer tools -> BENCHMARKS.md, then the spine
+#              regimes (issue 26) through the whole workflow, appended (about 2 h on 2 cores)
 # make bench-stats: the statistics on the reference data, CI coverage over 200 simulated tables,
 #                   noise correction, LRT size -> BENCHMARKS_STATS.md (about 10 min on 2 cores)
 # make bench-scale: peak memory and time per job on 1024x1024x100 two-channel 16-bit sessions
@@ -78,6 +79,8 @@ $(VENV)/.peers: $(STAMP) benchmarks/requirements.txt
 
 bench: $(VENV)/.peers
 	$(BIN)/python benchmarks/run_benchmark.py --workdir results/bench --out BENCHMARKS.md --cores $(CORES)
+	$(BIN)/python benchmarks/regime_run.py --regimes spines,spines_20M --workdir results/bench_spines --cores $(CORES) --out results/bench_spines/spines.md --title "Spines (issue 26): the spine regimes through the whole workflow"
+	cat results/bench_spines/spines.md >> BENCHMARKS.md
 
 bench-scale: $(STAMP)
 	$(BIN)/python benchmarks/scale_benchmark.py --workdir results/bench_scale --out BENCHMARKS_SCALE.md --cores $(CORES)

@@ -38,6 +38,9 @@ def main(argv=None) -> int:
     ap.add_argument("--workdir", default=str(ROOT / "results" / "bench_regime"))
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--title", default="The workflow on single regimes",
+                    help="the report's heading (make bench appends the spine regimes' report "
+                         "to BENCHMARKS.md under its own)")
     args = ap.parse_args(argv)
     started = time.perf_counter()
     work = Path(args.workdir).resolve()
@@ -55,7 +58,8 @@ def main(argv=None) -> int:
         # turnover from the presence stage's calls (what stats/ reports), per cell type
         pop = scores[scores.cell.str.startswith("type:")].set_index("metric")["value"]
         sums.append({"regime": regime, **{k: per_cell.get(k) for k in (
-            "detection_f1", "link_f1", "added_abs_error_pp", "lost_abs_error_pp")},
+            "detection_precision", "detection_recall", "detection_f1", "link_f1",
+            "added_abs_error_pp", "lost_abs_error_pp")},
             "added err pp (presence calls)": pop.get("added_abs_error_pp"),
             "lost err pp (presence calls)": pop.get("lost_abs_error_pp"),
             "sessions unreliable": int((~sessions["reliable"].astype(bool)).sum()),
@@ -71,7 +75,7 @@ def main(argv=None) -> int:
                   pop.round(4).to_frame().to_markdown(), "",
                   "Registration per session (against the reference):", "",
                   sessions[SESSION_COLUMNS].round(3).to_markdown(index=False), ""]
-    write_report("The workflow on single regimes", f"regime_run.py --regimes {args.regimes}",
+    write_report(args.title, f"regime_run.py --regimes {args.regimes}",
                  started, "Simulated as make bench does; the whole workflow with default "
                  "settings; scored against the simulator's truth. added/lost_abs_error_pp: "
                  "turnover per interval with a synapse present where its track was detected; "

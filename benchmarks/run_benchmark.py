@@ -60,8 +60,9 @@ REGIMES = {
     # resolve; tracking must not alternate between the two members
     "close_pairs": ["--cells", "PV", "--seed", "808", "--close-pair-fraction", "0.14"],
 }
-#: regimes of a target the workflow does not analyse yet, measured by detection_benchmark.py
-#: alone (issue 26): a spiny dendrite's fill, one 8-bit channel scaled per stack, heads
+#: the spine regimes (issue 26), without the peers (their detectors find puncta): make bench
+#: runs them through the whole workflow after this script (regime_run.py, its report appended
+#: to BENCHMARKS.md), detection_benchmark.py detects them alone; a spiny dendrite's fill, one 8-bit channel scaled per stack, heads
 #: 0.4-1 um on necks 0.5-2 um (a fifth stubby), spines born and lost, two sessions imaged
 #: 20 % shallower (the top and the bottom planes left out) and brightness varying 20 %
 SPINE_REGIMES = {
