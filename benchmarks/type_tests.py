@@ -173,7 +173,9 @@ def main(argv=None) -> int:
              + (f" and null seeds {seeds.stop}-{seeds.stop + args.more_null - 1}"
                 if args.more_null else "")
              + ", their truth tables (every synapse seen: what the design can find with "
-             "perfect image stages; `images`: where the images were run too); "
+             "perfect image stages; `images`: the studies' images run through the workflow, "
+             "`python benchmarks/science_benchmark.py --kinds effect --workdir WORKDIR "
+             "--record WORKDIR/runs`, and scored here from its synapses.csv); "
              "`within_animals`: the cells, each animal a block (the default); "
              "`animal_means`: Welch's t on each type's three animal means (the default until "
              "this test was added)._", "",
