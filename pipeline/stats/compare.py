@@ -79,6 +79,12 @@ def _design(xa: pd.Series, xb: pd.Series, animal: pd.Series):
     return v.to_numpy()[keep], t[keep], animal.reindex(v.index).to_numpy()[keep]
 
 
+def _residual_ss(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+    """Least-squares coefficients of y on X and the residual sum of squares."""
+    beta, *_ = np.linalg.lstsq(X, y, rcond=None)
+    return beta, float(np.sum((y - X @ beta) ** 2))
+
+
 def _within_animals(xa: pd.Series, xb: pd.Series, animal: pd.Series, *, alpha: float,
                     min_animals: int):
     """Difference (b - a) within animals: least squares on the cells with one level per animal
@@ -100,8 +106,7 @@ def _within_animals(xa: pd.Series, xb: pd.Series, animal: pd.Series, *, alpha: f
         return None
     blocks = (idx[:, None] == np.arange(len(levels))).astype(float)
     X = np.column_stack([t, blocks])
-    beta, *_ = np.linalg.lstsq(X, y, rcond=None)
-    rss = float(np.sum((y - X @ beta) ** 2))
+    beta, rss = _residual_ss(X, y)
     se = np.sqrt(rss / df * np.linalg.inv(X.T @ X)[0, 0])
     stat = beta[0] / se if se > 0 else np.nan
     p = 2 * stats.t.sf(abs(stat), df) if np.isfinite(stat) else np.nan
@@ -111,8 +116,7 @@ def _within_animals(xa: pd.Series, xb: pd.Series, animal: pd.Series, *, alpha: f
     df_full = len(y) - Xf.shape[1]
     p_int = np.nan
     if df_full >= 1:
-        bf, *_ = np.linalg.lstsq(Xf, y, rcond=None)
-        rss_full = float(np.sum((y - Xf @ bf) ** 2))
+        _, rss_full = _residual_ss(Xf, y)
         if rss_full > 0:
             f = ((rss - rss_full) / (len(both) - 1)) / (rss_full / df_full)
             p_int = float(stats.f.sf(f, len(both) - 1, df_full))
