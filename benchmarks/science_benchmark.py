@@ -120,6 +120,29 @@ def generating_values(kind: str) -> dict:
     return out
 
 
+def type_test_of(test: str) -> str:
+    """The ``stats.type_test`` a comparison's ``test`` text names (``cells`` where the cells
+    are independent, neither of the two crossed-design tests)."""
+    return ("within_animals" if "within animals" in test
+            else "animal_means" if "animal means" in test else "cells")
+
+
+def conclusion_rows(comp: pd.DataFrame) -> list[dict]:
+    """Per conclusion (:data:`CONCLUSIONS`), from a ``celltype_comparison.csv`` table: the
+    difference pyramidal minus PV, its p, whether p < ``ALPHA`` and whether the sign is PV's."""
+    rows = []
+    for prefix, sign in CONCLUSIONS.items():
+        row = comp[comp["quantity"].str.startswith(prefix)].iloc[0]
+        # cell_type_a = PV, b = pyr (sorted): difference = pyr - PV
+        diff = (1 if row["cell_type_a"] == "PV" else -1) * row["difference"]
+        rows.append({"test": prefix, "difference_pyr_minus_PV": diff, "p": row["p"],
+                     "significant": bool(row["p"] < ALPHA),
+                     "right_sign": bool(np.sign(diff) == sign),
+                     "type_test": type_test_of(str(row["test"])),
+                     "p_type_by_animal": row.get("p_type_by_animal", np.nan)})
+    return rows
+
+
 def score_study(data: Path, results: Path, truth_out: Path, seed: int, kind: str):
     """Rows of quantities (images vs truth table) and of conclusions for one study."""
     ours = pd.read_csv(results / "stats" / "summary.csv")
@@ -137,15 +160,8 @@ def score_study(data: Path, results: Path, truth_out: Path, seed: int, kind: str
     conclusions = []
     for source, folder in (("images", results / "stats"), ("truth_table", truth_out)):
         comp = pd.read_csv(folder / "celltype_comparison.csv")
-        for prefix, sign in CONCLUSIONS.items():
-            row = comp[comp["quantity"].str.startswith(prefix)].iloc[0]
-            # cell_type_a = PV, b = pyr (sorted): difference = pyr - PV
-            flip = 1 if row["cell_type_a"] == "PV" else -1
-            significant = bool(row["p"] < ALPHA)
-            conclusions.append({"seed": seed, "study": kind, "source": source, "test": prefix,
-                                "difference_pyr_minus_PV": flip * row["difference"],
-                                "p": row["p"], "significant": significant,
-                                "right_sign": bool(np.sign(flip * row["difference"]) == sign)})
+        conclusions += [{"seed": seed, "study": kind, "source": source, **row}
+                        for row in conclusion_rows(comp)]
         k = pd.read_csv(folder / "kesten.csv")
         lrt = k[(k.cell_type == "PV") & (k.method == "maximum_likelihood") & (k.model == "both")
                 & (k.noise_correction == "none")]["lrt_additive_p"]
@@ -204,11 +220,41 @@ def quantity_table(q: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+#: the commit that made ``within_animals`` the cell-type test of a crossed design: records
+#: written before ``type_test`` was kept are told apart by their commit
+WITHIN_ANIMALS_SINCE = "928ac00"
+
+
+def _is_ancestor(older: str, commit: str) -> bool:
+    res = subprocess.run(["git", "-C", str(ROOT), "merge-base", "--is-ancestor", older,
+                          commit.split("+")[0]], capture_output=True)
+    return res.returncode == 0
+
+
+def with_type_test(c: pd.DataFrame, studies: pd.DataFrame) -> pd.DataFrame:
+    """``c`` with every row's ``type_test``; rows recorded without one get the test their
+    study's commit used (``animal_means`` before :data:`WITHIN_ANIMALS_SINCE`)."""
+    c = c.copy()
+    c["type_test"] = c["type_test"].astype(object) if "type_test" in c else None
+    commit = studies.set_index(["study", "seed"])["commit"].astype(str)
+    test_of = {key: ("within_animals" if _is_ancestor(WITHIN_ANIMALS_SINCE, com)
+                     else "animal_means") for key, com in commit.items()}
+    missing = c["type_test"].isna() & (c["test"] != "PV additive term (LRT)")
+    c.loc[missing, "type_test"] = [test_of[(k, s)] for k, s in
+                                   zip(c.loc[missing, "study"], c.loc[missing, "seed"])]
+    c["type_test"] = c["type_test"].fillna("")
+    return c
+
+
 def conclusion_table(c: pd.DataFrame) -> pd.DataFrame:
+    """Per study kind, source, cell-type test (``type_test``) and conclusion: how often it was
+    found, and how often any difference was called."""
     rows = []
-    for (kind, source, test), g in c.groupby(["study", "source", "test"], sort=True):
+    for (kind, source, test, type_test), g in c.groupby(["study", "source", "test",
+                                                         "type_test"], sort=True):
         hit = g["significant"] & g["right_sign"]
-        rows.append({"study": kind, "source": source, "test": test, "n_studies": len(g),
+        rows.append({"study": kind, "source": source, "test": test, "type_test": type_test,
+                     "n_studies": len(g),
                      "found (right sign, p < 0.05)": hit.mean(),
                      "significant either sign": g["significant"].mean(),
                      "p (one-sided binomial: rate above 5 %)": (
@@ -240,7 +286,7 @@ def write_report(out: Path, quantities: pd.DataFrame, conclusions: pd.DataFrame,
                  densities: pd.DataFrame, studies: pd.DataFrame, args, seconds: float,
                  events: pd.DataFrame | None = None) -> None:
     qt = quantity_table(quantities)
-    ct = conclusion_table(conclusions)
+    ct = conclusion_table(with_type_test(conclusions, studies))
     eff = quantities[(quantities["study"] == "effect") & quantities["has_ci"]]
     k, n = int(eff["covers_truth_table"].sum()), len(eff)
     worst = qt[qt["study"] == "effect"].sort_values("coverage_truth_table").head(5)
@@ -283,7 +329,10 @@ def write_report(out: Path, quantities: pd.DataFrame, conclusions: pd.DataFrame,
         "heterogeneous; the additive term's LRT in PV). Null studies: `significant either "
         "sign` is the rate of false differences (target: not significantly above 5 %). "
         "`truth_table`: the same tests on the simulator's truth, i.e. what the design "
-        "could find with perfect image stages.", "",
+        "could find with perfect image stages. `type_test`: the comparison the study's run "
+        "made (`stats.type_test`: `within_animals`, the default since "
+        f"{WITHIN_ANIMALS_SINCE}; `animal_means`, Welch's t on the animals' means, in studies "
+        "run before it).", "",
         ct.round(3).to_markdown(index=False), "",
         "## Density per um of dendrite", "",
         "Dendrite length from the morphology channel (the dendrite stage) against the "

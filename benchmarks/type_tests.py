@@ -40,7 +40,8 @@ from pipeline.stats.compare import (_over_animals, _within_animals,  # noqa: E40
                                     celltype_comparison)
 from pipeline.stats.survival import turnover_per_cell  # noqa: E402
 from pipeline.stats.table import prepare_table, split_repeats  # noqa: E402
-from science_benchmark import ALPHA, CONCLUSIONS, binom_above, study_cells  # noqa: E402
+from science_benchmark import (ALPHA, binom_above, conclusion_rows,  # noqa: E402
+                               study_cells)
 
 
 def study_truth(seed: int, kind: str) -> pd.DataFrame:
@@ -66,16 +67,8 @@ def study_rows(table: pd.DataFrame, seed: int, kind: str, source: str) -> list[d
     rows = []
     for type_test in TYPE_TESTS:
         comp = celltype_comparison(t, per_cell, {}, type_test=type_test)
-        for prefix, sign in CONCLUSIONS.items():
-            r = comp[comp["quantity"].str.startswith(prefix)].iloc[0]
-            flip = 1 if r["cell_type_a"] == "PV" else -1    # difference = pyr - PV
-            diff = flip * r["difference"]
-            rows.append({"seed": seed, "study": kind, "source": source,
-                         "type_test": type_test, "test": prefix,
-                         "difference_pyr_minus_PV": diff, "p": r["p"],
-                         "p_type_by_animal": r["p_type_by_animal"],
-                         "significant": bool(r["p"] < ALPHA),
-                         "right_sign": bool(diff * sign > 0)})
+        rows += [{"seed": seed, "study": kind, "source": source, **row}
+                 for row in conclusion_rows(comp)]
     return rows
 
 
