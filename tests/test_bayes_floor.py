@@ -5,7 +5,7 @@ import pandas as pd
 from scipy import special
 
 from pipeline.truth.ideal_observer import (ideal_calls, ideal_presence_posterior, measurement_noise,
-                                  simulate_measurements)
+                                           model_calls, simulate_measurements)
 from pipeline.truth.simulate import kesten_step
 
 DYNAMICS = {"kesten": (-0.05, 0.04, 0.07, 0.11), "loss_logit": (-3.3, -1.0), "min_weight": 0.05,
@@ -80,3 +80,21 @@ def test_measurement_model_is_recovered_from_matched_rows():
     assert np.allclose(est["signal_per_weight"], noise["signal_per_weight"], rtol=0.05)
     assert abs(est["relative_sd"] - 0.15) < 0.04
     assert abs(est["null_centre"] - 0.5) < 0.3 and abs(est["null_sd"] - 1.8) < 0.3
+
+
+def test_the_presence_model_on_perfect_tracks_is_exact_without_noise_and_behind_the_ideal_with_it():
+    # model_calls: the presence stage's own HMM on measurements at the true synapses (perfect
+    # tracking); it knows no dynamics, so with noise it errs more often than the ideal observer
+    rng = np.random.default_rng(3)
+    truth = _truth(rng)
+    truth_present = truth.sort_values(["synapse_id", "day"])["present"].to_numpy()
+    quiet = {"signal_per_weight": np.full(8, 40.0), "relative_sd": 0.01, "null_centre": 0.0,
+             "null_sd": 0.05}
+    assert (model_calls(truth, DYNAMICS, quiet, rng)["present"].to_numpy() == truth_present).all()
+    noisy = {"signal_per_weight": np.full(8, 11.0), "relative_sd": 0.2, "null_centre": 0.0,
+             "null_sd": 1.6}
+    model_errors = sum((model_calls(truth, DYNAMICS, noisy, rng)["present"].to_numpy()
+                        != truth_present).sum() for _ in range(3))
+    ideal_errors = sum((ideal_calls(truth, DYNAMICS, noisy, rng)["present"].to_numpy()
+                        != truth_present).sum() for _ in range(3))
+    assert 0 < ideal_errors < model_errors

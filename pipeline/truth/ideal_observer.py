@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from ..stages.presence import absent_state
 from ..core.noise import MAD_TO_SD
+from ..stages.presence import absent_state, fit_presence
 
 
 def ideal_presence_posterior(snr, observed, *, signal_per_weight, null_centre, null_sd,
@@ -154,5 +154,26 @@ def ideal_calls(truth_cell: pd.DataFrame, params: dict, noise: dict, rng) -> pd.
     out = t.copy()
     out["present"] = (post >= 0.5).astype(int).ravel()   # rows are (synapse, day) sorted
     # a row called present where the truth has no weight gets a nominal one (turnover only)
+    out["weight"] = out["weight"].where(out["weight"] > 0, params["min_weight"])
+    return out
+
+
+def model_calls(truth_cell: pd.DataFrame, params: dict, noise: dict, rng, *,
+                null_places: int = 300) -> pd.DataFrame:
+    """As :func:`ideal_calls`, but each row called by the presence stage's own model
+    (:func:`pipeline.stages.presence.fit_presence` with its defaults: parameters fitted to the
+    cell's tracks, no knowledge of the dynamics) on the same kind of measurements, with
+    ``null_places`` measurements of the absent state drawn from ``noise``: what the workflow's
+    presence calls would do with perfect detection, registration and tracking.  Its errors
+    beside the ideal observer's are the presence model's part of ours; ours beside its, the
+    image stages' part."""
+    t = truth_cell.sort_values(["synapse_id", "day"]).reset_index(drop=True)
+    wide_w = t.pivot(index="synapse_id", columns="day", values="weight")
+    wide_p = t.pivot(index="synapse_id", columns="day", values="present").to_numpy() == 1
+    z = simulate_measurements(wide_w.to_numpy(), wide_p, noise, rng)
+    null = noise["null_centre"] + noise["null_sd"] * rng.normal(size=null_places)
+    post = fit_presence(z, np.ones_like(z, bool), null_snr=null)["p_present"]
+    out = t.copy()
+    out["present"] = (post >= 0.5).astype(int).ravel()
     out["weight"] = out["weight"].where(out["weight"] > 0, params["min_weight"])
     return out
