@@ -129,6 +129,13 @@ class SpinesParams:
         0.8, "a peak below this share of a head's response, between the head and the shaft "
              "(the head's nearest core), is its neck: dropped; None: kept")
     neck_width_um: float = _p(0.35, "... within this of the line from the head to the shaft, um")
+    fine_fwhm_um: float | None = _p(
+        None, "a head merged with a brighter neighbour: the fill filtered for heads this wide "
+              "(um; e.g. 0.2) is searched near the heads found, off the shaft and their necks; "
+              "None: not")
+    fine_snr: float = _p(4.0, "... for peaks of this response over its noise")
+    fine_reach_um: tuple[float, float] = _p(
+        (0.55, 1.4), "... this near and this far from the nearest head, um")
     shadow_snr: float | None = _p(
         None, "a spine not detected in a session but measuring at least this head SNR there is "
               "not observed in it (a head that bright would have been found: the light may be "

@@ -30,10 +30,16 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from .fine_heads import fine_heads
 from .noise import robust_noise
 from .optics import FWHM_TO_SIGMA, PSF_FWHM_UM
 from .shaft import line_footprint
 
+
+#: second heads (``fine_fwhm_um``): of two closer than this (um) the weaker is dropped, and at
+#: most this many beside one head found
+FINE_APART_UM = 0.5
+FINE_PER_HEAD = 2
 
 def head_sigma_vox(spacing, head_fwhm_um: float, psf_fwhm_um=PSF_FWHM_UM) -> np.ndarray:
     """Gaussian SD (z, y, x voxels) of a head of ``head_fwhm_um`` seen through the PSF."""
@@ -144,7 +150,8 @@ def detect_spines(image: np.ndarray, *, spacing, head_fwhm_um: float, threshold:
                   orientation_um: float, core_share: float, core_window_um: float,
                   min_separation_um: float, shoulder_snr: float | None,
                   shoulder_apart_um: float, neck_ratio: float | None,
-                  neck_width_um: float) -> pd.DataFrame:
+                  neck_width_um: float, fine_fwhm_um: float | None, fine_snr: float,
+                  fine_reach_um) -> pd.DataFrame:
     """Spine heads in one (z, y, x) stack of a cell fill (the settings' defaults and
     meanings: :class:`pipeline.params.SpinesParams`).
 
@@ -166,6 +173,11 @@ def detect_spines(image: np.ndarray, *, spacing, head_fwhm_um: float, threshold:
     neck_ratio, neck_width_um : a peak whose response is below ``neck_ratio`` times a head's,
         within ``neck_width_um`` of the line from that head to the shaft's core and between
         them, is the head's neck and dropped (:func:`neck_peaks`); None: kept
+    fine_fwhm_um, fine_snr, fine_reach_um : a head the matched filter merged with a brighter
+        neighbour: the fill filtered for heads this wide is searched for peaks of this SNR
+        between ``fine_reach_um`` from the nearest head found, off the shaft's core and off a
+        found head's neck (:func:`~pipeline.core.fine_heads.fine_heads`; their ``snr`` is the
+        fine filter's); None: not searched
 
     Returns
     -------
@@ -201,12 +213,25 @@ def detect_spines(image: np.ndarray, *, spacing, head_fwhm_um: float, threshold:
     # a head rises above the shaft estimate (the DoG also peaks beside a dip in the fill)
     keep = (snr > least) & (core_ratio < core_share) & (head[at] > 0)
     peaks, snr, core_ratio, peak = peaks[keep], snr[keep], core_ratio[keep], peak[keep]
+    core = (shaft_core(level, shaft_ref, core_share=core_share, floor=threshold * noise,
+                       min_pixels=int(round(line_um / spacing[1])))
+            if neck_ratio is not None else None)
     if neck_ratio is not None and len(peaks) > 1:
-        core = shaft_core(level, shaft_ref, core_share=core_share, floor=threshold * noise,
-                          min_pixels=int(round(line_um / spacing[1])))
         keep = ~neck_peaks(peaks, peak, core, ratio=neck_ratio,
                            width_px=neck_width_um / spacing[1], max_length_px=near)
         peaks, snr, core_ratio, peak = peaks[keep], snr[keep], core_ratio[keep], peak[keep]
+    if fine_fwhm_um is not None and len(peaks):
+        more, more_snr = _second_heads(
+            image, peaks, response, level, shaft_near, core, spacing=spacing,
+            fine_fwhm_um=fine_fwhm_um, fine_snr=fine_snr, fine_reach_um=fine_reach_um,
+            surround_ratio=surround_ratio, core_share=core_share,
+            min_separation_um=min_separation_um, neck_ratio=neck_ratio,
+            neck_width_um=neck_width_um, near=near, line_um=line_um, directions=directions,
+            orientation_um=orientation_um)
+        at = tuple(more.T)
+        peaks, snr = np.concatenate([peaks, more]), np.concatenate([snr, more_snr])
+        core_ratio = np.concatenate([core_ratio, level[at] / np.maximum(shaft_near[at], 1e-12)])
+        peak = np.concatenate([peak, response[at]])
     at = tuple(peaks.T)
     z = depth[at].astype(float) + _parabola_offset(smooth, depth, peaks)
     out = pd.DataFrame({"z": z, "y": peaks[:, 0].astype(float), "x": peaks[:, 1].astype(float),
@@ -214,6 +239,34 @@ def detect_spines(image: np.ndarray, *, spacing, head_fwhm_um: float, threshold:
                         "shaft": shaft_ref[at], "weight": head[at] / np.maximum(shaft_ref[at], 1e-12),
                         "core_ratio": core_ratio})
     return out.sort_values("snr", ascending=False, ignore_index=True)
+
+
+def _second_heads(image, peaks, response, level, shaft_near, core, *, spacing,
+                  fine_fwhm_um, fine_snr, fine_reach_um, surround_ratio, core_share,
+                  min_separation_um, neck_ratio, neck_width_um, near, line_um, directions,
+                  orientation_um):
+    """:func:`~pipeline.core.fine_heads.fine_heads` beside ``peaks`` (the heads found), on
+    the fill's projection filtered at ``fine_fwhm_um`` minus its own shaft estimate; the
+    neck rule judged on the head scale's ``response`` over found heads and candidates."""
+    fine_proj = project(image, spacing=spacing, head_fwhm_um=fine_fwhm_um)[0]
+    # the shaft in the fine projection itself: the head scale's estimate, smoother, lies
+    # below the fine projection along the shaft's edges and leaves peaks there
+    fine_shaft = shaft_estimate(fine_proj, pixel_um=spacing[1], line_um=line_um,
+                                directions=directions, orientation_um=orientation_um)
+    on_neck = None
+    if neck_ratio is not None and core is not None:
+        def on_neck(cand):
+            both = np.concatenate([peaks, cand])
+            return neck_peaks(both, response[tuple(both.T)], core, ratio=neck_ratio,
+                              width_px=neck_width_um / spacing[1],
+                              max_length_px=near)[len(peaks):]
+    return fine_heads(fine_proj - fine_shaft, peaks, pixel_um=spacing[1],
+                      centre_px=head_sigma_vox(spacing, fine_fwhm_um)[1:],
+                      surround_ratio=surround_ratio, threshold=fine_snr,
+                      reach_um=tuple(fine_reach_um), apart_um=FINE_APART_UM,
+                      per_head=FINE_PER_HEAD, min_separation_um=min_separation_um,
+                      on_core=level / np.maximum(shaft_near, 1e-12) >= core_share,
+                      on_neck=on_neck)
 
 
 def shaft_core(level: np.ndarray, shaft_ref: np.ndarray, *, core_share: float,
