@@ -13,6 +13,14 @@ stage's spine detector and matched to the true spines present and in view (1 um 
   the detector's threshold;
 - ``other``: on the shaft's core, hidden above or below the shaft, or not explained here.
 
+Each miss is also put in one class of what the head filter's response shows at it (the
+detector's own maps, ``pipeline.core.spines.head_maps``): ``no peak of its own`` (no local
+maximum within ``OWN_PEAK_UM``: merged into a neighbour's blob), ``peak below threshold``,
+``peak on the shaft's core`` (the shaft estimate there at least ``core_share`` of its nearby
+largest) or ``peak dropped later`` (on a found head's neck, a speck, or not above the shaft).
+``beside, apart in depth``: misses beside another whose neighbour lies more than 1 um deeper
+or shallower.
+
 Each false detection is ``near a found spine`` (within ``NEAR_UM`` of a matched detection: a
 neck, or a second peak of one head) or ``elsewhere``.  With ``--noise-free`` the same cell
 is simulated again without photon and read noise (the same truth) and detected with the
@@ -39,6 +47,8 @@ BESIDE_UM = 1.2
 #: a false detection this close (lateral, um) to a matched one is "near a found spine":
 #: a neck (0.5-2 um) or a second peak of one head
 NEAR_UM = 2.5
+#: a miss with a local maximum of the head response this close (lateral, um) has a peak of its own
+OWN_PEAK_UM = 0.6
 
 
 def session_errors(image: np.ndarray, truth: pd.DataFrame, *, spacing, params) -> dict:
@@ -62,6 +72,11 @@ def session_errors(image: np.ndarray, truth: pd.DataFrame, *, spacing, params) -
                           directions=params.directions, orientation_um=params.orientation_um,
                           core_window_um=params.core_window_um)["snr"].to_numpy()
     beside = nearest_other[missed] < BESIDE_UM
+    nearest_k = (cKDTree(lateral).query(lateral, k=2)[1][:, 1] if len(truth) > 1
+                 else np.zeros(len(truth), int))
+    apart_in_depth = beside & (np.abs(true_vox[missed, 0] - true_vox[nearest_k[missed], 0])
+                               * spacing[0] > 1.0)
+    view = filter_view(image[0], true_vox[missed], spacing=spacing, params=params)
     dim = ~beside & (snr < params.threshold)
     found = det_vox[i_det, 1:] * spacing[1:]
     near = (cKDTree(found).query(det_vox[false, 1:] * spacing[1:])[0] < NEAR_UM
@@ -71,8 +86,41 @@ def session_errors(image: np.ndarray, truth: pd.DataFrame, *, spacing, params) -
             "precision": score["precision"], "recall": score["recall"],
             "missed": len(missed), "missed beside another": int(beside.sum()),
             "missed dim": int(dim.sum()), "missed other": int((~beside & ~dim).sum()),
+            "beside, apart in depth": int(apart_in_depth.sum()),
+            **{k: int((view == k).sum()) for k in FILTER_VIEW},
             "false": len(false), "false near a found spine": int(near.sum()),
             "false elsewhere": int((~near).sum())}
+
+
+FILTER_VIEW = ("no peak of its own", "peak below threshold", "peak on the shaft's core",
+               "peak dropped later")
+
+
+def filter_view(image: np.ndarray, points_vox: np.ndarray, *, spacing, params) -> np.ndarray:
+    """Per missed spine, what the detector's head response shows there (:data:`FILTER_VIEW`):
+    the nearest local maximum within ``OWN_PEAK_UM``, its SNR as the detector scores it (photon
+    noise included) and its core ratio."""
+    from scipy import ndimage
+
+    from pipeline.core.spines import head_maps, photon_factor, variance_curve
+
+    if len(points_vox) == 0:
+        return np.array([], object)
+    _, _, _, head, response, noise, level, near = head_maps(
+        image.astype(np.float32), spacing=spacing, head_fwhm_um=params.head_fwhm_um,
+        surround_ratio=params.surround_ratio, line_um=params.line_um,
+        directions=params.directions, orientation_um=params.orientation_um,
+        core_window_um=params.core_window_um)
+    half = max(int(round(params.min_separation_um / spacing[1])), 1)
+    top = ndimage.maximum_filter(response, size=2 * half + 1, mode="nearest")
+    peaks = np.argwhere((response >= top) & (response > 0))
+    dist, which = cKDTree(peaks * spacing[1]).query(np.asarray(points_vox)[:, 1:] * spacing[1])
+    at = tuple(peaks[which].T)
+    photon = photon_factor(level[at], *variance_curve(image), neuropil=float(np.median(image)))
+    snr = response[at] / (noise * photon)
+    core = level[at] / np.maximum(ndimage.maximum_filter(level, size=near)[at], 1e-12)
+    return np.select([dist > OWN_PEAK_UM, snr <= params.threshold, core >= params.core_share],
+                     list(FILTER_VIEW[:3]), FILTER_VIEW[3])
 
 
 def cell_errors(sim, params) -> pd.DataFrame:
@@ -95,7 +143,8 @@ def totals(per_session: pd.DataFrame) -> dict:
     return {"precision": matched / s["n"], "recall": matched / s["n_true"],
             "worst session recall": per_session.recall.min(),
             **{k: int(s[k]) for k in ("missed", "missed beside another", "missed dim",
-                                      "missed other", "false", "false near a found spine",
+                                      "missed other", "beside, apart in depth", *FILTER_VIEW,
+                                      "false", "false near a found spine",
                                       "false elsewhere")}}
 
 
