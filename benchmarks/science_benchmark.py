@@ -295,7 +295,9 @@ def write_report(out: Path, quantities: pd.DataFrame, conclusions: pd.DataFrame,
                   else pd.Series("", index=studies.index))
     label = studies["commit"].astype(str) + np.where(from_stage != "",
                                                      " (repeated from " + from_stage + ")", "")
-    by_commit = studies.groupby(label)["seed"].agg(lambda v: ", ".join(map(str, sorted(set(v)))))
+    by_commit = studies.groupby(label)[["study", "seed"]].apply(
+        lambda g: "; ".join(f"{kind} {', '.join(map(str, sorted(set(k['seed']))))}"
+                            for kind, k in g.groupby("study")))
     full_runs = studies[from_stage == ""]
     lines = [
         "# Science end to end: simulated studies through the whole workflow", "",
@@ -303,7 +305,7 @@ def write_report(out: Path, quantities: pd.DataFrame, conclusions: pd.DataFrame,
         "each study's scores are kept in `benchmarks/science_runs/` and seeds already there are "
         "not run again, so the seeds can be run a few at a time: `--first-seed K --seeds N`). "
         f"This report pools {len(studies)} studies (seeds by commit: "
-        + "; ".join(f"{c}: {v}" for c, v in by_commit.items())
+        + " | ".join(f"{c}: {v}" for c, v in by_commit.items())
         + f"); a study's whole workflow took {full_runs['wall_min'].median():.1f} min (median) on 2 "
         "cores. Each study: 6 pyramidal + 6 PV cells from 3 animals (2 of each per animal), "
         "8 sessions 4 days apart + a repeat session on day 0, stacks "
