@@ -140,10 +140,7 @@ def _birth_hazard(present: np.ndarray) -> float:
 def ideal_calls(truth_cell: pd.DataFrame, params: dict, noise: dict, rng) -> pd.DataFrame:
     """The truth table of one simulated cell with ``present`` replaced by the ideal observer's
     calls on measurements simulated at ``noise`` (perfect tracking; every session observed)."""
-    t = truth_cell.sort_values(["synapse_id", "day"]).reset_index(drop=True)
-    wide_w = t.pivot(index="synapse_id", columns="day", values="weight")
-    wide_p = t.pivot(index="synapse_id", columns="day", values="present").to_numpy() == 1
-    z = simulate_measurements(wide_w.to_numpy(), wide_p, noise, rng)
+    t, wide_p, z = _measured(truth_cell, noise, rng)
     post = ideal_presence_posterior(
         z, np.ones_like(z, bool), signal_per_weight=noise["signal_per_weight"],
         null_centre=noise["null_centre"], null_sd=noise["null_sd"],
@@ -151,11 +148,7 @@ def ideal_calls(truth_cell: pd.DataFrame, params: dict, noise: dict, rng) -> pd.
         loss_logit=params["loss_logit"], min_weight=params["min_weight"],
         weight_lognormal=params["weight_lognormal"], birth_lognormal=params["birth_lognormal"],
         p_present_first=float(wide_p[:, 0].mean()), birth_probability=_birth_hazard(wide_p))
-    out = t.copy()
-    out["present"] = (post >= 0.5).astype(int).ravel()   # rows are (synapse, day) sorted
-    # a row called present where the truth has no weight gets a nominal one (turnover only)
-    out["weight"] = out["weight"].where(out["weight"] > 0, params["min_weight"])
-    return out
+    return _called(t, post, params)
 
 
 def model_calls(truth_cell: pd.DataFrame, params: dict, noise: dict, rng, *,
@@ -167,13 +160,25 @@ def model_calls(truth_cell: pd.DataFrame, params: dict, noise: dict, rng, *,
     presence calls would do with perfect detection, registration and tracking.  Its errors
     beside the ideal observer's are the presence model's part of ours; ours beside its, the
     image stages' part."""
+    t, _, z = _measured(truth_cell, noise, rng)
+    null = noise["null_centre"] + noise["null_sd"] * rng.normal(size=null_places)
+    return _called(t, fit_presence(z, np.ones_like(z, bool), null_snr=null)["p_present"],
+                   params)
+
+
+def _measured(truth_cell: pd.DataFrame, noise: dict, rng):
+    """The truth sorted by (synapse, day), its presence (tracks x days) and measurements of
+    it drawn under ``noise`` (:func:`simulate_measurements`)."""
     t = truth_cell.sort_values(["synapse_id", "day"]).reset_index(drop=True)
     wide_w = t.pivot(index="synapse_id", columns="day", values="weight")
     wide_p = t.pivot(index="synapse_id", columns="day", values="present").to_numpy() == 1
-    z = simulate_measurements(wide_w.to_numpy(), wide_p, noise, rng)
-    null = noise["null_centre"] + noise["null_sd"] * rng.normal(size=null_places)
-    post = fit_presence(z, np.ones_like(z, bool), null_snr=null)["p_present"]
+    return t, wide_p, simulate_measurements(wide_w.to_numpy(), wide_p, noise, rng)
+
+
+def _called(t: pd.DataFrame, post: np.ndarray, params: dict) -> pd.DataFrame:
+    """``t`` (sorted as :func:`_measured` returns it) with ``present`` the calls p >= 0.5."""
     out = t.copy()
-    out["present"] = (post >= 0.5).astype(int).ravel()
+    out["present"] = (post >= 0.5).astype(int).ravel()   # rows are (synapse, day) sorted
+    # a row called present where the truth has no weight gets a nominal one (turnover only)
     out["weight"] = out["weight"].where(out["weight"] > 0, params["min_weight"])
     return out
