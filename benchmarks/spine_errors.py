@@ -53,7 +53,7 @@ OWN_PEAK_UM = 0.6
 
 def session_errors(image: np.ndarray, truth: pd.DataFrame, *, spacing, params) -> dict:
     """One session's detections, matches, and the classes of its misses and false ones."""
-    from pipeline.core.spines import head_over_shaft
+    from pipeline.core.spines import head_maps, head_over_shaft
     from pipeline.stages.detect import detect_spine_session
     from pipeline.truth.evaluate import SPINE_GATE_UM, match_points, precision_recall
 
@@ -65,18 +65,25 @@ def session_errors(image: np.ndarray, truth: pd.DataFrame, *, spacing, params) -
     missed = np.setdiff1d(np.arange(len(truth)), i_true)
     false = np.setdiff1d(np.arange(len(det)), i_det)
     lateral = true_vox[:, 1:] * spacing[1:]
-    nearest_other = (cKDTree(lateral).query(lateral, k=2)[0][:, 1] if len(truth) > 1
-                     else np.full(len(truth), np.inf))
+    if len(truth) > 1:
+        dist, idx = cKDTree(lateral).query(lateral, k=2)
+        nearest_other, nearest_k = dist[:, 1], idx[:, 1]
+    else:
+        nearest_other, nearest_k = np.full(len(truth), np.inf), np.zeros(len(truth), int)
+    # the detector's maps of this session, once for both measurements below
+    maps = head_maps(image[0].astype(np.float32), spacing=spacing,
+                     head_fwhm_um=params.head_fwhm_um, surround_ratio=params.surround_ratio,
+                     line_um=params.line_um, directions=params.directions,
+                     orientation_um=params.orientation_um,
+                     core_window_um=params.core_window_um)
     snr = head_over_shaft(image[0], true_vox[missed], spacing=spacing,
                           head_fwhm_um=params.head_fwhm_um, line_um=params.line_um,
                           directions=params.directions, orientation_um=params.orientation_um,
-                          core_window_um=params.core_window_um)["snr"].to_numpy()
+                          core_window_um=params.core_window_um, maps=maps)["snr"].to_numpy()
     beside = nearest_other[missed] < BESIDE_UM
-    nearest_k = (cKDTree(lateral).query(lateral, k=2)[1][:, 1] if len(truth) > 1
-                 else np.zeros(len(truth), int))
     apart_in_depth = beside & (np.abs(true_vox[missed, 0] - true_vox[nearest_k[missed], 0])
                                * spacing[0] > 1.0)
-    view = filter_view(image[0], true_vox[missed], spacing=spacing, params=params)
+    view = filter_view(image[0], true_vox[missed], maps, spacing=spacing, params=params)
     dim = ~beside & (snr < params.threshold)
     found = det_vox[i_det, 1:] * spacing[1:]
     near = (cKDTree(found).query(det_vox[false, 1:] * spacing[1:])[0] < NEAR_UM
@@ -96,21 +103,18 @@ FILTER_VIEW = ("no peak of its own", "peak below threshold", "peak on the shaft'
                "peak dropped later")
 
 
-def filter_view(image: np.ndarray, points_vox: np.ndarray, *, spacing, params) -> np.ndarray:
+def filter_view(image: np.ndarray, points_vox: np.ndarray, maps, *, spacing,
+                params) -> np.ndarray:
     """Per missed spine, what the detector's head response shows there (:data:`FILTER_VIEW`):
     the nearest local maximum within ``OWN_PEAK_UM``, its SNR as the detector scores it (photon
-    noise included) and its core ratio."""
+    noise included) and its core ratio.  ``maps``: ``head_maps`` of ``image``."""
     from scipy import ndimage
 
-    from pipeline.core.spines import head_maps, photon_factor, variance_curve
+    from pipeline.core.spines import photon_factor, variance_curve
 
     if len(points_vox) == 0:
         return np.array([], object)
-    _, _, _, head, response, noise, level, near = head_maps(
-        image.astype(np.float32), spacing=spacing, head_fwhm_um=params.head_fwhm_um,
-        surround_ratio=params.surround_ratio, line_um=params.line_um,
-        directions=params.directions, orientation_um=params.orientation_um,
-        core_window_um=params.core_window_um)
+    _, _, _, _, response, noise, level, near = maps
     half = max(int(round(params.min_separation_um / spacing[1])), 1)
     top = ndimage.maximum_filter(response, size=2 * half + 1, mode="nearest")
     peaks = np.argwhere((response >= top) & (response > 0))

@@ -41,6 +41,7 @@ from .shaft import line_footprint
 FINE_APART_UM = 0.5
 FINE_PER_HEAD = 2
 
+
 def head_sigma_vox(spacing, head_fwhm_um: float, psf_fwhm_um=PSF_FWHM_UM) -> np.ndarray:
     """Gaussian SD (z, y, x voxels) of a head of ``head_fwhm_um`` seen through the PSF."""
     return np.sqrt((np.asarray(psf_fwhm_um) * FWHM_TO_SIGMA) ** 2
@@ -213,14 +214,16 @@ def detect_spines(image: np.ndarray, *, spacing, head_fwhm_um: float, threshold:
     # a head rises above the shaft estimate (the DoG also peaks beside a dip in the fill)
     keep = (snr > least) & (core_ratio < core_share) & (head[at] > 0)
     peaks, snr, core_ratio, peak = peaks[keep], snr[keep], core_ratio[keep], peak[keep]
+    fine = fine_fwhm_um is not None and len(peaks) > 0
+    # the shaft's core, for the neck rule (of found heads, and of the fine search's)
     core = (shaft_core(level, shaft_ref, core_share=core_share, floor=threshold * noise,
                        min_pixels=int(round(line_um / spacing[1])))
-            if neck_ratio is not None else None)
+            if neck_ratio is not None and (len(peaks) > 1 or fine) else None)
     if neck_ratio is not None and len(peaks) > 1:
         keep = ~neck_peaks(peaks, peak, core, ratio=neck_ratio,
                            width_px=neck_width_um / spacing[1], max_length_px=near)
         peaks, snr, core_ratio, peak = peaks[keep], snr[keep], core_ratio[keep], peak[keep]
-    if fine_fwhm_um is not None and len(peaks):
+    if fine:
         more, more_snr = _second_heads(
             image, peaks, response, level, shaft_near, core, spacing=spacing,
             fine_fwhm_um=fine_fwhm_um, fine_snr=fine_snr, fine_reach_um=fine_reach_um,
