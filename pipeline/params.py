@@ -158,6 +158,12 @@ class DendriteParams:
     prune_um: float = _p(3.0, "skeleton branches ending within this of a junction (spines "
                               "the median left) are removed, um")
     min_area_um2: float = _p(1.0, "bright specks smaller than this are not dendrite, um^2")
+    ridge_sigma_um: float = _p(
+        0.3, "a dendrite dimmer than half a brighter one nearby is kept where the spine-free "
+             "projection curves down across it at this scale, um (0: dropped)")
+    continuous_share: float = _p(
+        0.75, "... and where the projection before the spines' removal keeps this share of "
+              "the spine-free one (a row of spine heads beside a shaft does not)")
     depth_smooth_um: float = _p(1.0, "the dendrite's depth is smoothed along it over this, um")
 
 

@@ -60,6 +60,44 @@ def test_simulated_dendrites_within_five_percent_of_the_centre_lines(params):
         assert len(res["pieces_um"]) == sim.params.n_dendrites
 
 
+def _field_with(lines_and_blobs, *, shape=(12, 256, 256)):
+    """A field of horizontal tubes (row in um, brightness) and spine heads (y, x in um,
+    brightness), blurred like a two-photon image, with Poisson noise."""
+    lines, blobs = lines_and_blobs
+    vol = np.zeros(shape, np.float32)
+    for row_um, brightness in lines:
+        vol[shape[0] // 2, int(round(row_um / SPACING[1])), :] = brightness
+    for y_um, x_um, brightness in blobs:
+        vol[shape[0] // 2, int(round(y_um / SPACING[1])), int(round(x_um / SPACING[2]))] = (
+            brightness * 12)   # a head's volume: its integral is a tube's over ~1 um
+    vol = ndimage.gaussian_filter(vol, (1.0, 0.4 / SPACING[1], 0.4 / SPACING[2]))
+    scale = 100 / vol.max()
+    return vol * scale + np.random.default_rng(1).poisson(2.0, shape)
+
+
+def test_a_dim_dendrite_beside_a_bright_one_is_measured_and_spine_heads_are_not():
+    side = (256 - 1) * SPACING[2]
+    # a dendrite a fifth as bright, 1.3 um beside a bright one: dimmer than half the bright one
+    # within the half-of-nearby rule's reach, kept as a ridge of its own
+    pair = _field_with(([(10.0, 1.0), (11.3, 0.2)], []))
+    res = dendrite_length(pair, spacing=SPACING, **OPTIONS)
+    assert len(res["pieces_um"]) == 2
+    assert res["length_um"] == pytest.approx(2 * side, rel=0.03)
+    without = dendrite_length(pair, spacing=SPACING, **{**OPTIONS, "ridge_sigma_um": 0.0})
+    assert len(without["pieces_um"]) == 1          # the rule alone dropped it
+    # spine heads every 0.9 um, 0.8-2 um either side of a shaft: the spine-free projection's
+    # median makes ridges of them too, but the gaps between the heads are dark
+    rng = np.random.default_rng(2)
+    heads = [(10 + rng.choice([-1, 1]) * rng.uniform(0.8, 2.0), x + rng.uniform(-0.2, 0.2),
+              rng.uniform(0.3, 1.0)) for x in np.arange(0.5, side - 0.5, 0.9)]
+    spiny = _field_with(([(10.0, 1.0)], heads))
+    res = dendrite_length(spiny, spacing=SPACING, **OPTIONS)
+    assert len(res["pieces_um"]) == 1
+    assert res["length_um"] == pytest.approx(side, rel=0.03)
+    ridges_alone = dendrite_length(spiny, spacing=SPACING, **{**OPTIONS, "continuous_share": 0})
+    assert ridges_alone["length_um"] > 1.2 * side     # the continuity test is what drops them
+
+
 def test_a_stack_without_morphology_has_no_length():
     stack = np.random.default_rng(0).poisson(5.0, (1, 8, 64, 64)).astype(np.float32)
     row = session_length(stack, {"cell": "c", "session": "s00", "day": 0.0,

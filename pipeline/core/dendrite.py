@@ -1,8 +1,9 @@
 """Dendrite length from the morphology channel: the denominator of synapse density per um.
 
 The stack is smoothed and projected along z (maximum), its spines removed by a median along the
-dendrite's direction, thresholded (robust SDs above the field's background, with hysteresis),
-thinned to a skeleton, and spurs shorter than ``prune_um`` (spines: neck plus
+dendrite's direction, thresholded (robust SDs above the field's background, with hysteresis;
+within it each dendrite's own half width, or for a dim dendrite beside a bright one, its own
+continuous ridge), thinned to a skeleton, and spurs shorter than ``prune_um`` (spines: neck plus
 head) are removed.  Length sums the skeleton's steps (corner steps counted once), each projected
 on the skeleton's local direction (so that a digital line's staircase measures its true length
 at any angle), lengthened by the change in depth of the dendrite (the z of the brightest plane
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
+from skimage.feature import hessian_matrix, hessian_matrix_eigvals
 from skimage.filters import apply_hysteresis_threshold
 from skimage.morphology import remove_small_holes, remove_small_objects, skeletonize
 
@@ -58,9 +60,24 @@ def _prune(skel: np.ndarray, spur_px: int) -> np.ndarray:
     return core | grown
 
 
+def _beside_brighter(projection: np.ndarray, spine_free: np.ndarray, background: float, *,
+                     ridge_px: float, continuous_share: float) -> np.ndarray:
+    """Where a dendrite too dim for the half-of-nearby rule lies: the spine-free projection
+    curves down across it (negative Laplacian: on a ridge, not in the dip between two), and
+    the projection before the spines' removal keeps ``continuous_share`` of it (a dendrite is
+    continuous; the median turns a row of spine heads beside a shaft into a ridge as well, but
+    the gaps between the heads are dark there)."""
+    hessian = hessian_matrix(spine_free, sigma=ridge_px, order="rc",
+                             use_gaussian_derivatives=True)
+    laplacian = np.sum(hessian_matrix_eigvals(hessian), axis=0)
+    return (laplacian < 0) & (projection - background
+                              >= continuous_share * (spine_free - background))
+
+
 def dendrite_skeleton(morphology: np.ndarray, *, spacing, smooth_um: float, line_um: float,
                       directions: int, orientation_um: float, threshold: float,
-                      prune_um: float, min_area_um2: float) -> tuple[np.ndarray, np.ndarray]:
+                      prune_um: float, min_area_um2: float, ridge_sigma_um: float,
+                      continuous_share: float) -> tuple[np.ndarray, np.ndarray]:
     """(skeleton in y, x; depth in planes under it) of a morphology stack (z, y, x)."""
     sz, sy, sx = (float(s) for s in spacing)
     vol = ndimage.gaussian_filter(np.asarray(morphology, np.float32),
@@ -68,7 +85,8 @@ def dendrite_skeleton(morphology: np.ndarray, *, spacing, smooth_um: float, line
     depth = vol.argmax(axis=0).astype(float)
     # spines removed: the median along the dendrite's own direction (a spine is shorter than
     # the line, the shaft longer), so that they neither bend nor branch the skeleton
-    proj = shaft_estimate(vol.max(axis=0), pixel_um=sy, line_um=line_um, directions=directions,
+    raw = vol.max(axis=0)
+    proj = shaft_estimate(raw, pixel_um=sy, line_um=line_um, directions=directions,
                           orientation_um=orientation_um)
     # dendrite: above the field's background (its median: dendrites cover a small part of a
     # field) by `threshold` robust SDs, grown from parts above twice that (hysteresis; a
@@ -80,7 +98,13 @@ def dendrite_skeleton(morphology: np.ndarray, *, spacing, smooth_um: float, line
     fg = apply_hysteresis_threshold(proj, background + threshold * spread,
                                     background + 2 * threshold * spread)
     nearby = ndimage.maximum_filter(proj, size=2 * int(round(line_um / 2 / sy)) + 1)
-    fg &= proj - background >= 0.5 * (nearby - background)
+    own_half = proj - background >= 0.5 * (nearby - background)
+    if ridge_sigma_um > 0:
+        # ... which drops a dim dendrite crossing or running beside a bright one: kept where
+        # it is a continuous ridge of its own
+        own_half |= _beside_brighter(raw, proj, background, ridge_px=ridge_sigma_um / sy,
+                                     continuous_share=continuous_share)
+    fg &= own_half
     fg = remove_small_objects(fg, max_size=max(int(min_area_um2 / (sy * sx)), 1))
     # a loop around a small hole (spine heads beside the shaft joined by the mask) is no
     # dendrite: filled before thinning
@@ -136,7 +160,8 @@ def skeleton_length_um(skel: np.ndarray, depth: np.ndarray, *, spacing,
 
 def dendrite_length(morphology: np.ndarray, *, spacing, smooth_um: float, line_um: float,
                     directions: int, orientation_um: float, threshold: float, prune_um: float,
-                    min_area_um2: float, depth_smooth_um: float) -> dict:
+                    min_area_um2: float, ridge_sigma_um: float, continuous_share: float,
+                    depth_smooth_um: float) -> dict:
     """Length of dendrite (um) in a morphology stack, and of each connected piece (the
     settings' defaults and meanings: :class:`pipeline.params.DendriteParams`).
 
@@ -145,7 +170,9 @@ def dendrite_length(morphology: np.ndarray, *, spacing, smooth_um: float, line_u
     skel, depth = dendrite_skeleton(morphology, spacing=spacing, smooth_um=smooth_um,
                                     line_um=line_um, directions=directions,
                                     orientation_um=orientation_um, threshold=threshold,
-                                    prune_um=prune_um, min_area_um2=min_area_um2)
+                                    prune_um=prune_um, min_area_um2=min_area_um2,
+                                    ridge_sigma_um=ridge_sigma_um,
+                                    continuous_share=continuous_share)
     lab, n = ndimage.label(skel, np.ones((3, 3), bool))
     lengths = {i: skeleton_length_um(lab == i, depth, spacing=spacing,
                                      depth_smooth_um=depth_smooth_um) for i in range(1, n + 1)}

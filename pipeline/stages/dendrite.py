@@ -36,6 +36,8 @@ def session_length(stack: np.ndarray, meta: dict, *, params: DendriteParams) -> 
                           orientation_um=params.orientation_um, threshold=params.threshold,
                           prune_um=params.prune_um,
                           min_area_um2=params.min_area_um2,
+                          ridge_sigma_um=params.ridge_sigma_um,
+                          continuous_share=params.continuous_share,
                           depth_smooth_um=params.depth_smooth_um)
     return {**row, "dendrite_length_um": res["length_um"], "channel": channel,
             "pieces_um": ";".join(f"{p:.2f}" for p in res["pieces_um"])}
