@@ -83,8 +83,11 @@ def write_study(data: Path, seed: int, kind: str) -> None:
 
 
 def run_workflow(data: Path, results: Path, cores: int, from_stage: str | None = None) -> float:
-    """The whole workflow (or, with ``from_stage``, that rule and everything after it)."""
-    force = ["--forceall"] if from_stage is None else ["--forcerun", from_stage]
+    """The whole workflow (or, with ``from_stage``, that rule and everything after it: only
+    they, even where a later commit changed an earlier rule's settings, e.g. by adding an
+    option, which would otherwise rerun that rule too and label a fuller rerun as partial)."""
+    force = (["--forceall"] if from_stage is None
+             else ["--forcerun", from_stage, "--rerun-triggers", "mtime"])
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
            "--directory", str(results.parent / ".snakemake_work"), "--cores", str(cores),
            *force, "--config", f"sessions={data / 'sessions.tsv'}", f"results={results}"]
