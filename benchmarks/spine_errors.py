@@ -21,6 +21,13 @@ largest) or ``peak dropped later`` (on a found head's neck, a speck, or not abov
 ``beside, apart in depth``: misses beside another whose neighbour lies more than 1 um deeper
 or shallower.
 
+With ``--ceiling``, each session's spine heads are also rendered alone (no shaft, necks or
+noise) and their local maxima matched to the true spines: how many heads an observer that
+knows the shaft and sees no noise could find as peaks, through the optics alone and after the
+detector's filters (:func:`resolvable`); and the detector's recall is split between the
+heads that make a maximum of their own through the optics alone and those that do not
+(merged with a neighbour before any filter or noise).
+
 Each false detection is ``near a found spine`` (within ``NEAR_UM`` of a matched detection: a
 neck, or a second peak of one head) or ``elsewhere``.  With ``--noise-free`` the same cell
 is simulated again without photon and read noise (the same truth) and detected with the
@@ -51,8 +58,11 @@ NEAR_UM = 2.5
 OWN_PEAK_UM = 0.6
 
 
-def session_errors(image: np.ndarray, truth: pd.DataFrame, *, spacing, params) -> dict:
-    """One session's detections, matches, and the classes of its misses and false ones."""
+def session_errors(image: np.ndarray, truth: pd.DataFrame, *, spacing, params,
+                   resolved=None) -> dict:
+    """One session's detections, matches, and the classes of its misses and false ones;
+    with ``resolved`` (rows of ``truth`` whose head makes a maximum of its own,
+    :func:`resolvable`) also the spines found among those and among the rest."""
     from pipeline.core.spines import head_maps, head_over_shaft
     from pipeline.stages.detect import detect_spine_session
     from pipeline.truth.evaluate import SPINE_GATE_UM, match_points, precision_recall
@@ -89,8 +99,16 @@ def session_errors(image: np.ndarray, truth: pd.DataFrame, *, spacing, params) -
     near = (cKDTree(found).query(det_vox[false, 1:] * spacing[1:])[0] < NEAR_UM
             if len(found) and len(false) else np.zeros(len(false), bool))
     score = precision_recall(len(truth), len(det), len(i_det))
+    split = {}
+    if resolved is not None:
+        own = np.zeros(len(truth), bool)
+        own[np.asarray(resolved, int)] = True
+        found = np.zeros(len(truth), bool)
+        found[i_true] = True
+        split = {"resolved": int(own.sum()), "found of resolved": int((found & own).sum()),
+                 "merged": int((~own).sum()), "found of merged": int((found & ~own).sum())}
     return {"n_true": len(truth), "n": len(det),
-            "precision": score["precision"], "recall": score["recall"],
+            "precision": score["precision"], "recall": score["recall"], **split,
             "missed": len(missed), "missed beside another": int(beside.sum()),
             "missed dim": int(dim.sum()), "missed other": int((~beside & ~dim).sum()),
             "beside, apart in depth": int(apart_in_depth.sum()),
@@ -127,16 +145,116 @@ def filter_view(image: np.ndarray, points_vox: np.ndarray, maps, *, spacing,
                      list(FILTER_VIEW[:3]), FILTER_VIEW[3])
 
 
-def cell_errors(sim, params) -> pd.DataFrame:
-    """:func:`session_errors` of every session of a simulated fill, one row each."""
+#: heads-only images (noise-free, the shaft and necks left out): the scales they are seen at,
+#: as the head widths (um) of the detector's matched filter; 0: the optics alone
+CEILING_SCALES = {"optics": 0.0, "fine filter (0.2 um)": 0.2, "head filter (0.4 um)": 0.4}
+
+
+def heads_only(sim, k: int) -> np.ndarray:
+    """Session ``k``'s spine heads alone, as the simulator renders them (its fill and
+    blur; no shaft, necks, background or noise), in that session's voxels."""
+    from scipy import ndimage
+
+    from pipeline.core.optics import FWHM_TO_SIGMA
+    from pipeline.truth.simulate import render_puncta, spine_heads
+
+    p, shape = sim.params, sim.images[k].shape[1:]
+    spacing = np.asarray(p.spacing, float)
+    t = sim.truth[(sim.truth.session == f"s{k:02d}") & (sim.truth.present == 1)]
+    fill, diameter = spine_heads(p, t["weight"].to_numpy(float))
+    heads = render_puncta(shape, spacing, t[["z", "y", "x"]].to_numpy(float), fill,
+                          (diameter * FWHM_TO_SIGMA)[:, None] * np.ones(3))
+    blur_um = np.sqrt((np.asarray(p.psf_fwhm_um) * FWHM_TO_SIGMA) ** 2 + 0.2 ** 2)
+    return ndimage.gaussian_filter(heads, blur_um / spacing, mode="constant")
+
+
+def resolvable(heads: np.ndarray, truth: pd.DataFrame, *, spacing, extra_fwhm_um: float,
+               min_separation_um: float, surround_ratio: float | None = None) -> dict:
+    """Recall of an observer that knows the shaft exactly and sees no noise: the local
+    maxima of the heads-only image (smoothed as the detector smooths for heads
+    ``extra_fwhm_um`` wide, the PSF included; 0: not smoothed) matched one-to-one to the true spines (``truth``: present and in view) within
+    the benchmark's gate, in the z-projection (the detector's view) and in 3-D: the rows of
+    ``truth`` found, per view.  A spine whose head makes no maximum of its own is merged with
+    a neighbour at that scale."""
+    from scipy import ndimage
+
+    from pipeline.core.spines import head_sigma_vox
+    from pipeline.truth.evaluate import SPINE_GATE_UM, match_points
+
+    spacing = np.asarray(spacing, float)
+    image = heads
+    if extra_fwhm_um > 0:
+        centre = head_sigma_vox(spacing, extra_fwhm_um)
+        image = ndimage.gaussian_filter(heads, centre)
+        if surround_ratio is not None:      # the detector's difference of Gaussians
+            image = image - ndimage.gaussian_filter(image, centre * np.sqrt(surround_ratio ** 2 - 1))
+    half = max(int(round(min_separation_um / spacing[1])), 1)
+    floor = 1e-6 * float(image.max())
+    true_um = truth[["z", "y", "x"]].to_numpy(float) * spacing
+    out = {}
+    depth = image.argmax(0)
+    proj = np.take_along_axis(image, depth[None], 0)[0]
+    top = ndimage.maximum_filter(proj, size=2 * half + 1, mode="nearest")
+    yx = _one_per_plateau((proj >= top) & (proj > floor))
+    peaks = np.column_stack([depth[tuple(yx.T)], yx]).astype(float)
+    out["projection"] = match_points(peaks * spacing, true_um, gate_um=SPINE_GATE_UM)[1]
+    top = ndimage.maximum_filter(image, size=(3, 2 * half + 1, 2 * half + 1), mode="nearest")
+    peaks = _one_per_plateau((image >= top) & (image > floor)).astype(float)
+    out["3-D"] = match_points(peaks * spacing, true_um, gate_um=SPINE_GATE_UM)[1]
+    return out
+
+
+def _one_per_plateau(is_max: np.ndarray) -> np.ndarray:
+    """One pixel (the first) of each connected group of local maxima: a maximum between two
+    pixels is two equal ones, not two heads."""
+    from scipy import ndimage
+
+    labels, n = ndimage.label(is_max, structure=np.ones((3,) * is_max.ndim))
+    if n == 0:
+        return np.zeros((0, is_max.ndim), int)
+    first = ndimage.minimum_position(np.arange(labels.size).reshape(labels.shape), labels,
+                                     np.arange(1, n + 1))
+    return np.array(first, int).reshape(n, is_max.ndim)
+
+
+def ceiling(sim, params) -> pd.DataFrame:
+    """:func:`resolvable` per session and scale: how many true spines (present and in view)
+    an observer without noise, knowing the shaft, could find as peaks."""
+    rows = []
+    for k in range(len(sim.images)):
+        session = f"s{k:02d}"
+        truth = sim.truth[(sim.truth.session == session) & (sim.truth.present == 1)
+                          & (sim.truth.in_view == 1)]
+        heads = heads_only(sim, k)
+        row = {"session": session, "n_true": len(truth)}
+        for name, fwhm in CEILING_SCALES.items():
+            for dog in (None, params.surround_ratio) if fwhm else (None,):
+                found = resolvable(heads, truth, spacing=sim.params.spacing,
+                                   extra_fwhm_um=fwhm, surround_ratio=dog,
+                                   min_separation_um=params.min_separation_um)
+                label = name + (", DoG" if dog else "")
+                row.update({f"{label}, {view}": len(rows_found)
+                            for view, rows_found in found.items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def cell_errors(sim, params, *, split: bool = False) -> pd.DataFrame:
+    """:func:`session_errors` of every session of a simulated fill, one row each; ``split``:
+    also the spines found among the heads the optics resolve (a maximum of their own in the
+    heads alone, :func:`resolvable`) and among the merged ones."""
     rows = []
     for k, image in enumerate(sim.images):
         session = f"s{k:02d}"
         truth = sim.truth[(sim.truth.session == session) & (sim.truth.present == 1)
                           & (sim.truth.in_view == 1)]
+        resolved = (resolvable(heads_only(sim, k), truth, spacing=sim.params.spacing,
+                               extra_fwhm_um=0.0,
+                               min_separation_um=params.min_separation_um)["projection"]
+                    if split else None)
         rows.append({"session": session, **session_errors(image, truth,
                                                            spacing=sim.params.spacing,
-                                                           params=params)})
+                                                           params=params, resolved=resolved)})
     return pd.DataFrame(rows)
 
 
@@ -144,8 +262,12 @@ def totals(per_session: pd.DataFrame) -> dict:
     """Pooled figures of a cell: precision and recall over all sessions, counts summed."""
     s = per_session.sum(numeric_only=True)
     matched = s["n_true"] - s["missed"]
+    split = ({"recall of resolved": s["found of resolved"] / s["resolved"],
+              "recall of merged": s["found of merged"] / max(s["merged"], 1),
+              "merged share": s["merged"] / s["n_true"]}
+             if "resolved" in per_session else {})
     return {"precision": matched / s["n"], "recall": matched / s["n_true"],
-            "worst session recall": per_session.recall.min(),
+            "worst session recall": per_session.recall.min(), **split,
             **{k: int(s[k]) for k in ("missed", "missed beside another", "missed dim",
                                       "missed other", "beside, apart in depth", *FILTER_VIEW,
                                       "false", "false near a found spine",
@@ -165,6 +287,10 @@ def main(argv=None) -> int:
                     help="also detect the cell simulated without photon and read noise")
     ap.add_argument("--spines", action="append", default=[], metavar="KEY=VALUE",
                     help="a spines setting other than its default")
+    ap.add_argument("--ceiling", action="store_true",
+                    help="also count the spines whose head makes a maximum of its own in the "
+                         "heads alone, without noise (the shaft known), at each scale, and "
+                         "the recall among those the optics resolve and the merged ones")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     started = time.perf_counter()
@@ -178,12 +304,22 @@ def main(argv=None) -> int:
                                        if args.noise_free else [])
     sums, lines = [], []
     for name, extra in variants:
-        per = cell_errors(simulated_cell(COMMON + regime_args + extra), params)
+        sim = simulated_cell(COMMON + regime_args + extra)
+        per = cell_errors(sim, params, split=args.ceiling and not extra)
         sums.append({"regime": args.regime, "seed": seed, "images": name, **totals(per)})
         lines += [f"### {args.regime}, {name}", "", per.round(3).to_markdown(index=False), ""]
+        if args.ceiling and not extra:
+            top = ceiling(sim, params)
+            share = top.sum(numeric_only=True)
+            share = (share / share["n_true"]).drop("n_true").round(3)
+            lines += [f"### {args.regime}: heads with a maximum of their own (no noise, the "
+                      "shaft known)", "", top.to_markdown(index=False), "",
+                      "Share of the true spines: " + "; ".join(
+                          f"{k} {v}" for k, v in share.items()), ""]
     command = (f"spine_errors.py --regime {args.regime}"
                + (f" --seed {args.seed}" if args.seed is not None else "")
                + (" --noise-free" if args.noise_free else "")
+               + (" --ceiling" if args.ceiling else "")
                + "".join(f" --spines {item}" for item in args.spines))
     write_report("Spine detection errors", command, started,
                  f"Matched within 1 um; a miss 'beside another' has a true spine within "
