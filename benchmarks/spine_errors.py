@@ -156,7 +156,7 @@ def heads_only(sim, k: int) -> np.ndarray:
     from scipy import ndimage
 
     from pipeline.core.optics import FWHM_TO_SIGMA
-    from pipeline.truth.simulate import render_puncta, spine_heads
+    from pipeline.truth.simulate import fill_blur_um, render_puncta, spine_heads
 
     p, shape = sim.params, sim.images[k].shape[1:]
     spacing = np.asarray(p.spacing, float)
@@ -164,8 +164,7 @@ def heads_only(sim, k: int) -> np.ndarray:
     fill, diameter = spine_heads(p, t["weight"].to_numpy(float))
     heads = render_puncta(shape, spacing, t[["z", "y", "x"]].to_numpy(float), fill,
                           (diameter * FWHM_TO_SIGMA)[:, None] * np.ones(3))
-    blur_um = np.sqrt((np.asarray(p.psf_fwhm_um) * FWHM_TO_SIGMA) ** 2 + 0.2 ** 2)
-    return ndimage.gaussian_filter(heads, blur_um / spacing, mode="constant")
+    return ndimage.gaussian_filter(heads, fill_blur_um(p) / spacing, mode="constant")
 
 
 def resolvable(heads: np.ndarray, truth: pd.DataFrame, *, spacing, extra_fwhm_um: float,

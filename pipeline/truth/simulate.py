@@ -376,6 +376,12 @@ def red_blob(shape, spacing, *, seed: int, radius_um: float = 3.0) -> np.ndarray
     return np.exp(-0.5 * r2 ** 2)     # flat-topped, smooth edges
 
 
+def fill_blur_um(p: SimulationParams) -> np.ndarray:
+    """SD (z, y, x), um, of the blur of the fill (and of spine heads): the PSF widened by a
+    tube's cross-section (0.2 um)."""
+    return np.sqrt((np.array(p.psf_fwhm_um) * FWHM_TO_SIGMA) ** 2 + 0.2 ** 2)
+
+
 def _render_session(p: SimulationParams, to_session, morph_pts, morph_w,
                     punct_um, weights, sizes_um, brightness, rng, *, share_factor: float = 1.0,
                     texture=None, red_blob=None) -> np.ndarray:
@@ -384,7 +390,7 @@ def _render_session(p: SimulationParams, to_session, morph_pts, morph_w,
     # morphology: splat centre lines, blur by the PSF widened by the tube cross-section
     mvox = to_session(morph_pts) / spacing
     morph = splat(p.shape, mvox, morph_w)
-    blur_um = np.sqrt(psf_sigma ** 2 + 0.2 ** 2)
+    blur_um = fill_blur_um(p)
     # the scale is set on the shafts and necks (a session's heads do not change it)
     scale = p.morphology_peak_photons / max(np.percentile(
         ndimage.gaussian_filter(morph, blur_um / spacing, mode="constant"), 99.95), 1e-12)
