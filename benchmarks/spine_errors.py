@@ -103,10 +103,10 @@ def session_errors(image: np.ndarray, truth: pd.DataFrame, *, spacing, params,
     if resolved is not None:
         own = np.zeros(len(truth), bool)
         own[np.asarray(resolved, int)] = True
-        found = np.zeros(len(truth), bool)
-        found[i_true] = True
-        split = {"resolved": int(own.sum()), "found of resolved": int((found & own).sum()),
-                 "merged": int((~own).sum()), "found of merged": int((found & ~own).sum())}
+        hit = np.zeros(len(truth), bool)
+        hit[i_true] = True
+        split = {"resolved": int(own.sum()), "found of resolved": int((hit & own).sum()),
+                 "merged": int((~own).sum()), "found of merged": int((hit & ~own).sum())}
     return {"n_true": len(truth), "n": len(det),
             "precision": score["precision"], "recall": score["recall"], **split,
             "missed": len(missed), "missed beside another": int(beside.sum()),
@@ -171,10 +171,10 @@ def resolvable(heads: np.ndarray, truth: pd.DataFrame, *, spacing, extra_fwhm_um
                min_separation_um: float, surround_ratio: float | None = None) -> dict:
     """Recall of an observer that knows the shaft exactly and sees no noise: the local
     maxima of the heads-only image (smoothed as the detector smooths for heads
-    ``extra_fwhm_um`` wide, the PSF included; 0: not smoothed) matched one-to-one to the true spines (``truth``: present and in view) within
-    the benchmark's gate, in the z-projection (the detector's view) and in 3-D: the rows of
-    ``truth`` found, per view.  A spine whose head makes no maximum of its own is merged with
-    a neighbour at that scale."""
+    ``extra_fwhm_um`` wide, the PSF included; 0: not smoothed) matched one-to-one to the
+    true spines (``truth``: present and in view) within the benchmark's gate, in the
+    z-projection (the detector's view) and in 3-D: the rows of ``truth`` found, per view.  A
+    spine whose head makes no maximum of its own is merged with a neighbour at that scale."""
     from scipy import ndimage
 
     from pipeline.core.spines import head_sigma_vox
@@ -186,7 +186,8 @@ def resolvable(heads: np.ndarray, truth: pd.DataFrame, *, spacing, extra_fwhm_um
         centre = head_sigma_vox(spacing, extra_fwhm_um)
         image = ndimage.gaussian_filter(heads, centre)
         if surround_ratio is not None:      # the detector's difference of Gaussians
-            image = image - ndimage.gaussian_filter(image, centre * np.sqrt(surround_ratio ** 2 - 1))
+            surround = centre * np.sqrt(surround_ratio ** 2 - 1)
+            image = image - ndimage.gaussian_filter(image, surround)
     half = max(int(round(min_separation_um / spacing[1])), 1)
     floor = 1e-6 * float(image.max())
     true_um = truth[["z", "y", "x"]].to_numpy(float) * spacing
@@ -216,14 +217,17 @@ def _one_per_plateau(is_max: np.ndarray) -> np.ndarray:
     return np.array(first, int).reshape(n, is_max.ndim)
 
 
-def ceiling(sim, params) -> pd.DataFrame:
+def ceiling(sim, params) -> tuple[pd.DataFrame, list]:
     """:func:`resolvable` per session and scale: how many true spines (present and in view)
-    an observer without noise, knowing the shaft, could find as peaks."""
-    rows = []
+    an observer without noise, knowing the shaft, could find as peaks; and per session the
+    rows of those spines the optics alone resolve (in the projection), for
+    :func:`cell_errors`."""
+    from registration_benchmark import _in_view
+
+    rows, resolved = [], []
     for k in range(len(sim.images)):
         session = f"s{k:02d}"
-        truth = sim.truth[(sim.truth.session == session) & (sim.truth.present == 1)
-                          & (sim.truth.in_view == 1)]
+        truth = _in_view(sim.truth, session)
         heads = heads_only(sim, k)
         row = {"session": session, "n_true": len(truth)}
         for name, fwhm in CEILING_SCALES.items():
@@ -234,26 +238,24 @@ def ceiling(sim, params) -> pd.DataFrame:
                 label = name + (", DoG" if dog else "")
                 row.update({f"{label}, {view}": len(rows_found)
                             for view, rows_found in found.items()})
+                if not fwhm:
+                    resolved.append(found["projection"])
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows), resolved
 
 
-def cell_errors(sim, params, *, split: bool = False) -> pd.DataFrame:
-    """:func:`session_errors` of every session of a simulated fill, one row each; ``split``:
-    also the spines found among the heads the optics resolve (a maximum of their own in the
-    heads alone, :func:`resolvable`) and among the merged ones."""
+def cell_errors(sim, params, *, resolved: list | None = None) -> pd.DataFrame:
+    """:func:`session_errors` of every session of a simulated fill, one row each; with
+    ``resolved`` (per session, :func:`ceiling`'s rows the optics resolve) also the spines
+    found among those and among the merged ones."""
+    from registration_benchmark import _in_view
+
     rows = []
     for k, image in enumerate(sim.images):
         session = f"s{k:02d}"
-        truth = sim.truth[(sim.truth.session == session) & (sim.truth.present == 1)
-                          & (sim.truth.in_view == 1)]
-        resolved = (resolvable(heads_only(sim, k), truth, spacing=sim.params.spacing,
-                               extra_fwhm_um=0.0,
-                               min_separation_um=params.min_separation_um)["projection"]
-                    if split else None)
-        rows.append({"session": session, **session_errors(image, truth,
-                                                           spacing=sim.params.spacing,
-                                                           params=params, resolved=resolved)})
+        rows.append({"session": session, **session_errors(
+            image, _in_view(sim.truth, session), spacing=sim.params.spacing, params=params,
+            resolved=None if resolved is None else resolved[k])})
     return pd.DataFrame(rows)
 
 
@@ -304,11 +306,11 @@ def main(argv=None) -> int:
     sums, lines = [], []
     for name, extra in variants:
         sim = simulated_cell(COMMON + regime_args + extra)
-        per = cell_errors(sim, params, split=args.ceiling and not extra)
+        top, resolved = ceiling(sim, params) if args.ceiling and not extra else (None, None)
+        per = cell_errors(sim, params, resolved=resolved)
         sums.append({"regime": args.regime, "seed": seed, "images": name, **totals(per)})
         lines += [f"### {args.regime}, {name}", "", per.round(3).to_markdown(index=False), ""]
-        if args.ceiling and not extra:
-            top = ceiling(sim, params)
+        if top is not None:
             share = top.sum(numeric_only=True)
             share = (share / share["n_true"]).drop("n_true").round(3)
             lines += [f"### {args.regime}: heads with a maximum of their own (no noise, the "
