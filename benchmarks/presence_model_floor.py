@@ -3,6 +3,7 @@ ideal observer and the workflow.
 
     python benchmarks/presence_model_floor.py [--record BENCHMARKS_FLOOR.md] [--repeats 10]
                                               [--out BENCHMARKS_MODEL_FLOOR.md]
+                                              [--presence NAME:KEY=VALUE,KEY=VALUE ...]
 
 Issue 31 asks for turnover within 1.5x the ideal observer's error (``make bench-floor``).  The
 ideal observer knows the simulator's dynamics and every synapse's place.  Between it and the
@@ -19,7 +20,10 @@ models (snr per unit weight, relative SD, null SD) and our errors are read from 
 (the per-cell table ``presence_floor.py`` writes); the null centre is taken as 0, the
 signal per unit weight as constant over sessions (the record keeps their means).  The
 ideal observer's errors computed here against the record's show what that simplification
-costs.
+costs.  ``--presence NAME:KEY=VALUE,...`` adds the stage's model with those settings (e.g.
+``lost:lost_for_good=true``), called on the same measurements as its defaults.  Beside the
+turnover errors, *wrong calls*: rows called otherwise than the truth, per cell (they do not
+cancel between intervals as turnover errors can).
 """
 from __future__ import annotations
 
@@ -91,7 +95,16 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS_MODEL_FLOOR.md"))
+    ap.add_argument("--presence", action="append", default=[], metavar="NAME:KEY=VALUE,...",
+                    help="also the stage's model with these settings, reported as NAME")
     args = ap.parse_args(argv)
+    import yaml
+
+    variants = {"model": {}}
+    for item in args.presence:
+        name, _, options = item.partition(":")
+        variants[name] = {k: yaml.safe_load(v) for k, v in
+                          (kv.split("=", 1) for kv in options.split(",") if kv)}
     started = time.perf_counter()
     cells = recorded_cells(Path(args.record))
     if cells.empty:
@@ -105,17 +118,22 @@ def main(argv=None) -> int:
             t_true = prepare_table(truth[COLS])
             noise = {"signal_per_weight": np.full(truth["session"].nunique(), r.snr_per_weight),
                      "relative_sd": r.relative_sd, "null_centre": 0.0, "null_sd": r.null_sd}
-            scores = {"ideal": [], "model": []}
+            truth_present = truth[COLS].sort_values(["synapse_id", "day"])["present"].to_numpy()
+            scores = {name: [] for name in ("ideal", *variants)}
+            wrong = {name: 0 for name in scores}
             for _ in range(args.repeats):
-                scores["ideal"].append(turnover_vs_truth(
-                    t_true, prepare_table(ideal_calls(truth[COLS], params, noise, rng))))
-                scores["model"].append(turnover_vs_truth(
-                    t_true, prepare_table(model_calls(truth[COLS], params, noise, rng))))
+                calls = {"ideal": ideal_calls(truth[COLS], params, noise, rng)}
+                calls.update(zip(variants, model_calls(truth[COLS], params, noise, rng,
+                                                       settings=list(variants.values()))))
+                for name, c in calls.items():
+                    scores[name].append(turnover_vs_truth(t_true, prepare_table(c)))
+                    wrong[name] += int((c["present"].to_numpy() != truth_present).sum())
             row = r._asdict()
             row.pop("Index")
             for name, sc in scores.items():
                 for col in ("added", "lost"):
                     row[f"{col}_{name}"] = float(np.mean([s[f"{col}_error_pp"] for s in sc]))
+                row[f"wrong_{name}"] = wrong[name] / args.repeats
             rows.append(row)
     table = pd.DataFrame(rows)
     minutes = (time.perf_counter() - started) / 60
@@ -127,6 +145,12 @@ def main(argv=None) -> int:
             out[f"{col}: ours / model / ideal (pp)"] = f"{ours:.2f} / {model:.2f} / {ideal:.2f}"
             out[f"{col}: model over ideal"] = f"{model / ideal:.1f}x" if ideal > 0 else "inf"
             out[f"{col}: ours over model"] = f"{ours / model:.1f}x" if model > 0 else "inf"
+            for name in list(variants)[1:]:
+                v = g[f"{col}_{name}"].mean()
+                out[f"{col}: {name} (over ideal)"] = (f"{v:.2f} ({v / ideal:.1f}x)" if ideal > 0
+                                                      else f"{v:.2f}")
+        out["wrong calls per cell: " + " / ".join(["ideal", *variants])] = " / ".join(
+            f"{g[f'wrong_{n}'].mean():.1f}" for n in ("ideal", *variants))
         out["ideal here / recorded (added, lost)"] = (
             f"{g['added_ideal'].mean():.2f} / {g['added_ideal_recorded'].mean():.2f}, "
             f"{g['lost_ideal'].mean():.2f} / {g['lost_ideal_recorded'].mean():.2f}")
@@ -134,16 +158,21 @@ def main(argv=None) -> int:
 
     summary = table.groupby("regime", sort=False)[table.columns].apply(per_regime).reset_index()
     cmd = (f"python benchmarks/presence_model_floor.py --record {Path(args.record).name} "
-           f"--repeats {args.repeats} --seed {args.seed}")
+           f"--repeats {args.repeats} --seed {args.seed}"
+           + "".join(f" --presence {item}" for item in args.presence))
     lines = ["# The presence model on perfect tracks, beside the ideal observer and ours", "",
              f"_`{cmd}` ({minutes:.1f} min, {time.strftime('%Y-%m-%d')}). Per regime, the mean "
              "over its cells of the turnover errors (mean absolute error of the per-interval "
              "fractions, pp): `ours` the workflow's joint calls (from the record), `model` the "
              "presence stage's model (fitted, defaults) on measurements drawn at the true "
              "synapses with perfect tracking, `ideal` the ideal observer on such measurements "
-             f"(the simulator's dynamics known); {args.repeats} draws each. The last column: the "
-             "ideal observer computed here (null centre 0, constant signal per weight) against "
-             "the record's._", "",
+             f"(the simulator's dynamics known); {args.repeats} draws each"
+             + "".join(f"; `{n}` the stage's model with {', '.join(f'{k}={v}' for k, v in o.items())}"
+                       for n, o in list(variants.items())[1:])
+             + ", on the same measurements as `model`. Wrong calls: rows called otherwise than "
+             "the truth, per cell. The column `ideal here / recorded`: the ideal observer "
+             "computed here (null centre 0, constant signal per weight) against the record's._",
+             "",
              summary.to_markdown(index=False), "",
              "Every cell:", "",
              table.round(3).to_markdown(index=False), ""]

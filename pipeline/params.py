@@ -254,6 +254,15 @@ class PresenceParams:
                "(uniform from 0 to its 2.5th percentile, share fitted): a present synapse may "
                "measure as low as an absent one in a session next to one where it was clearly "
                "seen")
+    signal_memory: bool = _p(
+        False, "the present state carries the synapse's signal, which drifts from session to "
+               "session by a multiplicative Markov step fitted to the cell, and its loss "
+               "probability depends on it (pipeline.core.signal_markov): a dim session is judged "
+               "against the synapse's own last signal, not the whole cell's")
+    lost_for_good: bool = _p(
+        False, "a synapse called lost does not come back in its track (two absent states: not "
+               "yet born, lost); a dim session between two where it was seen is then read as "
+               "present, and a track's present sessions are one run")
 
 
 #: stats.type_test's choices: where animals hold cells of both types, compare the types within

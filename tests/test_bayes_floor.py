@@ -90,10 +90,11 @@ def test_the_presence_model_on_perfect_tracks_is_exact_without_noise_and_behind_
     truth_present = truth.sort_values(["synapse_id", "day"])["present"].to_numpy()
     quiet = {"signal_per_weight": np.full(8, 40.0), "relative_sd": 0.01, "null_centre": 0.0,
              "null_sd": 0.05}
-    assert (model_calls(truth, DYNAMICS, quiet, rng)["present"].to_numpy() == truth_present).all()
+    assert (model_calls(truth, DYNAMICS, quiet, rng)[0]["present"].to_numpy()
+            == truth_present).all()
     noisy = {"signal_per_weight": np.full(8, 11.0), "relative_sd": 0.2, "null_centre": 0.0,
              "null_sd": 1.6}
-    model_errors = sum((model_calls(truth, DYNAMICS, noisy, rng)["present"].to_numpy()
+    model_errors = sum((model_calls(truth, DYNAMICS, noisy, rng)[0]["present"].to_numpy()
                         != truth_present).sum() for _ in range(3))
     ideal_errors = sum((ideal_calls(truth, DYNAMICS, noisy, rng)["present"].to_numpy()
                         != truth_present).sum() for _ in range(3))

@@ -55,18 +55,23 @@ def test_a_synapse_dimmed_below_threshold_is_present_there():
     assert summary["changed_to_present"] >= 1
 
 
-@pytest.mark.parametrize("reach, dim", [(0, False), (1, False), (0, True)])
-def test_a_synapse_truly_lost_stays_lost(reach, dim):
+#: the two-state model's settings, and the grid model's (signal memory, lost for good)
+SETTINGS = [dict(own_signal_reach=0), dict(own_signal_reach=1), dict(dim_present=True),
+            dict(signal_memory=True, lost_for_good=True), dict(lost_for_good=True)]
+
+
+@pytest.mark.parametrize("settings", SETTINGS)
+def test_a_synapse_truly_lost_stays_lost(settings):
     rng = np.random.default_rng(1)
     states = np.vstack([_background(rng), [1, 1, 1, 0, 0, 0]])
     t = _cell(states, rng, signal=np.full((len(states), 6), 20.0))
-    out, _ = call_presence(t.drop(columns="truth"), own_signal_reach=reach, dim_present=dim)
+    out, _ = call_presence(t.drop(columns="truth"), **settings)
     p = _p(out, len(states))
     assert (p[:3] > 0.9).all() and (p[3:] < 0.1).all()
 
 
-@pytest.mark.parametrize("reach, dim", [(0, False), (1, False), (0, True)])
-def test_a_faint_one_off_blob_is_not_made_a_synapse(reach, dim):
+@pytest.mark.parametrize("settings", SETTINGS)
+def test_a_faint_one_off_blob_is_not_made_a_synapse(settings):
     rng = np.random.default_rng(2)
     states = np.vstack([_background(rng), [0, 0, 0, 0, 0, 0]])
     t = _cell(states, rng)
@@ -74,8 +79,7 @@ def test_a_faint_one_off_blob_is_not_made_a_synapse(reach, dim):
     blob = (t["synapse_id"] == sid) & (t["session"] == "s2")
     t.loc[blob, ["snr", "detected"]] = [5.0, 1]  # the detector fired on a noise peak
     t.loc[blob, "intensity"] = 500.0
-    out, summary = call_presence(t.drop(columns="truth"), own_signal_reach=reach,
-                                 dim_present=dim)
+    out, summary = call_presence(t.drop(columns="truth"), **settings)
     assert (_p(out, sid) < 0.5).all()
     assert out.loc[out["synapse_id"] == sid, "present_detected"].sum() == 1
     assert summary["changed_to_absent"] >= 1 and summary["never_present"] >= 1
@@ -260,12 +264,13 @@ def test_detection_model_keeps_the_per_session_calls():
         call_presence(t, model="magic")
 
 
-def test_a_present_synapse_that_measures_nothing_gets_a_positive_flagged_weight():
+@pytest.mark.parametrize("settings", [{}, dict(signal_memory=True, lost_for_good=True)])
+def test_a_present_synapse_that_measures_nothing_gets_a_positive_flagged_weight(settings):
     # dim synapses (median snr 3.7 against noise SD 2): some present ones measure <= 0
     rng = np.random.default_rng(6)
     states = _background(rng, n=300, k=8)
     t = _cell(states, rng, signal=np.exp(rng.normal(1.3, 0.6, (300, 8))))
-    out, summary = call_presence(t.drop(columns="truth"))
+    out, summary = call_presence(t.drop(columns="truth"), **settings)
     before = t.set_index(["synapse_id", "session"])["intensity"]
     measured = before.reindex(pd.MultiIndex.from_frame(out[["synapse_id", "session"]])).to_numpy()
     filled = out["weight_imputed"].to_numpy() == 1

@@ -17,6 +17,7 @@ from scipy import optimize, special
 from ..contract import CURATION_CALLS
 from ..core.noise import MAD_TO_SD
 from ..core.optics import Z_SCALE
+from ..core.signal_markov import fit_signal_markov
 from ..core.normalise import normalise_cell_weights
 from ..inputs.curation import row_error
 from ..params import PresenceParams
@@ -262,7 +263,9 @@ def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float 
                  birth_prior: float = 1.0, loss_prior: float = 1.0,
                  min_null: int = MIN_NULL_PLACES,
                  steps=None, own_signal_reach: int = PresenceParams.own_signal_reach,
-                 dim_present: bool = PresenceParams.dim_present) -> dict:
+                 dim_present: bool = PresenceParams.dim_present,
+                 signal_memory: bool = PresenceParams.signal_memory,
+                 lost_for_good: bool = PresenceParams.lost_for_good) -> dict:
     """Fit the two-state HMM to tracks x sessions of snr and return posteriors and parameters.
 
     Parameters
@@ -293,11 +296,23 @@ def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float 
         :data:`DIM_SHARE_MAX`): a present synapse may measure as low as an absent one.  The
         final calls allow a dim session only next to a session where the track was clearly
         present (above the absent state by 2 of its SDs, called present by the fit).
+    signal_memory, lost_for_good : after the two-state fit (which starts it), the calls are
+        made by the model of :func:`pipeline.core.signal_markov.fit_signal_markov`: its present
+        state carries the signal, which drifts from session to session (``signal_memory``;
+        False: each session's from one log-normal, as here), and with ``lost_for_good`` a
+        synapse once lost does not return.  Not combined with ``own_signal_reach`` or
+        ``dim_present`` (the two-state model's refinements).
 
     Returns
     -------
-    dict with ``p_present`` (n_tracks, n_sessions) and the fitted ``params``.
+    dict with ``p_present`` (n_tracks, n_sessions) and the fitted ``params``; with
+    ``signal_memory`` or ``lost_for_good`` also ``signal``, each row's expected true signal if
+    present (snr units, from all the track's sessions).
     """
+    grid_model = signal_memory or lost_for_good
+    if grid_model and (own_signal_reach > 0 or dim_present):
+        raise ValueError("presence: signal_memory / lost_for_good replace the two-state model's "
+                         "own_signal_reach and dim_present; set those to 0 / false")
     z = np.asarray(snr, float)
     obs = np.asarray(observed, bool) & np.isfinite(z)
     z = np.where(obs, z, 0.0)
@@ -356,6 +371,21 @@ def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float 
     log_e, ob = _by_step(np.stack([log_e0, log_e1]), obs, steps)
     p1, _, loglik = _forward_backward(log_e, ob, params["pi1"], params["birth"], params["loss"])
     params = {**params, "loglik": loglik, "iterations": it + 1}
+    if grid_model:
+        # tracks the two-state fit never saw clearly (detections of noise, a neighbour's
+        # flank) keep its calls: fitted with the synapses, they teach the model that synapses
+        # are born faint and die young, and are then called present in their noisiest session
+        seen = clearly_present(z, obs, p1[:, steps], params).any(axis=1)
+        p_out, signal = p1[:, steps].copy(), np.full(z.shape, np.nan)
+        if seen.any():
+            fit = fit_signal_markov(z[seen], obs[seen], mu0=params["mu0"], tau0=params["tau0"],
+                                    init=params, steps=steps, lost=lost_for_good,
+                                    iid=not signal_memory)
+            p_out[seen], signal[seen] = fit["p_present"], fit["signal"]
+            params = {**params, "grid_model": fit["params"]}
+        unseen = ~seen[:, None] & np.isnan(signal)
+        signal[unseen] = posterior_signal(z[unseen], params)
+        return {"p_present": p_out, "signal": signal, "params": params}
     if own_signal_reach > 0 or dim_present:
         clear = clearly_present(z, obs, p1[:, steps], params)
         if own_signal_reach > 0:
@@ -491,6 +521,8 @@ def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
                   warn_absent_departure: float = PresenceParams.warn_absent_departure,
                   own_signal_reach: int = PresenceParams.own_signal_reach,
                   dim_present: bool = PresenceParams.dim_present,
+                  signal_memory: bool = PresenceParams.signal_memory,
+                  lost_for_good: bool = PresenceParams.lost_for_good,
                   null_snr=None, null_sessions=None,
                   target: str = "puncta") -> tuple[pd.DataFrame, dict]:
     """Present/absent per synapse and session for one cell's table (from the weights stage).
@@ -506,8 +538,8 @@ def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
     ``warn_absent_departure`` SDs).  A ``null_snr`` too short to measure the absent state is
     named in the summary's warnings (:func:`unmeasured_absent_warning`; ``target``: the
     sheet's, 'puncta' or 'spines').  Returns
-    the table and a summary of what changed.  ``own_signal_reach``, ``dim_present``: see
-    :func:`fit_presence`.
+    the table and a summary of what changed.  ``own_signal_reach``, ``dim_present``,
+    ``signal_memory``, ``lost_for_good``: see :func:`fit_presence`.
     """
     t = table.copy()
     if "observed" not in t.columns:      # a table from before the column existed
@@ -531,7 +563,8 @@ def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
                        values="observed").reindex(columns=sessions)
         fit = fit_presence(snr.to_numpy(), seen.fillna(0).to_numpy() == 1, null_snr=null_snr,
                            steps=steps, own_signal_reach=own_signal_reach,
-                           dim_present=dim_present)
+                           dim_present=dim_present, signal_memory=signal_memory,
+                           lost_for_good=lost_for_good)
         p = pd.DataFrame(fit["p_present"], index=snr.index, columns=sessions)
         t["p_present"] = p.stack().reindex(
             pd.MultiIndex.from_arrays([t["synapse_id"], t["session"]])).to_numpy()
@@ -546,8 +579,13 @@ def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
         if fill.any():
             noise = (t["intensity"] / t["snr"]).where(t["snr"] != 0)
             noise = noise.fillna(noise[noise > 0].median())
-            t.loc[fill, "intensity"] = (posterior_signal(t.loc[fill, "snr"], params)
-                                        * noise[fill].abs())
+            if "signal" in fit:     # the track's other sessions speak for this one's signal
+                expected = pd.DataFrame(fit["signal"], index=snr.index, columns=sessions)
+                signal = expected.stack().reindex(pd.MultiIndex.from_arrays(
+                    [t.loc[fill, "synapse_id"], t.loc[fill, "session"]])).to_numpy()
+            else:
+                signal = posterior_signal(t.loc[fill, "snr"], params)
+            t.loc[fill, "intensity"] = signal * noise[fill].abs()
     elif model == "detection":
         t["p_present"] = np.nan
         t["weight_imputed"] = 0
@@ -668,7 +706,9 @@ def presence_cell(table: pd.DataFrame, *, null_snr=None, null_sessions=None,
                                  warn_not_observed=params.warn_not_observed,
                                  warn_absent_departure=params.warn_absent_departure,
                                  own_signal_reach=params.own_signal_reach,
-                                 dim_present=params.dim_present)
+                                 dim_present=params.dim_present,
+                                 signal_memory=params.signal_memory,
+                                 lost_for_good=params.lost_for_good)
     if curation is not None and len(curation):
         out = curate_calls(out, curation)
     n_calls = 0 if curation is None else int(curation["action"].isin(CURATION_CALLS).sum())

@@ -152,18 +152,20 @@ def ideal_calls(truth_cell: pd.DataFrame, params: dict, noise: dict, rng) -> pd.
 
 
 def model_calls(truth_cell: pd.DataFrame, params: dict, noise: dict, rng, *,
-                null_places: int = 300) -> pd.DataFrame:
+                null_places: int = 300, settings=({},)) -> list[pd.DataFrame]:
     """As :func:`ideal_calls`, but each row called by the presence stage's own model
-    (:func:`pipeline.stages.presence.fit_presence` with its defaults: parameters fitted to the
-    cell's tracks, no knowledge of the dynamics) on the same kind of measurements, with
-    ``null_places`` measurements of the absent state drawn from ``noise``: what the workflow's
-    presence calls would do with perfect detection, registration and tracking.  Its errors
-    beside the ideal observer's are the presence model's part of ours; ours beside its, the
-    image stages' part."""
+    (:func:`pipeline.stages.presence.fit_presence`: parameters fitted to the cell's tracks, no
+    knowledge of the dynamics) on the same kind of measurements, with ``null_places``
+    measurements of the absent state drawn from ``noise``: what the workflow's presence calls
+    would do with perfect detection, registration and tracking.  Its errors beside the ideal
+    observer's are the presence model's part of ours; ours beside its, the image stages'
+    part.  One table per entry of ``settings`` (options of :func:`fit_presence`; ``{}``: its
+    defaults), all called on the same measurements."""
     t, _, z = _measured(truth_cell, noise, rng)
     null = noise["null_centre"] + noise["null_sd"] * rng.normal(size=null_places)
-    return _called(t, fit_presence(z, np.ones_like(z, bool), null_snr=null)["p_present"],
-                   params)
+    return [_called(t, fit_presence(z, np.ones_like(z, bool), null_snr=null,
+                                    **options)["p_present"], params)
+            for options in settings]
 
 
 def _measured(truth_cell: pd.DataFrame, noise: dict, rng):
