@@ -21,9 +21,9 @@ with each track's present emission a log-normal around its mean log signal over 
 clearly present sessions (shrunk to the cell's mean by ``--shrink`` pseudo-sessions), of SD
 ``--within-sd`` (0: estimated, the within-track SD pooled over tracks seen twice or more).
 Both are run on the weights tables ``make bench-presence`` left in ``--workdir`` and scored
-with the benchmark's turnover errors (pp per interval), wrong calls (:func:`wrong_calls`) and
-the first session's sigma of ln weight (:func:`first_session_sigma`) against the simulator's
-truth.
+with the benchmark's turnover errors (pp per interval), wrong calls (:func:`wrong_calls`),
+survival to the last session (ours minus the truth's) and the first session's sigma of ln
+weight (:func:`first_session_sigma`) against the simulator's truth.
 """
 from __future__ import annotations
 
@@ -162,6 +162,8 @@ def main(argv=None) -> int:
                     row[f"added error, {name}"] = score["added_error_pp"]
                     row[f"lost error, {name}"] = score["lost_error_pp"]
                     row[f"wrong calls, {name}"] = wrong_calls(out, tc)
+                    row[f"survival error, {name}"] = (score["survival_ours"]
+                                                      - score["survival_true"])
                     row[f"sigma, {name}"] = first_session_sigma(prepare_table(out))
                 rows.append(row)
     finally:
