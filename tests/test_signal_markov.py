@@ -99,3 +99,27 @@ def test_not_combined_with_the_two_state_refinements():
     z = np.ones((5, 4))
     with pytest.raises(ValueError, match="own_signal_reach"):
         fit_presence(z, z > 0, signal_memory=True, dim_present=True)
+
+
+def test_a_bridged_run_of_noise_sessions_is_counted_and_named():
+    from pipeline.stages.presence import call_presence
+    import pandas as pd
+
+    rng = np.random.default_rng(7)
+    _, _, z = draw_tracks(rng, n=150)
+    z = np.vstack([z, [[30.0, 28.0, 0.2, -0.6, 0.4, 31.0, 29.0, 33.0]]])   # 3 sessions at noise
+    n, k = z.shape
+    table = pd.DataFrame({
+        "cell": "c1", "cell_type": "pyr", "synapse_id": np.repeat(np.arange(1, n + 1), k),
+        "session": np.tile([f"s{i}" for i in range(k)], n), "day": np.tile(np.arange(k) * 4, n),
+        "snr": z.ravel(), "intensity": 100 * z.ravel(), "in_view": 1,
+        "detected": (z > 5).astype(int).ravel(), "z_um": 0.0,
+        "y_um": np.repeat(np.arange(n) * 3.0, k), "x_um": 0.0})
+    null = rng.normal(0, 1, 300)
+    out, summary = call_presence(table, null_snr=null, lost_for_good=True)
+    last = out[out["synapse_id"] == n].sort_values("day")
+    assert (last["present"] == 1).all()
+    assert summary["gaps_bridged"] >= 1
+    assert any("lost_for_good" in w and "c1" in w for w in summary["warnings"])
+    _, default = call_presence(table, null_snr=null)
+    assert "gaps_bridged" not in default

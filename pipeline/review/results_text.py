@@ -286,7 +286,12 @@ def methods_paragraph(settings: dict | None, *, sessions: pd.DataFrame | None = 
         "Markov model per synapse fitted to the cell's own data (a present synapse's signal "
         "log-normal over the cell; with <code>presence.dim_present</code> true below, mixed, "
         "beside sessions where the synapse was clearly seen, with a dim component down to what "
-        "an absent one measures). ")
+        "an absent one measures; with <code>presence.signal_memory</code> or "
+        "<code>presence.lost_for_good</code> true below, synapses seen clearly at least once "
+        "were called by a model fitted alike whose present state carried the synapse's own "
+        "signal, drifting between sessions by a multiplicative Markov step with losses likelier "
+        "for small synapses (signal_memory), and in which a lost synapse did not return in its "
+        "track (lost_for_good)). ")
     if spine_cells:
         stages += (
             f"For {', '.join(map(_esc, sorted(spine_cells)))} (dendritic spines of a cell fill) spine heads were "

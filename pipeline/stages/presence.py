@@ -614,6 +614,15 @@ def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
         "params": params,
         **not_observed_summary(t, warn_fraction=warn_not_observed),
     }
+    if lost_for_good and model == "hmm":
+        summary["gaps_bridged"] = bridged_gaps(t, params)
+        if summary["gaps_bridged"]:
+            summary["warnings"].append(
+                f"cell {t['cell'].iloc[0]}: {summary['gaps_bridged']} synapses called present "
+                f"through 2 or more sessions at noise level between sessions where they were "
+                "clearly seen (presence.lost_for_good: a lost synapse does not return); if "
+                "synapses in this preparation come back at the same place, these may be a loss "
+                "and a new synapse: check them on the review pages, or set lost_for_good false")
     if null_snr is not None:
         summary["warnings"] += unmeasured_absent_warning(null_snr, cell=str(t["cell"].iloc[0]),
                                                          target=target)
@@ -622,6 +631,34 @@ def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
             null_snr, null_sessions, cell=str(t["cell"].iloc[0]), limit=warn_absent_departure)
         summary["warnings"] += departs
     return t, summary
+
+
+def bridged_gaps(table: pd.DataFrame, params: dict, *, min_sessions: int = 2) -> int:
+    """Synapses called present through ``min_sessions`` or more consecutive observed sessions
+    that measured at noise level (no more than ``CLEAR_SDS`` absent-state SDs above its centre)
+    between sessions where they were clearly seen: a dip of one synapse, or a loss and a new
+    synapse at its place, which a model whose lost synapses do not return cannot tell apart."""
+    if "mu0" not in params:
+        return 0
+    level = params["mu0"] + CLEAR_SDS * params["tau0"]
+    t = table[table["observed"] == 1].sort_values(["synapse_id", "day"], kind="stable")
+    n = 0
+    for _, g in t.groupby("synapse_id", sort=False):
+        present = g["present"].to_numpy() == 1
+        clear = present & (g["snr"].to_numpy() > level)
+        noise = present & ~clear
+        run, seen_clear = 0, False
+        for is_clear, is_noise in zip(clear, noise):
+            if is_clear:
+                if seen_clear and run >= min_sessions:
+                    n += 1
+                    break
+                seen_clear, run = True, 0
+            elif is_noise:
+                run += 1
+            else:
+                run = 0
+    return n
 
 
 def not_observed_summary(table: pd.DataFrame, *,
