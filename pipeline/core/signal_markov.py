@@ -76,12 +76,14 @@ def transition_matrix(log_grid, prm) -> np.ndarray:
 
 
 def start_vector(log_grid, prm) -> np.ndarray:
+    """Probability of each state at a track's first step (states as :func:`transition_matrix`)."""
     lost = [0.0] if prm.get("lost") else []
     return np.r_[1 - prm["pi1"], lost, prm["pi1"] * _density(log_grid, prm["m0"], prm["s0"])]
 
 
 def log_emissions(z, grid, prm) -> np.ndarray:
-    """(..., G+1) log p(z | state) for measurements ``z`` (any shape)."""
+    """(..., states) log p(z | state) for measurements ``z`` (any shape); states as
+    :func:`transition_matrix`."""
     z = np.asarray(z, float)[..., None]
     absent = stats.norm.logpdf(z, prm["mu0"], prm["tau0"])
     spread = np.sqrt(prm["tau0"] ** 2 + (prm["r"] * grid) ** 2)
@@ -89,17 +91,19 @@ def log_emissions(z, grid, prm) -> np.ndarray:
     return np.concatenate([absent] * (2 if prm.get("lost") else 1) + [present], axis=-1)
 
 
-def _step_emissions(z, observed, steps, grid, prm) -> np.ndarray:
-    """(n, n_steps, G+1) emission likelihoods per time step (sessions of one step multiplied,
-    unobserved ones carrying no evidence), each scaled to a maximum of 1 (the scale cancels
-    in the posteriors), and the sum of the log scales (the log-likelihood's share of them)."""
+def _step_emissions(z, observed, steps, grid, prm) -> tuple[np.ndarray, float]:
+    """(n, n_steps, states) emission likelihoods per time step (sessions of one step
+    multiplied, unobserved ones carrying no evidence), each scaled to a maximum of 1 (the scale
+    cancels in the posteriors) and floored at 1e-300 (a state the evidence all but excludes
+    stays possible, so a track the model cannot explain does not divide by zero), and the sum
+    of the log scales (the log-likelihood's share of them)."""
     n_steps = int(steps.max()) + 1
     le = np.zeros((z.shape[0], n_steps, len(grid) + (2 if prm.get("lost") else 1)))
     all_le = log_emissions(z, grid, prm)
     for j, k in enumerate(steps):
         le[:, k] += np.where(observed[:, j, None], all_le[:, j], 0.0)
     top = le.max(axis=2, keepdims=True)
-    return np.exp(le - top), float(top.sum())
+    return np.maximum(np.exp(le - top), 1e-300), float(top.sum())
 
 
 def forward_backward(emit, trans, start, *, counts: bool = True):
