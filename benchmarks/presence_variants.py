@@ -22,8 +22,9 @@ clearly present sessions (shrunk to the cell's mean by ``--shrink`` pseudo-sessi
 ``--within-sd`` (0: estimated, the within-track SD pooled over tracks seen twice or more).
 Both are run on the weights tables ``make bench-presence`` left in ``--workdir`` and scored
 with the benchmark's turnover errors (pp per interval), wrong calls (:func:`wrong_calls`),
-survival to the last session (ours minus the truth's) and the first session's sigma of ln
-weight (:func:`first_session_sigma`) against the simulator's truth.
+survival to the last session (ours minus the truth's), the first session's sigma of ln
+weight (:func:`first_session_sigma`) and the binned Kesten fit's a and b (:func:`kesten_ab`)
+against the simulator's truth.
 """
 from __future__ import annotations
 
@@ -110,6 +111,21 @@ def first_session_sigma(table: pd.DataFrame) -> float:
     return float(fit_lognormal(first["weight"])["sigma"])
 
 
+def kesten_ab(table: pd.DataFrame) -> tuple[float, float]:
+    """The binned-moment Kesten fit's ``a`` (multiplicative drift) and ``b`` (multiplicative
+    variance) on a prepared table, as ``make bench``'s "Models" rows and stats/kesten.csv fit
+    them: the present rows' weights are what the weight statistics see."""
+    from pipeline.stats.kesten_models import fit_kesten_binned
+    from pipeline.stats.table import consecutive_pairs, weighed_pairs
+
+    pairs = weighed_pairs(consecutive_pairs(table))
+    try:
+        fit = fit_kesten_binned(pairs["w_t"], pairs["w_next"])
+    except ValueError:
+        return np.nan, np.nan
+    return float(fit["a"]), float(fit["b"])
+
+
 def main(argv=None) -> int:
     import yaml
 
@@ -152,6 +168,7 @@ def main(argv=None) -> int:
                 t_true = prepare_table(tc[COLS])
                 row = {"regime": regime, "cell": cell,
                        "sigma, truth table": first_session_sigma(t_true)}
+                row["Kesten a, truth table"], row["Kesten b, truth table"] = kesten_ab(t_true)
                 for name, fit, prm in (("stage", default_fit, PresenceParams()),
                                        (variant_name, variant, variant_params)):
                     P.fit_presence = fit
@@ -165,6 +182,8 @@ def main(argv=None) -> int:
                     row[f"survival error, {name}"] = (score["survival_ours"]
                                                       - score["survival_true"])
                     row[f"sigma, {name}"] = first_session_sigma(prepare_table(out))
+                    row[f"Kesten a, {name}"], row[f"Kesten b, {name}"] = kesten_ab(
+                        prepare_table(out))
                 rows.append(row)
     finally:
         P.fit_presence = default_fit
