@@ -20,6 +20,7 @@ import pandas as pd
 from scipy import special, stats
 
 from ..core.noise import MAD_TO_SD
+from ..core.signal_markov import forward_backward
 from ..stages.presence import absent_state, fit_presence
 
 
@@ -75,7 +76,6 @@ def ideal_presence_posterior(snr, observed, *, signal_per_weight, null_centre, n
     trans[2:, 2:] = (1 - p_loss)[:, None] * step_kernel
     start = np.r_[1 - p_present_first, 0.0, p_present_first * density(weight_lognormal)]
 
-    n, T = z.shape
     # emissions (n, T, states); unobserved sessions carry no evidence
     e_absent = stats.norm.pdf(z, null_centre, null_sd)
     expect = null_centre + k[None, :, None] * grid[None, None, :]
@@ -83,18 +83,7 @@ def ideal_presence_posterior(snr, observed, *, signal_per_weight, null_centre, n
     e_present = stats.norm.pdf(z[:, :, None], expect, spread)
     emit = np.concatenate([e_absent[:, :, None], e_absent[:, :, None], e_present], axis=2) + 1e-300
     emit = np.where(obs[:, :, None], emit, 1.0)
-    fwd = np.empty((n, T, n_states))
-    bwd = np.ones((n, T, n_states))
-    x = start[None] * emit[:, 0]
-    fwd[:, 0] = x / x.sum(axis=1, keepdims=True)
-    for t in range(1, T):
-        x = (fwd[:, t - 1] @ trans) * emit[:, t]
-        fwd[:, t] = x / x.sum(axis=1, keepdims=True)
-    for t in range(T - 2, -1, -1):
-        x = (emit[:, t + 1] * bwd[:, t + 1]) @ trans.T
-        bwd[:, t] = x / x.sum(axis=1, keepdims=True)
-    post = fwd * bwd
-    post /= post.sum(axis=2, keepdims=True)
+    post, _, _ = forward_backward(emit, trans, start, counts=False)
     if return_states:   # (n, T, states): unborn, lost, present at each grid weight
         return post
     return post[:, :, 2:].sum(axis=2)
