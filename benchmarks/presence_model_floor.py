@@ -167,7 +167,8 @@ def main(argv=None) -> int:
              "presence stage's model (fitted, defaults) on measurements drawn at the true "
              "synapses with perfect tracking, `ideal` the ideal observer on such measurements "
              f"(the simulator's dynamics known); {args.repeats} draws each"
-             + "".join(f"; `{n}` the stage's model with {', '.join(f'{k}={v}' for k, v in o.items())}"
+             + "".join(f"; `{n}` the stage's model with "
+                       + ", ".join(f"{k}={v}" for k, v in o.items())
                        for n, o in list(variants.items())[1:])
              + ", on the same measurements as `model`. Wrong calls: rows called otherwise than "
              "the truth, per cell. The column `ideal here / recorded`: the ideal observer "

@@ -44,7 +44,7 @@ def signal_grid(z, mu0: float, tau0: float, n: int = N_GRID) -> np.ndarray:
     return np.geomspace(0.2 * tau0, top, n)
 
 
-def _density(log_grid, centre, sd):
+def log_normal_on_grid(log_grid, centre, sd):
     """A normal density of ln s discretised on ``log_grid`` (sums to 1)."""
     step = np.gradient(log_grid)
     p = stats.norm.pdf(log_grid, centre, sd) * step
@@ -69,7 +69,7 @@ def transition_matrix(log_grid, prm) -> np.ndarray:
     loss = special.expit(prm["alpha"] + prm["beta"] * log_grid)
     a = np.zeros((g + 1, g + 1))
     a[0, 0] = 1 - prm["birth"]
-    a[0, 1:] = prm["birth"] * _density(log_grid, prm["mb"], prm["sb"])
+    a[0, 1:] = prm["birth"] * log_normal_on_grid(log_grid, prm["mb"], prm["sb"])
     a[1:, 0] = loss
     a[1:, 1:] = (1 - loss)[:, None] * kernel
     return a
@@ -78,7 +78,8 @@ def transition_matrix(log_grid, prm) -> np.ndarray:
 def start_vector(log_grid, prm) -> np.ndarray:
     """Probability of each state at a track's first step (states as :func:`transition_matrix`)."""
     lost = [0.0] if prm.get("lost") else []
-    return np.r_[1 - prm["pi1"], lost, prm["pi1"] * _density(log_grid, prm["m0"], prm["s0"])]
+    first = log_normal_on_grid(log_grid, prm["m0"], prm["s0"])
+    return np.r_[1 - prm["pi1"], lost, prm["pi1"] * first]
 
 
 def log_emissions(z, grid, prm) -> np.ndarray:
@@ -252,6 +253,6 @@ def fit_signal_markov(snr, observed, *, mu0: float, tau0: float, init: dict,
     post = post[:, steps]
     present = post[:, :, 1 + lost:]
     mass = present.sum(-1)
-    return {"p_present": mass,
-            "signal": (present * grid).sum(-1) / np.maximum(mass, 1e-300), "posterior": post, "grid": grid,
+    return {"p_present": mass, "signal": (present * grid).sum(-1) / np.maximum(mass, 1e-300),
+            "posterior": post, "grid": grid,
             "params": {**prm, "loglik": loglik, "iterations": it + 1}}

@@ -20,7 +20,7 @@ import pandas as pd
 from scipy import special, stats
 
 from ..core.noise import MAD_TO_SD
-from ..core.signal_markov import forward_backward
+from ..core.signal_markov import forward_backward, log_normal_on_grid
 from ..stages.presence import absent_state, fit_presence
 
 
@@ -55,11 +55,9 @@ def ideal_presence_posterior(snr, observed, *, signal_per_weight, null_centre, n
     a, c, b, d = kesten
     grid = np.geomspace(min_weight, 40.0, n_grid)
     lw = np.log(grid)
-    step = np.gradient(lw)
 
-    def density(mu_sigma):
-        p = stats.norm.pdf(lw, *mu_sigma) * step
-        return p / p.sum()
+    def density(mu_sigma):      # a log-normal of the weight, discretised on the grid
+        return log_normal_on_grid(lw, *mu_sigma)
 
     # states: 0 unborn, 1 lost (absorbing), 2.. present at weight grid[j]
     edges = np.r_[-np.inf, np.sqrt(grid[:-1] * grid[1:]), np.inf]  # the floor bin takes all below
