@@ -133,6 +133,13 @@ def forward_backward(emit, trans, start, *, counts: bool = True):
     return post, xi, float(np.log(scale).sum())
 
 
+def _log_moments(w, log_grid) -> tuple[float, float]:
+    """Mean and SD (at least :data:`Q_MIN`) of ln s under weights ``w`` on the grid."""
+    mean = float((w * log_grid).sum() / max(w.sum(), 1e-12))
+    sd = float(np.sqrt((w * (log_grid - mean) ** 2).sum() / max(w.sum(), 1e-12)))
+    return mean, max(sd, Q_MIN)
+
+
 def _m_step(post, xi, first, log_grid, grid, z_obs, post_obs, prm) -> dict:
     """New parameters from the posteriors (``first``: those of each track's first step) and
     the expected transitions ``xi``."""
@@ -141,15 +148,11 @@ def _m_step(post, xi, first, log_grid, grid, z_obs, post_obs, prm) -> dict:
     out["pi1"] = float((p1.sum() + PSEUDO) / (len(first) + 2 * PSEUDO))
     w0 = p1.sum(axis=0)
     if w0.sum() > 1e-9:
-        out["m0"] = float((w0 * log_grid).sum() / w0.sum())
-        out["s0"] = float(max(np.sqrt((w0 * (log_grid - out["m0"]) ** 2).sum() / w0.sum()),
-                              Q_MIN))
+        out["m0"], out["s0"] = _log_moments(w0, log_grid)
     births = xi[0, 1:]
     out["birth"] = float((births.sum() + PSEUDO) / (xi[0].sum() + 20 * PSEUDO))
     if births.sum() > 1.0:      # a birth signal only where births were seen
-        out["mb"] = float((births * log_grid).sum() / births.sum())
-        out["sb"] = float(max(np.sqrt((births * (log_grid - out["mb"]) ** 2).sum()
-                                      / births.sum()), Q_MIN))
+        out["mb"], out["sb"] = _log_moments(births, log_grid)
     lost, kept = xi[1:, 0], xi[1:, 1:].sum(axis=1)
 
     def loss_nll(th):
@@ -168,13 +171,12 @@ def _m_step(post, xi, first, log_grid, grid, z_obs, post_obs, prm) -> dict:
         dx, dy = log_grid - xm, log_grid - ym
         sxx = (w.sum(axis=1) * dx ** 2).sum()
         sxy = (w * np.outer(dx, dy)).sum()
-        rho = float(np.clip(sxy / max(sxx, 1e-12), *RHO_BOUNDS)) if not prm.get("iid") else 0.0
-        m = float(ym if rho >= 1 - 1e-6 else (ym - rho * xm) / (1 - rho))
+        rho = float(np.clip(sxy / max(sxx, 1e-12), *RHO_BOUNDS))
+        # a random walk (rho 1) has no centre to estimate: the last one is kept
+        m = prm["m"] if rho >= 1 - 1e-6 else float((ym - rho * xm) / (1 - rho))
         resid = log_grid[None, :] - (m + rho * (log_grid[:, None] - m))
         q = float(np.sqrt((w * resid ** 2).sum() / tot))
         out["rho"], out["m"], out["q"] = rho, m, max(q, Q_MIN)
-        if rho >= 1 - 1e-6:
-            out["m"] = prm["m"]
     # relative spread of a present measurement around its signal
     wp = post_obs[:, 1:]
 
@@ -237,10 +239,8 @@ def fit_signal_markov(snr, observed, *, mu0: float, tau0: float, init: dict,
         post_rows = post[:, steps]
         prm = _m_step(post, xi, post[:, 0], log_grid, grid, z[obs], post_rows[obs], prm)
         if iid:     # no memory: every present session from one log-normal, fitted to all
-            w = post_rows[obs][:, 1:].sum(axis=0)
-            m = float((w * log_grid).sum() / max(w.sum(), 1e-12))
-            q = float(np.sqrt((w * (log_grid - m) ** 2).sum() / max(w.sum(), 1e-12)))
-            prm.update(rho=0.0, m=m, q=max(q, Q_MIN), m0=m, s0=max(q, Q_MIN))
+            m, q = _log_moments(post_rows[obs][:, 1:].sum(axis=0), log_grid)
+            prm.update(rho=0.0, m=m, q=q, m0=m, s0=q)
         if lost:    # births from the not yet born only
             prm["birth"] = float((full[0, 2:].sum() + PSEUDO) / (full[0].sum() + 20 * PSEUDO))
         if abs(loglik - prev) < tol * abs(loglik):

@@ -383,7 +383,7 @@ def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float 
                                     iid=not signal_memory)
             p_out[seen], signal[seen] = fit["p_present"], fit["signal"]
             params = {**params, "grid_model": fit["params"]}
-        unseen = ~seen[:, None] & np.isnan(signal)
+        unseen = np.broadcast_to(~seen[:, None], z.shape)
         signal[unseen] = posterior_signal(z[unseen], params)
         return {"p_present": p_out, "signal": signal, "params": params}
     if own_signal_reach > 0 or dim_present:
