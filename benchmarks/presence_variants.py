@@ -113,16 +113,12 @@ def first_session_sigma(table: pd.DataFrame) -> float:
 
 def kesten_ab(table: pd.DataFrame) -> tuple[float, float]:
     """The binned-moment Kesten fit's ``a`` (multiplicative drift) and ``b`` (multiplicative
-    variance) on a prepared table, as ``make bench``'s "Models" rows and stats/kesten.csv fit
-    them: the present rows' weights are what the weight statistics see."""
-    from pipeline.stats.kesten_models import fit_kesten_binned
-    from pipeline.stats.table import consecutive_pairs, weighed_pairs
+    variance) on a prepared table, as ``make bench``'s "Models" rows fit them
+    (:func:`pipeline.truth.evaluate.binned_kesten`): the present rows' weights are what the
+    weight statistics see."""
+    from pipeline.truth.evaluate import binned_kesten
 
-    pairs = weighed_pairs(consecutive_pairs(table))
-    try:
-        fit = fit_kesten_binned(pairs["w_t"], pairs["w_next"])
-    except ValueError:
-        return np.nan, np.nan
+    fit = binned_kesten(table)
     return float(fit["a"]), float(fit["b"])
 
 
@@ -175,15 +171,15 @@ def main(argv=None) -> int:
                     out, _ = P.presence_cell(table, null_snr=null["snr"].to_numpy(),
                                              null_sessions=null["session"].to_numpy(),
                                              params=prm)
-                    score = turnover_vs_truth(t_true, prepare_table(out))
+                    prepared = prepare_table(out)
+                    score = turnover_vs_truth(t_true, prepared)
                     row[f"added error, {name}"] = score["added_error_pp"]
                     row[f"lost error, {name}"] = score["lost_error_pp"]
                     row[f"wrong calls, {name}"] = wrong_calls(out, tc)
                     row[f"survival error, {name}"] = (score["survival_ours"]
                                                       - score["survival_true"])
-                    row[f"sigma, {name}"] = first_session_sigma(prepare_table(out))
-                    row[f"Kesten a, {name}"], row[f"Kesten b, {name}"] = kesten_ab(
-                        prepare_table(out))
+                    row[f"sigma, {name}"] = first_session_sigma(prepared)
+                    row[f"Kesten a, {name}"], row[f"Kesten b, {name}"] = kesten_ab(prepared)
                 rows.append(row)
     finally:
         P.fit_presence = default_fit

@@ -419,11 +419,23 @@ def censoring_comparison(cut: pd.DataFrame, full: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def binned_kesten(table: pd.DataFrame) -> dict:
+    """The published binned-moment Kesten fit (``a, c, b, d``) on a prepared table's
+    consecutive pairs, as stats/kesten.csv fits them; NaNs where there are too few pairs."""
+    from ..stats.kesten_models import fit_kesten_binned
+    from ..stats.table import consecutive_pairs, weighed_pairs
+
+    pairs = weighed_pairs(consecutive_pairs(table))
+    try:
+        return fit_kesten_binned(pairs["w_t"], pairs["w_next"])
+    except ValueError:
+        return {c: np.nan for c in "acbd"}
+
+
 def population_scores(truth: pd.DataFrame, synapses: pd.DataFrame, params: dict) -> list[dict]:
     """Turnover, log-normal sigma and Kesten fits: ours vs the truth table vs the generator."""
     from ..stats.distributions import fit_lognormal
-    from ..stats.kesten_models import fit_kesten_binned
-    from ..stats.table import consecutive_pairs, prepare_table, weighed_pairs
+    from ..stats.table import prepare_table
 
     rows = []
     t_true = prepare_table(truth[["cell", "cell_type", "synapse_id", "session", "day", "present", "weight"]])
@@ -458,11 +470,7 @@ def population_scores(truth: pd.DataFrame, synapses: pd.DataFrame, params: dict)
         for coef, value in zip("acbd", gen["kesten"]):
             rows.append({"cell": key, "metric": f"kesten_{coef}_generating", "value": value})
         for name, tab in (("truth_table", t_true), ("ours", t_ours)):
-            pairs = weighed_pairs(consecutive_pairs(tab[tab.cell_type == ct]))  # as stats/kesten.csv
-            try:
-                fit = fit_kesten_binned(pairs["w_t"], pairs["w_next"])
-            except ValueError:
-                fit = {c: np.nan for c in "acbd"}
+            fit = binned_kesten(tab[tab.cell_type == ct])
             for coef in "acbd":
                 rows.append({"cell": key, "metric": f"kesten_{coef}_{name}", "value": fit[coef]})
     return rows
