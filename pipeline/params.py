@@ -260,7 +260,7 @@ class PresenceParams:
                "probability depends on it (pipeline.core.signal_markov): a dim session is judged "
                "against the synapse's own last signal, not the whole cell's")
     lost_for_good: bool = _p(
-        False, "a synapse called lost does not come back in its track (two absent states: not "
+        True, "a synapse called lost does not come back in its track (two absent states: not "
                "yet born, lost); a dim session between two where it was seen is then read as "
                "present, and a track's present sessions are one run")
 

@@ -55,8 +55,10 @@ def test_a_synapse_dimmed_below_threshold_is_present_there():
     assert summary["changed_to_present"] >= 1
 
 
-#: the two-state model's settings, and the grid model's (signal memory, lost for good)
-SETTINGS = [dict(own_signal_reach=0), dict(own_signal_reach=1), dict(dim_present=True),
+#: the two-state model's settings (a lost synapse may return), and the grid model's (lost for
+#: good, the default; with signal memory)
+TWO_STATE = dict(lost_for_good=False)
+SETTINGS = [TWO_STATE, dict(TWO_STATE, own_signal_reach=1), dict(TWO_STATE, dim_present=True),
             dict(signal_memory=True, lost_for_good=True), dict(lost_for_good=True)]
 
 
@@ -96,8 +98,8 @@ def test_own_signal_keeps_a_dim_synapse_present_through_its_dimmest_session():
     t.loc[t["synapse_id"] == sid, "snr"] = [6.0, 6.0, 1.5, 6.0, 6.0, 6.0]
     # as dim, but lost: no neighbouring session vouches for it after the loss
     t.loc[t["synapse_id"] == lost, "snr"] = [6.0, 6.0, 6.0, 0.5, -1.0, 0.3]
-    cell, _ = call_presence(t.drop(columns="truth"))
-    own, summary = call_presence(t.drop(columns="truth"), own_signal_reach=1)
+    cell, _ = call_presence(t.drop(columns="truth"), **TWO_STATE)
+    own, summary = call_presence(t.drop(columns="truth"), own_signal_reach=1, **TWO_STATE)
     assert _p(cell, sid)[2] < 0.5
     assert _p(own, sid)[2] > 0.75
     assert (own.loc[own["synapse_id"] == sid, "present"] == 1).all()
@@ -127,8 +129,8 @@ def test_dim_present_keeps_dim_sessions_of_present_synapses_and_its_rates():
     rng = np.random.default_rng(0)
     states, dim, snr = _dim_session_tracks(rng, 0.06)
     seen = np.ones(snr.shape, bool)
-    plain = fit_presence(snr, seen, dim_present=False)
-    mixed = fit_presence(snr, seen, dim_present=True)
+    plain = fit_presence(snr, seen, dim_present=False, **TWO_STATE)
+    mixed = fit_presence(snr, seen, dim_present=True, **TWO_STATE)
     wrong = {name: int(((f["p_present"] >= 0.5) != (states == 1)).sum())
              for name, f in (("plain", plain), ("mixed", mixed))}
     assert wrong["mixed"] < 0.6 * wrong["plain"], wrong
@@ -143,8 +145,8 @@ def test_dim_present_finds_no_dim_share_where_there_is_none():
     rng = np.random.default_rng(1)
     states, _, snr = _dim_session_tracks(rng, 0.0)
     seen = np.ones(snr.shape, bool)
-    plain = fit_presence(snr, seen, dim_present=False)
-    mixed = fit_presence(snr, seen, dim_present=True)
+    plain = fit_presence(snr, seen, dim_present=False, **TWO_STATE)
+    mixed = fit_presence(snr, seen, dim_present=True, **TWO_STATE)
     assert mixed["params"]["dim"] < 0.005
     changed = ((plain["p_present"] >= 0.5) != (mixed["p_present"] >= 0.5)).sum()
     assert changed <= 3
@@ -264,7 +266,7 @@ def test_detection_model_keeps_the_per_session_calls():
         call_presence(t, model="magic")
 
 
-@pytest.mark.parametrize("settings", [{}, dict(signal_memory=True, lost_for_good=True)])
+@pytest.mark.parametrize("settings", [TWO_STATE, {}, dict(signal_memory=True)])
 def test_a_present_synapse_that_measures_nothing_gets_a_positive_flagged_weight(settings):
     # dim synapses (median snr 3.7 against noise SD 2): some present ones measure <= 0
     rng = np.random.default_rng(6)

@@ -56,7 +56,7 @@ def test_a_bright_synapse_with_one_dim_session_stays_present():
     z = np.vstack([z, dim, gone])
     obs = np.ones_like(z, bool)
     null = rng.normal(0, 1, 300)
-    two_state = fit_presence(z, obs, null_snr=null)["p_present"]
+    two_state = fit_presence(z, obs, null_snr=null, lost_for_good=False)["p_present"]
     assert two_state[-2, 4] < 0.5          # the cell's log-normal alone: a false loss and birth
     # a measurement at the absent level is absent to any model that lets a synapse come back;
     # one where the lost do not return reads it as a dim session
@@ -121,5 +121,5 @@ def test_a_bridged_run_of_noise_sessions_is_counted_and_named():
     assert (last["present"] == 1).all()
     assert summary["gaps_bridged"] >= 1
     assert any("lost_for_good" in w and "c1" in w for w in summary["warnings"])
-    _, default = call_presence(table, null_snr=null)
-    assert "gaps_bridged" not in default
+    _, two_state = call_presence(table, null_snr=null, lost_for_good=False)
+    assert "gaps_bridged" not in two_state

@@ -311,8 +311,9 @@ def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float 
     """
     grid_model = signal_memory or lost_for_good
     if grid_model and (own_signal_reach > 0 or dim_present):
-        raise ValueError("presence: signal_memory / lost_for_good replace the two-state model's "
-                         "own_signal_reach and dim_present; set those to 0 / false")
+        raise ValueError("presence: own_signal_reach and dim_present belong to the two-state model; "
+                         "with either, set presence.lost_for_good: false (on by default) and "
+                         "presence.signal_memory: false")
     z = np.asarray(snr, float)
     obs = np.asarray(observed, bool) & np.isfinite(z)
     z = np.where(obs, z, 0.0)
