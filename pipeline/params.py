@@ -194,6 +194,10 @@ class TrackParams:
     relink_passes: int = _p(
         10, "passes re-linking each session against the tracks' positions in all other sessions "
             "(a synapse no longer takes a missed neighbour's track); 0: link in session order only")
+    max_gap_jump_um: float | None = _p(
+        None, "where a track misses a session, split it if its puncta's mean positions before and "
+              "after the gap are further apart than this, um (z-scaled; a lost synapse and a "
+              "neighbour born beside it); null: never")
     max_detections_per_1000um3: float = _p(
         20.0, "a session with more detections per 1000 um3 of stack is named as implausible "
               "(sparsely labelled cells give a few; noise taken for puncta gives tens)")

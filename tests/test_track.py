@@ -217,6 +217,28 @@ def test_relinking_keeps_gaps_within_max_gap():
     assert out[out.y_um == 3.0]["synapse_id"].nunique() == 1
 
 
+def test_a_lost_synapse_and_a_neighbour_born_beside_it_are_two_tracks():
+    # A at y=5.0 in sessions 0-2, lost; B born 0.8 um away after a missed session (3): gap
+    # closing joins them.  C is missed in session 3 too and reappears where it was (0.1 um
+    # localisation jitter).  With max_gap_jump_um the track splits at A's gap, not at C's.
+    rng = np.random.default_rng(1)
+    a, b, c = np.array([5.0, 5.0, 5.0]), np.array([5.0, 5.8, 5.0]), np.array([5.0, 10.0, 5.0])
+    here = [a] * 3 + [None] + [b] * 4
+    sessions = [np.empty((0, 3)) if s is None else np.vstack([s, c + rng.normal(0, 0.1, 3)])
+                for s in here]
+    table = _puncta_table(sessions)
+    joined = link_sessions(table, max_gap=1)
+    split = link_sessions(table, max_gap=1, max_gap_jump_um=0.6)
+
+    def runs(out, y):
+        rows = out[(out.y_um - y).abs() < 0.5]
+        return sorted(rows.groupby("synapse_id")["session_index"].apply(tuple))
+
+    assert runs(joined, 5.4) == [(0, 1, 2, 4, 5, 6, 7)]          # one track holds A and B
+    assert runs(split, 5.4) == [(0, 1, 2), (4, 5, 6, 7)]
+    assert runs(split, 10.0) == [(0, 1, 2, 4, 5, 6, 7)]          # C keeps its id across its gap
+
+
 def test_linking_10000_puncta_per_session_allocates_a_few_megabytes():
     # a dense puncta x tracks matrix would be 10,000 x 10,000 x 8 bytes = 800 MB per session;
     # pairs within the gate grow with the number of puncta

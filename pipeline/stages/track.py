@@ -38,7 +38,8 @@ COORDS = ["z_um", "y_um", "x_um"]
 
 def link_sessions(puncta: pd.DataFrame, *, max_distance_um: float = TrackParams.max_distance_um,
                   z_scale: float = TrackParams.z_scale, max_gap: int = TrackParams.max_gap,
-                  relink_passes: int = TrackParams.relink_passes) -> pd.DataFrame:
+                  relink_passes: int = TrackParams.relink_passes,
+                  max_gap_jump_um: float | None = TrackParams.max_gap_jump_um) -> pd.DataFrame:
     """Add a ``synapse_id`` column (1, 2, ...) linking puncta across sessions.
 
     Parameters
@@ -51,6 +52,9 @@ def link_sessions(puncta: pd.DataFrame, *, max_distance_um: float = TrackParams.
     max_gap : number of consecutive sessions a track may miss and still be continued
     relink_passes : at most this many passes re-linking each session against the tracks'
         positions in all other sessions (0: the links of the first, in-order pass)
+    max_gap_jump_um : where a track misses a session, split it there if the mean (z-scaled)
+        positions of its puncta before and after the gap are further apart than this (a lost
+        synapse and a neighbour born beside it); None: never
 
     Returns
     -------
@@ -69,7 +73,10 @@ def link_sessions(puncta: pd.DataFrame, *, max_distance_um: float = TrackParams.
     if relink_passes > 0:
         track = _relink(pos, session, track, gate=max_distance_um, max_gap=max_gap,
                         passes=relink_passes)
-    track = _number_by_first_appearance(session, _split_at_gaps(session, track, max_gap))
+    track = _split_at_gaps(session, track, max_gap)
+    if max_gap_jump_um is not None:
+        track = _split_at_jumps(pos, session, track, max_gap_jump_um)
+    track = _number_by_first_appearance(session, track)
     distance, competitor = _link_distances(pos, session, track, max_gap=max_gap)
     out["synapse_id"] = track + 1
     out["link_distance_um"] = distance
@@ -150,6 +157,35 @@ def _split_at_gaps(session: np.ndarray, track: np.ndarray, max_gap: int) -> np.n
     t, s = track[order], session[order]
     starts = np.ones(len(order), bool)
     starts[1:] = (t[1:] != t[:-1]) | (s[1:] - s[:-1] - 1 > max_gap)
+    out = np.empty_like(track)
+    out[order] = np.cumsum(starts) - 1
+    return out
+
+
+def _split_at_jumps(pos: np.ndarray, session: np.ndarray, track: np.ndarray,
+                    max_jump: float) -> np.ndarray:
+    """Start a new track at a missed session where the track's puncta since its start (or its
+    last split) and those after the gap lie, on average, more than ``max_jump`` apart.
+
+    Why: gap closing links a synapse's last punctum before it was lost to a neighbour born
+    within the gate a session later; the track then holds two synapses, and a presence model
+    in which the lost do not return reads it as one synapse present throughout (a loss and a
+    birth missed).  Within one synapse the piece means agree to about the registration's
+    error (make bench-presence's cells: 95 % of right gap links within 0.35 um, wrong ones at
+    a median 0.8 um)."""
+    order = np.lexsort((session, track))
+    t, s, p = track[order], session[order], pos[order]
+    starts = np.ones(len(order), bool)
+    starts[1:] = t[1:] != t[:-1]
+    gaps = np.flatnonzero(~starts[1:] & (s[1:] - s[:-1] > 1)) + 1
+    bounds = np.append(np.flatnonzero(starts), len(order))     # each track's rows
+    piece = 0                                                  # first row since the last split
+    for g in gaps:
+        k = np.searchsorted(bounds, g, side="right")
+        piece = max(piece, bounds[k - 1])
+        if np.linalg.norm(p[piece:g].mean(0) - p[g:bounds[k]].mean(0)) > max_jump:
+            starts[g] = True
+            piece = g
     out = np.empty_like(track)
     out[order] = np.cumsum(starts) - 1
     return out
@@ -323,7 +359,8 @@ def track_cell(puncta: list[pd.DataFrame], transforms: list[dict], metas: list[d
     if unreliable:
         found = found[found["reliable_registration"]]
     return link_sessions(found, max_distance_um=params.max_distance_um, z_scale=params.z_scale,
-                         max_gap=params.max_gap, relink_passes=params.relink_passes), unreliable
+                         max_gap=params.max_gap, relink_passes=params.relink_passes,
+                         max_gap_jump_um=params.max_gap_jump_um), unreliable
 
 
 def detection_counts(counts, metas: list[dict], *, unreliable=(),
