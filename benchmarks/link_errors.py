@@ -6,7 +6,8 @@ Reads a ``make bench`` (or ``benchmarks/regime_run.py``) work folder: per regime
 simulator's truth and each cell's track table.  The track stage is run again on the table's
 puncta (reference-frame positions and registration error estimates: the stage's own input) with
 ``relink_passes=0`` (links in session order only, the stage before re-linking) and with the
-default, and each is scored against the truth as ``make bench`` scores links.  A missed link
+default (and, with ``--max-gap-jump X``, with ``track.max_gap_jump_um: X`` too), and each is
+scored against the truth as ``make bench`` scores links.  A missed link
 (a true synapse detected in consecutive sessions, in two tracks) is classed as
 
 - *beyond the gate*: its two detections are farther apart than the gate (z scaled), so no
@@ -75,7 +76,7 @@ def classify_links(tracks: pd.DataFrame, true_id: np.ndarray, *, gate_um: float,
             "tracks": int(t["synapse_id"].nunique())}
 
 
-def regime_rows(workdir: Path, regime: str) -> list[dict]:
+def regime_rows(workdir: Path, regime: str, max_gap_jump_um: float | None = None) -> list[dict]:
     from pipeline.contract import Layout
     from pipeline.params import TrackParams
     from pipeline.stages.track import link_sessions
@@ -92,9 +93,13 @@ def regime_rows(workdir: Path, regime: str) -> list[dict]:
             continue
         puncta = pd.read_csv(path)[STAGE_INPUT]
         true_id = assign_true_ids(puncta, truth[truth.cell == cell], _spacing_of(params, cell))
-        for label, passes in (("in session order (relink_passes=0)", 0),
-                              (f"re-linked (relink_passes={prm.relink_passes})", prm.relink_passes)):
-            tracks = link_sessions(puncta, relink_passes=passes)
+        settings = [("in session order (relink_passes=0)", dict(relink_passes=0)),
+                    (f"re-linked (relink_passes={prm.relink_passes})", {})]
+        if max_gap_jump_um is not None:
+            settings.append((f"re-linked, max_gap_jump_um={max_gap_jump_um}",
+                             dict(max_gap_jump_um=max_gap_jump_um)))
+        for label, options in settings:
+            tracks = link_sessions(puncta, **options)
             rows.append({"regime": regime, "cell": cell, "linking": label,
                          **classify_links(tracks, true_id, gate_um=prm.max_distance_um,
                                           z_scale=prm.z_scale)})
@@ -106,17 +111,21 @@ def main(argv=None) -> int:
     ap.add_argument("--workdir", required=True, help="a make bench work folder")
     ap.add_argument("--regimes", default=None, help="comma-separated (default: every one there)")
     ap.add_argument("--out", default=None, help="write the table here (markdown) too")
+    ap.add_argument("--max-gap-jump", type=float, default=None,
+                    help="also score the stage with track.max_gap_jump_um set to this")
     args = ap.parse_args(argv)
     workdir = Path(args.workdir)
     regimes = (args.regimes.split(",") if args.regimes else
                sorted(p.name for p in workdir.iterdir() if (p / "data" / "truth").is_dir()))
     start = time.time()
-    table = pd.DataFrame([r for regime in regimes for r in regime_rows(workdir, regime)])
+    table = pd.DataFrame([r for regime in regimes
+                          for r in regime_rows(workdir, regime, args.max_gap_jump)])
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
                             capture_output=True).stdout.strip() or "unknown"
     text = ("## Links: what the missed and wrong ones are\n\n"
             f"_`python benchmarks/link_errors.py --workdir {args.workdir}"
-            f"{' --regimes ' + args.regimes if args.regimes else ''}` "
+            f"{' --regimes ' + args.regimes if args.regimes else ''}"
+            f"{f' --max-gap-jump {args.max_gap_jump}' if args.max_gap_jump else ''}` "
             f"({(time.time() - start) / 60:.1f} min, {datetime.date.today()}, script of commit "
             f"{commit}). The track stage run again on each cell's puncta, in session order and "
             "re-linked; scored against the simulator's truth as make bench scores links._\n\n"

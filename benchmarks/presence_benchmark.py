@@ -68,16 +68,27 @@ def cell_scores(truth: pd.DataFrame, synapses: pd.DataFrame) -> list[dict]:
 
 
 def run_regime(name: str, sim_args: list[str], work: Path, n_cells: int, cores: int,
-               seed_offset: int = SEED_OFFSET) -> pd.DataFrame:
+               seed_offset: int = SEED_OFFSET, rerun_from: str | None = None) -> pd.DataFrame:
+    """Simulate the regime's cells and run the workflow on them up to ``collect``; with
+    ``rerun_from`` (a rule name) keep the cells and the outputs before that stage in ``work``
+    (a finished run of this script) and run again from it."""
     data, results = work / name / "data", work / name / "results"
-    if data.exists():   # always simulate afresh
-        shutil.rmtree(data)
-    subprocess.run([sys.executable, "-m", "pipeline", "simulate", "--out", str(data), *COMMON,
-                    *regime_args(sim_args, n_cells, seed_offset)], check=True, capture_output=True)
+    if rerun_from is None:
+        if data.exists():   # always simulate afresh
+            shutil.rmtree(data)
+        subprocess.run([sys.executable, "-m", "pipeline", "simulate", "--out", str(data), *COMMON,
+                        *regime_args(sim_args, n_cells, seed_offset)], check=True,
+                       capture_output=True)
+        force = ["--forceall"]
+    else:
+        if not (results / "synapses.csv").exists():
+            sys.exit(f"--rerun-from: no finished run in {work / name}")
+        # outputs before the stage stay as they are, whatever code changed since
+        force = ["--forcerun", rerun_from, "--rerun-triggers", "mtime"]
     env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
     subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
                     "--directory", str(work / name / ".snakemake_work"), "--cores", str(cores),
-                    "--forceall", "--until", "collect", "--config",
+                    *force, "--until", "collect", "--config",
                     f"sessions={data / 'sessions.tsv'}", f"results={results}"],
                    check=True, capture_output=True, env=env)
     truth = pd.read_csv(data / "truth" / "synapses.csv")
@@ -87,13 +98,24 @@ def run_regime(name: str, sim_args: list[str], work: Path, n_cells: int, cores: 
     return pd.DataFrame(cell_scores(truth, synapses)).assign(regime=name)
 
 
+def _commit() -> str:
+    """The short commit of the code this run used, ``+`` if the work tree had changes."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
+                          capture_output=True).stdout.strip() or "unknown"
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                           text=True, capture_output=True).stdout.strip()
+    return head + ("+" if dirty else "")
+
+
 def write_report(scores: pd.DataFrame, out: Path, args, seconds: float) -> None:
     lines = [
         "# Presence benchmark: turnover and survival over several cells per regime", "",
         f"`python benchmarks/presence_benchmark.py --cells {args.cells} --cores {args.cores}"
-        + (f" --seed-offset {args.seed_offset} --workdir {args.workdir}`, "
-           if args.seed_offset != SEED_OFFSET else "` (`make bench-presence`), ")
-        + f"{dt.date.today()}, {os.cpu_count()} CPUs, "
+        + (f" --seed-offset {args.seed_offset}" if args.seed_offset != SEED_OFFSET else "")
+        + (f" --rerun-from {args.rerun_from}" if args.rerun_from else "")
+        + (f" --workdir {args.workdir}`, " if args.seed_offset != SEED_OFFSET or args.rerun_from
+           else "` (`make bench-presence`), ")
+        + f"{dt.date.today()}, commit {_commit()}, {os.cpu_count()} CPUs, "
         f"{platform.python_version()}, {seconds / 60:.1f} min.", "",
         f"{args.cells} full-size cells (8 sessions of 34x512x512 two-channel stacks) per regime of "
         "`BENCHMARKS.md`, simulated with that regime's arguments and its seed + "
@@ -130,10 +152,14 @@ def main() -> None:
     ap.add_argument("--seed-offset", type=int, default=SEED_OFFSET,
                     help="added to each regime's seed; another value gives cells development "
                          "never saw (a candidate tuned on the default's cells is tried there)")
+    ap.add_argument("--rerun-from", default=None, metavar="STAGE",
+                    help="keep the cells and outputs of a finished run in --workdir and run "
+                         "the workflow again from this stage (e.g. presence)")
     args = ap.parse_args()
     work = Path(args.workdir).resolve()
     t0 = time.perf_counter()
-    scores = pd.concat([run_regime(name, sim, work, args.cells, args.cores, args.seed_offset)
+    scores = pd.concat([run_regime(name, sim, work, args.cells, args.cores, args.seed_offset,
+                                   args.rerun_from)
                         for name, sim in REGIMES.items()], ignore_index=True)
     work.mkdir(parents=True, exist_ok=True)
     scores.to_csv(work / "scores.csv", index=False)
