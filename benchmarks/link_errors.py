@@ -17,7 +17,8 @@ scored against the truth as ``make bench`` scores links.  A missed link
 - *other*.
 
 A wrong link (consecutive detections of one track that are not one true synapse) is between
-two true synapses or touches a false detection.
+two true synapses or touches a false detection.  Gap links (a track's detections with a missed
+session between them, not in the link scores) are counted alike.
 """
 from __future__ import annotations
 
@@ -67,13 +68,23 @@ def classify_links(tracks: pd.DataFrame, true_id: np.ndarray, *, gate_um: float,
         else:
             causes["other"] += 1
     score = score_links(t, true_id, true_links)
+    # gap-closing links (a track's puncta a missed session or more apart), which the link
+    # scores above (consecutive sessions) do not see
+    by_track = t.sort_values(["synapse_id", "session_index"])
+    same = by_track["synapse_id"].to_numpy()[1:] == by_track["synapse_id"].to_numpy()[:-1]
+    over_gap = same & (np.diff(by_track["session_index"].to_numpy()) > 1)
+    a, b = by_track["true_id"].to_numpy()[:-1][over_gap], by_track["true_id"].to_numpy()[1:][over_gap]
+    gap_links = {"gap links": int(over_gap.sum()),
+                 "gap links: one synapse": int(((a >= 0) & (a == b)).sum()),
+                 "gap links: two true synapses": int(((a >= 0) & (b >= 0) & (a != b)).sum()),
+                 "gap links: a false detection": int(((a < 0) | (b < 0)).sum())}
     return {"link_precision": round(score["precision"], 3), "link_recall": round(score["recall"], 3),
             "true_links": len(true_links), "missed": len(true_links - found),
             **{f"missed: {k}": v for k, v in causes.items()},
             "wrong": len(wrong_pairs),
             "wrong: two true synapses": sum(a >= 0 and b >= 0 for a, b in wrong_pairs),
             "wrong: a false detection": sum(a < 0 or b < 0 for a, b in wrong_pairs),
-            "tracks": int(t["synapse_id"].nunique())}
+            **gap_links, "tracks": int(t["synapse_id"].nunique())}
 
 
 def regime_rows(workdir: Path, regime: str, max_gap_jump_um: float | None = None) -> list[dict]:
