@@ -68,10 +68,12 @@ def cell_scores(truth: pd.DataFrame, synapses: pd.DataFrame) -> list[dict]:
 
 
 def run_regime(name: str, sim_args: list[str], work: Path, n_cells: int, cores: int,
-               seed_offset: int = SEED_OFFSET, rerun_from: str | None = None) -> pd.DataFrame:
+               seed_offset: int = SEED_OFFSET, rerun_from: str | None = None,
+               configfile: str | None = None) -> pd.DataFrame:
     """Simulate the regime's cells and run the workflow on them up to ``collect``; with
     ``rerun_from`` (a rule name) keep the cells and the outputs before that stage in ``work``
-    (a finished run of this script) and run again from it."""
+    (a finished run of this script) and run again from it; ``configfile``: settings over
+    config.yaml's (as ``snakemake --configfile config.yaml FILE``)."""
     data, results = work / name / "data", work / name / "results"
     if rerun_from is None:
         if data.exists():   # always simulate afresh
@@ -88,7 +90,10 @@ def run_regime(name: str, sim_args: list[str], work: Path, n_cells: int, cores: 
     env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
     subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
                     "--directory", str(work / name / ".snakemake_work"), "--cores", str(cores),
-                    *force, "--until", "collect", "--config",
+                    *force, "--until", "collect",
+                    *(["--configfile", str(ROOT / "config.yaml"), str(Path(configfile).resolve())]
+                      if configfile else []),
+                    "--config",
                     f"sessions={data / 'sessions.tsv'}", f"results={results}"],
                    check=True, capture_output=True, env=env)
     truth = pd.read_csv(data / "truth" / "synapses.csv")
@@ -113,7 +118,9 @@ def write_report(scores: pd.DataFrame, out: Path, args, seconds: float) -> None:
         f"`python benchmarks/presence_benchmark.py --cells {args.cells} --cores {args.cores}"
         + (f" --seed-offset {args.seed_offset}" if args.seed_offset != SEED_OFFSET else "")
         + (f" --rerun-from {args.rerun_from}" if args.rerun_from else "")
-        + (f" --workdir {args.workdir}`, " if args.seed_offset != SEED_OFFSET or args.rerun_from
+        + (f" --configfile {args.configfile}" if args.configfile else "")
+        + (f" --workdir {args.workdir}`, "
+           if args.seed_offset != SEED_OFFSET or args.rerun_from or args.configfile
            else "` (`make bench-presence`), ")
         + f"{dt.date.today()}, commit {_commit()}, {os.cpu_count()} CPUs, "
         f"{platform.python_version()}, {seconds / 60:.1f} min.", "",
@@ -155,11 +162,13 @@ def main() -> None:
     ap.add_argument("--rerun-from", default=None, metavar="STAGE",
                     help="keep the cells and outputs of a finished run in --workdir and run "
                          "the workflow again from this stage (e.g. presence)")
+    ap.add_argument("--configfile", default=None, metavar="FILE",
+                    help="settings over config.yaml's for this run (e.g. a track: section)")
     args = ap.parse_args()
     work = Path(args.workdir).resolve()
     t0 = time.perf_counter()
     scores = pd.concat([run_regime(name, sim, work, args.cells, args.cores, args.seed_offset,
-                                   args.rerun_from)
+                                   args.rerun_from, args.configfile)
                         for name, sim in REGIMES.items()], ignore_index=True)
     work.mkdir(parents=True, exist_ok=True)
     scores.to_csv(work / "scores.csv", index=False)
