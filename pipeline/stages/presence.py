@@ -29,6 +29,12 @@ MIN_NULL_PLACES = 30
 #: a session is clearly present this many absent-state SDs above the absent state's centre;
 #: a present one below that measured within the noise of absence (``weight_at_noise``)
 CLEAR_SDS = 2.0
+#: a present synapse measured no more than this many absent-state SDs above the absent centre
+#: gets the model's estimate of its signal as its weight (``weight_imputed``).  One SD, not
+#: ``CLEAR_SDS``: it takes out the slivers (a deblended detection left with nothing, ln w
+#: of -5), and leaves the first session's SD of ln weight where it was, which the estimates
+#: (shrunk toward the cell's log-normal) narrow at two SDs (docs/validation.md)
+IMPUTE_SDS = 1.0
 #: dim_present: bounds of the dim component's share of present sessions
 DIM_SHARE_MIN, DIM_SHARE_MAX = 1e-3, 0.25
 #: own_signal_reach: pseudo-sessions of the cell's log-normal beside a track's own sessions
@@ -573,9 +579,11 @@ def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
         # from the other sessions, and `present` is left empty (the statistics skip the row)
         t["present"] = (t["p_present"] >= 0.5).astype(float).where(observed)
         params = fit["params"]
-        # a synapse called present from its other sessions may measure <= 0 here; its weight is
-        # then the model's estimate of its signal (flagged), never a non-positive number
-        fill = (t["present"] == 1) & ~(t["intensity"] > 0)
+        # a synapse called present from its other sessions may measure <= 0 here, or a sliver
+        # above (whose log is an outlier of every log-scale statistic); its weight is then the
+        # model's estimate of its signal (flagged), never a non-positive number or a sliver
+        sliver = ~(t["snr"] > params["mu0"] + IMPUTE_SDS * params["tau0"])
+        fill = (t["present"] == 1) & (~(t["intensity"] > 0) | sliver)
         t["weight_imputed"] = fill.astype(int)
         if fill.any():
             noise = (t["intensity"] / t["snr"]).where(t["snr"] != 0)
