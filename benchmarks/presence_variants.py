@@ -12,7 +12,8 @@ log-normal of the whole cell's present synapses, so one dim session of a synapse
 absent, and the track comes back next session: a false loss and a false birth.
 
 ``--presence KEY=VALUE`` runs the stage with that presence setting beside its defaults
-(e.g. ``dim_present=false``, ``own_signal_reach=1``).  ``--reach N`` (N > 0) is the stage's
+(e.g. ``lost_for_good=false``, ``signal_memory=true``; a two-state refinement such as
+``dim_present=true`` with ``lost_for_good=false`` too).  ``--reach N`` (N > 0) is the stage's
 option ``presence.own_signal_reach: N``
 (:func:`pipeline.stages.presence.own_signal_prior`): each session's present state centred on
 the track's clearly present sessions within N sessions, that session left out.
@@ -145,8 +146,8 @@ def main(argv=None) -> int:
     work = Path(args.workdir)
     default_fit = P.fit_presence
     settings = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.presence)}
-    if args.reach > 0:
-        settings["own_signal_reach"] = args.reach
+    if args.reach > 0:      # a two-state refinement: the two-state model under it
+        settings.update(own_signal_reach=args.reach, lost_for_good=False)
     variant_params = from_options(PresenceParams, settings)
     if settings:
         variant, variant_name = default_fit, " ".join(f"{k}={v}" for k, v in settings.items())

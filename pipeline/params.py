@@ -268,6 +268,23 @@ class PresenceParams:
                "yet born, lost); a dim session between two where it was seen is then read as "
                "present, and a track's present sessions are one run")
 
+    def __post_init__(self):
+        # settings that cannot hold together: named when the config is read, not by the
+        # presence jobs after every stage before them has run
+        grid = [k for k in ("lost_for_good", "signal_memory") if getattr(self, k)]
+        two_state = [k for k, on in (("own_signal_reach", self.own_signal_reach > 0),
+                                     ("dim_present", self.dim_present)) if on]
+        if grid and two_state:
+            raise InputError(
+                f"presence: {' and '.join(two_state)} refine the two-state model, which "
+                f"{' and '.join(grid)} replace (lost_for_good is on by default); set "
+                "presence.lost_for_good: false and presence.signal_memory: false with them")
+        if self.gaps == "split" and self.lost_for_good:
+            raise InputError(
+                "presence: gaps: split (the published rule: a synapse absent for a session and "
+                "back later is two synapses) needs presence.lost_for_good: false; with "
+                "lost_for_good on (the default) a synapse seen clearly has no gaps to split")
+
 
 #: stats.type_test's choices: where animals hold cells of both types, compare the types within
 #: animals (cells the units, each animal a block), or over the animals' means of each type

@@ -14,6 +14,16 @@ from pipeline.inputs.sheet import SheetError, read_sessions
 
 validate(config, "../schemas/config.schema.yaml")
 
+# settings the schema cannot check together (e.g. a two-state refinement with the presence
+# model that replaces it): named here, before any job runs
+from pipeline.core.errors import InputError
+from pipeline.params import PresenceParams, from_options
+
+try:
+    from_options(PresenceParams, config.get("presence"))
+except InputError as exc:
+    raise WorkflowError(str(exc)) from None
+
 RESULTS = config["results"].rstrip("/")
 SHEET = config["sessions"]
 

@@ -266,6 +266,21 @@ def test_detection_model_keeps_the_per_session_calls():
         call_presence(t, model="magic")
 
 
+def test_presence_settings_that_cannot_hold_together_are_named():
+    from pipeline.core.errors import InputError
+    from pipeline.params import PresenceParams, from_options
+
+    for clash in ({"dim_present": True}, {"own_signal_reach": 1},
+                  {"own_signal_reach": 1, "lost_for_good": False, "signal_memory": True}):
+        with pytest.raises(InputError, match="lost_for_good: false"):
+            from_options(PresenceParams, clash)
+    with pytest.raises(InputError, match="gaps: split"):
+        from_options(PresenceParams, {"gaps": "split"})
+    # each refinement, and the published rule, with the two-state model under it
+    for fine in ({"dim_present": True}, {"own_signal_reach": 1}, {"gaps": "split"}):
+        from_options(PresenceParams, {**fine, "lost_for_good": False})
+
+
 @pytest.mark.parametrize("settings", [TWO_STATE, {}, dict(signal_memory=True)])
 def test_a_present_synapse_that_measures_nothing_gets_a_positive_flagged_weight(settings):
     # dim synapses (median snr 3.7 against noise SD 2): some present ones measure <= 0, or a

@@ -150,6 +150,19 @@ def test_changed_parameter_reruns_its_stage_and_what_depends_on_it_only(sample_r
     assert jobs == {"dendrite": 2, "collect": 1, "stats": 1, "report": 1, "all": 1}
 
 
+def test_settings_that_cannot_hold_together_stop_the_run_before_any_job(sample_run, tmp_path):
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    cfg["presence"]["dim_present"] = True          # a two-state refinement, lost_for_good on
+    (tmp_path / "clash.yaml").write_text(yaml.safe_dump(cfg))
+    res = snakemake(sample_run.work, "--dry-run", "--configfile", str(tmp_path / "clash.yaml"),
+                    "--config", f"sessions={sample_run.sheet}", f"results={tmp_path / 'out'}")
+    assert res.returncode != 0
+    assert "dim_present" in res.stderr and "lost_for_good: false" in res.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_lint_is_clean():
     env = dict(os.environ)
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
