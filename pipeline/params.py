@@ -276,9 +276,10 @@ class PresenceParams:
                                      ("dim_present", self.dim_present)) if on]
         if grid and two_state:
             raise InputError(
-                f"presence: {' and '.join(two_state)} refine the two-state model, which "
-                f"{' and '.join(grid)} replace (lost_for_good is on by default); set "
-                "presence.lost_for_good: false and presence.signal_memory: false with them")
+                f"presence: the two-state model's refinements ({', '.join(two_state)}) cannot "
+                f"be combined with the model that replaces it ({', '.join(grid)}; "
+                "lost_for_good is on by default): set presence.lost_for_good: false and "
+                "presence.signal_memory: false with them")
         if self.gaps == "split" and self.lost_for_good:
             raise InputError(
                 "presence: gaps: split (the published rule: a synapse absent for a session and "
