@@ -158,7 +158,11 @@ def main(argv=None) -> int:
     try:
         for regime in args.regimes.split(","):
             truth = pd.read_csv(work / regime / "data" / "truth" / "synapses.csv")
+            sheet = pd.read_csv(work / regime / "data" / "sessions.tsv", sep="\t")
+            targets = (sheet.groupby("cell")["target"].first() if "target" in sheet.columns
+                       else pd.Series(dtype=str))
             for cell, tc in truth.groupby("cell"):
+                target = str(targets.get(cell, "puncta"))
                 folder = work / regime / "results" / "weights" / cell
                 table = pd.read_csv(folder / "synapses.csv")
                 null = pd.read_csv(folder / "null_snr.csv", dtype={"session": str})
@@ -171,7 +175,7 @@ def main(argv=None) -> int:
                     P.fit_presence = fit
                     out, _ = P.presence_cell(table, null_snr=null["snr"].to_numpy(),
                                              null_sessions=null["session"].to_numpy(),
-                                             params=prm)
+                                             params=prm, target=target)
                     prepared = prepare_table(out)
                     score = turnover_vs_truth(t_true, prepared)
                     row[f"added error, {name}"] = score["added_error_pp"]

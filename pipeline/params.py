@@ -263,10 +263,12 @@ class PresenceParams:
                "session by a multiplicative Markov step fitted to the cell, and its loss "
                "probability depends on it (pipeline.core.signal_markov): a dim session is judged "
                "against the synapse's own last signal, not the whole cell's")
-    lost_for_good: bool = _p(
-        True, "a synapse called lost does not come back in its track (two absent states: not "
-               "yet born, lost); a dim session between two where it was seen is then read as "
-               "present, and a track's present sessions are one run")
+    lost_for_good: bool | str = _p(
+        "puncta", "a synapse called lost does not come back in its track (two absent states: not "
+                  "yet born, lost); a dim session between two where it was seen is then read as "
+                  "present, and a track's present sessions are one run. 'puncta': in cells of "
+                  "target puncta only (spines, which return to the same place, keep the "
+                  "two-state calls); true: every cell; false: none")
 
     def __post_init__(self):
         # settings that cannot hold together: named when the config is read, not by the
@@ -278,13 +280,17 @@ class PresenceParams:
             raise InputError(
                 f"presence: the two-state model's refinements ({', '.join(two_state)}) cannot "
                 f"be combined with the model that replaces it ({', '.join(grid)}; "
-                "lost_for_good is on by default): set presence.lost_for_good: false and "
+                "lost_for_good is on by default for puncta): set presence.lost_for_good: false and "
                 "presence.signal_memory: false with them")
+        if self.lost_for_good not in (True, False, "puncta"):
+            raise InputError(f"presence: lost_for_good is true, false or puncta, not "
+                             f"{self.lost_for_good!r}")
         if self.gaps == "split" and self.lost_for_good:
             raise InputError(
                 "presence: gaps: split (the published rule: a synapse absent for a session and "
                 "back later is two synapses) needs presence.lost_for_good: false; with "
-                "lost_for_good on (the default) a synapse seen clearly has no gaps to split")
+                "lost_for_good on (the default for puncta) a synapse seen clearly has no gaps to "
+                "split")
 
 
 #: stats.type_test's choices: where animals hold cells of both types, compare the types within

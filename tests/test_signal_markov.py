@@ -123,3 +123,9 @@ def test_a_bridged_run_of_noise_sessions_is_counted_and_named():
     assert any("lost_for_good" in w and "c1" in w for w in summary["warnings"])
     _, two_state = call_presence(table, null_snr=null, lost_for_good=False)
     assert "gaps_bridged" not in two_state
+    # the default: lost for good in cells of puncta, not of spines (which return)
+    for target, bridged in (("puncta", True), ("spines", False)):
+        out, summary = call_presence(table, null_snr=null, target=target)
+        last = out[out["synapse_id"] == n].sort_values("day")
+        assert (last["present"] == 1).all() == bridged, target
+        assert ("gaps_bridged" in summary) == bridged, target

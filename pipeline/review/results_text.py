@@ -286,13 +286,14 @@ def methods_paragraph(settings: dict | None, *, sessions: pd.DataFrame | None = 
         "model per synapse fitted to the cell's own data: a two-state model (a present "
         "synapse's signal log-normal over the cell; with <code>presence.dim_present</code> true "
         "below, mixed, beside sessions where the synapse was clearly seen, with a dim component "
-        "down to what an absent one measures), then, for synapses it saw clearly at least once, "
-        "a model fitted alike with two absent states, not yet born and lost, in which a lost "
-        "synapse did not return in its track (if <code>presence.lost_for_good</code> is false "
-        "below, a lost synapse could return, and without <code>presence.signal_memory</code> "
-        "the two-state calls stood; with signal_memory true below, the present state carried "
-        "the synapse's own signal, drifting between sessions by a multiplicative Markov step "
-        "with losses likelier for small synapses). ")
+        "down to what an absent one measures), then, in cells of PSD-95 puncta, for synapses "
+        "it saw clearly at least once, a model fitted alike with two absent states, not yet "
+        "born and lost, in which a lost synapse did not return in its track (with "
+        "<code>presence.lost_for_good</code> true below also in cells of spines; false below: "
+        "in none, and without <code>presence.signal_memory</code> the two-state calls stood; "
+        "with signal_memory true below, the present state carried the synapse's own signal, "
+        "drifting between sessions by a multiplicative Markov step with losses likelier for "
+        "small synapses). ")
     if spine_cells:
         stages += (
             f"For {', '.join(map(_esc, sorted(spine_cells)))} (dendritic spines of a cell fill) spine heads were "

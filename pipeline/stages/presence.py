@@ -271,7 +271,7 @@ def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float 
                  steps=None, own_signal_reach: int = PresenceParams.own_signal_reach,
                  dim_present: bool = PresenceParams.dim_present,
                  signal_memory: bool = PresenceParams.signal_memory,
-                 lost_for_good: bool = PresenceParams.lost_for_good) -> dict:
+                 lost_for_good: bool = True) -> dict:
     """Fit the two-state HMM to tracks x sessions of snr and return posteriors and parameters.
 
     Parameters
@@ -529,7 +529,7 @@ def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
                   own_signal_reach: int = PresenceParams.own_signal_reach,
                   dim_present: bool = PresenceParams.dim_present,
                   signal_memory: bool = PresenceParams.signal_memory,
-                  lost_for_good: bool = PresenceParams.lost_for_good,
+                  lost_for_good: bool | str = PresenceParams.lost_for_good,
                   null_snr=None, null_sessions=None,
                   target: str = "puncta") -> tuple[pd.DataFrame, dict]:
     """Present/absent per synapse and session for one cell's table (from the weights stage).
@@ -546,8 +546,11 @@ def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
     named in the summary's warnings (:func:`unmeasured_absent_warning`; ``target``: the
     sheet's, 'puncta' or 'spines').  Returns
     the table and a summary of what changed.  ``own_signal_reach``, ``dim_present``,
-    ``signal_memory``, ``lost_for_good``: see :func:`fit_presence`.
+    ``signal_memory``, ``lost_for_good``: see :func:`fit_presence` (``lost_for_good`` may also
+    be 'puncta': on where ``target`` is 'puncta').
     """
+    lost_for_good = (lost_for_good is True
+                     or (lost_for_good == "puncta" and target == "puncta"))
     t = table.copy()
     if "observed" not in t.columns:      # a table from before the column existed
         t["observed"] = t["in_view"]
