@@ -8,7 +8,9 @@ ideal observer and the workflow.
 Issue 31 asks for turnover within 1.5x the ideal observer's error (``make bench-floor``).  The
 ideal observer knows the simulator's dynamics and every synapse's place.  Between it and the
 workflow's joint calls stand two things: the image stages (detection, registration, tracking)
-and the presence model itself (a two-state HMM fitted to the cell, which knows no dynamics).
+and the presence model itself (fitted to the cell: the two-state HMM, which knows no dynamics,
+and the settings given with ``--presence``; its default is the stage's, lost for good since
+commit ed5b8ed).
 This script separates them.  For each cell of ``make bench-presence`` (the regimes of
 ``BENCHMARKS.md``, 3 cells each at the regime's seed + 20) the truth is simulated again
 without its images (the renderer draws its own random numbers: the same truth), measurements

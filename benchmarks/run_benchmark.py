@@ -517,8 +517,8 @@ def write_markdown(path, scores, models, cal, best, speed, total, args, det_spee
                      f"{_fmt(m.get('survival_last_true'))} | {_fmt(m.get('survival_last_ours'))} |")
     lines += ["", "## Presence: per-session detection vs joint calls (all sessions' evidence)", "",
               "The same run's `synapses.csv` scored twice: `present_detected` (a punctum detected "
-              "in that session) and `present` (the presence stage's two-state HMM over each "
-              "track). Turnover is the mean over intervals; errors are mean absolute differences "
+              "in that session) and `present` (the presence stage's hidden Markov model over "
+              "each track; for puncta, one in which a lost synapse does not return). Turnover is the mean over intervals; errors are mean absolute differences "
               "per interval (percentage points); the hazard is the logistic slope of loss on "
               "ln weight with its 95 % CI (generating slope beside the truth).", "",
               "| regime | cell type | quantity | truth | per-session detection | joint calls |",
