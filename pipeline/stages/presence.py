@@ -30,10 +30,10 @@ MIN_NULL_PLACES = 30
 #: a present one below that measured within the noise of absence (``weight_at_noise``)
 CLEAR_SDS = 2.0
 #: a present synapse measured no more than this many absent-state SDs above the absent centre
-#: gets the model's estimate of its signal as its weight (``weight_imputed``).  One SD, not
-#: ``CLEAR_SDS``: it takes out the slivers (a deblended detection left with nothing, ln w
-#: of -5), and leaves the first session's SD of ln weight where it was, which the estimates
-#: (shrunk toward the cell's log-normal) narrow at two SDs (docs/validation.md)
+#: gets the model's estimate of its signal as its weight (``weight_imputed``; docs/outputs.md).
+#: One SD, not ``CLEAR_SDS``: it takes out the slivers (a deblended detection left with
+#: nothing, ln w of -5) and leaves most measurements of dim present synapses as measured; the
+#: estimates, shrunk toward the cell's log-normal, would narrow the SD of ln weight
 IMPUTE_SDS = 1.0
 #: dim_present: bounds of the dim component's share of present sessions
 DIM_SHARE_MIN, DIM_SHARE_MAX = 1e-3, 0.25

@@ -171,8 +171,8 @@ def _split_at_jumps(pos: np.ndarray, session: np.ndarray, track: np.ndarray,
     within the gate a session later; the track then holds two synapses, and a presence model
     in which the lost do not return reads it as one synapse present throughout (a loss and a
     birth missed).  Within one synapse the piece means agree to about the registration's
-    error (make bench-presence's cells: 95 % of right gap links within 0.35 um, wrong ones at
-    a median 0.8 um)."""
+    error; what a split at 0.6 um does on the presence benchmark's cells: BENCHMARKS_FLOOR.md,
+    last section."""
     order = np.lexsort((session, track))
     t, s, p = track[order], session[order], pos[order]
     starts = np.ones(len(order), bool)
