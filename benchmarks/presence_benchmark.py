@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from run_benchmark import COMMON, REGIMES  # noqa: E402
+from science_benchmark import code_commit  # noqa: E402
 
 SEED_OFFSET = 20   # the main benchmark's seed + 20: cells neither it nor development used
 
@@ -103,15 +104,6 @@ def run_regime(name: str, sim_args: list[str], work: Path, n_cells: int, cores: 
     return pd.DataFrame(cell_scores(truth, synapses)).assign(regime=name)
 
 
-def _commit() -> str:
-    """The short commit of the code this run used, ``+`` if the work tree had changes."""
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
-                          capture_output=True).stdout.strip() or "unknown"
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                           text=True, capture_output=True).stdout.strip()
-    return head + ("+" if dirty else "")
-
-
 def write_report(scores: pd.DataFrame, out: Path, args, seconds: float) -> None:
     lines = [
         "# Presence benchmark: turnover and survival over several cells per regime", "",
@@ -122,7 +114,7 @@ def write_report(scores: pd.DataFrame, out: Path, args, seconds: float) -> None:
         + (f" --workdir {args.workdir}`, "
            if args.seed_offset != SEED_OFFSET or args.rerun_from or args.configfile
            else "` (`make bench-presence`), ")
-        + f"{dt.date.today()}, commit {_commit()}, {os.cpu_count()} CPUs, "
+        + f"{dt.date.today()}, commit {code_commit()}, {os.cpu_count()} CPUs, "
         f"{platform.python_version()}, {seconds / 60:.1f} min.", "",
         f"{args.cells} full-size cells (8 sessions of 34x512x512 two-channel stacks) per regime of "
         "`BENCHMARKS.md`, simulated with that regime's arguments and its seed + "

@@ -373,7 +373,9 @@ def write_report(out: Path, quantities: pd.DataFrame, conclusions: pd.DataFrame,
 EVENTS_DIM = 0.2
 
 
-def _commit() -> str:
+def code_commit() -> str:
+    """The short commit of the code a run used, ``+changes`` if the pipeline's code or config
+    had uncommitted changes."""
     res = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                          capture_output=True, text=True)
     dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "pipeline", "rules",
@@ -413,7 +415,7 @@ def run_study(work: Path, record: Path, seed: int, kind: str, cores: int,
     for d in (results, truth_out) if from_stage is None else (truth_out,):
         if d.exists():
             shutil.rmtree(d)
-    study = {"seed": seed, "study": kind, "commit": _commit(), "from_stage": from_stage or ""}
+    study = {"seed": seed, "study": kind, "commit": code_commit(), "from_stage": from_stage or ""}
     try:
         study["wall_min"] = run_workflow(data, results, cores, from_stage) / 60
     except RuntimeError as exc:     # a study the workflow cannot finish is a finding
