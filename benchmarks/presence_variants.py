@@ -126,6 +126,7 @@ def kesten_ab(table: pd.DataFrame) -> tuple[float, float]:
 def main(argv=None) -> int:
     import yaml
 
+    from pipeline.inputs.sheet import read_sessions
     from pipeline.params import PresenceParams, from_options
     from pipeline.stages import presence as P
     from pipeline.stats.table import prepare_table
@@ -158,11 +159,10 @@ def main(argv=None) -> int:
     try:
         for regime in args.regimes.split(","):
             truth = pd.read_csv(work / regime / "data" / "truth" / "synapses.csv")
-            sheet = pd.read_csv(work / regime / "data" / "sessions.tsv", sep="\t")
-            targets = (sheet.groupby("cell")["target"].first() if "target" in sheet.columns
-                       else pd.Series(dtype=str))
+            targets = read_sessions(work / regime / "data" / "sessions.tsv",
+                                    check_files=False).groupby("cell")["target"].first()
             for cell, tc in truth.groupby("cell"):
-                target = str(targets.get(cell, "puncta"))
+                target = str(targets[cell])
                 folder = work / regime / "results" / "weights" / cell
                 table = pd.read_csv(folder / "synapses.csv")
                 null = pd.read_csv(folder / "null_snr.csv", dtype={"session": str})
