@@ -15,7 +15,7 @@ absent, and the track comes back next session: a false loss and a false birth.
 (e.g. ``lost_for_good=false``, ``signal_memory=true``; a two-state refinement such as
 ``dim_present=true`` with ``lost_for_good=false`` too).  ``--reach N`` (N > 0) is the stage's
 option ``presence.own_signal_reach: N``
-(:func:`pipeline.stages.presence.own_signal_prior`): each session's present state centred on
+(:func:`pipeline.core.presence_hmm.own_signal_prior`): each session's present state centred on
 the track's clearly present sessions within N sessions, that session left out.
 ``--reach 0`` is an experiment only (not in the stage): the stage's fitted HMM called again
 with each track's present emission a log-normal around its mean log signal over all its
@@ -47,7 +47,7 @@ def track_emission_fit(fit, *, within_sd: float, shrink: float):
     """``fit`` (:func:`pipeline.stages.presence.fit_presence`) followed by a second call with
     per-track present emissions around each track's mean (the ``--reach 0`` experiment of the
     module docstring)."""
-    from pipeline.stages import presence as P
+    from pipeline.core import presence_hmm as H
 
     def fitted(snr, observed, **kw):
         res = fit(snr, observed, **kw)
@@ -57,7 +57,7 @@ def track_emission_fit(fit, *, within_sd: float, shrink: float):
         z = np.where(obs, z, 0.0)
         steps = kw.get("steps")
         steps = np.arange(z.shape[1]) if steps is None else np.asarray(steps, int)
-        clear = P.clearly_present(z, obs, p1, prm)
+        clear = H.clearly_present(z, obs, p1, prm)
         lz = np.log(np.maximum(z, 1e-6))
         n = clear.sum(1)
         own = np.where(n > 0, (lz * clear).sum(1) / np.maximum(n, 1), prm["m1"])
@@ -72,10 +72,10 @@ def track_emission_fit(fit, *, within_sd: float, shrink: float):
         s = np.repeat(np.sqrt((sd ** 2 * n + prm["s1"] ** 2 * shrink) / (n + shrink))[:, None],
                       z.shape[1], 1)
         # the stage's emissions, the present one's prior per (track, session)
-        log_e0, _ = P._log_emissions(z, prm)
-        log_e1 = P._log_present_emission(z, m, s, prm)
-        log_e, ob = P._by_step(np.stack([log_e0, log_e1]), obs, steps)
-        p, _, loglik = P._forward_backward(log_e, ob, prm["pi1"], prm["birth"], prm["loss"])
+        log_e0, _ = H._log_emissions(z, prm)
+        log_e1 = H._log_present_emission(z, m, s, prm)
+        log_e, ob = H._by_step(np.stack([log_e0, log_e1]), obs, steps)
+        p, _, loglik = H._forward_backward(log_e, ob, prm["pi1"], prm["birth"], prm["loss"])
         return {"p_present": p[:, steps], "params": {**prm, "loglik": loglik,
                                                       "within_track_sd": sd}}
     return fitted

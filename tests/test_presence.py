@@ -3,8 +3,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline.core.presence_hmm import neighbour_log_signal
 from pipeline.stages.presence import (IMPUTE_SDS, call_presence, fit_presence, merge_fragments,
-                                      neighbour_log_signal, split_at_gaps)
+                                      split_at_gaps)
 
 TAU = 2.0  # spread of the signal at positions without a synapse (snr units)
 
