@@ -99,6 +99,9 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     record = Path(args.record).resolve()
+    if not record.is_relative_to(ROOT):
+        ap.error(f"--record {record}: git holds the earlier records only inside the repository "
+                 f"({ROOT})")
     studies = rerun_studies(record, args.before, args.kinds.split(","))
     if not studies:
         print(f"no study in {record} was run again since {args.before}")
