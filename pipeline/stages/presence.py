@@ -90,13 +90,13 @@ def unmeasured_absent_warning(null_snr, *, cell: str, target: str = "puncta") ->
 
 def fit_presence(snr, observed, *, own_signal_reach: int = PresenceParams.own_signal_reach,
                  dim_present: bool = PresenceParams.dim_present,
-                 signal_memory: bool = PresenceParams.signal_memory,
-                 lost_for_good: bool = True, **options) -> dict:
+                 signal_memory: bool = PresenceParams.signal_memory, **options) -> dict:
     """:func:`pipeline.core.presence_hmm.fit_presence` with the presence settings' defaults
-    (``lost_for_good``: the model's, on; the stage resolves the setting's 'puncta' per cell)."""
+    (``lost_for_good`` in ``options``, else the model's own, on: the stage resolves the
+    setting's 'puncta' per cell)."""
     return presence_hmm.fit_presence(snr, observed, own_signal_reach=own_signal_reach,
                                      dim_present=dim_present, signal_memory=signal_memory,
-                                     lost_for_good=lost_for_good, **options)
+                                     **options)
 
 
 # --------------------------------------------------------------------------- tracks
