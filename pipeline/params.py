@@ -198,6 +198,11 @@ class TrackParams:
         None, "where a track misses a session, split it if its puncta's mean positions before and "
               "after the gap are further apart than this, um (z-scaled; a lost synapse and a "
               "neighbour born beside it); null: never")
+    max_jump_sd: float | None = _p(
+        None, "split a track where a punctum lies more than this many SDs from the mean position "
+              "of the track's puncta before it (SD: the cell's link width and the register "
+              "stage's error estimate there, in quadrature): a lost synapse whose track a "
+              "neighbour born beside it took over; null: never")
     max_detections_per_1000um3: float = _p(
         20.0, "a session with more detections per 1000 um3 of stack is named as implausible "
               "(sparsely labelled cells give a few; noise taken for puncta gives tens)")

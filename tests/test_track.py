@@ -255,3 +255,51 @@ def test_linking_10000_puncta_per_session_allocates_a_few_megabytes():
     # and the links are right: ~0.04 puncta per um3 with 0.1 um jitter
     ids = out["synapse_id"].to_numpy().reshape(2, -1)
     assert (ids[0] == ids[1]).mean() > 0.99
+
+
+def test_a_neighbour_that_takes_a_lost_synapses_track_starts_its_own():
+    # A at y=5.0 in sessions 0-3, lost; B born 0.8 um away in session 4, within the gate, so
+    # it continues A's track (no session is missed: max_gap_jump_um cannot see it).  C is
+    # re-measured with 0.05 um localisation jitter and one 0.25 um outlier.  With max_jump_sd
+    # the track splits where B takes over, and C keeps one track.
+    rng = np.random.default_rng(2)
+    a, b, c = np.array([5.0, 5.0, 5.0]), np.array([5.0, 5.8, 5.0]), np.array([5.0, 10.0, 5.0])
+    sessions = []
+    for k in range(8):
+        c_k = c + rng.normal(0, 0.05, 3) + (np.array([0.0, 0.25, 0.0]) if k == 5 else 0.0)
+        sessions.append(np.vstack([a if k < 4 else b, c_k]))
+    table = _puncta_table(sessions)
+
+    def runs(out, y):
+        rows = out[(out.y_um - y).abs() < 0.5]
+        return sorted(rows.groupby("synapse_id")["session_index"].apply(tuple))
+
+    joined = link_sessions(table)
+    assert runs(joined, 5.4) == [tuple(range(8))]
+    split = link_sessions(table, max_jump_sd=6)
+    assert runs(split, 5.4) == [(0, 1, 2, 3), (4, 5, 6, 7)]
+    assert runs(split, 10.0) == [tuple(range(8))]
+    # B's links after the split are measured to B's own puncta, not to A's
+    b_rows = split[(split.y_um == 5.8) & (split.session_index > 4)]
+    assert np.allclose(b_rows["link_distance_um"], 0.0)
+
+
+def test_a_jump_where_registration_is_uncertain_is_not_split():
+    # the same 0.8 um jump among 10 synapses re-measured with 0.05 um jitter (which set the
+    # cell's link width), but the register stage puts its error at A/B's place at 0.3 um:
+    # 0.8 um is then under 3 SDs (sqrt(0.05^2 + 0.3^2) = 0.30 um), within one synapse's scatter
+    rng = np.random.default_rng(3)
+    a, b = np.array([5.0, 5.0, 5.0]), np.array([5.0, 5.8, 5.0])
+    others = np.stack([np.full(10, 5.0), 10.0 + 2.0 * np.arange(10), np.full(10, 5.0)], -1)
+    table = _puncta_table([np.vstack([a if k < 4 else b, others + rng.normal(0, 0.05, (10, 3))])
+                           for k in range(8)])
+    near_ab = (table.y_um < 7).to_numpy()
+
+    def ab_tracks(error_at_ab):
+        error = np.where(near_ab, error_at_ab, 0.0)
+        out = link_sessions(table.assign(registration_error_um=error), max_jump_sd=6)
+        assert out.loc[~near_ab, "synapse_id"].nunique() == 10
+        return out.loc[near_ab, "synapse_id"].nunique()
+
+    assert ab_tracks(0.0) == 2
+    assert ab_tracks(0.3) == 1

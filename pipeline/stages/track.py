@@ -39,7 +39,8 @@ COORDS = ["z_um", "y_um", "x_um"]
 def link_sessions(puncta: pd.DataFrame, *, max_distance_um: float = TrackParams.max_distance_um,
                   z_scale: float = TrackParams.z_scale, max_gap: int = TrackParams.max_gap,
                   relink_passes: int = TrackParams.relink_passes,
-                  max_gap_jump_um: float | None = TrackParams.max_gap_jump_um) -> pd.DataFrame:
+                  max_gap_jump_um: float | None = TrackParams.max_gap_jump_um,
+                  max_jump_sd: float | None = TrackParams.max_jump_sd) -> pd.DataFrame:
     """Add a ``synapse_id`` column (1, 2, ...) linking puncta across sessions.
 
     Parameters
@@ -55,6 +56,11 @@ def link_sessions(puncta: pd.DataFrame, *, max_distance_um: float = TrackParams.
     max_gap_jump_um : where a track misses a session, split it there if the mean (z-scaled)
         positions of its puncta before and after the gap are further apart than this (a lost
         synapse and a neighbour born beside it); None: never
+    max_jump_sd : split a track where a punctum lies more than this many SDs from the mean
+        position of the track's puncta before it (since its start or its last split); the SD
+        is :func:`link_width` of the cell's link distances and the punctum's registration
+        error in quadrature (a lost synapse whose track a neighbour born beside it took
+        over); None: never
 
     Returns
     -------
@@ -74,6 +80,12 @@ def link_sessions(puncta: pd.DataFrame, *, max_distance_um: float = TrackParams.
         track = _relink(pos, session, track, gate=max_distance_um, max_gap=max_gap,
                         passes=relink_passes)
     track = _split_at_gaps(session, track, max_gap)
+    extra = (out["registration_error_um"].to_numpy() if "registration_error_um" in out.columns
+             else None)
+    if max_jump_sd is not None:
+        width = link_width(_link_distances(pos, session, track, max_gap=max_gap)[0],
+                           gate_um=max_distance_um, extra_sd_um=extra)
+        track = _split_at_outliers(pos, session, track, max_jump_sd * width)
     if max_gap_jump_um is not None:
         track = _split_at_jumps(pos, session, track, max_gap_jump_um)
     track = _number_by_first_appearance(session, track)
@@ -81,8 +93,6 @@ def link_sessions(puncta: pd.DataFrame, *, max_distance_um: float = TrackParams.
     out["synapse_id"] = track + 1
     out["link_distance_um"] = distance
     out["link_competitor_um"] = competitor
-    extra = (out["registration_error_um"].to_numpy() if "registration_error_um" in out.columns
-             else None)
     out["link_confidence"] = link_confidence(out["link_distance_um"], out["link_competitor_um"],
                                              gate_um=max_distance_um, extra_sd_um=extra)
     return out
@@ -186,6 +196,34 @@ def _split_at_jumps(pos: np.ndarray, session: np.ndarray, track: np.ndarray,
         if np.linalg.norm(p[piece:g].mean(0) - p[g:bounds[k]].mean(0)) > max_jump:
             starts[g] = True
             piece = g
+    out = np.empty_like(track)
+    out[order] = np.cumsum(starts) - 1
+    return out
+
+
+def _split_at_outliers(pos: np.ndarray, session: np.ndarray, track: np.ndarray,
+                       max_distance: np.ndarray) -> np.ndarray:
+    """Start a new track at a punctum farther than its ``max_distance`` from the mean position
+    of its track's puncta since the track's start or last split.
+
+    Why: a synapse lost beside a neighbour born within the gate (the same or the next
+    session) hands its track to the neighbour, and the track holds two synapses: a loss and a
+    birth missed.  Within one synapse the puncta scatter by the localisation and registration
+    errors, which the link width measures; the neighbour lies many of those away."""
+    order = np.lexsort((session, track))
+    t, p = track[order], pos[order]
+    limit = np.broadcast_to(max_distance, track.shape)[order]
+    starts = np.ones(len(order), bool)
+    starts[1:] = t[1:] != t[:-1]
+    total, count = p[0].copy(), 1
+    for k in range(1, len(order)):
+        if not starts[k] and np.linalg.norm(p[k] - total / count) > limit[k]:
+            starts[k] = True
+        if starts[k]:
+            total, count = p[k].copy(), 1
+        else:
+            total += p[k]
+            count += 1
     out = np.empty_like(track)
     out[order] = np.cumsum(starts) - 1
     return out
@@ -319,12 +357,7 @@ def link_confidence(distance, competitor, *, gate_um: float, sigma_um: float | N
     """
     d = np.asarray(distance, float)
     c = np.nan_to_num(np.asarray(competitor, float), nan=np.inf)
-    if sigma_um is None:
-        linked = d[np.isfinite(d)]
-        sigma_um = np.median(linked) / 1.538 if len(linked) else gate_um / 3
-    sigma_um = max(float(sigma_um), 0.05)    # below the localisation precision of puncta
-    if extra_sd_um is not None:
-        sigma_um = np.sqrt(sigma_um ** 2 + np.nan_to_num(np.asarray(extra_sd_um, float)) ** 2)
+    sigma_um = link_width(d, gate_um=gate_um, sigma_um=sigma_um, extra_sd_um=extra_sd_um)
     log_norm = -1.5 * np.log(2 * np.pi * sigma_um ** 2)
     log_uniform = np.log(p_outlier) - np.log(4 / 3 * np.pi * gate_um ** 3) - np.log1p(-p_outlier)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -334,6 +367,22 @@ def link_confidence(distance, competitor, *, gate_um: float, sigma_um: float | N
         conf = np.exp(own - top) / (np.exp(own - top) + np.exp(rival - top)
                                     + np.exp(log_uniform - top))
     return np.where(np.isfinite(d), conf, np.nan)
+
+
+def link_width(distance, *, gate_um: float, sigma_um: float | None = None, extra_sd_um=None):
+    """Per-axis SD (um) of a right link's distance: ``sigma_um``, by default the median of the
+    finite ``distance`` / 1.538 (the median radius of a 3D Gaussian in units of its per-axis
+    SD; ``gate_um`` / 3 without links), at least 0.05 um (the localisation precision of
+    puncta), with ``extra_sd_um`` (per link; NaN: none) added in quadrature.  A scalar, or an
+    array when ``extra_sd_um`` is given."""
+    if sigma_um is None:
+        d = np.asarray(distance, float)
+        linked = d[np.isfinite(d)]
+        sigma_um = np.median(linked) / 1.538 if len(linked) else gate_um / 3
+    sigma_um = max(float(sigma_um), 0.05)
+    if extra_sd_um is None:
+        return sigma_um
+    return np.sqrt(sigma_um ** 2 + np.nan_to_num(np.asarray(extra_sd_um, float)) ** 2)
 
 
 def track_cell(puncta: list[pd.DataFrame], transforms: list[dict], metas: list[dict], *,
@@ -360,7 +409,8 @@ def track_cell(puncta: list[pd.DataFrame], transforms: list[dict], metas: list[d
         found = found[found["reliable_registration"]]
     return link_sessions(found, max_distance_um=params.max_distance_um, z_scale=params.z_scale,
                          max_gap=params.max_gap, relink_passes=params.relink_passes,
-                         max_gap_jump_um=params.max_gap_jump_um), unreliable
+                         max_gap_jump_um=params.max_gap_jump_um,
+                         max_jump_sd=params.max_jump_sd), unreliable
 
 
 def detection_counts(counts, metas: list[dict], *, unreliable=(),
