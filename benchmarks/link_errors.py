@@ -6,7 +6,8 @@ Reads a ``make bench`` (or ``benchmarks/regime_run.py``) work folder: per regime
 simulator's truth and each cell's track table.  The track stage is run again on the table's
 puncta (reference-frame positions and registration error estimates: the stage's own input) with
 ``relink_passes=0`` (links in session order only, the stage before re-linking) and with the
-default (and, with ``--max-gap-jump X``, with ``track.max_gap_jump_um: X`` too), and each is
+default (and, with ``--max-gap-jump X``, with ``track.max_gap_jump_um: X`` too; with
+``--max-jump-sd K``, with ``track.max_jump_sd: K``), and each is
 scored against the truth as ``make bench`` scores links.  A missed link
 (a true synapse detected in consecutive sessions, in two tracks) is classed as
 
@@ -87,7 +88,8 @@ def classify_links(tracks: pd.DataFrame, true_id: np.ndarray, *, gate_um: float,
             **gap_links, "tracks": int(t["synapse_id"].nunique())}
 
 
-def regime_rows(workdir: Path, regime: str, max_gap_jump_um: float | None = None) -> list[dict]:
+def regime_rows(workdir: Path, regime: str, max_gap_jump_um: float | None = None,
+                max_jump_sd: float | None = None) -> list[dict]:
     from pipeline.contract import Layout
     from pipeline.params import TrackParams
     from pipeline.stages.track import link_sessions
@@ -109,6 +111,9 @@ def regime_rows(workdir: Path, regime: str, max_gap_jump_um: float | None = None
         if max_gap_jump_um is not None:
             settings.append((f"re-linked, max_gap_jump_um={max_gap_jump_um}",
                              dict(max_gap_jump_um=max_gap_jump_um)))
+        if max_jump_sd is not None:
+            settings.append((f"re-linked, max_jump_sd={max_jump_sd}",
+                             dict(max_jump_sd=max_jump_sd)))
         for label, options in settings:
             tracks = link_sessions(puncta, **options)
             rows.append({"regime": regime, "cell": cell, "linking": label,
@@ -124,19 +129,23 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None, help="write the table here (markdown) too")
     ap.add_argument("--max-gap-jump", type=float, default=None,
                     help="also score the stage with track.max_gap_jump_um set to this")
+    ap.add_argument("--max-jump-sd", type=float, default=None,
+                    help="also score the stage with track.max_jump_sd set to this")
     args = ap.parse_args(argv)
     workdir = Path(args.workdir)
     regimes = (args.regimes.split(",") if args.regimes else
                sorted(p.name for p in workdir.iterdir() if (p / "data" / "truth").is_dir()))
     start = time.time()
     table = pd.DataFrame([r for regime in regimes
-                          for r in regime_rows(workdir, regime, args.max_gap_jump)])
+                          for r in regime_rows(workdir, regime, args.max_gap_jump,
+                                                  args.max_jump_sd)])
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
                             capture_output=True).stdout.strip() or "unknown"
     text = ("## Links: what the missed and wrong ones are\n\n"
             f"_`python benchmarks/link_errors.py --workdir {args.workdir}"
             f"{' --regimes ' + args.regimes if args.regimes else ''}"
-            f"{f' --max-gap-jump {args.max_gap_jump}' if args.max_gap_jump else ''}` "
+            f"{f' --max-gap-jump {args.max_gap_jump}' if args.max_gap_jump else ''}"
+            f"{f' --max-jump-sd {args.max_jump_sd}' if args.max_jump_sd else ''}` "
             f"({(time.time() - start) / 60:.1f} min, {datetime.date.today()}, script of commit "
             f"{commit}). The track stage run again on each cell's puncta, in session order and "
             "re-linked; scored against the simulator's truth as make bench scores links._\n\n"
