@@ -199,7 +199,7 @@ class TrackParams:
               "after the gap are further apart than this, um (z-scaled; a lost synapse and a "
               "neighbour born beside it); null: never")
     max_jump_sd: float | None = _p(
-        None, "split a track where a punctum lies more than this many SDs from the mean position "
+        6.0, "split a track where a punctum lies more than this many SDs from the mean position "
               "of the track's puncta before it (SD: the cell's link width and the register "
               "stage's error estimate there, in quadrature): a lost synapse whose track a "
               "neighbour born beside it took over; null: never")

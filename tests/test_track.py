@@ -227,8 +227,8 @@ def test_a_lost_synapse_and_a_neighbour_born_beside_it_are_two_tracks():
     sessions = [np.empty((0, 3)) if s is None else np.vstack([s, c + rng.normal(0, 0.1, 3)])
                 for s in here]
     table = _puncta_table(sessions)
-    joined = link_sessions(table, max_gap=1)
-    split = link_sessions(table, max_gap=1, max_gap_jump_um=0.6)
+    joined = link_sessions(table, max_gap=1, max_jump_sd=None)
+    split = link_sessions(table, max_gap=1, max_gap_jump_um=0.6, max_jump_sd=None)
 
     def runs(out, y):
         rows = out[(out.y_um - y).abs() < 0.5]
@@ -274,7 +274,7 @@ def test_a_neighbour_that_takes_a_lost_synapses_track_starts_its_own():
         rows = out[(out.y_um - y).abs() < 0.5]
         return sorted(rows.groupby("synapse_id")["session_index"].apply(tuple))
 
-    joined = link_sessions(table)
+    joined = link_sessions(table, max_jump_sd=None)
     assert runs(joined, 5.4) == [tuple(range(8))]
     split = link_sessions(table, max_jump_sd=6)
     assert runs(split, 5.4) == [(0, 1, 2, 3), (4, 5, 6, 7)]
