@@ -4,11 +4,13 @@
 
 Reads a ``make bench`` (or ``benchmarks/regime_run.py``) work folder: per regime, the
 simulator's truth and each cell's track table.  The track stage is run again on the table's
-puncta (reference-frame positions and registration error estimates: the stage's own input) with
-``relink_passes=0`` (links in session order only, the stage before re-linking) and with the
-default (and, with ``--max-gap-jump X``, with ``track.max_gap_jump_um: X`` too; with
-``--max-jump-sd K``, with ``track.max_jump_sd: K``), and each is
-scored against the truth as ``make bench`` scores links.  A missed link
+puncta (reference-frame positions and registration error estimates: the stage's own input) in
+session order only (``relink_passes=0``, no split at jumps: the stage before re-linking),
+re-linked without splitting at jumps (``max_jump_sd=None``, the stage before 52fc475) and with
+the stage's defaults (and, with ``--max-gap-jump X``, with ``track.max_gap_jump_um: X`` too;
+with ``--max-jump-sd K``, with ``track.max_jump_sd: K``), and each is scored against the truth
+as ``make bench`` scores links; a second table sums each setting's counts over a regime's
+cells.  A missed link
 (a true synapse detected in consecutive sessions, in two tracks) is classed as
 
 - *beyond the gate*: its two detections are farther apart than the gate (z scaled), so no
@@ -106,8 +108,12 @@ def regime_rows(workdir: Path, regime: str, max_gap_jump_um: float | None = None
             continue
         puncta = pd.read_csv(path)[STAGE_INPUT]
         true_id = assign_true_ids(puncta, truth[truth.cell == cell], _spacing_of(params, cell))
-        settings = [("in session order (relink_passes=0)", dict(relink_passes=0)),
-                    (f"re-linked (relink_passes={prm.relink_passes})", {})]
+        settings = [("in session order (relink_passes=0, max_jump_sd=None)",
+                     dict(relink_passes=0, max_jump_sd=None)),
+                    (f"re-linked (relink_passes={prm.relink_passes}), max_jump_sd=None",
+                     dict(max_jump_sd=None)),
+                    (f"the stage's defaults (relink_passes={prm.relink_passes}, "
+                     f"max_jump_sd={prm.max_jump_sd})", {})]
         if max_gap_jump_um is not None:
             settings.append((f"re-linked, max_gap_jump_um={max_gap_jump_um}",
                              dict(max_gap_jump_um=max_gap_jump_um)))
@@ -120,6 +126,18 @@ def regime_rows(workdir: Path, regime: str, max_gap_jump_um: float | None = None
                          **classify_links(tracks, true_id, gate_um=prm.max_distance_um,
                                           z_scale=prm.z_scale)})
     return rows
+
+
+def regime_totals(table: pd.DataFrame) -> pd.DataFrame:
+    """Each regime's and setting's counts summed over its cells (the settings in table order),
+    with the link precision and recall of the sums."""
+    counts = [c for c in table.columns if c not in ("regime", "cell", "linking", "link_precision",
+                                                    "link_recall")]
+    sums = table.groupby(["regime", "linking"], sort=False)[counts].sum().reset_index()
+    found = sums["true_links"] - sums["missed"]
+    sums.insert(2, "link_precision", (found / (found + sums["wrong"])).round(4))
+    sums.insert(3, "link_recall", (found / sums["true_links"]).round(4))
+    return sums
 
 
 def main(argv=None) -> int:
@@ -149,7 +167,8 @@ def main(argv=None) -> int:
             f"({(time.time() - start) / 60:.1f} min, {datetime.date.today()}, script of commit "
             f"{commit}). The track stage run again on each cell's puncta, in session order and "
             "re-linked; scored against the simulator's truth as make bench scores links._\n\n"
-            + table.to_markdown(index=False) + "\n")
+            + table.to_markdown(index=False) + "\n\nSummed over each regime's cells:\n\n"
+            + regime_totals(table).to_markdown(index=False) + "\n")
     print(text)
     if args.out:
         Path(args.out).write_text(text)
