@@ -12,6 +12,9 @@ synapses' detections alternate between two tracks (a dense PV shaft: most of the
 of make bench's hard_registration regime).  So each session is then re-linked, in turn,
 against every track's mean position over all *other* sessions, until no assignment changes
 (``relink_passes`` at most); a track left with a longer gap than ``max_gap`` is split there.
+A synapse lost beside a neighbour born within the gate hands its track to the neighbour, so a
+track is then split where a punctum lies more than ``max_jump_sd`` SDs (the cell's link width
+and the registration error there) from the mean of the track's puncta before it.
 
 Each link gets a confidence: the posterior probability that it is right against its nearest
 competitor (the punctum's next-nearest open track or the track's next-nearest punctum) and
