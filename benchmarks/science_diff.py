@@ -1,6 +1,6 @@
 """The science record's studies run again, beside their earlier records.
 
-    python benchmarks/science_diff.py --before REV [--record benchmarks/science_runs]
+    python benchmarks/science_diff.py --before REV [--after REV] [--record benchmarks/science_runs]
                                       [--kinds effect] [--out FILE]
 
 ``make bench-science`` keeps each study's scores in ``benchmarks/science_runs/``; a study run
@@ -10,6 +10,8 @@ and quantity the mean estimate before and now, the truth table's mean, the mean 
 error of each against it and how many of their 95 % CIs hold it; and per test how many
 studies find the difference (significant with the truth table's sign) before and now.  What
 changed between the two commits is what the records' commits say, not only one setting.
+``--after REV`` takes the records as git holds them at ``REV`` instead of the working tree's (a
+comparison the README quotes stays repeatable after the records move on).
 """
 from __future__ import annotations
 
@@ -41,14 +43,27 @@ def records_at(rev: str, record: Path, name: str, studies: list[tuple[str, int]]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def rerun_studies(record: Path, rev: str, kinds: list[str]) -> list[tuple[str, int, str, str]]:
-    """(kind, seed, commit before, commit now) of the studies whose record changed commit."""
+def records_now(record: Path, name: str, studies: list[tuple[str, int]],
+                after: str | None = None) -> pd.DataFrame:
+    """The ``name`` records of ``studies`` in the working tree, or at git revision ``after``."""
+    if after is not None:
+        return records_at(after, record, name, studies)
+    return pd.concat([_read((record / f"{k}_{s}_{name}.csv").read_text()) for k, s in studies],
+                     ignore_index=True)
+
+
+def rerun_studies(record: Path, rev: str, kinds: list[str],
+                  after: str | None = None) -> list[tuple[str, int, str, str]]:
+    """(kind, seed, commit before, commit now) of the studies whose record changed commit
+    between ``rev`` and the working tree (or revision ``after``)."""
     out = []
     for path in sorted(record.glob("*_study.csv")):
         kind, seed = path.stem.split("_")[:2]
         if kind not in kinds:
             continue
-        now = _read(path.read_text())
+        now = records_now(record, "study", [(kind, int(seed))], after)
+        if not len(now):
+            continue
         before = records_at(rev, record, "study", [(kind, int(seed))])
         if len(before) and str(before["commit"].iloc[0]) != str(now["commit"].iloc[0]):
             out.append((kind, int(seed), str(before["commit"].iloc[0]), str(now["commit"].iloc[0])))
@@ -94,6 +109,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--before", required=True, metavar="REV",
                     help="the git revision whose records are the earlier runs")
+    ap.add_argument("--after", default=None, metavar="REV",
+                    help="the git revision whose records are the later runs (default: the "
+                         "working tree's)")
     ap.add_argument("--record", default=str(ROOT / "benchmarks" / "science_runs"))
     ap.add_argument("--kinds", default="effect")
     ap.add_argument("--out", default=None)
@@ -102,15 +120,16 @@ def main(argv=None) -> int:
     if not record.is_relative_to(ROOT):
         ap.error(f"--record {record}: git holds the earlier records only inside the repository "
                  f"({ROOT})")
-    studies = rerun_studies(record, args.before, args.kinds.split(","))
+    studies = rerun_studies(record, args.before, args.kinds.split(","), args.after)
     if not studies:
-        print(f"no study in {record} was run again since {args.before}")
+        print(f"no study in {record} was run again since {args.before}"
+              + (f" by {args.after}" if args.after else ""))
         return 0
     pairs = [(k, s) for k, s, _, _ in studies]
     before = {name: records_at(args.before, record, name, pairs)
               for name in ("quantities", "conclusions")}
-    now = {name: pd.concat([_read((record / f"{k}_{s}_{name}.csv").read_text()) for k, s in pairs],
-                           ignore_index=True) for name in ("quantities", "conclusions")}
+    now = {name: records_now(record, name, pairs, args.after)
+           for name in ("quantities", "conclusions")}
     lines = [f"Studies run again ({len(studies)}): "
              + "; ".join(f"{k} {s} ({b} -> {n})" for k, s, b, n in studies), "",
              compare_quantities(before["quantities"], now["quantities"]).round(4).to_markdown(index=False),
