@@ -43,22 +43,30 @@ def _match(g: pd.DataFrame, t: pd.DataFrame, sessions: list[str]) -> dict:
     return {sid: pd.Series(v).mode().iloc[0] for sid, v in votes.items()}
 
 
-def events(study: Path, *, dim: float) -> pd.DataFrame:
+def _tables(study: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Our ``synapses.csv`` and the simulator's truth, without the repeat sessions (same day)."""
     ours = pd.read_csv(study / "results" / "synapses.csv")
     truth = pd.read_csv(study / "data" / "truth" / "synapses.csv")
-    ours = ours[~ours["session"].astype(str).str.endswith("r")]     # repeats: same day
-    truth = truth[~truth["session"].astype(str).str.endswith("r")]
+    return (ours[~ours["session"].astype(str).str.endswith("r")],
+            truth[~truth["session"].astype(str).str.endswith("r")])
+
+
+def _by_session(ours: pd.DataFrame, truth: pd.DataFrame, sessions: list[str]):
+    """One cell's calls, true presence and true weights: synapses x ``sessions``."""
+    def table(frame, values):
+        return frame.pivot_table(index="synapse_id", columns="session", values=values,
+                                 aggfunc="first").reindex(columns=sessions)
+    return table(ours, "present"), table(truth, "present"), table(truth, "weight")
+
+
+def events(study: Path, *, dim: float) -> pd.DataFrame:
+    ours, truth = _tables(study)
     rows = []
     for cell, g in ours.groupby("cell"):
         t = truth[truth["cell"] == cell]
         sessions = list(g.sort_values("day")["session"].drop_duplicates())
         match = _match(g, t, sessions)
-        ours_p = g.pivot_table(index="synapse_id", columns="session", values="present",
-                               aggfunc="first").reindex(columns=sessions)
-        true_p = t.pivot_table(index="synapse_id", columns="session", values="present",
-                               aggfunc="first").reindex(columns=sessions)
-        true_w = t.pivot_table(index="synapse_id", columns="session", values="weight",
-                               aggfunc="first").reindex(columns=sessions)
+        ours_p, true_p, true_w = _by_session(g, t, sessions)
         n_truth = int(np.nansum(np.abs(np.diff(true_p.to_numpy(float), axis=1))))
         counts = {"cell": cell, "cell_type": g["cell_type"].iloc[0], "truth_events": n_truth,
                   "ours_events": 0, "matched": 0, "shifted": 0, "spurious_dim": 0,
@@ -94,10 +102,7 @@ def missed_events(study: Path) -> pd.DataFrame:
     """Every gain or loss of a true synapse in the study's cells: ``found`` by our calls or,
     if not, ``why`` (see the module's docstring); ``weight``: its largest true weight in the
     sessions beside the change."""
-    ours = pd.read_csv(study / "results" / "synapses.csv")
-    truth = pd.read_csv(study / "data" / "truth" / "synapses.csv")
-    ours = ours[~ours["session"].astype(str).str.endswith("r")]
-    truth = truth[~truth["session"].astype(str).str.endswith("r")]
+    ours, truth = _tables(study)
     rows = []
     for cell, g in ours.groupby("cell"):
         t = truth[truth["cell"] == cell]
@@ -114,12 +119,7 @@ def missed_events(study: Path) -> pd.DataFrame:
                 if dd < 0.6:
                     ours_of[(tid, s)] = o["synapse_id"].iloc[jj]
                     true_of[(o["synapse_id"].iloc[jj], s)] = tid
-        ours_p = g.pivot_table(index="synapse_id", columns="session", values="present",
-                               aggfunc="first").reindex(columns=sessions)
-        true_p = t.pivot_table(index="synapse_id", columns="session", values="present",
-                               aggfunc="first").reindex(columns=sessions)
-        true_w = t.pivot_table(index="synapse_id", columns="session", values="weight",
-                               aggfunc="first").reindex(columns=sessions)
+        ours_p, true_p, true_w = _by_session(g, t, sessions)
         for tid, row in true_p.iterrows():
             b = row.to_numpy(float)
             for k in range(len(b) - 1):
