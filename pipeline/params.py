@@ -64,6 +64,11 @@ class DetectParams:
     local_flanks_um: tuple[float, float, float] | None = _p(
         (1.6, 0.45, 0.45), "... measured without the voxels this close (z, y, x, um) to a "
                            "punctum: its flanks are not noise; None: with them")
+    brightness_noise: bool = _p(
+        True, "with a morphology channel (and local_noise not by neighbourhood): each peak's "
+              "noise scaled by how much noisier the filtered PSD-95 is on the cell's voxels "
+              "as bright as the peak's than on its dim 70 % (a patchy diffuse PSD-95 in a "
+              "bright shaft passed its bumps for puncta)")
     min_separation_um: tuple[float, float, float] = _p(
         (0.8, 0.25, 0.25), "smallest distance (z, y, x) between two peaks, um")
     close_separation_um: tuple[float, float, float] = _p(

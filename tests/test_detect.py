@@ -227,22 +227,26 @@ def test_a_session_with_an_object_in_the_morphology_channel_only_detects_like_it
     """The failure of issue 24 in the simulator: a bright object in one session's morphology
     channel only collapses that session's share estimate; unsubtracted patchy shaft PSD-95
     then gives weak false puncta.  The cell's share (and no subtraction where the PSD-95
-    channel does not show the object) gives that session its siblings' precision."""
+    channel does not show the object) gives that session its siblings' precision.  Without
+    ``brightness_noise``, which on its own takes most of those puncta out (below), so that
+    the pooled share is what is tested; with it, fewer still."""
+    from dataclasses import replace
+
     from pipeline.params import DetectParams
     from pipeline.stages.channels import pooled_shares, session_share
     from pipeline.stages.detect import detect_session
     from pipeline.truth.evaluate import score_detection
     from pipeline.truth.simulate import SimulationParams, simulate_cell
 
-    def false_detections(sim, stacks, k, share):
-        det = detect_session(stacks[k], spacing=spacing_of(sim), params=DetectParams(),
-                             share=share)
+    def false_detections(sim, stacks, k, share, params=replace(DetectParams(),
+                                                               brightness_noise=False)):
+        det = detect_session(stacks[k], spacing=spacing_of(sim), params=params, share=share)
         t = truth_of(sim, k)
         score = score_detection(det[["z", "y", "x"]].to_numpy(), t[["z", "y", "x"]].to_numpy(),
                                 spacing_of(sim))
         return len(det) - round(score["precision"] * len(det))
 
-    own = pooled = siblings = worst_sibling = 0
+    own = pooled = siblings = worst_sibling = pooled_by_brightness = 0
     for seed in (12, 13):
         sim = simulate_cell(SimulationParams(cell_type="PV", shape=(20, 256, 256), n_sessions=4,
                                              seed=seed, shaft_texture=0.5, diffuse_psd95=0.06,
@@ -254,11 +258,16 @@ def test_a_session_with_an_object_in_the_morphology_channel_only_detects_like_it
         assert chosen["s01"]["departs"] and sum(v["departs"] for v in chosen.values()) == 1
         own += false_detections(sim, stacks, 1, est["s01"])
         pooled += false_detections(sim, stacks, 1, chosen["s01"]["used"])
+        pooled_by_brightness += false_detections(sim, stacks, 1, chosen["s01"]["used"],
+                                                 DetectParams())
         each = [false_detections(sim, stacks, k, chosen[f"s{k:02d}"]["used"]) for k in (0, 2, 3)]
         siblings += np.mean(each)
         worst_sibling += max(each)
     assert own >= 3 * pooled and own >= 2 * siblings, (own, pooled, siblings)   # the failure
     assert pooled <= worst_sibling, (pooled, siblings, worst_sibling)   # gone: a sibling's
+    # the default's threshold rises on the bright textured shaft (the object in the
+    # morphology channel left out of its noise): fewer still
+    assert pooled_by_brightness < pooled, (pooled_by_brightness, pooled)
 
 
 def test_nothing_is_subtracted_where_the_morphology_shows_what_psd95_does_not(sim_pyr):
@@ -393,27 +402,90 @@ def test_the_narrower_filter_adds_nothing_to_isolated_puncta():
         assert len(with_fine) == len(without), (integrals, len(with_fine), len(without))
 
 
-def test_noise_measured_on_the_cell_drops_shaft_texture_peaks_and_keeps_puncta():
-    """``local_noise="cell"``: a shaft whose diffuse PSD-95 rises and falls every 1.5 um (the
-    channel_departure regime's patches) gives peaks of 5-8 stack noise SDs; measured on the
-    labelled cell's voxels, the noise there is the texture's too, and fewer of them pass,
-    while three puncta on the shaft are found either way."""
+def _textured_shaft(rng, *, texture_cv=0.5, dim=400.0):
+    """A shaft along x whose diffuse PSD-95 rises and falls every 1.5 um (the
+    channel_departure regime's patches), three bright puncta and a dim one on it: (psd95,
+    morphology, centres)."""
     shape = (20, 96, 384)
     shaft = _dendrite(shape, 48, peak=1.0)
     x_um = np.arange(shape[2]) * SPACING[2]
-    phase = np.cumsum(np.random.default_rng(2).normal(0, 0.3, shape[2]))
-    texture = 1 + 0.5 * np.sin(2 * np.pi * x_um / 1.5 + phase)
-    rng = np.random.default_rng(1)
+    phase = np.cumsum(rng.normal(0, 0.3, shape[2]))
+    texture = 1 + texture_cv * np.sin(2 * np.pi * x_um / 1.5 + phase)
     morph = rng.poisson(40 * shaft + 2.0).astype(np.float32)
-    centres = np.array([[10.0, 46.0, 60.0], [10.0, 50.0, 190.0], [10.0, 47.0, 320.0]])
-    puncta = render_puncta(shape, SPACING, centres, np.full(3, 1500.0),
-                           np.tile([0.85, 0.17, 0.17], (3, 1)))
+    centres = np.array([[10.0, 46.0, 60.0], [10.0, 50.0, 190.0], [10.0, 47.0, 320.0],
+                        [10.0, 48.0, 255.0]])
+    puncta = render_puncta(shape, SPACING, centres, np.array([1500.0, 1500, 1500, dim]),
+                           np.tile([0.85, 0.17, 0.17], (4, 1)))
     psd = rng.poisson(2.0 * shaft * texture[None, None, :] + puncta + 3.0).astype(np.float32)
+    return psd, morph, centres
+
+
+def test_noise_measured_on_the_cell_drops_shaft_texture_peaks_and_keeps_puncta():
+    """``local_noise="cell"``: a textured shaft gives peaks of 5-8 stack noise SDs; measured
+    on the labelled cell's voxels, the noise there is the texture's too, and fewer of them
+    pass, while the puncta on the shaft are found either way."""
+    psd, morph, centres = _textured_shaft(np.random.default_rng(2))
     found = {}
     for mode in ("auto", "cell"):
-        det = detect_puncta(psd, spacing=SPACING, morphology=morph, local_noise=mode)
+        det = detect_puncta(psd, spacing=SPACING, morphology=morph, local_noise=mode,
+                            brightness_noise=False)
         ia, ib = match_points(det[["z", "y", "x"]].to_numpy() * SPACING, centres * SPACING)
-        assert sorted(ib) == [0, 1, 2], mode
+        assert sorted(ib) == [0, 1, 2, 3], mode
         found[mode] = len(det) - len(ia)         # peaks of the texture
     assert found["auto"] >= 15                    # the texture does pass for puncta ...
     assert found["cell"] <= found["auto"] - 4     # ... and fewer in the cell's own noise
+
+
+def test_a_textured_bright_shaft_raises_the_threshold_there_and_a_dim_punctum_on_it_is_found():
+    """``brightness_noise`` (the default): the response's noise on the cell's bright voxels
+    over its dim ones scales each peak's noise.  On six draws of a textured shaft the texture
+    gives 16-22 false puncta without it and at most one with it; the dim punctum (a
+    quarter of the others' brightness) is found in every draw."""
+    without, with_it = [], []
+    for seed in range(6):
+        psd, morph, centres = _textured_shaft(np.random.default_rng(seed))
+        for on, out in ((False, without), (True, with_it)):
+            det = detect_puncta(psd, spacing=SPACING, morphology=morph, brightness_noise=on)
+            ia, ib = match_points(det[["z", "y", "x"]].to_numpy() * SPACING,
+                                  centres * SPACING)
+            assert sorted(ib) == [0, 1, 2, 3], (seed, on)     # the dim one too
+            out.append(len(det) - len(ia))
+    assert min(without) >= 12 and max(with_it) <= 2, (without, with_it)
+    # a smooth shaft: the threshold rises by no more than the shaft's own photon noise (its
+    # diffuse PSD-95 of 2 photons per voxel over a background of 3: sqrt(5 / 3) = 1.29 on its
+    # axis), where the texture raised it 2-2.5x
+    psd, morph, centres = _textured_shaft(np.random.default_rng(7), texture_cv=0.0)
+    snr = []
+    for on in (False, True):
+        det = detect_puncta(psd, spacing=SPACING, morphology=morph, brightness_noise=on)
+        ia, ib = match_points(det[["z", "y", "x"]].to_numpy() * SPACING, centres * SPACING)
+        assert sorted(ib) == [0, 1, 2, 3]
+        snr.append(det["snr"].to_numpy()[ia[np.argsort(ib)]])
+    assert np.all(snr[1] >= snr[0] / 1.29) and np.all(snr[1] <= snr[0]), snr
+
+
+def test_the_brightness_noise_curve_follows_the_noise_and_stays_flat_without_texture():
+    from pipeline.core.brightness_noise import (TOLERANCE, brightness_noise_curve,
+                                                brightness_noise_factor)
+
+    rng = np.random.default_rng(0)
+    shape = (10, 100, 200)
+    brightness = rng.uniform(0, 100, shape).astype(np.float32)
+    where = np.ones(shape, bool)
+    where[:, :10] = False
+    flat = rng.normal(0, 1, shape).astype(np.float32)
+    for bright_excess in (1.0, 1.05):       # within the tolerance: no rise at all
+        noisy = flat * np.where(brightness > 90, bright_excess, 1.0)
+        curve = brightness_noise_curve(noisy, brightness, where)
+        assert np.all(curve[1] == 1.0), curve
+    # twice as noisy above the 90th percentile of brightness, and puncta left out by exclude
+    noisy = flat * np.where(brightness > 90, 2.0, 1.0)
+    exclude = np.zeros(shape, bool)
+    noisy[:, :5] += 50                      # outside the cell: not measured
+    noisy[5, 50:52] += 80
+    exclude[5, 50:52] = True
+    centres, factor = brightness_noise_curve(noisy, brightness, where, exclude=exclude)
+    assert np.all(np.diff(factor) >= 0)
+    got = brightness_noise_factor((centres, factor), np.array([20.0, 60.0, 95.0, 99.9]))
+    assert got[:2] == pytest.approx([1.0, 1.0], abs=0.03)
+    assert got[2:] == pytest.approx([2.0 - TOLERANCE] * 2, rel=0.08), (centres, factor)

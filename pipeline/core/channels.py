@@ -58,19 +58,22 @@ def foreign_morphology(psd95: np.ndarray, morphology: np.ndarray, coefficient: f
 
 
 def remove_bleedthrough(psd95: np.ndarray, morphology: np.ndarray, coefficient: float, *,
-                        spacing=None) -> np.ndarray:
+                        spacing=None, foreign: np.ndarray | None = None) -> np.ndarray:
     """PSD-95 minus ``coefficient`` times the morphology channel above its median (float32).
 
     The median is the channels' common dark level, which must not be subtracted twice;
     :func:`morphology_coefficient` estimates the coefficient from the data.  Given the voxel
     ``spacing``, nothing is subtracted where the morphology channel shows an object the PSD-95
     channel does not (:func:`foreign_morphology`): a hole dug there would surround the next
-    punctum with a false background and ring with false detections.
+    punctum with a false background and ring with false detections.  ``foreign``: that
+    mask, computed already.
     """
     base = np.float32(np.median(subsample(morphology)))
     share = np.float32(coefficient) * (morphology.astype(np.float32) - base)
-    if spacing is not None and coefficient > 0:
-        share[foreign_morphology(psd95, morphology, coefficient, spacing=spacing)] = 0
+    if foreign is None and spacing is not None and coefficient > 0:
+        foreign = foreign_morphology(psd95, morphology, coefficient, spacing=spacing)
+    if foreign is not None:
+        share[foreign] = 0
     return psd95.astype(np.float32) - share
 
 

@@ -17,7 +17,10 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from ..core.channels import cell_mask, morphology_coefficient, remove_bleedthrough
+from ..core.brightness_noise import (PUNCTA_SNR, brightness_noise_curve,
+                                     brightness_noise_factor, puncta_and_flanks)
+from ..core.channels import (cell_mask, foreign_morphology, morphology_coefficient,
+                             remove_bleedthrough)
 from ..core.noise import robust_noise
 from ..core.optics import FWHM_TO_SIGMA
 from ..core.pairs import elongation, fit_pairs
@@ -229,7 +232,9 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
                   shaft_distance_um: float | None = _D.shaft_distance_um,
                   local_noise: str = _D.local_noise,
                   local_threshold: float | None = _D.local_threshold,
-                  local_flanks_um=_D.local_flanks_um, fine_scale: float | None = _D.fine_scale,
+                  local_flanks_um=_D.local_flanks_um,
+                  brightness_noise: bool = _D.brightness_noise,
+                  fine_scale: float | None = _D.fine_scale,
                   fine_apart_sd: float = _D.fine_apart_sd,
                   shoulder_snr: float | None = _D.shoulder_snr,
                   shoulder_apart_sd: float = _D.shoulder_apart_sd,
@@ -294,6 +299,12 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
         its peaks passed for puncta at 4.5
     local_flanks_um : that noise is measured without the voxels this close (z, y, x, um) to a
         punctum (its flanks); None: with them
+    brightness_noise : with ``morphology`` and the stack's noise (``local_noise`` not by
+        neighbourhood), each peak's noise is scaled by how much noisier the response is on
+        the labelled cell's voxels as bright as the peak's than on the cell's dim 70 %
+        (:func:`~pipeline.core.brightness_noise.brightness_noise_curve`, puncta and their
+        ``local_flanks_um`` left out): a patchy diffuse PSD-95 in a bright shaft leaves
+        bumps that passed for puncta, and the threshold rises there only
     fine_scale : lateral SD of the narrower filter over the matched one's; None: not run.
         Not run where ``shaft_line_um`` was subtracted (its openings notch large heads,
         which this filter splits)
@@ -330,11 +341,14 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
     psf_vox = punctum_sigma_um(psf_fwhm_um, 0.0) / spacing
     signal = image.astype(np.float32)
     k_morph = 0.0
+    foreign = None      # where the morphology channel shows what PSD-95 does not
     shaft = None        # without morphology: the diffuse PSD-95 that outlines the dendrite
     if morphology is not None:
         k_morph = (morphology_coefficient(image, morphology)
                    if morphology_coefficient_value is None else morphology_coefficient_value)
-        signal = remove_bleedthrough(image, morphology, k_morph, spacing=spacing)
+        foreign = (foreign_morphology(image, morphology, k_morph, spacing=spacing)
+                   if k_morph > 0 else None)
+        signal = remove_bleedthrough(image, morphology, k_morph, foreign=foreign)
     elif shaft_line_um:
         shaft = line_background(image, spacing=spacing, length_um=shaft_line_um,
                                 workers=workers)
@@ -345,8 +359,18 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
     # "cell": the noise around each peak measured on the labelled cell's voxels only (the
     # shaft's own texture and photon noise, which the neuropil around it dilutes), at the
     # threshold; local_threshold is for the noise of a neighbourhood that includes neuropil
-    noise_where = (cell_mask(morphology, spacing=spacing, threshold=cell_threshold)
-                   if local_noise == "cell" and morphology is not None else None)
+    by_brightness = brightness_noise and morphology is not None and not by_neighbourhood
+    cell_voxels = (cell_mask(morphology, spacing=spacing, threshold=cell_threshold)
+                   if (local_noise == "cell" or by_brightness) and morphology is not None
+                   else None)
+    noise_where = cell_voxels if local_noise == "cell" else None
+    # an object in the morphology channel only is bright and as noisy as the neuropil:
+    # measured, it would flatten the curve of the cell's own brightness
+    bright_where = (None if not by_brightness else cell_voxels if foreign is None
+                    else cell_voxels & ~foreign)
+    # the morphology channel at the matched filter's scale: a peak's brightness on the cell
+    brightness = (ndimage.gaussian_filter(np.asarray(morphology, np.float32), sigma_vox,
+                                          mode="nearest") if by_brightness else None)
     if by_neighbourhood and noise_where is None and local_threshold is not None:
         threshold = local_threshold     # thresholds in the local units
     half, close_half = (np.maximum(np.round(np.asarray(sep) / spacing).astype(int), 1)
@@ -357,12 +381,18 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
 
     def noise_at(resp, noise, peaks, sig_vox, ratio):
         """The response's noise SD at integer ``peaks``: the interior's, scaled near the
-        faces and, by neighbourhood, to the noise around each."""
+        faces and, by neighbourhood, to the noise around each (or, by brightness, to the
+        cell's noise as bright as each)."""
         out = noise * noise_gain_at(noise_gain(resp.shape, sigma_vox=sig_vox, ratio=ratio), peaks)
         if by_neighbourhood:
             out *= local_noise_factor(resp, noise, peaks, spacing=spacing,
                                       flanks_um=local_flanks_um, where=noise_where,
                                       workers=workers)
+        elif brightness is not None and len(peaks):
+            puncta = puncta_and_flanks(resp, PUNCTA_SNR * noise, spacing=spacing,
+                                       flanks_um=local_flanks_um or (0.0, 0.0, 0.0))
+            curve = brightness_noise_curve(resp, brightness, bright_where, exclude=puncta)
+            out *= brightness_noise_factor(curve, brightness[tuple(np.asarray(peaks).T)])
         return out
 
     def shoulder_peaks(resp, pos, *, ratio, noise):
@@ -426,7 +456,7 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
     with ThreadPoolExecutor(max(int(workers), 1)) as pool:
         on_cell = (pool.submit(cell_mask, morphology, spacing=spacing, threshold=cell_threshold)
                    if morphology is not None and cell_distance_um is not None
-                   and noise_where is None else None)
+                   and cell_voxels is None else None)
         on_dendrite = (pool.submit(dendrite_mask, shaft, spacing=spacing)
                        if shaft is not None and shaft_distance_um is not None else None)
         del shaft           # freed as soon as the mask is made
@@ -456,7 +486,7 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
                              max(threshold, close_min_snr))]
             del centre, surround
         cell = (on_cell.result() if on_cell is not None
-                else noise_where if cell_distance_um is not None else None)
+                else cell_voxels if cell_distance_um is not None else None)
         dendrite = on_dendrite.result() if on_dendrite is not None else None
     # later ratios' detections within 1.5 punctum SDs of an earlier one, and the narrower
     # filter's within fine_apart_sd, are the same punctum

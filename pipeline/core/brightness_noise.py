@@ -1,0 +1,89 @@
+"""The filtered PSD-95 channel's noise as it rises with the labelled cell's brightness.
+
+Diffuse PSD-95 in a dendrite follows the fill, and where it is patchy (every micron or so),
+subtracting its mean share of the morphology channel leaves the patches: bumps a punctum's
+size whose height grows with the shaft's brightness.  On the brightest shaft they reach 5-8
+noise SDs of the stack and pass for puncta.  Measured on the cell's voxels away from puncta,
+in bins of the morphology channel's brightness, the matched filter's response varies more on
+a textured bright shaft than on the cell's dim parts (up to 2-2.7x on the channel_departure
+regime's PV cells), and as much where the shaft is smooth (1.0-1.1x on PV_typical).  A
+peak's noise is scaled by that ratio at its brightness, so the threshold rises only where
+the cell's own texture does.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from .noise import robust_noise
+
+#: bins of the cell's brightness (quantiles of its voxels away from puncta): the first, the
+#: dimmer 70 %, is the reference; the brightest holds 0.5 % (a few hundred voxels)
+BRIGHTNESS_QUANTILES = (0.0, 0.7, 0.8, 0.9, 0.95, 0.98, 0.995, 1.0)
+
+#: voxels of the response above this many of its noise SDs, and their flanks, are puncta and
+#: left out of the noise measured; the texture's bumps (4.5-8 SDs) stay in it (left out at
+#: the detection threshold, they were, and a draw's factor swung between 1.4 and 2.2 on a
+#: synthetic textured shaft, tests/test_detect.py)
+PUNCTA_SNR = 10.0
+
+#: a bin's factor counts only beyond this excess over the reference: the brightest bins'
+#: noise is measured on a few hundred voxels, a few percent off (up to 1.2-1.35x on the
+#: untextured PV_typical cells), and the shaft's own photon noise adds 5-20 % on spine-rich
+#: pyramidal cells, where the threshold of 4.5 was set
+TOLERANCE = 0.1
+
+
+def brightness_noise_curve(response: np.ndarray, brightness: np.ndarray, where: np.ndarray, *,
+                           exclude: np.ndarray | None = None,
+                           quantiles=BRIGHTNESS_QUANTILES, min_voxels: int = 500):
+    """The noise of ``response`` on the voxels ``where`` (without ``exclude``), in bins of
+    ``brightness``, over its noise in the first bin (the dimmer 70 % of them).
+
+    Parameters
+    ----------
+    response : (z, y, x) filtered image
+    brightness : (z, y, x) smoothed morphology channel, same shape
+    where : boolean (z, y, x), the labelled cell's voxels
+    exclude : boolean (z, y, x), voxels left out (puncta and their flanks)
+    quantiles : bin edges as quantiles of ``brightness`` on the kept voxels
+    min_voxels : fewer kept voxels than this: no curve (a factor of 1 everywhere)
+
+    Returns
+    -------
+    (centres, factor) : each bin's median brightness and its noise over the reference's
+    less ``TOLERANCE``, at least 1 and non-decreasing with brightness (a brighter shaft is
+    not less noisy).
+    """
+    kept = where if exclude is None else where & ~exclude
+    b, r = brightness[kept], response[kept]
+    if b.size < min_voxels:
+        return np.array([0.0]), np.array([1.0])
+    edges = np.quantile(b, quantiles)
+    which = np.clip(np.searchsorted(edges, b, side="right") - 1, 0, len(edges) - 2)
+    centres, sds = [], []
+    for k in range(len(edges) - 1):
+        inside = which == k
+        if inside.sum() < 10:
+            continue
+        centres.append(float(np.median(b[inside])))
+        sds.append(robust_noise(r[inside]))
+    sds = np.asarray(sds)
+    if len(sds) == 0 or sds[0] <= 0:
+        return np.array([0.0]), np.array([1.0])
+    excess = np.maximum(sds / sds[0] - 1.0 - TOLERANCE, 0.0)
+    return np.asarray(centres), 1.0 + np.maximum.accumulate(excess)
+
+
+def brightness_noise_factor(curve, brightness_at: np.ndarray) -> np.ndarray:
+    """The factor of :func:`brightness_noise_curve` at each of ``brightness_at``
+    (interpolated; the end bins' beyond)."""
+    centres, factor = curve
+    return np.interp(np.asarray(brightness_at, float), centres, factor)
+
+
+def puncta_and_flanks(response: np.ndarray, level: float, *, spacing,
+                      flanks_um) -> np.ndarray:
+    """Voxels of ``response`` above ``level`` and within ``flanks_um`` (z, y, x) of one."""
+    reach = 2 * np.round(np.asarray(flanks_um, float) / np.asarray(spacing, float)).astype(int) + 1
+    return ndimage.maximum_filter(response > level, size=tuple(reach))
