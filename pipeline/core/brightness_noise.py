@@ -5,10 +5,9 @@ subtracting its mean share of the morphology channel leaves the patches: bumps a
 size whose height grows with the shaft's brightness.  On the brightest shaft they reach 5-8
 noise SDs of the stack and pass for puncta.  Measured on the cell's voxels away from puncta,
 in bins of the morphology channel's brightness, the matched filter's response varies more on
-a textured bright shaft than on the cell's dim parts (up to 2-2.7x on the channel_departure
-regime's PV cells), and as much where the shaft is smooth (1.0-1.1x on PV_typical).  A
-peak's noise is scaled by that ratio at its brightness, so the threshold rises only where
-the cell's own texture does.
+a textured bright shaft than on the cell's dim parts, and hardly more where the shaft is
+smooth.  A peak's noise is scaled by that ratio at its brightness, so the threshold rises
+only where the cell's own texture does.
 """
 from __future__ import annotations
 
@@ -28,9 +27,9 @@ BRIGHTNESS_QUANTILES = (0.0, 0.7, 0.8, 0.9, 0.95, 0.98, 0.995, 1.0)
 PUNCTA_SNR = 10.0
 
 #: a bin's factor counts only beyond this excess over the reference: the brightest bins'
-#: noise is measured on a few hundred voxels, a few percent off (up to 1.2-1.35x on the
-#: untextured PV_typical cells), and the shaft's own photon noise adds 5-20 % on spine-rich
-#: pyramidal cells, where the threshold of 4.5 was set
+#: noise is measured on a few hundred voxels, and the shaft's own photon noise, under which
+#: the threshold of 4.5 was set, raises it by some percent (counted from 1.0, the low-signal
+#: regime lost 28 of 351 true detections instead of 11: BENCHMARKS_DETECTION.md)
 TOLERANCE = 0.1
 
 
