@@ -1,0 +1,94 @@
+"""How much of a true synapse's light the subtracted morphology share takes.
+
+    python benchmarks/share_under_aperture.py RUN [RUN ...] [--out FILE]
+
+``RUN``: a simulated regime's folder with ``data/`` and ``results/`` (as ``make bench``,
+``regime_run.py`` and ``presence_benchmark.py`` leave them).  For every true synapse present and
+in view in every session of a two-channel cell, the weights stage's aperture photometry (no
+deblending) at its true place in that session's image, on the PSD-95 channel as it is and with
+the share of the morphology channel the channels stage chose subtracted (as the detect and
+weights stages subtract it).  The share's counts under the aperture are the difference.  Where
+the shaft's diffuse PSD-95 is patchy, the cell's mean share is too much on a thin patch and too
+little on a thick one: a dim synapse on a thin patch then measures nothing.  Per run: the rows,
+the median share under the aperture over the median light of a synapse of true weight 1 (the
+slope of the subtracted intensity on the true weight), and, among synapses dimmer than the
+cell's median, the share of rows whose subtracted intensity is at or below zero and the
+correlation of log intensity with log true weight over the rows above zero.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def cell_rows(run: Path, cell: str, truth: pd.DataFrame, spacing) -> pd.DataFrame:
+    """One cell's true synapse-sessions with their aperture intensity, raw and subtracted."""
+    import tifffile
+
+    from pipeline.core.channels import remove_bleedthrough
+    from pipeline.core.photometry import aperture_photometry
+
+    shares = json.loads((run / "results" / "channels" / f"{cell}.json").read_text())["sessions"]
+    out = []
+    for session, t in truth.groupby("session"):
+        used = shares.get(session, {}).get("used")
+        if used is None:        # one channel, or a repeat session the sheet leaves out
+            continue
+        stack = tifffile.imread(run / "results" / "ingest" / cell / f"{session}.tif")
+        psd, morph = (stack[:, k].astype(np.float32) for k in (0, 1))
+        at = t[["z", "y", "x"]].to_numpy()
+        raw = aperture_photometry(psd, at, spacing=spacing)["intensity"].to_numpy()
+        sub = aperture_photometry(remove_bleedthrough(psd, morph, used, spacing=spacing), at,
+                                  spacing=spacing)["intensity"].to_numpy()
+        out.append(pd.DataFrame({"cell": cell, "session": session, "true_weight": t["weight"],
+                                 "raw": raw, "subtracted": sub, "share": raw - sub}))
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
+
+
+def run_summary(run: Path) -> dict:
+    truth = pd.read_csv(run / "data" / "truth" / "synapses.csv")
+    params = json.loads((run / "data" / "truth" / "params.json").read_text())
+    truth = truth[(truth["present"] == 1) & (truth["in_view"] == 1) & (truth["weight"] > 0)]
+    rows = pd.concat([cell_rows(run, cell, t, params[cell]["spacing"])
+                      for cell, t in truth.groupby("cell")], ignore_index=True)
+    if rows.empty:
+        return {"run": run.name, "rows": 0}
+    per_weight = float(np.median(rows["subtracted"] / rows["true_weight"]))
+    dim = rows[rows["true_weight"] < rows.groupby("cell")["true_weight"].transform("median")]
+    above = dim[dim["subtracted"] > 0]
+    return {"run": run.name, "rows": len(rows),
+            "share under aperture / light of weight 1 (median)":
+                float(np.median(rows["share"])) / per_weight,
+            "dim rows": len(dim),
+            "dim rows at or below zero": float(np.mean(dim["subtracted"] <= 0)),
+            "r log intensity, dim rows above zero":
+                float(np.corrcoef(np.log(above["subtracted"]), np.log(above["true_weight"]))[0, 1])
+                if len(above) > 2 else np.nan,
+            "r log intensity, all rows above zero": float(np.corrcoef(
+                np.log(rows.loc[rows["subtracted"] > 0, "subtracted"]),
+                np.log(rows.loc[rows["subtracted"] > 0, "true_weight"]))[0, 1])}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs", nargs="+", type=Path)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    table = pd.DataFrame([run_summary(r) for r in args.runs]).round(3)
+    text = table.to_markdown(index=False)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
