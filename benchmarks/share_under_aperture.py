@@ -63,18 +63,21 @@ def run_summary(run: Path) -> dict:
         return {"run": run.name, "rows": 0}
     per_weight = float(np.median(rows["subtracted"] / rows["true_weight"]))
     dim = rows[rows["true_weight"] < rows.groupby("cell")["true_weight"].transform("median")]
-    above = dim[dim["subtracted"] > 0]
     return {"run": run.name, "rows": len(rows),
             "share under aperture / light of weight 1 (median)":
                 float(np.median(rows["share"])) / per_weight,
             "dim rows": len(dim),
             "dim rows at or below zero": float(np.mean(dim["subtracted"] <= 0)),
-            "r log intensity, dim rows above zero":
-                float(np.corrcoef(np.log(above["subtracted"]), np.log(above["true_weight"]))[0, 1])
-                if len(above) > 2 else np.nan,
-            "r log intensity, all rows above zero": float(np.corrcoef(
-                np.log(rows.loc[rows["subtracted"] > 0, "subtracted"]),
-                np.log(rows.loc[rows["subtracted"] > 0, "true_weight"]))[0, 1])}
+            "r log intensity, dim rows above zero": log_r(dim),
+            "r log intensity, all rows above zero": log_r(rows)}
+
+
+def log_r(rows: pd.DataFrame) -> float:
+    """Correlation of log subtracted intensity with log true weight, over rows above zero."""
+    above = rows[rows["subtracted"] > 0]
+    if len(above) < 3:
+        return np.nan
+    return float(np.corrcoef(np.log(above["subtracted"]), np.log(above["true_weight"]))[0, 1])
 
 
 def main(argv=None) -> int:

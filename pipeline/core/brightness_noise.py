@@ -12,7 +12,6 @@ only where the cell's own texture does.
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 from .noise import robust_noise
 
@@ -80,9 +79,3 @@ def brightness_noise_factor(curve, brightness_at: np.ndarray) -> np.ndarray:
     centres, factor = curve
     return np.interp(np.asarray(brightness_at, float), centres, factor)
 
-
-def puncta_and_flanks(response: np.ndarray, level: float, *, spacing,
-                      flanks_um) -> np.ndarray:
-    """Voxels of ``response`` above ``level`` and within ``flanks_um`` (z, y, x) of one."""
-    reach = 2 * np.round(np.asarray(flanks_um, float) / np.asarray(spacing, float)).astype(int) + 1
-    return ndimage.maximum_filter(response > level, size=tuple(reach))

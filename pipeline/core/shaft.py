@@ -22,7 +22,7 @@ import numpy as np
 from scipy import ndimage, special
 
 from .channels import block_average_yx
-from .noise import robust_noise
+from .noise import puncta_and_flanks, robust_noise
 from .threads import thread_map
 
 
@@ -139,8 +139,8 @@ def local_noise_factor(response: np.ndarray, noise: float, points: np.ndarray, *
     sigma = np.asarray(window_um, float) / (np.asarray(spacing, float) * [1, bin_yx, bin_yx])
     kept = np.abs(response) < keep_within * noise
     if flanks_um is not None:
-        reach = 2 * np.round(np.asarray(flanks_um, float) / np.asarray(spacing, float)).astype(int) + 1
-        kept &= ~ndimage.maximum_filter(response > keep_within * noise, size=tuple(reach))
+        kept &= ~puncta_and_flanks(response, keep_within * noise, spacing=spacing,
+                                   flanks_um=flanks_um)
     if where is not None:
         kept &= where
     square = np.square(response, dtype=np.float32)     # in place below: no more copies

@@ -17,11 +17,10 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from ..core.brightness_noise import (PUNCTA_SNR, brightness_noise_curve,
-                                     brightness_noise_factor, puncta_and_flanks)
+from ..core.brightness_noise import PUNCTA_SNR, brightness_noise_curve, brightness_noise_factor
 from ..core.channels import (cell_mask, foreign_morphology, morphology_coefficient,
                              remove_bleedthrough)
-from ..core.noise import robust_noise
+from ..core.noise import puncta_and_flanks, robust_noise
 from ..core.optics import FWHM_TO_SIGMA
 from ..core.pairs import elongation, fit_pairs
 from ..core.photometry import aperture_photometry
