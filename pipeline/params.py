@@ -214,6 +214,10 @@ class TrackParams:
     detections_departure: float = _p(
         2.0, "a session with more than this many times its cell's median number of detections "
              "is named as implausible")
+    warn_texture_factor: float | None = _p(
+        1.5, "a session whose detection threshold rose this many times or more on its cell's "
+             "brightest 10 % (the detect table's texture_factor: a textured bright shaft, "
+             "detect.brightness_noise) is named: dim puncta there are missed; null: never")
 
 
 @dataclass(frozen=True)

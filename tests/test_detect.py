@@ -464,9 +464,26 @@ def test_a_textured_bright_shaft_raises_the_threshold_there_and_a_dim_punctum_on
     assert np.all(snr[1] >= snr[0] / 1.29) and np.all(snr[1] <= snr[0]), snr
 
 
+def test_the_session_texture_factor_names_a_textured_shaft_and_not_a_smooth_one():
+    """The detect table's ``texture_factor`` (what track.warn_texture_factor, 1.5, reads):
+    how far the threshold rose on the cell's brightest 10 %.  A textured shaft (its patches
+    half the diffuse PSD-95's level) reads above the bound in every draw; the same shaft
+    smooth reads near 1 (its own photon noise, within TOLERANCE); without the option, NaN."""
+    textured, smooth = [], []
+    for seed in range(3):
+        for cv, out in ((0.5, textured), (0.0, smooth)):
+            psd, morph, _ = _textured_shaft(np.random.default_rng(seed), texture_cv=cv)
+            det = detect_puncta(psd, spacing=SPACING, morphology=morph)
+            assert det["texture_factor"].nunique() == 1          # one value per session
+            out.append(det["texture_factor"].iloc[0])
+    assert min(textured) >= 1.5 and max(smooth) < 1.3, (textured, smooth)
+    det = detect_puncta(psd, spacing=SPACING, morphology=morph, brightness_noise=False)
+    assert det["texture_factor"].isna().all()
+
+
 def test_the_brightness_noise_curve_follows_the_noise_and_stays_flat_without_texture():
     from pipeline.core.brightness_noise import (TOLERANCE, brightness_noise_curve,
-                                                brightness_noise_factor)
+                                                brightness_noise_factor, texture_factor)
 
     rng = np.random.default_rng(0)
     shape = (10, 100, 200)
@@ -477,15 +494,23 @@ def test_the_brightness_noise_curve_follows_the_noise_and_stays_flat_without_tex
     for bright_excess in (1.0, 1.05):       # within the tolerance: no rise at all
         noisy = flat * np.where(brightness > 90, bright_excess, 1.0)
         curve = brightness_noise_curve(noisy, brightness, where)
-        assert np.all(curve[1] == 1.0), curve
+        assert np.all(curve.factor == 1.0) and texture_factor(curve) == 1.0, curve
     # twice as noisy above the 90th percentile of brightness, and puncta left out by exclude
     noisy = flat * np.where(brightness > 90, 2.0, 1.0)
     exclude = np.zeros(shape, bool)
     noisy[:, :5] += 50                      # outside the cell: not measured
     noisy[5, 50:52] += 80
     exclude[5, 50:52] = True
-    centres, factor = brightness_noise_curve(noisy, brightness, where, exclude=exclude)
+    curve = brightness_noise_curve(noisy, brightness, where, exclude=exclude)
+    centres, factor = curve.centres, curve.factor
     assert np.all(np.diff(factor) >= 0)
-    got = brightness_noise_factor((centres, factor), np.array([20.0, 60.0, 95.0, 99.9]))
+    got = brightness_noise_factor(curve, np.array([20.0, 60.0, 95.0, 99.9]))
     assert got[:2] == pytest.approx([1.0, 1.0], abs=0.03)
     assert got[2:] == pytest.approx([2.0 - TOLERANCE] * 2, rel=0.08), (centres, factor)
+    # the session's texture: the bin from the 90th percentile of brightness on ...
+    assert texture_factor(curve) == pytest.approx(2.0 - TOLERANCE, rel=0.08)
+    # ... so a noise that rises only on the brightest 5 % (a few bright voxels) is not one
+    only_top = brightness_noise_curve(flat * np.where(brightness > 95, 2.0, 1.0), brightness,
+                                      where)
+    assert texture_factor(only_top) == pytest.approx(1.0, abs=0.03)
+    assert only_top.factor[-1] == pytest.approx(2.0 - TOLERANCE, rel=0.08)

@@ -177,6 +177,27 @@ def test_implausible_numbers_of_detections_are_named_with_the_fix():
     assert detection_counts([100, 400], metas[:2])["warnings"] == []
 
 
+def test_sessions_whose_threshold_rose_on_a_textured_bright_shaft_are_named_in_one_warning():
+    from pipeline.stages.track import detection_counts, session_texture
+
+    metas = [_meta(f"s{k}") for k in range(5)]
+    counts = [100, 110, 95, 105, 120]
+    # a smooth shaft's factors (PV_typical's sessions read 1.03-1.17) and one unmeasured
+    smooth = detection_counts(counts, metas, textures=[1.0, 1.17, np.nan, 1.1, 1.03])
+    assert smooth["warnings"] == []
+    assert [r["texture_factor"] for r in smooth["sessions"]] == [1.0, 1.17, None, 1.1, 1.03]
+    out = detection_counts(counts, metas, textures=[1.1, 2.4, 1.5, np.nan, 1.2])
+    (w,) = out["warnings"]
+    assert "cell c1: a textured bright shaft in 2 of 4 sessions (s1 2.4x, s2 1.5x" in w
+    assert "most in s1" in w and "track.warn_texture_factor" in w
+    assert detection_counts(counts, metas, textures=[1.1, 2.4, 1.5, np.nan, 1.2],
+                            warn_texture=None)["warnings"] == []
+    # from a detect table: the session's column; a table without it (or empty) is unmeasured
+    assert session_texture(pd.DataFrame({"snr": [9.0, 5.0], "texture_factor": [1.8, 1.8]})) == 1.8
+    assert np.isnan(session_texture(pd.DataFrame({"snr": [9.0]})))
+    assert np.isnan(session_texture(pd.DataFrame(columns=["snr", "texture_factor"])))
+
+
 def test_a_synapse_does_not_take_a_missed_neighbours_track():
     # A (y=0) is imaged in every session but missed in sessions 3 and 6; B (y=0.45) appears
     # in session 3.  Linked in order, B takes A's open track in session 3 (its nearest) and
@@ -303,3 +324,43 @@ def test_a_jump_where_registration_is_uncertain_is_not_split():
 
     assert ab_tracks(0.0) == 2
     assert ab_tracks(0.3) == 1
+
+
+def test_the_track_command_names_a_textured_session_and_the_report_reads_it(tmp_path):
+    """The detect tables' ``texture_factor`` reaches ``track/<cell>/detections.json`` through
+    ``python -m pipeline track``, and from there the warnings the run's summary and the
+    report gather (:func:`pipeline.review.report.detection_warnings`)."""
+    import json
+
+    from pipeline.cli import main
+    from pipeline.contract import Layout
+    from pipeline.review.report import detection_warnings
+
+    results = tmp_path / "results"
+    layout = Layout(results)
+    rng = np.random.default_rng(0)
+    places = rng.uniform([5, 50, 50], [25, 450, 450], (6, 3))
+    args = {"--puncta": [], "--transforms": [], "--meta": []}
+    for k, texture in enumerate((1.1, 2.2, 1.0)):
+        p = pd.DataFrame(places + rng.normal(0, 0.3, places.shape), columns=["z", "y", "x"])
+        for ax, sp in zip("zyx", (0.8, 0.09, 0.09)):
+            p[f"{ax}_um"] = p[ax] * sp
+        p["snr"], p["intensity"], p["texture_factor"] = 20.0, 500.0, texture
+        files = {"--puncta": tmp_path / f"s{k}.csv", "--transforms": tmp_path / f"s{k}_reg.json",
+                 "--meta": tmp_path / f"s{k}.json"}
+        p.to_csv(files["--puncta"], index=False)
+        files["--transforms"].write_text(json.dumps({"matrix": np.eye(4).tolist(),
+                                                     "reliable": True}))
+        files["--meta"].write_text(json.dumps({**_meta(f"s{k}"), "day": 4 * k}))
+        for flag, path in files.items():
+            args[flag].append(str(path))
+    out = layout.path("track_detections", cell="c1")
+    out.parent.mkdir(parents=True)
+    argv = ["track", "--out", str(tmp_path / "tracks.csv"), "--detections-out", str(out)]
+    for flag, paths in args.items():
+        argv += [flag, *paths]
+    assert main(argv) == 0
+    sessions = json.loads(out.read_text())["sessions"]
+    assert [s["texture_factor"] for s in sessions] == [1.1, 2.2, 1.0]
+    (w,) = detection_warnings(results)
+    assert w.startswith("cell c1: a textured bright shaft in 1 of 3 sessions (s1 2.2x")

@@ -203,15 +203,17 @@ def cmd_register(args) -> None:
 
 # --------------------------------------------------------------------------- per cell
 def cmd_track(args) -> None:
-    from ..stages.track import detection_counts, track_cell
+    from ..stages.track import detection_counts, session_texture, track_cell
 
     puncta, metas = [pd.read_csv(p) for p in args.puncta], [read_json(m) for m in args.meta]
     params = from_options(TrackParams, args.options)
     tracks, unreliable = track_cell(puncta, [read_json(t) for t in args.transforms], metas,
                                     params=params)
     counts = detection_counts([len(p) for p in puncta], metas, unreliable=unreliable,
+                              textures=[session_texture(p) for p in puncta],
                               max_per_1000um3=params.max_detections_per_1000um3,
-                              departure=params.detections_departure)
+                              departure=params.detections_departure,
+                              warn_texture=params.warn_texture_factor)
     for w in counts["warnings"]:
         print(f"warning: {w}", file=sys.stderr)
     write_table(tracks, args.out, float_format="%.5g")

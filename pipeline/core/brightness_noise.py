@@ -11,6 +11,8 @@ only where the cell's own texture does.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from .noise import robust_noise
@@ -31,6 +33,23 @@ PUNCTA_SNR = 10.0
 #: regime lost 28 of 351 true detections instead of 11: BENCHMARKS_DETECTION.md)
 TOLERANCE = 0.1
 
+#: a session's texture is the factor of the bin from this quantile of the cell's brightness
+#: (its brightest 10 %; the curve is non-decreasing, so the bins below count too): the brighter
+#: bins hold fewer voxels (the brightest 0.5 %, a few hundred) and swing more.  This bin reads
+#: 1.74-2.69 on channel_departure's textured shafts and at most 1.19 on the smooth regimes'
+#: (benchmarks/texture_sessions.py, BENCHMARKS_DETECTION.md)
+TEXTURE_QUANTILE = 0.9
+
+
+class BrightnessCurve(NamedTuple):
+    """The noise factor by the cell's brightness (:func:`brightness_noise_curve`)."""
+    centres: np.ndarray     #: each bin's median brightness
+    factor: np.ndarray      #: its factor, at least 1, non-decreasing
+    lower: np.ndarray       #: its lower edge, as a quantile of the cell's brightness
+
+
+_FLAT = BrightnessCurve(np.array([0.0]), np.array([1.0]), np.array([0.0]))
+
 
 def brightness_noise_curve(response: np.ndarray, brightness: np.ndarray, where: np.ndarray, *,
                            exclude: np.ndarray | None = None,
@@ -49,33 +68,43 @@ def brightness_noise_curve(response: np.ndarray, brightness: np.ndarray, where: 
 
     Returns
     -------
-    (centres, factor) : each bin's median brightness and its noise over the reference's
-    less ``TOLERANCE``, at least 1 and non-decreasing with brightness (a brighter shaft is
-    not less noisy).
+    BrightnessCurve : each bin's median brightness, its noise over the reference's less
+    ``TOLERANCE`` (at least 1 and non-decreasing with brightness: a brighter shaft is not
+    less noisy), and its lower edge's quantile.
     """
     kept = where if exclude is None else where & ~exclude
     b, r = brightness[kept], response[kept]
     if b.size < min_voxels:
-        return np.array([0.0]), np.array([1.0])
+        return _FLAT
     edges = np.quantile(b, quantiles)
     which = np.clip(np.searchsorted(edges, b, side="right") - 1, 0, len(edges) - 2)
-    centres, sds = [], []
+    centres, sds, lower = [], [], []
     for k in range(len(edges) - 1):
         inside = which == k
         if inside.sum() < 10:
             continue
         centres.append(float(np.median(b[inside])))
         sds.append(robust_noise(r[inside]))
+        lower.append(float(quantiles[k]))
     sds = np.asarray(sds)
     if len(sds) == 0 or sds[0] <= 0:
-        return np.array([0.0]), np.array([1.0])
+        return _FLAT
     excess = np.maximum(sds / sds[0] - 1.0 - TOLERANCE, 0.0)
-    return np.asarray(centres), 1.0 + np.maximum.accumulate(excess)
+    return BrightnessCurve(np.asarray(centres), 1.0 + np.maximum.accumulate(excess),
+                           np.asarray(lower))
 
 
 def brightness_noise_factor(curve, brightness_at: np.ndarray) -> np.ndarray:
     """The factor of :func:`brightness_noise_curve` at each of ``brightness_at``
     (interpolated; the end bins' beyond)."""
-    centres, factor = curve
-    return np.interp(np.asarray(brightness_at, float), centres, factor)
+    return np.interp(np.asarray(brightness_at, float), curve.centres, curve.factor)
+
+
+def texture_factor(curve: BrightnessCurve, *, quantile: float = TEXTURE_QUANTILE) -> float:
+    """How much a session's detection threshold rose on its labelled cell's brightest parts:
+    the factor of ``curve``'s bin from ``quantile`` of the cell's brightness (the last bin
+    starting at or below it).  1: the bright shaft is as noisy as the dim cell; 2: a
+    textured bright shaft, where a dim punctum needs twice the signal to be detected."""
+    at = int(np.searchsorted(curve.lower, quantile, side="right")) - 1
+    return float(curve.factor[max(at, 0)])
 

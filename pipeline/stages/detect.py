@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from ..core.brightness_noise import PUNCTA_SNR, brightness_noise_curve, brightness_noise_factor
+from ..core.brightness_noise import (PUNCTA_SNR, brightness_noise_curve, brightness_noise_factor,
+                                    texture_factor)
 from ..core.channels import (cell_mask, foreign_morphology, morphology_coefficient,
                              remove_bleedthrough)
 from ..core.noise import puncta_and_flanks, robust_noise
@@ -332,7 +333,10 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
     ``morphology_coefficient`` (subtracted share of the morphology channel), ``intensity``,
     ``background`` (aperture photometry), ``size_um`` (lateral FWHM estimated from the
     peak's curvature), ``cell_distance_um`` (to the labelled cell, or without ``morphology``
-    to the dendrite the PSD-95 channel outlines; NaN when neither is known).
+    to the dendrite the PSD-95 channel outlines; NaN when neither is known),
+    ``texture_factor`` (the session's: how many times ``brightness_noise`` raised the
+    threshold on the cell's brightest 10 %, :func:`~pipeline.core.brightness_noise.texture_factor`;
+    NaN without it).
     """
     spacing = np.asarray(spacing, float)
     sigma_um = punctum_sigma_um(psf_fwhm_um, punctum_fwhm_um)
@@ -377,11 +381,12 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
     close_half = np.minimum(close_half, half)
 
     noises = {}     # (surround ratio, threshold) -> the response's noise SD in the interior
+    textures = {}   # (surround ratio, threshold) -> the matched filter's texture_factor
 
-    def noise_at(resp, noise, peaks, sig_vox, ratio):
+    def noise_at(resp, noise, peaks, sig_vox, ratio, key=None):
         """The response's noise SD at integer ``peaks``: the interior's, scaled near the
         faces and, by neighbourhood, to the noise around each (or, by brightness, to the
-        cell's noise as bright as each)."""
+        cell's noise as bright as each; its texture factor kept under ``key``)."""
         out = noise * noise_gain_at(noise_gain(resp.shape, sigma_vox=sig_vox, ratio=ratio), peaks)
         if by_neighbourhood:
             out *= local_noise_factor(resp, noise, peaks, spacing=spacing,
@@ -392,6 +397,8 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
                                        flanks_um=local_flanks_um or (0.0, 0.0, 0.0))
             curve = brightness_noise_curve(resp, brightness, bright_where, exclude=puncta)
             out *= brightness_noise_factor(curve, brightness[tuple(np.asarray(peaks).T)])
+            if key is not None:
+                textures[key] = texture_factor(curve)
         return out
 
     def shoulder_peaks(resp, pos, *, ratio, noise):
@@ -438,7 +445,8 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
         peaks = _local_maxima(resp, close_half, 0.95 * least * noise)
         tops_all = np.zeros(len(peaks), bool)
         tops_all[_box_maxima(resp, peaks, half)] = True
-        peak_noise = noise_at(resp, noise, peaks, sig_vox, ratio)
+        peak_noise = noise_at(resp, noise, peaks, sig_vox, ratio,
+                              key=(ratio, least) if sig_vox is sigma_vox else None)
         level = np.where(tops_all, least, max(least, close_min_snr))
         keep = resp[tuple(peaks.T)] > level * peak_noise
         if mask is not None:
@@ -512,7 +520,7 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
         keep = to_cell <= within
         pos, peak, snr, sig_vox, to_cell = pos[keep], peak[keep], snr[keep], sig_vox[keep], to_cell[keep]
     cols = ["z", "y", "x", "peak", "morphology_coefficient", "snr", "intensity", "background",
-            "size_um", "cell_distance_um"]
+            "size_um", "cell_distance_um", "texture_factor"]
     if len(pos) == 0:
         return pd.DataFrame(columns=cols)
     phot = aperture_photometry(signal, pos, spacing=spacing, radius_um=aperture_um,
@@ -524,7 +532,10 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
                         "morphology_coefficient": k_morph, "snr": snr,
                         "intensity": phot["intensity"].to_numpy(),
                         "background": phot["background"].to_numpy(), "size_um": lateral,
-                        "cell_distance_um": to_cell})
+                        "cell_distance_um": to_cell,
+                        # the session's, as morphology_coefficient: the first ratio's matched
+                        # response's threshold factor on the cell's brightest 10 %
+                        "texture_factor": textures.get((surround_ratios[0], threshold), np.nan)})
     return out.sort_values("snr", ascending=False, ignore_index=True)
 
 

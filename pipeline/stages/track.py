@@ -416,16 +416,19 @@ def track_cell(puncta: list[pd.DataFrame], transforms: list[dict], metas: list[d
                          max_jump_sd=params.max_jump_sd), unreliable
 
 
-def detection_counts(counts, metas: list[dict], *, unreliable=(),
+def detection_counts(counts, metas: list[dict], *, unreliable=(), textures=None,
                      max_per_1000um3: float = TrackParams.max_detections_per_1000um3,
-                     departure: float = TrackParams.detections_departure) -> dict:
+                     departure: float = TrackParams.detections_departure,
+                     warn_texture: float | None = TrackParams.warn_texture_factor) -> dict:
     """Is each session's number of detections plausible for its volume and its cell?
 
     ``counts``: detections per session (in the order of ``metas``, the ingest metadata with
     ``session``, ``shape_czyx`` and ``voxel_um``); ``unreliable``: sessions whose registration
     failed.  A session is implausible above ``max_per_1000um3`` detections per 1000 um3 of
     stack, or above ``departure`` times the cell's median or below its inverse (with 3
-    sessions or more: an empty or a noise-filled session).  Returns
+    sessions or more: an empty or a noise-filled session).  ``textures``: each session's
+    detect-table ``texture_factor`` (NaN: not measured); the sessions at ``warn_texture`` or
+    above are named in one warning for the cell (:func:`texture_warning`).  Returns
     ``{"sessions": [...], "warnings": [...]}``; each warning names the session, the numbers and
     the fix, and says when the failed registration is likely the detections' doing.
     """
@@ -452,6 +455,9 @@ def detection_counts(counts, metas: list[dict], *, unreliable=(),
         rows.append({"session": session, "detections": int(n), "volume_um3": round(volume, 1),
                      "per_1000um3": round(density, 3), "ratio_to_median": round(ratio, 3),
                      "implausible": bool(reasons)})
+        if textures is not None:
+            texture = float(textures[len(rows) - 1])
+            rows[-1]["texture_factor"] = round(texture, 3) if np.isfinite(texture) else None
         if reasons:
             what, cause = (
                 ("implausibly few: no signal, out of focus, or the wrong channel as PSD-95",
@@ -463,4 +469,37 @@ def detection_counts(counts, metas: list[dict], *, unreliable=(),
                       "are not tracked." if session in unreliable else "")
             warnings.append(f"cell {cell}, session {session}: {int(n)} detections, "
                             f"{'; '.join(reasons)}: {what}.{failed}")
+    warnings += texture_warning(rows, cell=cell, limit=warn_texture)
     return {"cell": cell, "median_detections": median, "sessions": rows, "warnings": warnings}
+
+
+def session_texture(puncta: pd.DataFrame) -> float:
+    """A session's ``texture_factor`` from its detect table (NaN: none measured, no detections,
+    or a table written before the column)."""
+    if "texture_factor" not in puncta or not len(puncta):
+        return float("nan")
+    return float(puncta["texture_factor"].iloc[0])
+
+
+def texture_warning(sessions: list[dict], *, cell: str,
+                    limit: float | None = TrackParams.warn_texture_factor) -> list[str]:
+    """One warning (in a list; empty when none) naming the sessions of ``cell`` whose
+    ``texture_factor`` is ``limit`` or more: the PSD-95 channel is patchy along the bright
+    shaft (diffuse PSD-95 or bleed-through that the morphology share leaves), and the detect
+    stage's threshold rose there by that factor, so a dim punctum on the bright shaft needs
+    that much more signal to be found; where the factor differs between sessions, so does
+    the sensitivity there (a dim synapse seen in one session and missed in the next)."""
+    found = [(s["session"], s["texture_factor"]) for s in sessions
+             if s.get("texture_factor") is not None and limit is not None
+             and s["texture_factor"] >= limit]
+    if not found:
+        return []
+    measured = [s["texture_factor"] for s in sessions if s.get("texture_factor") is not None]
+    worst = max(found, key=lambda f: f[1])
+    return [f"cell {cell}: a textured bright shaft in {len(found)} of {len(measured)} sessions "
+            f"({', '.join(f'{s} {t:.1f}x' for s, t in found)}; bound {limit:g}x, "
+            "track.warn_texture_factor): the detection threshold on the cell's brightest 10 % "
+            "rose that many times (detect.brightness_noise), so dim puncta on the bright shaft "
+            f"are missed there, most in {worst[0]}, and their weights carry the texture; check "
+            "the bleed-through share (channels stage) and that session's morphology channel, "
+            "and read turnover on the shaft with care"]
