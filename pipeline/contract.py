@@ -39,13 +39,24 @@ NOISE_COLUMNS = ["weight_at_noise"]
 #: (empty without a morphology channel); density per um = synapses present / this
 DENDRITE_COLUMNS = ["dendrite_length_um"]
 
+#: added by the weights stage (its table and null_snr.csv, not synapses.csv): the morphology
+#: channel at each place, smoothed, over its median at the session's null places (NaN without
+#: a morphology channel); the presence stage widens the absent state where it is bright
+MORPHOLOGY_COLUMNS = ["morphology_level"]
+
+#: added by the presence stage, after dendrite_length_um in synapses.csv: how many times wider
+#: than the cell's the absent state is at the row's place (1 where the cell's places without a
+#: synapse measure alike at every brightness; pipeline.core.absent_width)
+ABSENT_COLUMNS = ["absent_sd_factor"]
+
 #: the weights stage's per-cell table, in this column order
 WEIGHTS_TABLE = (SYNAPSE_COLUMNS + WEIGHTS_COLUMNS + CURATED_COLUMNS + LINK_COLUMNS
-                 + QUALITY_COLUMNS + REGISTRATION_COLUMNS + COMPETITOR_COLUMNS)
+                 + QUALITY_COLUMNS + REGISTRATION_COLUMNS + COMPETITOR_COLUMNS
+                 + MORPHOLOGY_COLUMNS)
 #: the presence stage's per-cell table (and so synapses.csv), in this column order
 PRESENCE_TABLE = (SYNAPSE_COLUMNS + WEIGHTS_COLUMNS + PRESENCE_COLUMNS + CURATED_COLUMNS
                   + LINK_COLUMNS + QUALITY_COLUMNS + REGISTRATION_COLUMNS + COMPETITOR_COLUMNS
-                  + NOISE_COLUMNS)
+                  + NOISE_COLUMNS + ABSENT_COLUMNS)
 
 # --------------------------------------------------------------------------- curation.tsv
 #: the curation file's columns, tab-separated, one action a row.  ``at_um`` ("z y x", the

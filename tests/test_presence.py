@@ -444,3 +444,63 @@ def test_an_absent_state_that_was_not_measured_is_named():
     assert notes["measured"] == [] and notes["spines measured"] == []
     assert len(notes["spines"]) == 1 and "beside the shaft without a spine" in notes["spines"][0]
     assert "PSD-95" not in notes["spines"][0] and "cell c1" in notes["spines"][0]
+
+
+def _bright_and_dim_cell(seed, *, places=2400, on_shaft=0.15):
+    """Tracks of which a random half lie on a bright textured shaft, where an absent synapse
+    measures with 2.5x the SD of the cell's dim parts, and null places of which ``on_shaft``
+    lie there (most places lie off the shaft synapses crowd): (table, truth, bright, null
+    snr, null sessions, null levels)."""
+    rng = np.random.default_rng(seed)
+    n, k = 240, 8
+    states = _background(rng, n=n, k=k)
+    bright = rng.random(n) < 0.5
+    width = np.where(bright, 2.5, 1.0)[:, None]
+    signal = np.exp(rng.normal(2.5, 0.5, (n, 1))) * np.ones(k)
+    t = _cell(states, rng, signal=signal)
+    t["snr"] = (states * signal + width * rng.normal(0, 1, (n, k))).ravel()
+    t["intensity"] = 100 * t["snr"]
+    t["morphology_level"] = np.repeat(np.where(bright, 2.5, 1.0), k)
+    there = rng.random(places) < on_shaft
+    levels = np.where(there, rng.uniform(2.2, 2.8, places), rng.uniform(0.8, 1.2, places))
+    null = np.where(there, 2.5, 1.0) * rng.normal(0, 1, places)
+    sessions = np.tile([f"s{i}" for i in range(k)], places // k + 1)[:places]
+    return t, states, bright, signal, null, sessions, levels
+
+
+def test_the_absent_state_widens_where_the_cell_is_bright_and_textured():
+    """A bright textured shaft: places without a synapse there scatter 2.5x as widely as on
+    the cell's dim parts (channel_departure's null places: SDs of 2.1-2.6 against 1.1).  With
+    one absent width for the cell, absent synapses there are called present in their noisiest
+    sessions (early births, late losses); with ``absent_by_brightness`` their absent state
+    is as wide as the null places at their brightness show.  What it gives up is synapses
+    too dim to tell from absence at such a place (true signal within 4 of its absent SDs)."""
+    from pipeline.core.absent_width import absent_sd_factor
+
+    false_present = {False: 0, True: 0}
+    for seed in range(3):
+        t, states, bright, signal, null, sessions, levels = _bright_and_dim_cell(seed)
+        n, k = states.shape
+        # the factor: 1 on the dim parts, 2.5 less the tolerance on the shaft (the largest of
+        # the shaft's bins' estimates, a few hundred places each: 2.26-2.84 over ten draws),
+        # 1 without a level or with too few places
+        f = absent_sd_factor(np.array([1.0, 2.5, np.nan]), levels, null)
+        assert f[0] == pytest.approx(1.0, abs=0.07) and f[1] == pytest.approx(2.4, rel=0.2)
+        assert f[2] == 1.0 and np.all(absent_sd_factor([2.5], levels[:50], null[:50]) == 1.0)
+        calls, wrong_dim = {}, {}
+        for on in (False, True):
+            out, _ = call_presence(t, null_snr=null, null_sessions=sessions, null_levels=levels,
+                                   absent_by_brightness=on)
+            out = out.sort_values(["synapse_id", "day"])
+            calls[on] = out["present"].to_numpy().reshape(n, k)
+            factor = out.groupby("synapse_id")["absent_sd_factor"].first().to_numpy()
+            assert np.allclose(factor[~bright], 1.0, atol=0.07)
+            assert np.allclose(factor[bright], f[1]) if on else np.all(factor == 1)
+            false_present[on] += int(((calls[on] == 1) & (states == 0))[bright].sum())
+            wrong_dim[on] = int((calls[on] != states)[~bright].sum())
+        assert wrong_dim[True] <= wrong_dim[False], (seed, wrong_dim)   # dim parts: no worse
+        given_up = (calls[False] == 1) & (calls[True] == 0) & (states == 1)
+        assert not given_up[~bright].any()
+        assert np.all(signal[given_up] < 4 * 2.5), signal[given_up]
+    # 29 absent rows on the shaft called present without it, 8 with it
+    assert false_present[True] <= false_present[False] / 3, false_present

@@ -259,6 +259,8 @@ def cmd_presence(args) -> None:
     out, summary = presence_cell(pd.read_csv(args.table),
                                  null_snr=null["snr"].to_numpy() if args.null else None,
                                  null_sessions=null["session"].to_numpy(),
+                                 null_levels=(null["morphology_level"].to_numpy()
+                                              if "morphology_level" in null else None),
                                  curation=_curation_rows(args.curation),
                                  target=args.target,
                                  params=from_options(PresenceParams, args.options))
@@ -309,7 +311,7 @@ def _review_cell(args) -> None:
 
 # --------------------------------------------------------------------------- all cells
 def cmd_collect(args) -> None:
-    from ..contract import DENDRITE_COLUMNS
+    from ..contract import ABSENT_COLUMNS, DENDRITE_COLUMNS
 
     table = pd.concat([pd.read_csv(p) for p in args.inputs], ignore_index=True)
     if args.dendrites:   # each session's dendrite length beside its rows (density per um)
@@ -317,6 +319,9 @@ def cmd_collect(args) -> None:
                              for p in args.dendrites], ignore_index=True)
         table = table.merge(lengths[["cell", "session", *DENDRITE_COLUMNS]],
                             on=["cell", "session"], how="left", validate="many_to_one")
+    # columns added after dendrite_length_um come after it: earlier columns keep their places
+    late = [c for c in ABSENT_COLUMNS if c in table.columns]
+    table = table[[c for c in table.columns if c not in late] + late]
     write_table(table, args.out)
     print(f"{args.out}: {len(table)} rows, {table['cell'].nunique()} cell(s)")
 

@@ -68,23 +68,32 @@ def _with_dim(log_prior, params):
     return np.logaddexp(np.log1p(-dim) + log_prior, np.log(dim) + _log_dim_prior(params))
 
 
-def _log_emissions(z, params):
-    """log p(z | absent) and log p(z | present) for an array of snr values."""
-    mu0, tau0 = params["mu0"], params["tau0"]
-    log_e0 = -0.5 * ((z - mu0) / tau0) ** 2 - np.log(tau0) - 0.5 * np.log(2 * np.pi)
+def _tau(params, width, shape):
+    """The absent SD of each element: ``tau0`` times its ``width`` (default 1)."""
+    return params["tau0"] * (np.ones(shape) if width is None
+                             else np.broadcast_to(np.asarray(width, float), shape))
+
+
+def _log_emissions(z, params, width=None):
+    """log p(z | absent) and log p(z | present) for an array of snr values (``width``, shaped
+    like ``z``: each one's absent SD in units of ``tau0``; default 1)."""
+    mu0 = params["mu0"]
+    tau = _tau(params, width, np.shape(z))
+    log_e0 = -0.5 * ((z - mu0) / tau) ** 2 - np.log(tau) - 0.5 * np.log(2 * np.pi)
     # present: z = s + noise; integrate over s on a log grid
     log_prior = _log_signal_prior(params)
-    zf = z.ravel()
-    log_noise = (-0.5 * ((zf[:, None] - mu0 - _S_GRID[None, :]) / tau0) ** 2 - np.log(tau0)
+    zf, tf = z.ravel(), tau.ravel()[:, None]
+    log_noise = (-0.5 * ((zf[:, None] - mu0 - _S_GRID[None, :]) / tf) ** 2 - np.log(tf)
                  - 0.5 * np.log(2 * np.pi))
     log_e1 = special.logsumexp(log_noise + log_prior[None, :], axis=1).reshape(z.shape)
     return log_e0, log_e1
 
 
-def clearly_present(z, observed, p_present, params) -> np.ndarray:
+def clearly_present(z, observed, p_present, params, width=None) -> np.ndarray:
     """Sessions where the cell-wide fit saw the synapse: observed, called present, and at least
-    ``CLEAR_SDS`` absent-state SDs above the absent state's centre."""
-    return observed & (p_present > 0.5) & (z > params["mu0"] + CLEAR_SDS * params["tau0"])
+    ``CLEAR_SDS`` absent-state SDs (its own, ``width`` times ``tau0``) above its centre."""
+    return (observed & (p_present > 0.5)
+            & (z > params["mu0"] + CLEAR_SDS * _tau(params, width, np.shape(z))))
 
 
 def neighbour_log_signal(log_s, clear, *, reach: int) -> tuple[np.ndarray, np.ndarray]:
@@ -124,22 +133,24 @@ def own_signal_prior(z, clear, params, *, reach: int,
     return centre, spread, sd
 
 
-def _log_present_emission(z, centre, spread, params, *, chunk: int = 4096) -> np.ndarray:
+def _log_present_emission(z, centre, spread, params, *, chunk: int = 4096,
+                          width=None) -> np.ndarray:
     """log p(z | present) with a log-normal prior of its own per element (``centre``,
     ``spread``: arrays shaped like ``z``), integrated over the signal grid in chunks of
-    ``chunk`` elements (memory ~ chunk x grid)."""
+    ``chunk`` elements (memory ~ chunk x grid); ``width`` as :func:`_log_emissions`."""
     zf, cf, sf = (np.asarray(a, float).ravel() for a in (z, centre, spread))
+    tf = _tau(params, width, np.shape(z)).ravel()
     out = np.empty(zf.shape)
     log_grid, log_step = np.log(_S_GRID), np.log(np.gradient(_S_GRID))
-    mu0, tau0 = params["mu0"], params["tau0"]
+    mu0 = params["mu0"]
     for a in range(0, len(zf), chunk):
         b = slice(a, a + chunk)
         log_prior = _with_dim(-0.5 * ((log_grid[None] - cf[b, None]) / sf[b, None]) ** 2
                               - np.log(sf[b, None] * _S_GRID[None]) + log_step[None]
                               - 0.5 * np.log(2 * np.pi), params)
-        log_noise = -0.5 * ((zf[b, None] - mu0 - _S_GRID[None]) / tau0) ** 2
+        log_noise = -0.5 * ((zf[b, None] - mu0 - _S_GRID[None]) / tf[b, None]) ** 2
         out[b] = special.logsumexp(log_noise + log_prior, axis=1)
-    return (out - np.log(tau0) - 0.5 * np.log(2 * np.pi)).reshape(np.shape(z))
+    return (out - np.log(tf) - 0.5 * np.log(2 * np.pi)).reshape(np.shape(z))
 
 
 # --------------------------------------------------------------------------- HMM
@@ -169,11 +180,13 @@ def _forward_backward(log_e, observed, pi1, birth, loss):
     return post[:, :, 1], xi, float(loglik.sum())
 
 
-def posterior_signal(z, params) -> np.ndarray:
-    """E[true signal | z, present] in snr units: positive even where the measurement is not."""
+def posterior_signal(z, params, width=None) -> np.ndarray:
+    """E[true signal | z, present] in snr units: positive even where the measurement is not
+    (``width``: as :func:`_log_emissions`)."""
     z = np.asarray(z, float)
+    tau = _tau(params, width, z.shape)
     log_w = (_log_signal_prior(params)[None, :]
-             - 0.5 * ((z[:, None] - params["mu0"] - _S_GRID[None, :]) / params["tau0"]) ** 2)
+             - 0.5 * ((z[:, None] - params["mu0"] - _S_GRID[None, :]) / tau[:, None]) ** 2)
     w = np.exp(log_w - log_w.max(axis=1, keepdims=True))
     return (w * _S_GRID).sum(axis=1) / w.sum(axis=1)
 
@@ -203,7 +216,7 @@ def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float 
                  birth_prior: float = 1.0, loss_prior: float = 1.0,
                  min_null: int = MIN_NULL_PLACES,
                  steps=None, own_signal_reach: int, dim_present: bool,
-                 signal_memory: bool, lost_for_good: bool = True) -> dict:
+                 signal_memory: bool, lost_for_good: bool = True, width=None) -> dict:
     """Fit the two-state HMM to tracks x sessions of snr and return posteriors and parameters.
 
     Parameters
@@ -240,6 +253,10 @@ def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float 
         False: each session's from one log-normal, as here), and with ``lost_for_good`` a
         synapse once lost does not return.  Not combined with ``own_signal_reach`` or
         ``dim_present`` (the two-state model's refinements).
+    width : (n_tracks, n_sessions) array, optional
+        Each row's absent-state SD in units of the cell's (``tau0``, from ``null_snr``, which
+        should then be scaled alike; :mod:`pipeline.core.absent_width`): a place where the
+        cell's places without a synapse scatter more widely.  Default 1 everywhere.
 
     Returns
     -------
@@ -255,8 +272,9 @@ def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float 
     z = np.asarray(snr, float)
     obs = np.asarray(observed, bool) & np.isfinite(z)
     z = np.where(obs, z, 0.0)
+    width = np.ones(z.shape) if width is None else np.asarray(width, float)
     steps = np.arange(z.shape[1]) if steps is None else np.asarray(steps, int)
-    zo = z[obs]
+    zo, wo = z[obs], width[obs]
     # The absent state is background-subtracted signal: centred on 0, with its spread taken
     # from the negative values, which mostly absent positions produce.  Fitted from all values
     # (centre free, or fixed at 0) it widened over dim present synapses: tau0 4.5-10 instead
@@ -267,16 +285,16 @@ def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float 
     if fixed_null:
         mu0, tau0 = absent_state(null)
     else:
-        neg = zo[zo < 0]
+        neg = (zo / wo)[zo < 0]
         mu0, tau0 = 0.0, float(np.sqrt(np.mean(neg ** 2))) if len(neg) >= 5 else 1.0
-    hi = zo[zo > mu0 + 3 * tau0]
+    hi = zo[zo > mu0 + 3 * tau0 * wo]
     params = {"pi1": 0.8, "birth": 0.05, "loss": 0.05, "mu0": mu0, "tau0": max(tau0, 0.3),
               "m1": float(np.log(np.median(hi))) if len(hi) else 2.0, "s1": 1.0}
     if dim_present:
         params["dim"] = 0.02
     prev = -np.inf
     for it in range(n_iter):
-        log_e, ob = _by_step(np.stack(_log_emissions(z, params)), obs, steps)
+        log_e, ob = _by_step(np.stack(_log_emissions(z, params, width)), obs, steps)
         p1, xi, loglik = _forward_backward(log_e, ob, params["pi1"], params["birth"],
                                            params["loss"])
         p1 = p1[:, steps]
@@ -286,18 +304,18 @@ def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float 
         params["loss"] = float((xi[1, 0] + loss_prior) / (xi[1].sum() + 11 * loss_prior))
         w0, w1 = (1 - p1)[obs], p1[obs]
         if not fixed_null and (zo < 0).sum() >= 5:  # half-normal on the negative side, weighted by P(absent)
-            neg = zo < 0
-            params["tau0"] = float(max(np.sqrt((w0[neg] * zo[neg] ** 2).sum() / w0[neg].sum()), 0.3))
+            neg, zs = zo < 0, zo / wo
+            params["tau0"] = float(max(np.sqrt((w0[neg] * zs[neg] ** 2).sum() / w0[neg].sum()), 0.3))
 
         if dim_present:   # the dim component's share of the present sessions
-            _, le_dim = _log_emissions(zo, {**params, "dim": 1.0})
-            _, le_all = _log_emissions(zo, params)
+            _, le_dim = _log_emissions(zo, {**params, "dim": 1.0}, wo)
+            _, le_all = _log_emissions(zo, params, wo)
             r = np.exp(np.log(params["dim"]) + le_dim - le_all)
             params["dim"] = float(np.clip((w1 * r).sum() / max(w1.sum(), 1e-9),
                                           DIM_SHARE_MIN, DIM_SHARE_MAX))
 
         def nll(th):
-            _, le1 = _log_emissions(zo, {**params, "m1": th[0], "s1": th[1]})
+            _, le1 = _log_emissions(zo, {**params, "m1": th[0], "s1": th[1]}, wo)
             return -(w1 * le1).sum() / max(w1.sum(), 1e-9)
 
         res = optimize.minimize(nll, [params["m1"], params["s1"]], method="L-BFGS-B",
@@ -306,7 +324,7 @@ def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float 
         if abs(loglik - prev) < tol * abs(loglik):
             break
         prev = loglik
-    log_e0, log_e1 = _log_emissions(z, params)
+    log_e0, log_e1 = _log_emissions(z, params, width)
     log_e, ob = _by_step(np.stack([log_e0, log_e1]), obs, steps)
     p1, _, loglik = _forward_backward(log_e, ob, params["pi1"], params["birth"], params["loss"])
     params = {**params, "loglik": loglik, "iterations": it + 1}
@@ -314,28 +332,28 @@ def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float 
         # tracks the two-state fit never saw clearly (detections of noise, a neighbour's
         # flank) keep its calls: fitted with the synapses, they teach the model that synapses
         # are born faint and die young, and are then called present in their noisiest session
-        seen = clearly_present(z, obs, p1[:, steps], params).any(axis=1)
+        seen = clearly_present(z, obs, p1[:, steps], params, width).any(axis=1)
         p_out, signal = p1[:, steps].copy(), np.full(z.shape, np.nan)
         if seen.any():
             fit = fit_signal_markov(z[seen], obs[seen], mu0=params["mu0"], tau0=params["tau0"],
                                     init=params, steps=steps, lost=lost_for_good,
-                                    iid=not signal_memory)
+                                    iid=not signal_memory, width=width[seen])
             p_out[seen], signal[seen] = fit["p_present"], fit["signal"]
             params = {**params, "grid_model": fit["params"]}
         unseen = np.broadcast_to(~seen[:, None], z.shape)
-        signal[unseen] = posterior_signal(z[unseen], params)
+        signal[unseen] = posterior_signal(z[unseen], params, width[unseen])
         return {"p_present": p_out, "signal": signal, "params": params}
     if own_signal_reach > 0 or dim_present:
-        clear = clearly_present(z, obs, p1[:, steps], params)
+        clear = clearly_present(z, obs, p1[:, steps], params, width)
         if own_signal_reach > 0:
             centre, spread, params["own_signal_sd"] = own_signal_prior(
                 z, clear, params, reach=own_signal_reach)
 
             def present(prm):
-                return _log_present_emission(z, centre, spread, prm)
+                return _log_present_emission(z, centre, spread, prm, width=width)
         else:
             def present(prm):
-                return _log_emissions(z, prm)[1]
+                return _log_emissions(z, prm, width)[1]
         log_e1 = present(params)
         if dim_present:
             # a dim session only beside one where the synapse was clearly seen: a weak track

@@ -82,17 +82,19 @@ def start_vector(log_grid, prm) -> np.ndarray:
     return np.r_[1 - prm["pi1"], lost, prm["pi1"] * first]
 
 
-def log_emissions(z, grid, prm) -> np.ndarray:
+def log_emissions(z, grid, prm, width=None) -> np.ndarray:
     """(..., states) log p(z | state) for measurements ``z`` (any shape); states as
-    :func:`transition_matrix`."""
+    :func:`transition_matrix`.  ``width`` (shaped like ``z``, default 1): each measurement's
+    absent SD in units of ``tau0`` (:mod:`pipeline.core.absent_width`)."""
     z = np.asarray(z, float)[..., None]
-    absent = stats.norm.logpdf(z, prm["mu0"], prm["tau0"])
-    spread = np.sqrt(prm["tau0"] ** 2 + (prm["r"] * grid) ** 2)
+    tau = prm["tau0"] * (1.0 if width is None else np.asarray(width, float)[..., None])
+    absent = stats.norm.logpdf(z, prm["mu0"], tau)
+    spread = np.sqrt(tau ** 2 + (prm["r"] * grid) ** 2)
     present = stats.norm.logpdf(z, prm["mu0"] + grid, spread)
     return np.concatenate([absent] * (2 if prm.get("lost") else 1) + [present], axis=-1)
 
 
-def _step_emissions(z, observed, steps, grid, prm) -> tuple[np.ndarray, float]:
+def _step_emissions(z, observed, steps, grid, prm, width=None) -> tuple[np.ndarray, float]:
     """(n, n_steps, states) emission likelihoods per time step (sessions of one step
     multiplied, unobserved ones carrying no evidence), each scaled to a maximum of 1 (the scale
     cancels in the posteriors) and floored at 1e-300 (a state the evidence all but excludes
@@ -100,7 +102,7 @@ def _step_emissions(z, observed, steps, grid, prm) -> tuple[np.ndarray, float]:
     of the log scales (the log-likelihood's share of them)."""
     n_steps = int(steps.max()) + 1
     le = np.zeros((z.shape[0], n_steps, len(grid) + (2 if prm.get("lost") else 1)))
-    all_le = log_emissions(z, grid, prm)
+    all_le = log_emissions(z, grid, prm, width)
     for j, k in enumerate(steps):
         le[:, k] += np.where(observed[:, j, None], all_le[:, j], 0.0)
     top = le.max(axis=2, keepdims=True)
@@ -140,9 +142,9 @@ def _log_moments(w, log_grid) -> tuple[float, float]:
     return mean, max(sd, Q_MIN)
 
 
-def _m_step(post, xi, first, log_grid, grid, z_obs, post_obs, prm) -> dict:
+def _m_step(post, xi, first, log_grid, grid, z_obs, post_obs, prm, width_obs=None) -> dict:
     """New parameters from the posteriors (``first``: those of each track's first step) and
-    the expected transitions ``xi``."""
+    the expected transitions ``xi`` (``width_obs``: the observed rows' absent widths)."""
     out = dict(prm)
     p1 = first[:, 1:]
     out["pi1"] = float((p1.sum() + PSEUDO) / (len(first) + 2 * PSEUDO))
@@ -180,8 +182,10 @@ def _m_step(post, xi, first, log_grid, grid, z_obs, post_obs, prm) -> dict:
     # relative spread of a present measurement around its signal
     wp = post_obs[:, 1:]
 
+    tau = prm["tau0"] * (1.0 if width_obs is None else np.asarray(width_obs, float)[:, None])
+
     def r_nll(r):
-        spread = np.sqrt(prm["tau0"] ** 2 + (r * grid[None]) ** 2)
+        spread = np.sqrt(tau ** 2 + (r * grid[None]) ** 2)
         return -(wp * stats.norm.logpdf(z_obs[:, None], prm["mu0"] + grid[None], spread)).sum()
 
     out["r"] = float(optimize.minimize_scalar(r_nll, bounds=R_BOUNDS, method="bounded").x)
@@ -190,7 +194,7 @@ def _m_step(post, xi, first, log_grid, grid, z_obs, post_obs, prm) -> dict:
 
 def fit_signal_markov(snr, observed, *, mu0: float, tau0: float, init: dict,
                       steps=None, lost: bool = False, iid: bool = False, n_iter: int = 60,
-                      tol: float = 1e-6) -> dict:
+                      tol: float = 1e-6, width=None) -> dict:
     """Fit the model to (tracks x sessions) ``snr`` and return each row's P(present).
 
     Parameters
@@ -204,6 +208,8 @@ def fit_signal_markov(snr, observed, *, mu0: float, tau0: float, init: dict,
         born, and lost for good); False: one absent state, left and re-entered at will.
     iid : no memory of the signal: each present session's from one log-normal (the two-state
         model's present state), to measure what the memory adds.
+    width : (n_tracks, n_sessions) each row's absent SD in units of ``tau0`` (default 1:
+        one absent state; :mod:`pipeline.core.absent_width`).
 
     Returns
     -------
@@ -215,6 +221,7 @@ def fit_signal_markov(snr, observed, *, mu0: float, tau0: float, init: dict,
     z = np.asarray(snr, float)
     obs = np.asarray(observed, bool) & np.isfinite(z)
     z = np.where(obs, z, mu0)
+    width = np.ones(z.shape) if width is None else np.asarray(width, float)
     steps = np.arange(z.shape[1]) if steps is None else np.asarray(steps, int)
     grid = signal_grid(z[obs], mu0, tau0)
     log_grid = np.log(grid)
@@ -228,7 +235,7 @@ def fit_signal_markov(snr, observed, *, mu0: float, tau0: float, init: dict,
            "lost": bool(lost), "iid": bool(iid)}
     prev, it = -np.inf, 0
     for it in range(n_iter):
-        emit, offset = _step_emissions(z, obs, steps, grid, prm)
+        emit, offset = _step_emissions(z, obs, steps, grid, prm, width)
         post, xi, loglik = forward_backward(emit, transition_matrix(log_grid, prm),
                                             start_vector(log_grid, prm))
         loglik += offset
@@ -237,7 +244,8 @@ def fit_signal_markov(snr, observed, *, mu0: float, tau0: float, init: dict,
             xi = np.block([[xi[:1, :1], xi[:1, 2:]], [xi[2:, 1:2], xi[2:, 2:]]])
             post = np.concatenate([post[..., :2].sum(-1, keepdims=True), post[..., 2:]], -1)
         post_rows = post[:, steps]
-        prm = _m_step(post, xi, post[:, 0], log_grid, grid, z[obs], post_rows[obs], prm)
+        prm = _m_step(post, xi, post[:, 0], log_grid, grid, z[obs], post_rows[obs], prm,
+                      width[obs])
         if iid:     # no memory: every present session from one log-normal, fitted to all
             m, q = _log_moments(post_rows[obs][:, 1:].sum(axis=0), log_grid)
             prm.update(rho=0.0, m=m, q=q, m0=m, s0=q)
@@ -246,7 +254,7 @@ def fit_signal_markov(snr, observed, *, mu0: float, tau0: float, init: dict,
         if abs(loglik - prev) < tol * abs(loglik):
             break
         prev = loglik
-    emit, offset = _step_emissions(z, obs, steps, grid, prm)
+    emit, offset = _step_emissions(z, obs, steps, grid, prm, width)
     post, _, loglik = forward_backward(emit, transition_matrix(log_grid, prm),
                                        start_vector(log_grid, prm), counts=False)
     loglik += offset

@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..contract import CURATION_CALLS
 from ..core import presence_hmm
+from ..core.absent_width import absent_sd_factor
 from ..core.optics import Z_SCALE
 from ..core.normalise import normalise_cell_weights
 from ..core.presence_hmm import CLEAR_SDS, MIN_NULL_PLACES, absent_state, posterior_signal
@@ -204,6 +205,42 @@ def split_at_gaps(table: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(pieces).sort_values(["synapse_id", "day"], ignore_index=True)
 
 
+def absent_centre(null_snr) -> float:
+    """The absent state's centre as :func:`~pipeline.core.presence_hmm.fit_presence` fixes it
+    (the null places' median, with enough of them), else 0."""
+    null = np.asarray([] if null_snr is None else null_snr, float)
+    null = null[np.isfinite(null)]
+    return absent_state(null)[0] if len(null) >= MIN_NULL_PLACES else 0.0
+
+
+def absent_widths(table: pd.DataFrame, null_snr, null_levels, *, on: bool):
+    """Each row's ``absent_sd_factor`` (:func:`~pipeline.core.absent_width.absent_sd_factor`
+    at its ``morphology_level``; 1 when ``on`` is False or the levels are missing) and the null
+    measurements scaled by theirs about the absent centre: the model's ``tau0``, fitted to
+    them, is then the cell's dim parts' width, which each row's factor multiplies."""
+    ones = np.ones(len(table))
+    if null_snr is None:
+        return ones, None
+    null = np.asarray(null_snr, float)
+    if (not on or null_levels is None or "morphology_level" not in table.columns
+            or len(null_levels) != len(null)):
+        return ones, null
+    levels = np.asarray(null_levels, float)
+    factor = absent_sd_factor(table["morphology_level"].to_numpy(float), levels, null)
+    null_factor = absent_sd_factor(levels, levels, null)
+    centre = absent_centre(null)
+    return factor, centre + (null - centre) / null_factor
+
+
+def model_snr(table: pd.DataFrame, params: dict) -> pd.Series:
+    """The rows' snr in units of the cell's absent SD: about the absent centre ``mu0``, over
+    the row's ``absent_sd_factor`` (1 where the column is missing or empty), so that one
+    level (``CLEAR_SDS`` absent SDs) means the same everywhere."""
+    factor = (table["absent_sd_factor"].fillna(1.0) if "absent_sd_factor" in table.columns
+              else 1.0)
+    return params["mu0"] + (table["snr"] - params["mu0"]) / factor
+
+
 def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
                   uncertain=PresenceParams.uncertain, gaps: str = PresenceParams.gaps,
                   merge_distance_um: float = PresenceParams.merge_distance_um,
@@ -213,7 +250,8 @@ def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
                   dim_present: bool = PresenceParams.dim_present,
                   signal_memory: bool = PresenceParams.signal_memory,
                   lost_for_good: bool | str = PresenceParams.lost_for_good,
-                  null_snr=None, null_sessions=None,
+                  absent_by_brightness: bool = PresenceParams.absent_by_brightness,
+                  null_snr=None, null_sessions=None, null_levels=None,
                   target: str = "puncta") -> tuple[pd.DataFrame, dict]:
     """Present/absent per synapse and session for one cell's table (from the weights stage).
 
@@ -227,7 +265,11 @@ def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
     absent state departs from the cell's (:func:`absent_departures`, beyond
     ``warn_absent_departure`` SDs).  A ``null_snr`` too short to measure the absent state is
     named in the summary's warnings (:func:`unmeasured_absent_warning`; ``target``: the
-    sheet's, 'puncta' or 'spines').  Returns
+    sheet's, 'puncta' or 'spines').  ``absent_by_brightness`` with ``null_levels`` (the null
+    places' ``morphology_level``) and the table's: each row's absent state is as much wider
+    than the cell's as the null places scatter more widely at its brightness
+    (:func:`~pipeline.core.absent_width.absent_sd_factor`, the new column
+    ``absent_sd_factor``), and so is the noise of a present synapse's measurement.  Returns
     the table and a summary of what changed.  ``own_signal_reach``, ``dim_present``,
     ``signal_memory``, ``lost_for_good``: see :func:`fit_presence` (``lost_for_good`` may also
     be 'puncta': on where ``target`` is 'puncta').
@@ -251,10 +293,15 @@ def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
         order = t[["session", "day"]].drop_duplicates("session").sort_values("day", kind="stable")
         sessions = order["session"].tolist()
         steps = pd.factorize(order["day"], sort=True)[0]
+        t["absent_sd_factor"], null_model = absent_widths(
+            t, null_snr, null_levels, on=absent_by_brightness)
         snr = t.pivot(index="synapse_id", columns="session", values="snr").reindex(columns=sessions)
         seen = t.pivot(index="synapse_id", columns="session",
                        values="observed").reindex(columns=sessions)
-        fit = fit_presence(snr.to_numpy(), seen.fillna(0).to_numpy() == 1, null_snr=null_snr,
+        width = t.pivot(index="synapse_id", columns="session",
+                        values="absent_sd_factor").reindex(columns=sessions).fillna(1.0)
+        fit = fit_presence(snr.to_numpy(), seen.fillna(0).to_numpy() == 1, null_snr=null_model,
+                           width=width.to_numpy(),
                            steps=steps, own_signal_reach=own_signal_reach,
                            dim_present=dim_present, signal_memory=signal_memory,
                            lost_for_good=lost_for_good)
@@ -268,7 +315,7 @@ def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
         # a synapse called present from its other sessions may measure <= 0 here, or a sliver
         # above (whose log is an outlier of every log-scale statistic); its weight is then the
         # model's estimate of its signal (flagged), never a non-positive number or a sliver
-        sliver = ~(t["snr"] > params["mu0"] + IMPUTE_SDS * params["tau0"])
+        sliver = ~(model_snr(t, params) > params["mu0"] + IMPUTE_SDS * params["tau0"])
         fill = (t["present"] == 1) & (~(t["intensity"] > 0) | sliver)
         t["weight_imputed"] = fill.astype(int)
         if fill.any():
@@ -279,10 +326,12 @@ def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
                 signal = expected.stack().reindex(pd.MultiIndex.from_arrays(
                     [t.loc[fill, "synapse_id"], t.loc[fill, "session"]])).to_numpy()
             else:
-                signal = posterior_signal(t.loc[fill, "snr"], params)
+                signal = posterior_signal(t.loc[fill, "snr"], params,
+                                          t.loc[fill, "absent_sd_factor"].to_numpy())
             t.loc[fill, "intensity"] = signal * noise[fill].abs()
     elif model == "detection":
         t["p_present"] = np.nan
+        t["absent_sd_factor"] = np.nan      # no absent state
         t["weight_imputed"] = 0
         t["present"] = t["present_detected"]
         params = {}
@@ -337,10 +386,11 @@ def bridged_gaps(table: pd.DataFrame, params: dict, *, min_sessions: int = 2) ->
         return 0
     level = params["mu0"] + CLEAR_SDS * params["tau0"]
     t = table[table["observed"] == 1].sort_values(["synapse_id", "day"], kind="stable")
+    t = t.assign(_model_snr=model_snr(t, params))
     n = 0
     for _, g in t.groupby("synapse_id", sort=False):
         present = g["present"].to_numpy() == 1
-        clear = present & (g["snr"].to_numpy() > level)
+        clear = present & (g["_model_snr"].to_numpy() > level)
         noise = present & ~clear
         run, seen_clear = 0, False
         for is_clear, is_noise in zip(clear, noise):
@@ -407,7 +457,7 @@ def weight_at_noise(table: pd.DataFrame, params: dict) -> pd.Series:
     if "mu0" not in params:
         return pd.Series(0, index=table.index)
     level = params["mu0"] + CLEAR_SDS * params["tau0"]
-    return ((table["present"] == 1) & ~(table["snr"] > level)).astype(int)
+    return ((table["present"] == 1) & ~(model_snr(table, params) > level)).astype(int)
 
 
 def _force(out: pd.DataFrame, sel, call: int) -> None:
@@ -422,7 +472,7 @@ def _force(out: pd.DataFrame, sel, call: int) -> None:
     out.loc[sel, "curated"] = 1
 
 
-def presence_cell(table: pd.DataFrame, *, null_snr=None, null_sessions=None,
+def presence_cell(table: pd.DataFrame, *, null_snr=None, null_sessions=None, null_levels=None,
                   curation: pd.DataFrame | None = None, target: str = "puncta",
                   params: PresenceParams = PresenceParams()) -> tuple[pd.DataFrame, dict]:
     """The presence stage on one cell's weights table: joint calls (:func:`call_presence`),
@@ -440,7 +490,9 @@ def presence_cell(table: pd.DataFrame, *, null_snr=None, null_sessions=None,
                                  own_signal_reach=params.own_signal_reach,
                                  dim_present=params.dim_present,
                                  signal_memory=params.signal_memory,
-                                 lost_for_good=params.lost_for_good)
+                                 lost_for_good=params.lost_for_good,
+                                 absent_by_brightness=params.absent_by_brightness,
+                                 null_levels=null_levels)
     if curation is not None and len(curation):
         out = curate_calls(out, curation)
     n_calls = 0 if curation is None else int(curation["action"].isin(CURATION_CALLS).sum())

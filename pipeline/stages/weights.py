@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
+from scipy import ndimage
 
 from ..contract import WEIGHTS_TABLE, chosen_for
 from ..core.channels import cell_mask, morphology_coefficient, remove_bleedthrough
@@ -89,6 +90,29 @@ def null_positions(mask: np.ndarray, avoid_vox: np.ndarray, *, spacing, n: int =
         keep.append(k)
         taken[tree.query_ball_point(tree_pts[k], min_distance_um)] = True
     return cand[keep]
+
+
+#: the morphology channel is smoothed over about a punctum's aperture before it is read: the
+#: shaft's brightness there, not one voxel's photon count
+MORPHOLOGY_SMOOTHING_UM = (0.6, 0.25, 0.25)
+
+
+def morphology_level(morphology: np.ndarray, positions: np.ndarray, *, null_count: int,
+                     spacing) -> np.ndarray:
+    """The morphology channel, smoothed (:data:`MORPHOLOGY_SMOOTHING_UM`), at each voxel
+    position (the nearest voxel, clipped into the stack), over its median at the last
+    ``null_count`` positions (the session's null places: the cell away from synapses), so
+    that sessions of different brightness share a scale.  NaN without null places."""
+    positions = np.asarray(positions, float).reshape(-1, 3)
+    if null_count == 0 or len(positions) == 0:
+        return np.full(len(positions), np.nan)
+    smooth = ndimage.gaussian_filter(np.asarray(morphology, np.float32),
+                                     np.asarray(MORPHOLOGY_SMOOTHING_UM) / np.asarray(spacing),
+                                     mode="nearest")
+    at = np.clip(np.round(positions).astype(int), 0, np.array(smooth.shape) - 1)
+    value = smooth[tuple(at.T)].astype(float)
+    reference = float(np.median(value[len(value) - null_count:]))
+    return value / reference if reference > 0 else np.full(len(value), np.nan)
 
 
 QUALITY_FLAGS = ("saturated", "edge", "neighbour", "low_snr", "misregistered",
@@ -273,8 +297,11 @@ def measure_session(stack: np.ndarray, meta: dict, transform: dict, tracks: pd.D
         spine = spine.iloc[:len(vox)]
         phot = phot.assign(intensity=spine["weight"].to_numpy(), snr=spine["snr"].to_numpy(),
                            background=spine["shaft"].to_numpy())
+    level = (morphology_level(stack[1], both, null_count=len(null), spacing=spacing)
+             if stack.shape[0] > 1 else np.full(len(both), np.nan))
     nulls = pd.DataFrame({"session": meta["session"], "day": meta["day"],
-                          "z": null[:, 0], "y": null[:, 1], "x": null[:, 2], "snr": null_snr})
+                          "z": null[:, 0], "y": null[:, 1], "x": null[:, 2], "snr": null_snr,
+                          "morphology_level": level[len(vox):]})
     link = det["link_distance_um"].reindex(ids).to_numpy()
     confidence, competitor = (det[c].reindex(ids).to_numpy() if c in det.columns
                               else np.full(len(ids), np.nan)
@@ -313,7 +340,8 @@ def measure_session(stack: np.ndarray, meta: dict, transform: dict, tracks: pd.D
         "animal": meta.get("animal", ""), "observed": observed.astype(int),
         "bleedthrough": k_morph,
         "curated": curated.reindex(ids).to_numpy(), "quality_flags": flags.to_numpy(),
-        "registration_error_um": np.round(reg_error, 3)})
+        "registration_error_um": np.round(reg_error, 3),
+        "morphology_level": level[:len(vox)]})
     return rows, nulls
 
 
