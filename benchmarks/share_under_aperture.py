@@ -17,7 +17,6 @@ correlation of log intensity with log true weight over the rows above zero.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -27,6 +26,8 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from runs_table import main_over_runs  # noqa: E402
 
 
 def cell_rows(run: Path, cell: str, truth: pd.DataFrame, spacing) -> pd.DataFrame:
@@ -81,16 +82,7 @@ def log_r(rows: pd.DataFrame) -> float:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("runs", nargs="+", type=Path)
-    ap.add_argument("--out", default=None)
-    args = ap.parse_args(argv)
-    table = pd.DataFrame([run_summary(r) for r in args.runs]).round(3)
-    text = table.to_markdown(index=False)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
-    return 0
+    return main_over_runs(run_summary, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

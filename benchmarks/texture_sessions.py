@@ -13,7 +13,6 @@ shaft (channel_departure) should be named in every session; the smooth ones in n
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -22,6 +21,8 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from runs_table import main_over_runs  # noqa: E402
 
 from pipeline.contract import chosen_for  # noqa: E402
 from pipeline.inputs.stacks import load_ingested  # noqa: E402
@@ -58,16 +59,7 @@ def run_summary(run: Path, *, limit: float = TrackParams.warn_texture_factor) ->
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("runs", nargs="+", type=Path)
-    ap.add_argument("--out", default=None)
-    args = ap.parse_args(argv)
-    table = pd.DataFrame([run_summary(r) for r in args.runs]).round(3)
-    text = table.to_markdown(index=False)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
-    return 0
+    return main_over_runs(run_summary, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":
