@@ -489,8 +489,10 @@ def test_the_absent_state_widens_where_the_cell_is_bright_and_textured():
         assert f[2] == 1.0 and np.all(absent_sd_factor([2.5], levels[:50], null[:50]) == 1.0)
         calls, wrong_dim = {}, {}
         for on in (False, True):
-            out, _ = call_presence(t, null_snr=null, null_sessions=sessions, null_levels=levels,
-                                   absent_by_brightness=on)
+            out, summary = call_presence(t, null_snr=null, null_sessions=sessions,
+                                         null_levels=levels, absent_by_brightness=on)
+            assert summary["absent_sd_factor"]["largest"] == pytest.approx(f[1] if on else 1.0,
+                                                                            abs=1e-3)
             out = out.sort_values(["synapse_id", "day"])
             calls[on] = out["present"].to_numpy().reshape(n, k)
             factor = out.groupby("synapse_id")["absent_sd_factor"].first().to_numpy()

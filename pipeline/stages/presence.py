@@ -358,6 +358,11 @@ def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
         "params": params,
         **not_observed_summary(t, warn_fraction=warn_not_observed),
     }
+    if model == "hmm":    # how far the absent state was widened (1: one width for the cell)
+        factor = t.loc[t["observed"] == 1, "absent_sd_factor"]
+        summary["absent_sd_factor"] = ({"median": round(float(factor.median()), 3),
+                                        "largest": round(float(factor.max()), 3)}
+                                       if len(factor) else {})
     if lost_for_good and model == "hmm":
         summary["gaps_bridged"] = bridged_gaps(t, params)
         if summary["gaps_bridged"]:
