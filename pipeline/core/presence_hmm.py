@@ -216,7 +216,8 @@ def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float 
                  birth_prior: float = 1.0, loss_prior: float = 1.0,
                  min_null: int = MIN_NULL_PLACES,
                  steps=None, own_signal_reach: int, dim_present: bool,
-                 signal_memory: bool, lost_for_good: bool = True, width=None) -> dict:
+                 signal_memory: bool, lost_for_good: bool = True, width=None,
+                 null_width=None) -> dict:
     """Fit the two-state HMM to tracks x sessions of snr and return posteriors and parameters.
 
     Parameters
@@ -254,9 +255,12 @@ def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float 
         synapse once lost does not return.  Not combined with ``own_signal_reach`` or
         ``dim_present`` (the two-state model's refinements).
     width : (n_tracks, n_sessions) array, optional
-        Each row's absent-state SD in units of the cell's (``tau0``, from ``null_snr``, which
-        should then be scaled alike; :mod:`pipeline.core.absent_width`): a place where the
-        cell's places without a synapse scatter more widely.  Default 1 everywhere.
+        Each row's absent-state SD in units of the cell's (``tau0``; :mod:`pipeline.core.absent_width`):
+        a place where the cell's places without a synapse scatter more widely.  Default 1.
+    null_width : array like ``null_snr``, optional
+        Each null measurement's width alike: they are scaled by it about their median before
+        the absent state's centre and spread are taken, so ``tau0`` is the width of the
+        places where ``width`` is 1.
 
     Returns
     -------
@@ -280,10 +284,13 @@ def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float 
     # (centre free, or fixed at 0) it widened over dim present synapses: tau0 4.5-10 instead
     # of ~2.9 on data_sample's PV cell, and calls got worse.
     null = np.asarray([] if null_snr is None else null_snr, float)
-    null = null[np.isfinite(null)]
+    null_w = np.ones(null.shape) if null_width is None else np.asarray(null_width, float)
+    finite = np.isfinite(null)
+    null, null_w = null[finite], null_w[finite]
     fixed_null = len(null) >= min_null
     if fixed_null:
-        mu0, tau0 = absent_state(null)
+        centre = float(np.median(null))
+        mu0, tau0 = absent_state(centre + (null - centre) / null_w)
     else:
         neg = (zo / wo)[zo < 0]
         mu0, tau0 = 0.0, float(np.sqrt(np.mean(neg ** 2))) if len(neg) >= 5 else 1.0

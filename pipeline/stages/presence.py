@@ -205,31 +205,17 @@ def split_at_gaps(table: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(pieces).sort_values(["synapse_id", "day"], ignore_index=True)
 
 
-def absent_centre(null_snr) -> float:
-    """The absent state's centre as :func:`~pipeline.core.presence_hmm.fit_presence` fixes it
-    (the null places' median, with enough of them), else 0."""
-    null = np.asarray([] if null_snr is None else null_snr, float)
-    null = null[np.isfinite(null)]
-    return absent_state(null)[0] if len(null) >= MIN_NULL_PLACES else 0.0
-
-
 def absent_widths(table: pd.DataFrame, null_snr, null_levels, *, on: bool):
     """Each row's ``absent_sd_factor`` (:func:`~pipeline.core.absent_width.absent_sd_factor`
-    at its ``morphology_level``; 1 when ``on`` is False or the levels are missing) and the null
-    measurements scaled by theirs about the absent centre: the model's ``tau0``, fitted to
-    them, is then the cell's dim parts' width, which each row's factor multiplies."""
+    at its ``morphology_level``) and each null measurement's (None: 1 for all); 1 everywhere
+    when ``on`` is False or the levels are missing."""
     ones = np.ones(len(table))
-    if null_snr is None:
+    if (null_snr is None or not on or null_levels is None
+            or "morphology_level" not in table.columns or len(null_levels) != len(null_snr)):
         return ones, None
-    null = np.asarray(null_snr, float)
-    if (not on or null_levels is None or "morphology_level" not in table.columns
-            or len(null_levels) != len(null)):
-        return ones, null
-    levels = np.asarray(null_levels, float)
-    factor = absent_sd_factor(table["morphology_level"].to_numpy(float), levels, null)
-    null_factor = absent_sd_factor(levels, levels, null)
-    centre = absent_centre(null)
-    return factor, centre + (null - centre) / null_factor
+    null, levels = np.asarray(null_snr, float), np.asarray(null_levels, float)
+    return (absent_sd_factor(table["morphology_level"].to_numpy(float), levels, null),
+            absent_sd_factor(levels, levels, null))
 
 
 def model_snr(table: pd.DataFrame, params: dict) -> pd.Series:
@@ -293,15 +279,15 @@ def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
         order = t[["session", "day"]].drop_duplicates("session").sort_values("day", kind="stable")
         sessions = order["session"].tolist()
         steps = pd.factorize(order["day"], sort=True)[0]
-        t["absent_sd_factor"], null_model = absent_widths(
+        t["absent_sd_factor"], null_width = absent_widths(
             t, null_snr, null_levels, on=absent_by_brightness)
         snr = t.pivot(index="synapse_id", columns="session", values="snr").reindex(columns=sessions)
         seen = t.pivot(index="synapse_id", columns="session",
                        values="observed").reindex(columns=sessions)
         width = t.pivot(index="synapse_id", columns="session",
                         values="absent_sd_factor").reindex(columns=sessions).fillna(1.0)
-        fit = fit_presence(snr.to_numpy(), seen.fillna(0).to_numpy() == 1, null_snr=null_model,
-                           width=width.to_numpy(),
+        fit = fit_presence(snr.to_numpy(), seen.fillna(0).to_numpy() == 1, null_snr=null_snr,
+                           width=width.to_numpy(), null_width=null_width,
                            steps=steps, own_signal_reach=own_signal_reach,
                            dim_present=dim_present, signal_memory=signal_memory,
                            lost_for_good=lost_for_good)
