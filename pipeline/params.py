@@ -286,8 +286,9 @@ class PresenceParams:
     absent_by_brightness: bool = _p(
         True, "the absent state is as wide at each synapse's place as the cell's places without "
               "a synapse scatter at that brightness of the morphology channel (a bright textured "
-              "shaft's places scatter about twice as widely): each row's snr is scaled by that "
-              "factor (absent_sd_factor) before the calls; false: one width for the cell")
+              "shaft's places scatter about twice as widely): each row's absent SD, and the noise "
+              "of its measurement when present, are widened by that factor (absent_sd_factor); "
+              "false: one width for the cell")
 
     def __post_init__(self):
         # settings that cannot hold together: named when the config is read, not by the

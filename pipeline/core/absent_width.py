@@ -6,9 +6,9 @@ gives the noise of single voxels, not of a patch the aperture's size, so on a br
 shaft the places without a synapse scatter about twice as widely (in snr units) as on the
 cell's dim parts (channel_departure: SDs of 2.1-2.6 in the brightest fifth of the null
 places against 1.1), and an absent synapse there measuring 4-6 is called present.  The null
-places measure that width in bins of the morphology channel's brightness; each row's
-measurement is scaled by it about the absent state's centre before the calls, so the absent
-state is one distribution everywhere.
+places measure that width in bins of the morphology channel's brightness; the presence model
+widens each row's absent state (and the noise of its measurement when present) by the width at
+its place, and scales the null places by theirs before it takes the cell's width from them.
 """
 from __future__ import annotations
 

@@ -214,8 +214,10 @@ def absent_widths(table: pd.DataFrame, null_snr, null_levels, *, on: bool):
             or "morphology_level" not in table.columns or len(null_levels) != len(null_snr)):
         return ones, None
     null, levels = np.asarray(null_snr, float), np.asarray(null_levels, float)
-    return (absent_sd_factor(table["morphology_level"].to_numpy(float), levels, null),
-            absent_sd_factor(levels, levels, null))
+    # one curve from the null places, read at the rows' levels and at their own
+    both = absent_sd_factor(np.r_[table["morphology_level"].to_numpy(float), levels],
+                            levels, null)
+    return both[:len(table)], both[len(table):]
 
 
 def model_snr(table: pd.DataFrame, params: dict) -> pd.Series:
