@@ -166,6 +166,9 @@ def main(argv=None) -> int:
                 folder = work / regime / "results" / "weights" / cell
                 table = pd.read_csv(folder / "synapses.csv")
                 null = pd.read_csv(folder / "null_snr.csv", dtype={"session": str})
+                # the stage's own input: the null places' morphology levels (absent_by_brightness)
+                levels = (null["morphology_level"].to_numpy()
+                          if "morphology_level" in null.columns else None)
                 t_true = prepare_table(tc[COLS])
                 row = {"regime": regime, "cell": cell,
                        "sigma, truth table": first_session_sigma(t_true)}
@@ -175,7 +178,7 @@ def main(argv=None) -> int:
                     P.fit_presence = fit
                     out, _ = P.presence_cell(table, null_snr=null["snr"].to_numpy(),
                                              null_sessions=null["session"].to_numpy(),
-                                             params=prm, target=target)
+                                             null_levels=levels, params=prm, target=target)
                     prepared = prepare_table(out)
                     score = turnover_vs_truth(t_true, prepared)
                     row[f"added error, {name}"] = score["added_error_pp"]
