@@ -74,12 +74,14 @@ def track_matches(rows: pd.DataFrame, truth_cell: pd.DataFrame, spacing) -> tupl
     return primary.set_index("synapse_id")["true_id"], defects
 
 
-def truth_on_our_tracks(rows: pd.DataFrame, truth_cell: pd.DataFrame, spacing) -> pd.DataFrame:
+def truth_on_our_tracks(rows: pd.DataFrame, truth_cell: pd.DataFrame,
+                        matches: pd.Series) -> pd.DataFrame:
     """Our rows of one cell called as the truth has them: each true synapse's presence on the
-    track that stands for it (:func:`track_matches`), every other track absent; unobserved
-    rows stay unobserved.  Its turnover error is what our detection and tracking alone cost:
-    missed synapses, tracks of none, one synapse split over two tracks or two in one."""
-    key = rows["synapse_id"].map(track_matches(rows, truth_cell, spacing)[0])
+    track that stands for it (``matches``, from :func:`track_matches`), every other track
+    absent; unobserved rows stay unobserved.  Its turnover error is what our detection and
+    tracking alone cost: missed synapses, tracks of none, one synapse split over two tracks or
+    two in one."""
+    key = rows["synapse_id"].map(matches)
     truth = truth_cell.assign(session=truth_cell["session"].astype(str)).set_index(
         ["synapse_id", "session"])
     index = pd.MultiIndex.from_arrays([key, rows["session"].astype(str)])
@@ -109,14 +111,14 @@ def cell_floor(data: Path, results: Path, repeats: int, rng, rng_other=None) -> 
     for cell, tc in truth.groupby("cell"):
         t_true = prepare_table(tc[COLS])
         ours_cell = ours_all[ours_all["cell"] == cell]
-        tracks = pd.read_csv(Layout(results).path("track", cell=cell))
-        rows = rows_with_true_weight(ours_cell, tracks, tc, np.asarray(_spacing_of(params, cell)))
+        spacing = np.asarray(_spacing_of(params, cell))
+        rows = rows_with_true_weight(ours_cell, pd.read_csv(Layout(results).path("track", cell=cell)),
+                                     tc, spacing)
         noise = measurement_noise(rows, pd.read_csv(Layout(results).path("null", cell=cell))["snr"])
         ours = turnover_vs_truth(t_true, prepare_table(ours_cell))
-        spacing = np.asarray(_spacing_of(params, cell))
+        matches, defects = track_matches(ours_cell, tc, spacing)
         tracking = turnover_vs_truth(t_true, prepare_table(truth_on_our_tracks(ours_cell, tc,
-                                                                               spacing)))
-        defects = track_matches(ours_cell, tc, spacing)[1]
+                                                                               matches)))
         ideal = [turnover_vs_truth(t_true, prepare_table(ideal_calls(tc[COLS], params[cell], noise, rng)))
                  for _ in range(repeats)]
         wrong = other_type_dynamics(params[cell], str(tc["cell_type"].iloc[0]))

@@ -41,6 +41,10 @@ def _rows(track_places: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _truth_calls(rows: pd.DataFrame) -> pd.DataFrame:
+    return truth_on_our_tracks(rows, _truth(), track_matches(rows, _truth(), SPACING)[0])
+
+
 def _calls(out: pd.DataFrame) -> dict:
     return {t: list(g.sort_values("session")["present"].astype(int))
             for t, g in out.groupby("synapse_id")}
@@ -48,15 +52,15 @@ def _calls(out: pd.DataFrame) -> dict:
 
 def test_one_track_per_synapse_gets_the_truth():
     rows = _rows({10: {s: 20 for s in SESSIONS}, 11: {"s0": 60}, 12: {"s2": 100}})
-    assert _calls(truth_on_our_tracks(rows, _truth(), SPACING)) == {
+    assert _calls(_truth_calls(rows)) == {
         10: [1, 1, 1], 11: [1, 0, 0], 12: [0, 0, 1]}
 
 
 def test_split_track_and_junk_track_are_absent():
     # synapse 1 split over tracks 10 (two detections) and 13 (one); 14 matches nothing
     rows = _rows({10: {"s0": 20, "s1": 20}, 13: {"s2": 20}, 11: {"s0": 60},
-                       14: {s: 140 for s in SESSIONS}})
-    calls = _calls(truth_on_our_tracks(rows, _truth(), SPACING))
+                  14: {s: 140 for s in SESSIONS}})
+    calls = _calls(_truth_calls(rows))
     assert calls[10] == [1, 1, 1] and calls[11] == [1, 0, 0]
     assert calls[13] == [0, 0, 0] and calls[14] == [0, 0, 0]
     # synapse 3 (born at s2) has no track
@@ -65,18 +69,18 @@ def test_split_track_and_junk_track_are_absent():
 
 
 def test_a_track_holding_two_synapses_stands_for_the_one_it_matched_most():
-    # track 10 holds synapse 1 in s0 and s1, then synapse 3 (born at s2, 0.4 um from nothing
-    # else) in s2: it stands for synapse 1, and synapse 3 has no track of its own
+    # track 10 holds synapse 1 in s0 and s1, then synapse 3 (born at s2) in s2: it stands for
+    # synapse 1, and synapse 3 has no track of its own
     rows = _rows({10: {"s0": 20, "s1": 20, "s2": 100}, 11: {"s0": 60}})
     matches, defects = track_matches(rows, _truth(), SPACING)
     assert matches.to_dict() == {10: 1, 11: 2}
     assert defects == {"missed": 0, "split": 0, "two_synapses": 1, "no_synapse": 0}
-    assert _calls(truth_on_our_tracks(rows, _truth(), SPACING))[10] == [1, 1, 1]
+    assert _calls(_truth_calls(rows))[10] == [1, 1, 1]
 
 
 def test_unobserved_rows_stay_unobserved():
     rows = _rows({10: {s: 20 for s in SESSIONS}})
     rows.loc[rows["session"] == "s1", "present"] = np.nan
-    out = truth_on_our_tracks(rows, _truth(), SPACING)
+    out = _truth_calls(rows)
     assert out.set_index("session")["present"].isna().to_dict() == {
         "s0": False, "s1": True, "s2": False}
