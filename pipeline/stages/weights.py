@@ -10,7 +10,6 @@ from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
-from scipy import ndimage
 
 from ..contract import WEIGHTS_TABLE, chosen_for
 from ..core.channels import cell_mask, morphology_coefficient, remove_bleedthrough
@@ -19,6 +18,7 @@ from ..core.normalise import normalise_cell_weights
 from ..core.optics import Z_SCALE
 from ..core.photometry import aperture_photometry
 from ..core.shaft import dendrite_mask, line_background
+from ..core.smooth_at import gaussian_at
 from ..core.spines import head_maps, head_over_shaft, spine_zone
 from ..params import SpinesParams, WeightsParams
 
@@ -106,11 +106,9 @@ def morphology_level(morphology: np.ndarray, positions: np.ndarray, *, null_coun
     positions = np.asarray(positions, float).reshape(-1, 3)
     if null_count == 0 or len(positions) == 0:
         return np.full(len(positions), np.nan)
-    smooth = ndimage.gaussian_filter(np.asarray(morphology, np.float32),
-                                     np.asarray(MORPHOLOGY_SMOOTHING_UM) / np.asarray(spacing),
-                                     mode="nearest")
-    at = np.clip(np.round(positions).astype(int), 0, np.array(smooth.shape) - 1)
-    value = smooth[tuple(at.T)].astype(float)
+    at = np.clip(np.round(positions).astype(int), 0, np.array(morphology.shape) - 1)
+    value = gaussian_at(morphology, at,
+                        sigma=np.asarray(MORPHOLOGY_SMOOTHING_UM) / np.asarray(spacing))
     reference = float(np.median(value[len(value) - null_count:]))
     return value / reference if reference > 0 else np.full(len(value), np.nan)
 
