@@ -289,6 +289,14 @@ class PresenceParams:
               "shaft's places scatter about twice as widely): each row's absent SD, and the noise "
               "of its measurement when present, are widened by that factor (absent_sd_factor); "
               "false: one width for the cell")
+    detection_evidence: float | str | None = _p(
+        "one_channel", "whether the detector found a punctum in each session is evidence too: "
+                       "a number is P(detected | absent) at a tracked place (texture, a "
+                       "neighbour's flank); P(detected | present) follows each row's signal, "
+                       "calibrated on the sessions between a track's first and last detection "
+                       "(pipeline.core.detection_evidence). 'one_channel': on (P 0.02) in cells "
+                       "of puncta without a morphology channel, where shaft texture makes a third "
+                       "of the wrong calls; null: off")
 
     def __post_init__(self):
         # settings that cannot hold together: named when the config is read, not by the
@@ -302,6 +310,9 @@ class PresenceParams:
                 f"be combined with the model that replaces it ({', '.join(grid)}; "
                 "lost_for_good is on by default for puncta): set presence.lost_for_good: false and "
                 "presence.signal_memory: false with them")
+        if isinstance(self.detection_evidence, str) and self.detection_evidence != "one_channel":
+            raise InputError(f"presence: detection_evidence is a number between 0 and 1, "
+                             f"one_channel or null, not {self.detection_evidence!r}")
         if self.lost_for_good not in (True, False, "puncta"):
             raise InputError(f"presence: lost_for_good is true, false or puncta, not "
                              f"{self.lost_for_good!r}")

@@ -217,7 +217,7 @@ def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float 
                  min_null: int = MIN_NULL_PLACES,
                  steps=None, own_signal_reach: int, dim_present: bool,
                  signal_memory: bool, lost_for_good: bool = True, width=None,
-                 null_width=None) -> dict:
+                 null_width=None, detection=None) -> dict:
     """Fit the two-state HMM to tracks x sessions of snr and return posteriors and parameters.
 
     Parameters
@@ -261,6 +261,10 @@ def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float 
         Each null measurement's width alike: they are scaled by it about their median before
         the absent state's centre and spread are taken, so ``tau0`` is the width of the
         places where ``width`` is 1.
+    detection : (n_tracks, n_sessions, 2) array, optional
+        Each row's log P(detection outcome | absent) and log P(outcome | present)
+        (:func:`pipeline.core.detection_evidence.detection_log_factors`), added to its log
+        emissions; default none.
 
     Returns
     -------
@@ -279,6 +283,8 @@ def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float 
     width = np.ones(z.shape) if width is None else np.asarray(width, float)
     steps = np.arange(z.shape[1]) if steps is None else np.asarray(steps, int)
     zo, wo = z[obs], width[obs]
+    evidence = (np.zeros((2,) + z.shape) if detection is None
+                else np.moveaxis(np.asarray(detection, float), -1, 0))
     # The absent state is background-subtracted signal: centred on 0, with its spread taken
     # from the negative values, which mostly absent positions produce.  Fitted from all values
     # (centre free, or fixed at 0) it widened over dim present synapses: tau0 4.5-10 instead
@@ -301,7 +307,7 @@ def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float 
         params["dim"] = 0.02
     prev = -np.inf
     for it in range(n_iter):
-        log_e, ob = _by_step(np.stack(_log_emissions(z, params, width)), obs, steps)
+        log_e, ob = _by_step(np.stack(_log_emissions(z, params, width)) + evidence, obs, steps)
         p1, xi, loglik = _forward_backward(log_e, ob, params["pi1"], params["birth"],
                                            params["loss"])
         p1 = p1[:, steps]
@@ -332,7 +338,7 @@ def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float 
             break
         prev = loglik
     log_e0, log_e1 = _log_emissions(z, params, width)
-    log_e, ob = _by_step(np.stack([log_e0, log_e1]), obs, steps)
+    log_e, ob = _by_step(np.stack([log_e0, log_e1]) + evidence, obs, steps)
     p1, _, loglik = _forward_backward(log_e, ob, params["pi1"], params["birth"], params["loss"])
     params = {**params, "loglik": loglik, "iterations": it + 1}
     if grid_model:
@@ -344,7 +350,9 @@ def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float 
         if seen.any():
             fit = fit_signal_markov(z[seen], obs[seen], mu0=params["mu0"], tau0=params["tau0"],
                                     init=params, steps=steps, lost=lost_for_good,
-                                    iid=not signal_memory, width=width[seen])
+                                    iid=not signal_memory, width=width[seen],
+                                    evidence=None if detection is None
+                                    else np.asarray(detection, float)[seen])
             p_out[seen], signal[seen] = fit["p_present"], fit["signal"]
             params = {**params, "grid_model": fit["params"]}
         unseen = np.broadcast_to(~seen[:, None], z.shape)
@@ -367,7 +375,7 @@ def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float 
             # never seen clearly (a false detection that persists) is not made present by it
             _, beside = neighbour_log_signal(np.zeros(z.shape), clear, reach=1)
             log_e1 = np.where(beside > 0, log_e1, present({**params, "dim": 0.0}))
-        log_e, ob = _by_step(np.stack([log_e0, log_e1]), obs, steps)
+        log_e, ob = _by_step(np.stack([log_e0, log_e1]) + evidence, obs, steps)
         p1, _, params["loglik"] = _forward_backward(log_e, ob, params["pi1"], params["birth"],
                                                     params["loss"])
     return {"p_present": p1[:, steps], "params": params}

@@ -94,7 +94,8 @@ def log_emissions(z, grid, prm, width=None) -> np.ndarray:
     return np.concatenate([absent] * (2 if prm.get("lost") else 1) + [present], axis=-1)
 
 
-def _step_emissions(z, observed, steps, grid, prm, width=None) -> tuple[np.ndarray, float]:
+def _step_emissions(z, observed, steps, grid, prm, width=None,
+                    evidence=None) -> tuple[np.ndarray, float]:
     """(n, n_steps, states) emission likelihoods per time step (sessions of one step
     multiplied, unobserved ones carrying no evidence), each scaled to a maximum of 1 (the scale
     cancels in the posteriors) and floored at 1e-300 (a state the evidence all but excludes
@@ -103,6 +104,10 @@ def _step_emissions(z, observed, steps, grid, prm, width=None) -> tuple[np.ndarr
     n_steps = int(steps.max()) + 1
     le = np.zeros((z.shape[0], n_steps, len(grid) + (2 if prm.get("lost") else 1)))
     all_le = log_emissions(z, grid, prm, width)
+    if evidence is not None:    # (n, T, 2): the absent states' and the present states' factor
+        n_absent = 2 if prm.get("lost") else 1
+        all_le = np.concatenate([all_le[..., :n_absent] + evidence[..., :1],
+                                 all_le[..., n_absent:] + evidence[..., 1:]], axis=-1)
     for j, k in enumerate(steps):
         le[:, k] += np.where(observed[:, j, None], all_le[:, j], 0.0)
     top = le.max(axis=2, keepdims=True)
@@ -194,7 +199,7 @@ def _m_step(post, xi, first, log_grid, grid, z_obs, post_obs, prm, width_obs=Non
 
 def fit_signal_markov(snr, observed, *, mu0: float, tau0: float, init: dict,
                       steps=None, lost: bool = False, iid: bool = False, n_iter: int = 60,
-                      tol: float = 1e-6, width=None) -> dict:
+                      tol: float = 1e-6, width=None, evidence=None) -> dict:
     """Fit the model to (tracks x sessions) ``snr`` and return each row's P(present).
 
     Parameters
@@ -210,6 +215,8 @@ def fit_signal_markov(snr, observed, *, mu0: float, tau0: float, init: dict,
         model's present state), to measure what the memory adds.
     width : (n_tracks, n_sessions) each row's absent SD in units of ``tau0`` (default 1:
         one absent state; :mod:`pipeline.core.absent_width`).
+    evidence : (n_tracks, n_sessions, 2) log factors of each row's absent and present states
+        (:mod:`pipeline.core.detection_evidence`), added to the emissions; default none.
 
     Returns
     -------
@@ -235,7 +242,7 @@ def fit_signal_markov(snr, observed, *, mu0: float, tau0: float, init: dict,
            "lost": bool(lost), "iid": bool(iid)}
     prev, it = -np.inf, 0
     for it in range(n_iter):
-        emit, offset = _step_emissions(z, obs, steps, grid, prm, width)
+        emit, offset = _step_emissions(z, obs, steps, grid, prm, width, evidence)
         post, xi, loglik = forward_backward(emit, transition_matrix(log_grid, prm),
                                             start_vector(log_grid, prm))
         loglik += offset
@@ -254,7 +261,7 @@ def fit_signal_markov(snr, observed, *, mu0: float, tau0: float, init: dict,
         if abs(loglik - prev) < tol * abs(loglik):
             break
         prev = loglik
-    emit, offset = _step_emissions(z, obs, steps, grid, prm, width)
+    emit, offset = _step_emissions(z, obs, steps, grid, prm, width, evidence)
     post, _, loglik = forward_backward(emit, transition_matrix(log_grid, prm),
                                        start_vector(log_grid, prm), counts=False)
     loglik += offset

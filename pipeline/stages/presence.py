@@ -18,6 +18,7 @@ import pandas as pd
 from ..contract import CURATION_CALLS
 from ..core import presence_hmm
 from ..core.absent_width import absent_sd_factor
+from ..core.detection_evidence import ONE_CHANNEL_ABSENT_RATE, detection_log_factors
 from ..core.optics import Z_SCALE
 from ..core.normalise import normalise_cell_weights
 from ..core.presence_hmm import CLEAR_SDS, MIN_NULL_PLACES, absent_state, posterior_signal
@@ -205,6 +206,17 @@ def split_at_gaps(table: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(pieces).sort_values(["synapse_id", "day"], ignore_index=True)
 
 
+def detection_absent_rate(table: pd.DataFrame, setting, *, target: str) -> float | None:
+    """P(detected | absent) for the cell's detection evidence, or None (off): the setting's
+    number; with 'one_channel', :data:`ONE_CHANNEL_ABSENT_RATE` in a cell of puncta whose
+    weights table has no morphology level anywhere (no morphology channel), else None."""
+    if setting is None or (not isinstance(setting, str)):
+        return None if setting is None else float(setting)
+    one_channel = ("morphology_level" in table.columns
+                   and table["morphology_level"].isna().all())
+    return ONE_CHANNEL_ABSENT_RATE if one_channel and target == "puncta" else None
+
+
 def absent_widths(table: pd.DataFrame, null_snr, null_levels, *, on: bool):
     """Each row's ``absent_sd_factor`` (:func:`~pipeline.core.absent_width.absent_sd_factor`
     at its ``morphology_level``) and each null measurement's (None: 1 for all); 1 everywhere
@@ -239,6 +251,7 @@ def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
                   signal_memory: bool = PresenceParams.signal_memory,
                   lost_for_good: bool | str = PresenceParams.lost_for_good,
                   absent_by_brightness: bool = PresenceParams.absent_by_brightness,
+                  detection_evidence: float | str | None = PresenceParams.detection_evidence,
                   null_snr=None, null_sessions=None, null_levels=None,
                   target: str = "puncta") -> tuple[pd.DataFrame, dict]:
     """Present/absent per synapse and session for one cell's table (from the weights stage).
@@ -288,11 +301,19 @@ def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
                        values="observed").reindex(columns=sessions)
         width = t.pivot(index="synapse_id", columns="session",
                         values="absent_sd_factor").reindex(columns=sessions).fillna(1.0)
+        detection, calibration = None, None
+        absent_rate = detection_absent_rate(t, detection_evidence, target=target)
+        if absent_rate is not None:
+            found = t.pivot(index="synapse_id", columns="session",
+                            values="detected").reindex(columns=sessions).fillna(0)
+            detection, calibration = detection_log_factors(
+                snr.to_numpy(), found.to_numpy(), seen.fillna(0).to_numpy() == 1,
+                absent_rate=absent_rate, width=width.to_numpy())
         fit = fit_presence(snr.to_numpy(), seen.fillna(0).to_numpy() == 1, null_snr=null_snr,
                            width=width.to_numpy(), null_width=null_width,
                            steps=steps, own_signal_reach=own_signal_reach,
                            dim_present=dim_present, signal_memory=signal_memory,
-                           lost_for_good=lost_for_good)
+                           lost_for_good=lost_for_good, detection=detection)
         p = pd.DataFrame(fit["p_present"], index=snr.index, columns=sessions)
         t["p_present"] = p.stack().reindex(
             pd.MultiIndex.from_arrays([t["synapse_id"], t["session"]])).to_numpy()
@@ -300,6 +321,8 @@ def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
         # from the other sessions, and `present` is left empty (the statistics skip the row)
         t["present"] = (t["p_present"] >= 0.5).astype(float).where(observed)
         params = fit["params"]
+        if calibration is not None:
+            params = {**params, "detection_curve": {**calibration, "absent_rate": absent_rate}}
         # a synapse called present from its other sessions may measure <= 0 here, or a sliver
         # above (whose log is an outlier of every log-scale statistic); its weight is then the
         # model's estimate of its signal (flagged), never a non-positive number or a sliver
@@ -485,6 +508,7 @@ def presence_cell(table: pd.DataFrame, *, null_snr=None, null_sessions=None, nul
                                  signal_memory=params.signal_memory,
                                  lost_for_good=params.lost_for_good,
                                  absent_by_brightness=params.absent_by_brightness,
+                                 detection_evidence=params.detection_evidence,
                                  null_levels=null_levels)
     if curation is not None and len(curation):
         out = curate_calls(out, curation)
