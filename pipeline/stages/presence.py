@@ -210,8 +210,10 @@ def detection_absent_rate(table: pd.DataFrame, setting, *, target: str) -> float
     """P(detected | absent) for the cell's detection evidence, or None (off): the setting's
     number; with 'one_channel', :data:`ONE_CHANNEL_ABSENT_RATE` in a cell of puncta whose
     weights table has no morphology level anywhere (no morphology channel), else None."""
-    if setting is None or (not isinstance(setting, str)):
-        return None if setting is None else float(setting)
+    if setting is None:
+        return None
+    if not isinstance(setting, str):
+        return float(setting)
     one_channel = ("morphology_level" in table.columns
                    and table["morphology_level"].isna().all())
     return ONE_CHANNEL_ABSENT_RATE if one_channel and target == "puncta" else None
@@ -273,7 +275,10 @@ def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
     ``absent_sd_factor``), and so is the noise of a present synapse's measurement.  Returns
     the table and a summary of what changed.  ``own_signal_reach``, ``dim_present``,
     ``signal_memory``, ``lost_for_good``: see :func:`fit_presence` (``lost_for_good`` may also
-    be 'puncta': on where ``target`` is 'puncta').
+    be 'puncta': on where ``target`` is 'puncta').  ``detection_evidence``: whether the
+    detector found each row is evidence too (:func:`detection_absent_rate`,
+    :mod:`pipeline.core.detection_evidence`; the calibration in the summary's
+    ``params["detection_curve"]``).
     """
     lost_for_good = (lost_for_good is True
                      or (lost_for_good == "puncta" and target == "puncta"))
