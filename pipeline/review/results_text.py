@@ -293,7 +293,11 @@ def methods_paragraph(settings: dict | None, *, sessions: pd.DataFrame | None = 
         "in none, and without <code>presence.signal_memory</code> the two-state calls stood; "
         "with signal_memory true below, the present state carried the synapse's own signal, "
         "drifting between sessions by a multiplicative Markov step with losses likelier for "
-        "small synapses). ")
+        "small synapses). In cells imaged in the PSD-95 channel alone (with "
+        "<code>presence.detection_evidence</code> a number below: in every cell; null: in none), "
+        "whether the detector found a punctum in each session entered the calls beside its "
+        "signal, the probability of finding a present synapse at each signal calibrated on the "
+        "cell's sessions between a synapse's first and last detection. ")
     if spine_cells:
         stages += (
             f"For {', '.join(map(_esc, sorted(spine_cells)))} (dendritic spines of a cell fill) spine heads were "
