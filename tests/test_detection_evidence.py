@@ -1,11 +1,14 @@
 """The detector's finding as evidence for the presence calls: calibration and its effect."""
 import numpy as np
 import pandas as pd
+import pytest
 from scipy import special
 
 from pipeline.core.detection_evidence import (ONE_CHANNEL_ABSENT_RATE, detection_log_factors,
                                               fit_detection_curve, interior_rows)
+from pipeline.core.errors import InputError
 from pipeline.core.presence_hmm import fit_presence
+from pipeline.params import PresenceParams
 from pipeline.stages.presence import detection_absent_rate
 
 
@@ -90,3 +93,10 @@ def test_one_channel_turns_the_evidence_on_only_in_cells_of_puncta_without_morph
     assert detection_absent_rate(two, "one_channel", target="puncta") is None
     assert detection_absent_rate(two, 0.05, target="puncta") == 0.05
     assert detection_absent_rate(one, None, target="puncta") is None
+
+
+def test_a_setting_that_is_not_a_probability_is_refused_by_name():
+    for bad in ("on", 1.5, 0, True):
+        with pytest.raises(InputError, match="detection_evidence"):
+            PresenceParams(detection_evidence=bad)
+    assert PresenceParams().detection_evidence == "one_channel"
