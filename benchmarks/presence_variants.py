@@ -30,6 +30,7 @@ against the simulator's truth.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -169,6 +170,8 @@ def main(argv=None) -> int:
                 # the stage's own input: the null places' morphology levels (absent_by_brightness)
                 levels = (null["morphology_level"].to_numpy()
                           if "morphology_level" in null.columns else None)
+                found = work / regime / "results" / "track" / cell / "detections.json"
+                textured = P.textured_cell(json.loads(found.read_text()) if found.exists() else None)
                 t_true = prepare_table(tc[COLS])
                 row = {"regime": regime, "cell": cell,
                        "sigma, truth table": first_session_sigma(t_true)}
@@ -178,7 +181,8 @@ def main(argv=None) -> int:
                     P.fit_presence = fit
                     out, _ = P.presence_cell(table, null_snr=null["snr"].to_numpy(),
                                              null_sessions=null["session"].to_numpy(),
-                                             null_levels=levels, params=prm, target=target)
+                                             null_levels=levels, params=prm, target=target,
+                                             textured=textured)
                     prepared = prepare_table(out)
                     score = turnover_vs_truth(t_true, prepared)
                     row[f"added error, {name}"] = score["added_error_pp"]

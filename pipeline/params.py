@@ -290,14 +290,15 @@ class PresenceParams:
               "of its measurement when present, are widened by that factor (absent_sd_factor); "
               "false: one width for the cell")
     detection_evidence: float | str | None = _p(
-        "one_channel", "whether the detector found a punctum in each session is evidence too: "
-                       "a number is P(detected | absent) at a tracked place (texture, a "
-                       "neighbour's flank); P(detected | present) follows each row's signal, "
-                       "calibrated on the sessions between a track's first and last detection "
-                       "(pipeline.core.detection_evidence). 'one_channel': on (P 0.02) in cells "
-                       "of puncta without a morphology channel, where it calls present the dim "
-                       "synapses the detector still finds (a quarter to a third fewer wrong calls "
-                       "on simulated cells); null: off")
+        "auto", "whether the detector found a punctum in each session is evidence too: a number "
+                "is P(detected | absent) at a tracked place (texture, a neighbour's flank), in "
+                "every cell; P(detected | present) follows each row's signal, calibrated on the "
+                "sessions between a track's first and last detection "
+                "(pipeline.core.detection_evidence). 'auto': on (P 0.02) in cells of puncta "
+                "without a morphology channel (it calls present the dim synapses the detector "
+                "still finds) and in cells with a textured bright shaft (a session at "
+                "track.warn_texture_factor or more: the texture it never finds is absent); "
+                "'one_channel': the first only; null: off")
 
     def __post_init__(self):
         # settings that cannot hold together: named when the config is read, not by the
@@ -312,11 +313,11 @@ class PresenceParams:
                 "lost_for_good is on by default for puncta): set presence.lost_for_good: false and "
                 "presence.signal_memory: false with them")
         evidence = self.detection_evidence
-        if not (evidence is None or evidence == "one_channel"
+        if not (evidence is None or evidence in ("auto", "one_channel")
                 or (isinstance(evidence, (int, float)) and not isinstance(evidence, bool)
                     and 0 < evidence < 1)):
             raise InputError(f"presence: detection_evidence is a number between 0 and 1 "
-                             f"(P(detected | absent)), one_channel or null, not {evidence!r}")
+                             f"(P(detected | absent)), auto, one_channel or null, not {evidence!r}")
         if self.lost_for_good not in (True, False, "puncta"):
             raise InputError(f"presence: lost_for_good is true, false or puncta, not "
                              f"{self.lost_for_good!r}")

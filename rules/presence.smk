@@ -3,6 +3,7 @@ rule presence:
     input:
         table=LAYOUT.pattern("weights"),
         null=LAYOUT.pattern("null"),
+        detections=LAYOUT.pattern("track_detections"),
     output:
         table=LAYOUT.pattern("presence"),
         summary=LAYOUT.pattern("presence_summary"),
@@ -19,5 +20,5 @@ rule presence:
     shell:
         "python -m pipeline presence {input.table:q} --null {input.null:q} --options {params.options:q} "
         "--out {output.table:q} --summary {output.summary:q} --curation {params.curation:q} "
-        "--target {params.target:q} "
+        "--target {params.target:q} --detections {input.detections:q} "
         "> {log:q} 2>&1"

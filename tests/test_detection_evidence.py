@@ -4,12 +4,12 @@ import pandas as pd
 import pytest
 from scipy import special
 
-from pipeline.core.detection_evidence import (ONE_CHANNEL_ABSENT_RATE, detection_log_factors,
+from pipeline.core.detection_evidence import (DEFAULT_ABSENT_RATE, detection_log_factors,
                                               fit_detection_curve, interior_rows)
 from pipeline.core.errors import InputError
 from pipeline.core.presence_hmm import fit_presence
 from pipeline.params import PresenceParams
-from pipeline.stages.presence import detection_absent_rate
+from pipeline.stages.presence import detection_absent_rate, textured_cell
 
 
 def test_interior_rows_lie_strictly_between_the_first_and_last_detection():
@@ -85,18 +85,33 @@ def test_dim_synapses_the_detector_finds_are_called_present_and_false_ones_stay_
     assert wrong["with"] < 0.6 * wrong["without"]
 
 
-def test_one_channel_turns_the_evidence_on_only_in_cells_of_puncta_without_morphology():
+def test_auto_turns_the_evidence_on_in_cells_of_puncta_without_morphology_or_textured():
     one = pd.DataFrame({"morphology_level": [np.nan, np.nan]})
     two = pd.DataFrame({"morphology_level": [1.0, 1.2]})
-    assert detection_absent_rate(one, "one_channel", target="puncta") == ONE_CHANNEL_ABSENT_RATE
-    assert detection_absent_rate(one, "one_channel", target="spines") is None
-    assert detection_absent_rate(two, "one_channel", target="puncta") is None
+    for setting in ("auto", "one_channel"):
+        assert detection_absent_rate(one, setting, target="puncta") == DEFAULT_ABSENT_RATE
+        assert detection_absent_rate(one, setting, target="spines") is None
+        assert detection_absent_rate(two, setting, target="puncta") is None
+    assert detection_absent_rate(two, "auto", target="puncta", textured=True) == DEFAULT_ABSENT_RATE
+    assert detection_absent_rate(two, "one_channel", target="puncta", textured=True) is None
+    assert detection_absent_rate(two, "auto", target="spines", textured=True) is None
     assert detection_absent_rate(two, 0.05, target="puncta") == 0.05
-    assert detection_absent_rate(one, None, target="puncta") is None
+    assert detection_absent_rate(one, None, target="puncta", textured=True) is None
+
+
+def test_a_cell_is_textured_where_the_track_stage_named_a_session():
+    def cell(*factors):
+        return {"sessions": [{"session": f"s{i}", "texture_factor": f}
+                             for i, f in enumerate(factors)]}
+    assert textured_cell(cell(1.0, 1.1, 2.1))              # one session is enough
+    assert not textured_cell(cell(1.0, 1.19, None))        # smooth, or not measured
+    assert not textured_cell({"sessions": [{"session": "s0"}]})   # a table before the column
+    assert not textured_cell(None)
+    assert not textured_cell(cell(2.1), limit=None)
 
 
 def test_a_setting_that_is_not_a_probability_is_refused_by_name():
     for bad in ("on", 1.5, 0, True):
         with pytest.raises(InputError, match="detection_evidence"):
             PresenceParams(detection_evidence=bad)
-    assert PresenceParams().detection_evidence == "one_channel"
+    assert PresenceParams().detection_evidence == "auto"

@@ -252,7 +252,7 @@ def cmd_weights(args) -> None:
 
 def cmd_presence(args) -> None:
     from ..contract import PRESENCE_TABLE
-    from ..stages.presence import presence_cell
+    from ..stages.presence import presence_cell, textured_cell
 
     null = (pd.read_csv(args.null, dtype={"session": str}) if args.null
             else pd.DataFrame({"snr": [], "session": []}))
@@ -263,6 +263,8 @@ def cmd_presence(args) -> None:
                                               if "morphology_level" in null else None),
                                  curation=_curation_rows(args.curation),
                                  target=args.target,
+                                 textured=textured_cell(read_json(args.detections)
+                                                        if args.detections else None),
                                  params=from_options(PresenceParams, args.options))
     write_table(out, args.out, columns=[c for c in PRESENCE_TABLE if c in out.columns])
     write_json(summary, args.summary)

@@ -224,6 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default="puncta", choices=["puncta", "spines"],
                    help="what the cell's synapses are (sheet column target): the warning for a "
                         "cell whose absent state was not measured says where it is measured")
+    p.add_argument("--detections", default=None,
+                   help="the track stage's detections.json for the cell: a session with a "
+                        "textured shaft turns presence.detection_evidence 'auto' on")
     p.set_defaults(func=commands.cmd_presence)
 
     p = sub.add_parser("stats", help="statistics from a long per-synapse table")

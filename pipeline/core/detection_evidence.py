@@ -23,10 +23,9 @@ from scipy import special
 #: bounds of P(detected | present, z): a present synapse may be missed (a neighbour merged
 #: with it), and a dim one found
 PRESENT_BOUNDS = (0.05, 0.98)
-#: P(detected | absent) where the setting is 'one_channel' (cells without a morphology channel):
-#: 0.02 and 0.05 gave the same calls within 2 wrong calls per cell on the presence benchmark's
-#: PSD-95-alone cells
-ONE_CHANNEL_ABSENT_RATE = 0.02
+#: P(detected | absent) where the setting is 'auto' or 'one_channel': 0.02 and 0.05 gave the same
+#: calls within 2 wrong calls per cell on the presence benchmark's PSD-95-alone cells
+DEFAULT_ABSENT_RATE = 0.02
 #: fewer interior rows (or none detected, or none missed): no calibration, no evidence
 MIN_INTERIOR_ROWS = 20
 

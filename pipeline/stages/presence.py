@@ -18,12 +18,12 @@ import pandas as pd
 from ..contract import CURATION_CALLS
 from ..core import presence_hmm
 from ..core.absent_width import absent_sd_factor
-from ..core.detection_evidence import ONE_CHANNEL_ABSENT_RATE, detection_log_factors
+from ..core.detection_evidence import DEFAULT_ABSENT_RATE, detection_log_factors
 from ..core.optics import Z_SCALE
 from ..core.normalise import normalise_cell_weights
 from ..core.presence_hmm import CLEAR_SDS, MIN_NULL_PLACES, absent_state, posterior_signal
 from ..inputs.curation import row_error
-from ..params import PresenceParams
+from ..params import PresenceParams, TrackParams
 
 #: a present synapse measured no more than this many absent-state SDs above the absent centre
 #: gets the model's estimate of its signal as its weight (``weight_imputed``; docs/outputs.md).
@@ -206,17 +206,30 @@ def split_at_gaps(table: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(pieces).sort_values(["synapse_id", "day"], ignore_index=True)
 
 
-def detection_absent_rate(table: pd.DataFrame, setting, *, target: str) -> float | None:
+def detection_absent_rate(table: pd.DataFrame, setting, *, target: str,
+                          textured: bool = False) -> float | None:
     """P(detected | absent) for the cell's detection evidence, or None (off): the setting's
-    number; with 'one_channel', :data:`ONE_CHANNEL_ABSENT_RATE` in a cell of puncta whose
-    weights table has no morphology level anywhere (no morphology channel), else None."""
+    number; with 'one_channel', :data:`DEFAULT_ABSENT_RATE` in a cell of puncta whose weights
+    table has no morphology level anywhere (no morphology channel); with 'auto', also in a
+    cell of puncta whose shaft is ``textured`` (a session the track stage named); else None."""
     if setting is None:
         return None
     if not isinstance(setting, str):
         return float(setting)
     one_channel = ("morphology_level" in table.columns
                    and table["morphology_level"].isna().all())
-    return ONE_CHANNEL_ABSENT_RATE if one_channel and target == "puncta" else None
+    on = one_channel or (setting == "auto" and textured)
+    return DEFAULT_ABSENT_RATE if on and target == "puncta" else None
+
+
+def textured_cell(detections: dict | None, *,
+                  limit: float | None = TrackParams.warn_texture_factor) -> bool:
+    """Whether the track stage's ``detections.json`` for a cell has a session whose
+    ``texture_factor`` is ``limit`` or more (the sessions its warning names); False without
+    it, or without the column."""
+    if not detections or limit is None:
+        return False
+    return any((s.get("texture_factor") or 0) >= limit for s in detections.get("sessions", []))
 
 
 def absent_widths(table: pd.DataFrame, null_snr, null_levels, *, on: bool):
@@ -255,7 +268,7 @@ def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
                   absent_by_brightness: bool = PresenceParams.absent_by_brightness,
                   detection_evidence: float | str | None = PresenceParams.detection_evidence,
                   null_snr=None, null_sessions=None, null_levels=None,
-                  target: str = "puncta") -> tuple[pd.DataFrame, dict]:
+                  target: str = "puncta", textured: bool = False) -> tuple[pd.DataFrame, dict]:
     """Present/absent per synapse and session for one cell's table (from the weights stage).
 
     Adds ``p_present`` (posterior probability), ``present_detected`` (the per-session call:
@@ -278,7 +291,7 @@ def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
     be 'puncta': on where ``target`` is 'puncta').  ``detection_evidence``: whether the
     detector found each row is evidence too (:func:`detection_absent_rate`,
     :mod:`pipeline.core.detection_evidence`; the calibration in the summary's
-    ``params["detection_curve"]``).
+    ``params["detection_curve"]``; ``textured``: the cell's shaft is, :func:`textured_cell`).
     """
     lost_for_good = (lost_for_good is True
                      or (lost_for_good == "puncta" and target == "puncta"))
@@ -307,7 +320,8 @@ def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
         width = t.pivot(index="synapse_id", columns="session",
                         values="absent_sd_factor").reindex(columns=sessions).fillna(1.0)
         detection, calibration = None, None
-        absent_rate = detection_absent_rate(t, detection_evidence, target=target)
+        absent_rate = detection_absent_rate(t, detection_evidence, target=target,
+                                            textured=textured)
         if absent_rate is not None:
             found = t.pivot(index="synapse_id", columns="session",
                             values="detected").reindex(columns=sessions).fillna(0)
@@ -495,15 +509,17 @@ def _force(out: pd.DataFrame, sel, call: int) -> None:
 
 def presence_cell(table: pd.DataFrame, *, null_snr=None, null_sessions=None, null_levels=None,
                   curation: pd.DataFrame | None = None, target: str = "puncta",
+                  textured: bool = False,
                   params: PresenceParams = PresenceParams()) -> tuple[pd.DataFrame, dict]:
     """The presence stage on one cell's weights table: joint calls (:func:`call_presence`),
     then a person's present/absent rows (``curation``, :func:`curate_calls`), then the
     per-session normalisation again, since the synapses called present changed.
     ``target``: the sheet's ('puncta' or 'spines': the warning for a cell without null places
-    says what they are).  Returns the table and a summary (calls
+    says what they are); ``textured``: its shaft is (:func:`textured_cell`, for
+    ``presence.detection_evidence: auto``).  Returns the table and a summary (calls
     changed, fitted parameters)."""
     out, summary = call_presence(table, model=params.model, null_snr=null_snr,
-                                 null_sessions=null_sessions, target=target,
+                                 null_sessions=null_sessions, target=target, textured=textured,
                                  uncertain=tuple(params.uncertain), gaps=params.gaps,
                                  merge_distance_um=params.merge_distance_um,
                                  warn_not_observed=params.warn_not_observed,
