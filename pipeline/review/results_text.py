@@ -293,8 +293,9 @@ def methods_paragraph(settings: dict | None, *, sessions: pd.DataFrame | None = 
         "in none, and without <code>presence.signal_memory</code> the two-state calls stood; "
         "with signal_memory true below, the present state carried the synapse's own signal, "
         "drifting between sessions by a multiplicative Markov step with losses likelier for "
-        "small synapses). In cells imaged in the PSD-95 channel alone (with "
-        "<code>presence.detection_evidence</code> a number below: in every cell; null: in none), "
+        "small synapses). In cells imaged in the PSD-95 channel alone and in cells whose shaft "
+        "the run names as textured (with <code>presence.detection_evidence</code> a number "
+        "below: in every cell; one_channel: the first only; null: in none), "
         "whether the detector found a punctum in each session entered the calls beside its "
         "signal, the probability of finding a present synapse at each signal calibrated on the "
         "cell's sessions between a synapse's first and last detection. ")
