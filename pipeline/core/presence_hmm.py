@@ -283,8 +283,8 @@ def fit_presence(snr, observed, *, null_snr=None, n_iter: int = 100, tol: float 
     width = np.ones(z.shape) if width is None else np.asarray(width, float)
     steps = np.arange(z.shape[1]) if steps is None else np.asarray(steps, int)
     zo, wo = z[obs], width[obs]
-    evidence = (np.zeros((2,) + z.shape) if detection is None
-                else np.moveaxis(np.asarray(detection, float), -1, 0))
+    # the detection evidence, (2, n, T) like the stacked emissions; none: 0 added
+    evidence = 0.0 if detection is None else np.moveaxis(np.asarray(detection, float), -1, 0)
     # The absent state is background-subtracted signal: centred on 0, with its spread taken
     # from the negative values, which mostly absent positions produce.  Fitted from all values
     # (centre free, or fixed at 0) it widened over dim present synapses: tau0 4.5-10 instead
