@@ -319,6 +319,7 @@ def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
                        values="observed").reindex(columns=sessions)
         width = t.pivot(index="synapse_id", columns="session",
                         values="absent_sd_factor").reindex(columns=sessions).fillna(1.0)
+        observed_rows = seen.fillna(0).to_numpy() == 1
         detection, calibration = None, None
         absent_rate = detection_absent_rate(t, detection_evidence, target=target,
                                             textured=textured)
@@ -326,9 +327,9 @@ def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
             found = t.pivot(index="synapse_id", columns="session",
                             values="detected").reindex(columns=sessions).fillna(0)
             detection, calibration = detection_log_factors(
-                snr.to_numpy(), found.to_numpy(), seen.fillna(0).to_numpy() == 1,
+                snr.to_numpy(), found.to_numpy(), observed_rows,
                 absent_rate=absent_rate, width=width.to_numpy())
-        fit = fit_presence(snr.to_numpy(), seen.fillna(0).to_numpy() == 1, null_snr=null_snr,
+        fit = fit_presence(snr.to_numpy(), observed_rows, null_snr=null_snr,
                            width=width.to_numpy(), null_width=null_width,
                            steps=steps, own_signal_reach=own_signal_reach,
                            dim_present=dim_present, signal_memory=signal_memory,
