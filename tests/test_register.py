@@ -455,3 +455,59 @@ def test_the_error_map_rises_beyond_the_matched_puncta_and_not_in_an_empty_corne
     assert at[-2] > 0.5, at                         # the lone punctum: an extrapolation
     assert at[-1] < 0.25, at                        # an empty corner: nothing to flag
     assert len(regions) == 1 and regions[0]["x_um"][0] > 20, regions
+
+
+def _dense_shaft(rng, n=60):
+    """PV-like puncta along a shaft at y = 20 um, neighbours 0.6-1.6 um apart (um, z y x)."""
+    x = 2 + np.cumsum(rng.uniform(0.6, 1.6, n))
+    return np.c_[rng.uniform(3, 6, n), 20 + rng.normal(0, 0.25, n), x]
+
+
+def _mutual_nearest(reference, mapped, gate_um=1.0):
+    from scipy.spatial import cKDTree
+
+    d, j = cKDTree(reference).query(mapped)
+    back = cKDTree(mapped).query(reference)[1]
+    i = np.flatnonzero((d < gate_um) & (back[j] == np.arange(len(mapped))))
+    return i, j[i]
+
+
+def test_the_error_map_sees_a_dense_patch_moved_off_as_a_whole():
+    from pipeline.core.frames import registration_error_at
+    from pipeline.core.regerror import error_map, local_shifts
+
+    rng = np.random.default_rng(31)
+    # two shafts 1 um apart: a moved punctum lands within the gate of a wrong neighbour, and
+    # the nearest-partner measures read less than the patch's offset (0.42 um here)
+    reference = np.vstack([_dense_shaft(rng), _dense_shaft(rng) + [0.0, 1.0, 0.0]])
+    patch = (reference[:, 2] > 30) & (reference[:, 2] < 38)
+    off = np.array([0.0, 0.2, 0.55])                       # 0.59 um: the patch's residual
+    moving = reference + rng.normal(0, 0.03, reference.shape) + patch[:, None] * off
+    pairs = _mutual_nearest(reference, moving)
+    error, regions = error_map({"matrix": np.eye(4)}, reference, moving, pairs,
+                               field_um=(40.0, 80.0), limit_um=0.5)
+    at = registration_error_at({"error": error}, reference)
+    away = np.abs(reference[:, 2] - 34) > 12
+    assert np.all(at[patch] > 0.5), at[patch]             # the moved patch is flagged
+    assert np.all(at[away] < 0.3), at[away].max()         # and not far from it
+    assert len(regions) == 1 and 26 <= regions[0]["x_um"][0] <= 31, regions
+    # where the puncta around agree (3 votes or more), on the patch's own shift
+    shift = local_shifts(reference, moving)
+    agreed = shift[patch][shift[patch] > 0]
+    assert len(agreed) >= 3, shift[patch]
+    assert np.allclose(agreed, np.linalg.norm(off * [0.5, 1, 1]), atol=0.08), agreed
+    assert np.all(shift[~patch] == 0), shift[~patch].max()
+
+
+def test_the_error_map_flags_nothing_on_a_dense_shaft_registered_right():
+    from pipeline.core.regerror import error_map
+
+    rng = np.random.default_rng(32)
+    reference = _dense_shaft(rng)
+    keep = rng.random(len(reference)) > 0.15              # births, losses and misses
+    moving = reference[keep] + rng.normal(0, 0.05, (keep.sum(), 3))
+    pairs = _mutual_nearest(reference, moving)
+    error, regions = error_map({"matrix": np.eye(4)}, reference, moving,
+                               (pairs[0], pairs[1]), field_um=(40.0, 80.0), limit_um=0.5)
+    assert regions == [], regions
+    assert np.max(error["error_um"]) < 0.3, np.max(error["error_um"])
