@@ -4,6 +4,11 @@ the session.
 
     python benchmarks/registration_benchmark.py [--regimes hard_registration,...] [--out FILE]
     make bench-registration          # every regime, into BENCHMARKS_REGISTRATION.md
+    python benchmarks/registration_benchmark.py --runs W [--regimes ...]   # workflow runs
+
+With ``--runs W``, the same figures from the register stage's outputs of finished workflow runs
+in ``W`` (a ``presence_benchmark.py`` work folder: ``W/<regime>/data`` with ``truth/`` and
+``W/<regime>/results``), every cell of each regime, nothing recomputed.
 
 Each regime's cell is simulated in memory exactly as ``make bench`` simulates it (same options,
 same seed), detected and registered with the stage functions the workflow calls.  Prints a
@@ -179,9 +184,13 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--regimes", default=",".join(REGIMES))
     ap.add_argument("--out", default=None)
+    ap.add_argument("--runs", default=None, metavar="W",
+                    help="read finished workflow runs in W/<regime>/ instead of simulating")
     args = ap.parse_args(argv)
     lines, sums = [], []
     started = time.perf_counter()
+    if args.runs:
+        return runs_report(Path(args.runs), args, started)
     for regime in args.regimes.split(","):
         sim = simulated_cell(COMMON + REGIMES[regime])
         per = register_cell(sim)
@@ -193,6 +202,26 @@ def main(argv=None) -> int:
                  "what registering the first session allocates (tracemalloc, a separate call) "
                  "over its two-channel float32 stack, and with the two input stacks the "
                  "register job holds (the interpreter and libraries not counted).",
+                 sums, lines, args.out)
+    return 0
+
+
+def runs_report(work: Path, args, started: float) -> int:
+    """The per-session figures of finished workflow runs (``--runs``), every cell."""
+    regimes = [r for r in args.regimes.split(",") if (work / r / "results").is_dir()]
+    if not regimes:
+        sys.exit(f"--runs: no regime folder with results/ under {work}")
+    sums, lines = [], []
+    for regime in regimes:
+        per = pipeline_sessions(work / regime / "data", work / regime / "results")
+        sums.append(summary(regime, per))
+        worst = per.sort_values("lateral_p95_um", ascending=False).head(3)
+        lines += [f"### {regime}: the three worst sessions", "",
+                  worst.round(3).to_markdown(index=False), ""]
+    write_report("Registration per session, workflow runs",
+                 f"registration_benchmark.py --runs {work} --regimes {','.join(regimes)}",
+                 started, "The register stage's outputs of finished workflow runs, every cell "
+                 "and session but the reference, scored against the simulator's truth.",
                  sums, lines, args.out)
     return 0
 
