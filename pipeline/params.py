@@ -189,6 +189,9 @@ class RegisterParams:
     min_similarity: float = _p(0.5, "local correlation of the morphology channel with the "
                                     "reference's, after registration, below which a patch "
                                     "with structure is reported as unlike the reference")
+    patch_length_um: float = _p(1.0, "length of the short-range correction of patches whose "
+                                     "puncta agree on an offset after the rest of the "
+                                     "transform, um (0: off)")
 
 
 @dataclass(frozen=True)

@@ -511,3 +511,26 @@ def test_the_error_map_flags_nothing_on_a_dense_shaft_registered_right():
                                (pairs[0], pairs[1]), field_um=(40.0, 80.0), limit_um=0.5)
     assert regions == [], regions
     assert np.max(error["error_um"]) < 0.3, np.max(error["error_um"])
+
+
+def test_a_dense_patch_moved_off_as_a_whole_is_moved_back_and_its_neighbours_stay():
+    from pipeline.core.frames import to_reference, to_session
+    from pipeline.core.regerror import patch_correction
+
+    rng = np.random.default_rng(33)
+    reference = np.vstack([_dense_shaft(rng), _dense_shaft(rng) + [0.0, 1.0, 0.0]])
+    patch = (reference[:, 2] > 30) & (reference[:, 2] < 38)
+    off = np.array([0.1, 0.2, 0.55])
+    moving = reference + rng.normal(0, 0.03, reference.shape) + patch[:, None] * off
+    correction = patch_correction(reference, moving)
+    transform = {"matrix": np.eye(4).tolist(), "patch": correction}
+    mapped = to_reference(transform, moving)
+    lateral = np.linalg.norm((mapped - reference)[:, 1:], axis=1)
+    inner = patch & (np.abs(reference[:, 2] - 34) < 2.5)
+    assert np.all(lateral[inner] < 0.15), lateral[inner]          # were 0.59 off
+    away = np.abs(reference[:, 2] - 34) > 8
+    moved = np.linalg.norm(mapped - moving, axis=1)
+    assert np.all(moved[away] < 0.02), moved[away].max()           # the rest stays put
+    assert np.allclose(to_session(transform, mapped), moving, atol=1e-4)
+    # a registration that is right has no patch to move
+    assert patch_correction(reference, reference + rng.normal(0, 0.03, reference.shape)) is None

@@ -2,7 +2,8 @@
 
 A transform is the register stage's JSON dict (a 4x4 ``matrix`` on (z, y, x, 1) in um, then an
 optional ``grid`` of local displacements measured on the images, then an optional smooth
-``warp`` fitted to matched puncta) or a bare 4x4 matrix.
+``warp`` fitted to matched puncta, then an optional ``patch``, a short-range field of the same
+form that moves the patches whose puncta agree on an offset) or a bare 4x4 matrix.
 """
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from scipy import ndimage
 #: recorded in every transform the register stage writes
 FRAME_CONVENTION = ("matrix maps (z, y, x, 1) in um of this session's stack to the reference "
                     "session's stack; then grid (if any) adds the displacement interpolated at "
-                    "the mapped (y, x) and warp (if any) a smooth displacement "
-                    "(pipeline.core.frames.to_reference)")
+                    "the mapped (y, x), warp (if any) a smooth displacement and patch (if any) "
+                    "a short-range one (pipeline.core.frames.to_reference)")
 
 
 def transform_points(matrix, points_um: np.ndarray) -> np.ndarray:
@@ -69,6 +70,10 @@ def registration_error_at(transform, points_um: np.ndarray) -> np.ndarray:
     return np.full(len(pts), np.nan)
 
 
+def _patch(transform):
+    return transform.get("patch") if isinstance(transform, dict) else None
+
+
 def _parts(transform):
     if isinstance(transform, dict):
         return (np.asarray(transform["matrix"], float), transform.get("grid"),
@@ -81,7 +86,8 @@ def to_reference(transform, points_um: np.ndarray) -> np.ndarray:
     matrix, grid, warp = _parts(transform)
     mapped = transform_points(matrix, points_um)
     mapped = mapped + grid_displacement(grid, mapped)
-    return mapped + warp_displacement(warp, mapped)
+    mapped = mapped + warp_displacement(warp, mapped)
+    return mapped + warp_displacement(_patch(transform), mapped)
 
 
 def to_session(transform, points_um: np.ndarray, iterations: int = 8) -> np.ndarray:
@@ -90,6 +96,11 @@ def to_session(transform, points_um: np.ndarray, iterations: int = 8) -> np.ndar
     matrix, grid, warp = _parts(transform)
     pts = np.asarray(points_um, float).reshape(-1, 3)
     q = pts.copy()
+    patch = _patch(transform)
+    if patch and patch["points_um"]:
+        for _ in range(iterations):
+            q = pts - warp_displacement(patch, q)
+        pts = q.copy()
     if warp and warp["points_um"]:
         for _ in range(iterations):
             q = pts - warp_displacement(warp, q)

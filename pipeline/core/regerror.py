@@ -27,32 +27,34 @@ def _loo_errors(transform, src: np.ndarray, dst: np.ndarray, *, z_weight: float 
     return out
 
 
-def local_shifts(reference_um, mapped_um, *, radius_um: float = 2.5, partner_um: float = 1.2,
-                 sigma_um: float = 0.12, z_weight: float = 0.5,
-                 min_votes: float = 3.0) -> np.ndarray:
-    """Per reference punctum, the shift (um, z weighted by ``z_weight``) that best carries the
-    mapped session puncta onto the reference puncta within ``radius_um`` of it (laterally);
-    0 where no shift has the votes.
+def agreed_shifts(reference_um, mapped_um, *, radius_um: float = 2.5, partner_um: float = 1.2,
+                  sigma_um: float = 0.12, z_weight: float = 0.5,
+                  min_votes: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
+    """Per reference punctum, the offset (um, mapped minus reference) on which the mapped
+    session puncta around it agree: ``(offsets, decided)``, (n, 3) and (n,); the offset is 0
+    where no shift has the votes, and ``decided`` says where enough puncta voted at all.
 
-    Each reference punctum votes, for every candidate shift, with its mapped partner nearest
-    that shift (a Gaussian of ``sigma_um``; partners within ``partner_um``, matched or not);
-    the candidates are the offsets of those partners and zero.  The winner counts when it has
-    at least ``min_votes`` and one vote more than zero.  A patch that the transform moved
-    off as a whole shows as many puncta agreeing on one offset, whichever partners the
-    pairing took: in a dense cluster the nearest partner may be a neighbour, but only the
-    true offset is shared by them all."""
+    The reference puncta within ``radius_um`` (laterally) vote, each for every candidate
+    offset with its mapped partner nearest that offset (a Gaussian of ``sigma_um``, z
+    weighted by ``z_weight``; partners within ``partner_um``, matched or not); the candidates
+    are the offsets of those partners and zero.  The winner counts when it has at least
+    ``min_votes`` and one vote more than zero.  A patch that the transform moved off as a
+    whole shows as many puncta agreeing on one offset, whichever partners the pairing took:
+    in a dense cluster the nearest partner may be a neighbour, but only the true offset is
+    shared by them all."""
     ref = np.asarray(reference_um, float).reshape(-1, 3)
     mapped = np.asarray(mapped_um, float).reshape(-1, 3)
-    shift = np.zeros(len(ref))
+    offsets, decided = np.zeros((len(ref), 3)), np.zeros(len(ref), bool)
     if len(ref) == 0 or len(mapped) == 0:
-        return shift
+        return offsets, decided
     w = np.array([z_weight, 1.0, 1.0])
     partners = cKDTree(mapped * w).query_ball_point(ref * w, partner_um)
-    offsets = [(mapped[n] - ref[k]) * w for k, n in enumerate(partners)]
+    each = [(mapped[n] - ref[k]) * w for k, n in enumerate(partners)]
     for k, around in enumerate(cKDTree(ref[:, 1:]).query_ball_point(ref[:, 1:], radius_um)):
-        voters = [offsets[a] for a in around if len(offsets[a])]
+        voters = [each[a] for a in around if len(each[a])]
         if len(voters) < min_votes:
             continue
+        decided[k] = True
         candidates = np.vstack([*voters, np.zeros((1, 3))])
         votes = np.zeros(len(candidates))
         for v in voters:
@@ -60,8 +62,36 @@ def local_shifts(reference_um, mapped_um, *, radius_um: float = 2.5, partner_um:
             votes += np.exp(-d2.min(1) / (2 * sigma_um ** 2))
         best = int(np.argmax(votes))
         if votes[best] >= min_votes and votes[best] >= votes[-1] + 1.0:
-            shift[k] = float(np.linalg.norm(candidates[best]))
-    return shift
+            offsets[k] = candidates[best] / w
+    return offsets, decided
+
+
+def local_shifts(reference_um, mapped_um, *, z_weight: float = 0.5, **options) -> np.ndarray:
+    """Per reference punctum, the size (um, z weighted by ``z_weight``) of the offset its
+    neighbours agree on (:func:`agreed_shifts`, which takes ``options``); 0 where none."""
+    offsets, _ = agreed_shifts(reference_um, mapped_um, z_weight=z_weight, **options)
+    return np.linalg.norm(offsets * [z_weight, 1.0, 1.0], axis=1)
+
+
+def patch_correction(reference_um, mapped_um, *, length_um: float = 1.0,
+                     anchor_um: float = 2.5) -> dict | None:
+    """A local correction for the patches a transform moved off as a whole: a displacement
+    field in :func:`pipeline.core.frames.fit_warp`'s form, minus each agreed offset
+    (:func:`agreed_shifts`) at the place the mapped puncta land (reference punctum plus
+    offset), with zeros at the decided puncta within ``anchor_um`` of those (the patch ends
+    where its neighbours agree on no shift); ``length_um`` short, so that a patch of a few
+    puncta moves and its neighbours do not.  None where no patch is found."""
+    ref = np.asarray(reference_um, float).reshape(-1, 3)
+    offsets, decided = agreed_shifts(ref, mapped_um)
+    moved = np.any(offsets != 0, axis=1)
+    if not moved.any():
+        return None
+    near = decided & ~moved
+    if near.any():
+        near[near] = cKDTree(ref[moved][:, 1:]).query(ref[near][:, 1:])[0] <= anchor_um
+    points = np.vstack([ref[moved] + offsets[moved], ref[near]])
+    residuals = np.vstack([-offsets[moved], np.zeros((near.sum(), 3))])
+    return fit_warp(points, residuals, length_um=length_um, shrink=0.1)
 
 
 def error_map(transform, reference_um, moving_um, pairs, *, field_um, step_um: float = 4.0,

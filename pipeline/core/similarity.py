@@ -76,7 +76,8 @@ SLAB_PLANES = 8
 
 
 def _is_local(transform) -> bool:
-    return isinstance(transform, dict) and bool(transform.get("grid") or transform.get("warp"))
+    return isinstance(transform, dict) and bool(transform.get("grid") or transform.get("warp")
+                                                or transform.get("patch"))
 
 
 def _node_weights(nodes: np.ndarray, n: int) -> np.ndarray:

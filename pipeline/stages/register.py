@@ -28,7 +28,7 @@ from ..core.correlate import (estimate_rotation_z, phase_correlate, rotation_z_m
                               translation_matrix)
 from ..core.frames import (FRAME_CONVENTION, fit_warp, to_reference, transform_points,
                            warp_displacement)
-from ..core.regerror import error_map
+from ..core.regerror import error_map, patch_correction
 from ..core.similarity import high_pass as _high_pass
 from ..core.similarity import dissimilar_regions, similarity_map
 from ..core.noise import MAD_TO_SD
@@ -303,7 +303,8 @@ def register_session(reference: np.ndarray, moving: np.ndarray, *, spacing,
                      min_matches: int = RegisterParams.min_matches,
                      warp_length_um: float = 0.0, block_um: float = 0.0,
                      misregistered_um: float = RegisterParams.misregistered_um,
-                     min_similarity: float = RegisterParams.min_similarity) -> dict:
+                     min_similarity: float = RegisterParams.min_similarity,
+                     patch_length_um: float = 0.0) -> dict:
     """Estimate the transform of one session into the reference session's frame.
 
     Parameters
@@ -326,6 +327,9 @@ def register_session(reference: np.ndarray, moving: np.ndarray, *, spacing,
         (:func:`refine_on_images`) follow the chosen model over the whole field; the puncta are
         then matched again and a point warp is added only where it predicts left-out puncta
         better
+    patch_length_um : when > 0, the patches whose puncta agree on an offset after the rest
+        of the transform (:func:`pipeline.core.regerror.agreed_shifts`) are moved by it, a
+        field of this length (``patch``, :func:`pipeline.core.regerror.patch_correction`)
     misregistered_um : the error (:func:`error_map`) above which a region of the field is
         reported in ``misregistered_regions``
     min_similarity : the local similarity of the morphology channel after registration
@@ -416,6 +420,15 @@ def register_session(reference: np.ndarray, moving: np.ndarray, *, spacing,
             resid = float(np.median(np.linalg.norm(
                 to_reference({**local, "warp": warp}, src) - dst, axis=1)))
     final = {"matrix": matrix, "grid": grid, "warp": warp}
+    patch = None
+    if use_puncta and n >= min_matches and patch_length_um > 0:
+        # a dense cluster moved off as a whole: its pairs went to neighbours, or to none, so
+        # the warp and the grid above could not see it; its puncta still agree on the offset
+        patch = patch_correction(reference_points_um, to_reference(final, moving_points_um),
+                                 length_um=patch_length_um)
+        if patch is not None:
+            final["patch"] = patch
+            chosen += "+patch"
     error, regions = None, []
     if use_puncta and n >= min_matches:
         pairs = _matched(final, reference_points_um, moving_points_um)
@@ -444,7 +457,7 @@ def register_session(reference: np.ndarray, moving: np.ndarray, *, spacing,
         reliable = bool(n >= max(3, 0.25 * expected) and overlap >= 0.2)
     else:
         reliable = bool(peak >= min_peak and overlap >= 0.2)
-    return {"matrix": matrix.tolist(), "grid": grid, "warp": warp,
+    return {"matrix": matrix.tolist(), "grid": grid, "warp": warp, "patch": patch,
             "shift_um": list(map(float, matrix[:3, 3])),
             "rotation_deg": angle, "coarse_shift_um": list(map(float, coarse)), "peak": peak,
             "model": chosen, "loo_error_um": loo, "error": error,
@@ -499,7 +512,8 @@ def register_to_reference(reference: np.ndarray, moving: np.ndarray, *, spacing,
                                   warp_length_um=params.warp_length_um,
                                   block_um=params.block_um,
                                   misregistered_um=params.misregistered_um,
-                                  min_similarity=params.min_similarity)
+                                  min_similarity=params.min_similarity,
+                                  patch_length_um=params.patch_length_um)
     result.update({"cell": cell, "session": session, "reference_session": reference_session,
                    "channels": ["psd95", "morphology"][:n_ch], "convention": FRAME_CONVENTION})
     return result
