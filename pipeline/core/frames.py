@@ -31,10 +31,12 @@ def warp_displacement(warp: dict | None, points_um: np.ndarray) -> np.ndarray:
         return np.zeros_like(pts)
     xs, rs = np.asarray(warp["points_um"]), np.asarray(warp["residuals_um"])
     out = np.empty_like(pts)
-    for lo in range(0, len(pts), 4096):      # bounded memory for many points
-        d2 = ((pts[lo:lo + 4096, None, :] - xs[None]) ** 2).sum(-1)
+    # bounded memory for many points on either side: about 2**20 point pairs at a time
+    step = int(np.clip(2 ** 20 // len(xs), 64, 4096))
+    for lo in range(0, len(pts), step):
+        d2 = ((pts[lo:lo + step, None, :] - xs[None]) ** 2).sum(-1)
         k = np.exp(-d2 / (2 * warp["length_um"] ** 2))
-        out[lo:lo + 4096] = (k @ rs) / (k.sum(1)[:, None] + warp["shrink"])
+        out[lo:lo + step] = (k @ rs) / (k.sum(1)[:, None] + warp["shrink"])
     return out
 
 
