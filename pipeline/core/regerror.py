@@ -28,13 +28,14 @@ def _loo_errors(transform, src: np.ndarray, dst: np.ndarray, *, z_weight: float 
 
 
 def agreed_shifts(reference_um, mapped_um, *, radius_um: float = 2.5, partner_um: float = 1.2,
-                  sigma_um: float = 0.12, z_weight: float = 0.5,
-                  min_votes: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
+                  sigma_um: float = 0.12, z_weight: float = 0.5, min_votes: float = 3.0,
+                  max_voters: int = 16) -> tuple[np.ndarray, np.ndarray]:
     """Per reference punctum, the offset (um, mapped minus reference) on which the mapped
     session puncta around it agree: ``(offsets, decided)``, (n, 3) and (n,); the offset is 0
     where no shift has the votes, and ``decided`` says where enough puncta voted at all.
 
-    The reference puncta within ``radius_um`` (laterally) vote, each for every candidate
+    The reference puncta within ``radius_um`` (laterally; the nearest ``max_voters``, so that a
+    stack crowded with puncta costs no more per punctum) vote, each for every candidate
     offset with its mapped partner nearest that offset (a Gaussian of ``sigma_um``, z
     weighted by ``z_weight``; partners within ``partner_um``, matched or not); the candidates
     are the offsets of those partners and zero.  The winner counts when it has at least
@@ -50,16 +51,19 @@ def agreed_shifts(reference_um, mapped_um, *, radius_um: float = 2.5, partner_um
     w = np.array([z_weight, 1.0, 1.0])
     partners = cKDTree(mapped * w).query_ball_point(ref * w, partner_um)
     each = [(mapped[n] - ref[k]) * w for k, n in enumerate(partners)]
-    for k, around in enumerate(cKDTree(ref[:, 1:]).query_ball_point(ref[:, 1:], radius_um)):
-        voters = [each[a] for a in around if len(each[a])]
+    k_near = min(max_voters, len(ref))
+    _, around = cKDTree(ref[:, 1:]).query(ref[:, 1:], k=k_near, distance_upper_bound=radius_um)
+    for k, near in enumerate(np.asarray(around).reshape(len(ref), k_near)):
+        voters = [each[a] for a in near[near < len(ref)] if len(each[a])]
         if len(voters) < min_votes:
             continue
         decided[k] = True
-        candidates = np.vstack([*voters, np.zeros((1, 3))])
-        votes = np.zeros(len(candidates))
-        for v in voters:
-            d2 = ((candidates[:, None, :] - v[None]) ** 2).sum(-1)
-            votes += np.exp(-d2.min(1) / (2 * sigma_um ** 2))
+        # every voter's partner nearest each candidate, all candidates at once
+        cast = np.vstack(voters)
+        candidates = np.vstack([cast, np.zeros((1, 3))])
+        d2 = ((candidates[:, None, :] - cast[None]) ** 2).sum(-1)
+        starts = np.cumsum([0] + [len(v) for v in voters[:-1]])
+        votes = np.exp(-np.minimum.reduceat(d2, starts, axis=1) / (2 * sigma_um ** 2)).sum(1)
         best = int(np.argmax(votes))
         if votes[best] >= min_votes and votes[best] >= votes[-1] + 1.0:
             offsets[k] = candidates[best] / w
