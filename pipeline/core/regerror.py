@@ -98,6 +98,17 @@ def patch_correction(reference_um, mapped_um, *, length_um: float = 1.0,
     return fit_warp(points, residuals, length_um=length_um, shrink=0.1)
 
 
+def _at_nodes_near(nodes: np.ndarray, points_yx: np.ndarray, values: np.ndarray,
+                   radius_um: float) -> np.ndarray:
+    """Per lattice node, the largest of ``values`` at the points within ``radius_um`` of it
+    (0 where none)."""
+    out = np.zeros(len(nodes))
+    if len(points_yx):
+        for value, near in zip(values, cKDTree(nodes).query_ball_point(points_yx, radius_um)):
+            out[near] = np.maximum(out[near], value)
+    return out
+
+
 def error_map(transform, reference_um, moving_um, pairs, *, field_um, step_um: float = 4.0,
               length_um: float = 3.0, limit_um: float, z_weight: float = 0.5,
               partner_um: float = 1.2, support_um: float = 4.0,
@@ -178,17 +189,14 @@ def error_map(transform, reference_um, moving_um, pairs, *, field_um, step_um: f
     e_far = np.zeros(len(nodes))
     if len(j) and len(ref):
         reach = cKDTree(ref[j][:, 1:]).query(ref[:, 1:])[0]
-        far = np.flatnonzero(reach > support_um)
-        if len(far):
-            for k, near in zip(far, cKDTree(nodes).query_ball_point(ref[far][:, 1:], step_um)):
-                e_far[near] = np.maximum(e_far[near], growth * (reach[k] - support_um))
+        far = reach > support_um
+        e_far = _at_nodes_near(nodes, ref[far][:, 1:], growth * (reach[far] - support_um),
+                               step_um)
     # a patch moved off as a whole
     e_shift = np.zeros(len(nodes))
     if len(ref) and len(mapped):
         shift = local_shifts(ref, mapped, partner_um=partner_um, z_weight=z_weight)
-        moved = np.flatnonzero(shift > 0)
-        for k, near in zip(moved, cKDTree(nodes).query_ball_point(ref[moved][:, 1:], step_um)):
-            e_shift[near] = np.maximum(e_shift[near], shift[k])
+        e_shift = _at_nodes_near(nodes, ref[shift > 0][:, 1:], shift[shift > 0], step_um)
     err = np.maximum.reduce([e_loo, e_off, e_collapse, e_far, e_shift]).reshape(len(ys), len(xs))
     labels, n = ndimage.label(err > limit_um, structure=np.ones((3, 3)))
     regions = []
