@@ -72,40 +72,34 @@ def registration_error_at(transform, points_um: np.ndarray) -> np.ndarray:
     return np.full(len(pts), np.nan)
 
 
-def _patch(transform):
-    return transform.get("patch") if isinstance(transform, dict) else None
-
-
 def _parts(transform):
+    """(matrix, grid, warp, patch) of a transform; a bare matrix has no local parts."""
     if isinstance(transform, dict):
         return (np.asarray(transform["matrix"], float), transform.get("grid"),
-                transform.get("warp"))
-    return np.asarray(transform, float), None, None
+                transform.get("warp"), transform.get("patch"))
+    return np.asarray(transform, float), None, None, None
 
 
 def to_reference(transform, points_um: np.ndarray) -> np.ndarray:
     """Session um -> reference um with a transform (a register stage JSON dict or a 4x4)."""
-    matrix, grid, warp = _parts(transform)
+    matrix, grid, warp, patch = _parts(transform)
     mapped = transform_points(matrix, points_um)
     mapped = mapped + grid_displacement(grid, mapped)
     mapped = mapped + warp_displacement(warp, mapped)
-    return mapped + warp_displacement(_patch(transform), mapped)
+    return mapped + warp_displacement(patch, mapped)
 
 
 def to_session(transform, points_um: np.ndarray, iterations: int = 8) -> np.ndarray:
-    """Reference um -> session um: the inverse of :func:`to_reference` (the warp and the grid
-    inverted by fixed-point iteration; it converges because the fields are smooth and small)."""
-    matrix, grid, warp = _parts(transform)
-    pts = np.asarray(points_um, float).reshape(-1, 3)
-    q = pts.copy()
-    patch = _patch(transform)
-    if patch and patch["points_um"]:
-        for _ in range(iterations):
-            q = pts - warp_displacement(patch, q)
-        pts = q.copy()
-    if warp and warp["points_um"]:
-        for _ in range(iterations):
-            q = pts - warp_displacement(warp, q)
+    """Reference um -> session um: the inverse of :func:`to_reference` (the patch, the warp
+    and the grid inverted in turn by fixed-point iteration; it converges because the fields
+    are smooth and small)."""
+    matrix, grid, warp, patch = _parts(transform)
+    q = np.asarray(points_um, float).reshape(-1, 3)
+    for field in (patch, warp):     # the kernel fields, last applied first undone
+        if field and field["points_um"]:
+            target = q.copy()
+            for _ in range(iterations):
+                q = target - warp_displacement(field, q)
     if grid:
         target = q.copy()
         for _ in range(iterations):
