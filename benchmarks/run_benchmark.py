@@ -46,6 +46,17 @@ REGIMES = {
                           "--rotation-deg", "7", "--rotation-min-deg", "5", "--tilt-deg", "1.5",
                           "--warp-um", "0.4", "--sparse-fraction", "0.35",
                           "--sparse-density-factor", "0.05"],
+    # the same regime, another draw (seed 444): a dense cluster of puncta in s02 that the
+    # point pairs moved off as a whole (~0.5-0.8 um, three tracks shifted by one neighbour),
+    # which the error map called reliable before the agreed-shift measure (83e17f5) and which
+    # the register stage now moves back (`register.patch_length_um`, 8ea46d5); seed 404 has
+    # no such cluster, so without this cell make bench did not show the failure
+    "hard_registration_cluster": ["--cells", "PV", "--seed", "444",
+                                  "--synapse-density-per-um", "2", "--min-separation-um", "0.6",
+                                  "--shift-sd-um", "1.5,5,5", "--rotation-deg", "7",
+                                  "--rotation-min-deg", "5", "--tilt-deg", "1.5",
+                                  "--warp-um", "0.4", "--sparse-fraction", "0.35",
+                                  "--sparse-density-factor", "0.05"],
     # detection that one session can derail (issue 24): diffuse PSD-95 patchy along the shaft
     # (and twice the default), and one session (s03) with a bright object in the morphology
     # channel only, on which that session's estimate of the morphology share collapses
