@@ -435,6 +435,30 @@ def test_a_block_cut_by_the_moving_field_edge_is_measured_over_its_covered_part(
     assert np.abs(partial - whole.mean(1)).max() < 0.015     # within 0.08 voxel of the whole
 
 
+def test_a_lone_block_that_departs_from_the_blocks_two_steps_away_is_dropped():
+    from pipeline.core.blockmatch import agreeing_blocks
+
+    # the kept blocks of a PSD-95-alone session (held-out single_channel pyr04 s07): few, and
+    # one of them, (5, 8), with a single kept block beside it, locked 0.7 um off
+    kept = np.zeros((10, 10), bool)
+    for i, j in [(1, 3), (1, 4), (2, 4), (2, 5), (3, 6), (3, 7), (4, 7), (5, 8), (6, 0), (6, 1),
+                 (6, 2), (6, 3), (7, 5), (8, 5), (8, 6), (8, 8), (8, 9)]:
+        kept[i, j] = True
+    rng = np.random.default_rng(0)
+    shifts = rng.normal(0, 0.02, (10, 10, 3))
+    shifts[5, 8] = [0.0, -0.56, -0.42]
+    ok = agreeing_blocks(shifts, kept)
+    expected = kept.copy()
+    expected[5, 8] = False
+    assert (ok == expected).all(), ok
+    # the same lone block agreeing with the field stays
+    shifts[5, 8] = [0.0, 0.03, -0.02]
+    assert (agreeing_blocks(shifts, kept) == kept).all()
+    # a real local deformation, a corner of blocks 0.4 um off together, stays
+    shifts[6:, :4] = [0.0, 0.4, 0.1]
+    assert (agreeing_blocks(shifts, kept) == kept).all()
+
+
 def test_the_error_map_rises_beyond_the_matched_puncta_and_not_in_an_empty_corner():
     from pipeline.core.regerror import error_map
 
