@@ -2,7 +2,7 @@
 synapse in view (lateral and axial), per session and the worst session, and whether QC flagged
 the session.
 
-    python benchmarks/registration_benchmark.py [--regimes hard_registration,...] [--out FILE]
+    python benchmarks/registration_benchmark.py [--regimes hard_registration,...] [--seed N] [--out FILE]
     make bench-registration          # every regime, into BENCHMARKS_REGISTRATION.md
     python benchmarks/registration_benchmark.py --runs W [--regimes ...]   # workflow runs
 
@@ -184,6 +184,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--regimes", default=",".join(REGIMES))
     ap.add_argument("--out", default=None)
+    ap.add_argument("--seed", type=int, default=None,
+                    help="simulate each regime with this seed instead of its own (another "
+                         "draw: a cell no development saw)")
     ap.add_argument("--runs", default=None, metavar="W",
                     help="read finished workflow runs in W/<regime>/ instead of simulating")
     args = ap.parse_args(argv)
@@ -192,11 +195,16 @@ def main(argv=None) -> int:
     if args.runs:
         return runs_report(Path(args.runs), args, started)
     for regime in args.regimes.split(","):
-        sim = simulated_cell(COMMON + REGIMES[regime])
+        regime_args = list(REGIMES[regime])
+        if args.seed is not None:
+            regime_args[regime_args.index("--seed") + 1] = str(args.seed)
+        sim = simulated_cell(COMMON + regime_args)
         per = register_cell(sim)
         sums.append(summary(regime, per))
         lines += [f"### {regime}", "", per.round(3).to_markdown(index=False), ""]
-    write_report("Registration per session", f"registration_benchmark.py --regimes {args.regimes}",
+    command = f"registration_benchmark.py --regimes {args.regimes}" + (
+        f" --seed {args.seed}" if args.seed is not None else "")
+    write_report("Registration per session", command,
                  started, "Registration alone, in memory: each session's stacks detected and "
                  "registered to the first with the stage functions the workflow calls. Memory: "
                  "what registering the first session allocates (tracemalloc, a separate call) "
