@@ -159,7 +159,7 @@ def summary(regime: str, per_session: pd.DataFrame) -> dict:
 
 def main(argv=None) -> int:
     from registration_benchmark import simulated_cell, write_report
-    from run_benchmark import COMMON, REGIMES, SPINE_REGIMES
+    from run_benchmark import COMMON, REGIMES, SPINE_REGIMES, reseeded
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--regimes", default=",".join(REGIMES))
@@ -181,23 +181,18 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     lines, sums = [], []
 
-    def reseeded(regime_args: list[str]) -> list[str]:
-        out = list(regime_args)
-        if args.seed is not None:
-            out[out.index("--seed") + 1] = str(args.seed)
-        return out
-
     for regime in args.regimes.split(","):
         if regime in SPINE_REGIMES:
-            per = detect_spine_cell(simulated_cell(COMMON + reseeded(SPINE_REGIMES[regime])),
-                                    spine_settings)
+            per = detect_spine_cell(
+                simulated_cell(COMMON + reseeded(SPINE_REGIMES[regime], args.seed)),
+                spine_settings)
             sums.append(spine_summary(regime, per))
             lines += [f"### {regime} (1 um gate)", "",
                       per.round(3).to_markdown(index=False), ""]
             continue
-        per = detect_cell(simulated_cell(COMMON + reseeded(REGIMES[regime])), settings,
+        per = detect_cell(simulated_cell(COMMON + reseeded(REGIMES[regime], args.seed)), settings,
                           args.threads)
-        twin = with_fill(reseeded(REGIMES[regime]))
+        twin = with_fill(reseeded(REGIMES[regime], args.seed))
         if twin is not None:    # what the same photons give with a morphology channel
             per["f1 with fill"] = detect_cell(simulated_cell(COMMON + twin), settings,
                                               args.threads)["f1"].to_numpy()

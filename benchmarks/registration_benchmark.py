@@ -179,7 +179,7 @@ def summary(regime: str, per_session: pd.DataFrame) -> dict:
 
 
 def main(argv=None) -> int:
-    from run_benchmark import COMMON, REGIMES
+    from run_benchmark import COMMON, REGIMES, reseeded
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--regimes", default=",".join(REGIMES))
@@ -195,10 +195,7 @@ def main(argv=None) -> int:
     if args.runs:
         return runs_report(Path(args.runs), args, started)
     for regime in args.regimes.split(","):
-        regime_args = list(REGIMES[regime])
-        if args.seed is not None:
-            regime_args[regime_args.index("--seed") + 1] = str(args.seed)
-        sim = simulated_cell(COMMON + regime_args)
+        sim = simulated_cell(COMMON + reseeded(REGIMES[regime], args.seed))
         per = register_cell(sim)
         sums.append(summary(regime, per))
         lines += [f"### {regime}", "", per.round(3).to_markdown(index=False), ""]

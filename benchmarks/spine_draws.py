@@ -46,14 +46,12 @@ def detect_draw(regime: str, seed: int, *, exact_core: tuple = ()) -> tuple[np.n
     on; with ``exact_core`` also at each of those ``core_share`` values as set.  Returns the
     spacing and rows of (session, fine, core_share detected with, detections, true spines)."""
     from registration_benchmark import _in_view, simulated_cell
-    from run_benchmark import COMMON, SPINE_REGIMES
+    from run_benchmark import COMMON, SPINE_REGIMES, reseeded
 
     from pipeline.params import SpinesParams
     from pipeline.stages.detect import detect_spine_session
 
-    args = list(SPINE_REGIMES[regime])
-    args[args.index("--seed") + 1] = str(seed)
-    sim = simulated_cell(COMMON + args)
+    sim = simulated_cell(COMMON + reseeded(SPINE_REGIMES[regime], seed))
     spacing = np.asarray(sim.params.spacing, float)
     rows = []
     for k, image in enumerate(sim.images):

@@ -277,7 +277,7 @@ def totals(per_session: pd.DataFrame) -> dict:
 
 def main(argv=None) -> int:
     from registration_benchmark import simulated_cell, write_report
-    from run_benchmark import COMMON, SPINE_REGIMES
+    from run_benchmark import COMMON, SPINE_REGIMES, reseeded
 
     from pipeline.params import SpinesParams
 
@@ -297,9 +297,7 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     params = SpinesParams(**{k: yaml.safe_load(v) for k, v in
                              (item.split("=", 1) for item in args.spines)})
-    regime_args = list(SPINE_REGIMES[args.regime])
-    if args.seed is not None:
-        regime_args[regime_args.index("--seed") + 1] = str(args.seed)
+    regime_args = reseeded(SPINE_REGIMES[args.regime], args.seed)
     seed = int(regime_args[regime_args.index("--seed") + 1])
     variants = [("with noise", [])] + ([("noise-free", ["--photon-noise", "false"])]
                                        if args.noise_free else [])
