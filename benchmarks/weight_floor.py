@@ -150,8 +150,10 @@ def session_measures(sim, twin16, params) -> pd.DataFrame:
             psd = remove_bleedthrough(noisy[0], noisy[1], chosen[session]["used"],
                                       spacing=spacing)
         else:
-            psd, _ = single_channel_psd(noisy[0], spacing=spacing,
-                                        shaft_line_um=params.shaft_line_um)
+            # the weight's own estimate of the shaft, as the weights stage measures it
+            psd, _ = single_channel_psd(noisy[0], spacing=spacing, outline=False,
+                                        shaft_line_um=(params.weight_shaft_line_um
+                                                       or params.shaft_line_um))
         phot = aperture_photometry(psd, pos, spacing=spacing, radius_um=list(params.aperture_um),
                                    raw=noisy[0], sources=np.ones(len(pos), bool),
                                    template_fwhm_um=template)
@@ -181,6 +183,15 @@ def log_r(measured: pd.Series, true: pd.Series) -> float:
     return float(np.corrcoef(np.log(measured[ok]), np.log(true[ok]))[0, 1]) if ok.sum() > 2 else np.nan
 
 
+def log_spread_ratio(measured: pd.Series, true: pd.Series, session: pd.Series) -> float:
+    """SD of the measured ln weights over the truth's, each centred per session, over the
+    synapses with both positive: above 1 the measurement widens the log-normal's sigma."""
+    ok = (measured > 0) & (true > 0)
+    m, t = np.log(measured[ok]), np.log(true[ok])
+    m, t = m - m.groupby(session[ok]).transform("mean"), t - t.groupby(session[ok]).transform("mean")
+    return float(m.std() / t.std()) if ok.sum() > 2 else np.nan
+
+
 def regime_row(regime: str, table: pd.DataFrame, normalisation: str) -> dict:
     """The regime's pooled r of each measure after the per-session normalisation, and the
     per-session r of the noisy aperture sums."""
@@ -192,6 +203,9 @@ def regime_row(regime: str, table: pd.DataFrame, normalisation: str) -> dict:
         w = normalise_cell_weights(t, normalisation)
         row[f"r, {name}"] = log_r(w, table["weight_true"])
     # the ideal observer knows each session's brightness: no normalisation
+        if name == "aperture":   # how wide the measured ln weights spread: 1 = as the truth
+            row["SD of ln weight / truth's, aperture"] = log_spread_ratio(
+                w, table["weight_true"], table["session"])
     row["r, ideal observer"] = log_r(table["ideal observer"], table["weight_true"])
     row["share <= 0, ideal observer"] = float((table["ideal observer"] <= 0).mean())
     per = table.groupby("session").apply(lambda s: log_r(s["aperture"], s["weight_true"]),
@@ -205,12 +219,15 @@ def regime_row(regime: str, table: pd.DataFrame, normalisation: str) -> dict:
 def main(argv=None) -> int:
     from pipeline.params import WeightsParams
     from registration_benchmark import simulated_cell, write_report
-    from run_benchmark import COMMON, REGIMES
+    from run_benchmark import COMMON, REGIMES, reseeded
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--regimes", default=",".join(DEFAULT_REGIMES))
     ap.add_argument("--weights", action="append", default=[], metavar="KEY=VALUE",
                     help="a weights setting other than its default (value as in config.yaml)")
+    ap.add_argument("--seed", type=int, default=None,
+                    help="another draw of each regime (its own seed: make bench's cell)")
+    ap.add_argument("--cells", default=None, help="another cell type for each regime (pyr, PV)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     settings = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.weights)}
@@ -219,7 +236,9 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     rows = []
     for regime in args.regimes.split(","):
-        regime_args = COMMON + REGIMES[regime]
+        regime_args = COMMON + reseeded(REGIMES[regime], args.seed)
+        if args.cells:
+            regime_args[regime_args.index("--cells") + 1] = args.cells
         sim = simulated_cell(regime_args)
         # the noise-free twin (same seed and truth) in 16 bits, and the noisy draws in 16
         # bits beside it (the same random stream: sim's own for a 16-bit regime)
@@ -231,6 +250,8 @@ def main(argv=None) -> int:
         print(rows[-1], flush=True)
     write_report("How well the weights can be measured",
                  f"weight_floor.py --regimes {args.regimes}"
+                 + (f" --seed {args.seed}" if args.seed is not None else "")
+                 + (f" --cells {args.cells}" if args.cells else "")
                  + "".join(f" --weights {item}" for item in args.weights), started,
                  "The weights stage's photometry at the true positions of the synapses present "
                  "and in view, normalised per session as the workflow does; PSF-weighted: a "

@@ -245,6 +245,11 @@ class WeightsParams:
         "without a morphology channel, the shaft's diffuse PSD-95 (line openings this long, um, "
         "as detection estimates it) is subtracted before measuring, and places on the dendrite "
         "it outlines are the absent state; None: nothing subtracted, no absent places")
+    weight_shaft_line_um: float | None = _p(
+        6.0, "with shaft_line_um, the weight (intensity) is measured after subtracting the "
+             "shaft estimated with lines this long instead (um): shorter lines take the light "
+             "of puncta that stand close along the shaft with it; the presence evidence (snr) "
+             "and the absent places keep shaft_line_um.  None: shaft_line_um for both")
     deblend_fwhm_um: tuple[float, float, float] | None = _p(
         (2.05, 0.6, 0.6), "FWHM (z, y, x) of a typical punctum in the image, um, used to take "
                           "neighbours' light out of each aperture; None: plain aperture sums")
