@@ -3,6 +3,7 @@ figures ``make bench`` gives for our pipeline (detection, links, turnover error 
 truth) and, per session, how registration went and whether it was judged reliable.
 
     python benchmarks/regime_run.py --regimes single_channel [--workdir DIR] [--out FILE]
+                                    [--seed N] [--cells pyr|PV]
 
 Each regime's cell is simulated exactly as ``make bench`` simulates it (same options, same
 seed) and run through the whole Snakemake workflow with the default settings.  Use it to
@@ -29,7 +30,7 @@ SESSION_COLUMNS = ["session", "n", "lateral_median_um", "lateral_p95_um", "n_mat
 
 def main(argv=None) -> int:
     from registration_benchmark import pipeline_sessions, write_report
-    from run_benchmark import REGIMES, SPINE_REGIMES, run_ours, simulate
+    from run_benchmark import REGIMES, SPINE_REGIMES, reseeded, run_ours, simulate
 
     from pipeline.truth.evaluate import evaluate_results
 
@@ -38,6 +39,9 @@ def main(argv=None) -> int:
     ap.add_argument("--workdir", default=str(ROOT / "results" / "bench_regime"))
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--seed", type=int, default=None,
+                    help="another draw of each regime (its own seed: make bench's cell)")
+    ap.add_argument("--cells", default=None, help="another cell type for each regime (pyr, PV)")
     ap.add_argument("--title", default="The workflow on single regimes",
                     help="the report's heading (make bench appends the spine regimes' report "
                          "to BENCHMARKS.md under its own)")
@@ -49,7 +53,10 @@ def main(argv=None) -> int:
         data, results = work / regime / "data", work / regime / "results"
         if results.exists():
             shutil.rmtree(results)
-        simulate(data, {**REGIMES, **SPINE_REGIMES}[regime])
+        regime_args = reseeded({**REGIMES, **SPINE_REGIMES}[regime], args.seed)
+        if args.cells:
+            regime_args[regime_args.index("--cells") + 1] = args.cells
+        simulate(data, regime_args)
         ours = run_ours(data, results, args.cores)
         scores = evaluate_results(data, results)
         cell = scores["cell"].iloc[0]
@@ -75,7 +82,9 @@ def main(argv=None) -> int:
                   pop.round(4).to_frame().to_markdown(), "",
                   "Registration per session (against the reference):", "",
                   sessions[SESSION_COLUMNS].round(3).to_markdown(index=False), ""]
-    write_report(args.title, f"regime_run.py --regimes {args.regimes}",
+    write_report(args.title, f"regime_run.py --regimes {args.regimes}"
+                 + (f" --seed {args.seed}" if args.seed is not None else "")
+                 + (f" --cells {args.cells}" if args.cells else ""),
                  started, "Simulated as make bench does; the whole workflow with default "
                  "settings; scored against the simulator's truth. added/lost_abs_error_pp: "
                  "turnover per interval with a synapse present where its track was detected; "
