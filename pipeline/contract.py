@@ -44,13 +44,6 @@ DENDRITE_COLUMNS = ["dendrite_length_um"]
 #: a morphology channel); the presence stage widens the absent state where it is bright
 MORPHOLOGY_COLUMNS = ["morphology_level"]
 
-#: added by the weights stage (its table, not synapses.csv): the SD of ``intensity`` from the
-#: noise around it, ``intensity`` over ``snr`` where both come from one measurement.  Without a
-#: morphology channel the weight is measured over another estimate of the shaft than the snr
-#: (``weights.weight_shaft_line_um``); the presence stage turns signals in noise units into
-#: intensities with this, not with their ratio
-NOISE_OF_SUM_COLUMNS = ["intensity_sd"]
-
 #: added by the presence stage, after dendrite_length_um in synapses.csv: how many times wider
 #: than the cell's the absent state is at the row's place (1 where the cell's places without a
 #: synapse measure alike at every brightness; pipeline.core.absent_width)
@@ -59,7 +52,7 @@ ABSENT_COLUMNS = ["absent_sd_factor"]
 #: the weights stage's per-cell table, in this column order
 WEIGHTS_TABLE = (SYNAPSE_COLUMNS + WEIGHTS_COLUMNS + CURATED_COLUMNS + LINK_COLUMNS
                  + QUALITY_COLUMNS + REGISTRATION_COLUMNS + COMPETITOR_COLUMNS
-                 + MORPHOLOGY_COLUMNS + NOISE_OF_SUM_COLUMNS)
+                 + MORPHOLOGY_COLUMNS)
 #: the presence stage's per-cell table (and so synapses.csv), in this column order
 PRESENCE_TABLE = (SYNAPSE_COLUMNS + WEIGHTS_COLUMNS + PRESENCE_COLUMNS + CURATED_COLUMNS
                   + LINK_COLUMNS + QUALITY_COLUMNS + REGISTRATION_COLUMNS + COMPETITOR_COLUMNS

@@ -243,13 +243,15 @@ class WeightsParams:
     shaft_line_um: float | None = _p(
         DetectParams.shaft_line_um,
         "without a morphology channel, the shaft's diffuse PSD-95 (line openings this long, um, "
-        "as detection estimates it) is subtracted before measuring, and places on the dendrite "
-        "it outlines are the absent state; None: nothing subtracted, no absent places")
+        "as detection estimates it) outlines the dendrite whose places are the absent state, "
+        "and is subtracted before measuring unless weight_shaft_line_um says other lines; "
+        "None: nothing subtracted, no absent places")
     weight_shaft_line_um: float | None = _p(
-        6.0, "with shaft_line_um, the weight (intensity) is measured after subtracting the "
-             "shaft estimated with lines this long instead (um): shorter lines take the light "
-             "of puncta that stand close along the shaft with it; the presence evidence (snr) "
-             "and the absent places keep shaft_line_um.  None: shaft_line_um for both")
+        6.0, "with shaft_line_um, what is measured (the weight and the snr, at synapses and at "
+             "the null places) is over the shaft estimated with lines this long instead (um): "
+             "shorter lines take the light of puncta that stand close along the shaft with it; "
+             "the dendrite where the null places lie keeps shaft_line_um.  None: shaft_line_um "
+             "for both")
     deblend_fwhm_um: tuple[float, float, float] | None = _p(
         (2.05, 0.6, 0.6), "FWHM (z, y, x) of a typical punctum in the image, um, used to take "
                           "neighbours' light out of each aperture; None: plain aperture sums")

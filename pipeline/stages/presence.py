@@ -163,22 +163,14 @@ def merge_fragments(table: pd.DataFrame, *,
     t = t.sort_values(["synapse_id", "session", "_rank", "_n", "track_id"], kind="stable")
     both = t[t["detected"] == 1].groupby(["synapse_id", "session"])
     several = both["intensity"].sum()[both.size() > 1] if "intensity" in t.columns else []
-    if "intensity_sd" in t.columns:      # the snr's own light, apart from the weight's
-        evidence = (t["snr"] * t["intensity_sd"])[t["detected"] == 1].groupby(
-            [t["synapse_id"], t["session"]]).sum()
     t = t.drop_duplicates(["synapse_id", "session"]).drop(columns=["_rank", "_n"])
     if len(several):
         key = pd.MultiIndex.from_arrays([t["synapse_id"], t["session"]])
         total = several.reindex(key).to_numpy()
         hit = np.isfinite(total)
-        if "intensity_sd" in t.columns:   # each sum over the kept row's noise
-            summed = evidence.reindex(key).to_numpy()
-            t.loc[hit, "intensity"] = total[hit]
-            t.loc[hit, "snr"] = summed[hit] / t.loc[hit, "intensity_sd"]
-        else:
-            noise = (t.loc[hit, "intensity"] / t.loc[hit, "snr"]).where(t.loc[hit, "snr"] != 0)
-            t.loc[hit, "intensity"] = total[hit]
-            t.loc[hit, "snr"] = total[hit] / noise
+        noise = (t.loc[hit, "intensity"] / t.loc[hit, "snr"]).where(t.loc[hit, "snr"] != 0)
+        t.loc[hit, "intensity"] = total[hit]
+        t.loc[hit, "snr"] = total[hit] / noise
     return t.sort_values(["synapse_id", "day"], ignore_index=True), merged
 
 
@@ -358,8 +350,7 @@ def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
         fill = (t["present"] == 1) & (~(t["intensity"] > 0) | sliver)
         t["weight_imputed"] = fill.astype(int)
         if fill.any():
-            noise = (t["intensity_sd"] if "intensity_sd" in t.columns
-                     else (t["intensity"] / t["snr"]).where(t["snr"] != 0))
+            noise = (t["intensity"] / t["snr"]).where(t["snr"] != 0)
             noise = noise.fillna(noise[noise > 0].median())
             if "signal" in fit:     # the track's other sessions speak for this one's signal
                 expected = pd.DataFrame(fit["signal"], index=snr.index, columns=sessions)

@@ -201,11 +201,18 @@ def quality_flags(phot: pd.DataFrame, positions: np.ndarray, present, *, spacing
 
 def single_channel_psd(image: np.ndarray, *, spacing,
                        shaft_line_um: float = WeightsParams.shaft_line_um,
-                       outline: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+                       outline: bool = True, outline_line_um: float | None = None
+                       ) -> tuple[np.ndarray, np.ndarray | None]:
     """A PSD-95 channel imaged alone, ready to measure: the shaft's diffuse PSD-95
-    (:func:`~pipeline.core.shaft.line_background`, as detection estimates it) subtracted,
-    and the dendrite it outlines (:func:`~pipeline.core.shaft.dendrite_mask`; None when none
-    is seen, or not asked for: ``outline`` False), where the absent state is measured.
+    (:func:`~pipeline.core.shaft.line_background` by lines ``shaft_line_um`` long)
+    subtracted, and the dendrite the shaft outlines (:func:`~pipeline.core.shaft.dendrite_mask`
+    of the line background by ``outline_line_um``, None: the same; None when none is seen, or
+    not asked for: ``outline`` False), where the absent state is measured.
+
+    The two lengths differ by default (``weights.weight_shaft_line_um``): detection's 2.5 um
+    lines find the dendrite, but their opening takes the light of puncta that stand 1-1.5 um
+    apart along the shaft with it (together they are a line that long), so what is measured,
+    at synapses and null places alike, is over the shaft of 6 um lines.
 
     Why: left in, the diffuse shaft signal is light above the aperture's local background
     wherever a synapse sits on the shaft, so a lost synapse there still measured as present
@@ -215,7 +222,11 @@ def single_channel_psd(image: np.ndarray, *, spacing,
     shaft = line_background(image, spacing=spacing, length_um=shaft_line_um)
     psd = image.astype(np.float32)
     psd -= shaft
-    return psd, (dendrite_mask(shaft, spacing=spacing) if outline else None)
+    if not outline:
+        return psd, None
+    if outline_line_um not in (None, shaft_line_um):
+        shaft = line_background(image, spacing=spacing, length_um=outline_line_um)
+    return psd, dendrite_mask(shaft, spacing=spacing)
 
 
 def _per_synapse(tracks: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, np.ndarray]:
@@ -254,7 +265,6 @@ def measure_session(stack: np.ndarray, meta: dict, transform: dict, tracks: pd.D
     vox[found] = det.loc[ids[found], ["z", "y", "x"]].to_numpy()
     ref_um[found] = det.loc[ids[found], ["z_um", "y_um", "x_um"]].to_numpy()
     psd, k_morph, cell, maps = stack[0], 0.0, None, None
-    weight_psd = None     # measured for the weight alone, where it differs from psd
     if stack.shape[0] > 1:
         cell = cell_mask(stack[1], spacing=spacing)
         if params.bleedthrough != 0:
@@ -273,12 +283,12 @@ def measure_session(stack: np.ndarray, meta: dict, transform: dict, tracks: pd.D
                                             "directions", "orientation_um", "core_share",
                                             "core_window_um", "threshold")})
     elif params.shaft_line_um:
-        psd, cell = single_channel_psd(stack[0], spacing=spacing,
-                                       shaft_line_um=params.shaft_line_um)
-        if params.weight_shaft_line_um not in (None, params.shaft_line_um):
-            weight_psd = single_channel_psd(stack[0], spacing=spacing,
-                                            shaft_line_um=params.weight_shaft_line_um,
-                                            outline=False)[0]
+        # measured over the longer lines' shaft; the dendrite (the null places) from the
+        # shorter lines', as detection sees it
+        psd, cell = single_channel_psd(
+            stack[0], spacing=spacing,
+            shaft_line_um=params.weight_shaft_line_um or params.shaft_line_um,
+            outline_line_um=params.shaft_line_um)
     aperture = list(params.aperture_um)
     null = np.zeros((0, 3))
     if cell is not None:   # places on the cell without a synapse: the absent state
@@ -300,14 +310,6 @@ def measure_session(stack: np.ndarray, meta: dict, transform: dict, tracks: pd.D
         spine = spine.iloc[:len(vox)]
         phot = phot.assign(intensity=spine["weight"].to_numpy(), snr=spine["snr"].to_numpy(),
                            background=spine["shaft"].to_numpy())
-    snr = phot["snr"].to_numpy()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        intensity_sd = np.where(snr != 0, phot["intensity"].to_numpy() / snr, np.nan)
-    if weight_psd is not None:   # the weight over the longer lines' shaft, same sources
-        weight = aperture_photometry(weight_psd, vox, spacing=spacing, radius_um=aperture,
-                                     sources=sources[:len(vox)], template_fwhm_um=template)
-        phot = phot.assign(intensity=weight["intensity"].to_numpy())
-        del weight_psd
     level = (morphology_level(stack[1], both, null_count=len(null), spacing=spacing)
              if stack.shape[0] > 1 else np.full(len(both), np.nan))
     nulls = pd.DataFrame({"session": meta["session"], "day": meta["day"],
@@ -352,7 +354,7 @@ def measure_session(stack: np.ndarray, meta: dict, transform: dict, tracks: pd.D
         "bleedthrough": k_morph,
         "curated": curated.reindex(ids).to_numpy(), "quality_flags": flags.to_numpy(),
         "registration_error_um": np.round(reg_error, 3),
-        "morphology_level": level[:len(vox)], "intensity_sd": intensity_sd})
+        "morphology_level": level[:len(vox)]})
     return rows, nulls
 
 
