@@ -30,7 +30,7 @@ SESSION_COLUMNS = ["session", "n", "lateral_median_um", "lateral_p95_um", "n_mat
 
 def main(argv=None) -> int:
     from registration_benchmark import pipeline_sessions, write_report
-    from run_benchmark import REGIMES, SPINE_REGIMES, reseeded, run_ours, simulate
+    from run_benchmark import REGIMES, SPINE_REGIMES, run_ours, simulate, varied
 
     from pipeline.truth.evaluate import evaluate_results
 
@@ -53,10 +53,8 @@ def main(argv=None) -> int:
         data, results = work / regime / "data", work / regime / "results"
         if results.exists():
             shutil.rmtree(results)
-        regime_args = reseeded({**REGIMES, **SPINE_REGIMES}[regime], args.seed)
-        if args.cells:
-            regime_args[regime_args.index("--cells") + 1] = args.cells
-        simulate(data, regime_args)
+        simulate(data, varied({**REGIMES, **SPINE_REGIMES}[regime], seed=args.seed,
+                              cells=args.cells))
         ours = run_ours(data, results, args.cores)
         scores = evaluate_results(data, results)
         cell = scores["cell"].iloc[0]

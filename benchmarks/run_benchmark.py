@@ -40,6 +40,16 @@ def reseeded(regime_args: list[str], seed: int | None) -> list[str]:
     return out
 
 
+def varied(regime_args: list[str], *, seed: int | None = None,
+           cells: str | None = None) -> list[str]:
+    """A copy of a regime's simulator options with another ``seed`` (:func:`reseeded`) and
+    another cell type ``cells`` (pyr, PV; None: each its own)."""
+    out = reseeded(regime_args, seed)
+    if cells:
+        out[out.index("--cells") + 1] = cells
+    return out
+
+
 #: remounting as an independent simulation showed it (issue 31): rotations of 5-7 degrees
 #: (beyond the old search bound), tilt, shifts of several um cutting the field, a smooth
 #: warp, dense PV shaft clusters (neighbours 0.6-1.6 um apart) and a sparse end of the field

@@ -202,10 +202,10 @@ def regime_row(regime: str, table: pd.DataFrame, normalisation: str) -> dict:
         t = table.assign(intensity=table[name], present=1)
         w = normalise_cell_weights(t, normalisation)
         row[f"r, {name}"] = log_r(w, table["weight_true"])
-    # the ideal observer knows each session's brightness: no normalisation
         if name == "aperture":   # how wide the measured ln weights spread: 1 = as the truth
             row["SD of ln weight / truth's, aperture"] = log_spread_ratio(
                 w, table["weight_true"], table["session"])
+    # the ideal observer knows each session's brightness: no normalisation
     row["r, ideal observer"] = log_r(table["ideal observer"], table["weight_true"])
     row["share <= 0, ideal observer"] = float((table["ideal observer"] <= 0).mean())
     per = table.groupby("session").apply(lambda s: log_r(s["aperture"], s["weight_true"]),
@@ -219,7 +219,7 @@ def regime_row(regime: str, table: pd.DataFrame, normalisation: str) -> dict:
 def main(argv=None) -> int:
     from pipeline.params import WeightsParams
     from registration_benchmark import simulated_cell, write_report
-    from run_benchmark import COMMON, REGIMES, reseeded
+    from run_benchmark import COMMON, REGIMES, varied
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--regimes", default=",".join(DEFAULT_REGIMES))
@@ -236,9 +236,7 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     rows = []
     for regime in args.regimes.split(","):
-        regime_args = COMMON + reseeded(REGIMES[regime], args.seed)
-        if args.cells:
-            regime_args[regime_args.index("--cells") + 1] = args.cells
+        regime_args = COMMON + varied(REGIMES[regime], seed=args.seed, cells=args.cells)
         sim = simulated_cell(regime_args)
         # the noise-free twin (same seed and truth) in 16 bits, and the noisy draws in 16
         # bits beside it (the same random stream: sim's own for a 16-bit regime)
