@@ -82,8 +82,9 @@ def single_channel_note(cell: str, params: DetectParams) -> str:
             f", puncta kept within {params.shaft_distance_um:g} um of the dendrite it outlines")
     return (f"cell {cell}: no morphology channel; the shaft's diffuse PSD-95 is estimated from "
             f"the PSD-95 channel ({params.shaft_line_um:g} um line openings) and subtracted "
-            "(the weights stage subtracts it too and measures the absent state on the "
-            "dendrite it outlines, weights.shaft_line_um), "
+            "(the weights stage measures the absent state on the dendrite it outlines, "
+            "weights.shaft_line_um, and measures over the shaft of longer lines, "
+            "weights.weight_shaft_line_um), "
             f"the threshold is in the noise around each peak (local_noise: "
             f"{params.local_noise}{_local_threshold(params)}){near}")
 
