@@ -111,8 +111,10 @@ def write_report(scores: pd.DataFrame, out: Path, args, seconds: float) -> None:
         + (f" --seed-offset {args.seed_offset}" if args.seed_offset != SEED_OFFSET else "")
         + (f" --rerun-from {args.rerun_from}" if args.rerun_from else "")
         + (f" --configfile {args.configfile}" if args.configfile else "")
+        + (f" --regimes {args.regimes}" if args.regimes != ",".join(REGIMES) else "")
         + (f" --workdir {args.workdir}`, "
-           if args.seed_offset != SEED_OFFSET or args.rerun_from or args.configfile
+           if (args.seed_offset != SEED_OFFSET or args.rerun_from or args.configfile
+               or args.regimes != ",".join(REGIMES))
            else "` (`make bench-presence`), ")
         + f"{dt.date.today()}, commit {code_commit()}, {os.cpu_count()} CPUs, "
         f"{platform.python_version()}, {seconds / 60:.1f} min.", "",
@@ -156,12 +158,18 @@ def main() -> None:
                          "the workflow again from this stage (e.g. presence)")
     ap.add_argument("--configfile", default=None, metavar="FILE",
                     help="settings over config.yaml's for this run (e.g. a track: section)")
+    ap.add_argument("--regimes", default=",".join(REGIMES), metavar="NAME,...",
+                    help="these regimes of BENCHMARKS.md only (default: all)")
     args = ap.parse_args()
+    unknown = sorted(set(args.regimes.split(",")) - set(REGIMES))
+    if unknown:
+        ap.error(f"unknown regime(s) {', '.join(unknown)}; known: {', '.join(REGIMES)}")
     work = Path(args.workdir).resolve()
     t0 = time.perf_counter()
     scores = pd.concat([run_regime(name, sim, work, args.cells, args.cores, args.seed_offset,
                                    args.rerun_from, args.configfile)
-                        for name, sim in REGIMES.items()], ignore_index=True)
+                        for name, sim in REGIMES.items() if name in args.regimes.split(",")],
+                       ignore_index=True)
     work.mkdir(parents=True, exist_ok=True)
     scores.to_csv(work / "scores.csv", index=False)
     write_report(scores, Path(args.out), args, time.perf_counter() - t0)
