@@ -193,6 +193,55 @@ def test_a_neck_gives_no_detection_and_a_dim_head_beside_one_is_kept(seed):
         found[["y", "x", "peak"]]
 
 
+def test_inner_peaks_are_weaker_peaks_at_a_head_s_foot_by_the_shaft():
+    """Known geometry: the shaft's core rows 8-12; a head 13 px (1.2 um at 0.09 um) beyond
+    it.  A weaker peak 9 px from the head and 5 px from the core (the neck's base, off the
+    head's line to the shaft) is dropped; a weaker second head beside the first, as far from
+    the shaft, is kept, as are a stronger peak at the foot and a weak one far from any head."""
+    from pipeline.core.spines import inner_peaks
+
+    core = np.zeros((60, 80), bool)
+    core[8:13] = True
+    peaks = np.array([[25, 30],     # the head, 13 px beyond the core
+                      [17, 34],     # at its foot, 5 px from the core: dropped
+                      [25, 38],     # a second head beside it, as far out: kept
+                      [15, 60],     # a weak peak at the shaft, no head near: kept
+                      [17, 26]])    # at the foot too, but stronger than the head: kept
+    snr = np.array([20.0, 9.0, 12.0, 8.0, 25.0])
+    options = dict(reach_px=10.0, margin_px=2.0, depth_px=9.0)
+    np.testing.assert_array_equal(inner_peaks(peaks, snr, core, **options),
+                                  [False, True, False, False, False])
+    # deeper than depth_px from the core, the same peak is kept
+    assert not inner_peaks(peaks, snr, core, **{**options, "depth_px": 2.0}).any()
+    # without a core (no shaft found) nothing is judged
+    assert not inner_peaks(peaks, snr, np.zeros_like(core), **options).any()
+
+
+def test_inner_rule_drops_detections_at_necks_bases_and_keeps_the_heads():
+    """On the simulated spiny dendrite (the module's fixture) the rule takes out detections
+    and keeps at least as large a share of them matched to true spines (what it drops lies at
+    heads' feet, not on heads)."""
+    from pipeline.params import SpinesParams
+    from pipeline.stages.detect import detect_spine_session
+    from pipeline.truth.evaluate import SPINE_GATE_UM, match_points
+    from pipeline.truth.simulate import SimulationParams, simulate_cell
+
+    sim = simulate_cell(SimulationParams(cell_type="pyr", shape=(20, 320, 320), n_sessions=2,
+                                         seed=707, spines=True, bit_depth=8,
+                                         synapse_density_per_um=1.2))
+    spacing = np.asarray(sim.params.spacing)
+    t = sim.truth[(sim.truth.session == "s00") & (sim.truth.present == 1)
+                  & (sim.truth.in_view == 1)][["z", "y", "x"]].to_numpy(float)
+    scores = []
+    for prm in (SpinesParams(), SpinesParams(inner_reach_um=0.9)):
+        det = detect_spine_session(sim.images[0].astype(np.float32), spacing=spacing, params=prm)
+        i, _ = match_points(det[["z", "y", "x"]].to_numpy(float) * spacing, t * spacing,
+                            gate_um=SPINE_GATE_UM)
+        scores.append((len(det), len(i)))
+    (n0, tp0), (n1, tp1) = scores
+    assert n1 < n0 and tp1 / n1 >= tp0 / n0 and tp1 >= tp0 - 1, scores
+
+
 def test_spine_null_places_lie_beside_the_shaft_and_measure_an_absent_head():
     """The weights stage's null places of a spines cell (the presence model's absent state):
     beside the shaft where a head could be, and there the head over the shaft measures about
