@@ -63,8 +63,8 @@ def main(argv=None) -> int:
         # turnover from the presence stage's calls (what stats/ reports), per cell type
         pop = scores[scores.cell.str.startswith("type:")].set_index("metric")["value"]
         sums.append({"regime": regime, **{k: per_cell.get(k) for k in (
-            "detection_precision", "detection_recall", "detection_f1", "link_f1",
-            "added_abs_error_pp", "lost_abs_error_pp")},
+            "detection_precision", "detection_recall", "detection_f1", "called_precision",
+            "called_recall", "link_f1", "added_abs_error_pp", "lost_abs_error_pp")},
             "added err pp (presence calls)": pop.get("added_abs_error_pp"),
             "lost err pp (presence calls)": pop.get("lost_abs_error_pp"),
             "sessions unreliable": int((~sessions["reliable"].astype(bool)).sum()),

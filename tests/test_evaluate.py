@@ -97,8 +97,9 @@ def test_perfect_result_scores_one(tmp_path):
     res, _ = _perfect_results(tmp_path)
     s = evaluate_results(SAMPLE, res)
     cells = s[~s.cell.str.startswith("type:")].pivot(index="cell", columns="metric", values="value")
-    for m in ("detection_precision", "detection_recall", "detection_f1", "link_precision",
-              "link_recall", "link_f1", "log_weight_r", "log_change_r"):
+    for m in ("detection_precision", "detection_recall", "detection_f1", "called_precision",
+              "called_recall", "link_precision", "link_recall", "link_f1", "log_weight_r",
+              "log_change_r"):
         assert np.allclose(cells[m], 1.0), m
     assert cells["registration_error_um_median"].max() < 1e-4
     assert np.allclose(cells[["added_abs_error_pp", "lost_abs_error_pp"]], 0)
@@ -106,6 +107,23 @@ def test_perfect_result_scores_one(tmp_path):
     for ct in ("type:pyr", "type:PV"):
         assert types[(ct, "sigma_ours")] == pytest.approx(types[(ct, "sigma_truth_table")])
         assert types[(ct, "kesten_a_ours")] == pytest.approx(types[(ct, "kesten_a_truth_table")])
+
+
+def test_rows_called_present_where_no_synapse_is_lower_the_called_precision(tmp_path):
+    """The final table's rows called present are scored as detections: a lost synapse called
+    present (survival's excess) is a false one there, while its detections stay right."""
+    res, truth = _perfect_results(tmp_path)
+    absent = truth["present"] == 0
+    assert absent.sum() > 10
+    # every synapse called present in every session (a small weight where it is absent)
+    wrong = truth.assign(present=1, weight=truth["weight"].where(~absent, 0.1))
+    wrong.to_csv(res / "synapses.csv", index=False)
+    s = evaluate_results(SAMPLE, res)
+    cells = s[~s.cell.str.startswith("type:")].pivot(index="cell", columns="metric", values="value")
+    assert np.allclose(cells["detection_precision"], 1.0)
+    assert np.allclose(cells["called_recall"], 1.0)
+    expected = truth.groupby(["cell", "session"])["present"].mean().groupby("cell").mean()
+    np.testing.assert_allclose(cells["called_precision"], expected.loc[cells.index], atol=1e-9)
 
 
 def test_shifted_result_does_not_score_one(tmp_path):

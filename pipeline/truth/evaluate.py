@@ -237,12 +237,19 @@ def evaluate_results(dataset: Path, results: Path) -> pd.DataFrame:
         spacing = _spacing_of(params, cell)
         gate = _gate_of(params, cell)
         sessions = session_order(tcell)
-        det_scores, reg_err = [], []
+        det_scores, called_scores, reg_err = [], [], []
         for sess in sessions:
             tp = tcell[(tcell["session"] == sess) & (tcell["present"] == 1)]
             det = pd.read_csv(layout.path("detect", cell=cell, session=sess))
             det_scores.append(score_detection(det[["z", "y", "x"]].to_numpy(),
                                               tp[["z", "y", "x"]].to_numpy(), spacing, **gate))
+            # the final table's rows called present, scored as detections: what a user
+            # reading synapses.csv sees in this session (tracks carried through sessions
+            # where they were not detected, calls right or wrong)
+            called = res_all[(res_all["session"] == sess) & (res_all["present"] == 1)]
+            called_scores.append(score_detection(called[["z", "y", "x"]].to_numpy(float),
+                                                 tp[["z", "y", "x"]].to_numpy(), spacing,
+                                                 **gate))
             est = json.loads(layout.path("register", cell=cell, session=sess).read_text())
             reg_err.append(registration_error_um(est, tp[["z", "y", "x"]].to_numpy() * spacing,
                                                  tp[["z_um", "y_um", "x_um"]].to_numpy()))
@@ -264,6 +271,8 @@ def evaluate_results(dataset: Path, results: Path) -> pd.DataFrame:
                 ("detection_precision", det_df["precision"].mean()),
                 ("detection_recall", det_df["recall"].mean()),
                 ("detection_f1", det_df["f1"].mean()),
+                ("called_precision", pd.DataFrame(called_scores)["precision"].mean()),
+                ("called_recall", pd.DataFrame(called_scores)["recall"].mean()),
                 ("registration_error_um_median", float(np.median(errs))),
                 ("registration_error_um_p95", float(np.percentile(errs, 95))),
                 ("link_precision", links["precision"]), ("link_recall", links["recall"]),
