@@ -135,8 +135,8 @@ class SpinesParams:
              "(the head's nearest core), is its neck: dropped; None: kept")
     neck_width_um: float = _p(0.35, "... within this of the line from the head to the shaft, um")
     inner_reach_um: float | None = _p(
-        None, "a peak within this of a head of higher SNR and nearer the shaft's core than it "
-              "(the neck's base, or the shaft's edge under a head) is dropped; None: kept")
+        0.9, "a peak within this of a head of higher SNR and nearer the shaft's core than it "
+             "(the neck's base, or the shaft's edge under a head) is dropped; None: kept")
     inner_depth_um: float = _p(0.8, "... if it lies within this of the core, um")
     fine_fwhm_um: float | None = _p(
         None, "a head merged with a brighter neighbour: the fill filtered for heads this wide "

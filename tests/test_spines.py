@@ -218,7 +218,7 @@ def test_inner_peaks_are_weaker_peaks_at_a_head_s_foot_by_the_shaft():
 
 
 def test_inner_rule_drops_detections_at_necks_bases_and_keeps_the_heads():
-    """On the simulated spiny dendrite (the module's fixture) the rule takes out detections
+    """On a simulated spiny dendrite the rule (on by default) takes out detections
     and keeps at least as large a share of them matched to true spines (what it drops lies at
     heads' feet, not on heads)."""
     from pipeline.params import SpinesParams
@@ -233,7 +233,7 @@ def test_inner_rule_drops_detections_at_necks_bases_and_keeps_the_heads():
     t = sim.truth[(sim.truth.session == "s00") & (sim.truth.present == 1)
                   & (sim.truth.in_view == 1)][["z", "y", "x"]].to_numpy(float)
     scores = []
-    for prm in (SpinesParams(), SpinesParams(inner_reach_um=0.9)):
+    for prm in (SpinesParams(inner_reach_um=None), SpinesParams()):
         det = detect_spine_session(sim.images[0].astype(np.float32), spacing=spacing, params=prm)
         i, _ = match_points(det[["z", "y", "x"]].to_numpy(float) * spacing, t * spacing,
                             gate_um=SPINE_GATE_UM)
