@@ -218,9 +218,9 @@ def test_inner_peaks_are_weaker_peaks_at_a_head_s_foot_by_the_shaft():
 
 
 def test_inner_rule_drops_detections_at_necks_bases_and_keeps_the_heads():
-    """On a simulated spiny dendrite the rule (on by default) takes out detections
-    and keeps at least as large a share of them matched to true spines (what it drops lies at
-    heads' feet, not on heads)."""
+    """On a simulated spiny dendrite the rule (on by default) takes out detections and keeps
+    at least as large a share of them matched to true spines, losing at most one of those:
+    what it drops is mostly false."""
     from pipeline.params import SpinesParams
     from pipeline.stages.detect import detect_spine_session
     from pipeline.truth.evaluate import SPINE_GATE_UM, match_points

@@ -222,7 +222,8 @@ def detect_spines(image: np.ndarray, *, spacing, head_fwhm_um: float, threshold:
     keep = (snr > least) & (core_ratio < core_share) & (head[at] > 0)
     peaks, snr, core_ratio, peak = peaks[keep], snr[keep], core_ratio[keep], peak[keep]
     fine = fine_fwhm_um is not None and len(peaks) > 0
-    # the shaft's core, for the neck rule (of found heads, and of the fine search's)
+    # the shaft's core, for the neck rule (of found heads, and of the fine search's) and the
+    # foot rule
     inner = inner_reach_um is not None and len(peaks) > 1
     core = (shaft_core(level, shaft_ref, core_share=core_share, floor=threshold * noise,
                        min_pixels=int(round(line_um / spacing[1])))
@@ -372,10 +373,10 @@ def inner_peaks(peaks: np.ndarray, snr: np.ndarray, core: np.ndarray, *, reach_p
     Peak ``i`` is dropped when a peak ``j`` within ``reach_px`` has the higher ``snr`` and lies
     farther from ``core`` (the shaft's core, bool) by more than ``margin_px``, and ``i`` itself
     lies within ``depth_px`` of the core.  That is where a neck meets the shaft, or the shaft's
-    edge swells under a head: on the simulated spine cells a third of the false detections
-    were such peaks 0.4-1 um from a head they shared with a true detection (the neck rule
-    takes only those on the line from the head to its nearest core).  A second head beside a
-    first lies about as far from the shaft and is kept.
+    edge swells under a head: on the simulated spine cells most false detections lay within
+    2.5 um of a found spine (BENCHMARKS_SPINES.md, "A head's foot"), and the neck rule takes
+    only those on the line from the head to its nearest core.  A second head beside a first
+    lies about as far from the shaft and is kept.
     """
     from scipy.spatial import cKDTree
 

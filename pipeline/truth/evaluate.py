@@ -265,14 +265,14 @@ def evaluate_results(dataset: Path, results: Path) -> pd.DataFrame:
         # log weight change of synapses persisting in both truth and result
         r_dw = _log_change_r(res_all, tcell, sessions)
         norm = normalisation_error_pct(res_all, tcell)
-        det_df = pd.DataFrame(det_scores)
+        det_df, called_df = pd.DataFrame(det_scores), pd.DataFrame(called_scores)
         errs = np.concatenate(reg_err) if reg_err else np.array([np.nan])
         for metric, value in (
                 ("detection_precision", det_df["precision"].mean()),
                 ("detection_recall", det_df["recall"].mean()),
                 ("detection_f1", det_df["f1"].mean()),
-                ("called_precision", pd.DataFrame(called_scores)["precision"].mean()),
-                ("called_recall", pd.DataFrame(called_scores)["recall"].mean()),
+                ("called_precision", called_df["precision"].mean()),
+                ("called_recall", called_df["recall"].mean()),
                 ("registration_error_um_median", float(np.median(errs))),
                 ("registration_error_um_p95", float(np.percentile(errs, 95))),
                 ("link_precision", links["precision"]), ("link_recall", links["recall"]),
