@@ -105,16 +105,16 @@ def run_regime(name: str, sim_args: list[str], work: Path, n_cells: int, cores: 
 
 
 def write_report(scores: pd.DataFrame, out: Path, args, seconds: float) -> None:
+    some_regimes = args.regimes != ",".join(REGIMES)
     lines = [
         "# Presence benchmark: turnover and survival over several cells per regime", "",
         f"`python benchmarks/presence_benchmark.py --cells {args.cells} --cores {args.cores}"
         + (f" --seed-offset {args.seed_offset}" if args.seed_offset != SEED_OFFSET else "")
         + (f" --rerun-from {args.rerun_from}" if args.rerun_from else "")
         + (f" --configfile {args.configfile}" if args.configfile else "")
-        + (f" --regimes {args.regimes}" if args.regimes != ",".join(REGIMES) else "")
+        + (f" --regimes {args.regimes}" if some_regimes else "")
         + (f" --workdir {args.workdir}`, "
-           if (args.seed_offset != SEED_OFFSET or args.rerun_from or args.configfile
-               or args.regimes != ",".join(REGIMES))
+           if args.seed_offset != SEED_OFFSET or args.rerun_from or args.configfile or some_regimes
            else "` (`make bench-presence`), ")
         + f"{dt.date.today()}, commit {code_commit()}, {os.cpu_count()} CPUs, "
         f"{platform.python_version()}, {seconds / 60:.1f} min.", "",
@@ -161,14 +161,15 @@ def main() -> None:
     ap.add_argument("--regimes", default=",".join(REGIMES), metavar="NAME,...",
                     help="these regimes of BENCHMARKS.md only (default: all)")
     args = ap.parse_args()
-    unknown = sorted(set(args.regimes.split(",")) - set(REGIMES))
+    chosen = args.regimes.split(",")
+    unknown = sorted(set(chosen) - set(REGIMES))
     if unknown:
         ap.error(f"unknown regime(s) {', '.join(unknown)}; known: {', '.join(REGIMES)}")
     work = Path(args.workdir).resolve()
     t0 = time.perf_counter()
     scores = pd.concat([run_regime(name, sim, work, args.cells, args.cores, args.seed_offset,
                                    args.rerun_from, args.configfile)
-                        for name, sim in REGIMES.items() if name in args.regimes.split(",")],
+                        for name, sim in REGIMES.items() if name in chosen],
                        ignore_index=True)
     work.mkdir(parents=True, exist_ok=True)
     scores.to_csv(work / "scores.csv", index=False)

@@ -232,7 +232,7 @@ def detect_spines(image: np.ndarray, *, spacing, head_fwhm_um: float, threshold:
         keep = ~neck_peaks(peaks, peak, core, ratio=neck_ratio,
                            width_px=neck_width_um / spacing[1], max_length_px=near)
         peaks, snr, core_ratio, peak = peaks[keep], snr[keep], core_ratio[keep], peak[keep]
-    if inner and len(peaks) > 1:
+    if inner:       # (fewer than two peaks left after the neck rule: none dropped)
         keep = ~inner_peaks(peaks, snr, core, reach_px=inner_reach_um / spacing[1],
                             margin_px=INNER_MARGIN_UM / spacing[1],
                             depth_px=inner_depth_um / spacing[1])
