@@ -7,6 +7,9 @@ WORKDIR: a ``regime_run.py`` work folder (``WORKDIR/<regime>/data`` and ``result
 - the undetected rows of every track, by what the truth has there (a true spine present, a
   true spine absent, no true spine: the track matched none), how many measure at least 5
   noise units and how many of those the presence stage called present;
+- the undetected rows not observed because their light is another synapse's (flag
+  ``shadowed``: at another's detection, on a found spine's neck with ``spines.shadow_necks``,
+  or bright with ``spines.shadow_snr``), by what the truth has there;
 - gains and losses on intervals observed at both ends: matched (the true spine changes the
   same way there), spurious (a matched track whose true spine does not), unmatched (a track
   matched to no true spine), against the truth's own events;
@@ -27,13 +30,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipeline.truth.evaluate import cells_with_true_ids, read_run  # noqa: E402
 
 
-def _undetected(ours: pd.DataFrame, true_present: pd.Series) -> pd.DataFrame:
-    rows = ours[(ours["detected"] == 0) & (ours["observed"] == 1)]
+def _what_truth_has(rows: pd.DataFrame, true_present: pd.Series) -> pd.Series:
     truth = [true_present.get((t, s), np.nan) if t == t else -1
              for t, s in zip(rows["true_id"], rows["session"])]
-    what = pd.Series(np.select([np.array(truth) == -1, np.array(truth) == 1],
+    return pd.Series(np.select([np.array(truth) == -1, np.array(truth) == 1],
                                ["no true spine", "true spine present"], "true spine absent"),
-                     index=rows.index)
+                     index=rows.index, dtype=object)
+
+
+def _shadowed(ours: pd.DataFrame, true_present: pd.Series) -> pd.Series:
+    rows = ours[(ours["detected"] == 0) & ours["quality_flags"].fillna("").str.contains(
+        "shadowed")]
+    return _what_truth_has(rows, true_present).value_counts().reindex(
+        ["no true spine", "true spine absent", "true spine present"], fill_value=0)
+
+
+def _undetected(ours: pd.DataFrame, true_present: pd.Series) -> pd.DataFrame:
+    rows = ours[(ours["detected"] == 0) & (ours["observed"] == 1)]
+    what = _what_truth_has(rows, true_present)
     bright = rows["snr"] >= 5
     return pd.DataFrame({"undetected rows": rows.groupby(what).size(),
                          "measuring >= 5": bright.groupby(what).sum(),
@@ -91,6 +105,8 @@ def main(argv=None) -> None:
             present = tcell.set_index(["synapse_id", "session"])["present"]
             print(f"### {work} {cell}\n")
             print(_undetected(ours, present).to_markdown(), "\n")
+            print(_shadowed(ours, present).to_frame("undetected rows shadowed").to_markdown(),
+                  "\n")
             print(_events(ours, tcell, sessions).to_frame("gains and losses").to_markdown(), "\n")
             print(_coverage(ours, tcell, sessions[0], sessions[-1]).to_markdown(), "\n")
 

@@ -149,6 +149,11 @@ class SpinesParams:
         None, "a spine not detected in a session but measuring at least this head SNR there is "
               "not observed in it (a head that bright would have been found: the light may be "
               "a neighbour's); survival nearer the truth, turnover further from it; None: off")
+    shadow_necks: bool = _p(
+        True, "a spine not detected in a session, on the neck of one found there (between "
+              "its head and the shaft, below neck_ratio of its head SNR, within "
+              "neck_width_um of the line) is not observed in it: the light measured there is "
+              "that spine's neck; false: observed")
 
 
 @dataclass(frozen=True)

@@ -318,6 +318,64 @@ def test_with_shadow_snr_an_undetected_spine_on_a_found_heads_flank_is_not_obser
                                   default.drop(columns=["observed", "present", "quality_flags"]))
 
 
+def test_on_found_necks_are_undetected_places_between_a_found_head_and_its_shaft():
+    """Known geometry: a shaft along rows 8-12, a head found at row 40.  A spine not found this
+    session on the line between them, measuring less than the head, is on its neck; beside
+    the line, as bright as the head, on the line of a head not found, or found itself: not."""
+    from pipeline.core.spines import on_found_necks
+
+    core = np.zeros((60, 60), bool)
+    core[8:13] = True
+    points = np.array([[0, 40, 30],     # the head, found
+                       [0, 25, 30],     # on its neck, not found, dimmer: on the neck
+                       [0, 25, 38],     # 8 px off the line: a spine of its own
+                       [0, 20, 31],     # on the line, not found, as bright as the head
+                       [0, 22, 29],     # on the line but found this session: a head
+                       [0, 45, 50],     # a head not found this session
+                       [0, 30, 50]])    # on that one's line: no found head there
+    found = np.array([True, False, False, False, True, False, False])
+    snr = np.array([40.0, 12.0, 12.0, 38.0, 20.0, 30.0, 10.0])
+    kw = dict(pixel_um=0.1, ratio=0.8, width_um=0.3, max_length_px=40)
+    on = on_found_necks(points, found, snr, core, **kw)
+    np.testing.assert_array_equal(on, [False, True, False, False, False, False, False])
+    assert not on_found_necks(points, np.zeros(7, bool), snr, core, **kw).any()
+    assert not on_found_necks(points, found, snr, np.zeros_like(core), **kw).any()
+
+
+def test_with_shadow_necks_an_undetected_spine_on_a_found_spine_s_neck_is_not_observed():
+    """``spines.shadow_necks``: heads on necks 1.6-2.2 um long, all found this session; a
+    track not found here whose place lies halfway along one of their necks measures that
+    neck's light (by default observed, at several noise units: called present on it).  With
+    the setting it is not observed (flag ``shadowed``); a track not found where there is
+    nothing, beside the shaft 2 um from any neck, stays observed, and so do the heads."""
+    from pipeline.params import SpinesParams
+    from pipeline.stages.weights import measure_session
+
+    heads = [(2.0, 4.0), (-1.8, 8.0), (2.2, 12.0), (-2.0, 16.0)]
+    stack, truth = _fill(heads, seed=5, photons=80.0, neck_radius_um=0.12)
+    neck = truth[2] + [0, -1.1 / SPACING[1], 0]          # halfway down the third neck
+    empty = truth[2] + [0, -1.1 / SPACING[1], 2.0 / SPACING[2]]   # beside the shaft, no neck
+    positions = np.vstack([truth, neck, empty])
+    um = positions * SPACING
+    tracks = pd.DataFrame({"synapse_id": np.arange(1, 7), "session": ["s01"] * 4 + ["s00"] * 2,
+                           "z": positions[:, 0], "y": positions[:, 1], "x": positions[:, 2],
+                           "z_um": um[:, 0], "y_um": um[:, 1], "x_um": um[:, 2],
+                           "link_distance_um": np.nan})
+    meta = {"cell": "c", "cell_type": "pyr", "session": "s01", "day": 4.0, "target": "spines",
+            "voxel_um": SPACING.tolist()}
+    transform = {"matrix": np.eye(4).tolist(), "reliable": True}
+    rows = measure_session(stack, meta, transform, tracks,
+                           spines=SpinesParams(shadow_necks=True))[0].set_index("synapse_id")
+    default = measure_session(stack, meta, transform, tracks,
+                              spines=SpinesParams(shadow_necks=False))[0].set_index("synapse_id")
+    assert default.loc[5, "observed"] == 1 and default.loc[5, "snr"] > 5, default.loc[5]
+    assert rows.loc[5, "observed"] == 0 and "shadowed" in rows.loc[5, "quality_flags"]
+    assert rows.loc[6, "observed"] == 1 and "shadowed" not in rows.loc[6, "quality_flags"]
+    assert (rows.loc[1:4, "observed"] == 1).all() and (rows.loc[1:4, "present"] == 1).all()
+    pd.testing.assert_frame_equal(rows.drop(columns=["observed", "present", "quality_flags"]),
+                                  default.drop(columns=["observed", "present", "quality_flags"]))
+
+
 def test_heads_are_found_in_a_fill_whose_background_was_clipped_at_zero():
     """A stack exported background-subtracted (everything below the neuropil's level set to
     0) has no noise left in its background: the photon scaling must not divide by that

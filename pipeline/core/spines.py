@@ -301,6 +301,36 @@ def shaft_core(level: np.ndarray, shaft_ref: np.ndarray, *, core_share: float,
     return (sizes >= min_pixels)[labels] & core
 
 
+def maps_core(maps, *, pixel_um: float, core_share: float, threshold: float,
+              line_um: float) -> np.ndarray:
+    """The shaft's core (:func:`shaft_core`) from :func:`head_maps`' output, as detection
+    finds it."""
+    _, _, _, _, _, noise, level, near = maps
+    return shaft_core(level, _shaft_reference(level, near), core_share=core_share,
+                      floor=threshold * noise, min_pixels=int(round(line_um / pixel_um)))
+
+
+def on_found_necks(points_vox: np.ndarray, found, snr, core: np.ndarray, *, pixel_um: float,
+                   ratio: float, width_um: float, max_length_px: float) -> np.ndarray:
+    """Which of the spines not found in a session (``found`` False) lie on a found one's neck:
+    between its head and the shaft's ``core``, as :func:`neck_peaks` judges peaks, with a
+    measured ``snr`` below ``ratio`` times the head's.  Such a place measures the found
+    spine's neck, whatever is there: on the simulated spine cells, most rows of tracks of no
+    spine called present while undetected, and none of the undetected true spines present
+    there (BENCHMARKS_SPINES.md, "Necks in the measurement").  ``points_vox``: (n, 3) z, y, x
+    in the session's voxels."""
+    found = np.asarray(found, bool)
+    out = np.zeros(len(found), bool)
+    if found.sum() == 0 or found.all() or not core.any():
+        return out
+    yx = np.clip(np.round(np.asarray(points_vox, float).reshape(-1, 3)[:, 1:]), 0,
+                 np.array(core.shape) - 1)
+    strength = np.nan_to_num(np.asarray(snr, float), nan=0.0)
+    on_neck = neck_peaks(yx, strength, core, ratio=ratio, width_px=width_um / pixel_um,
+                         max_length_px=max_length_px, heads=found)
+    return on_neck & ~found
+
+
 def spine_zone(image: np.ndarray, *, spacing, head_fwhm_um: float, surround_ratio: float,
                line_um: float, directions: int, orientation_um: float, core_share: float,
                core_window_um: float, threshold: float,
@@ -316,9 +346,9 @@ def spine_zone(image: np.ndarray, *, spacing, head_fwhm_um: float, surround_rati
         maps = head_maps(image, spacing=spacing, head_fwhm_um=head_fwhm_um,
                          surround_ratio=surround_ratio, line_um=line_um, directions=directions,
                          orientation_um=orientation_um, core_window_um=core_window_um)
-    _, depth, _, _, _, noise, level, near = maps
-    core = shaft_core(level, _shaft_reference(level, near), core_share=core_share,
-                      floor=threshold * noise, min_pixels=int(round(line_um / spacing[1])))
+    depth = maps[1]
+    core = maps_core(maps, pixel_um=spacing[1], core_share=core_share, threshold=threshold,
+                     line_um=line_um)
     zone = np.zeros(np.shape(image), bool)
     if not core.any():
         return zone
@@ -329,7 +359,7 @@ def spine_zone(image: np.ndarray, *, spacing, head_fwhm_um: float, surround_rati
 
 
 def neck_peaks(peaks: np.ndarray, response: np.ndarray, core: np.ndarray, *, ratio: float,
-               width_px: float, max_length_px: float) -> np.ndarray:
+               width_px: float, max_length_px: float, heads=None) -> np.ndarray:
     """Which of ``peaks`` ((n, 2) y, x pixels of a projection) lie on a brighter peak's neck.
 
     Peak ``i`` is on peak ``j``'s neck when ``response[i] < ratio * response[j]`` and ``i``
@@ -338,7 +368,8 @@ def neck_peaks(peaks: np.ndarray, response: np.ndarray, core: np.ndarray, *, rat
     head's nearest shaft is where its neck starts; a second spine beside a head lies off
     that line, or is about as bright.  Only heads within ``max_length_px`` of the core are
     judged, and pairs are searched within that reach: the cost grows with the number of
-    peaks, not with the image or the distance to the shaft.
+    peaks, not with the image or the distance to the shaft.  ``heads`` (bool per peak, None:
+    all): which peaks may be the head whose neck another lies on.
     """
     from scipy.spatial import cKDTree
 
@@ -358,6 +389,8 @@ def neck_peaks(peaks: np.ndarray, response: np.ndarray, core: np.ndarray, *, rat
     both = np.concatenate([pairs, pairs[:, ::-1]])       # (candidate neck, head)
     i, j = both[:, 0], both[:, 1]
     ok = (response[i] < ratio * response[j]) & (length[j] > 0)
+    if heads is not None:
+        ok &= np.asarray(heads, bool)[j]
     i, j = i[ok], j[ok]
     v, seg = peaks[i] - peaks[j], neck[j]
     t = np.einsum("ij,ij->i", v, seg) / length[j] ** 2

@@ -580,6 +580,7 @@ def detect_spine_session(stack: np.ndarray, *, spacing,
     ``size_um`` the head size the filter assumed) plus ``weight`` and ``core_ratio``."""
     options = as_options(params)
     options.pop("shadow_snr")                   # the weights stage's, not the detector's
+    options.pop("shadow_necks")
     heads = detect_spines(stack[0], spacing=spacing, **options)
     spacing = np.asarray(spacing, float)
     out = heads.assign(morphology_coefficient=0.0, intensity=heads["head"],

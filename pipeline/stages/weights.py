@@ -19,7 +19,7 @@ from ..core.optics import Z_SCALE
 from ..core.photometry import aperture_photometry
 from ..core.shaft import dendrite_mask, line_background
 from ..core.smooth_at import gaussian_at
-from ..core.spines import head_maps, head_over_shaft, spine_zone
+from ..core.spines import head_maps, head_over_shaft, maps_core, on_found_necks, spine_zone
 from ..params import SpinesParams, WeightsParams
 
 
@@ -173,8 +173,9 @@ def quality_flags(phot: pd.DataFrame, positions: np.ndarray, present, *, spacing
     to another place); ``channel_departs``: the session's own estimate of the morphology
     share departed from its cell's, and the channels stage chose another (every row of the
     session; :mod:`pipeline.stages.channels`); ``shadowed``: not detected, at another
-    synapse's detection (:func:`shadowed_by_detection`), or a spine not detected yet measuring
-    a detectable head (:func:`bright_undetected`): not observed.  ``phot`` is
+    synapse's detection (:func:`shadowed_by_detection`), a spine not detected on the neck of
+    one found (:func:`~pipeline.core.spines.on_found_necks`, ``spines.shadow_necks``), or one
+    not detected yet measuring a detectable head (:func:`bright_undetected`): not observed.  ``phot`` is
     :func:`aperture_photometry`'s output at ``positions`` (all synapses of one session, voxel
     units).
     """
@@ -331,6 +332,14 @@ def measure_session(stack: np.ndarray, meta: dict, transform: dict, tracks: pd.D
     if meta.get("target") == "spines" and spines.shadow_snr is not None:
         shadowed |= bright_undetected(phot["snr"].to_numpy(), found,
                                       min_snr=spines.shadow_snr)
+    # a spine not found here, on the line from a found head to the shaft, measures that
+    # spine's neck: the light says nothing of its own (pre-birth places, tracks of no spine)
+    if maps is not None and spines.shadow_necks and spines.neck_ratio is not None:
+        core = maps_core(maps, pixel_um=spacing[1], core_share=spines.core_share,
+                         threshold=spines.threshold, line_um=spines.line_um)
+        shadowed |= on_found_necks(vox, found, phot["snr"].to_numpy(), core,
+                                   pixel_um=spacing[1], ratio=spines.neck_ratio,
+                                   width_um=spines.neck_width_um, max_length_px=maps[7])
     observed = ((phot["in_view"].to_numpy() == 1)
                 & (phot["aperture_inside"].to_numpy() >= params.min_aperture_inside)
                 & bool(transform.get("reliable", True)) & ~shadowed)
