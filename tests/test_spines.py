@@ -282,6 +282,25 @@ def test_spine_null_places_lie_beside_the_shaft_and_measure_an_absent_head():
         head_over_shaft(stack[0], truth, spacing=SPACING, maps=maps, **settings))
 
 
+def _measured_in_s01(stack, positions, spines):
+    """The weights stage's rows of session s01 for tracks at ``positions`` (voxels): the
+    first four detected there, the others only in s00."""
+    from pipeline.stages.weights import measure_session
+
+    um = positions * SPACING
+    n = len(positions)
+    tracks = pd.DataFrame({"synapse_id": np.arange(1, n + 1),
+                           "session": ["s01"] * 4 + ["s00"] * (n - 4),
+                           "z": positions[:, 0], "y": positions[:, 1], "x": positions[:, 2],
+                           "z_um": um[:, 0], "y_um": um[:, 1], "x_um": um[:, 2],
+                           "link_distance_um": np.nan})
+    meta = {"cell": "c", "cell_type": "pyr", "session": "s01", "day": 4.0, "target": "spines",
+            "voxel_um": SPACING.tolist()}
+    transform = {"matrix": np.eye(4).tolist(), "reliable": True}
+    return measure_session(stack, meta, transform, tracks,
+                           spines=spines)[0].set_index("synapse_id")
+
+
 def test_with_shadow_snr_an_undetected_spine_on_a_found_heads_flank_is_not_observed():
     """``spines.shadow_snr`` (an option, off): a track not detected in this session whose
     place lies 0.7 um from a head found in it measures that head's light (its flank); by
@@ -289,25 +308,15 @@ def test_with_shadow_snr_an_undetected_spine_on_a_found_heads_flank_is_not_obser
     it is not observed (flag ``shadowed``); an undetected track where no head is measures
     nothing and stays observed (an absence), and the detected heads are observed."""
     from pipeline.params import SpinesParams
-    from pipeline.stages.weights import measure_session
 
     heads = [(1.5, 4.0, 0.45), (-1.2, 10.0), (2.0, 16.0), (-1.8, 22.0)]
     stack, truth = _fill(heads, seed=4, photons=80.0)
     flank = truth[0] + [0, 0, 0.7 / SPACING[2]]        # 0.7 um along x from a large head
     empty = truth[2] + [0, 0, 3.0 / SPACING[2]]        # beside the shaft, 3 um from any head
     positions = np.vstack([truth, flank, empty])
-    um = positions * SPACING
-    tracks = pd.DataFrame({"synapse_id": np.arange(1, 7), "session": ["s01"] * 4 + ["s00"] * 2,
-                           "z": positions[:, 0], "y": positions[:, 1], "x": positions[:, 2],
-                           "z_um": um[:, 0], "y_um": um[:, 1], "x_um": um[:, 2],
-                           "link_distance_um": np.nan})
-    meta = {"cell": "c", "cell_type": "pyr", "session": "s01", "day": 4.0, "target": "spines",
-            "voxel_um": SPACING.tolist()}
-    transform = {"matrix": np.eye(4).tolist(), "reliable": True}
     bright = 12.0
-    rows = measure_session(stack, meta, transform, tracks,
-                           spines=SpinesParams(shadow_snr=bright))[0].set_index("synapse_id")
-    default = measure_session(stack, meta, transform, tracks)[0].set_index("synapse_id")
+    rows = _measured_in_s01(stack, positions, SpinesParams(shadow_snr=bright))
+    default = _measured_in_s01(stack, positions, SpinesParams())
     # by default the flank measures a detectable head, and is observed
     assert default.loc[5, "observed"] == 1 and default.loc[5, "snr"] >= bright
     assert rows.loc[5, "observed"] == 0 and "shadowed" in rows.loc[5, "quality_flags"]
@@ -345,29 +354,19 @@ def test_on_found_necks_are_undetected_places_between_a_found_head_and_its_shaft
 def test_with_shadow_necks_an_undetected_spine_on_a_found_spine_s_neck_is_not_observed():
     """``spines.shadow_necks``: heads on necks 1.6-2.2 um long, all found this session; a
     track not found here whose place lies halfway along one of their necks measures that
-    neck's light (by default observed, at several noise units: called present on it).  With
-    the setting it is not observed (flag ``shadowed``); a track not found where there is
-    nothing, beside the shaft 2 um from any neck, stays observed, and so do the heads."""
+    neck's light (without the setting observed, at several noise units: called present on
+    it).  With the setting it is not observed (flag ``shadowed``); a track not found where
+    there is nothing, beside the shaft 2 um from any neck, stays observed, and so do the
+    heads."""
     from pipeline.params import SpinesParams
-    from pipeline.stages.weights import measure_session
 
     heads = [(2.0, 4.0), (-1.8, 8.0), (2.2, 12.0), (-2.0, 16.0)]
     stack, truth = _fill(heads, seed=5, photons=80.0, neck_radius_um=0.12)
     neck = truth[2] + [0, -1.1 / SPACING[1], 0]          # halfway down the third neck
     empty = truth[2] + [0, -1.1 / SPACING[1], 2.0 / SPACING[2]]   # beside the shaft, no neck
     positions = np.vstack([truth, neck, empty])
-    um = positions * SPACING
-    tracks = pd.DataFrame({"synapse_id": np.arange(1, 7), "session": ["s01"] * 4 + ["s00"] * 2,
-                           "z": positions[:, 0], "y": positions[:, 1], "x": positions[:, 2],
-                           "z_um": um[:, 0], "y_um": um[:, 1], "x_um": um[:, 2],
-                           "link_distance_um": np.nan})
-    meta = {"cell": "c", "cell_type": "pyr", "session": "s01", "day": 4.0, "target": "spines",
-            "voxel_um": SPACING.tolist()}
-    transform = {"matrix": np.eye(4).tolist(), "reliable": True}
-    rows = measure_session(stack, meta, transform, tracks,
-                           spines=SpinesParams(shadow_necks=True))[0].set_index("synapse_id")
-    default = measure_session(stack, meta, transform, tracks,
-                              spines=SpinesParams(shadow_necks=False))[0].set_index("synapse_id")
+    rows = _measured_in_s01(stack, positions, SpinesParams(shadow_necks=True))
+    default = _measured_in_s01(stack, positions, SpinesParams(shadow_necks=False))
     assert default.loc[5, "observed"] == 1 and default.loc[5, "snr"] > 5, default.loc[5]
     assert rows.loc[5, "observed"] == 0 and "shadowed" in rows.loc[5, "quality_flags"]
     assert rows.loc[6, "observed"] == 1 and "shadowed" not in rows.loc[6, "quality_flags"]
