@@ -281,6 +281,10 @@ class PresenceParams:
     warn_absent_departure: float = _p(
         1.0, "warn about a session whose places without a synapse measure, in median, this "
              "many absent-state SDs away from those of the cell's other sessions")
+    warn_spines_undetected: float | None = _p(
+        0.25, "warn about a cell of spines where more than this share of the rows called "
+              "present were not detected there (calls on the measured light alone: on the "
+              "simulated cells survival then came out 0.07-0.21 above the truth); None: never")
     own_signal_reach: int = _p(
         0, "0: a present synapse's signal is scored against the log-normal of the cell's "
            "present synapses; N > 0: against the synapse's own signal in its clearly present "

@@ -506,3 +506,29 @@ def test_the_absent_state_widens_where_the_cell_is_bright_and_textured():
         assert np.all(signal[given_up] < 4 * 2.5), signal[given_up]
     # 29 absent rows on the shaft called present without it, 8 with it
     assert false_present[True] <= false_present[False] / 3, false_present
+
+
+def test_a_spines_cell_whose_calls_rest_mostly_on_undetected_rows_is_named():
+    """``presence.warn_spines_undetected`` (0.25): a cell of spines where most rows called
+    present were not detected (the detector found only the brightest) is named with its share;
+    the same cell with every present spine detected is not, nor a cell of puncta with the
+    same calls (the warning's evidence is from spines)."""
+    rng = np.random.default_rng(3)
+    states = _background(rng)
+    hidden = _cell(states, rng, detect_above=40.0)        # most present rows undetected
+    seen = _cell(states, rng, detect_above=6.0)
+    _, spines = call_presence(hidden.drop(columns="truth"), target="spines")
+    _, spines_seen = call_presence(seen.drop(columns="truth"), target="spines")
+    _, puncta = call_presence(hidden.drop(columns="truth"), target="puncta")
+
+    def named(summary):
+        return [w for w in summary["warnings"] if "were not detected in that session" in w]
+
+    assert spines["undetected_present_share"] > 0.25
+    assert len(named(spines)) == 1 and named(spines)[0].startswith("cell c1: "), spines["warnings"]
+    assert f"{100 * spines['undetected_present_share']:.0f} %" in named(spines)[0]
+    assert spines_seen["undetected_present_share"] < 0.25 and not named(spines_seen)
+    assert not named(puncta)
+    _, off = call_presence(hidden.drop(columns="truth"), target="spines",
+                           warn_spines_undetected=None)
+    assert not named(off)
