@@ -315,10 +315,10 @@ def on_found_necks(points_vox: np.ndarray, found, snr, core: np.ndarray, *, pixe
     """Which of the spines not found in a session (``found`` False) lie on a found one's neck:
     between its head and the shaft's ``core``, as :func:`neck_peaks` judges peaks, with a
     measured ``snr`` below ``ratio`` times the head's.  Such a place measures the found
-    spine's neck, whatever is there: on the simulated spine cells, most rows of tracks of no
-    spine called present while undetected, and none of the undetected true spines present
-    there (BENCHMARKS_SPINES.md, "Necks in the measurement").  ``points_vox``: (n, 3) z, y, x
-    in the session's voxels."""
+    spine's neck, whatever is there: on six simulated spine cells, 85 rows of tracks of no
+    spine and 40 of spines not yet born or already lost, against 27 of spines present
+    (BENCHMARKS_SPINES.md, "Necks in the measurement").  ``points_vox``: (n, 3) z, y, x in
+    the session's voxels."""
     found = np.asarray(found, bool)
     out = np.zeros(len(found), bool)
     if found.sum() == 0 or found.all() or not core.any():

@@ -281,9 +281,10 @@ def call_presence(table: pd.DataFrame, *, model: str = PresenceParams.model,
     (:func:`fit_presence`); ``null_sessions``: the session of each, to name a session whose
     absent state departs from the cell's (:func:`absent_departures`, beyond
     ``warn_absent_departure`` SDs; a cell of spines whose rows called present were more than
-    ``warn_spines_undetected`` undetected: :func:`spines_undetected_warning`).  A ``null_snr`` too short to measure the absent state is
-    named in the summary's warnings (:func:`unmeasured_absent_warning`; ``target``: the
-    sheet's, 'puncta' or 'spines').  ``absent_by_brightness`` with ``null_levels`` (the null
+    ``warn_spines_undetected`` undetected: :func:`spines_undetected_warning`).  A ``null_snr``
+    too short to measure the absent state is named in the summary's warnings
+    (:func:`unmeasured_absent_warning`; ``target``: the sheet's, 'puncta' or 'spines').
+    ``absent_by_brightness`` with ``null_levels`` (the null
     places' ``morphology_level``) and the table's: each row's absent state is as much wider
     than the cell's as the null places scatter more widely at its brightness
     (:func:`~pipeline.core.absent_width.absent_sd_factor`, the new column

@@ -175,9 +175,9 @@ def quality_flags(phot: pd.DataFrame, positions: np.ndarray, present, *, spacing
     session; :mod:`pipeline.stages.channels`); ``shadowed``: not detected, at another
     synapse's detection (:func:`shadowed_by_detection`), a spine not detected on the neck of
     one found (:func:`~pipeline.core.spines.on_found_necks`, ``spines.shadow_necks``), or one
-    not detected yet measuring a detectable head (:func:`bright_undetected`): not observed.  ``phot`` is
-    :func:`aperture_photometry`'s output at ``positions`` (all synapses of one session, voxel
-    units).
+    not detected yet measuring a detectable head (:func:`bright_undetected`): not observed.
+    ``phot`` is :func:`aperture_photometry`'s output at ``positions`` (all synapses of one
+    session, voxel units).
     """
     from scipy.spatial import cKDTree
 
