@@ -81,6 +81,8 @@ bench: $(VENV)/.peers
 	$(BIN)/python benchmarks/run_benchmark.py --workdir results/bench --out BENCHMARKS.md --cores $(CORES)
 	$(BIN)/python benchmarks/regime_run.py --regimes spines,spines_20M --workdir results/bench_spines --cores $(CORES) --out results/bench_spines/spines.md --title "Spines (issue 26): the spine regimes through the whole workflow"
 	cat results/bench_spines/spines.md >> BENCHMARKS.md
+	$(BIN)/python benchmarks/regime_run.py --regimes spines,spines_20M --seed 3003 --workdir results/bench_spines_3003 --cores $(CORES) --out results/bench_spines_3003/spines.md --title "Spines, a third draw (--seed 3003)"
+	cat results/bench_spines_3003/spines.md >> BENCHMARKS.md
 
 bench-scale: $(STAMP)
 	$(BIN)/python benchmarks/scale_benchmark.py --workdir results/bench_scale --out BENCHMARKS_SCALE.md --cores $(CORES)
