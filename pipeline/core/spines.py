@@ -334,21 +334,23 @@ def on_found_necks(points_vox: np.ndarray, found, snr, core: np.ndarray, *, pixe
 def spine_zone(image: np.ndarray, *, spacing, head_fwhm_um: float, surround_ratio: float,
                line_um: float, directions: int, orientation_um: float, core_share: float,
                core_window_um: float, threshold: float,
-               reach_um: tuple[float, float] = (0.3, 2.5), maps=None) -> np.ndarray:
+               reach_um: tuple[float, float] = (0.3, 2.5), maps=None,
+               core=None) -> np.ndarray:
     """Where a spine head could be in a (z, y, x) fill: the voxels (each column's plane of
     largest filtered value) ``reach_um`` from the shaft's core (:func:`shaft_core`; heads sit
     on necks up to ~2 um long).  Places there without a spine show what an absent spine's
     head over its shaft measures, the presence model's absent state (the weights stage's
-    null places).  ``maps``: :func:`head_maps` of this image with these settings, if the
-    caller has it."""
+    null places).  ``maps``: :func:`head_maps` of this image with these settings, and
+    ``core``: :func:`maps_core` of them, if the caller has them."""
     spacing = np.asarray(spacing, float)
     if maps is None:
         maps = head_maps(image, spacing=spacing, head_fwhm_um=head_fwhm_um,
                          surround_ratio=surround_ratio, line_um=line_um, directions=directions,
                          orientation_um=orientation_um, core_window_um=core_window_um)
     depth = maps[1]
-    core = maps_core(maps, pixel_um=spacing[1], core_share=core_share, threshold=threshold,
-                     line_um=line_um)
+    if core is None:
+        core = maps_core(maps, pixel_um=spacing[1], core_share=core_share,
+                         threshold=threshold, line_um=line_um)
     zone = np.zeros(np.shape(image), bool)
     if not core.any():
         return zone

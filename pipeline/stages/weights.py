@@ -279,7 +279,10 @@ def measure_session(stack: np.ndarray, meta: dict, transform: dict, tracks: pd.D
             k: getattr(spines, k) for k in ("head_fwhm_um", "surround_ratio", "line_um",
                                             "directions", "orientation_um", "core_window_um")})
         maps = (*maps[:2], None, *maps[3:])      # the filtered stack: neither reads it
-        cell = spine_zone(stack[0], spacing=spacing, maps=maps, **{
+        # the shaft's core, once: for the zone and for the necks of the spines found
+        core = maps_core(maps, pixel_um=spacing[1], core_share=spines.core_share,
+                         threshold=spines.threshold, line_um=spines.line_um)
+        cell = spine_zone(stack[0], spacing=spacing, maps=maps, core=core, **{
             k: getattr(spines, k) for k in ("head_fwhm_um", "surround_ratio", "line_um",
                                             "directions", "orientation_um", "core_share",
                                             "core_window_um", "threshold")})
@@ -335,8 +338,6 @@ def measure_session(stack: np.ndarray, meta: dict, transform: dict, tracks: pd.D
     # a spine not found here, on the line from a found head to the shaft, measures that
     # spine's neck: the light says nothing of its own (pre-birth places, tracks of no spine)
     if maps is not None and spines.shadow_necks and spines.neck_ratio is not None:
-        core = maps_core(maps, pixel_um=spacing[1], core_share=spines.core_share,
-                         threshold=spines.threshold, line_um=spines.line_um)
         shadowed |= on_found_necks(vox, found, phot["snr"].to_numpy(), core,
                                    pixel_um=spacing[1], ratio=spines.neck_ratio,
                                    width_um=spines.neck_width_um, max_length_px=maps[7])
