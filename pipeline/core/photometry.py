@@ -175,7 +175,7 @@ def aperture_photometry(image: np.ndarray, positions: np.ndarray, *, spacing,
                         radius_um=APERTURE_UM, shell=(1.5, 2.5),
                         saturation: float | None = None, raw: np.ndarray | None = None,
                         sources=None, template_fwhm_um=None, mask_snr: float = 10.0,
-                        workers: int = 1) -> pd.DataFrame:
+                        aperture_correction: bool = False, workers: int = 1) -> pd.DataFrame:
     """Integrated, background-subtracted intensity at sub-voxel positions.
 
     Parameters
@@ -193,9 +193,13 @@ def aperture_photometry(image: np.ndarray, positions: np.ndarray, *, spacing,
         the apertures of those brighter than ``mask_snr`` are left out of the other
         positions' background shells, and each
         sum is corrected for their light (:func:`deblend`) with Gaussian puncta of
-        ``template_fwhm_um`` (z, y, x; the PSF and a typical punctum together).  What a
+        ``template_fwhm_um`` (z, y, x; the PSF and a typical punctum together; or one row
+        per position, each punctum its own size).  What a
         neighbour puts in an aperture is not the synapse's weight, and would make an absent
         synapse look present.  ``aperture_intensity`` keeps the plain sum.
+    aperture_correction : with deblending, each intensity (and its SD) is divided by the share
+        of its own template's light the aperture keeps (less the shell's): the whole light
+        of a punctum of that size, not the part of it inside the aperture
     workers : threads measuring chunks of positions at once (numpy's gathers and sorts
         release the GIL); the values do not depend on it
 
@@ -268,6 +272,10 @@ def aperture_photometry(image: np.ndarray, positions: np.ndarray, *, spacing,
         w = _light_fractions(ap, sh, pos, half, spacing, radius, template_fwhm_um)
         intensity, sd = deblend(intensity, noise * np.sqrt(np.maximum(n_ap, 1)), w, sources)
         snr = intensity / sd
+        if aperture_correction:      # the snr is unchanged: both divided by the same share
+            own = w.diagonal()
+            share = np.where(own > 0, own, 1.0)
+            intensity = intensity / share
     return pd.DataFrame({"intensity": intensity, "background": bg, "noise": noise,
                          "snr": snr, "in_view": in_view.astype(int),
                          "aperture_inside": n_ap / np.maximum(whole, 1),
@@ -276,7 +284,8 @@ def aperture_photometry(image: np.ndarray, positions: np.ndarray, *, spacing,
 
 def _light_fractions(ap, sh, pos, half, spacing, radius, template_fwhm_um):
     """Sparse (n, n) ``W``: ``W[i, j]`` is what a Gaussian punctum of unit light and
-    ``template_fwhm_um`` at ``pos[j]`` adds to position ``i``'s background-subtracted sum:
+    ``template_fwhm_um`` (one for all, or row ``j`` of an (n, 3) array) at ``pos[j]`` adds
+    to position ``i``'s background-subtracted sum:
     its light in ``i``'s aperture ``ap[i]`` (over the offset grid of half-widths ``half``
     around ``pos[i]``) minus the aperture's size times its mean over ``i``'s shell ``sh[i]``
     (the clipped mean moves by their mean).  Only pairs close
@@ -285,13 +294,13 @@ def _light_fractions(ap, sh, pos, half, spacing, radius, template_fwhm_um):
     from scipy.spatial import cKDTree
 
     n = len(pos)
-    sd = np.asarray(template_fwhm_um, float) * FWHM_TO_SIGMA
-    reach = radius * 2.5 + 3 * sd                # the shell's edge plus 3 SDs of a punctum
+    sd = np.broadcast_to(np.asarray(template_fwhm_um, float) * FWHM_TO_SIGMA, (n, 3))
+    reach = radius * 2.5 + 3 * sd.max(0, initial=0)   # the shell's edge plus 3 SDs of a punctum
     pairs = (cKDTree(pos * spacing / reach).query_pairs(1.0, output_type="ndarray")
              if n > 1 else np.zeros((0, 2), int))
     rows = np.r_[np.arange(n), pairs[:, 0], pairs[:, 1]]
     cols = np.r_[np.arange(n), pairs[:, 1], pairs[:, 0]]
-    norm = np.prod(spacing) / ((2 * np.pi) ** 1.5 * np.prod(sd))
+    norm = np.prod(spacing) / ((2 * np.pi) ** 1.5 * np.prod(sd, axis=1))
     n_ap, n_sh = ap.sum(1), np.maximum(sh.sum(1), 1)
     base = np.round(pos).astype(np.int64)
     grid = tuple(2 * half + 1)
@@ -299,12 +308,12 @@ def _light_fractions(ap, sh, pos, half, spacing, radius, template_fwhm_um):
     for lo in range(0, len(rows), 256):           # bounded memory: 256 pairs x shell voxels
         i, j = rows[lo:lo + 256], cols[lo:lo + 256]
         gz, gy, gx = (np.exp(-0.5 * d ** 2) for d in
-                      _axis_distances(base[i], pos[j], half, spacing, sd))
+                      _axis_distances(base[i], pos[j], half, spacing, sd[j].T[:, :, None]))
         sums = []
         for m in (ap[i], sh[i]):               # the Gaussian factorises: contract axis by axis
             t = np.einsum("pabc,pc->pab", m.reshape(len(i), *grid).astype(np.float64), gx)
             sums.append(np.einsum("pab,pb,pa->p", t, gy, gz))
-        vals[lo:lo + 256] = norm * (sums[0] - n_ap[i] * sums[1] / n_sh[i])
+        vals[lo:lo + 256] = norm[j] * (sums[0] - n_ap[i] * sums[1] / n_sh[i])
     return sparse.csr_matrix((vals, (rows, cols)), shape=(n, n))
 
 

@@ -404,6 +404,7 @@ def track_cell(puncta: list[pd.DataFrame], transforms: list[dict], metas: list[d
             "session": metas[i]["session"], "day": metas[i]["day"], "session_index": k,
             "z": p["z"], "y": p["y"], "x": p["x"], "z_um": ref_um[:, 0], "y_um": ref_um[:, 1],
             "x_um": ref_um[:, 2], "snr": p["snr"], "intensity": p["intensity"],
+            "size_um": p["size_um"] if "size_um" in p else np.nan,
             "reliable_registration": bool(tr.get("reliable", True)),
             "registration_error_um": reg_error}))
     found = pd.concat(frames, ignore_index=True)

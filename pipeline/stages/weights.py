@@ -15,7 +15,7 @@ from ..contract import WEIGHTS_TABLE, chosen_for
 from ..core.channels import cell_mask, morphology_coefficient, remove_bleedthrough
 from ..core.frames import registration_error_at, to_session, track_positions
 from ..core.normalise import normalise_cell_weights
-from ..core.optics import Z_SCALE
+from ..core.optics import PSF_FWHM_UM, Z_SCALE
 from ..core.photometry import aperture_photometry
 from ..core.shaft import dendrite_mask, line_background
 from ..core.smooth_at import gaussian_at
@@ -230,13 +230,31 @@ def single_channel_psd(image: np.ndarray, *, spacing,
     return psd, dendrite_mask(shaft, spacing=spacing)
 
 
-def _per_synapse(tracks: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, np.ndarray]:
-    """(mean reference position, curated flag, number of detections) of each synapse."""
+def _per_synapse(tracks: pd.DataFrame):
+    """(mean reference position, curated flag, number of detections, median lateral size in
+    um of its detections or NaN) of each synapse."""
     centres = track_positions(tracks)
     ids = centres.index.to_numpy()
     curated = (tracks.groupby("synapse_id")["curated"].max() if "curated" in tracks.columns
                else pd.Series(0, index=ids))
-    return centres, curated, tracks.groupby("synapse_id").size().reindex(ids).to_numpy()
+    size = (tracks.groupby("synapse_id")["size_um"].median().reindex(ids).to_numpy()
+            if "size_um" in tracks.columns else np.full(len(ids), np.nan))
+    return centres, curated, tracks.groupby("synapse_id").size().reindex(ids).to_numpy(), size
+
+
+#: lateral sizes (um, image FWHM) a synapse's own template is kept within: the PSF's width at
+#: least, and no wider than a punctum on a neighbour's flank measures
+OWN_SIZE_RANGE_UM = (PSF_FWHM_UM[1], 1.0)
+
+
+def own_templates(size_um: np.ndarray, typical_fwhm_um) -> np.ndarray:
+    """(n, 3) template FWHM (z, y, x) of puncta of lateral image size ``size_um`` (NaN: the
+    typical one): the punctum's own extent adds to the typical template in every axis as its
+    lateral size does (in quadrature), so z widens by as much as y and x."""
+    typical = np.asarray(typical_fwhm_um, float)
+    lateral = np.clip(np.where(np.isfinite(size_um), size_um, typical[1]), *OWN_SIZE_RANGE_UM)
+    extra = lateral ** 2 - typical[1] ** 2
+    return np.sqrt(np.maximum(typical[None] ** 2 + extra[:, None], 1e-6))
 
 
 def measure_session(stack: np.ndarray, meta: dict, transform: dict, tracks: pd.DataFrame, *,
@@ -255,7 +273,7 @@ def measure_session(stack: np.ndarray, meta: dict, transform: dict, tracks: pd.D
     (:func:`~pipeline.core.spines.head_over_shaft`, settings ``spines``), ``snr`` the head
     over the noise, ``background`` the shaft, and the null places lie beside the shaft where a
     head could be (:func:`~pipeline.core.spines.spine_zone`), measured the same way."""
-    centres, curated, n_detected = per_synapse or _per_synapse(tracks)
+    centres, curated, n_detected, size = per_synapse or _per_synapse(tracks)
     ids = centres.index.to_numpy()
     spacing = np.asarray(meta["voxel_um"])
     det = tracks[tracks["session"].astype(str) == str(meta["session"])].set_index("synapse_id")
@@ -301,9 +319,13 @@ def measure_session(stack: np.ndarray, meta: dict, transform: dict, tracks: pd.D
     sources = np.r_[distinct_puncta(vox, found, spacing=spacing, priority=n_detected),
                     np.zeros(len(null), bool)]
     template = None if params.deblend_fwhm_um is None else list(params.deblend_fwhm_um)
+    own = params.own_size and template is not None
+    if own:      # each synapse its own size; the null places the typical one
+        template = own_templates(np.r_[size, np.full(len(null), np.nan)], template)
     phot = aperture_photometry(psd, both, spacing=spacing, radius_um=aperture,
                                saturation=meta.get("psd95_saturation_level"), raw=stack[0],
-                               sources=sources, template_fwhm_um=template)
+                               sources=sources, template_fwhm_um=template,
+                               aperture_correction=own)
     null_snr = phot["snr"].to_numpy()[len(vox):]
     phot = phot.iloc[:len(vox)]
     if meta.get("target") == "spines":
