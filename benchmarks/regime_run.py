@@ -64,7 +64,8 @@ def main(argv=None) -> int:
         pop = scores[scores.cell.str.startswith("type:")].set_index("metric")["value"]
         sums.append({"regime": regime, **{k: per_cell.get(k) for k in (
             "detection_precision", "detection_recall", "detection_f1", "called_precision",
-            "called_recall", "link_f1", "added_abs_error_pp", "lost_abs_error_pp")},
+            "called_recall", "link_f1", "log_weight_r", "added_abs_error_pp",
+            "lost_abs_error_pp")},
             "added err pp (presence calls)": pop.get("added_abs_error_pp"),
             "lost err pp (presence calls)": pop.get("lost_abs_error_pp"),
             "sessions unreliable": int((~sessions["reliable"].astype(bool)).sum()),

@@ -265,7 +265,7 @@ class WeightsParams:
         (2.05, 0.6, 0.6), "FWHM (z, y, x) of a typical punctum in the image, um, used to take "
                           "neighbours' light out of each aperture; None: plain aperture sums")
     own_size: bool = _p(
-        False, "with deblend_fwhm_um, each synapse's template has its own lateral size (the "
+        True, "with deblend_fwhm_um, each synapse's template has its own lateral size (the "
                "median of its detections' size_um; the typical one where it has none, wider "
                "or narrower by as much in z) and its weight is the whole light of a punctum of "
                "that size (the share its aperture keeps divided out); false: one template for "

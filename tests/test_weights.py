@@ -240,6 +240,64 @@ def test_of_two_undetected_pieces_the_one_with_more_detections_carries_the_light
     assert clean["snr"].iloc[1] > 20 and abs(clean["snr"].iloc[0]) < 3
 
 
+def _sized_pair(rng, offset_um, integrals, lateral_fwhm_um, noise=0.5):
+    """Two puncta of their own lateral image FWHM (z 2.0 um widened as much in quadrature)
+    ``offset_um`` apart in x, on a flat background with Gaussian noise."""
+    from pipeline.core.optics import FWHM_TO_SIGMA
+    from pipeline.stages.weights import own_templates
+
+    centres = np.array([[8.0, 48.0, 40.0], [8.0, 48.0, 40.0 + offset_um / SPACING[2]]])
+    fwhm = own_templates(np.asarray(lateral_fwhm_um, float), (2.0, 0.6, 0.6))
+    clean = render_puncta((16, 96, 96), SPACING, centres, np.asarray(integrals, float),
+                          fwhm * FWHM_TO_SIGMA) + 10.0
+    return centres, fwhm, clean + rng.normal(0, noise, clean.shape)
+
+
+def test_own_size_templates_widen_z_as_much_as_x_and_keep_the_typical_one():
+    from pipeline.stages.weights import own_templates
+
+    t = own_templates(np.array([0.6, 0.8, np.nan, 0.1, 3.0]), (2.05, 0.6, 0.6))
+    np.testing.assert_allclose(t[0], [2.05, 0.6, 0.6])
+    np.testing.assert_allclose(t[2], [2.05, 0.6, 0.6])          # no size: the typical one
+    np.testing.assert_allclose(t[1], np.sqrt(np.array([2.05, 0.6, 0.6]) ** 2 + 0.8 ** 2 - 0.36))
+    np.testing.assert_allclose(t[3, 1:], 0.4)                    # never narrower than the PSF
+    np.testing.assert_allclose(t[4, 1:], 1.0)                    # nor wider than 1 um
+
+
+def test_own_size_gives_a_small_and_a_large_punctum_their_whole_light():
+    """Equal light, different sizes: one template keeps more of the small one's light in
+    its aperture; each its own size measures both at their light (the weight)."""
+    rng = np.random.default_rng(7)
+    centres, fwhm, img = _sized_pair(rng, 3.0, [2000.0, 2000.0], [0.45, 0.85])
+    typical = aperture_photometry(img, centres, spacing=SPACING, sources=[True, True],
+                                  template_fwhm_um=(2.05, 0.6, 0.6))
+    own = aperture_photometry(img, centres, spacing=SPACING, sources=[True, True],
+                              template_fwhm_um=fwhm, aperture_correction=True)
+    ratio = typical["intensity"].iloc[0] / typical["intensity"].iloc[1]
+    assert ratio > 1.25, ratio                                    # the small one looks heavier
+    np.testing.assert_allclose(own["intensity"], 2000.0, rtol=0.05)
+    np.testing.assert_allclose(own["snr"], typical["snr"], rtol=0.2)
+
+
+def test_own_size_deblends_a_dim_large_punctum_beside_a_bright_small_one():
+    """0.65 um apart (a dense PV shaft): the typical template gives the bright small
+    neighbour's flank too much light in the dim one's aperture and takes it out."""
+    errors = {"typical": [], "own": []}
+    rng = np.random.default_rng(8)
+    for _ in range(10):
+        centres, fwhm, img = _sized_pair(rng, 0.65, [600.0, 2400.0], [0.75, 0.45])
+        typical = aperture_photometry(img, centres, spacing=SPACING, sources=[True, True],
+                                      template_fwhm_um=(2.05, 0.6, 0.6))
+        own = aperture_photometry(img, centres, spacing=SPACING, sources=[True, True],
+                                  template_fwhm_um=fwhm, aperture_correction=True)
+        alone = aperture_photometry(_sized_pair(rng, 0.65, [600.0, 0.0], [0.75, 0.45])[2],
+                                    centres[:1], spacing=SPACING)
+        errors["typical"].append(typical["intensity"].iloc[0] / alone["intensity"].iloc[0] - 1)
+        errors["own"].append(own["intensity"].iloc[0] / 600.0 - 1)
+    assert abs(np.mean(errors["own"])) < 0.05, errors["own"]
+    assert abs(np.mean(errors["typical"])) > 3 * abs(np.mean(errors["own"])), errors
+
+
 def test_null_positions_lie_on_the_cell_away_from_every_synapse():
     from pipeline.stages.weights import null_positions
 
