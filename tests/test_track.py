@@ -364,3 +364,27 @@ def test_the_track_command_names_a_textured_session_and_the_report_reads_it(tmp_
     assert [s["texture_factor"] for s in sessions] == [1.1, 2.2, 1.0]
     (w,) = detection_warnings(results)
     assert w.startswith("cell c1: a textured bright shaft in 1 of 3 sessions (s1 2.2x")
+
+
+def test_the_tracks_carry_each_detections_size_for_the_weights_stage():
+    """The weights stage gives each synapse a template its own size from the tracks table
+    (``weights.own_size``): track_cell copies each detection's ``size_um``; a detect table
+    without the column (an older run's) gives NaN, the typical size."""
+    from pipeline.stages.track import track_cell
+
+    identity = {"matrix": np.eye(4).tolist(), "reliable": True}
+    metas = [{"cell": "c1", "session": f"s{k}", "day": 4.0 * k} for k in range(2)]
+
+    def puncta(sizes):
+        pos = np.array([[5.0, 10.0, 10.0], [5.0, 30.0, 30.0]])
+        table = pd.DataFrame({"z": pos[:, 0], "y": pos[:, 1], "x": pos[:, 2],
+                              "z_um": pos[:, 0] * 0.8, "y_um": pos[:, 1] * 0.1,
+                              "x_um": pos[:, 2] * 0.1, "snr": 20.0, "intensity": 1000.0})
+        return table if sizes is None else table.assign(size_um=sizes)
+
+    tracks, _ = track_cell([puncta([0.5, 0.8]), puncta([0.55, 0.75])], [identity] * 2, metas)
+    got = tracks.sort_values(["session", "y"])["size_um"].to_numpy()
+    np.testing.assert_allclose(got, [0.5, 0.8, 0.55, 0.75])
+    assert tracks.groupby("synapse_id").size().tolist() == [2, 2]
+    older, _ = track_cell([puncta(None), puncta(None)], [identity] * 2, metas)
+    assert older["size_um"].isna().all()

@@ -264,6 +264,17 @@ def test_own_size_templates_widen_z_as_much_as_x_and_keep_the_typical_one():
     np.testing.assert_allclose(t[4, 1:], 1.0)                    # nor wider than 1 um
 
 
+def test_a_synapses_own_size_is_the_median_of_its_detections_and_none_without_them():
+    from pipeline.stages.weights import _per_synapse
+
+    tracks = pd.DataFrame({"synapse_id": [1, 1, 1, 2], "session": ["s0", "s1", "s2", "s0"],
+                           "z_um": 1.0, "y_um": [1.0, 1.0, 1.0, 5.0], "x_um": 1.0,
+                           "size_um": [0.5, 0.9, 0.55, np.nan]})
+    np.testing.assert_allclose(_per_synapse(tracks)[3], [0.55, np.nan])
+    # a tracks table from before the column (or a person's added rows): the typical size
+    assert np.isnan(_per_synapse(tracks.drop(columns="size_um"))[3]).all()
+
+
 def test_own_size_gives_a_small_and_a_large_punctum_their_whole_light():
     """Equal light, different sizes: one template keeps more of the small one's light in
     its aperture; each its own size measures both at their light (the weight)."""

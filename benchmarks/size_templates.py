@@ -1,0 +1,132 @@
+"""What one template size costs the weights: deblended photometry at the true positions with
+one typical size, with each synapse's own size, and with its whole light.
+
+    python benchmarks/size_templates.py RUN [RUN ...] [--out FILE]
+
+``RUN``: a simulated regime's folder with ``data/`` and ``results/`` (as ``make bench`` and
+``regime_run.py`` leave them; the script reads the truth, the ingested stacks and the channels
+stage's shares).  In every session of a two-channel cell, every true synapse present and in
+view is measured at its true place with the weights stage's aperture photometry, every one of
+them a source of light (nothing missed, nothing misplaced), its neighbours' light taken out:
+
+- ``one size``: every template ``weights.deblend_fwhm_um`` (``own_size: false``);
+- ``own true size``: each synapse's template its simulated size (``own_templates`` of its
+  image FWHM), the light inside the aperture;
+- ``own true size, whole light``: the same, the aperture's share divided out (what
+  ``own_size: true`` does, here with the true sizes where the workflow has its detections');
+- ``own measured size, whole light``: the sizes the detect stage measured, each true synapse
+  the median over the cell's sessions of the ``size_um`` of its detection (the nearest within
+  0.35 um; the typical size where it has none): the workflow's own estimate (a track's
+  median), with the positions still true.
+
+Per run: r of log intensity (less each session's median) against log true weight, over the
+rows every method measures above zero (their number: ``rows scored``).
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from runs_table import main_over_runs  # noqa: E402
+
+#: a detection this near (um, z times Z_SCALE) a true synapse is its detection
+MATCH_UM = 0.35
+METHODS = ("one size", "own true size", "own true size, whole light",
+           "own measured size, whole light")
+
+
+def _measured_sizes(run: Path, cell: str, session: str, at: np.ndarray, spacing) -> np.ndarray:
+    """The detect stage's ``size_um`` of the detection nearest each position (within
+    :data:`MATCH_UM`), NaN where there is none."""
+    from scipy.spatial import cKDTree
+
+    from pipeline.core.optics import Z_SCALE
+
+    det = pd.read_csv(run / "results" / "detect" / cell / f"{session}.csv")
+    scale = np.asarray(spacing) * [Z_SCALE, 1, 1]
+    if det.empty:
+        return np.full(len(at), np.nan)
+    dist, j = cKDTree(det[["z", "y", "x"]].to_numpy() * scale).query(at * scale)
+    return np.where(dist < MATCH_UM, det["size_um"].to_numpy()[j], np.nan)
+
+
+def cell_rows(run: Path, cell: str, truth: pd.DataFrame, spacing) -> pd.DataFrame:
+    """One cell's true synapse-sessions measured each way (columns :data:`METHODS`)."""
+    import tifffile
+
+    from pipeline.core.channels import remove_bleedthrough
+    from pipeline.core.optics import PSF_FWHM_UM
+    from pipeline.core.photometry import aperture_photometry
+    from pipeline.params import WeightsParams
+    from pipeline.stages.weights import own_templates
+
+    params = WeightsParams()
+    typical = list(params.deblend_fwhm_um)
+    shares = json.loads((run / "results" / "channels" / f"{cell}.json").read_text())["sessions"]
+    # each true synapse's measured size: the median over the sessions of its detection's
+    measured = pd.concat([pd.DataFrame({"synapse_id": t["synapse_id"], "size_um": _measured_sizes(
+        run, cell, session, t[["z", "y", "x"]].to_numpy(float), spacing)})
+        for session, t in truth.groupby("session") if session in shares])
+    measured = measured.groupby("synapse_id")["size_um"].median()
+    out = []
+    for session, t in truth.groupby("session"):
+        used = shares.get(session, {}).get("used")
+        if used is None:        # one channel, or a repeat session the sheet leaves out
+            continue
+        stack = tifffile.imread(run / "results" / "ingest" / cell / f"{session}.tif")
+        psd = remove_bleedthrough(stack[:, 0].astype(np.float32), stack[:, 1].astype(np.float32),
+                                  used, spacing=spacing)
+        at = t[["z", "y", "x"]].to_numpy(float)
+        true_lateral = np.hypot(PSF_FWHM_UM[1], t["size_um"].to_numpy())
+        templates = {"one size": (typical, False),
+                     "own true size": (own_templates(true_lateral, typical), False),
+                     "own true size, whole light": (own_templates(true_lateral, typical), True),
+                     "own measured size, whole light": (own_templates(
+                         measured.reindex(t["synapse_id"]).to_numpy(), typical), True)}
+        row = {"cell": cell, "session": session, "true_weight": t["weight"].to_numpy()}
+        for name, (template, whole) in templates.items():
+            row[name] = aperture_photometry(
+                psd, at, spacing=spacing, radius_um=list(params.aperture_um),
+                sources=np.ones(len(at), bool), template_fwhm_um=template,
+                aperture_correction=whole)["intensity"].to_numpy()
+        out.append(pd.DataFrame(row))
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
+
+
+def log_r(rows: pd.DataFrame, column: str) -> float:
+    """r of log ``column`` (less its session's median) with log true weight, over the rows
+    every method measures above 0 (one row at a sliver above 0 is worth -5 in log)."""
+    above = rows[(rows[list(METHODS)] > 0).all(axis=1)]
+    if len(above) < 3:
+        return np.nan
+    log_i = np.log(above[column])
+    log_i = log_i - log_i.groupby([above["cell"], above["session"]]).transform("median")
+    return float(np.corrcoef(log_i, np.log(above["true_weight"]))[0, 1])
+
+
+def run_summary(run: Path) -> dict:
+    truth = pd.read_csv(run / "data" / "truth" / "synapses.csv")
+    params = json.loads((run / "data" / "truth" / "params.json").read_text())
+    truth = truth[(truth["present"] == 1) & (truth["in_view"] == 1) & (truth["weight"] > 0)]
+    rows = pd.concat([cell_rows(run, cell, t, params[cell]["spacing"])
+                      for cell, t in truth.groupby("cell")], ignore_index=True)
+    if rows.empty:
+        return {"run": run.name, "rows": 0}
+    return {"run": run.name, "rows": len(rows),
+            "rows scored": int((rows[list(METHODS)] > 0).all(axis=1).sum()),
+            **{f"r, {name}": log_r(rows, name) for name in METHODS}}
+
+
+def main(argv=None) -> int:
+    return main_over_runs(run_summary, __doc__.splitlines()[0], argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
