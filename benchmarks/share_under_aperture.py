@@ -17,7 +17,6 @@ correlation of log intensity with log true weight over the rows above zero.
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -27,24 +26,16 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from runs_table import main_over_runs  # noqa: E402
+from runs_table import main_over_runs, true_synapse_rows, two_channel_sessions  # noqa: E402
 
 
 def cell_rows(run: Path, cell: str, truth: pd.DataFrame, spacing) -> pd.DataFrame:
     """One cell's true synapse-sessions with their aperture intensity, raw and subtracted."""
-    import tifffile
-
     from pipeline.core.channels import remove_bleedthrough
     from pipeline.core.photometry import aperture_photometry
 
-    shares = json.loads((run / "results" / "channels" / f"{cell}.json").read_text())["sessions"]
     out = []
-    for session, t in truth.groupby("session"):
-        used = shares.get(session, {}).get("used")
-        if used is None:        # one channel, or a repeat session the sheet leaves out
-            continue
-        stack = tifffile.imread(run / "results" / "ingest" / cell / f"{session}.tif")
-        psd, morph = (stack[:, k].astype(np.float32) for k in (0, 1))
+    for session, t, psd, morph, used in two_channel_sessions(run, cell, truth):
         at = t[["z", "y", "x"]].to_numpy()
         raw = aperture_photometry(psd, at, spacing=spacing)["intensity"].to_numpy()
         sub = aperture_photometry(remove_bleedthrough(psd, morph, used, spacing=spacing), at,
@@ -55,11 +46,7 @@ def cell_rows(run: Path, cell: str, truth: pd.DataFrame, spacing) -> pd.DataFram
 
 
 def run_summary(run: Path) -> dict:
-    truth = pd.read_csv(run / "data" / "truth" / "synapses.csv")
-    params = json.loads((run / "data" / "truth" / "params.json").read_text())
-    truth = truth[(truth["present"] == 1) & (truth["in_view"] == 1) & (truth["weight"] > 0)]
-    rows = pd.concat([cell_rows(run, cell, t, params[cell]["spacing"])
-                      for cell, t in truth.groupby("cell")], ignore_index=True)
+    rows = true_synapse_rows(run, cell_rows)
     if rows.empty:
         return {"run": run.name, "rows": 0}
     per_weight = float(np.median(rows["subtracted"] / rows["true_weight"]))

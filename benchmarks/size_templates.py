@@ -24,7 +24,6 @@ rows every method measures above zero (their number: ``rows scored``).
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -34,7 +33,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from runs_table import main_over_runs  # noqa: E402
+from runs_table import main_over_runs, true_synapse_rows, two_channel_sessions  # noqa: E402
 
 #: a detection this near (um, z times Z_SCALE) a true synapse is its detection
 MATCH_UM = 0.35
@@ -49,7 +48,8 @@ def _measured_sizes(run: Path, cell: str, session: str, at: np.ndarray, spacing)
 
     from pipeline.core.optics import Z_SCALE
 
-    det = pd.read_csv(run / "results" / "detect" / cell / f"{session}.csv")
+    path = run / "results" / "detect" / cell / f"{session}.csv"
+    det = pd.read_csv(path) if path.exists() else pd.DataFrame()   # a session left out
     scale = np.asarray(spacing) * [Z_SCALE, 1, 1]
     if det.empty:
         return np.full(len(at), np.nan)
@@ -59,8 +59,6 @@ def _measured_sizes(run: Path, cell: str, session: str, at: np.ndarray, spacing)
 
 def cell_rows(run: Path, cell: str, truth: pd.DataFrame, spacing) -> pd.DataFrame:
     """One cell's true synapse-sessions measured each way (columns :data:`METHODS`)."""
-    import tifffile
-
     from pipeline.core.channels import remove_bleedthrough
     from pipeline.core.optics import PSF_FWHM_UM
     from pipeline.core.photometry import aperture_photometry
@@ -69,20 +67,14 @@ def cell_rows(run: Path, cell: str, truth: pd.DataFrame, spacing) -> pd.DataFram
 
     params = WeightsParams()
     typical = list(params.deblend_fwhm_um)
-    shares = json.loads((run / "results" / "channels" / f"{cell}.json").read_text())["sessions"]
     # each true synapse's measured size: the median over the sessions of its detection's
     measured = pd.concat([pd.DataFrame({"synapse_id": t["synapse_id"], "size_um": _measured_sizes(
         run, cell, session, t[["z", "y", "x"]].to_numpy(float), spacing)})
-        for session, t in truth.groupby("session") if session in shares])
+        for session, t in truth.groupby("session")])
     measured = measured.groupby("synapse_id")["size_um"].median()
     out = []
-    for session, t in truth.groupby("session"):
-        used = shares.get(session, {}).get("used")
-        if used is None:        # one channel, or a repeat session the sheet leaves out
-            continue
-        stack = tifffile.imread(run / "results" / "ingest" / cell / f"{session}.tif")
-        psd = remove_bleedthrough(stack[:, 0].astype(np.float32), stack[:, 1].astype(np.float32),
-                                  used, spacing=spacing)
+    for session, t, psd, morph, used in two_channel_sessions(run, cell, truth):
+        psd = remove_bleedthrough(psd, morph, used, spacing=spacing)
         at = t[["z", "y", "x"]].to_numpy(float)
         true_lateral = np.hypot(PSF_FWHM_UM[1], t["size_um"].to_numpy())
         templates = {"one size": (typical, False),
@@ -112,11 +104,7 @@ def log_r(rows: pd.DataFrame, column: str) -> float:
 
 
 def run_summary(run: Path) -> dict:
-    truth = pd.read_csv(run / "data" / "truth" / "synapses.csv")
-    params = json.loads((run / "data" / "truth" / "params.json").read_text())
-    truth = truth[(truth["present"] == 1) & (truth["in_view"] == 1) & (truth["weight"] > 0)]
-    rows = pd.concat([cell_rows(run, cell, t, params[cell]["spacing"])
-                      for cell, t in truth.groupby("cell")], ignore_index=True)
+    rows = true_synapse_rows(run, cell_rows)
     if rows.empty:
         return {"run": run.name, "rows": 0}
     return {"run": run.name, "rows": len(rows),
