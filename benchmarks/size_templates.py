@@ -16,8 +16,9 @@ them a source of light (nothing missed, nothing misplaced), its neighbours' ligh
   ``own_size: true`` does, here with the true sizes where the workflow has its detections');
 - ``own measured size, whole light``: the sizes the detect stage measured, each true synapse
   the median over the cell's sessions of the ``size_um`` of its detection (the nearest within
-  0.35 um; the typical size where it has none): the workflow's own estimate (a track's
-  median), with the positions still true.
+  0.35 um; only a detection with no other within 0.7 um, as the weights stage takes them;
+  the typical size where it has none): the workflow's own estimate (a track's median), with
+  the positions still true.
 
 Per run: r of log intensity (less each session's median) against log true weight, over the
 rows every method measures above zero (their number: ``rows scored``).
@@ -47,14 +48,16 @@ def _measured_sizes(run: Path, cell: str, session: str, at: np.ndarray, spacing)
     from scipy.spatial import cKDTree
 
     from pipeline.core.optics import Z_SCALE
+    from pipeline.stages.weights import sizes_clear_of_neighbours
 
     path = run / "results" / "detect" / cell / f"{session}.csv"
     det = pd.read_csv(path) if path.exists() else pd.DataFrame()   # a session left out
     scale = np.asarray(spacing) * [Z_SCALE, 1, 1]
     if det.empty:
         return np.full(len(at), np.nan)
+    size = sizes_clear_of_neighbours(det.assign(session=session))   # as the weights stage
     dist, j = cKDTree(det[["z", "y", "x"]].to_numpy() * scale).query(at * scale)
-    return np.where(dist < MATCH_UM, det["size_um"].to_numpy()[j], np.nan)
+    return np.where(dist < MATCH_UM, size[j], np.nan)
 
 
 def cell_rows(run: Path, cell: str, truth: pd.DataFrame, spacing) -> pd.DataFrame:

@@ -264,7 +264,7 @@ def test_own_size_templates_widen_z_as_much_as_x_and_keep_the_typical_one():
     np.testing.assert_allclose(t[4, 1:], 1.0)                    # nor wider than 1 um
 
 
-def test_a_synapses_own_size_is_the_median_of_its_detections_and_none_without_them():
+def test_a_synapses_own_size_is_the_median_of_its_detections_clear_of_neighbours():
     from pipeline.stages.weights import _per_synapse
 
     tracks = pd.DataFrame({"synapse_id": [1, 1, 1, 2], "session": ["s0", "s1", "s2", "s0"],
@@ -273,6 +273,12 @@ def test_a_synapses_own_size_is_the_median_of_its_detections_and_none_without_th
     np.testing.assert_allclose(_per_synapse(tracks)[3], [0.55, np.nan])
     # a tracks table from before the column (or a person's added rows): the typical size
     assert np.isnan(_per_synapse(tracks.drop(columns="size_um"))[3]).all()
+    # a detection with another within 0.7 um in its session measured their light together:
+    # synapse 1's s0 size (0.5) is left out, and synapse 3 (0.5 um off it, s0 only) has none
+    crowded = pd.concat([tracks, pd.DataFrame({"synapse_id": [3], "session": ["s0"],
+                                               "z_um": 1.0, "y_um": [1.5], "x_um": 1.0,
+                                               "size_um": [0.6]})], ignore_index=True)
+    np.testing.assert_allclose(_per_synapse(crowded)[3], [0.725, np.nan, np.nan])
 
 
 def test_own_size_gives_a_small_and_a_large_punctum_their_whole_light():
