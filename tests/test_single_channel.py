@@ -253,7 +253,9 @@ def test_puncta_close_along_the_shaft_keep_their_light_in_the_weight():
                 + render_puncta(shape, SPACING, pos, np.full(len(pos), light),
                                 np.tile([0.85, 0.17, 0.17], (len(pos), 1))))
     stack = rng.poisson(expected)[None].astype(np.float32)
-    tracks = _one_session_tracks(pos, ["s01"] * len(pos))
+    # each detection's size as the detect stage measures these PSF-sized puncta (0.4 um):
+    # the weight is then each one's whole light (weights.own_size)
+    tracks = _one_session_tracks(pos, ["s01"] * len(pos)).assign(size_um=0.4)
     meta = {"cell": "c", "cell_type": "pyr", "session": "s01", "day": 4.0,
             "voxel_um": SPACING.tolist()}
     transform = {"matrix": np.eye(4).tolist(), "reliable": True}
