@@ -250,10 +250,7 @@ def sizes_clear_of_neighbours(tracks: pd.DataFrame, *, clear_um: float = OWN_SIZ
     size = tracks["size_um"].to_numpy(float)
     pos = tracks[["z_um", "y_um", "x_um"]].to_numpy(float) * [z_scale, 1, 1]
     for rows in tracks.groupby(tracks["session"].astype(str)).indices.values():
-        if len(rows) < 2:
-            out[rows] = size[rows]
-            continue
-        nearest = cKDTree(pos[rows]).query(pos[rows], k=2)[0][:, 1]
+        nearest = cKDTree(pos[rows]).query(pos[rows], k=2)[0][:, 1]   # inf: alone
         out[rows] = np.where(nearest >= clear_um, size[rows], np.nan)
     return out
 
