@@ -3,7 +3,9 @@
     main_over_runs(run_summary, description, argv)
 
 ``run_summary(run: Path) -> dict``: one row per run folder given on the command line; the
-table is printed as markdown and, with ``--out FILE``, written there.
+table is printed as markdown and, with ``--out FILE``, written there.  Such a summary that
+measures the true synapses of a run reads them with :func:`true_synapse_rows` and each
+session's channels with :func:`two_channel_sessions`.
 """
 from __future__ import annotations
 
