@@ -197,9 +197,9 @@ def aperture_photometry(image: np.ndarray, positions: np.ndarray, *, spacing,
         per position, each punctum its own size).  What a
         neighbour puts in an aperture is not the synapse's weight, and would make an absent
         synapse look present.  ``aperture_intensity`` keeps the plain sum.
-    aperture_correction : with deblending, each intensity (and its SD) is divided by the share
-        of its own template's light the aperture keeps (less the shell's): the whole light
-        of a punctum of that size, not the part of it inside the aperture
+    aperture_correction : with deblending, each intensity is divided by the share of its own
+        template's light the aperture keeps (less the shell's): the whole light of a punctum
+        of that size, not the part of it inside the aperture (``snr`` is unchanged)
     workers : threads measuring chunks of positions at once (numpy's gathers and sorts
         release the GIL); the values do not depend on it
 
