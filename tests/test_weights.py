@@ -264,21 +264,30 @@ def test_own_size_templates_widen_z_as_much_as_x_and_keep_the_typical_one():
     np.testing.assert_allclose(t[4, 1:], 1.0)                    # nor wider than 1 um
 
 
-def test_a_synapses_own_size_is_the_median_of_its_detections_clear_of_neighbours():
+def test_a_synapses_own_size_pools_its_detections_clear_of_neighbours_by_their_snr():
     from pipeline.stages.weights import _per_synapse
 
     tracks = pd.DataFrame({"synapse_id": [1, 1, 1, 2], "session": ["s0", "s1", "s2", "s0"],
                            "z_um": 1.0, "y_um": [1.0, 1.0, 1.0, 5.0], "x_um": 1.0,
-                           "size_um": [0.5, 0.9, 0.55, np.nan]})
-    np.testing.assert_allclose(_per_synapse(tracks)[3], [0.55, np.nan])
+                           "size_um": [0.5, 0.9, 0.55, np.nan], "snr": [10.0, 30.0, 10.0, 20.0]})
+    # weights 100, 900, 100: (50 + 810 + 55) / 1100
+    np.testing.assert_allclose(_per_synapse(tracks)[3], [915 / 1100, np.nan])
+    # a dim detection's size (it reads small) hardly moves a bright one's; SNR over 60 counts
+    # as 60, so one very bright session does not stand alone
+    dim = tracks.assign(snr=[4.0, 40.0, 200.0, 20.0])
+    expected = (0.5 * 16 + 0.9 * 1600 + 0.55 * 3600) / (16 + 1600 + 3600)
+    np.testing.assert_allclose(_per_synapse(dim)[3], [expected, np.nan])
+    # without an snr column every detection counts alike
+    np.testing.assert_allclose(_per_synapse(tracks.drop(columns="snr"))[3], [0.65, np.nan])
     # a tracks table from before the column (or a person's added rows): the typical size
     assert np.isnan(_per_synapse(tracks.drop(columns="size_um"))[3]).all()
     # a detection with another within 0.7 um in its session measured their light together:
     # synapse 1's s0 size (0.5) is left out, and synapse 3 (0.5 um off it, s0 only) has none
     crowded = pd.concat([tracks, pd.DataFrame({"synapse_id": [3], "session": ["s0"],
                                                "z_um": 1.0, "y_um": [1.5], "x_um": 1.0,
-                                               "size_um": [0.6]})], ignore_index=True)
-    np.testing.assert_allclose(_per_synapse(crowded)[3], [0.725, np.nan, np.nan])
+                                               "size_um": [0.6], "snr": [50.0]})],
+                        ignore_index=True)
+    np.testing.assert_allclose(_per_synapse(crowded)[3], [(810 + 55) / 1000, np.nan, np.nan])
 
 
 def test_own_size_gives_a_small_and_a_large_punctum_their_whole_light():

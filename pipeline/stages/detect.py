@@ -123,6 +123,26 @@ def _subvoxel(resp: np.ndarray, peaks: np.ndarray):
     return offsets, sigmas
 
 
+def image_fwhm_um(sd_vox: np.ndarray, *, centre_vox, ratio: float, psf_vox, psf_fwhm_um,
+                  spacing) -> np.ndarray:
+    """Lateral FWHM (um) of each punctum's image, from the SDs (n, 3) of the parabola through
+    the log response at its peak (:func:`_subvoxel`) of the filter that found it (a Gaussian of
+    SDs ``centre_vox`` minus one ``ratio`` times wider): the punctum's own size that gives
+    that response's curvature (:func:`~pipeline.core.shoulders.blob_size_um`) added to the
+    point-spread function's lateral FWHM in quadrature.  The response of a difference of
+    Gaussians is narrower than the punctum, and less so the larger the punctum: its own FWHM
+    read as the punctum's measured 0.51-0.72 um for images of 0.45-0.81 um.  NaN where the
+    peak has no parabola."""
+    sd = np.asarray(sd_vox, float).reshape(-1, 3)
+    centre = np.asarray(centre_vox, float)
+    with np.errstate(all="ignore"):
+        curvature = -0.5 / sd[:, 1] ** 2 - 0.5 / sd[:, 2] ** 2
+    own_sd = blob_size_um(curvature, base_vox=psf_vox, centre_vox=centre,
+                          surround_vox=ratio * centre, spacing=spacing)
+    fwhm = np.hypot(np.asarray(psf_fwhm_um, float)[1], own_sd / FWHM_TO_SIGMA)
+    return np.where(np.isfinite(curvature), fwhm, np.nan)
+
+
 def split_pairs(signal: np.ndarray, pos: np.ndarray, snr: np.ndarray, *, spacing, sigma_um,
                 min_snr: float = 15.0, min_f: float = 30.0, min_separation_um: float = 0.25,
                 workers: int = 1):
@@ -331,8 +351,8 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
     DataFrame, one row per punctum, brightest first: ``z, y, x`` (sub-voxel, voxel units),
     ``peak`` (response), ``snr`` (peak over the response's noise SD there),
     ``morphology_coefficient`` (subtracted share of the morphology channel), ``intensity``,
-    ``background`` (aperture photometry), ``size_um`` (lateral FWHM estimated from the
-    peak's curvature), ``cell_distance_um`` (to the labelled cell, or without ``morphology``
+    ``background`` (aperture photometry), ``size_um`` (the punctum's lateral image FWHM in um,
+    from the peak's curvature, :func:`image_fwhm_um`), ``cell_distance_um`` (to the labelled cell, or without ``morphology``
     to the dendrite the PSD-95 channel outlines; NaN when neither is known),
     ``texture_factor`` (the session's: how many times ``brightness_noise`` raised the
     threshold on the cell's brightest 10 %, :func:`~pipeline.core.brightness_noise.texture_factor`;
@@ -429,10 +449,16 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
         peaks, peak_noise = peaks[keep], peak_noise[keep]
         offsets, sd = _subvoxel(resp, peaks)
         peak = resp[tuple(peaks.T)]
-        return peaks + offsets, peak, peak / peak_noise, sd
+        return peaks + offsets, peak, peak / peak_noise, fwhm_of(sd, sigma_vox, ratio)
+
+    def fwhm_of(sd, centre_vox, ratio):
+        """Each peak's punctum's lateral image FWHM (um), from its parabola's SDs ``sd``
+        in the response of the filter of SDs ``centre_vox`` and surround ``ratio``."""
+        return image_fwhm_um(sd, centre_vox=centre_vox, ratio=ratio, psf_vox=psf_vox,
+                             psf_fwhm_um=psf_fwhm_um, spacing=spacing)
 
     def peaks_of(centre, resp, ratio, sig_vox=sigma_vox, least=threshold):
-        """(positions, peak, snr, subvoxel SDs) of the DoG ``centre - resp`` (surround
+        """(positions, peak, snr, lateral image FWHM in um) of the DoG ``centre - resp`` (surround
         ``ratio`` times the centre's SDs ``sig_vox``, computed in ``resp``'s place) with an
         SNR of at least ``least``."""
         np.subtract(centre, resp, out=resp)
@@ -452,9 +478,9 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
         if mask is not None:
             keep &= mask[tuple(peaks.T)]
         peaks, peak_noise = peaks[keep], peak_noise[keep]
-        offsets, sig_vox = _subvoxel(resp, peaks)
+        offsets, sd = _subvoxel(resp, peaks)
         peak = resp[tuple(peaks.T)]
-        return peaks + offsets, peak, peak / peak_noise, sig_vox
+        return peaks + offsets, peak, peak / peak_noise, fwhm_of(sd, sig_vox, ratio)
 
     from concurrent.futures import ThreadPoolExecutor
 
@@ -497,41 +523,38 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
         dendrite = on_dendrite.result() if on_dendrite is not None else None
     # later ratios' detections within 1.5 punctum SDs of an earlier one, and the narrower
     # filter's within fine_apart_sd, are the same punctum
-    pos, peak, snr, sig_vox = found[0]
+    pos, peak, snr, fwhm = found[0]
     for more, apart in [(f, 1.5) for f in found[1:]] + [(f, fine_apart_sd) for f in fine]:
         if len(pos) and len(more[0]):
             from scipy.spatial import cKDTree
             d, _ = cKDTree(pos * spacing / sigma_um).query(more[0] * spacing / sigma_um)
             more = tuple(v[d > apart] for v in more)
-        pos, peak, snr, sig_vox = (np.concatenate([a, b]) for a, b in zip((pos, peak, snr, sig_vox), more))
+        pos, peak, snr, fwhm = (np.concatenate([a, b]) for a, b in zip((pos, peak, snr, fwhm), more))
     if first is not None and len(pos):
         more = shoulder_peaks(first, pos, ratio=surround_ratios[0],
                               noise=noises[surround_ratios[0], threshold])
-        pos, peak, snr, sig_vox = (np.concatenate([a, b]) for a, b in zip((pos, peak, snr, sig_vox), more))
+        pos, peak, snr, fwhm = (np.concatenate([a, b]) for a, b in zip((pos, peak, snr, fwhm), more))
         del first
     if split_snr is not None and len(pos):
         pos, origin = split_pairs(signal, pos, snr, spacing=spacing, sigma_um=sigma_um,
                                   min_snr=split_snr, workers=workers)
-        peak, snr, sig_vox = peak[origin], snr[origin], sig_vox[origin]
+        peak, snr, fwhm = peak[origin], snr[origin], fwhm[origin]
     to_cell = np.full(len(pos), np.nan)
     near, within = (cell, cell_distance_um) if cell is not None else (dendrite, shaft_distance_um)
     if near is not None and len(pos):
         to_cell = distance_to_mask(near, pos, spacing=spacing)
         keep = to_cell <= within
-        pos, peak, snr, sig_vox, to_cell = pos[keep], peak[keep], snr[keep], sig_vox[keep], to_cell[keep]
+        pos, peak, snr, fwhm, to_cell = pos[keep], peak[keep], snr[keep], fwhm[keep], to_cell[keep]
     cols = ["z", "y", "x", "peak", "morphology_coefficient", "snr", "intensity", "background",
             "size_um", "cell_distance_um", "texture_factor"]
     if len(pos) == 0:
         return pd.DataFrame(columns=cols)
     phot = aperture_photometry(signal, pos, spacing=spacing, radius_um=aperture_um,
                                workers=workers)
-    # the DoG of a Gaussian blob is narrower than the blob; report the lateral FWHM in um
-    with np.errstate(all="ignore"):
-        lateral = np.sqrt(sig_vox[:, 1] * sig_vox[:, 2]) * np.sqrt(spacing[1] * spacing[2]) / FWHM_TO_SIGMA
     out = pd.DataFrame({"z": pos[:, 0], "y": pos[:, 1], "x": pos[:, 2], "peak": peak,
                         "morphology_coefficient": k_morph, "snr": snr,
                         "intensity": phot["intensity"].to_numpy(),
-                        "background": phot["background"].to_numpy(), "size_um": lateral,
+                        "background": phot["background"].to_numpy(), "size_um": fwhm,
                         "cell_distance_um": to_cell,
                         # the session's, as morphology_coefficient: the first ratio's matched
                         # response's threshold factor on the cell's brightest 10 %
