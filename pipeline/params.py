@@ -266,8 +266,8 @@ class WeightsParams:
                           "neighbours' light out of each aperture; None: plain aperture sums")
     own_size: bool = _p(
         True, "with deblend_fwhm_um, each synapse's template has its own lateral size (the "
-               "median of its detections' size_um, those with no other detection of their "
-               "session within 0.7 um; the typical one where it has none, wider "
+               "mean of its detections' size_um weighted by their SNR squared, those with no "
+               "other detection of their session within 0.7 um; the typical one where it has none, wider "
                "or narrower by as much in z) and its weight is the whole light of a punctum of "
                "that size (the share its aperture keeps divided out); false: one template for "
                "all, the light inside the aperture")
