@@ -15,10 +15,10 @@ them a source of light (nothing missed, nothing misplaced), its neighbours' ligh
 - ``own true size, whole light``: the same, the aperture's share divided out (what
   ``own_size: true`` does, here with the true sizes where the workflow has its detections');
 - ``own measured size, whole light``: the sizes the detect stage measured, each true synapse
-  the median over the cell's sessions of the ``size_um`` of its detection (the nearest within
-  0.35 um; only a detection with no other within 0.7 um, as the weights stage takes them;
-  the typical size where it has none): the workflow's own estimate (a track's median), with
-  the positions still true.
+  the mean over the cell's sessions of the ``size_um`` of its detection (the nearest within
+  0.35 um; only a detection with no other within 0.7 um), weighted by its SNR squared, as
+  the weights stage pools a track's (the typical size where it has none): the workflow's own
+  estimate, with the positions still true.
 
 Per run: r of log intensity (less each session's median) against log true weight, over the
 rows every method measures above zero (their number: ``rows scored``).
@@ -42,9 +42,10 @@ METHODS = ("one size", "own true size", "own true size, whole light",
            "own measured size, whole light")
 
 
-def _measured_sizes(run: Path, cell: str, session: str, at: np.ndarray, spacing) -> np.ndarray:
-    """The detect stage's ``size_um`` of the detection nearest each position (within
-    :data:`MATCH_UM`), NaN where there is none."""
+def _measured_sizes(run: Path, cell: str, session: str, at: np.ndarray,
+                    spacing) -> tuple[np.ndarray, np.ndarray]:
+    """The detect stage's ``size_um`` and ``snr`` of the detection nearest each position
+    (within :data:`MATCH_UM`), NaN where there is none."""
     from scipy.spatial import cKDTree
 
     from pipeline.core.optics import Z_SCALE
@@ -54,10 +55,11 @@ def _measured_sizes(run: Path, cell: str, session: str, at: np.ndarray, spacing)
     det = pd.read_csv(path) if path.exists() else pd.DataFrame()   # a session left out
     scale = np.asarray(spacing) * [Z_SCALE, 1, 1]
     if det.empty:
-        return np.full(len(at), np.nan)
+        return np.full(len(at), np.nan), np.full(len(at), np.nan)
     size = sizes_clear_of_neighbours(det.assign(session=session))   # as the weights stage
     dist, j = cKDTree(det[["z", "y", "x"]].to_numpy() * scale).query(at * scale)
-    return np.where(dist < MATCH_UM, size[j], np.nan)
+    near = dist < MATCH_UM
+    return np.where(near, size[j], np.nan), np.where(near, det["snr"].to_numpy(float)[j], np.nan)
 
 
 def cell_rows(run: Path, cell: str, truth: pd.DataFrame, spacing) -> pd.DataFrame:
@@ -66,15 +68,16 @@ def cell_rows(run: Path, cell: str, truth: pd.DataFrame, spacing) -> pd.DataFram
     from pipeline.core.optics import PSF_FWHM_UM
     from pipeline.core.photometry import aperture_photometry
     from pipeline.params import WeightsParams
-    from pipeline.stages.weights import own_templates
+    from pipeline.stages.weights import own_templates, snr_weighted_sizes
 
     params = WeightsParams()
     typical = list(params.deblend_fwhm_um)
-    # each true synapse's measured size: the median over the sessions of its detection's
-    measured = pd.concat([pd.DataFrame({"synapse_id": t["synapse_id"], "size_um": _measured_sizes(
-        run, cell, session, t[["z", "y", "x"]].to_numpy(float), spacing)})
-        for session, t in truth.groupby("session")])
-    measured = measured.groupby("synapse_id")["size_um"].median()
+    # each true synapse's measured size: its detections' over the sessions, pooled as the
+    # weights stage pools a track's
+    measured = pd.concat([pd.DataFrame(dict(zip(("size_um", "snr"), _measured_sizes(
+        run, cell, session, t[["z", "y", "x"]].to_numpy(float), spacing))),
+        index=t["synapse_id"].to_numpy()) for session, t in truth.groupby("session")])
+    measured = snr_weighted_sizes(measured["size_um"], measured["snr"], measured.index)
     out = []
     for session, t, psd, morph, used in two_channel_sessions(run, cell, truth):
         psd = remove_bleedthrough(psd, morph, used, spacing=spacing)

@@ -259,6 +259,19 @@ def sizes_clear_of_neighbours(tracks: pd.DataFrame, *, clear_um: float = OWN_SIZ
 SIZE_WEIGHT_SNR = 60.0
 
 
+def snr_weighted_sizes(size, snr, ids) -> pd.Series:
+    """Per id of ``ids``, the mean of ``size`` (NaN: left out) weighted by ``snr`` squared,
+    capped at ``SIZE_WEIGHT_SNR`` (``snr`` None: equal weights); NaN for an id with none."""
+    size = np.asarray(size, float)
+    snr = np.ones(len(size)) if snr is None else np.asarray(snr, float)
+    weight = np.where(np.isfinite(size) & np.isfinite(snr),
+                      np.clip(np.nan_to_num(snr), 1e-3, SIZE_WEIGHT_SNR) ** 2, 0.0)
+    by = pd.Series(np.asarray(ids))
+    total = pd.Series(weight).groupby(by).sum()
+    summed = pd.Series(weight * np.nan_to_num(size)).groupby(by).sum()
+    return (summed / total.where(total > 0)).rename("size_um")
+
+
 def pooled_sizes(tracks: pd.DataFrame) -> pd.Series:
     """Each synapse's lateral size (um): the mean of its detections' sizes clear of
     neighbours (:func:`sizes_clear_of_neighbours`), each weighted by its SNR squared (capped
@@ -266,15 +279,9 @@ def pooled_sizes(tracks: pd.DataFrame) -> pd.Series:
     A dim detection's size is noisy and reads small (noise bumps as narrow as the filter sharpen
     its peak: on make bench's PV cell -34 % below SNR 8, -4 % at 20-40), so the bright
     sessions set it."""
-    size = pd.Series(sizes_clear_of_neighbours(tracks), index=tracks.index)
-    snr = (tracks["snr"].to_numpy(float) if "snr" in tracks.columns
-           else np.ones(len(tracks)))
-    weight = np.where(size.notna() & np.isfinite(snr),
-                      np.clip(np.nan_to_num(snr), 1e-3, SIZE_WEIGHT_SNR) ** 2, 0.0)
-    by = tracks["synapse_id"]
-    total = pd.Series(weight, index=tracks.index).groupby(by).sum()
-    summed = pd.Series(weight * size.fillna(0).to_numpy(), index=tracks.index).groupby(by).sum()
-    return (summed / total.where(total > 0)).rename("size_um")
+    return snr_weighted_sizes(sizes_clear_of_neighbours(tracks),
+                              tracks["snr"] if "snr" in tracks.columns else None,
+                              tracks["synapse_id"])
 
 
 def _per_synapse(tracks: pd.DataFrame):
