@@ -87,6 +87,13 @@ REGIMES = {
     # weights.weight_shaft_line_um)
     "single_channel_PV": ["--cells", "PV", "--seed", "616", "--single-channel", "true",
                           "--bit-depth", "8"],
+    # PSD-95 alone with a brighter shaft (issue 24's ridge test): the diffuse PSD-95 at 0.2
+    # of the fill (the default 0.03; peak ~9 photons over a background of 2, a punctum of
+    # weight 1 peaking at ~24), as an overexpressed or knock-in PSD-95 can show it.  The line
+    # openings take a noisy shaft ~10 % short (more where it runs between their 8 directions),
+    # and the ridge left over is where false puncta arise
+    "single_channel_bright_shaft": ["--cells", "pyr", "--seed", "626", "--single-channel",
+                                    "true", "--bit-depth", "8", "--diffuse-psd95", "0.2"],
     # close pairs (issue 24): 14 % of the first session's PV synapses in pairs 0.3-0.4 um
     # apart laterally (12-14 % of those present in each session), closer than the optics
     # resolve; tracking must not alternate between the two members
