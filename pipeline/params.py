@@ -230,6 +230,10 @@ class TrackParams:
         1.5, "a session whose detection threshold rose this many times or more on its cell's "
              "brightest 10 % (the detect table's texture_factor: a textured bright shaft, "
              "detect.brightness_noise) is named: dim puncta there are missed; null: never")
+    warn_shaft_snr: float | None = _p(
+        3.0, "PSD-95 alone: a session whose subtracted shaft stands this many noise SDs or "
+             "more (the detect table's shaft_snr) is named: noise on the part of the shaft the "
+             "line openings leave passes for puncta (benchmarks/bright_shaft.py); null: never")
 
 
 @dataclass(frozen=True)

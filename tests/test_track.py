@@ -366,6 +366,25 @@ def test_the_track_command_names_a_textured_session_and_the_report_reads_it(tmp_
     assert w.startswith("cell c1: a textured bright shaft in 1 of 3 sessions (s1 2.2x")
 
 
+def test_sessions_with_a_bright_shaft_imaged_alone_are_named_in_one_warning():
+    from pipeline.stages.track import detection_counts, session_texture
+
+    metas = [_meta(f"s{k}") for k in range(4)]
+    counts = [100, 110, 95, 105]
+    dim = detection_counts(counts, metas, shaft_snrs=[1.0, 1.1, np.nan, 0.9])
+    assert dim["warnings"] == []
+    assert [r["shaft_snr"] for r in dim["sessions"]] == [1.0, 1.1, None, 0.9]
+    # make bench's PSD-95-alone cells read 1.5 (pyramidal) and 1.9-2.4 (PV, its puncta crowded
+    # along the shaft), its bright-shaft cell 4.3
+    (w,) = detection_counts(counts, metas, shaft_snrs=[2.4, 4.3, 3.0, np.nan])["warnings"]
+    assert "cell c1: a bright shaft in 2 of 3 sessions" in w and "(s1 4.3, s2 3.0 noise SDs" in w
+    assert "most in s1" in w and "track.warn_shaft_snr" in w and "bright_shaft.py" in w
+    assert detection_counts(counts, metas, shaft_snrs=[2.4, 4.3, 3.0, np.nan],
+                            warn_shaft=None)["warnings"] == []
+    table = pd.DataFrame({"snr": [9.0], "shaft_snr": [3.5], "texture_factor": [np.nan]})
+    assert session_texture(table, "shaft_snr") == 3.5 and np.isnan(session_texture(table))
+
+
 def test_the_tracks_carry_each_detections_size_for_the_weights_stage():
     """The weights stage gives each synapse a template its own size from the tracks table
     (``weights.own_size``): track_cell copies each detection's ``size_um``; a detect table

@@ -211,9 +211,11 @@ def cmd_track(args) -> None:
                                     params=params)
     counts = detection_counts([len(p) for p in puncta], metas, unreliable=unreliable,
                               textures=[session_texture(p) for p in puncta],
+                              shaft_snrs=[session_texture(p, "shaft_snr") for p in puncta],
                               max_per_1000um3=params.max_detections_per_1000um3,
                               departure=params.detections_departure,
-                              warn_texture=params.warn_texture_factor)
+                              warn_texture=params.warn_texture_factor,
+                              warn_shaft=params.warn_shaft_snr)
     for w in counts["warnings"]:
         print(f"warning: {w}", file=sys.stderr)
     write_table(tracks, args.out, float_format="%.5g")

@@ -14,7 +14,11 @@ the single-channel regime: 60 % of the detections).  Three things answer that he
   channel outlines by itself; puncta far from it are noise of the empty neuropil;
 - :func:`local_noise_factor`: the response's noise SD around each peak over the stack's, from
   the voxels near it that are neither punctum nor its surround (a truncated-normal estimate),
-  so a threshold in noise units means the same on the shaft as in the neuropil.
+  so a threshold in noise units means the same on the shaft as in the neuropil;
+- :func:`shaft_snr`: how bright the shaft is in units of the stack's noise.  The openings
+  miss 5-14 % of a noisy shaft (more where it runs between their directions), and on a shaft
+  several noise SDs bright, noise on that leftover ridge passes for puncta
+  (``benchmarks/bright_shaft.py``): the track stage names such sessions.
 """
 from __future__ import annotations
 
@@ -187,3 +191,20 @@ def dendrite_mask(background: np.ndarray, *, spacing, sds: float = 8.0,
         return None
     return long[labels]
 
+
+
+def shaft_brightness(shaft: np.ndarray, *, top_percent: float = 0.1) -> float:
+    """A shaft's brightness: the top ``top_percent`` percent of :func:`line_background`'s
+    voxels (above its median; the stack's top 0.1 % lies within a dendrite's core, which fills
+    a few tenths of a percent of a field), on a y, x grid of every other voxel (the estimate
+    varies over microns)."""
+    return float(np.percentile(shaft[:, ::2, ::2], 100 - top_percent))
+
+
+def shaft_snr(level: float, image: np.ndarray) -> float:
+    """A shaft's brightness ``level`` (:func:`shaft_brightness`) in units of the stack's noise
+    SD: twice the robust SD of ``image`` averaged over 2 x 2 voxel blocks in y and x (whole
+    counts of a dim background snap its MAD to a count; a block's mean has a quarter of a
+    voxel's variance where the noise is independent from voxel to voxel)."""
+    noise = 2.0 * robust_noise(block_average_yx(np.asarray(image, np.float32), 2))
+    return level / noise if noise > 0 else float("nan")

@@ -25,7 +25,8 @@ from ..core.noise import puncta_and_flanks, robust_noise
 from ..core.optics import FWHM_TO_SIGMA
 from ..core.pairs import elongation, fit_pairs
 from ..core.photometry import aperture_photometry
-from ..core.shaft import dendrite_mask, line_background, local_noise_factor
+from ..core.shaft import (dendrite_mask, line_background, local_noise_factor,
+                          shaft_brightness, shaft_snr)
 from ..core.shoulders import blob_responses, blob_size_um
 from ..core.spines import detect_spines
 from ..params import DetectParams, SpinesParams, as_options
@@ -356,7 +357,9 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
     to the dendrite the PSD-95 channel outlines; NaN when neither is known),
     ``texture_factor`` (the session's: how many times ``brightness_noise`` raised the
     threshold on the cell's brightest 10 %, :func:`~pipeline.core.brightness_noise.texture_factor`;
-    NaN without it).
+    NaN without it), ``shaft_snr`` (the session's, without ``morphology``: the subtracted
+    shaft's brightest part in units of the stack's noise SD,
+    :func:`~pipeline.core.shaft.shaft_snr`; NaN where no shaft was subtracted).
     """
     spacing = np.asarray(spacing, float)
     sigma_um = punctum_sigma_um(psf_fwhm_um, punctum_fwhm_um)
@@ -366,6 +369,7 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
     k_morph = 0.0
     foreign = None      # where the morphology channel shows what PSD-95 does not
     shaft = None        # without morphology: the diffuse PSD-95 that outlines the dendrite
+    shaft_level = np.nan    # ... and how bright it is (its top 0.1 %)
     if morphology is not None:
         k_morph = (morphology_coefficient(image, morphology)
                    if morphology_coefficient_value is None else morphology_coefficient_value)
@@ -375,6 +379,7 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
     elif shaft_line_um:
         shaft = line_background(image, spacing=spacing, length_um=shaft_line_um,
                                 workers=workers)
+        shaft_level = shaft_brightness(shaft)
         signal -= shaft
     notched = shaft is not None
     by_neighbourhood = (local_noise in ("always", "cell")
@@ -546,7 +551,7 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
         keep = to_cell <= within
         pos, peak, snr, fwhm, to_cell = pos[keep], peak[keep], snr[keep], fwhm[keep], to_cell[keep]
     cols = ["z", "y", "x", "peak", "morphology_coefficient", "snr", "intensity", "background",
-            "size_um", "cell_distance_um", "texture_factor"]
+            "size_um", "cell_distance_um", "texture_factor", "shaft_snr"]
     if len(pos) == 0:
         return pd.DataFrame(columns=cols)
     phot = aperture_photometry(signal, pos, spacing=spacing, radius_um=aperture_um,
@@ -558,7 +563,10 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
                         "cell_distance_um": to_cell,
                         # the session's, as morphology_coefficient: the first ratio's matched
                         # response's threshold factor on the cell's brightest 10 %
-                        "texture_factor": textures.get((surround_ratios[0], threshold), np.nan)})
+                        "texture_factor": textures.get((surround_ratios[0], threshold), np.nan),
+                        # the session's: the subtracted shaft's brightness in noise SDs
+                        # (NaN where no shaft was subtracted)
+                        "shaft_snr": (shaft_snr(shaft_level, image) if notched else np.nan)})
     return out.sort_values("snr", ascending=False, ignore_index=True)
 
 

@@ -418,9 +418,11 @@ def track_cell(puncta: list[pd.DataFrame], transforms: list[dict], metas: list[d
 
 
 def detection_counts(counts, metas: list[dict], *, unreliable=(), textures=None,
+                     shaft_snrs=None,
                      max_per_1000um3: float = TrackParams.max_detections_per_1000um3,
                      departure: float = TrackParams.detections_departure,
-                     warn_texture: float | None = TrackParams.warn_texture_factor) -> dict:
+                     warn_texture: float | None = TrackParams.warn_texture_factor,
+                     warn_shaft: float | None = TrackParams.warn_shaft_snr) -> dict:
     """Is each session's number of detections plausible for its volume and its cell?
 
     ``counts``: detections per session (in the order of ``metas``, the ingest metadata with
@@ -429,7 +431,9 @@ def detection_counts(counts, metas: list[dict], *, unreliable=(), textures=None,
     stack, or above ``departure`` times the cell's median or below its inverse (with 3
     sessions or more: an empty or a noise-filled session).  ``textures``: each session's
     detect-table ``texture_factor`` (NaN: not measured); the sessions at ``warn_texture`` or
-    above are named in one warning for the cell (:func:`texture_warning`).  Returns
+    above are named in one warning for the cell (:func:`texture_warning`); ``shaft_snrs``
+    likewise each session's ``shaft_snr`` (PSD-95 alone), those at ``warn_shaft`` or above
+    in another (:func:`shaft_warning`).  Returns
     ``{"sessions": [...], "warnings": [...]}``; each warning names the session, the numbers and
     the fix, and says when the failed registration is likely the detections' doing.
     """
@@ -456,9 +460,10 @@ def detection_counts(counts, metas: list[dict], *, unreliable=(), textures=None,
         rows.append({"session": session, "detections": int(n), "volume_um3": round(volume, 1),
                      "per_1000um3": round(density, 3), "ratio_to_median": round(ratio, 3),
                      "implausible": bool(reasons)})
-        if textures is not None:
-            texture = float(textures[len(rows) - 1])
-            rows[-1]["texture_factor"] = round(texture, 3) if np.isfinite(texture) else None
+        for name, values in (("texture_factor", textures), ("shaft_snr", shaft_snrs)):
+            if values is not None:
+                value = float(values[len(rows) - 1])
+                rows[-1][name] = round(value, 3) if np.isfinite(value) else None
         if reasons:
             what, cause = (
                 ("implausibly few: no signal, out of focus, or the wrong channel as PSD-95",
@@ -471,15 +476,41 @@ def detection_counts(counts, metas: list[dict], *, unreliable=(), textures=None,
             warnings.append(f"cell {cell}, session {session}: {int(n)} detections, "
                             f"{'; '.join(reasons)}: {what}.{failed}")
     warnings += texture_warning(rows, cell=cell, limit=warn_texture)
+    warnings += shaft_warning(rows, cell=cell, limit=warn_shaft)
     return {"cell": cell, "median_detections": median, "sessions": rows, "warnings": warnings}
 
 
-def session_texture(puncta: pd.DataFrame) -> float:
-    """A session's ``texture_factor`` from its detect table (NaN: none measured, no detections,
-    or a table written before the column)."""
-    if "texture_factor" not in puncta or not len(puncta):
+def session_texture(puncta: pd.DataFrame, column: str = "texture_factor") -> float:
+    """A session's ``texture_factor`` (or another of the detect table's per-session columns,
+    ``column``: ``shaft_snr``) from its detect table (NaN: none measured, no detections, or
+    a table written before the column)."""
+    if column not in puncta or not len(puncta):
         return float("nan")
-    return float(puncta["texture_factor"].iloc[0])
+    return float(puncta[column].iloc[0])
+
+
+def shaft_warning(sessions: list[dict], *, cell: str,
+                  limit: float | None = TrackParams.warn_shaft_snr) -> list[str]:
+    """One warning (in a list; empty when none) naming the sessions of ``cell`` (PSD-95
+    alone) whose subtracted shaft stands ``limit`` noise SDs or more (``shaft_snr``): the line
+    openings miss 5-14 % of a noisy shaft, and noise on what they leave passes for puncta
+    along it (``benchmarks/bright_shaft.py``: at 2 SDs up to 1.4, at 4.4 SDs 1.8-7.5 false
+    per 10 um of shaft; make bench's single_channel_bright_shaft, at 4.3 SDs, detection
+    precision 0.54)."""
+    found = [(s["session"], s["shaft_snr"]) for s in sessions
+             if s.get("shaft_snr") is not None and limit is not None
+             and s["shaft_snr"] >= limit]
+    if not found:
+        return []
+    measured = [s for s in sessions if s.get("shaft_snr") is not None]
+    worst = max(found, key=lambda f: f[1])
+    return [f"cell {cell}: a bright shaft in {len(found)} of {len(measured)} sessions imaged "
+            f"without a morphology channel ({', '.join(f'{s} {v:.1f}' for s, v in found)} "
+            f"noise SDs; bound {limit:g}, track.warn_shaft_snr): the line openings that take "
+            "the shaft's diffuse PSD-95 out leave a ridge of it, and noise on that ridge passes "
+            f"for puncta along the shaft, most in {worst[0]} (benchmarks/bright_shaft.py); "
+            "check the detections on the shaft in the review pages, and read turnover and the "
+            "number of synapses there with care"]
 
 
 def texture_warning(sessions: list[dict], *, cell: str,
