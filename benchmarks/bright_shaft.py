@@ -36,18 +36,10 @@ PUNCTUM_PHOTONS = 450.0
 
 def shaft_stack(rng, *, peak: float, angle_deg: float):
     """(expected photons, shaft alone, punctum centres in voxels) of one shaft."""
-    from scipy import ndimage
-
-    from pipeline.truth.render import render_puncta
+    from pipeline.truth.render import render_puncta, straight_shaft
 
     a = np.deg2rad(angle_deg)
-    t = np.linspace(-300, 300, 8000)
-    cy, cx = SHAPE[1] / 2 + t * np.sin(a), SHAPE[2] / 2 + t * np.cos(a)
-    inside = (cy >= 0) & (cy < SHAPE[1]) & (cx >= 0) & (cx < SHAPE[2])
-    line = np.zeros(SHAPE, np.float32)
-    line[SHAPE[0] // 2, cy[inside].astype(int), cx[inside].astype(int)] = 1
-    shaft = ndimage.gaussian_filter(line, np.array([1.0, 0.35, 0.35]) / SPACING)
-    shaft *= peak / shaft[SHAPE[0] // 2, SHAPE[1] // 2, SHAPE[2] // 2 - 30:SHAPE[2] // 2 + 30].max()
+    shaft = straight_shaft(SHAPE, SPACING, peak=peak, angle_deg=angle_deg)
     step = 4.0 / SPACING[2]                                  # a punctum every 4 um
     along = np.arange(-150, 151, step)
     centres = np.column_stack([np.full(len(along), SHAPE[0] / 2),

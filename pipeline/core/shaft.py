@@ -16,7 +16,7 @@ the single-channel regime: 60 % of the detections).  Three things answer that he
   the voxels near it that are neither punctum nor its surround (a truncated-normal estimate),
   so a threshold in noise units means the same on the shaft as in the neuropil;
 - :func:`shaft_snr`: how bright the shaft is in units of the stack's noise.  The openings
-  miss 5-14 % of a noisy shaft (more where it runs between their directions), and on a shaft
+  miss 6-15 % of a noisy shaft (more where it runs between their directions), and on a shaft
   several noise SDs bright, noise on that leftover ridge passes for puncta
   (``benchmarks/bright_shaft.py``): the track stage names such sessions.
 """

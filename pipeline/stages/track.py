@@ -493,8 +493,8 @@ def shaft_warning(sessions: list[dict], *, cell: str,
                   limit: float | None = TrackParams.warn_shaft_snr) -> list[str]:
     """One warning (in a list; empty when none) naming the sessions of ``cell`` (PSD-95
     alone) whose subtracted shaft stands ``limit`` noise SDs or more (``shaft_snr``): the line
-    openings miss 5-14 % of a noisy shaft, and noise on what they leave passes for puncta
-    along it (``benchmarks/bright_shaft.py``: at 2 SDs up to 1.4, at 4.4 SDs 1.8-7.5 false
+    openings miss 6-15 % of a noisy shaft, and noise on what they leave passes for puncta
+    along it (``benchmarks/bright_shaft.py``: at 2 SDs up to 1.4, at 4.4 SDs 1.8-6.0 false
     per 10 um of shaft; make bench's single_channel_bright_shaft, at 4.3 SDs, detection
     precision 0.54)."""
     found = [(s["session"], s["shaft_snr"]) for s in sessions

@@ -100,6 +100,23 @@ def render_puncta(shape, spacing, centres_vox, integrals, sigmas_um) -> np.ndarr
     return vol.reshape(shape)
 
 
+def straight_shaft(shape, spacing, *, peak: float, angle_deg: float,
+                   width_sd_um=(1.0, 0.35, 0.35)) -> np.ndarray:
+    """A straight tube through the middle plane of a (z, y, x) stack at ``angle_deg`` from
+    the x axis, Gaussian across (SDs ``width_sd_um``), ``peak`` at its core."""
+    from scipy import ndimage
+
+    a = np.deg2rad(angle_deg)
+    reach = np.hypot(*shape[1:])
+    t = np.linspace(-reach / 2, reach / 2, int(8 * reach))
+    cy, cx = shape[1] / 2 + t * np.sin(a), shape[2] / 2 + t * np.cos(a)
+    inside = (cy >= 0) & (cy < shape[1]) & (cx >= 0) & (cx < shape[2])
+    line = np.zeros(shape, np.float32)
+    line[shape[0] // 2, cy[inside].astype(int), cx[inside].astype(int)] = 1
+    tube = ndimage.gaussian_filter(line, np.asarray(width_sd_um) / np.asarray(spacing))
+    return tube * (peak / tube.max())
+
+
 def shaft_texture(points_um: np.ndarray, *, cv: float, seed: int, wavelength_um: float = 1.5,
                   n_waves: int = 24) -> np.ndarray:
     """Relative density (mean 1, SD about ``cv``, never below 0) of non-synaptic PSD-95 at
