@@ -192,7 +192,6 @@ def dendrite_mask(background: np.ndarray, *, spacing, sds: float = 8.0,
     return long[labels]
 
 
-
 def shaft_brightness(shaft: np.ndarray, *, top_percent: float = 0.1) -> float:
     """A shaft's brightness: the top ``top_percent`` percent of :func:`line_background`'s
     voxels (above its median; the stack's top 0.1 % lies within a dendrite's core, which fills
