@@ -135,13 +135,24 @@ def image_fwhm_um(sd_vox: np.ndarray, *, centre_vox, ratio: float, psf_vox, psf_
     read as the punctum's measured 0.51-0.72 um for images of 0.45-0.81 um.  NaN where the
     peak has no parabola."""
     sd = np.asarray(sd_vox, float).reshape(-1, 3)
+    own_sd = own_size_um(sd, centre_vox=centre_vox, ratio=ratio, psf_vox=psf_vox,
+                         spacing=spacing)
+    fwhm = np.hypot(np.asarray(psf_fwhm_um, float)[1], own_sd / FWHM_TO_SIGMA)
+    return np.where(np.isfinite(sd[:, 1:]).all(1), fwhm, np.nan)
+
+
+def own_size_um(sd_vox: np.ndarray, *, centre_vox, ratio: float, psf_vox,
+                spacing) -> np.ndarray:
+    """Each punctum's own lateral SD (um) whose blob gives the response (a Gaussian of SDs
+    ``centre_vox`` minus one ``ratio`` times wider) the curvature of the parabola (SDs
+    ``sd_vox``, (n, 3), :func:`_subvoxel`) at its peak
+    (:func:`~pipeline.core.shoulders.blob_size_um`; no parabola: the smallest size)."""
+    sd = np.asarray(sd_vox, float).reshape(-1, 3)
     centre = np.asarray(centre_vox, float)
     with np.errstate(all="ignore"):
         curvature = -0.5 / sd[:, 1] ** 2 - 0.5 / sd[:, 2] ** 2
-    own_sd = blob_size_um(curvature, base_vox=psf_vox, centre_vox=centre,
-                          surround_vox=ratio * centre, spacing=spacing)
-    fwhm = np.hypot(np.asarray(psf_fwhm_um, float)[1], own_sd / FWHM_TO_SIGMA)
-    return np.where(np.isfinite(curvature), fwhm, np.nan)
+    return blob_size_um(curvature, base_vox=psf_vox, centre_vox=centre,
+                        surround_vox=ratio * centre, spacing=spacing)
 
 
 def split_pairs(signal: np.ndarray, pos: np.ndarray, snr: np.ndarray, *, spacing, sigma_um,
@@ -437,7 +448,8 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
         # the blob: the PSF (the matched filter's SD) widened by the punctum's own size
         filters = dict(base_vox=psf_vox, centre_vox=sigma_vox, surround_vox=ratio * sigma_vox,
                        spacing=spacing)
-        size = blob_size_um(-0.5 / sd[:, 1] ** 2 - 0.5 / sd[:, 2] ** 2, **filters)
+        size = own_size_um(sd, centre_vox=sigma_vox, ratio=ratio, psf_vox=psf_vox,
+                           spacing=spacing)
         resp -= blob_responses(resp.shape, pos, resp[tuple(at.T)], size, **filters)
         peaks = _local_maxima(resp, half, 0.95 * shoulder_snr * noise)
         # nearer than shoulder_apart_sd, down to shoulder_near_sd, at shoulder_near_snr
