@@ -64,6 +64,11 @@ class DetectParams:
     local_flanks_um: tuple[float, float, float] | None = _p(
         (1.6, 0.45, 0.45), "... measured without the voxels this close (z, y, x, um) to a "
                            "punctum: its flanks are not noise; None: with them")
+    photon_noise_shaft_snr: float | None = _p(
+        3.0, "without a morphology channel, in a session whose subtracted shaft stands this "
+             "many noise SDs or more (shaft_snr): each peak's noise is at least the photon "
+             "noise the image's voxel-to-voxel differences show there, which the leftover "
+             "ridge along a bright shaft hides from the neighbourhood's SD; None: never")
     brightness_noise: bool = _p(
         True, "with a morphology channel (and local_noise not by neighbourhood): each peak's "
               "noise scaled by how much noisier the filtered PSD-95 is on the cell's voxels "

@@ -1,6 +1,7 @@
 """PSD-95 alone (issue 25): the shaft's diffuse PSD-95 estimated from the PSD-95 channel itself,
 a threshold in the noise around each peak, and the dendrite that channel outlines."""
 import numpy as np
+import pandas as pd
 import pytest
 
 from pipeline.core.shaft import dendrite_mask, line_background, local_noise_factor
@@ -272,9 +273,9 @@ def test_puncta_close_along_the_shaft_keep_their_light_in_the_weight():
     assert len(null) >= 10
 
 
-def _oblique_shaft(rng, *, peak, shape=(20, 384, 384), angle_deg=11.25):
+def _oblique_shaft(rng, *, peak, shape=(20, 384, 384), angle_deg=11.25, photons=1500.0):
     """A straight shaft (a tube 0.8 um across) between two of the line openings' 8 directions,
-    ``peak`` photons over a background of 2, with a punctum of 1,500 photons every 4 um along
+    ``peak`` photons over a background of 2, with a punctum of ``photons`` every 4 um along
     it; a Poisson stack and the puncta's centres (voxels)."""
     from pipeline.truth.render import straight_shaft
 
@@ -283,15 +284,16 @@ def _oblique_shaft(rng, *, peak, shape=(20, 384, 384), angle_deg=11.25):
     along = np.arange(-150, 151, 4.0 / SPACING[2])
     centres = np.column_stack([np.full(len(along), shape[0] / 2),
                                shape[1] / 2 + along * np.sin(a), shape[2] / 2 + along * np.cos(a)])
-    puncta = render_puncta(shape, SPACING, centres, np.full(len(centres), 1500.0),
+    puncta = render_puncta(shape, SPACING, centres, np.full(len(centres), photons),
                            np.tile([0.85, 0.19, 0.19], (len(centres), 1)))
     return rng.poisson(shaft + 2.0 + puncta).astype(np.float32), centres
 
 
 def test_a_bright_shaft_that_grows_false_puncta_is_measured_as_such():
     """PSD-95 alone: the line openings miss 6-15 % of a noisy shaft, and on a bright one noise
-    on that ridge passes for puncta.  The detect table's ``shaft_snr`` (what
-    track.warn_shaft_snr, 2, reads) must say so where it happens and not on a dim shaft, 8-bit
+    on that ridge passes for puncta (here with the threshold in the neighbourhood's noise
+    alone: ``photon_noise_shaft_snr=None``).  The detect table's ``shaft_snr`` (what
+    track.warn_shaft_snr, 3, reads) must say so where it happens and not on a dim shaft, 8-bit
     or not."""
     from scipy.spatial import cKDTree
 
@@ -299,7 +301,7 @@ def test_a_bright_shaft_that_grows_false_puncta_is_measured_as_such():
     for peak, bright in ((9.0, True), (2.0, False)):
         image, centres = _oblique_shaft(rng, peak=peak)
         for stack in (image, np.round(image * 255 / image.max())):
-            det = detect_puncta(stack, spacing=SPACING)
+            det = detect_puncta(stack, spacing=SPACING, photon_noise_shaft_snr=None)
             d, _ = cKDTree(centres * SPACING).query(det[["z", "y", "x"]].to_numpy() * SPACING)
             false = int((d > 0.5).sum())
             snr = det["shaft_snr"].iloc[0]
@@ -311,3 +313,44 @@ def test_a_bright_shaft_that_grows_false_puncta_is_measured_as_such():
     # with a morphology channel nothing is subtracted as a shaft: NaN
     two = detect_puncta(image, spacing=SPACING, morphology=np.ones_like(image))
     assert two["shaft_snr"].isna().all()
+
+
+def test_a_bright_shafts_photon_noise_keeps_its_ridge_from_passing_for_puncta():
+    """On the bright oblique shaft above, with dim puncta on it (450 photons: weight 0.3 in
+    make bench's units), the threshold in the photon noise the image shows there
+    (detect.photon_noise_shaft_snr, the default) takes the false puncta along the ridge down
+    to a third or fewer and keeps every punctum; on a dim shaft it is not used."""
+    from scipy.spatial import cKDTree
+
+    rng = np.random.default_rng(5)
+    image, centres = _oblique_shaft(rng, peak=9.0, photons=450.0)
+    counts = {}
+    for option in (None, 3.0):
+        det = detect_puncta(image, spacing=SPACING, photon_noise_shaft_snr=option)
+        d, j = cKDTree(centres * SPACING).query(det[["z", "y", "x"]].to_numpy() * SPACING)
+        counts[option] = int((d > 0.5).sum())
+        assert len(set(j[d <= 0.5])) == len(centres), option          # every punctum found
+    assert counts[None] >= 10 and 3 * counts[3.0] <= counts[None], counts
+    # a dim shaft (shaft_snr ~1) is left to the neighbourhood's noise: the same detections
+    dim, _ = _oblique_shaft(rng, peak=2.0, photons=450.0)
+    a, b = (detect_puncta(dim, spacing=SPACING, photon_noise_shaft_snr=o) for o in (None, 3.0))
+    assert a["shaft_snr"].iloc[0] < 3.0
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_the_photon_noise_map_reads_noise_and_not_smooth_structure():
+    """Known answers: Poisson noise four times as variable on a quarter of the field (the
+    rest is the median voxel's) reads 2 there and 1 elsewhere; a noise-free smooth ridge (a
+    shaft's leftover) adds nothing."""
+    from pipeline.core.shaft import photon_noise_map
+
+    rng = np.random.default_rng(6)
+    mean = np.full((10, 128, 128), 2.0)
+    mean[:, :, 96:] = 8.0
+    y = np.arange(128)[None, :, None]
+    ridge = 10.0 * np.exp(-0.5 * ((y - 40) / 4.0) ** 2) * (np.arange(128)[None, None, :] < 48)
+    image = rng.poisson(mean).astype(np.float32) + ridge.astype(np.float32)
+    noise = photon_noise_map(image, sigma_vox=(1.0, 2.5, 2.5))
+    assert np.median(noise[2:-2, 10:-10, 104:-4]) == pytest.approx(2.0, rel=0.08)
+    assert np.median(noise[2:-2, 60:-10, 10:80]) == pytest.approx(1.0, rel=0.08)
+    assert np.median(noise[2:-2, 36:45, 10:40]) == pytest.approx(1.0, rel=0.1)     # the ridge

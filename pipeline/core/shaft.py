@@ -15,6 +15,8 @@ the single-channel regime: 60 % of the detections).  Three things answer that he
 - :func:`local_noise_factor`: the response's noise SD around each peak over the stack's, from
   the voxels near it that are neither punctum nor its surround (a truncated-normal estimate),
   so a threshold in noise units means the same on the shaft as in the neuropil;
+- :func:`photon_noise_map`: the same from the image's voxel-to-voxel noise, which the
+  shaft's leftover ridge (next) does not hide; used where the shaft is bright;
 - :func:`shaft_snr`: how bright the shaft is in units of the stack's noise.  The openings
   miss 6-15 % of a noisy shaft (more where it runs between their directions), and on a shaft
   several noise SDs bright, noise on that leftover ridge passes for puncta
@@ -164,6 +166,39 @@ def local_noise_factor(response: np.ndarray, noise: float, points: np.ndarray, *
     factor = np.interp(measured, seen, s)
     factor /= float(np.interp(_truncated_sd_ratio(np.array(keep_within)), seen, s))
     return np.where(weight > 0.05, np.maximum(factor, 1.0), 1.0)
+
+
+def photon_noise_map(image: np.ndarray, *, sigma_vox) -> np.ndarray:
+    """How many times noisier than the stack's median voxel a filter of SDs ``sigma_vox``
+    (z, y, x, voxels) answers at each voxel, from the image's own voxel-to-voxel noise.
+
+    The squared second differences along y and x (each carrying 6 times the variance of
+    white noise) estimate each voxel's noise variance whatever smooth structure lies under
+    it: a shaft's ridge that the line openings left behind adds nothing, a punctum a few
+    voxels wide ~10 % of its photon variance.  They are smoothed as the filter's square is
+    (SDs ``sigma_vox / sqrt 2``) and divided by their median; the square root, float32.  A
+    neighbourhood's SD (:func:`local_noise_factor`) leaves such a ridge out as puncta and
+    measures the neuropil's noise beside it; this does not.
+    """
+    im = np.asarray(image, np.float32)
+    var = np.zeros(im.shape, np.float32)
+    for axis in (1, 2):
+        n = im.shape[axis]
+        if n < 3:
+            continue
+        lo, mid, hi = (tuple(slice(None) if a != axis else slice(i, n - 2 + i) for a in range(3))
+                       for i in (0, 1, 2))
+        d2 = im[lo] + im[hi] - 2 * im[mid]
+        np.square(d2, out=d2)
+        d2 *= np.float32(1 / 12)         # two axes, each 6 times the variance
+        var[mid] += d2
+    smooth = ndimage.gaussian_filter(var, np.asarray(sigma_vox, float) / np.sqrt(2),
+                                     mode="nearest")
+    ref = float(np.median(smooth))
+    if ref <= 0:
+        return np.ones(im.shape, np.float32)
+    smooth *= np.float32(1 / ref)
+    return np.sqrt(np.maximum(smooth, 0, out=smooth), out=smooth)
 
 
 def dendrite_mask(background: np.ndarray, *, spacing, sds: float = 8.0,
