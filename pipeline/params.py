@@ -68,7 +68,8 @@ class DetectParams:
         3.0, "without a morphology channel, in a session whose subtracted shaft stands this "
              "many noise SDs or more (shaft_snr): each peak's noise is at least the photon "
              "noise the image's voxel-to-voxel differences show there, which the leftover "
-             "ridge along a bright shaft hides from the neighbourhood's SD; None: never")
+             "ridge along a bright shaft hides from the neighbourhood's SD, and a peak that "
+             "is a bump on that ridge (core.shaft.ridge_like) is dropped; None: never")
     brightness_noise: bool = _p(
         True, "with a morphology channel (and local_noise not by neighbourhood): each peak's "
               "noise scaled by how much noisier the filtered PSD-95 is on the cell's voxels "

@@ -201,6 +201,45 @@ def photon_noise_map(image: np.ndarray, *, sigma_vox) -> np.ndarray:
     return np.sqrt(np.maximum(smooth, 0, out=smooth), out=smooth)
 
 
+def ridge_like(response: np.ndarray, points: np.ndarray, *, spacing, noise: float,
+               along_um: float = 0.5, flat_ratio: float = 0.4,
+               contrast_snr: float = 6.0) -> np.ndarray:
+    """Which sub-voxel (z, y, x) ``points`` (peaks of ``response``) are bumps on a ridge
+    rather than puncta: boolean, one per point.
+
+    At each peak the in-plane Hessian of ``response`` (central differences of central
+    differences) gives the direction the response curves least; a ridge runs that way.  A
+    peak is ridge-like where it curves less than ``flat_ratio`` times as much along that
+    direction as across it, and stands less than ``contrast_snr`` noise SDs (``noise``, the
+    response's) above the higher of the response ``along_um`` either way along it.  A
+    punctum, on a ridge or not, falls off along it by most of its own height; noise on the
+    ridge the line openings left along a bright shaft does not.
+    """
+    pos = np.asarray(points, float).reshape(-1, 3)
+    if len(pos) == 0:
+        return np.zeros(0, bool)
+    shape = np.array(response.shape)
+    at = np.clip(np.round(pos).astype(int), [0, 2, 2], shape - [1, 3, 3])
+    z, y, x = at.T
+
+    def r(dy, dx):
+        return response[z, y + dy, x + dx].astype(float)
+
+    centre = r(0, 0)
+    hyy = (r(2, 0) + r(-2, 0) - 2 * centre) / 4
+    hxx = (r(0, 2) + r(0, -2) - 2 * centre) / 4
+    hxy = (r(1, 1) - r(1, -1) - r(-1, 1) + r(-1, -1)) / 4
+    values, vectors = np.linalg.eigh(np.stack([np.stack([hyy, hxy], -1),
+                                               np.stack([hxy, hxx], -1)], -2))
+    flat = values[:, 1] / np.where(values[:, 0] < 0, values[:, 0], -np.inf) < flat_ratio
+    step = np.zeros_like(pos)
+    step[:, 1:] = vectors[:, :, 1] * along_um / np.asarray(spacing, float)[1:]
+    here, ahead, behind = (ndimage.map_coordinates(response, p.T, order=1, mode="nearest")
+                           for p in (pos, pos + step, pos - step))
+    low = here - np.maximum(ahead, behind) < contrast_snr * noise
+    return flat & low
+
+
 def dendrite_mask(background: np.ndarray, *, spacing, sds: float = 8.0,
                   min_length_um: float = 4.0, min_total_um3: float = 20.0) -> np.ndarray | None:
     """Where :func:`line_background` stands more than ``sds`` of its own robust noise SDs

@@ -26,7 +26,7 @@ from ..core.optics import FWHM_TO_SIGMA
 from ..core.pairs import elongation, fit_pairs
 from ..core.photometry import aperture_photometry
 from ..core.shaft import (dendrite_mask, line_background, local_noise_factor, photon_noise_map,
-                          shaft_brightness, shaft_snr)
+                          ridge_like, shaft_brightness, shaft_snr)
 from ..core.shoulders import blob_responses, blob_size_um
 from ..core.spines import detect_spines
 from ..params import DetectParams, SpinesParams, as_options
@@ -342,7 +342,9 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
         stands this many noise SDs or more (``shaft_snr`` below), each peak's noise is at
         least the photon noise of the image there
         (:func:`~pipeline.core.shaft.photon_noise_map`): the openings leave a ridge along a
-        bright shaft that the neighbourhood's SD leaves out as puncta; None: not
+        bright shaft that the neighbourhood's SD leaves out as puncta; and the matched
+        filter's peaks that are bumps on that ridge are dropped
+        (:func:`~pipeline.core.shaft.ridge_like`); None: not
     fine_scale : lateral SD of the narrower filter over the matched one's; None: not run.
         Not run where ``shaft_line_um`` was subtracted (its openings notch large heads,
         which this filter splits)
@@ -400,10 +402,13 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
         signal -= shaft
     notched = shaft is not None
     # a bright shaft's photon noise, which its leftover ridge hides from the neighbourhood's
-    # SD (benchmarks/detection_benchmark.py, median F1: single_channel_bright_shaft 0.694 ->
-    # 0.791); only on a bright shaft: used on every session it cost recall where puncta crowd
-    # a dim shaft and add their own photon noise (--detect photon_noise_shaft_snr=0:
-    # single_channel 0.944 -> 0.925, single_channel_PV 0.928 -> 0.890)
+    # SD, and a test of each peak for a bump on that ridge (benchmarks/detection_benchmark.py,
+    # median F1 on single_channel_bright_shaft: 0.694, 0.791 with the photon noise, 0.884
+    # with both; recall 0.93-0.98 throughout).  Only on a bright shaft: the photon noise used
+    # on every session cost recall where puncta crowd a dim shaft and add their own photon
+    # noise (single_channel 0.944 -> 0.925, single_channel_PV 0.928 -> 0.890), and the ridge
+    # test takes a chain of puncta along a shaft for a ridge (10-26 of 623 true puncta of
+    # single_channel_PV in scratch measurements)
     photon = (photon_noise_map(image, sigma_vox=sigma_vox)
               if notched and photon_noise_shaft_snr is not None
               and shaft_level >= photon_noise_shaft_snr else None)
@@ -513,6 +518,10 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
             keep &= mask[tuple(peaks.T)]
         peaks, peak_noise = peaks[keep], peak_noise[keep]
         offsets, sd = _subvoxel(resp, peaks)
+        if photon is not None and sig_vox is sigma_vox and len(peaks):
+            # on a bright shaft, bumps on the ridge its openings left are not puncta
+            puncta = ~ridge_like(resp, peaks + offsets, spacing=spacing, noise=noise)
+            peaks, peak_noise, offsets, sd = (v[puncta] for v in (peaks, peak_noise, offsets, sd))
         peak = resp[tuple(peaks.T)]
         return peaks + offsets, peak, peak / peak_noise, fwhm_of(sd, sig_vox, ratio)
 
