@@ -102,7 +102,11 @@ def _fill(heads_um, *, seed=0, photons=40.0, shape=(12, 128, 320), neck_radius_u
 
 def test_spine_heads_are_found_and_the_shaft_gives_none():
     """Heads 1-2 um from a bright shaft, and a stubby one on its surface, each found once; no
-    detection along the shaft between them (the puncta detector fires all along it)."""
+    detection along the shaft between them (the puncta detector fired all along it until it
+    held a bright shaft's peaks to its photon noise and dropped bumps on its ridge)."""
+    from dataclasses import replace
+
+    from pipeline.params import DetectParams
     from pipeline.stages.detect import detect_session, detect_spine_session
     from pipeline.truth.evaluate import match_points
 
@@ -117,11 +121,19 @@ def test_spine_heads_are_found_and_the_shaft_gives_none():
     assert stubby in ib
     # equal heads 0.8-2 um from the same shaft: equal weights (head over shaft intensity)
     assert found["weight"].std() < 0.15 * found["weight"].mean(), found["weight"]
-    # the puncta detector on the same fill: detections on the shaft, far from every head
-    puncta = detect_session(stack, spacing=SPACING)
-    far = np.min(np.linalg.norm((puncta[["y", "x"]].to_numpy()[:, None] - truth[None, :, 1:])
-                                * SPACING[1:], axis=2), axis=1) > 1.0
-    assert far.sum() >= 3
+    # the puncta detector on the same fill, with the neighbourhood's noise alone: detections
+    # on the shaft, far from every head; with a bright shaft's photon noise and the ridge
+    # test (detect.photon_noise_shaft_snr, the default: the fill's shaft reads far above it)
+    # none of them
+    for option, false_at_least, false_at_most in ((None, 3, None), (3.0, 0, 1)):
+        puncta = detect_session(
+            stack, spacing=SPACING,
+            params=replace(DetectParams(), photon_noise_shaft_snr=option))
+        far = np.min(np.linalg.norm((puncta[["y", "x"]].to_numpy()[:, None]
+                                     - truth[None, :, 1:]) * SPACING[1:], axis=2), axis=1) > 1.0
+        assert far.sum() >= false_at_least, (option, far.sum())
+        if false_at_most is not None:
+            assert far.sum() <= false_at_most and puncta["shaft_snr"].iloc[0] >= 3.0, (option, far.sum())
 
 
 def test_a_head_merged_with_a_brighter_neighbour_is_found_by_the_fine_search():
