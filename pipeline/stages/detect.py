@@ -404,7 +404,8 @@ def detect_puncta(image: np.ndarray, *, spacing, psf_fwhm_um=_D.psf_fwhm_um,
     # a bright shaft's photon noise, which its leftover ridge hides from the neighbourhood's
     # SD, and a test of each peak for a bump on that ridge (benchmarks/detection_benchmark.py,
     # median F1 on single_channel_bright_shaft: 0.694, 0.791 with the photon noise, 0.884
-    # with both; recall 0.93-0.98 throughout).  Only on a bright shaft: the photon noise used
+    # with both; per-session recall 0.96-0.99 before, 0.93-0.98 with either: a dim punctum is
+    # held to the bright shaft's photon noise).  Only on a bright shaft: the photon noise used
     # on every session cost recall where puncta crowd a dim shaft and add their own photon
     # noise (single_channel 0.944 -> 0.925, single_channel_PV 0.928 -> 0.890), and the ridge
     # test takes a chain of puncta along a shaft for a ridge (10-26 of 623 true puncta of
